@@ -1,0 +1,88 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Warnings are errors in CI (CI=true) and whenever ROBOTD_STRICT is set; locally they stay
+// warnings so that work in progress builds. Applied to this package's targets only.
+let strict = Context.environment["CI"] == "true" || Context.environment["ROBOTD_STRICT"] != nil
+let ownSwiftSettings: [SwiftSetting] = strict ? [.unsafeFlags(["-warnings-as-errors"])] : []
+
+let package = Package(
+    name: "robotd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "robotd", targets: ["robotd"]),
+        .library(name: "RTScheduler", targets: ["RTScheduler"]),
+        .library(name: "SafetyGuard", targets: ["SafetyGuard"]),
+        .library(name: "Actuators", targets: ["Actuators"]),
+        .library(name: "AIOSRobot", targets: ["AIOSRobot"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // System-library shims: modulemap + header, found through pkg-config. No logic here.
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(
+            name: "CSerial", pkgConfig: "libserialport",
+            providers: [.apt(["libserialport-dev"])]),
+        .systemLibrary(
+            name: "CEvdev", pkgConfig: "libevdev",
+            providers: [.apt(["libevdev-dev"])]),
+        // What Glibc does not import into Swift: futex, CPU affinity, per-thread credentials.
+        .target(name: "CRealtime"),
+        // Counts heap allocations (malloc interposer) so "no allocation on the hot path" is measured.
+        .target(name: "CAllocCounter"),
+
+        .target(
+            name: "RTScheduler",
+            dependencies: [
+                "CRealtime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
+        .target(
+            name: "SafetyGuard",
+            dependencies: ["RTScheduler"]),
+        .target(
+            name: "Actuators",
+            dependencies: [
+                "SafetyGuard", "RTScheduler",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "AIOSRobot",
+            dependencies: [
+                "RTScheduler", "SafetyGuard", "Actuators",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "RobotBenchmarks",
+            dependencies: [
+                "RTScheduler", "SafetyGuard", "CAllocCounter",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "robotd",
+            dependencies: [
+                "AIOSRobot", "RobotBenchmarks", "RTScheduler",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime"]),
+        .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot"]),
+        .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
+
+for target in package.targets where target.type != .system && !target.name.hasPrefix("C") {
+    target.swiftSettings = (target.swiftSettings ?? []) + ownSwiftSettings
+}

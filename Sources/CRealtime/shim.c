@@ -1,0 +1,147 @@
+#define _GNU_SOURCE
+#include "CRealtime.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+struct rt_doorbell {
+    _Atomic uint32_t sequence;   // futex word: bumped on every ring
+    _Atomic uint32_t sleeping;   // 1 while the dispatcher is (about to be) in futex_wait
+    _Atomic uint64_t wakes;
+    uint32_t words;
+    _Atomic uint64_t pending[];  // one bit per source
+};
+
+rt_doorbell *rt_doorbell_create(uint32_t words) {
+    if (words == 0) words = 1;
+    rt_doorbell *bell = calloc(1, sizeof(rt_doorbell) + words * sizeof(_Atomic uint64_t));
+    if (!bell) return NULL;
+    bell->words = words;
+    return bell;
+}
+
+void rt_doorbell_destroy(rt_doorbell *bell) { free(bell); }
+
+uint32_t rt_doorbell_words(const rt_doorbell *bell) { return bell->words; }
+
+static void wake_if_sleeping(rt_doorbell *bell) {
+    atomic_fetch_add_explicit(&bell->sequence, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&bell->sleeping, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&bell->wakes, 1, memory_order_relaxed);
+        syscall(SYS_futex, &bell->sequence, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+}
+
+void rt_doorbell_ring(rt_doorbell *bell, uint32_t bit) {
+    uint32_t word = bit / 64;
+    if (word >= bell->words) word = bell->words - 1;
+    atomic_fetch_or_explicit(&bell->pending[word], (uint64_t)1 << (bit % 64), memory_order_release);
+    wake_if_sleeping(bell);
+}
+
+void rt_doorbell_nudge(rt_doorbell *bell) { wake_if_sleeping(bell); }
+
+uint64_t rt_doorbell_take(rt_doorbell *bell, uint32_t index) {
+    if (index >= bell->words) return 0;
+    if (atomic_load_explicit(&bell->pending[index], memory_order_relaxed) == 0) return 0;
+    return atomic_exchange_explicit(&bell->pending[index], 0, memory_order_acquire);
+}
+
+static int any_pending(rt_doorbell *bell) {
+    for (uint32_t i = 0; i < bell->words; i++)
+        if (atomic_load_explicit(&bell->pending[i], memory_order_acquire)) return 1;
+    return 0;
+}
+
+int rt_doorbell_wait(rt_doorbell *bell, int64_t deadline_ns) {
+    uint32_t seen = atomic_load_explicit(&bell->sequence, memory_order_seq_cst);
+    if (any_pending(bell)) return 1;
+    atomic_store_explicit(&bell->sleeping, 1, memory_order_seq_cst);
+    // Dekker pairing with wake_if_sleeping: either we see the producer's bump here, or it sees
+    // sleeping == 1 and issues the wake.
+    if (atomic_load_explicit(&bell->sequence, memory_order_seq_cst) != seen || any_pending(bell)) {
+        atomic_store_explicit(&bell->sleeping, 0, memory_order_relaxed);
+        return 1;
+    }
+    int woken = 1;
+    struct timespec ts;
+    struct timespec *timeout = NULL;
+    if (deadline_ns != INT64_MAX) {
+        ts.tv_sec = deadline_ns / 1000000000;
+        ts.tv_nsec = deadline_ns % 1000000000;
+        timeout = &ts;
+    }
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time-out: no drift from relative sleeps.
+    long rc = syscall(SYS_futex, &bell->sequence, FUTEX_WAIT_BITSET_PRIVATE, seen, timeout, NULL,
+                      FUTEX_BITSET_MATCH_ANY);
+    if (rc == -1 && errno == ETIMEDOUT) woken = 0;
+    atomic_store_explicit(&bell->sleeping, 0, memory_order_relaxed);
+    return woken;
+}
+
+uint64_t rt_doorbell_wake_syscalls(const rt_doorbell *bell) {
+    return atomic_load_explicit(&((rt_doorbell *)bell)->wakes, memory_order_relaxed);
+}
+
+int64_t rt_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void rt_sleep_until(int64_t deadline_ns) {
+    struct timespec ts = {.tv_sec = deadline_ns / 1000000000, .tv_nsec = deadline_ns % 1000000000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+int rt_pin_current_thread(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+int rt_allowed_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+    return CPU_COUNT(&set);
+}
+
+int rt_set_fifo(int priority) {
+    struct sched_param param = {.sched_priority = priority};
+    return pthread_setschedparam(pthread_self(), SCHED_FIFO, &param);
+}
+
+int rt_current_policy(void) {
+    int policy = 0;
+    struct sched_param param;
+    pthread_getschedparam(pthread_self(), &policy, &param);
+    return policy;
+}
+
+int rt_thread_drop_privileges(uint32_t uid, uint32_t gid) {
+    if (syscall(SYS_setresgid, gid, gid, gid) != 0) return errno;
+    if (syscall(SYS_setresuid, uid, uid, uid) != 0) return errno;
+    return 0;
+}
+
+void rt_prefault_stack(uint32_t bytes) {
+    volatile unsigned char *buffer = __builtin_alloca(bytes);
+    for (uint32_t i = 0; i < bytes; i += 4096) buffer[i] = 0;
+}
+
+void rt_name_current_thread(const char *name) {
+    char buffer[16];
+    strncpy(buffer, name, 15);
+    buffer[15] = 0;
+    pthread_setname_np(pthread_self(), buffer);
+}

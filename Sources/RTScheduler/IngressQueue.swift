@@ -1,0 +1,104 @@
+import Synchronization
+
+/// A bounded, multi-producer single-consumer queue of events for one source.
+///
+/// Producers on any thread `push`; only the dispatch thread `pop`s. Storage is allocated once at
+/// creation; pushes and pops never allocate. The lock is held for a handful of instructions.
+final class IngressQueue: Sendable {
+    struct Ring: ~Copyable {
+        let slots: UnsafeMutablePointer<Event>
+        let capacity: Int
+        var head = 0
+        var count = 0
+
+        init(capacity: Int) {
+            self.capacity = capacity
+            slots = .allocate(capacity: capacity)
+            slots.initialize(repeating: Event.empty, count: capacity)
+        }
+
+        deinit {
+            slots.deinitialize(count: capacity)
+            slots.deallocate()
+        }
+
+        @inline(__always) func index(_ offset: Int) -> Int {
+            let i = head + offset
+            return i >= capacity ? i - capacity : i
+        }
+
+        mutating func append(_ event: Event) {
+            slots[index(count)] = event
+            count += 1
+        }
+
+        mutating func removeFirst() -> Event {
+            let event = slots[head]
+            slots[head] = Event.empty  // release any referenced payload now, not when overwritten
+            head = index(1)
+            count -= 1
+            return event
+        }
+    }
+
+    let spec: QueueSpec
+    private let ring: Mutex<Ring>
+
+    // Counters for snapshots; written under the lock, read from anywhere without it.
+    let produced = Atomic<UInt64>(0)
+    let dropped = Atomic<UInt64>(0)
+    let rejected = Atomic<UInt64>(0)
+    let depth = Atomic<Int>(0)
+    let highWater = Atomic<Int>(0)
+
+    init(spec: QueueSpec) {
+        self.spec = spec
+        ring = Mutex(Ring(capacity: spec.capacity))
+    }
+
+    /// Real-time safe (bounded lock hold, no allocation).
+    func push(_ event: Event) -> PostResult {
+        produced.add(1, ordering: .relaxed)
+        return ring.withLock { ring -> PostResult in
+            var result = PostResult.accepted
+            if spec.overflow == .keepLatestPerKey {
+                for offset in 0..<ring.count {
+                    let i = ring.index(offset)
+                    if ring.slots[i].key == event.key {
+                        ring.slots[i] = event
+                        dropped.add(1, ordering: .relaxed)
+                        return .coalesced
+                    }
+                }
+            }
+            if ring.count == ring.capacity {
+                switch spec.overflow {
+                case .reject:
+                    rejected.add(1, ordering: .relaxed)
+                    return .rejected
+                case .dropOldest, .keepLatestPerKey:
+                    _ = ring.removeFirst()
+                    dropped.add(1, ordering: .relaxed)
+                    result = .droppedOldest
+                }
+            }
+            ring.append(event)
+            depth.store(ring.count, ordering: .relaxed)
+            if ring.count > highWater.load(ordering: .relaxed) {
+                highWater.store(ring.count, ordering: .relaxed)
+            }
+            return result
+        }
+    }
+
+    /// Dispatch thread only.
+    func pop() -> Event? {
+        if depth.load(ordering: .relaxed) == 0 { return nil }  // racy fast path; the doorbell re-rings
+        return ring.withLock { ring -> Event? in
+            guard ring.count > 0 else { return nil }
+            let event = ring.removeFirst()
+            depth.store(ring.count, ordering: .relaxed)
+            return event
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import CRealtime
+import Glibc
+import Logging
+
+/// What real-time treatment the dispatch thread asks for. Each item is applied when permitted;
+/// when not, the thread runs without it and one warning names everything that was not applied.
+public struct RealtimeOptions: Sendable, Equatable {
+    /// SCHED_FIFO priority (1…99); nil keeps SCHED_OTHER.
+    public var fifoPriority: Int?
+    /// Pin the dispatch thread to this CPU.
+    public var cpu: Int?
+    /// mlockall(MCL_CURRENT | MCL_FUTURE): no page faults once running.
+    public var lockMemory: Bool
+    /// Hold /dev/cpu_dma_latency at 0 while running (no deep C-states), as cyclictest does.
+    public var holdDMALatency: Bool
+    /// Stack touched up front so the loop does not fault it in.
+    public var prefaultStackBytes: Int
+
+    public init(fifoPriority: Int? = nil, cpu: Int? = nil, lockMemory: Bool = false,
+                holdDMALatency: Bool = false, prefaultStackBytes: Int = 256 * 1024) {
+        self.fifoPriority = fifoPriority
+        self.cpu = cpu
+        self.lockMemory = lockMemory
+        self.holdDMALatency = holdDMALatency
+        self.prefaultStackBytes = prefaultStackBytes
+    }
+
+    /// Everything on: what robotd uses on a robot.
+    public static func realtime(priority: Int = 80, cpu: Int? = nil) -> RealtimeOptions {
+        RealtimeOptions(fifoPriority: priority, cpu: cpu, lockMemory: true, holdDMALatency: true)
+    }
+}
+
+/// What was actually applied to the thread.
+public struct RealtimeReport: Sendable, Equatable {
+    public enum Policy: Sendable, Equatable { case fifo(priority: Int), other }
+    public var policy: Policy = .other
+    public var cpu: Int?
+    public var memoryLocked = false
+    public var dmaLatencyHeld = false
+    /// Each requested item that could not be applied, with the reason (errno text).
+    public var notApplied: [String] = []
+    var dmaLatencyFD: Int32 = -1
+
+    public init() {}
+
+    /// Closes the /dev/cpu_dma_latency handle (the kernel then drops the request).
+    public func release() {
+        if dmaLatencyFD >= 0 { close(dmaLatencyFD) }
+    }
+}
+
+public enum RealtimeSetup {
+    /// Applies `options` to the calling thread. Never fails: what is not permitted is reported.
+    public static func apply(_ options: RealtimeOptions, logger: Logger) -> RealtimeReport {
+        var report = RealtimeReport()
+        if let cpu = options.cpu {
+            let rc = rt_pin_current_thread(Int32(cpu))
+            if rc == 0 { report.cpu = cpu } else { report.notApplied.append("CPU affinity \(cpu): \(errnoText(rc))") }
+        }
+        if options.lockMemory {
+            if mlockall(Int32(MCL_CURRENT | MCL_FUTURE)) == 0 {
+                report.memoryLocked = true
+            } else {
+                report.notApplied.append("mlockall: \(errnoText(errno))")
+            }
+        }
+        if options.holdDMALatency {
+            let fd = open("/dev/cpu_dma_latency", O_RDWR)
+            if fd >= 0 {
+                var zero: Int32 = 0
+                if write(fd, &zero, 4) == 4 {
+                    report.dmaLatencyHeld = true
+                    report.dmaLatencyFD = fd
+                } else {
+                    report.notApplied.append("/dev/cpu_dma_latency: \(errnoText(errno))")
+                    close(fd)
+                }
+            } else {
+                report.notApplied.append("/dev/cpu_dma_latency: \(errnoText(errno))")
+            }
+        }
+        if let priority = options.fifoPriority {
+            let rc = rt_set_fifo(Int32(priority))
+            if rc == 0 {
+                report.policy = .fifo(priority: priority)
+            } else {
+                report.notApplied.append("SCHED_FIFO priority \(priority): \(errnoText(rc))")
+            }
+        }
+        if options.prefaultStackBytes > 0 { rt_prefault_stack(UInt32(options.prefaultStackBytes)) }
+        if !report.notApplied.isEmpty {
+            let policy = report.policy == .other ? "SCHED_OTHER" : "SCHED_FIFO"
+            logger.warning("real-time setup incomplete; the dispatch thread runs with \(policy) and without: \(report.notApplied.joined(separator: "; "))")
+        }
+        return report
+    }
+
+    static func errnoText(_ code: Int32) -> String {
+        guard let text = strerror(code) else { return "errno \(code)" }
+        return "\(String(cString: text)) (errno \(code))"
+    }
+}

@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RobotBenchmarks
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure what this machine can hold, each figure beside a baseline from the same run.",
+        subcommands: [SchedulerBench.self])
+}
+
+struct SchedulerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Dispatch latency, flood isolation, throughput, 1 kHz jitter vs cyclictest, allocations per event.")
+
+    @Flag(help: "Print one JSON object instead of a report.")
+    var json = false
+
+    @Option(help: "Seconds per latency and throughput phase.")
+    var seconds: Double = 2
+
+    @Option(help: "Seconds of 1 kHz jitter measurement (each for robotd, a bare nanosleep loop and cyclictest).")
+    var jitterSeconds: Double = 5
+
+    @Option(help: "SCHED_FIFO priority of the dispatch thread (and of cyclictest).")
+    var priority: Int = 80
+
+    @Option(help: "CPU for the dispatch thread and cyclictest (default: the last allowed CPU).")
+    var cpu: Int?
+
+    func validate() throws {
+        guard seconds > 0, jitterSeconds > 0 else { throw ValidationError("durations must be positive") }
+        guard (1...99).contains(priority) else { throw ValidationError("priority must be 1…99") }
+    }
+
+    func run() throws {
+        var options = SchedulerBenchmark.Options()
+        options.seconds = seconds
+        options.jitterSeconds = jitterSeconds
+        options.fifoPriority = priority
+        if let cpu { options.cpu = cpu }
+        let logger = Logger(label: "robotd.bench")
+        let json = self.json
+        let result = try SchedulerBenchmark(options: options, logger: logger).run { phase in
+            if !json { FileHandle.standardError.write(Data("… \(phase)\n".utf8)) }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(BenchReport.scheduler(result))
+        }
+    }
+}

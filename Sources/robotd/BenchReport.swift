@@ -1,0 +1,25 @@
+import Foundation
+import RobotBenchmarks
+
+enum BenchReport {
+    static func us(_ v: Double) -> String { String(format: "%.1f µs", v) }
+    static func ratio(_ v: Double?) -> String { v.map { String(format: "%.2f×", $0) } ?? "n/a" }
+
+    static func scheduler(_ r: SchedulerBenchmark.Result) -> String {
+        var lines = ["robotd bench scheduler", "machine:  \(r.machine)", "dispatch: \(r.realtime)", ""]
+        lines.append("dispatch latency (post on another thread → handler starts)")
+        for d in r.dispatch {
+            lines.append("  \(d.rate / 1000) k/s  p50 \(us(d.p50Us))  p99 \(us(d.p99Us))  p99.9 \(us(d.p999Us))  max \(us(d.maxUs))  (\(d.events) events)")
+        }
+        lines.append("high-priority p99 under a low-priority flood: \(us(r.floodP99Us)) vs idle \(us(r.floodIdleP99Us)) = \(ratio(r.floodP99Ratio))  (flood: \(r.floodEventsHandled) handled, \(r.floodEventsDropped) dropped)")
+        lines.append(String(format: "maximum throughput: %.0f events/s", r.throughputEps))
+        lines.append(String(format: "heap allocations per event (steady state, whole process): %.4f", r.allocsPerEvent))
+        lines.append("1 kHz periodic wake-up: p50 \(us(r.jitterP50Us))  p99 \(us(r.jitterP99Us))  max \(us(r.jitterMaxUs))")
+        lines.append("  bare clock_nanosleep loop p99 \(us(r.nanosleepP99Us))")
+        if let c = r.cyclictestP99Us {
+            lines.append("  cyclictest p50 \(us(r.cyclictestP50Us ?? 0))  p99 \(us(c))  max \(us(r.cyclictestMaxUs ?? 0))  → jitter ratio \(ratio(r.jitterRatio))")
+        }
+        for note in r.notes { lines.append("note: \(note)") }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Robotd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "robotd",
+        abstract: "A real-time robot and IoT-rig runtime: inputs → scheduler → policies → safety guard → actuators.",
+        subcommands: [Bench.self])
+}

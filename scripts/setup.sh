@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages robotd needs, only those missing. Idempotent; needs root (or sudo).
+set -euo pipefail
+packages=(libmosquitto-dev libserialport-dev libevdev-dev mosquitto mosquitto-clients rt-tests pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+# Debian starts no broker on its own here; tests start their own on a free loopback port.
+command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is required)" >&2; exit 1; }
