@@ -6,4 +6,12 @@ public struct DeadlineFault: Sendable, Equatable {
     public var consecutiveMisses: Int
     public var limit: Int
     public var at: Instant
+
+    public init(task: TaskID, taskName: String, consecutiveMisses: Int, limit: Int, at: Instant) {
+        self.task = task
+        self.taskName = taskName
+        self.consecutiveMisses = consecutiveMisses
+        self.limit = limit
+        self.at = at
+    }
 }

@@ -6,6 +6,7 @@ public struct SourceID: Hashable, Sendable, CustomStringConvertible {
 
 public struct TaskID: Hashable, Sendable, CustomStringConvertible {
     public let index: Int
+    public init(index: Int) { self.index = index }
     public var description: String { "task#\(index)" }
 }
 

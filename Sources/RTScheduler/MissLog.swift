@@ -1,5 +1,3 @@
-import Synchronization
-
 /// What kind of deadline miss happened.
 public enum MissKind: String, Sendable, Codable {
     /// The job started after its deadline.
@@ -26,59 +24,10 @@ public struct MissRecord: Sendable, Equatable {
     public var amount: Int64
 }
 
-/// A bounded ring of miss records: the dispatch thread appends (never allocates), telemetry
-/// drains from another thread. When full, the oldest record is dropped and counted.
-public final class MissLog: Sendable {
-    private struct Ring: ~Copyable {
-        let slots: UnsafeMutablePointer<MissRecord>
-        let capacity: Int
-        var head = 0
-        var count = 0
-        init(capacity: Int) {
-            self.capacity = capacity
-            slots = .allocate(capacity: capacity)
-            slots.initialize(repeating: MissRecord(task: TaskID(index: -1), kind: .startLate, release: .zero,
-                                                   deadline: .zero, at: .zero, amount: 0), count: capacity)
-        }
-        deinit {
-            slots.deinitialize(count: capacity)
-            slots.deallocate()
-        }
-    }
+/// The scheduler's miss log: the dispatch thread appends, telemetry drains; overwrites counted.
+public typealias MissLog = OverwritingRing<MissRecord>
 
-    private let ring: Mutex<Ring>
-    public let overwritten = Atomic<UInt64>(0)
-
-    public init(capacity: Int) {
-        precondition(capacity >= 1)
-        ring = Mutex(Ring(capacity: capacity))
-    }
-
-    /// Real-time safe.
-    func append(_ record: MissRecord) {
-        ring.withLock { ring in
-            if ring.count == ring.capacity {
-                ring.head = (ring.head + 1) % ring.capacity
-                ring.count -= 1
-                overwritten.add(1, ordering: .relaxed)
-            }
-            ring.slots[(ring.head + ring.count) % ring.capacity] = record
-            ring.count += 1
-        }
-    }
-
-    /// Takes every record logged since the last drain, oldest first. Allocates; not for the
-    /// dispatch thread.
-    public func drain() -> [MissRecord] {
-        var out: [MissRecord] = []
-        out.reserveCapacity(64)
-        ring.withLock { ring in
-            while ring.count > 0 {
-                out.append(ring.slots[ring.head])
-                ring.head = (ring.head + 1) % ring.capacity
-                ring.count -= 1
-            }
-        }
-        return out
-    }
+extension MissRecord {
+    static let filler = MissRecord(task: TaskID(index: -1), kind: .startLate, release: .zero, deadline: .zero,
+                                   at: .zero, amount: 0)
 }

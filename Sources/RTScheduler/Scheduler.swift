@@ -73,7 +73,7 @@ public final class Scheduler: @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         self.maxRunnables = maxRunnables
-        self.missLog = MissLog(capacity: missLogCapacity)
+        self.missLog = MissLog(capacity: missLogCapacity, filler: .filler)
         self.hub = IngressHub(doorbell: Doorbell(bits: maxRunnables), clock: clock)
         self.ready = ReadyQueue(capacity: maxRunnables)
     }

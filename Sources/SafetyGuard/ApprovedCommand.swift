@@ -1,0 +1,30 @@
+import RTScheduler
+
+/// A command the guard has approved, possibly clamped. **Only SafetyGuard can create one**: the
+/// initialiser is internal to this module, so no other module (a policy, the planner, an actuator
+/// back end) can forge one. Actuator back ends accept nothing else — invariant 1 as a type fact,
+/// checked by `GateTypeTests`, which runs the compiler on code that tries.
+public struct ApprovedCommand: Sendable, Equatable {
+    public let channel: ChannelID
+    public let value: CommandValue
+    public let origin: CommandOrigin
+    public let sourceTag: UInt32
+    public let issuedAt: Instant
+    public let validUntil: Instant
+    /// When the guard approved it.
+    public let approvedAt: Instant
+    /// Category-1 stop finished: the actuator should remove power after applying `value`.
+    public let deenergize: Bool
+
+    init(channel: ChannelID, value: CommandValue, origin: CommandOrigin, sourceTag: UInt32,
+         issuedAt: Instant, validUntil: Instant, approvedAt: Instant, deenergize: Bool = false) {
+        self.channel = channel
+        self.value = value
+        self.origin = origin
+        self.sourceTag = sourceTag
+        self.issuedAt = issuedAt
+        self.validUntil = validUntil
+        self.approvedAt = approvedAt
+        self.deenergize = deenergize
+    }
+}

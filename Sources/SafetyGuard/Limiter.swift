@@ -1,0 +1,101 @@
+/// The continuous limiter: a pure function of (limits, last approved state, dt, request).
+///
+/// Every limit is an interval of admissible values for this step, so the admissible set is their
+/// intersection and the approved value is the request clamped into it — the smallest change that
+/// satisfies every limit, and an in-limits request passes unchanged. Limits are intersected in
+/// priority order: range, rate (and deceleration), second derivative, braking, third derivative.
+/// If a lower-priority interval does not meet what is left, it yields (`.yielded` is reported):
+/// range and rate never yield.
+public enum Limiter {
+    /// The last approved values: value, first and second derivative, and how many approvals
+    /// they rest on (derivatives need that many samples to be meaningful).
+    public struct State: Sendable, Equatable {
+        public var value: Double
+        public var rate: Double
+        public var second: Double
+        public var samples: Int
+
+        public init(value: Double, rate: Double = 0, second: Double = 0, samples: Int = 1) {
+            self.value = value
+            self.rate = rate
+            self.second = second
+            self.samples = samples
+        }
+
+        public static let none = State(value: 0, samples: 0)
+    }
+
+    public struct Output: Sendable, Equatable {
+        public var value: Double
+        public var reasons: ClampReasons
+        public var state: State
+    }
+
+    /// Limits `requested` given the previous approved `state`, `dt` seconds later.
+    public static func limit(_ requested: Double, limits: ContinuousLimits, state: State, dt: Double) -> Output {
+        var lo = -Double.infinity
+        var hi = Double.infinity
+        var reasons: ClampReasons = []
+
+        // Narrows [lo, hi] by [a, b] unless that would empty it (then the limit yields). A limit
+        // that the request falls outside of is named in the reasons.
+        func intersect(_ a: Double, _ b: Double, _ reason: ClampReasons) {
+            let newLo = Swift.max(lo, a)
+            let newHi = Swift.min(hi, b)
+            guard newLo <= newHi else { reasons.insert(.yielded); return }
+            lo = newLo
+            hi = newHi
+            if requested < a || requested > b { reasons.insert(reason) }
+        }
+
+        intersect(limits.min ?? -.infinity, limits.max ?? .infinity, .range)
+        let hasHistory = state.samples >= 1
+        let step = Swift.max(dt, 0)
+        if hasHistory, let up = limits.maxRate {
+            // Moving toward zero is deceleration for a velocity channel; its limit may differ.
+            let down = limits.maxDecelerationRate ?? up
+            let decelerating = (state.value > 0 && requested < state.value) || (state.value < 0 && requested > state.value)
+            let allowDown = state.value > 0 ? down : up
+            let allowUp = state.value < 0 ? down : up
+            intersect(state.value - allowDown * step, state.value + allowUp * step,
+                      decelerating && limits.maxDecelerationRate != nil ? .deceleration : .rate)
+        }
+        if hasHistory && step > 0 {
+            if state.samples >= 2, let second = limits.maxSecondDerivative {
+                intersect(state.value + (state.rate - second * step) * step,
+                          state.value + (state.rate + second * step) * step, .acceleration)
+                // Braking: after this step the range boundary must still be reachable at the
+                // second-derivative limit A: (v + r·dt) + r²/(2A) ≤ boundary. If the previous step
+                // kept that, braking at A·dt keeps it again for any dt, so this never yields to the
+                // acceleration interval (docs/safety.md has the two-line proof).
+                func brakingRate(_ distance: Double) -> Double {
+                    let d = Swift.max(distance, 0)
+                    return second * (-step + (step * step + 2 * d / second).squareRoot())
+                }
+                let upLimit = limits.max.map { state.value + brakingRate($0 - state.value) * step } ?? .infinity
+                let downLimit = limits.min.map { state.value - brakingRate(state.value - $0) * step } ?? -.infinity
+                intersect(downLimit, upLimit, .braking)
+            }
+            if state.samples >= 3, let third = limits.maxThirdDerivative {
+                let aLo = state.second - third * step
+                let aHi = state.second + third * step
+                intersect(state.value + (state.rate + aLo * step) * step,
+                          state.value + (state.rate + aHi * step) * step, .jerk)
+            }
+        } else if hasHistory && step == 0 && limits.maxRate != nil {
+            intersect(state.value, state.value, .rate)  // no time has passed: no change is allowed
+        }
+
+        let value = Swift.min(Swift.max(requested, lo), hi)
+        if value == requested { reasons.remove([.range, .rate, .deceleration, .acceleration, .braking, .jerk]) }
+
+        var next = State(value: value, rate: 0, second: 0, samples: Swift.min(state.samples + 1, 3))
+        if hasHistory && step > 0 {
+            next.rate = (value - state.value) / step
+            next.second = state.samples >= 2 ? (next.rate - state.rate) / step : 0
+        } else if hasHistory {
+            next = state  // zero dt: nothing moved, derivatives unchanged
+        }
+        return Output(value: value, reasons: reasons, state: next)
+    }
+}

@@ -1,0 +1,63 @@
+import RTScheduler
+import Testing
+@testable import SafetyGuard
+
+@Suite("Discrete channels: allowed states, minimum on/off time, switch rate")
+struct DiscreteLimitTests {
+    @Test func when_random_toggling_expect_min_on_off_and_switch_rate_always_hold() throws {
+        for seed in 0..<500 as Range<UInt64> {
+            var rng = SeededGenerator(seed: seed)
+            let minOn = Int64.random(in: 1...20, using: &rng) * 100_000_000
+            let minOff = Int64.random(in: 1...20, using: &rng) * 100_000_000
+            let perMinute = Int.random(in: 2...30, using: &rng)
+            var g = try SafetyGuard(configuration: GuardConfiguration(channels: [
+                ChannelConfiguration(name: "heater", limits: .discrete(DiscreteLimits(
+                    allowedStates: [0, 1], minOnTime: .nanoseconds(minOn), minOffTime: .nanoseconds(minOff),
+                    maxSwitchesPerMinute: perMinute)), isMotion: false)]))
+            var t = ms(0)
+            var current = 0
+            var changes: [(at: Int64, to: Int)] = [(0, 0)]
+            for _ in 0..<400 {
+                t = t.advanced(byNanoseconds: Int64.random(in: 10_000_000...2_000_000_000, using: &rng))
+                let want = Int.random(in: 0...1, using: &rng)
+                if let approved = g.check(state(ChannelID(index: 0), want, at: t), now: t).approved,
+                   case .discrete(let s) = approved.value, s != current {
+                    current = s
+                    changes.append((t.nanoseconds, s))
+                }
+            }
+            for (a, b) in zip(changes.dropFirst(), changes.dropFirst(2)) {
+                let held = b.at - a.at
+                if a.to == 1 { #expect(held >= minOn, "seed \(seed): on for \(held) < \(minOn)") }
+                else { #expect(held >= minOff, "seed \(seed): off for \(held) < \(minOff)") }
+            }
+            let switches = changes.dropFirst().map(\.at)
+            if switches.count > perMinute {
+                for i in perMinute..<switches.count {
+                    #expect(switches[i] - switches[i - perMinute] >= 60_000_000_000, "seed \(seed): more than \(perMinute) switches in a minute")
+                }
+            }
+        }
+    }
+
+    @Test func when_state_is_not_allowed_expect_rejected() throws {
+        var g = try SafetyGuard(configuration: GuardConfiguration(channels: [
+            ChannelConfiguration(name: "mode", limits: .discrete(DiscreteLimits(allowedStates: [0, 1, 2])),
+                                 originLimits: [.planner: .discrete(DiscreteLimits(allowedStates: [0, 1]))], isMotion: false)]))
+        let mode = ChannelID(index: 0)
+        #expect(g.check(state(mode, 3, at: ms(1)), now: ms(1)) == .rejected(.stateNotAllowed))
+        #expect(g.check(state(mode, 2, at: ms(1), origin: .planner), now: ms(1)) == .rejected(.stateNotAllowed))
+        #expect(g.check(state(mode, 2, at: ms(1)), now: ms(1)).approved?.value == .discrete(2))
+    }
+
+    @Test func when_heater_turned_off_by_a_stop_expect_min_on_time_does_not_block_safety() throws {
+        var g = try SafetyGuard(configuration: GuardConfiguration(channels: [
+            ChannelConfiguration(name: "heater", limits: .discrete(DiscreteLimits(minOnTime: .seconds(60))), isMotion: false)]))
+        let heater = ChannelID(index: 0)
+        #expect(g.check(state(heater, 1, at: ms(1)), now: ms(1)).approved != nil)
+        #expect(g.check(state(heater, 0, at: ms(2)), now: ms(2)) == .rejected(.minOnTime))
+        var emitted = Emitted()
+        g.trigger(.emergencyStopInput, category: .zero, at: ms(3)) { emitted.sink($0) }
+        #expect(emitted.commands.map(\.value) == [.discrete(0)])
+    }
+}
