@@ -32,14 +32,17 @@ public enum Limiter {
     }
 
     /// Limits `requested` given the previous approved `state`, `dt` seconds later.
-    public static func limit(_ requested: Double, limits: ContinuousLimits, state: State, dt: Double) -> Output {
+    /// The admissible interval as limits narrow it. A struct with a mutating method rather than
+    /// a capturing local function: captured variables are heap-boxed in unoptimised builds.
+    struct Admissible {
+        let requested: Double
         var lo = -Double.infinity
         var hi = Double.infinity
         var reasons: ClampReasons = []
 
-        // Narrows [lo, hi] by [a, b] unless that would empty it (then the limit yields). A limit
-        // that the request falls outside of is named in the reasons.
-        func intersect(_ a: Double, _ b: Double, _ reason: ClampReasons) {
+        /// Narrows [lo, hi] by [a, b] unless that would empty it (then the limit yields). A limit
+        /// that the request falls outside of is named in the reasons.
+        mutating func intersect(_ a: Double, _ b: Double, _ reason: ClampReasons) {
             let newLo = Swift.max(lo, a)
             let newHi = Swift.min(hi, b)
             guard newLo <= newHi else { reasons.insert(.yielded); return }
@@ -47,8 +50,21 @@ public enum Limiter {
             hi = newHi
             if requested < a || requested > b { reasons.insert(reason) }
         }
+    }
 
-        intersect(limits.min ?? -.infinity, limits.max ?? .infinity, .range)
+    /// Braking: after this step the range boundary must still be reachable at the second-derivative
+    /// limit A: (v + r·dt) + r²/(2A) ≤ boundary, i.e. r ≤ A·(−dt + √(dt² + 2d/A)). If the previous
+    /// step kept that, braking at A·dt keeps it again for any dt, so this never yields to the
+    /// acceleration interval (docs/safety.md has the short proof).
+    static func brakingRate(distance: Double, second: Double, step: Double) -> Double {
+        let d = Swift.max(distance, 0)
+        return second * (-step + (step * step + 2 * d / second).squareRoot())
+    }
+
+    /// Limits `requested` given the previous approved `state`, `dt` seconds later. Allocation-free.
+    public static func limit(_ requested: Double, limits: ContinuousLimits, state: State, dt: Double) -> Output {
+        var set = Admissible(requested: requested)
+        set.intersect(limits.min ?? -.infinity, limits.max ?? .infinity, .range)
         let hasHistory = state.samples >= 1
         let step = Swift.max(dt, 0)
         if hasHistory, let up = limits.maxRate {
@@ -57,37 +73,36 @@ public enum Limiter {
             let decelerating = (state.value > 0 && requested < state.value) || (state.value < 0 && requested > state.value)
             let allowDown = state.value > 0 ? down : up
             let allowUp = state.value < 0 ? down : up
-            intersect(state.value - allowDown * step, state.value + allowUp * step,
-                      decelerating && limits.maxDecelerationRate != nil ? .deceleration : .rate)
+            set.intersect(state.value - allowDown * step, state.value + allowUp * step,
+                          decelerating && limits.maxDecelerationRate != nil ? .deceleration : .rate)
         }
         if hasHistory && step > 0 {
             if state.samples >= 2, let second = limits.maxSecondDerivative {
-                intersect(state.value + (state.rate - second * step) * step,
-                          state.value + (state.rate + second * step) * step, .acceleration)
-                // Braking: after this step the range boundary must still be reachable at the
-                // second-derivative limit A: (v + r·dt) + r²/(2A) ≤ boundary. If the previous step
-                // kept that, braking at A·dt keeps it again for any dt, so this never yields to the
-                // acceleration interval (docs/safety.md has the two-line proof).
-                func brakingRate(_ distance: Double) -> Double {
-                    let d = Swift.max(distance, 0)
-                    return second * (-step + (step * step + 2 * d / second).squareRoot())
+                set.intersect(state.value + (state.rate - second * step) * step,
+                              state.value + (state.rate + second * step) * step, .acceleration)
+                var upLimit = Double.infinity
+                var downLimit = -Double.infinity
+                if let max = limits.max {
+                    upLimit = state.value + brakingRate(distance: max - state.value, second: second, step: step) * step
                 }
-                let upLimit = limits.max.map { state.value + brakingRate($0 - state.value) * step } ?? .infinity
-                let downLimit = limits.min.map { state.value - brakingRate(state.value - $0) * step } ?? -.infinity
-                intersect(downLimit, upLimit, .braking)
+                if let min = limits.min {
+                    downLimit = state.value - brakingRate(distance: state.value - min, second: second, step: step) * step
+                }
+                set.intersect(downLimit, upLimit, .braking)
             }
             if state.samples >= 3, let third = limits.maxThirdDerivative {
                 let aLo = state.second - third * step
                 let aHi = state.second + third * step
-                intersect(state.value + (state.rate + aLo * step) * step,
-                          state.value + (state.rate + aHi * step) * step, .jerk)
+                set.intersect(state.value + (state.rate + aLo * step) * step,
+                              state.value + (state.rate + aHi * step) * step, .jerk)
             }
         } else if hasHistory && step == 0 && limits.maxRate != nil {
-            intersect(state.value, state.value, .rate)  // no time has passed: no change is allowed
+            set.intersect(state.value, state.value, .rate)  // no time has passed: no change is allowed
         }
 
-        let value = Swift.min(Swift.max(requested, lo), hi)
-        if value == requested { reasons.remove([.range, .rate, .deceleration, .acceleration, .braking, .jerk]) }
+        let value = Swift.min(Swift.max(requested, set.lo), set.hi)
+        var reasons = set.reasons
+        if value == requested { reasons.subtract(.limitReasons) }
 
         var next = State(value: value, rate: 0, second: 0, samples: Swift.min(state.samples + 1, 3))
         if hasHistory && step > 0 {

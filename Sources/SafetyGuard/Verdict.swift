@@ -25,6 +25,9 @@ public struct ClampReasons: OptionSet, Sendable, Hashable, CustomStringConvertib
     public static let braking = ClampReasons(rawValue: 1 << 5)
     /// Limits conflicted; a higher-derivative limit yielded to a lower one (range and rate never yield).
     public static let yielded = ClampReasons(rawValue: 1 << 6)
+    /// Every reason that names a limit (all but `yielded`). Built from raw bits: an array
+    /// literal here would allocate on every use in unoptimised builds.
+    static let limitReasons = ClampReasons(rawValue: 0b11_1111)
 
     public var description: String {
         let names: [(ClampReasons, String)] = [(.range, "range"), (.rate, "rate"), (.deceleration, "deceleration"),
