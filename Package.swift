@@ -37,6 +37,8 @@ let package = Package(
         // Counts heap allocations (malloc interposer) so "no allocation on the hot path" is measured.
         .target(name: "CAllocCounter"),
 
+        // Protocol codecs shared by inputs, actuators and the simulator (one home, no copies).
+        .target(name: "Codecs"),
         .target(
             name: "RTScheduler",
             dependencies: [
@@ -50,7 +52,7 @@ let package = Package(
         .target(
             name: "Actuators",
             dependencies: [
-                "SafetyGuard", "RTScheduler",
+                "SafetyGuard", "RTScheduler", "Codecs",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -76,7 +78,8 @@ let package = Package(
 
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs"]),
+        .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
     ],

@@ -6,7 +6,7 @@ import RobotBenchmarks
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure what this machine can hold, each figure beside a baseline from the same run.",
-        subcommands: [SchedulerBench.self])
+        subcommands: [SchedulerBench.self, GuardBench.self])
 }
 
 struct SchedulerBench: ParsableCommand {
@@ -51,6 +51,33 @@ struct SchedulerBench: ParsableCommand {
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
             print(BenchReport.scheduler(result))
+        }
+    }
+}
+
+struct GuardBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "guard",
+        abstract: "Cost of one safety-guard check (median, p99) and heap allocations per check.")
+
+    @Flag(help: "Print one JSON object instead of a report.")
+    var json = false
+
+    @Option(help: "Number of checks to time.")
+    var checks: Int = 1_000_000
+
+    func validate() throws {
+        guard checks >= 1000 else { throw ValidationError("use at least 1000 checks") }
+    }
+
+    func run() throws {
+        let result = try GuardBenchmark(checks: checks).run()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(BenchReport.guardReport(result))
         }
     }
 }

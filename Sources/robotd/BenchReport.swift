@@ -22,4 +22,14 @@ enum BenchReport {
         for note in r.notes { lines.append("note: \(note)") }
         return lines.joined(separator: "\n")
     }
+
+    static func guardReport(_ r: GuardBenchmark.Result) -> String {
+        [
+            "robotd bench guard",
+            String(format: "checks: %d (%.0f %% clamped or rejected)", r.checks, r.nonPassFraction * 100),
+            String(format: "per check: median %.0f ns, p99 %.0f ns, mean %.0f ns (clock overhead %.0f ns subtracted)",
+                   r.checkMedianNs, r.checkP99Ns, r.checkMeanNs, r.clockOverheadNs),
+            String(format: "heap allocations per check: %.4f", r.allocsPerCheck),
+        ].joined(separator: "\n")
+    }
 }
