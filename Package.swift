@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Actuators",
             dependencies: [
-                "SafetyGuard", "RTScheduler", "Codecs",
+                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

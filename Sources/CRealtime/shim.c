@@ -2,6 +2,8 @@
 #include "CRealtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -144,4 +146,37 @@ void rt_name_current_thread(const char *name) {
     strncpy(buffer, name, 15);
     buffer[15] = 0;
     pthread_setname_np(pthread_self(), buffer);
+}
+
+static _Atomic int signal_pipe_write = -1;
+
+static void signal_pipe_handler(int signo) {
+    int saved = errno;
+    int fd = atomic_load(&signal_pipe_write);
+    if (fd >= 0) {
+        unsigned char byte = (unsigned char)signo;
+        (void)!write(fd, &byte, 1);
+    }
+    errno = saved;
+}
+
+int rt_signal_pipe_install(const int *signals, int count) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+    fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    int old = atomic_exchange(&signal_pipe_write, fds[1]);
+    if (old >= 0) close(old);
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = signal_pipe_handler;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    for (int i = 0; i < count; i++) sigaction(signals[i], &action, NULL);
+    return fds[0];
+}
+
+void rt_signal_pipe_remove(const int *signals, int count) {
+    for (int i = 0; i < count; i++) signal(signals[i], SIG_DFL);
+    int fd = atomic_exchange(&signal_pipe_write, -1);
+    if (fd >= 0) close(fd);
 }

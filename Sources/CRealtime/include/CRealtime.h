@@ -43,4 +43,11 @@ void rt_name_current_thread(const char *name);
 /// Touches `bytes` of stack so that page faults happen before the loop starts.
 void rt_prefault_stack(uint32_t bytes);
 
+/// Self-pipe for signals: installs an async-signal-safe handler for each of `signals` that writes
+/// the signal number (one byte) to a pipe, and returns the pipe's read end (-1 on error). The
+/// handler's only state is that pipe's write end (a signal handler cannot be given context).
+int rt_signal_pipe_install(const int *signals, int count);
+/// Restores the default action of `signals` and closes the pipe's write end (the reader sees EOF).
+void rt_signal_pipe_remove(const int *signals, int count);
+
 #endif
