@@ -33,8 +33,10 @@ final class IngressQueue: Sendable {
         }
 
         mutating func removeFirst() -> Event {
-            let event = slots[head]
-            slots[head] = Event.empty  // release any referenced payload now, not when overwritten
+            // Swap the empty event in: moves the payload out (released with it, not when the
+            // slot is next overwritten) without a retain/release pair.
+            var event = Event.empty
+            swap(&event, &slots[head])
             head = index(1)
             count -= 1
             return event
@@ -56,11 +58,15 @@ final class IngressQueue: Sendable {
         ring = Mutex(Ring(capacity: spec.capacity))
     }
 
-    /// Real-time safe (bounded lock hold, no allocation).
-    func push(_ event: Event) -> PostResult {
+    /// Real-time safe (bounded lock hold, no allocation). `wasEmpty` tells the producer whether
+    /// this post made the queue non-empty: only then must it ring the doorbell (otherwise the
+    /// dispatcher already has the source staged or a ring pending), which keeps the doorbell's
+    /// cache line out of the producer's way under load.
+    func push(_ event: Event, wasEmpty: inout Bool) -> PostResult {
         produced.add(1, ordering: .relaxed)
         return ring.withLock { ring -> PostResult in
             var result = PostResult.accepted
+            wasEmpty = ring.count == 0
             if spec.overflow == .keepLatestPerKey {
                 for offset in 0..<ring.count {
                     let i = ring.index(offset)
@@ -91,14 +97,16 @@ final class IngressQueue: Sendable {
         }
     }
 
-    /// Dispatch thread only.
-    func pop() -> Event? {
-        if depth.load(ordering: .relaxed) == 0 { return nil }  // racy fast path; the doorbell re-rings
-        return ring.withLock { ring -> Event? in
-            guard ring.count > 0 else { return nil }
-            let event = ring.removeFirst()
+    /// Dispatch thread only: moves the oldest event into `slot` (a swap: no copy of the payload).
+    func pop(into slot: inout Event) -> Bool {
+        if depth.load(ordering: .relaxed) == 0 { return false }  // racy fast path; the doorbell re-rings
+        return ring.withLock { ring -> Bool in
+            guard ring.count > 0 else { return false }
+            swap(&slot, &ring.slots[ring.head])
+            ring.head = ring.index(1)
+            ring.count -= 1
             depth.store(ring.count, ordering: .relaxed)
-            return event
+            return true
         }
     }
 }

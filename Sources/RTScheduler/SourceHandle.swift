@@ -38,8 +38,9 @@ public struct SourceHandle: Sendable {
         let event = Event(source: id, key: key, priority: priority, release: released,
                           deadline: released.advanced(byNanoseconds: deadlineNanoseconds),
                           sequence: hub.nextSequence(), payload: payload)
-        let result = queue.push(event)
-        if result.wasAccepted { hub.doorbell.ring(id.index) }
+        var wasEmpty = false
+        let result = queue.push(event, wasEmpty: &wasEmpty)
+        if result.wasAccepted && wasEmpty { hub.doorbell.ring(id.index) }
         return result
     }
 

@@ -38,6 +38,7 @@ public struct SchedulerBenchmark: Sendable {
         public var floodEventsHandled: UInt64
         public var floodEventsDropped: UInt64
         public var throughputEps: Double
+        public var singleThreadEps: Double
         public var allocsPerEvent: Double
         public var jitterP50Us: Double
         public var jitterP99Us: Double
@@ -58,6 +59,7 @@ public struct SchedulerBenchmark: Sendable {
             case floodEventsHandled = "flood_events_handled"
             case floodEventsDropped = "flood_events_dropped"
             case throughputEps = "throughput_eps"
+            case singleThreadEps = "single_thread_eps"
             case allocsPerEvent = "allocs_per_event"
             case jitterP50Us = "jitter_p50_us"
             case jitterP99Us = "jitter_p99_us"
@@ -91,6 +93,8 @@ public struct SchedulerBenchmark: Sendable {
         let flood = try floodLatency()
         progress("maximum throughput")
         let (throughput, allocs) = try maxThroughput()
+        progress("single-thread post + dispatch")
+        let local = singleThreadThroughput()
         progress("1 kHz periodic jitter")
         let jitter = try periodicJitter()
         progress("clock_nanosleep loop baseline")
@@ -118,7 +122,7 @@ public struct SchedulerBenchmark: Sendable {
             floodIdleP99Us: flood.idle.p99Us, floodP99Us: flood.loaded.p99Us,
             floodP99Ratio: flood.loaded.p99Us / max(flood.idle.p99Us, 0.001),
             floodEventsHandled: flood.lowHandled, floodEventsDropped: flood.lowDropped,
-            throughputEps: throughput, allocsPerEvent: allocs,
+            throughputEps: throughput, singleThreadEps: local, allocsPerEvent: allocs,
             jitterP50Us: jitter.p50Us, jitterP99Us: jitter.p99Us, jitterMaxUs: jitter.maxUs,
             nanosleepP99Us: nanosleep.p99Us,
             cyclictestP50Us: cyclic?.p50Us, cyclictestP99Us: cyclic?.p99Us, cyclictestMaxUs: cyclic?.maxUs,
@@ -224,6 +228,30 @@ public struct SchedulerBenchmark: Sendable {
         let seconds = Double(end.nanoseconds(since: start)) / 1e9
         let allocs = alloc_counter_is_active() != 0 ? Double(endAllocs - startAllocs) / max(events, 1) : .nan
         return (events / seconds, allocs)
+    }
+
+    /// Post and dispatch on one thread, batches of 1 000: the scheduler's own cost per event
+    /// without cross-core cache traffic (the baseline for the two-thread throughput).
+    func singleThreadThroughput() -> Double {
+        let clock = MonotonicClock()
+        let scheduler = Scheduler(clock: clock, logger: logger)
+        let handled = Atomic<UInt64>(0)
+        let source = scheduler.addSource("local", queue: QueueSpec(capacity: 1000, overflow: .reject),
+                                         subscription: Subscription(priority: .high, relativeDeadline: .seconds(1))) { _ in
+            handled.add(1, ordering: .relaxed)
+        }
+        var values = SampleValues(tag: 1, count: 6)
+        let start = clock.now()
+        let end = start.nanoseconds + Int64(options.seconds * 1e9 / 2)
+        while clock.now().nanoseconds < end {
+            for i in 0..<1000 {
+                values[0] = Double(i)
+                source.post(.values(values))
+            }
+            scheduler.runUntilIdle()
+        }
+        let seconds = Double(clock.now().nanoseconds(since: start)) / 1e9
+        return Double(handled.load(ordering: .relaxed)) / seconds
     }
 
     /// A 1 kHz periodic task on the scheduler: wake-up latency = handler start − release instant.
