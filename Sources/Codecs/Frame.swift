@@ -12,6 +12,9 @@ public enum Frame {
     public enum MessageType: UInt8, Sendable {
         case heartbeat = 0x01
         case motorCommand = 0x10
+        case imuSample = 0x20
+        case wheelEncoders = 0x21
+        case range = 0x22
     }
 
     /// Encodes one frame into `output` and returns the wire length (delimiter included), or nil
@@ -73,63 +76,81 @@ public struct MotorCommandMessage: Sendable, Equatable {
     }
 
     /// Decodes a payload (type already known to be 0x10).
-    public init?(payload: ArraySlice<UInt8>) {
-        guard payload.count == Self.payloadCount, let mode = Mode(rawValue: payload[payload.startIndex + 1]) else { return nil }
-        let s = payload.startIndex
-        channel = payload[s]
+    public init?(payload: UnsafeRawBufferPointer) {
+        guard payload.count == Self.payloadCount, let mode = Mode(rawValue: payload[1]) else { return nil }
+        channel = payload[0]
         self.mode = mode
-        deenergize = payload[s + 2] & 1 != 0
-        let bits = UInt32(payload[s + 3]) | UInt32(payload[s + 4]) << 8 | UInt32(payload[s + 5]) << 16 | UInt32(payload[s + 6]) << 24
-        value = Float(bitPattern: bits)
+        deenergize = payload[2] & 1 != 0
+        value = payload.float32(at: 3)
     }
 }
 
 /// Splits a byte stream at 0x00 delimiters and checks each frame. Corrupt frames are counted and
-/// skipped; decoding resynchronises at the next delimiter.
-public struct FrameDecoder: Sendable {
-    public struct Decoded: Sendable, Equatable {
-        public var type: UInt8
-        public var sequence: UInt8
-        public var payload: [UInt8]
+/// skipped; decoding resynchronises at the next delimiter. Allocation-free after init: bytes
+/// accumulate in a fixed buffer and each good frame is handed over as a view into a second one.
+public struct FrameDecoder: ~Copyable {
+    /// One checked frame, valid only inside the `deliver` callback.
+    public struct View {
+        public let type: UInt8
+        public let sequence: UInt8
+        public let payload: UnsafeRawBufferPointer
+        public var payloadBytes: [UInt8] { Array(payload) }
     }
 
-    public private(set) var pending: [UInt8] = []
+    private let buffer: UnsafeMutableRawBufferPointer
+    private let scratch: UnsafeMutableRawBufferPointer
+    public private(set) var pendingCount = 0
     public private(set) var framesDecoded = 0
     public private(set) var framesRejected = 0
     /// Bytes that ended up in a decoded frame (delimiter included) or in a rejected one.
     public private(set) var bytesDecoded = 0
     public private(set) var bytesRejected = 0
-    let maxFrame = Frame.maxWireCount
 
-    public init() {}
+    public init() {
+        buffer = .allocate(byteCount: Frame.maxWireCount, alignment: 8)
+        scratch = .allocate(byteCount: Frame.maxWireCount, alignment: 8)
+    }
 
-    public mutating func feed<C: Collection<UInt8>>(_ bytes: C, deliver: (Decoded) -> Void) {
-        for byte in bytes {
-            if byte != 0 {
-                pending.append(byte)
-                if pending.count > maxFrame {  // runaway garbage: drop it, count it, resync at the next 0x00
-                    bytesRejected += pending.count
-                    framesRejected += 1
-                    pending.removeAll(keepingCapacity: true)
-                }
-                continue
-            }
-            defer { pending.removeAll(keepingCapacity: true) }
-            if pending.isEmpty { bytesRejected += 1; continue }  // stray delimiter
-            guard let raw = COBS.decode(pending), raw.count >= 4 else {
+    deinit {
+        buffer.deallocate()
+        scratch.deallocate()
+    }
+
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, deliver: (View) -> Void) {
+        for byte in bytes { feed(byte: byte, deliver: deliver) }
+    }
+
+    public mutating func feed<C: Collection<UInt8>>(_ bytes: C, deliver: (View) -> Void) {
+        for byte in bytes { feed(byte: byte, deliver: deliver) }
+    }
+
+    @inline(__always) mutating func feed(byte: UInt8, deliver: (View) -> Void) {
+        if byte != 0 {
+            if pendingCount == buffer.count {  // runaway garbage: drop it, count it, resync at the next 0x00
+                bytesRejected += pendingCount
                 framesRejected += 1
-                bytesRejected += pending.count + 1
-                continue
+                pendingCount = 0
             }
-            let crc = UInt16(raw[raw.count - 2]) << 8 | UInt16(raw[raw.count - 1])
-            guard CRC16.checksum(raw[0..<(raw.count - 2)]) == crc else {
-                framesRejected += 1
-                bytesRejected += pending.count + 1
-                continue
-            }
-            framesDecoded += 1
-            bytesDecoded += pending.count + 1
-            deliver(Decoded(type: raw[0], sequence: raw[1], payload: Array(raw[2..<(raw.count - 2)])))
+            buffer[pendingCount] = byte
+            pendingCount += 1
+            return
         }
+        let count = pendingCount
+        pendingCount = 0
+        if count == 0 { bytesRejected += 1; return }  // stray delimiter
+        guard let n = COBS.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<count]), into: scratch), n >= 4 else {
+            framesRejected += 1
+            bytesRejected += count + 1
+            return
+        }
+        let crc = UInt16(scratch[n - 2]) << 8 | UInt16(scratch[n - 1])
+        guard CRC16.update(CRC16.initial, UnsafeRawBufferPointer(rebasing: scratch[0..<(n - 2)])) == crc else {
+            framesRejected += 1
+            bytesRejected += count + 1
+            return
+        }
+        framesDecoded += 1
+        bytesDecoded += count + 1
+        deliver(View(type: scratch[0], sequence: scratch[1], payload: UnsafeRawBufferPointer(rebasing: scratch[2..<(n - 2)])))
     }
 }

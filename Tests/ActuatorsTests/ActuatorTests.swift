@@ -148,7 +148,7 @@ struct BackendTests {
         decoder.feed(bytes.prefix(max(0, n))) { frame in
             #expect(frame.type == Frame.MessageType.motorCommand.rawValue)
             sequences.append(frame.sequence)
-            if let m = MotorCommandMessage(payload: frame.payload[...]) { messages.append(m) }
+            if let m = MotorCommandMessage(payload: frame.payload) { messages.append(m) }
         }
         #expect(messages == [
             MotorCommandMessage(channel: 1, mode: .velocity, deenergize: false, value: 0.5),

@@ -58,11 +58,11 @@ struct CodecTests {
         let crc = CRC16.checksum(body)
         #expect(wire == COBS.encode(body + [UInt8(crc >> 8), UInt8(crc & 0xFF)]) + [0x00])
         var decoder = FrameDecoder()
-        var got: [FrameDecoder.Decoded] = []
-        decoder.feed(wire) { got.append($0) }
+        var got: [(MotorCommandMessage?, UInt8)] = []
+        decoder.feed(wire) { got.append((MotorCommandMessage(payload: $0.payload), $0.sequence)) }
         #expect(got.count == 1)
-        #expect(got.first.flatMap { MotorCommandMessage(payload: $0.payload[...]) } == message)
-        #expect(got.first?.sequence == 7)
+        #expect(got.first?.0 == message)
+        #expect(got.first?.1 == 7)
     }
 
     /// Random and mutated bytes: never a crash, and every byte is accounted for as part of a
@@ -90,9 +90,56 @@ struct CodecTests {
             total += chunk.count
             decoder.feed(chunk) { _ in }
         }
-        #expect(decoder.bytesDecoded + decoder.bytesRejected + decoder.pending.count == total)
+        #expect(decoder.bytesDecoded + decoder.bytesRejected + decoder.pendingCount == total)
         // Resynchronised at every delimiter: no good frame is lost to the garbage before it.
         #expect(decoder.framesDecoded >= good)
         #expect(decoder.framesRejected > 0)
+    }
+}
+
+@Suite("Sensor frames")
+struct SensorFrameTests {
+    @Test func when_imu_sample_round_trips_expect_identical_values_with_and_without_optional_fields() {
+        let samples = [
+            IMUSampleMessage(deviceTimeMicros: 123_456, accel: [0.1, -0.2, 9.81], gyro: [0.01, 0.02, -0.03]),
+            IMUSampleMessage(deviceTimeMicros: .max, accel: [1, 2, 3], gyro: [4, 5, 6], magnetometer: [2e-5, -1e-5, 4e-5], temperature: 36.6),
+            IMUSampleMessage(deviceTimeMicros: 7, accel: [0, 0, 0], gyro: [0, 0, 0], temperature: -10),
+        ]
+        for (i, sample) in samples.enumerated() {
+            let wire = Frame.encode(.imuSample, sequence: UInt8(i)) { sample.write(into: $0) }
+            var decoder = FrameDecoder()
+            var got: IMUSampleMessage?
+            decoder.feed(wire) { view in
+                #expect(view.type == Frame.MessageType.imuSample.rawValue)
+                #expect(view.payload.count == sample.payloadCount)
+                got = IMUSampleMessage(payload: view.payload)
+            }
+            #expect(got == sample)
+        }
+    }
+
+    @Test func when_encoders_and_range_round_trip_expect_identical_values() {
+        let encoders = WheelEncodersMessage(deviceTimeMicros: 99, leftTicks: -5, rightTicks: .max)
+        let range = RangeMessage(deviceTimeMicros: 100, range: 1.25, status: 0)
+        var decoder = FrameDecoder()
+        var gotEncoders: WheelEncodersMessage?
+        var gotRange: RangeMessage?
+        let wire = Frame.encode(.wheelEncoders, sequence: 1) { encoders.write(into: $0) }
+            + Frame.encode(.range, sequence: 2) { range.write(into: $0) }
+        decoder.feed(wire) { view in
+            if view.type == Frame.MessageType.wheelEncoders.rawValue { gotEncoders = WheelEncodersMessage(payload: view.payload) }
+            if view.type == Frame.MessageType.range.rawValue { gotRange = RangeMessage(payload: view.payload) }
+        }
+        #expect(gotEncoders == encoders && gotRange == range)
+    }
+
+    @Test func when_payload_length_or_flags_are_wrong_expect_nil() {
+        [UInt8](repeating: 0, count: 28).withUnsafeBytes { #expect(IMUSampleMessage(payload: $0) == nil) }
+        var bad = [UInt8](repeating: 0, count: 29)
+        bad[28] = 0x80
+        bad.withUnsafeBytes { #expect(IMUSampleMessage(payload: $0) == nil) }
+        [UInt8](repeating: 0, count: 9).enumerated().map { $0.offset == 8 ? 9 : $0.element }.withUnsafeBytes {
+            #expect(RangeMessage(payload: $0) == nil)
+        }
     }
 }
