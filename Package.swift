@@ -34,15 +34,24 @@ let package = Package(
             providers: [.apt(["libevdev-dev"])]),
         // What Glibc does not import into Swift: futex, CPU affinity, per-thread credentials.
         .target(name: "CRealtime"),
+        // pty, termios and ioctl helpers that Swift cannot call directly (variadic or not imported).
+        .target(name: "CTransport"),
         // Counts heap allocations (malloc interposer) so "no allocation on the hot path" is measured.
         .target(name: "CAllocCounter"),
 
         // Protocol codecs shared by inputs, actuators and the simulator (one home, no copies).
         .target(name: "Codecs"),
+        // Operating-system helpers shared by the layers above (threads).
+        .target(name: "Platform", dependencies: ["CRealtime"]),
+        // Device transports shared by inputs, actuators and the simulator: serial ports (libserialport
+        // for real ports, termios for pseudo-terminals), later the MQTT client and the evdev reader.
+        .target(
+            name: "Transports",
+            dependencies: ["CSerial", "CTransport", "CRealtime", "Codecs", "Platform"]),
         .target(
             name: "RTScheduler",
             dependencies: [
-                "CRealtime",
+                "CRealtime", "Platform",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
@@ -52,7 +61,7 @@ let package = Package(
         .target(
             name: "Actuators",
             dependencies: [
-                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime",
+                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -64,7 +73,7 @@ let package = Package(
         .target(
             name: "RobotBenchmarks",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "CAllocCounter",
+                "RTScheduler", "SafetyGuard", "CAllocCounter", "Platform",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -76,10 +85,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime"]),
+        .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
         .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
+        .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
     ],

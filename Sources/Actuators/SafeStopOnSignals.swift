@@ -1,3 +1,4 @@
+import Platform
 import CRealtime
 import Glibc
 import RTScheduler

@@ -1,3 +1,4 @@
+import Platform
 import CAllocCounter
 import CRealtime
 import Foundation

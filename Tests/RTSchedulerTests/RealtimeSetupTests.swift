@@ -1,3 +1,4 @@
+import Platform
 import CRealtime
 import Foundation
 import Logging

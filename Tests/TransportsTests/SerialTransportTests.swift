@@ -1,0 +1,181 @@
+import CTransport
+import Codecs
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+@testable import Transports
+
+/// A pseudo-terminal pair: the test holds the master (playing the device); robotd opens the slave.
+final class PseudoTerminal {
+    let master: Int32
+    let slavePath: String
+    init() throws {
+        var name = [CChar](repeating: 0, count: 128)
+        master = tr_open_pty(&name, name.count)
+        try #require(master >= 0, "posix_openpt failed: errno \(errno)")
+        slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+    func write(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.write(master, $0.baseAddress, $0.count) } }
+    func readAvailable(timeoutMilliseconds: Int32 = 1000) -> [UInt8] {
+        var poller = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+        guard poll(&poller, 1, timeoutMilliseconds) > 0 else { return [] }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = Glibc.read(master, &buffer, buffer.count)
+        return n > 0 ? Array(buffer.prefix(n)) : []
+    }
+    func close() { Glibc.close(master) }
+}
+
+final class Collected: Sendable {
+    let events = Mutex<[SerialReader.LinkEvent]>([])
+    let bytes = Mutex<[UInt8]>([])
+    func waitFor(_ condition: () -> Bool, seconds: Double = 5) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(5_000)
+        }
+        return condition()
+    }
+}
+
+@Suite("Serial transport", .serialized)
+struct SerialTransportTests {
+    @Test func when_opening_a_pty_expect_the_termios_path_and_bytes_both_ways() throws {
+        let pty = try PseudoTerminal()
+        defer { pty.close() }
+        let port = try SerialPortOpener.open(.path(pty.slavePath), settings: SerialSettings(baud: 115_200))
+        defer { port.close() }
+        #expect(port.backend == "termios")
+        let frame = Frame.encode(.range, sequence: 3) { RangeMessage(deviceTimeMicros: 5, range: 0.75).write(into: $0) }
+        pty.write(frame)
+        var received: [UInt8] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        defer { buffer.deallocate() }
+        for _ in 0..<20 where received.count < frame.count {
+            let n = try port.read(into: buffer, timeoutMilliseconds: 100)
+            received += Array(buffer.prefix(n))
+        }
+        #expect(received == frame)
+        try [UInt8]([1, 2, 3, 0]).withUnsafeBytes { try port.write($0) }
+        #expect(pty.readAvailable() == [1, 2, 3, 0])
+    }
+
+    @Test func when_the_far_end_closes_expect_disconnected_from_read() throws {
+        let pty = try PseudoTerminal()
+        let port = try TermiosSerialPort(path: pty.slavePath, settings: SerialSettings())
+        defer { port.close() }
+        pty.close()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        #expect(throws: SerialError.self) { _ = try port.read(into: buffer, timeoutMilliseconds: 500) }
+        do { _ = try port.read(into: buffer, timeoutMilliseconds: 500) } catch { #expect(error.code == .disconnected) }
+    }
+
+    /// The reader opens a stable name (like udev's /dev/serial/by-id links); the device goes away
+    /// and comes back on another pty; the reader reports both and reads again.
+    @Test func when_the_device_goes_away_and_comes_back_expect_disconnect_then_reconnect_events() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("robotd-serial-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let link = dir.appendingPathComponent("imu").path
+        var pty = try PseudoTerminal()
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: pty.slavePath)
+        let collected = Collected()
+        let reader = try SerialReader(endpoint: .path(link), settings: SerialSettings(),
+                                      backoff: .init(initialMilliseconds: 20, maximumMilliseconds: 100),
+                                      onEvent: { event in collected.events.withLock { $0.append(event) } },
+                                      onBytes: { bytes, _ in collected.bytes.withLock { $0 += Array(bytes) } })
+        defer { reader.stop() }
+        #expect(collected.waitFor { collected.events.withLock { $0.contains { if case .connected = $0 { true } else { false } } } })
+        pty.write(Array("first\n".utf8))
+        #expect(collected.waitFor { collected.bytes.withLock { $0 } == Array("first\n".utf8) })
+
+        pty.close()  // unplugged
+        #expect(collected.waitFor { collected.events.withLock { $0.contains { if case .disconnected = $0 { true } else { false } } } })
+
+        pty = try PseudoTerminal()  // plugged in again, maybe under another pts number
+        defer { pty.close() }
+        try FileManager.default.removeItem(atPath: link)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: pty.slavePath)
+        #expect(collected.waitFor { reader.counters.connections.load(ordering: .relaxed) >= 2 })
+        pty.write(Array("second\n".utf8))
+        #expect(collected.waitFor { collected.bytes.withLock { $0 } == Array("first\nsecond\n".utf8) })
+        #expect(reader.counters.disconnections.load(ordering: .relaxed) == 1)
+        let connected = collected.events.withLock { $0 }.filter { if case .connected(_, "termios") = $0 { true } else { false } }
+        #expect(connected.count == 2)
+    }
+
+    @Test func when_the_endpoint_does_not_exist_expect_open_failed_events_with_growing_backoff() throws {
+        let collected = Collected()
+        let reader = try SerialReader(endpoint: .path("/nonexistent/ttyUSB9"), settings: SerialSettings(),
+                                      backoff: .init(initialMilliseconds: 10, maximumMilliseconds: 40),
+                                      onEvent: { event in collected.events.withLock { $0.append(event) } },
+                                      onBytes: { _, _ in })
+        #expect(collected.waitFor { collected.events.withLock { $0.count } >= 4 })
+        reader.stop()
+        let delays = collected.events.withLock { $0 }.compactMap { event -> Int? in
+            if case .openFailed(_, _, let retry) = event { retry } else { nil }
+        }
+        #expect(Array(delays.prefix(4)) == [10, 20, 40, 40])
+    }
+
+    // libserialport: what can run on this machine (no USB serial devices, no /dev/ttyUSB*).
+
+    @Test func when_listing_ports_with_libserialport_expect_a_list_without_error_no_usb_devices_here() throws {
+        let ports = try SerialPortInfo.list()
+        for port in ports { #expect(!port.path.isEmpty) }
+    }
+
+    @Test func when_libserialport_opens_a_missing_port_expect_not_found() {
+        #expect(throws: SerialError.self) { _ = try LibSerialPort(path: "/dev/ttyUSB_robotd_missing", settings: SerialSettings()) }
+        do { _ = try LibSerialPort(path: "/dev/ttyUSB_robotd_missing", settings: SerialSettings()) } catch {
+            #expect(error.code == .notFound)
+        }
+    }
+
+    @Test func when_libserialport_is_given_a_pty_expect_refusal_which_is_why_termios_exists() throws {
+        let pty = try PseudoTerminal()
+        defer { pty.close() }
+        #expect(throws: SerialError.self) { _ = try LibSerialPort(path: pty.slavePath, settings: SerialSettings()) }
+    }
+
+    @Test func when_usb_serial_number_is_unknown_expect_not_found_naming_it() {
+        do {
+            _ = try SerialPortOpener.resolve(.usbSerial("NO-SUCH-SERIAL"))
+            Issue.record("resolved an unknown serial number")
+        } catch {
+            #expect(error.code == .notFound && error.detail.contains("NO-SUCH-SERIAL"))
+        }
+        #expect(SerialEndpoint("usb-serial:A1B2") == .usbSerial("A1B2"))
+        #expect(SerialEndpoint("/dev/ttyACM0") == .path("/dev/ttyACM0"))
+    }
+
+    @Test func when_settings_are_invalid_expect_bad_settings() throws {
+        let pty = try PseudoTerminal()
+        defer { pty.close() }
+        for settings in [SerialSettings(baud: 12345), SerialSettings(dataBits: 9), SerialSettings(stopBits: 3)] {
+            do {
+                _ = try TermiosSerialPort(path: pty.slavePath, settings: settings)
+                Issue.record("accepted \(settings)")
+            } catch {
+                #expect(error.code == .badSettings)
+            }
+        }
+        let odd = try TermiosSerialPort(path: pty.slavePath, settings: SerialSettings(baud: 9600, dataBits: 7, parity: .odd, stopBits: 2))
+        odd.close()
+    }
+
+    @Test func when_path_is_not_a_tty_expect_configure_failed() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("not-a-tty-\(getpid())").path
+        _ = FileManager.default.createFile(atPath: file, contents: Data())
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        do {
+            _ = try TermiosSerialPort(path: file, settings: SerialSettings())
+            Issue.record("opened a regular file as a serial port")
+        } catch {
+            #expect(error.code == .configureFailed)
+        }
+    }
+}
