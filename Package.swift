@@ -47,7 +47,7 @@ let package = Package(
         // for real ports, termios for pseudo-terminals), later the MQTT client and the evdev reader.
         .target(
             name: "Transports",
-            dependencies: ["CSerial", "CTransport", "CRealtime", "Codecs", "Platform"]),
+            dependencies: ["CSerial", "CEvdev", "CTransport", "CRealtime", "Codecs", "Platform"]),
         .target(
             name: "RTScheduler",
             dependencies: [

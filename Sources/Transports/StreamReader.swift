@@ -1,0 +1,68 @@
+import CRealtime
+import Glibc
+import Platform
+import Synchronization
+
+/// Reads a FIFO or a file on its own thread and hands over bytes with their CLOCK_MONOTONIC
+/// arrival (ns). A FIFO whose writer went away is reopened (the simulator may restart); a regular
+/// file ends at EOF (`onEnd`). Used for recorded sessions and the simulator's input_event streams.
+public final class StreamReader: Sendable {
+    public final class State: Sendable {
+        let stop = Atomic<Bool>(false)
+        public let bytesRead = Atomic<UInt64>(0)
+        public let reopened = Atomic<UInt64>(0)
+    }
+
+    public let path: String
+    public let state = State()
+    private let thread = Mutex<RealtimeThread?>(nil)
+
+    public init(path: String, onEnd: @escaping @Sendable (String) -> Void = { _ in },
+                onBytes: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
+        self.path = path
+        let state = self.state
+        let handle = try RealtimeThread(name: "stream-reader") {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+            defer { buffer.deallocate() }
+            var info = stat()
+            let isFIFO = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
+            var fd: Int32 = -1
+            while !state.stop.load(ordering: .relaxed) {
+                if fd < 0 {
+                    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+                    if fd < 0 { onEnd("\(path): \(String(cString: strerror(errno)))"); return }
+                }
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&poller, 1, 50)
+                if ready <= 0 { continue }
+                let n = read(fd, buffer.baseAddress, buffer.count)
+                if n > 0 {
+                    state.bytesRead.add(UInt64(n), ordering: .relaxed)
+                    onBytes(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), rt_monotonic_ns())
+                    continue
+                }
+                if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                // EOF: for a FIFO the writer left — wait for the next one; a file is done.
+                close(fd)
+                fd = -1
+                if !isFIFO { onEnd("end of file"); return }
+                state.reopened.add(1, ordering: .relaxed)
+                usleep(20_000)
+            }
+            if fd >= 0 { close(fd) }
+        }
+        thread.withLock { $0 = handle }
+    }
+
+    public func stop() {
+        state.stop.store(true, ordering: .relaxed)
+        let handle = thread.withLock { h -> RealtimeThread? in
+            let current = h
+            h = nil
+            return current
+        }
+        handle?.join()
+    }
+
+    deinit { stop() }
+}
