@@ -67,7 +67,7 @@ let package = Package(
         .target(
             name: "AIOSRobot",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "Actuators",
+                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "robotd",
             dependencies: [
-                "AIOSRobot", "RobotBenchmarks", "RTScheduler",
+                "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
     ],
     swiftLanguageModes: [.v6]

@@ -179,3 +179,23 @@ struct SerialTransportTests {
         }
     }
 }
+
+@Suite("libserialport on a real port")
+struct LibSerialPortRealTests {
+    static var nativePort: String? {
+        (try? SerialPortInfo.list())?.first { $0.transport == "native" && FileManager.default.fileExists(atPath: $0.path) }?.path
+    }
+
+    /// This VM has a native UART (/dev/ttyS0, listed by libserialport): open and configure it
+    /// through the libserialport path, read with a short time-out, close. Nothing is written.
+    @Test(.enabled(if: nativePort != nil, "no native serial port on this machine"))
+    func when_a_native_port_exists_expect_libserialport_opens_configures_and_reads_it() throws {
+        let path = try #require(Self.nativePort)
+        let port = try SerialPortOpener.open(.path(path), settings: SerialSettings(baud: 9600, parity: .even, stopBits: 2))
+        defer { port.close() }
+        #expect(port.backend == "libserialport")
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { buffer.deallocate() }
+        #expect(try port.read(into: buffer, timeoutMilliseconds: 20) >= 0)
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Synchronization
+import Transports
+
+/// Runs one echo: an input's reader thread decodes and prints lines; the caller waits until
+/// `count` lines were printed or `timeout` passed, then stops it and prints the summary.
+public final class EchoSession: Sendable {
+    private let printed = Atomic<Int>(0)
+    private let done = DispatchSemaphore(value: 0)
+    private let limit: Int?
+    private let output: @Sendable (String) -> Void
+    private let outputLock = Mutex(())
+
+    public init(count: Int?, output: @escaping @Sendable (String) -> Void) {
+        limit = count
+        self.output = output
+    }
+
+    /// Prints one line; signals completion when the count is reached. Lines past the count are dropped.
+    public func emit(_ line: String) {
+        let n = printed.add(1, ordering: .relaxed).newValue
+        if let limit, n > limit { return }
+        outputLock.withLock { _ in output(line) }
+        if let limit, n == limit { done.signal() }
+    }
+
+    public func finish() { done.signal() }
+
+    /// Waits for the count, the time-out, or `finish()`. Returns false on time-out.
+    @discardableResult
+    public func wait(timeout: Double?) -> Bool {
+        if let timeout { return done.wait(timeout: .now() + timeout) == .success }
+        done.wait()
+        return true
+    }
+
+    public var lines: Int { min(printed.load(ordering: .relaxed), limit ?? .max) }
+
+    /// Echo of a serial input (termios for ptys, libserialport for real ports).
+    public static func serial(_ endpoint: SerialEndpoint, settings: SerialSettings, codec: SerialEcho.Codec,
+                              session: EchoSession, log: @escaping @Sendable (String) -> Void) throws -> (stop: @Sendable () -> Void, summary: @Sendable () -> String) {
+        let echo = Confined(SerialEcho(source: "serial:\(endpoint)", codec: codec))
+        let reader = try SerialReader(endpoint: endpoint, settings: settings, onEvent: { event in
+            switch event {
+            case .connected(let path, let backend): log("connected to \(path) (\(backend))")
+            case .disconnected(let path, let reason): log("disconnected from \(path): \(reason)")
+            case .openFailed(let name, let reason, let retry): log("cannot open \(name): \(reason); retrying in \(retry) ms")
+            }
+        }, onBytes: { bytes, arrival in
+            echo.use { $0.feed(bytes, arrival: arrival) { session.emit($0) } }
+        })
+        return ({ reader.stop() }, { echo.use { $0.summary } })
+    }
+
+    /// Echo of an input device: libevdev for character devices, the raw input_event stream for a
+    /// FIFO or a recorded file.
+    public static func evdev(path: String, grab: Bool, session: EchoSession,
+                             log: @escaping @Sendable (String) -> Void) throws -> (stop: @Sendable () -> Void, summary: @Sendable () -> String) {
+        let echo = Confined(InputEcho(source: "evdev:\(path)"))
+        var info = stat()
+        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR {
+            let device = try EvdevDevice(path: path, grab: grab)
+            log("input device: \(device.name)")
+            let box = StopBox()
+            let thread = Thread {
+                while !box.stopped.load(ordering: .relaxed) {
+                    do {
+                        try device.pump(timeoutMilliseconds: 50, onResync: { log("SYN_DROPPED: resynchronised by libevdev") }) { event in
+                            let arrival = Int64(DispatchTime.now().uptimeNanoseconds)
+                            echo.use { $0.feed(event: event, arrival: arrival) { session.emit($0) } }
+                        }
+                    } catch {
+                        log("\(error)")
+                        session.finish()
+                        return
+                    }
+                }
+            }
+            thread.start()
+            return ({ box.stopped.store(true, ordering: .relaxed) }, { echo.use { $0.summary } })
+        }
+        let reader = try StreamReader(path: path, onEnd: { reason in log(reason); session.finish() }) { bytes, arrival in
+            echo.use { $0.feed(bytes: bytes, arrival: arrival) { session.emit($0) } }
+        }
+        return ({ reader.stop() }, { echo.use { $0.summary } })
+    }
+}
+
+/// A decoder owned by one reader thread; the lock only orders the final summary read after it.
+final class Confined<Value: ~Copyable>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: consuming Value) { self.value = value }
+    func use<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
+
+final class StopBox: Sendable {
+    let stopped = Atomic<Bool>(false)
+}
