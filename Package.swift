@@ -47,7 +47,7 @@ let package = Package(
         // for real ports, termios for pseudo-terminals), later the MQTT client and the evdev reader.
         .target(
             name: "Transports",
-            dependencies: ["CSerial", "CEvdev", "CTransport", "CRealtime", "Codecs", "Platform"]),
+            dependencies: ["CSerial", "CEvdev", "CMosquitto", "CTransport", "CRealtime", "Codecs", "Platform"]),
         .target(
             name: "RTScheduler",
             dependencies: [
@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "Actuators",
             dependencies: [
-                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform",
+                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform", "Transports",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -87,7 +87,7 @@ let package = Package(
 
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport"]),

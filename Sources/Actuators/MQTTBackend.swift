@@ -1,11 +1,6 @@
 import Foundation
 import SafetyGuard
-
-/// Publishes MQTT messages (the libmosquitto client implements it; tests use a recorder).
-public protocol MQTTPublishing: AnyObject, Sendable {
-    var isConnected: Bool { get }
-    func publish(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws
-}
+import Transports
 
 /// Actuators reached over MQTT (a smart plug, a heater relay, a fan): each channel has a topic
 /// and a payload template. Not real-time safe (it builds a payload string); libmosquitto queues

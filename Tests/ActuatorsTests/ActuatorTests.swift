@@ -1,4 +1,5 @@
 import Codecs
+import Transports
 import Foundation
 import Glibc
 import RTScheduler

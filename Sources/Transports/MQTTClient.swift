@@ -1,0 +1,364 @@
+import CMosquitto
+import CRealtime
+import Foundation
+import Glibc
+import Platform
+import Synchronization
+
+/// Publishes MQTT messages: the libmosquitto client below, or a recorder in tests.
+public protocol MQTTPublishing: AnyObject, Sendable {
+    var isConnected: Bool { get }
+    func publish(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws
+}
+
+public struct MQTTError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var code: Int32
+    public var operation: String
+    public var description: String {
+        let text = mosquitto_strerror(code).map { String(cString: $0) } ?? "error \(code)"
+        return "mqtt \(operation): \(text)"
+    }
+}
+
+public struct MQTTOptions: Sendable, Equatable {
+    public struct Will: Sendable, Equatable {
+        public var topic: String
+        public var payload: [UInt8]
+        public var qos: Int
+        public var retain: Bool
+        public init(topic: String, payload: [UInt8], qos: Int = 1, retain: Bool = true) {
+            self.topic = topic
+            self.payload = payload
+            self.qos = qos
+            self.retain = retain
+        }
+    }
+
+    public var host: String
+    public var port: Int
+    public var clientID: String
+    public var username: String?
+    public var password: String?
+    /// TLS with this CA file (PEM); nil: plain TCP.
+    public var caFile: String?
+    public var keepaliveSeconds: Int
+    public var cleanSession: Bool
+    public var will: Will?
+    public var reconnectMinSeconds: UInt32
+    public var reconnectMaxSeconds: UInt32
+
+    public init(host: String = "127.0.0.1", port: Int = 1883, clientID: String, username: String? = nil,
+                password: String? = nil, caFile: String? = nil, keepaliveSeconds: Int = 10, cleanSession: Bool = true,
+                will: Will? = nil, reconnectMinSeconds: UInt32 = 1, reconnectMaxSeconds: UInt32 = 8) {
+        self.host = host
+        self.port = port
+        self.clientID = clientID
+        self.username = username
+        self.password = password
+        self.caFile = caFile
+        self.keepaliveSeconds = keepaliveSeconds
+        self.cleanSession = cleanSession
+        self.will = will
+        self.reconnectMinSeconds = reconnectMinSeconds
+        self.reconnectMaxSeconds = reconnectMaxSeconds
+    }
+
+    /// `host:port` (port defaults to 1883).
+    public static func parseBroker(_ text: String) -> (host: String, port: Int)? {
+        let parts = text.split(separator: ":")
+        guard let host = parts.first, !host.isEmpty, parts.count <= 2 else { return nil }
+        let port = parts.count == 2 ? Int(parts[1]) : 1883
+        guard let port, (1...65535).contains(port) else { return nil }
+        return (String(host), port)
+    }
+}
+
+/// One received message, with its arrival instant (CLOCK_MONOTONIC ns).
+public struct MQTTMessage: Sendable {
+    public var topic: String
+    public var payload: [UInt8]
+    public var qos: Int
+    public var retained: Bool
+    public var arrival: Int64
+}
+
+/// A libmosquitto client on its own network thread (`mosquitto_loop_start`). It reconnects with
+/// exponential backoff and **re-subscribes every subscription after each reconnect** (bridges that
+/// forget this go silent after a broker restart: mqtt_bridge #61, mqtt_client #48). Callbacks run on
+/// the network thread, never on the dispatch thread.
+public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
+    // @unchecked: `mosq` is created in init and destroyed in deinit; libmosquitto is thread-safe
+    // for publish/subscribe with a running loop thread; our own state is in Mutex/Atomic.
+    public enum LinkEvent: Sendable, Equatable {
+        case connected
+        case disconnected(code: Int32)
+        case connectRefused(code: Int32)
+        /// The TCP connection could not be made; retried with backoff.
+        case connectFailed(code: Int32)
+    }
+
+    public struct Subscription: Sendable {
+        public var filter: String
+        public var qos: Int
+        public init(filter: String, qos: Int = 0) {
+            self.filter = filter
+            self.qos = qos
+        }
+    }
+
+    public final class Counters: Sendable {
+        public let received = Atomic<UInt64>(0)
+        public let published = Atomic<UInt64>(0)
+        public let publishFailures = Atomic<UInt64>(0)
+        public let connects = Atomic<UInt64>(0)
+        public let disconnects = Atomic<UInt64>(0)
+    }
+
+    public let options: MQTTOptions
+    public let counters = Counters()
+    private let mosq: OpaquePointer
+    private let subscriptions = Mutex<[Subscription]>([])
+    private let connected = Atomic<Bool>(false)
+    private let onMessage: @Sendable (MQTTMessage) -> Void
+    private let onEvent: @Sendable (LinkEvent) -> Void
+    private let stopping = Atomic<Bool>(false)
+    private let aborting = Atomic<Bool>(false)
+    private let networkThread = Mutex<RealtimeThread?>(nil)
+
+    private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
+
+    public init(options: MQTTOptions, onEvent: @escaping @Sendable (LinkEvent) -> Void = { _ in },
+                onMessage: @escaping @Sendable (MQTTMessage) -> Void) throws(MQTTError) {
+        guard Self.libraryReady else { throw MQTTError(code: MOSQ_ERR_UNKNOWN.rawValue, operation: "lib_init") }
+        self.options = options
+        self.onMessage = onMessage
+        self.onEvent = onEvent
+        guard let mosq = mosquitto_new(options.clientID, options.cleanSession, nil) else {
+            throw MQTTError(code: MOSQ_ERR_NOMEM.rawValue, operation: "new")
+        }
+        self.mosq = mosq
+        _ = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311)
+        mosquitto_user_data_set(mosq, Unmanaged.passUnretained(self).toOpaque())
+        Self.installCallbacks(mosq)
+        func check(_ rc: Int32, _ operation: String) throws(MQTTError) {
+            if rc != MOSQ_ERR_SUCCESS.rawValue { throw MQTTError(code: rc, operation: operation) }
+        }
+        if let username = options.username {
+            try check(mosquitto_username_pw_set(mosq, username, options.password), "username_pw_set")
+        }
+        if let caFile = options.caFile {
+            try check(mosquitto_tls_set(mosq, caFile, nil, nil, nil, nil), "tls_set")
+        }
+        if let will = options.will {
+            try check(will.payload.withUnsafeBytes {
+                mosquitto_will_set(mosq, will.topic, Int32($0.count), $0.baseAddress, Int32(will.qos), will.retain)
+            }, "will_set")
+        }
+    }
+
+    /// Starts the network thread: it connects (a broker that is down now is retried with
+    /// exponential backoff), runs libmosquitto's loop, and reconnects whenever the link drops.
+    /// (Our own loop rather than `mosquitto_loop_start`: that one does not retry a first
+    /// connection that was refused.)
+    public func start() throws {
+        let thread = try RealtimeThread(name: "mqtt-network") { [self] in runNetwork() }
+        networkThread.withLock { $0 = thread }
+    }
+
+    private func runNetwork() {
+        var delay = max(options.reconnectMinSeconds, 1) * 1000
+        var haveConnected = false
+        var linkUp = false
+        while !stopping.load(ordering: .relaxed) {
+            if !linkUp {
+                let rc = haveConnected ? mosquitto_reconnect(mosq)
+                    : mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds))
+                if rc != MOSQ_ERR_SUCCESS.rawValue {
+                    onEvent(.connectFailed(code: rc))
+                    sleep(milliseconds: delay)
+                    delay = min(delay * 2, max(options.reconnectMaxSeconds, 1) * 1000)
+                    continue
+                }
+                haveConnected = true
+                linkUp = true
+                delay = max(options.reconnectMinSeconds, 1) * 1000
+            }
+            let rc = mosquitto_loop(mosq, 100, 1)
+            if rc != MOSQ_ERR_SUCCESS.rawValue && !stopping.load(ordering: .relaxed) {
+                linkUp = false
+                if connected.exchange(false, ordering: .relaxed) {  // lost without a disconnect callback
+                    counters.disconnects.add(1, ordering: .relaxed)
+                    onEvent(.disconnected(code: rc))
+                }
+                sleep(milliseconds: delay)
+            }
+        }
+        if !aborting.load(ordering: .relaxed) {
+            mosquitto_disconnect(mosq)
+            // Let the DISCONNECT go out.
+            for _ in 0..<5 where mosquitto_loop(mosq, 20, 1) == MOSQ_ERR_SUCCESS.rawValue {}
+        }
+    }
+
+    private func sleep(milliseconds: UInt32) {
+        var left = milliseconds
+        while left > 0 && !stopping.load(ordering: .relaxed) {
+            let step = min(left, 20)
+            usleep(step * 1000)
+            left -= step
+        }
+    }
+
+    /// Stops: a clean DISCONNECT (no last will), then the network thread ends.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        joinNetworkThread()
+        connected.store(false, ordering: .relaxed)
+    }
+
+    /// Drops the connection without DISCONNECT (the broker then publishes the last will): what a
+    /// crash looks like to the broker, and how the will is tested.
+    public func abort() {
+        aborting.store(true, ordering: .relaxed)
+        stopping.store(true, ordering: .relaxed)
+        joinNetworkThread()
+        connected.store(false, ordering: .relaxed)
+        // Closes the socket without a DISCONNECT packet; the client is unusable afterwards.
+        _ = mosquitto_reinitialise(mosq, options.clientID, options.cleanSession, nil)
+    }
+
+    private func joinNetworkThread() {
+        let thread = networkThread.withLock { t -> RealtimeThread? in
+            let current = t
+            t = nil
+            return current
+        }
+        thread?.join()
+    }
+
+    deinit {
+        stopping.store(true, ordering: .relaxed)
+        joinNetworkThread()
+        mosquitto_destroy(mosq)
+    }
+
+    public var isConnected: Bool { connected.load(ordering: .relaxed) }
+
+    /// Adds a subscription (wildcards `+` and `#` allowed); it is renewed after every reconnect.
+    public func subscribe(_ subscription: Subscription) throws(MQTTError) {
+        var valid = false
+        guard mosquitto_topic_matches_sub(subscription.filter, "a", &valid) == MOSQ_ERR_SUCCESS.rawValue else {
+            throw MQTTError(code: MOSQ_ERR_INVAL.rawValue, operation: "subscribe \(subscription.filter)")
+        }
+        subscriptions.withLock { $0.append(subscription) }
+        if isConnected {
+            let rc = mosquitto_subscribe(mosq, nil, subscription.filter, Int32(subscription.qos))
+            if rc != MOSQ_ERR_SUCCESS.rawValue { throw MQTTError(code: rc, operation: "subscribe") }
+        }
+    }
+
+    public func publish(topic: String, payload: [UInt8], qos: Int = 0, retain: Bool = false) throws {
+        let rc = payload.withUnsafeBytes {
+            mosquitto_publish(mosq, nil, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
+        }
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            counters.publishFailures.add(1, ordering: .relaxed)
+            throw MQTTError(code: rc, operation: "publish \(topic)")
+        }
+        counters.published.add(1, ordering: .relaxed)
+    }
+
+    /// True if `topic` matches the subscription `filter` (MQTT wildcard rules, libmosquitto's check).
+    public static func matches(filter: String, topic: String) -> Bool {
+        var result = false
+        return mosquitto_topic_matches_sub(filter, topic, &result) == MOSQ_ERR_SUCCESS.rawValue && result
+    }
+
+    // MARK: callbacks (network thread)
+
+    fileprivate func didConnect(_ rc: Int32) {
+        guard rc == 0 else {
+            onEvent(.connectRefused(code: rc))
+            return
+        }
+        connected.store(true, ordering: .relaxed)
+        counters.connects.add(1, ordering: .relaxed)
+        for subscription in subscriptions.withLock({ $0 }) {
+            _ = mosquitto_subscribe(mosq, nil, subscription.filter, Int32(subscription.qos))
+        }
+        onEvent(.connected)
+    }
+
+    fileprivate func didDisconnect(_ rc: Int32) {
+        guard connected.exchange(false, ordering: .relaxed) else { return }
+        counters.disconnects.add(1, ordering: .relaxed)
+        onEvent(.disconnected(code: rc))
+    }
+
+    fileprivate func didReceive(_ message: UnsafePointer<mosquitto_message>) {
+        let arrival = rt_monotonic_ns()
+        let m = message.pointee
+        let topic = m.topic.map { String(cString: $0) } ?? ""
+        let payload = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(m.payloadlen))) } ?? []
+        counters.received.add(1, ordering: .relaxed)
+        onMessage(MQTTMessage(topic: topic, payload: payload, qos: Int(m.qos), retained: m.retain, arrival: arrival))
+    }
+
+    /// C callbacks are created here, in a nonisolated static context, and find their client
+    /// through the user-data pointer (a closure with captured isolation would trap off its actor).
+    private nonisolated static func installCallbacks(_ mosq: OpaquePointer) {
+        mosquitto_connect_callback_set(mosq) { _, user, rc in
+            guard let user else { return }
+            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didConnect(rc)
+        }
+        mosquitto_disconnect_callback_set(mosq) { _, user, rc in
+            guard let user else { return }
+            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didDisconnect(rc)
+        }
+        mosquitto_message_callback_set(mosq) { _, user, message in
+            guard let user, let message else { return }
+            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didReceive(message)
+        }
+    }
+}
+
+/// Turns an MQTT payload into a number: a bare number ("21.5"), or JSON with a field path
+/// ("sensor.temperature", "values[2]").
+public enum MQTTPayload {
+    public enum ExtractError: Error, Equatable, Sendable {
+        case notANumber
+        case notJSON
+        case missingField(String)
+    }
+
+    public static func number(_ payload: [UInt8], fieldPath: String?) -> Result<Double, ExtractError> {
+        let text = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let fieldPath, !fieldPath.isEmpty else {
+            if let v = Double(text), v.isFinite { return .success(v) }
+            if text == "true" || text == "ON" || text == "on" { return .success(1) }
+            if text == "false" || text == "OFF" || text == "off" { return .success(0) }
+            return .failure(.notANumber)
+        }
+        guard let root = try? JSONSerialization.jsonObject(with: Data(payload), options: [.fragmentsAllowed]) else {
+            return .failure(.notJSON)
+        }
+        var node: Any? = root
+        for part in fieldPath.split(separator: ".") {
+            var name = Substring(part)
+            var indices: [Int] = []
+            while let open = name.lastIndex(of: "["), name.last == "]", let i = Int(name[name.index(after: open)..<name.index(before: name.endIndex)]) {
+                indices.insert(i, at: 0)
+                name = name[..<open]
+            }
+            if !name.isEmpty { node = (node as? [String: Any])?[String(name)] }
+            for i in indices {
+                guard let array = node as? [Any], i >= 0, i < array.count else { return .failure(.missingField(fieldPath)) }
+                node = array[i]
+            }
+            if node == nil { return .failure(.missingField(fieldPath)) }
+        }
+        if let n = node as? NSNumber { return .success(n.doubleValue) }
+        if let s = node as? String, let v = Double(s) { return .success(v) }
+        return .failure(.notANumber)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Glibc
+
+/// A Mosquitto broker started by robotd itself (tests, the demo): a generated config on a free
+/// 127.0.0.1 port, started as a child process and stopped by PID. Debian's package does not start
+/// one, and nothing here relies on a system broker.
+public final class MosquittoBroker: @unchecked Sendable {
+    // @unchecked: start/stop are called by the owner's thread only.
+    public let port: Int
+    public let executable: String
+    private let directory: URL
+    private var process: Process?
+
+    public init(port: Int? = nil, executable: String = "/usr/sbin/mosquitto") throws {
+        self.port = try port ?? Self.freePort()
+        self.executable = executable
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("robotd-mosquitto-\(getpid())-\(self.port)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/mosquitto") }
+
+    public var pid: Int32? { process?.processIdentifier }
+
+    /// Starts the broker and waits until it accepts connections (up to 5 s).
+    public func start() throws {
+        let config = directory.appendingPathComponent("mosquitto.conf")
+        try """
+        listener \(port) 127.0.0.1
+        allow_anonymous true
+        persistence false
+        log_dest none
+        """.write(to: config, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["-c", config.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            if Self.accepts(port: port) { return }
+            if !process.isRunning { break }
+            usleep(20_000)
+        }
+        stop()
+        throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "mosquitto did not start on port \(port)"])
+    }
+
+    /// Stops the broker by PID (SIGTERM, then SIGKILL after 2 s) and waits for it.
+    public func stop() {
+        guard let process, process.isRunning else { self.process = nil; return }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(2)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
