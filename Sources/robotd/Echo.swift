@@ -1,12 +1,13 @@
 import AIOSRobot
 import ArgumentParser
 import Foundation
+import Glibc
 import Transports
 
 struct Echo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Open one input and print what it decodes, one JSON object per line (SI units).",
-        subcommands: [SerialEchoCommand.self, EvdevEchoCommand.self])
+        subcommands: [SerialEchoCommand.self, EvdevEchoCommand.self, MQTTEchoCommand.self])
 }
 
 struct EchoLimits: ParsableArguments {
@@ -85,5 +86,40 @@ struct Ports: ParsableCommand {
                 print("\(port.path)\t\(port.transport)\t\(usb)\tserial=\(port.usbSerial ?? "-")\t\(port.description)")
             }
         }
+    }
+}
+
+struct MQTTEchoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mqtt", abstract: "MQTT topics (wildcards + and # allowed) through libmosquitto.")
+
+    @Option(help: "Broker as HOST:PORT.")
+    var broker: String = "127.0.0.1:1883"
+
+    @Option(help: "User name.") var username: String?
+    @Option(help: "Password.") var password: String?
+    @Option(help: "CA file (PEM) for TLS.") var caFile: String?
+    @Option(help: "QoS of the subscriptions (0, 1, 2).") var qos: Int = 0
+    @Option(help: "Field path of the number in JSON payloads, e.g. sensor.temperature or values[0].") var field: String?
+
+    @Argument(help: "Topics to subscribe to.")
+    var topics: [String]
+
+    @OptionGroup var limits: EchoLimits
+
+    func validate() throws {
+        guard MQTTOptions.parseBroker(broker) != nil else { throw ValidationError("--broker must be HOST:PORT") }
+        guard (0...2).contains(qos) else { throw ValidationError("--qos must be 0, 1 or 2") }
+        guard !topics.isEmpty else { throw ValidationError("name at least one topic") }
+    }
+
+    func run() throws {
+        guard let (host, port) = MQTTOptions.parseBroker(broker) else { return }
+        let options = MQTTOptions(host: host, port: port, clientID: "robotd-echo-\(getpid())", username: username,
+                                  password: password, caFile: caFile)
+        let session = EchoSession(count: limits.count) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+        let echo = try EchoSession.mqtt(options: options, topics: topics, qos: qos, fieldPath: field, session: session, log: stderrLine)
+        session.wait(timeout: limits.timeout)
+        echo.stop()
+        stderrLine(echo.summary())
     }
 }

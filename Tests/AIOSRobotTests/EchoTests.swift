@@ -63,3 +63,36 @@ struct EchoTests {
 
 import CTransport
 func posix_openpt_for_tests(_ name: inout [CChar]) -> Int32 { tr_open_pty(&name, name.count) }
+
+@Suite("robotd echo mqtt", .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+struct MQTTEchoTests {
+    /// `robotd echo mqtt` against a broker the test starts, with mosquitto_pub as an independent
+    /// publisher.
+    @Test func when_messages_arrive_expect_values_from_bare_and_json_payloads() throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = products.appendingPathComponent("robotd")
+        process.arguments = ["echo", "mqtt", "--broker", "127.0.0.1:\(broker.port)", "--field", "t", "--count", "2",
+                             "--timeout", "15", "rig/+/temp"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        usleep(800_000)
+        for payload in [#"{"t":21.5}"#, "not json", #"{"t":22}"#] {
+            let pub = Process()
+            pub.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_pub")
+            pub.arguments = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-t", "rig/bench/temp", "-m", payload, "-q", "1"]
+            try pub.run()
+            pub.waitUntilExit()
+        }
+        process.waitUntilExit()
+        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains(#""topic":"rig/bench/temp","value":21.5"#) == true)
+        #expect(lines.last?.contains(#""value":null,"error":"notJSON""#) == true)
+    }
+}

@@ -98,6 +98,51 @@ final class Confined<Value: ~Copyable>: @unchecked Sendable {
     }
 }
 
+extension EchoSession {
+    /// Echo of MQTT topics (wildcards allowed): each message as a JSON line with the number found
+    /// in it (bare, or at `fieldPath` in JSON) and the raw payload text.
+    public static func mqtt(options: MQTTOptions, topics: [String], qos: Int, fieldPath: String?, session: EchoSession,
+                            log: @escaping @Sendable (String) -> Void) throws -> (stop: @Sendable () -> Void, summary: @Sendable () -> String) {
+        let rejected = Atomic<Int>(0)
+        let client = try MQTTClient(options: options, onEvent: { event in
+            switch event {
+            case .connected: log("connected to \(options.host):\(options.port)")
+            case .disconnected(let code): log("disconnected (\(code)); reconnecting")
+            case .connectRefused(let code): log("connection refused by the broker (\(code))")
+            case .connectFailed(let code): log("cannot connect to \(options.host):\(options.port) (\(code)); retrying")
+            }
+        }, onMessage: { message in
+            var j = JSONLine()
+            j.add("source", "mqtt:\(message.topic)")
+            j.add("arrival_ns", message.arrival)
+            j.add("kind", "mqtt")
+            j.add("topic", message.topic)
+            switch MQTTPayload.number(message.payload, fieldPath: fieldPath) {
+            case .success(let value): j.add("value", value)
+            case .failure(let error):
+                rejected.add(1, ordering: .relaxed)
+                j.add("value", nil as Double?)
+                j.add("error", "\(error)")
+            }
+            j.add("payload", String(decoding: message.payload, as: UTF8.self))
+            j.add("retained", message.retained)
+            session.emit(j.text)
+        })
+        for topic in topics { try client.subscribe(.init(filter: topic, qos: qos)) }
+        try client.start()
+        let counters = client.counters
+        return ({ client.stop() }, {
+            var j = JSONLine()
+            j.add("source", "mqtt:\(options.host):\(options.port)")
+            j.add("kind", "summary")
+            j.add("messages", Int(counters.received.load(ordering: .relaxed)))
+            j.add("not_a_number", rejected.load(ordering: .relaxed))
+            j.add("reconnects", max(0, Int(counters.connects.load(ordering: .relaxed)) - 1))
+            return j.text
+        })
+    }
+}
+
 final class StopBox: Sendable {
     let stopped = Atomic<Bool>(false)
 }
