@@ -36,7 +36,7 @@ public struct InputMapping: Sendable, Equatable {
         }
     }
 
-    public enum Action: Sendable, Equatable, CustomStringConvertible {
+    public enum Action: Sendable, Hashable, CustomStringConvertible {
         case emergencyStop
         /// Motion is allowed only while held.
         case deadman

@@ -1,0 +1,92 @@
+import RTScheduler
+import Synchronization
+import Transports
+
+/// Gamepads, e-stop buttons and switches (evdev) turned into events: axes go to a
+/// keep-latest-per-key source (key = axis index, so a busy dispatcher only ever sees the newest
+/// stick position), buttons and resyncs to a second source; the e-stop action also goes to a
+/// critical source of its own so that it never waits behind teleop traffic.
+public final class GamepadInput: Sendable {
+    public struct Sources: Sendable {
+        public var axes: SourceHandle
+        public var buttons: SourceHandle
+        public var emergencyStop: SourceHandle?
+        public init(axes: SourceHandle, buttons: SourceHandle, emergencyStop: SourceHandle? = nil) {
+            self.axes = axes
+            self.buttons = buttons
+            self.emergencyStop = emergencyStop
+        }
+    }
+
+    /// Codes used in `.signal(code:value:)` payloads on the buttons source.
+    public enum SignalCode {
+        public static let emergencyStop: Int32 = 1
+        public static let deadman: Int32 = 2
+        /// Events were lost (SYN_DROPPED): treat the deadman as released until the next frame.
+        public static let resync: Int32 = 3
+        /// Mode and named actions: 100 + their index in the mapping's key list.
+        public static let actionBase: Int32 = 100
+    }
+
+    public let mapping: InputMapping
+    public let sources: Sources
+    public let refused = Atomic<UInt64>(0)
+    final class State: @unchecked Sendable {
+        // Touched only by the reader thread that calls `feed`.
+        var decoder = InputEventStreamDecoder()
+        var assembler: InputFrameAssembler
+        init(_ assembler: InputFrameAssembler) { self.assembler = assembler }
+    }
+    private let state: State
+    private let axisIndex: [String: Int]
+    private let keyIndex: [InputMapping.Action: Int]
+
+    public init(mapping: InputMapping, sources: Sources) throws(InputError) {
+        self.mapping = mapping
+        self.sources = sources
+        state = State(try InputFrameAssembler(mapping: mapping))
+        var axisIndex: [String: Int] = [:]
+        for (i, axis) in mapping.axes.enumerated() { axisIndex[axis.name] = i }
+        self.axisIndex = axisIndex
+        var keyIndex: [InputMapping.Action: Int] = [:]
+        for (i, key) in mapping.keys.enumerated() { keyIndex[key.action] = i }
+        self.keyIndex = keyIndex
+    }
+
+    /// Raw input_event bytes (FIFO, file) with their arrival (ns).
+    public func feed(bytes: UnsafeRawBufferPointer, arrival: Int64) {
+        state.decoder.feed(bytes) { event in feed(event: event, arrival: arrival) }
+    }
+
+    /// One event from libevdev (a real device) or the stream decoder.
+    public func feed(event: InputEvent, arrival: Int64) {
+        state.assembler.feed(event) { change in post(change, release: Instant(nanoseconds: arrival)) }
+    }
+
+    /// libevdev resynchronised a real device after SYN_DROPPED.
+    public func resynchronised(arrival: Int64) {
+        state.assembler.resynchronised { change in post(change, release: Instant(nanoseconds: arrival)) }
+    }
+
+    private func post(_ change: InputChange, release: Instant) {
+        let result: PostResult
+        switch change {
+        case .axis(let name, let value):
+            result = sources.axes.post(.scalar(value), key: UInt32(axisIndex[name] ?? 0), release: release)
+        case .key(let action, let pressed):
+            let code: Int32 = switch action {
+            case .emergencyStop: SignalCode.emergencyStop
+            case .deadman: SignalCode.deadman
+            case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
+            }
+            if action == .emergencyStop, pressed, let estop = sources.emergencyStop {
+                if !estop.post(.signal(code: code, value: 1), release: release).wasAccepted { refused.add(1, ordering: .relaxed) }
+            }
+            result = sources.buttons.post(.signal(code: code, value: pressed ? 1 : 0), release: release)
+        case .resync:
+            result = sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: release)
+        }
+        if !result.wasAccepted { refused.add(1, ordering: .relaxed) }
+    }
+}
+
