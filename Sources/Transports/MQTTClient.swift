@@ -121,9 +121,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let connected = Atomic<Bool>(false)
     private let onMessage: @Sendable (MQTTMessage) -> Void
     private let onEvent: @Sendable (LinkEvent) -> Void
-    private let stopping = Atomic<Bool>(false)
     private let aborting = Atomic<Bool>(false)
-    private let networkThread = Mutex<RealtimeThread?>(nil)
+    private let network = Mutex<StoppableThread?>(nil)
 
     private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
 
@@ -161,21 +160,21 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// (Our own loop rather than `mosquitto_loop_start`: that one does not retry a first
     /// connection that was refused.)
     public func start() throws {
-        let thread = try RealtimeThread(name: "mqtt-network") { [self] in runNetwork() }
-        networkThread.withLock { $0 = thread }
+        let thread = try StoppableThread(name: "mqtt-network") { [self] stop in runNetwork(stop) }
+        network.withLock { $0 = thread }
     }
 
-    private func runNetwork() {
+    private func runNetwork(_ stop: StopFlag) {
         var delay = max(options.reconnectMinSeconds, 1) * 1000
         var haveConnected = false
         var linkUp = false
-        while !stopping.load(ordering: .relaxed) {
+        while !stop.isSet {
             if !linkUp {
                 let rc = haveConnected ? mosquitto_reconnect(mosq)
                     : mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds))
                 if rc != MOSQ_ERR_SUCCESS.rawValue {
                     onEvent(.connectFailed(code: rc))
-                    sleep(milliseconds: delay)
+                    stop.sleep(milliseconds: Int(delay))
                     delay = min(delay * 2, max(options.reconnectMaxSeconds, 1) * 1000)
                     continue
                 }
@@ -184,13 +183,13 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                 delay = max(options.reconnectMinSeconds, 1) * 1000
             }
             let rc = mosquitto_loop(mosq, 100, 1)
-            if rc != MOSQ_ERR_SUCCESS.rawValue && !stopping.load(ordering: .relaxed) {
+            if rc != MOSQ_ERR_SUCCESS.rawValue && !stop.isSet {
                 linkUp = false
                 if connected.exchange(false, ordering: .relaxed) {  // lost without a disconnect callback
                     counters.disconnects.add(1, ordering: .relaxed)
                     onEvent(.disconnected(code: rc))
                 }
-                sleep(milliseconds: delay)
+                stop.sleep(milliseconds: Int(delay))
             }
         }
         if !aborting.load(ordering: .relaxed) {
@@ -200,18 +199,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         }
     }
 
-    private func sleep(milliseconds: UInt32) {
-        var left = milliseconds
-        while left > 0 && !stopping.load(ordering: .relaxed) {
-            let step = min(left, 20)
-            usleep(step * 1000)
-            left -= step
-        }
-    }
-
     /// Stops: a clean DISCONNECT (no last will), then the network thread ends.
     public func stop() {
-        stopping.store(true, ordering: .relaxed)
         joinNetworkThread()
         connected.store(false, ordering: .relaxed)
     }
@@ -220,7 +209,6 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// crash looks like to the broker, and how the will is tested.
     public func abort() {
         aborting.store(true, ordering: .relaxed)
-        stopping.store(true, ordering: .relaxed)
         joinNetworkThread()
         connected.store(false, ordering: .relaxed)
         // Closes the socket without a DISCONNECT packet; the client is unusable afterwards.
@@ -228,16 +216,15 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     }
 
     private func joinNetworkThread() {
-        let thread = networkThread.withLock { t -> RealtimeThread? in
+        let thread = network.withLock { t -> StoppableThread? in
             let current = t
             t = nil
             return current
         }
-        thread?.join()
+        thread?.stop()
     }
 
     deinit {
-        stopping.store(true, ordering: .relaxed)
         joinNetworkThread()
         mosquitto_destroy(mosq)
     }

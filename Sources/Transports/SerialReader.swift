@@ -29,12 +29,11 @@ public final class SerialReader: Sendable {
         public let bytesRead = Atomic<UInt64>(0)
         public let connections = Atomic<UInt64>(0)
         public let disconnections = Atomic<UInt64>(0)
-        let stopRequested = Atomic<Bool>(false)
     }
 
     public let endpoint: SerialEndpoint
     public let counters = Counters()
-    private let thread: Mutex<RealtimeThread?> = Mutex(nil)
+    private let worker: StoppableThread
 
     /// - Parameters:
     ///   - onBytes: called on the reader thread with each chunk and its CLOCK_MONOTONIC arrival (ns).
@@ -45,9 +44,8 @@ public final class SerialReader: Sendable {
                 onBytes: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         self.endpoint = endpoint
         let counters = self.counters
-        let handle = try RealtimeThread(name: "serial-reader") {
-            let stopRequested = counters
-            func stopping() -> Bool { stopRequested.stopRequested.load(ordering: .relaxed) }
+        worker = try StoppableThread(name: "serial-reader") { stop in
+            func stopping() -> Bool { stop.isSet }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
             defer { buffer.deallocate() }
             var delay = backoff.initialMilliseconds
@@ -57,7 +55,7 @@ public final class SerialReader: Sendable {
                     port = try open(endpoint, settings)
                 } catch {
                     onEvent(.openFailed(endpoint: endpoint.description, reason: "\(error)", retryInMilliseconds: delay))
-                    Self.sleep(milliseconds: delay, unless: counters)
+                    stop.sleep(milliseconds: delay)
                     delay = min(delay * 2, backoff.maximumMilliseconds)
                     continue
                 }
@@ -81,30 +79,11 @@ public final class SerialReader: Sendable {
                 if stopping() { break }
                 counters.disconnections.add(1, ordering: .relaxed)
                 onEvent(.disconnected(path: port.path, reason: reason))
-                Self.sleep(milliseconds: delay, unless: counters)
+                stop.sleep(milliseconds: delay)
             }
         }
-        thread.withLock { $0 = handle }
     }
 
-    public func stop() {
-        counters.stopRequested.store(true, ordering: .relaxed)
-        let handle = thread.withLock { h -> RealtimeThread? in
-            let current = h
-            h = nil
-            return current
-        }
-        handle?.join()
-    }
+    public func stop() { worker.stop() }
 
-    deinit { stop() }
-
-    static func sleep(milliseconds: Int, unless counters: Counters) {
-        var left = milliseconds
-        while left > 0 && !counters.stopRequested.load(ordering: .relaxed) {
-            let step = min(left, 20)
-            usleep(UInt32(step * 1000))
-            left -= step
-        }
-    }
 }

@@ -8,26 +8,25 @@ import Synchronization
 /// file ends at EOF (`onEnd`). Used for recorded sessions and the simulator's input_event streams.
 public final class StreamReader: Sendable {
     public final class State: Sendable {
-        let stop = Atomic<Bool>(false)
         public let bytesRead = Atomic<UInt64>(0)
         public let reopened = Atomic<UInt64>(0)
     }
 
     public let path: String
     public let state = State()
-    private let thread = Mutex<RealtimeThread?>(nil)
+    private let worker: StoppableThread
 
     public init(path: String, onEnd: @escaping @Sendable (String) -> Void = { _ in },
                 onBytes: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         self.path = path
         let state = self.state
-        let handle = try RealtimeThread(name: "stream-reader") {
+        worker = try StoppableThread(name: "stream-reader") { stop in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
             defer { buffer.deallocate() }
             var info = stat()
             let isFIFO = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
             var fd: Int32 = -1
-            while !state.stop.load(ordering: .relaxed) {
+            while !stop.isSet {
                 if fd < 0 {
                     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
                     if fd < 0 { onEnd("\(path): \(String(cString: strerror(errno)))"); return }
@@ -47,22 +46,12 @@ public final class StreamReader: Sendable {
                 fd = -1
                 if !isFIFO { onEnd("end of file"); return }
                 state.reopened.add(1, ordering: .relaxed)
-                usleep(20_000)
+                stop.sleep(milliseconds: 20)
             }
             if fd >= 0 { close(fd) }
         }
-        thread.withLock { $0 = handle }
     }
 
-    public func stop() {
-        state.stop.store(true, ordering: .relaxed)
-        let handle = thread.withLock { h -> RealtimeThread? in
-            let current = h
-            h = nil
-            return current
-        }
-        handle?.join()
-    }
+    public func stop() { worker.stop() }
 
-    deinit { stop() }
 }

@@ -45,13 +45,7 @@ struct SchedulerBench: ParsableCommand {
         let result = try SchedulerBenchmark(options: options, logger: logger).run { phase in
             if !json { FileHandle.standardError.write(Data("… \(phase)\n".utf8)) }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
-        } else {
-            print(BenchReport.scheduler(result))
-        }
+        try printResult(result, json: json) { BenchReport.scheduler($0) }
     }
 }
 
@@ -72,12 +66,17 @@ struct GuardBench: ParsableCommand {
 
     func run() throws {
         let result = try GuardBenchmark(checks: checks).run()
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
-        } else {
-            print(BenchReport.guardReport(result))
-        }
+        try printResult(result, json: json) { BenchReport.guardReport($0) }
+    }
+}
+
+/// One JSON object (`--json`) or the human report.
+func printResult<R: Encodable>(_ result: R, json: Bool, report: (R) -> String) throws {
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
+    } else {
+        print(report(result))
     }
 }

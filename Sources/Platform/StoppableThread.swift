@@ -1,0 +1,46 @@
+import Glibc
+import Synchronization
+
+/// A stop request that a worker thread polls, with a sleep that ends early when it is set.
+public final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public var isSet: Bool { flag.load(ordering: .relaxed) }
+    public func set() { flag.store(true, ordering: .relaxed) }
+
+    /// Sleeps up to `milliseconds`, waking every 20 ms to check the flag.
+    public func sleep(milliseconds: Int) {
+        var left = milliseconds
+        while left > 0 && !isSet {
+            let step = min(left, 20)
+            usleep(UInt32(step * 1000))
+            left -= step
+        }
+    }
+}
+
+/// A worker thread that runs until asked to stop: `stop()` sets its flag and joins it. Readers
+/// (serial, streams) and the MQTT network loop are built on it.
+public final class StoppableThread: Sendable {
+    public let flag = StopFlag()
+    private let thread = Mutex<RealtimeThread?>(nil)
+
+    public init(name: String, body: @escaping @Sendable (StopFlag) -> Void) throws {
+        let flag = self.flag
+        let handle = try RealtimeThread(name: name) { body(flag) }
+        thread.withLock { $0 = handle }
+    }
+
+    /// Sets the flag and waits for the body to return. Idempotent.
+    public func stop() {
+        flag.set()
+        let handle = thread.withLock { h -> RealtimeThread? in
+            let current = h
+            h = nil
+            return current
+        }
+        handle?.join()
+    }
+
+    deinit { stop() }
+}
