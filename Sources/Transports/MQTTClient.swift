@@ -112,6 +112,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         public let publishFailures = Atomic<UInt64>(0)
         public let connects = Atomic<UInt64>(0)
         public let disconnects = Atomic<UInt64>(0)
+        /// SUBACKs received (each subscription, after every (re)connect).
+        public let subscribed = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -301,6 +303,10 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         mosquitto_disconnect_callback_set(mosq) { _, user, rc in
             guard let user else { return }
             Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didDisconnect(rc)
+        }
+        mosquitto_subscribe_callback_set(mosq) { _, user, _, _, _ in
+            guard let user else { return }
+            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().counters.subscribed.add(1, ordering: .relaxed)
         }
         mosquitto_message_callback_set(mosq) { _, user, message in
             guard let user, let message else { return }

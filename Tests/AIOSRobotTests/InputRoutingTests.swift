@@ -71,8 +71,7 @@ struct InputRoutingTests {
         let publisher = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "rig-device")) { _ in }
         try publisher.start()
         let deadline = Date().addingTimeInterval(10)
-        while !(client.isConnected && publisher.isConnected) && Date() < deadline { usleep(10_000) }
-        usleep(300_000)
+        while !(client.counters.subscribed.load(ordering: .relaxed) >= 2 && publisher.isConnected) && Date() < deadline { usleep(10_000) }
         try publisher.publish(topic: "rig/bench/temperature", payload: Array(#"{"celsius":21.25}"#.utf8), qos: 1, retain: false)
         try publisher.publish(topic: "rig/heater/power", payload: Array("150".utf8), qos: 1, retain: false)
         try publisher.publish(topic: "rig/heater/power", payload: Array("broken".utf8), qos: 1, retain: false)

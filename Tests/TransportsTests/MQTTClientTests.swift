@@ -41,8 +41,7 @@ struct MQTTClientTests {
         try rig.subscribe(.init(filter: "robotd/#", qos: 0))
         try robot.start()
         try rig.start()
-        #expect(waitUntil { robot.isConnected && rig.isConnected })
-        usleep(200_000)  // subscriptions are sent on connect
+        #expect(waitUntil { robot.counters.subscribed.load(ordering: .relaxed) >= 1 && rig.counters.subscribed.load(ordering: .relaxed) >= 1 })
         try rig.publish(topic: "rig/bench/temperature", payload: Array("21.5".utf8), qos: 1, retain: false)
         try rig.publish(topic: "rig/bench/humidity", payload: Array("40".utf8))
         try robot.publish(topic: "robotd/r1/status", payload: Array(#"{"state":"running"}"#.utf8), qos: 1, retain: true)
@@ -61,8 +60,7 @@ struct MQTTClientTests {
         let client = try Self.client("robotd-restart", port: broker.port, inbox: inbox)
         try client.subscribe(.init(filter: "rig/#", qos: 1))
         try client.start()
-        #expect(waitUntil { client.isConnected })
-        usleep(200_000)
+        #expect(waitUntil { client.counters.subscribed.load(ordering: .relaxed) >= 1 })
         let sender = try Self.client("sender-1", port: broker.port, inbox: senderInbox)
         try sender.start()
         #expect(waitUntil { sender.isConnected })
@@ -75,9 +73,8 @@ struct MQTTClientTests {
         #expect(inbox.events.withLock { $0 }.contains { if case .disconnected = $0 { true } else { false } })
         try broker.start()  // same port
         defer { broker.stop() }
-        #expect(waitUntil(seconds: 15) { client.isConnected })
+        #expect(waitUntil(seconds: 15) { client.counters.subscribed.load(ordering: .relaxed) >= 2 })  // re-subscribed
         #expect(inbox.count(.connected) == 2)
-        usleep(300_000)
         let sender2 = try Self.client("sender-2", port: broker.port, inbox: senderInbox)
         try sender2.start()
         #expect(waitUntil { sender2.isConnected })
@@ -98,8 +95,7 @@ struct MQTTClientTests {
         let dying = try Self.client("dying", port: broker.port, inbox: dyingInbox,
                                     will: .init(topic: "robotd/r1/status", payload: Array("offline".utf8), qos: 1, retain: true))
         try dying.start()
-        #expect(waitUntil { watcher.isConnected && dying.isConnected })
-        usleep(200_000)
+        #expect(waitUntil { watcher.counters.subscribed.load(ordering: .relaxed) >= 1 && dying.isConnected })
         dying.abort()  // no DISCONNECT: the broker publishes the will
         #expect(waitUntil(seconds: 15) { watcherInbox.texts(on: "robotd/r1/status") == ["offline"] })
         watcher.stop()
