@@ -191,11 +191,24 @@ struct LibSerialPortRealTests {
     @Test(.enabled(if: nativePort != nil, "no native serial port on this machine"))
     func when_a_native_port_exists_expect_libserialport_opens_configures_and_reads_it() throws {
         let path = try #require(Self.nativePort)
-        let port = try SerialPortOpener.open(.path(path), settings: SerialSettings(baud: 9600, parity: .even, stopBits: 2))
-        defer { port.close() }
+        // The UART may be the kernel console: save its line settings and put them back afterwards.
+        let saved = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK)
+        try #require(saved >= 0)
+        var original = termios()
+        try #require(tcgetattr(saved, &original) == 0)
+        defer {
+            _ = tcsetattr(saved, TCSANOW, &original)
+            close(saved)
+        }
+        let port = try SerialPortOpener.open(.path(path), settings: SerialSettings(baud: 115_200, parity: .even, stopBits: 2))
         #expect(port.backend == "libserialport")
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
         defer { buffer.deallocate() }
         #expect(try port.read(into: buffer, timeoutMilliseconds: 20) >= 0)
+        var applied = termios()
+        #expect(tcgetattr(saved, &applied) == 0)
+        #expect(cfgetospeed(&applied) == speed_t(B115200))
+        #expect(applied.c_cflag & tcflag_t(PARENB) != 0 && applied.c_cflag & tcflag_t(CSTOPB) != 0)  // 8E2 really applied
+        port.close()
     }
 }
