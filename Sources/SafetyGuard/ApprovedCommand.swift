@@ -16,6 +16,12 @@ public struct ApprovedCommand: Sendable, Equatable {
     /// Category-1 stop finished: the actuator should remove power after applying `value`.
     public let deenergize: Bool
 
+    /// The guard's approval of `command`, with the (possibly clamped) value it approved.
+    init(approving command: Command, value: CommandValue, at instant: Instant) {
+        self.init(channel: command.channel, value: value, origin: command.origin, sourceTag: command.sourceTag,
+                  issuedAt: command.issuedAt, validUntil: command.validUntil, approvedAt: instant)
+    }
+
     init(channel: ChannelID, value: CommandValue, origin: CommandOrigin, sourceTag: UInt32,
          issuedAt: Instant, validUntil: Instant, approvedAt: Instant, deenergize: Bool = false) {
         self.channel = channel

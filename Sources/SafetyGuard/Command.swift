@@ -19,7 +19,7 @@ public enum CommandValue: Sendable, Equatable {
 
 /// Who proposed a command. Limits may be tighter per origin (a planner inside a smaller envelope
 /// than a local policy).
-public enum CommandOrigin: Int, Sendable, CaseIterable, Codable, CustomStringConvertible {
+public enum CommandOrigin: Int, Sendable, Codable, NamedCase {
     case policy = 0
     case teleop = 1
     case planner = 2
@@ -34,10 +34,16 @@ public enum CommandOrigin: Int, Sendable, CaseIterable, Codable, CustomStringCon
         case .safetyGuard: "guard"
         }
     }
+}
 
+/// Enums whose configuration name is their description (`origin: planner`, `fault: stale-sensor`).
+public protocol NamedCase: CaseIterable, CustomStringConvertible {}
+
+extension NamedCase {
+    /// The case whose name is `name`, or nil.
     public init?(name: String) {
-        guard let origin = Self.allCases.first(where: { $0.description == name }) else { return nil }
-        self = origin
+        guard let found = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = found
     }
 }
 

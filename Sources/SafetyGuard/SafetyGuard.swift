@@ -129,8 +129,7 @@ public struct SafetyGuard: Sendable {
         channels[command.channel.index].lastApprovedAt = now
         channels[command.channel.index].watchdogTripped = false
         channels[command.channel.index].ramping = false
-        return ApprovedCommand(channel: command.channel, value: value, origin: command.origin, sourceTag: command.sourceTag,
-                               issuedAt: command.issuedAt, validUntil: command.validUntil, approvedAt: now)
+        return ApprovedCommand(approving: command, value: value, at: now)
     }
 
     private func reject(_ command: Command, _ reason: RejectReason, now: Instant) -> Verdict {

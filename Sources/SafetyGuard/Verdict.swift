@@ -53,7 +53,7 @@ public enum RejectReason: String, Sendable, Codable {
 }
 
 /// What can make the guard act.
-public enum FaultKind: Int, Sendable, CaseIterable, Codable, CustomStringConvertible {
+public enum FaultKind: Int, Sendable, Codable, NamedCase {
     case emergencyStopInput = 0
     case deadlineFault = 1
     case staleSensor = 2
@@ -74,11 +74,6 @@ public enum FaultKind: Int, Sendable, CaseIterable, Codable, CustomStringConvert
         case .commandWatchdog: "command-watchdog"
         case .operatorRequest: "operator-request"
         }
-    }
-
-    public init?(name: String) {
-        guard let kind = Self.allCases.first(where: { $0.description == name }) else { return nil }
-        self = kind
     }
 }
 
