@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SafetyGuard", targets: ["SafetyGuard"]),
         .library(name: "Actuators", targets: ["Actuators"]),
         .library(name: "AIOSRobot", targets: ["AIOSRobot"]),
+        .library(name: "RobotSim", targets: ["RobotSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,10 +59,16 @@ let package = Package(
         .target(
             name: "SafetyGuard",
             dependencies: ["RTScheduler"]),
+        // The bundled simulator (sim/): a rover and an IoT rig speaking the real interfaces. It sees
+        // only codecs and transports, never the runtime, so it stays an outside peer.
+        .target(
+            name: "RobotSim",
+            dependencies: ["Codecs", "Transports", "CTransport", "CRealtime", "Platform"],
+            path: "sim/RobotSim"),
         .target(
             name: "Actuators",
             dependencies: [
-                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform", "Transports",
+                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform", "Transports", "RobotSim",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -92,6 +99,7 @@ let package = Package(
         .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
+        .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]
 )

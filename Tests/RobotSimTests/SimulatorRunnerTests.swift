@@ -1,0 +1,124 @@
+import Codecs
+import Foundation
+import Synchronization
+import Testing
+import Transports
+@testable import RobotSim
+
+func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+func temporaryDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "robotd-sim-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+/// The simulator in real-time mode, seen from outside exactly as robotd sees hardware.
+@Suite("Simulator in real time: pty, FIFO and MQTT", .serialized)
+struct SimulatorRunnerTests {
+    /// The rover's serial link through a pty symlink, opened by the termios path of Transports.
+    @Test func when_a_host_opens_the_rover_port_expect_sensor_frames_at_rate_and_motor_frames_obeyed() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = SimulatorRunner.Options()
+        options.roverLinkPath = dir + "/rover"
+        let runner = try SimulatorRunner(options: options)
+        try runner.start()
+        defer { runner.stop() }
+
+        let port = try TermiosSerialPort(path: dir + "/rover", settings: SerialSettings())
+        defer { port.close() }
+        var decoder = FrameDecoder()
+        var imu = 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        let begin = Date()
+        var out = [UInt8](repeating: 0, count: Frame.maxWireCount)
+        var sequence: UInt8 = 0
+        while Date().timeIntervalSince(begin) < 1.0 {
+            let n = try port.read(into: buffer, timeoutMilliseconds: 20)
+            decoder.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { view in
+                if view.type == Frame.MessageType.imuSample.rawValue { imu += 1 }
+            }
+            for motor in [UInt8(0), 1] {  // both wheels forward at 8 rad/s, refreshed every read
+                sequence &+= 1
+                let count = out.withUnsafeMutableBytes {
+                    MotorCommandMessage(channel: motor, mode: .velocity, deenergize: false, value: 8).encode(sequence: sequence, into: $0)
+                } ?? 0
+                try out.withUnsafeBytes { try port.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            }
+        }
+        // 200 Hz for 1 s, the first frames possibly before the port was open: generous bounds.
+        #expect(imu > 120 && imu < 260)
+        #expect(decoder.framesRejected == 0)
+        let s = runner.rover.snapshot()
+        #expect(s.firmware.commandsApplied > 20 && s.leftEnergised)
+        #expect(s.odometer > 0.2)
+    }
+
+    @Test func when_nobody_has_the_port_open_expect_frames_counted_as_unheard_not_queued() throws {
+        let runner = try SimulatorRunner(options: SimulatorRunner.Options())
+        try runner.start()
+        usleep(300_000)
+        runner.stop()
+        #expect(runner.statistics.roverBytesUnheard > 1000)
+        #expect(runner.statistics.ticks > 100)
+    }
+
+    /// The gamepad's input_event stream through a FIFO, read by Transports' StreamReader.
+    @Test func when_the_gamepad_script_fires_expect_input_events_through_the_fifo() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = SimulatorRunner.Options()
+        options.gamepadFIFO = dir + "/gamepad"
+        options.gamepadScript = [.init(at: 600_000_000, [.press("BTN_EAST")]), .init(at: 700_000_000, [.release("BTN_EAST")])]
+        let runner = try SimulatorRunner(options: options)
+        let events = Mutex<[InputEvent]>([])
+        let decoder = Mutex(InputEventStreamDecoder())
+        let reader = try StreamReader(path: dir + "/gamepad") { bytes, _ in
+            decoder.withLock { d in d.feed(bytes) { e in events.withLock { $0.append(e) } } }
+        }
+        defer { reader.stop() }
+        try runner.start()
+        defer { runner.stop() }
+        #expect(waitUntil(seconds: 5) { events.withLock { $0.count } >= 4 })
+        let got = events.withLock { $0 }
+        #expect(got.map(\.codeName) == ["BTN_EAST", "SYN_REPORT", "BTN_EAST", "SYN_REPORT"])
+        #expect(got.first?.value == 1 && got.first?.microseconds == 600_000)
+    }
+
+    /// The rig as an MQTT device on a broker the test starts.
+    @Test(.enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+    func when_the_rig_runs_on_a_broker_expect_readings_published_and_heater_commands_obeyed() throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        var options = SimulatorRunner.Options()
+        options.broker = ("127.0.0.1", broker.port)
+        options.rig.sampleHz = 10
+        let runner = try SimulatorRunner(options: options)
+        try runner.start()
+        defer { runner.stop() }
+        let readings = Mutex<[Double]>([])
+        let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "rig-test")) { message in
+            if message.topic == "sim/rig/temperature", let v = try? MQTTPayload.number(message.payload, fieldPath: "value").get() {
+                readings.withLock { $0.append(v) }
+            }
+        }
+        try client.subscribe(.init(filter: "sim/rig/temperature"))
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.counters.subscribed.load(ordering: .relaxed) >= 1 && runner.rigSubscriptions >= 2 })
+        #expect(waitUntil { readings.withLock { $0.count } >= 3 })
+        try client.publish(topic: "sim/rig/heater/set", payload: Array("on".utf8), qos: 1)
+        #expect(waitUntil { runner.rig?.snapshot().heaterOn == true })
+        #expect(runner.rig?.snapshot().counters.heaterCommands == 1)
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Synchronization
+import Transports
+
+public struct RigSimulationConfig: Sendable, Equatable {
+    public var parameters = ThermalRigParameters()
+    /// Topics live under this prefix: `<prefix>/temperature`, `<prefix>/heater/set`, …
+    public var topicPrefix = "sim/rig"
+    public var sampleHz = 1.0
+    public var physicsStep: Int64 = 100_000_000
+    public var seed: UInt64 = 7
+    public var temperatureNoise = 0.05
+    public var humidityNoise = 0.3
+    public init() {}
+}
+
+/// The rig's MQTT face: what the rig's controller would publish and accept.
+///
+/// - publishes `<prefix>/temperature` `{"value": 21.3, "unit": "C", "time_ms": 5000}`,
+///   `<prefix>/humidity` `{"value": 48.2, "unit": "%", …}`, and, retained, `<prefix>/heater/state`
+///   `on|off|fuse-blown` and `<prefix>/fan/state` (duty) whenever they change;
+/// - accepts `<prefix>/heater/set` (`on`/`off`/`1`/`0`) and `<prefix>/fan/set` (duty 0…1, bare
+///   number). Anything else is counted as ignored.
+public struct RigCounters: Sendable, Equatable, Codable {
+    public var heaterCommands = 0
+    public var fanCommands = 0
+    public var commandsIgnored = 0
+    public var samplesPublished = 0
+    public init() {}
+}
+
+public struct RigSnapshot: Sendable, Equatable, Codable {
+    public var time: Int64
+    public var temperature: Double
+    public var relativeHumidity: Double
+    public var heaterOn: Bool
+    public var fanDuty: Double
+    public var fuseBlown: Bool
+    public var counters: RigCounters
+}
+
+/// The IoT rig in lockstep (virtual time), the same object the real-time runner drives from the
+/// monotonic clock with a real MQTT client.
+public final class RigSimulation: Sendable {
+    public let config: RigSimulationConfig
+
+    private struct Core: Sendable {
+        var time: Int64 = 0
+        var rig: ThermalRig
+        var random: SimRandom
+        var nextSample: Int64 = 0
+        var counters = RigCounters()
+        var lastHeaterState: String?
+        var lastFanState: Double?
+    }
+
+    private let core: Mutex<Core>
+
+    public init(config: RigSimulationConfig = RigSimulationConfig()) {
+        precondition(config.physicsStep > 0, "physics step must be positive")
+        self.config = config
+        let period = config.sampleHz > 0 ? Int64((1e9 / config.sampleHz).rounded()) : .max
+        core = Mutex(Core(rig: ThermalRig(parameters: config.parameters), random: SimRandom(seed: config.seed),
+                          nextSample: period))
+    }
+
+    public var time: Int64 { core.withLock { $0.time } }
+    public var commandTopics: [String] { ["\(config.topicPrefix)/heater/set", "\(config.topicPrefix)/fan/set"] }
+
+    /// A message to the rig (what the broker would deliver).
+    public func handle(topic: String, payload: [UInt8]) {
+        core.withLock { core in
+            let value = try? MQTTPayload.number(payload, fieldPath: nil).get()
+            switch topic {
+            case "\(config.topicPrefix)/heater/set" where value == 0 || value == 1:
+                core.rig.heaterOn = value == 1
+                core.counters.heaterCommands += 1
+            case "\(config.topicPrefix)/fan/set" where value.map { $0 >= 0 && $0 <= 1 } ?? false:
+                core.rig.fanDuty = value ?? 0
+                core.counters.fanCommands += 1
+            default:
+                core.counters.commandsIgnored += 1
+            }
+        }
+    }
+
+    /// Steps the model to `target` and hands every message the rig publishes to `publish`
+    /// (topic, payload, retain, instant). `publish` runs under the lock: no calls back in.
+    public func advance(to target: Int64, publish: (String, [UInt8], Bool, Int64) -> Void) {
+        core.withLock { core in
+            let period = config.sampleHz > 0 ? Int64((1e9 / config.sampleHz).rounded()) : .max
+            while core.time + config.physicsStep <= target {
+                core.time += config.physicsStep
+                core.rig.step(dt: Double(config.physicsStep) / 1e9)
+                let heater = core.rig.fuseBlown ? "fuse-blown" : core.rig.heaterOn ? "on" : "off"
+                if heater != core.lastHeaterState {
+                    core.lastHeaterState = heater
+                    publish("\(config.topicPrefix)/heater/state", Array(heater.utf8), true, core.time)
+                }
+                if core.rig.fanDuty != core.lastFanState {
+                    core.lastFanState = core.rig.fanDuty
+                    publish("\(config.topicPrefix)/fan/state", Array(String(core.rig.fanDuty).utf8), true, core.time)
+                }
+                if core.time >= core.nextSample {
+                    core.nextSample += period
+                    let t = core.rig.temperature + core.random.gaussian(config.temperatureNoise)
+                    let h = min(100, max(0, core.rig.relativeHumidity + core.random.gaussian(config.humidityNoise)))
+                    publish("\(config.topicPrefix)/temperature", Self.reading(t, unit: "C", time: core.time), false, core.time)
+                    publish("\(config.topicPrefix)/humidity", Self.reading(h, unit: "%", time: core.time), false, core.time)
+                    core.counters.samplesPublished += 1
+                }
+            }
+        }
+    }
+
+    public func snapshot() -> RigSnapshot {
+        core.withLock { core in
+            RigSnapshot(time: core.time, temperature: core.rig.temperature, relativeHumidity: core.rig.relativeHumidity,
+                        heaterOn: core.rig.heaterOn, fanDuty: core.rig.fanDuty, fuseBlown: core.rig.fuseBlown,
+                        counters: core.counters)
+        }
+    }
+
+    static func reading(_ value: Double, unit: String, time: Int64) -> [UInt8] {
+        let rounded = (value * 100).rounded() / 100
+        return Array("{\"value\":\(rounded),\"unit\":\"\(unit)\",\"time_ms\":\(time / 1_000_000)}".utf8)
+    }
+}

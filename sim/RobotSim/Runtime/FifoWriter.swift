@@ -1,0 +1,45 @@
+import Foundation
+import Glibc
+
+/// The writing end of a named pipe carrying input_event records (how the simulator stands in for
+/// /dev/input/eventN). Events written while no reader has the FIFO open are dropped and counted,
+/// as a button pressed on an unplugged gamepad would be: nothing stale waits in the pipe.
+final class FifoWriter {
+    let path: String
+    private var fd: Int32 = -1
+    private(set) var bytesDropped = 0
+    private(set) var bytesWritten = 0
+
+    init(path: String) throws {
+        self.path = path
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFIFO else { throw SimulatorError("\(path) exists and is not a FIFO") }
+        } else if mkfifo(path, 0o600) != 0 {
+            throw SimulatorError("cannot create FIFO \(path): \(String(cString: strerror(errno)))")
+        }
+        signal(SIGPIPE, SIG_IGN)  // a reader that goes away is an EPIPE to handle, not a process kill
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        unlink(path)
+    }
+
+    func write(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        if fd < 0 {
+            // O_WRONLY|O_NONBLOCK fails with ENXIO while there is no reader.
+            fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            if fd < 0 { bytesDropped += bytes.count; return }
+        }
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EPIPE { close(fd); fd = -1 }
+            bytesDropped += bytes.count
+            return
+        }
+        bytesWritten += n
+        bytesDropped += bytes.count - n
+    }
+}
