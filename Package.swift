@@ -94,10 +94,10 @@ let package = Package(
 
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Codecs", "Transports", "CTransport"]),
     ],

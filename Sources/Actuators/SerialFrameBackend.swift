@@ -2,11 +2,18 @@ import Codecs
 import Glibc
 import SafetyGuard
 import Synchronization
+import Transports
 
 /// Where a serial back end's bytes go: a serial port, a pseudo-terminal, a pipe.
 public protocol ByteWriter: AnyObject, Sendable {
     /// Writes all of `bytes` or throws.
     func write(_ bytes: UnsafeRawBufferPointer) throws
+    /// False once the link is known to be down.
+    var isConnected: Bool { get }
+}
+
+extension ByteWriter {
+    public var isConnected: Bool { true }
 }
 
 /// Writes to a file descriptor (a serial port opened elsewhere, a pty, a pipe). EPIPE, EIO and
@@ -28,6 +35,26 @@ public final class FileDescriptorWriter: ByteWriter {
                 throw ActuatorError(code == EPIPE || code == EIO ? .disconnected : .writeFailed, backend: "fd \(fd)", errno: code)
             }
             offset += n
+        }
+    }
+}
+
+/// Writes to an open serial port of Transports (libserialport for real ports, termios for ptys),
+/// so a motor driver can share the port its sensor frames arrive on. A port that reports the
+/// device gone (EIO, ENXIO, EPIPE) marks the link down.
+public final class SerialPortWriter: ByteWriter {
+    public let port: any SerialPort
+    private let up = Atomic<Bool>(true)
+    public init(port: any SerialPort) { self.port = port }
+    public var isConnected: Bool { up.load(ordering: .relaxed) }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        do {
+            try port.write(bytes)
+        } catch {
+            if error.code == .disconnected { up.store(false, ordering: .relaxed) }
+            throw ActuatorError(error.code == .disconnected ? .disconnected : .writeFailed, backend: port.path,
+                                errno: error.errno, detail: error.detail)
         }
     }
 }
@@ -61,7 +88,6 @@ public final class SerialFrameBackend: ActuatorBackend {
         deinit { bytes.deallocate() }
     }
     private let buffer = Mutex(Buffer())
-    private let linkUp = Atomic<Bool>(true)
 
     public init(name: String, mappings: [Mapping], writer: any ByteWriter) {
         self.name = name
@@ -72,9 +98,8 @@ public final class SerialFrameBackend: ActuatorBackend {
         self.byChannel = byChannel
     }
 
-    public var isConnected: Bool {
-        linkUp.load(ordering: .relaxed) && ((writer as? FileDescriptorWriter)?.isConnected ?? true)
-    }
+    /// The writer knows whether its link is up (and comes back: a re-plugged cable).
+    public var isConnected: Bool { writer.isConnected }
 
     public func write(_ command: ApprovedCommand) throws {
         guard let i = byChannel[command.channel.index] else { throw ActuatorError(.unknownChannel, backend: name) }
@@ -101,7 +126,6 @@ public final class SerialFrameBackend: ActuatorBackend {
             do {
                 try writer.write(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n]))
             } catch var error as ActuatorError {
-                if error.code == .disconnected { linkUp.store(false, ordering: .relaxed) }
                 error.backend = name
                 throw error
             }

@@ -34,6 +34,7 @@ public final class SimulatorBackend: ActuatorBackend {
 final class RoverLink: ByteWriter {
     let rover: RoverSimulation
     init(_ rover: RoverSimulation) { self.rover = rover }
+    var isConnected: Bool { rover.isLinkUp }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         guard rover.isLinkUp else { throw ActuatorError(.disconnected, backend: "simulated rover", errno: 5) }

@@ -17,6 +17,10 @@ public struct RoverSimulationConfig: Sendable, Equatable {
     public var rangeNoise = 0.003
     public var rangeMinimum = 0.05
     public var rangeMaximum = 4.0
+    /// Half-angle of the range sensor's beam (an ultrasonic sensor's cone is 15–30°): the reading is
+    /// the nearest return among rays spread over the cone.
+    public var rangeConeHalfAngle = 0.26
+    public var rangeRays = 5
     /// The motor driver's own command watchdog (ns).
     public var commandTimeout: Int64 = 500_000_000
     /// Where the device's microsecond clock starts (set near 2³² to exercise the wrap).
@@ -162,8 +166,13 @@ public final class RoverSimulation: Sendable {
             core.nextRange += period(config.rangeHz)
             // The range sensor looks forward from the front of the body.
             let p = core.rover.pose
-            let distance = config.arena.rayCast(x: p.x, y: p.y, yaw: p.yaw) - config.parameters.bodyRadius
-                + core.random.gaussian(config.rangeNoise)
+            var nearest = Double.infinity
+            let rays = max(config.rangeRays, 1)
+            for i in 0..<rays {
+                let offset = rays == 1 ? 0 : config.rangeConeHalfAngle * (2 * Double(i) / Double(rays - 1) - 1)
+                nearest = min(nearest, config.arena.rayCast(x: p.x, y: p.y, yaw: p.yaw + offset))
+            }
+            let distance = nearest - config.parameters.bodyRadius + core.random.gaussian(config.rangeNoise)
             let status: UInt8 = distance < config.rangeMinimum ? 1 : distance > config.rangeMaximum ? 2 : 0
             let message = RangeMessage(deviceTimeMicros: micros, range: Float(status == 0 ? distance : 0), status: status)
             send(&core, .range, count: message.write(into: core.payload), emit: emit)
