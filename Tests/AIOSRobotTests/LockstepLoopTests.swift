@@ -11,23 +11,13 @@ import Transports
 
 /// The whole data path on virtual time: simulated rover bytes → FrameSensorInput → scheduler →
 /// obstacle-avoiding policy → SafetyGuard → ActuatorSet → SimulatorBackend → the rover's firmware,
-/// with a scripted gamepad e-stop through GamepadInput. Everything runs on the test thread in
-/// lockstep, so the run is a pure function of its configuration.
+/// with a scripted gamepad through GamepadInput. Everything runs on the test thread in lockstep,
+/// so a run is a pure function of its configuration.
 final class LockstepLoop: Sendable {
-    struct State {
-        var guardian: SafetyGuard
-        var policy = ObstacleAvoidingDrive()
-        var range = Double.infinity
-        var passed = 0
-        var clamped = 0
-        var rejected = 0
-        var stopped = 0
-    }
-
     struct Outcome: Equatable {
         var rover: RoverSnapshot
         var audit: [AuditRecord]
-        var verdicts: [Int]
+        var status: RoverRuntime.Status
         var driveReleases: Int
         var driveMisses: Int
     }
@@ -35,79 +25,22 @@ final class LockstepLoop: Sendable {
     let clock = VirtualClock()
     let scheduler: Scheduler
     let rover: RoverSimulation
-    let actuators: ActuatorSet
-    final class Box: Sendable {
-        let state: Mutex<State>
-        init(_ s: State) { state = Mutex(s) }
-        func withLock<R>(_ body: (inout State) -> R) -> R { state.withLock { body(&$0) } }
-    }
-    let state: Box
-    let sensors: FrameSensorInput
-    let gamepad: GamepadInput
+    let runtime: RoverRuntime
     let pad: Mutex<SimulatedGamepad>
     private let audit = Mutex<[AuditRecord]>([])
 
-    init(seed: UInt64, estopAt: Int64?, startYaw: Double = 0) throws {
+    init(seed: UInt64, gamepad script: [SimulatedGamepad.Step] = [], startYaw: Double = 0) throws {
         var config = RoverSimulationConfig()
         config.seed = seed
         config.start.yaw = startYaw
         rover = RoverSimulation(config: config)
-        let guardian = try SafetyGuard(configuration: GuardConfiguration(
-            channels: ["wheel_left", "wheel_right"].map {
-                ChannelConfiguration(name: $0, limits: .continuous(.velocity(maxVelocity: 12, maxAcceleration: 40)),
-                                     watchdogTimeout: .milliseconds(100))
-            },
-            sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(250), reaction: .stop(.one))]))
-        let state = Box(State(guardian: guardian))
-        self.state = state
         let actuators = try ActuatorSet(backends: [SimulatorBackend(name: "rover", rover: rover, mappings: [
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
         ])])
-        self.actuators = actuators
         scheduler = Scheduler(clock: clock)
-        let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
-        let rangeID = guardian.sensor(named: "range")
-        let rangeSource = scheduler.addSource("range", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
-                                              subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
-            guard case .values(let v) = event.payload else { return }
-            state.withLock { s in
-                s.range = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]))
-                if let rangeID { s.guardian.noteSensor(rangeID, at: event.release) }
-            }
-        }
-        sensors = FrameSensorInput(sources: .init(range: rangeSource), expectedIMUHz: 200)
-        let estop = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
-                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            state.withLock { $0.guardian.trigger(.emergencyStopInput, category: .zero, at: event.release, emit: write) }
-        }
-        let ignore: EventHandler = { _ in }
-        let axes = scheduler.addSource("axes", queue: QueueSpec(capacity: 8, overflow: .keepLatestPerKey),
-                                       subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50)), handler: ignore)
-        let buttons = scheduler.addSource("buttons", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
-                                          subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50)), handler: ignore)
-        gamepad = try GamepadInput(mapping: InputMapping(keys: [.init(code: "BTN_EAST", action: .emergencyStop)]),
-                                   sources: .init(axes: axes, buttons: buttons, emergencyStop: estop))
-        pad = Mutex(try SimulatedGamepad(script: estopAt.map { [.init(at: $0, [.press("BTN_EAST")])] } ?? []))
-        let clock = clock
-        scheduler.addPeriodic("drive", PeriodicSpec(period: .milliseconds(20), priority: .high)) { event in
-            state.withLock { s in
-                let (left, right) = s.policy.step(range: s.range)
-                for (channel, speed) in [(0, left), (1, right)] {
-                    let command = Command(channel: ChannelID(index: channel), value: .continuous(speed), origin: .policy,
-                                          issuedAt: event.release, validUntil: event.release + .milliseconds(60))
-                    switch s.guardian.check(command, now: clock.now()) {
-                    case .pass(let approved): s.passed += 1; actuators.write(approved)
-                    case .clamped(let approved, _): s.clamped += 1; actuators.write(approved)
-                    case .rejected: s.rejected += 1
-                    case .stop: s.stopped += 1
-                    }
-                }
-            }
-        }
-        scheduler.addPeriodic("guard", PeriodicSpec(period: .milliseconds(10), priority: .high)) { event in
-            state.withLock { $0.guardian.tick(now: event.release, emit: write) }
-        }
+        runtime = try RoverRuntime(scheduler: scheduler, actuators: actuators)
+        pad = Mutex(try SimulatedGamepad(script: script))
         actuators.start()
     }
 
@@ -116,18 +49,17 @@ final class LockstepLoop: Sendable {
         var t = rover.time
         while t < end {
             t += 1_000_000
-            rover.advance(to: t) { bytes, at in sensors.feed(bytes, arrival: at) }
+            rover.advance(to: t) { bytes, at in runtime.sensors.feed(bytes, arrival: at) }
             let records = pad.withLock { $0.advance(to: t) }
-            if !records.isEmpty { records.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) } }
+            if !records.isEmpty { records.withUnsafeBytes { runtime.gamepad.feed(bytes: $0, arrival: t) } }
             scheduler.advance(to: Instant(nanoseconds: t))
         }
     }
 
     var outcome: Outcome {
-        let s = state.withLock { $0 }
         let drive = scheduler.snapshot().task(named: "drive")
-        let records = audit.withLock { $0 += s.guardian.audit.drain(); return $0 }
-        return Outcome(rover: rover.snapshot(), audit: records, verdicts: [s.passed, s.clamped, s.rejected, s.stopped],
+        let records = audit.withLock { $0 += runtime.audit.drain(); return $0 }
+        return Outcome(rover: rover.snapshot(), audit: records, status: runtime.status,
                        driveReleases: Int(drive?.releases ?? 0), driveMisses: Int(drive?.misses ?? 0))
     }
 }
@@ -137,35 +69,72 @@ struct LockstepLoopTests {
     @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6, 7, 8])
     func when_the_rover_wanders_the_arena_expect_it_to_travel_without_collisions_and_no_missed_deadlines(seed: UInt64) throws {
         // Different noise and a different start heading per case: eight different paths.
-        let loop = try LockstepLoop(seed: seed, estopAt: nil, startYaw: Double(seed) * 0.7)
+        let loop = try LockstepLoop(seed: seed, startYaw: Double(seed) * 0.7)
         loop.run(until: 30_000_000_000)
         let o = loop.outcome
         #expect(o.rover.odometer > 5)
         #expect(o.rover.collisions == 0)
         #expect(o.driveReleases == 1501 && o.driveMisses == 0)
-        #expect(o.verdicts[2] == 0 && o.verdicts[3] == 0)  // nothing rejected, no stop
+        #expect(o.status.rejected == 0 && o.status.stopped == 0 && o.status.passed > 2500)
         #expect(o.rover.firmware.framesRejected == 0 && o.rover.firmware.watchdogTrips == 0)
-        #expect(loop.sensors.counters.posted.load(ordering: .relaxed) >= 599)  // 20 Hz range for 30 s
+        #expect(loop.runtime.sensors.counters.posted.load(ordering: .relaxed) >= 599)  // 20 Hz range for 30 s
     }
 
     @Test func when_the_gamepad_estop_is_pressed_expect_the_latch_the_wheels_de_energised_and_the_rover_stopped() throws {
-        let loop = try LockstepLoop(seed: 1, estopAt: 6_000_000_000)
-        loop.run(until: 6_000_000_000)
+        let loop = try LockstepLoop(seed: 1, gamepad: [.init(at: 6_000_000_000, [.press("BTN_EAST")])])
+        loop.run(until: 5_999_000_000)
         let before = loop.outcome
         #expect(before.rover.odometer > 1 && abs(before.rover.linearVelocity) > 0.1)
         loop.run(until: 9_000_000_000)
         let after = loop.outcome
-        #expect(loop.state.withLock { $0.guardian.latch.isLatched })
+        #expect(loop.runtime.isLatched)
         #expect(!after.rover.leftEnergised && !after.rover.rightEnergised)
         #expect(abs(after.rover.linearVelocity) < 0.01)
         #expect(after.rover.odometer - before.rover.odometer < 0.5)  // coasting distance only
-        #expect(after.verdicts[3] > 100)  // every policy command while latched is refused with a stop verdict
+        #expect(after.status.stopped > 100)  // every policy command while latched gets a stop verdict
         #expect(after.audit.contains { $0.fault == .emergencyStopInput })
     }
 
+    /// Re-arming: the reset key releases the latch; the policy's next fresh commands move the rover
+    /// again, ramping from zero under the acceleration limit (nothing from before the stop resumes).
+    @Test func when_reset_after_an_estop_expect_motion_only_from_fresh_commands_ramping_from_rest() throws {
+        let loop = try LockstepLoop(seed: 1, gamepad: [
+            .init(at: 3_000_000_000, [.press("BTN_EAST")]),
+            .init(at: 3_100_000_000, [.release("BTN_EAST")]),
+            .init(at: 6_000_000_000, [.press("BTN_START")]),
+        ])
+        loop.run(until: 5_990_000_000)
+        #expect(loop.runtime.isLatched && abs(loop.outcome.rover.linearVelocity) < 0.01)
+        loop.run(until: 6_100_000_000)
+        let early = loop.outcome
+        #expect(!loop.runtime.isLatched && early.status.resets == 1)
+        // 100 ms after the reset at ≤ 40 rad/s² the wheels can be at ≤ 4 rad/s (0.2 m/s).
+        #expect(early.rover.wheelSpeedLeft <= 4.0 + 1e-6 && early.rover.leftEnergised)
+        loop.run(until: 8_000_000_000)
+        #expect(loop.outcome.rover.linearVelocity > 0.1 || loop.outcome.status.turning)
+    }
+
+    /// Invariant 3: a critical loop that keeps missing is a fault that stops the robot. A
+    /// higher-priority task that eats the CPU from 4 s on starves the drive task.
+    @Test func when_the_drive_task_keeps_missing_its_deadline_expect_a_deadline_fault_and_a_guard_stop() throws {
+        let loop = try LockstepLoop(seed: 2)
+        let clock = loop.clock
+        loop.scheduler.addPeriodic("hog", PeriodicSpec(period: .milliseconds(50), phase: .seconds(4), priority: .critical)) { _ in
+            clock.advance(by: .milliseconds(49))
+        }
+        loop.run(until: 3_900_000_000)
+        #expect(loop.outcome.status.deadlineFaults == 0 && !loop.runtime.isLatched)
+        loop.run(until: 6_000_000_000)
+        let o = loop.outcome
+        #expect(o.status.deadlineFaults >= 1 && loop.runtime.isLatched)
+        #expect(o.audit.contains { $0.fault == .deadlineFault })
+        #expect(o.driveMisses >= 5)
+    }
+
     @Test func when_the_same_run_is_repeated_expect_bit_identical_trajectory_audit_and_accounting() throws {
-        let a = try LockstepLoop(seed: 5, estopAt: 7_000_000_000)
-        let b = try LockstepLoop(seed: 5, estopAt: 7_000_000_000)
+        let script: [SimulatedGamepad.Step] = [.init(at: 7_000_000_000, [.press("BTN_EAST")])]
+        let a = try LockstepLoop(seed: 5, gamepad: script)
+        let b = try LockstepLoop(seed: 5, gamepad: script)
         a.run(until: 10_000_000_000)
         b.run(until: 10_000_000_000)
         #expect(a.outcome == b.outcome)

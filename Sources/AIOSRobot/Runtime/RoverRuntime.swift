@@ -1,0 +1,166 @@
+import Actuators
+import RTScheduler
+import SafetyGuard
+import Synchronization
+import Transports
+
+/// A differential-drive rover's control path wired end to end: range frames and the gamepad come in
+/// through inputs as deadline-tagged events; a periodic, critical drive task runs the obstacle-
+/// avoiding policy; every wheel command goes through the guard; approved ones reach the actuators.
+/// The guard ticks on its own periodic task (watchdogs, stale sensors, stop ramps) and takes the
+/// scheduler's deadline faults. The same object runs on virtual time in lockstep tests and on the
+/// real-time dispatch thread in `robotd demo`: only the clock and the transports differ.
+public final class RoverRuntime: Sendable {
+    public struct Configuration: Sendable {
+        public var drivePeriod: Duration = .milliseconds(20)
+        public var guardPeriod: Duration = .milliseconds(10)
+        /// Consecutive drive-task misses that make a deadline fault (and a guard stop).
+        public var criticalMisses = 5
+        public var policy = ObstacleAvoidingDrive.Parameters()
+        public var maxWheelSpeed = 12.0
+        public var maxWheelAcceleration = 40.0
+        public var commandWatchdog: Duration = .milliseconds(100)
+        public var rangeMaxAge: Duration = .milliseconds(250)
+        /// How long a drive command stays valid after its release.
+        public var commandLifetime: Duration = .milliseconds(60)
+        /// The gamepad key that latches the e-stop, and the one that resets it.
+        public var estopKey = "BTN_EAST"
+        public var resetKey = "BTN_START"
+        public var expectedIMUHz = 200.0
+        public init() {}
+
+        public var guardConfiguration: GuardConfiguration {
+            GuardConfiguration(
+                channels: ["wheel_left", "wheel_right"].map {
+                    ChannelConfiguration(name: $0, limits: .continuous(.velocity(maxVelocity: maxWheelSpeed,
+                                                                                 maxAcceleration: maxWheelAcceleration)),
+                                         watchdogTimeout: commandWatchdog)
+                },
+                sensors: [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one))])
+        }
+    }
+
+    /// Counts of the guard's verdicts on policy commands, and what the control path last saw.
+    public struct Status: Sendable, Equatable {
+        public var passed = 0
+        public var clamped = 0
+        public var rejected = 0
+        public var stopped = 0
+        public var range = Double.infinity
+        public var command = (left: 0.0, right: 0.0)
+        public var latched = false
+        public var turning = false
+        public var deadlineFaults = 0
+        public var resets = 0
+
+        public static func == (a: Status, b: Status) -> Bool {
+            a.passed == b.passed && a.clamped == b.clamped && a.rejected == b.rejected && a.stopped == b.stopped
+                && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
+                && a.turning == b.turning && a.deadlineFaults == b.deadlineFaults && a.resets == b.resets
+        }
+    }
+
+    struct Control {
+        var guardian: SafetyGuard
+        var policy: ObstacleAvoidingDrive
+        var status = Status()
+    }
+
+    final class Shared: Sendable {
+        let control: Mutex<Control>
+        init(_ control: Control) { self.control = Mutex(control) }
+    }
+
+    public let configuration: Configuration
+    public let sensors: FrameSensorInput
+    public let gamepad: GamepadInput
+    public let actuators: ActuatorSet
+    public let audit: AuditLog
+    private let shared: Shared
+
+    /// Registers the sources and tasks on `scheduler` (before it starts) and drives `actuators`,
+    /// whose back ends must cover channels 0 (left wheel) and 1 (right wheel).
+    public init(configuration: Configuration = Configuration(), scheduler: Scheduler, actuators: ActuatorSet) throws {
+        self.configuration = configuration
+        self.actuators = actuators
+        let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
+        audit = guardian.audit
+        let shared = Shared(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy)))
+        self.shared = shared
+        let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
+        let rangeID = guardian.sensor(named: "range")
+
+        let range = scheduler.addSource("range", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
+                                        subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
+            guard case .values(let v) = event.payload else { return }
+            shared.control.withLock { c in
+                c.status.range = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]))
+                if let rangeID { c.guardian.noteSensor(rangeID, at: event.release) }
+            }
+        }
+        sensors = FrameSensorInput(sources: .init(range: range), expectedIMUHz: configuration.expectedIMUHz)
+
+        let estop = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
+                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
+            shared.control.withLock { $0.guardian.trigger(.emergencyStopInput, category: .zero, at: event.release, emit: write) }
+        }
+        let axes = scheduler.addSource("gamepad-axes", queue: QueueSpec(capacity: 8, overflow: .keepLatestPerKey),
+                                       subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { _ in }
+        let buttons = scheduler.addSource("gamepad-buttons", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
+                                          subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { event in
+            // The reset key re-arms a released latch; the channels still need fresh commands.
+            guard case .signal(let code, let value) = event.payload, value == 1,
+                  code == GamepadInput.SignalCode.actionBase + 1 else { return }
+            shared.control.withLock { c in
+                if c.guardian.reset(at: event.release) == .released { c.status.resets += 1 }
+            }
+        }
+        gamepad = try GamepadInput(
+            mapping: InputMapping(keys: [.init(code: configuration.estopKey, action: .emergencyStop),
+                                         .init(code: configuration.resetKey, action: .named("reset"))]),
+            sources: .init(axes: axes, buttons: buttons, emergencyStop: estop))
+
+        let lifetime = configuration.commandLifetime
+        let clock = scheduler.clock
+        scheduler.addPeriodic("drive", PeriodicSpec(period: configuration.drivePeriod, priority: .high,
+                                                    critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
+            shared.control.withLock { c in
+                let (left, right) = c.policy.step(range: c.status.range)
+                c.status.command = (left, right)
+                c.status.turning = c.policy.mode == .turning
+                let now = clock.now()
+                Self.propose(&c, channel: 0, speed: left, release: event.release, lifetime: lifetime, now: now, write: write)
+                Self.propose(&c, channel: 1, speed: right, release: event.release, lifetime: lifetime, now: now, write: write)
+                c.status.latched = c.guardian.latch.isLatched
+            }
+        }
+        scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high)) { event in
+            shared.control.withLock { $0.guardian.tick(now: event.release, emit: write) }
+        }
+        scheduler.onDeadlineFault = { fault in
+            shared.control.withLock { c in
+                c.status.deadlineFaults += 1
+                c.guardian.handle(fault, emit: write)
+            }
+        }
+    }
+
+    private static func propose(_ c: inout Control, channel: Int, speed: Double, release: Instant, lifetime: Duration,
+                                now: Instant, write: (ApprovedCommand) -> Void) {
+        let command = Command(channel: ChannelID(index: channel), value: .continuous(speed), origin: .policy,
+                              issuedAt: release, validUntil: release + lifetime)
+        switch c.guardian.check(command, now: now) {
+        case .pass(let approved):
+            c.status.passed += 1
+            write(approved)
+        case .clamped(let approved, _):
+            c.status.clamped += 1
+            write(approved)
+        case .rejected: c.status.rejected += 1
+        case .stop: c.status.stopped += 1
+        }
+    }
+
+    public var status: Status { shared.control.withLock { $0.status } }
+    public var isLatched: Bool { shared.control.withLock { $0.guardian.latch.isLatched } }
+}
