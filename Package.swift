@@ -87,7 +87,8 @@ let package = Package(
         .executableTarget(
             name: "robotd",
             dependencies: [
-                "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform",
+                "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators",
+                "SafetyGuard", "CRealtime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -171,7 +171,15 @@ int rt_signal_pipe_install(const int *signals, int count) {
     action.sa_handler = signal_pipe_handler;
     action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    for (int i = 0; i < count; i++) sigaction(signals[i], &action, NULL);
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    for (int i = 0; i < count; i++) {
+        sigaction(signals[i], &action, NULL);
+        sigaddset(&unblock, signals[i]);
+    }
+    // A parent may have started us with these signals blocked (the mask survives exec): unblock
+    // them on the calling thread so that the process can always be stopped safely.
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     return fds[0];
 }
 

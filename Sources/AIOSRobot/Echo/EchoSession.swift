@@ -57,32 +57,16 @@ public final class EchoSession: Sendable {
     public static func evdev(path: String, grab: Bool, session: EchoSession,
                              log: @escaping @Sendable (String) -> Void) throws -> (stop: @Sendable () -> Void, summary: @Sendable () -> String) {
         let echo = Confined(InputEcho(source: "evdev:\(path)"))
-        var info = stat()
-        if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR {
-            let device = try EvdevDevice(path: path, grab: grab)
-            log("input device: \(device.name)")
-            let box = StopBox()
-            let thread = Thread {
-                while !box.stopped.load(ordering: .relaxed) {
-                    do {
-                        try device.pump(timeoutMilliseconds: 50, onResync: { log("SYN_DROPPED: resynchronised by libevdev") }) { event in
-                            let arrival = Int64(DispatchTime.now().uptimeNanoseconds)
-                            echo.use { $0.feed(event: event, arrival: arrival) { session.emit($0) } }
-                        }
-                    } catch {
-                        log("\(error)")
-                        session.finish()
-                        return
-                    }
-                }
+        let reader = try InputDeviceReader(path: path, grab: grab, onNotice: { notice, _ in
+            switch notice {
+            case .opened(let name): log("input device: \(name)")
+            case .resynchronised: log("SYN_DROPPED: resynchronised by libevdev")
+            case .ended(let reason): log(reason); session.finish()
             }
-            thread.start()
-            return ({ box.stopped.store(true, ordering: .relaxed) }, { echo.use { $0.summary } })
+        }) { event, arrival in
+            echo.use { $0.feed(event: event, arrival: arrival) { session.emit($0) } }
         }
-        let reader = try StreamReader(path: path, onEnd: { reason in log(reason); session.finish() }) { bytes, arrival in
-            echo.use { $0.feed(bytes: bytes, arrival: arrival) { session.emit($0) } }
-        }
-        return ({ reader.stop() }, { echo.use { $0.summary } })
+        return ({ reader.stop() }, { echo.use { $0.summary(pendingBytes: reader.pendingBytes) } })
     }
 }
 
@@ -141,8 +125,4 @@ extension EchoSession {
             return j.text
         })
     }
-}
-
-final class StopBox: Sendable {
-    let stopped = Atomic<Bool>(false)
 }

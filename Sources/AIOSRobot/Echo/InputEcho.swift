@@ -4,17 +4,10 @@ import Transports
 /// libevdev's names, frame by frame.
 public struct InputEcho {
     public let source: String
-    private var decoder = InputEventStreamDecoder()
     public private(set) var events = 0
     public private(set) var dropped = 0
 
     public init(source: String) { self.source = source }
-
-    public mutating func feed(bytes: UnsafeRawBufferPointer, arrival: Int64, emit: (String) -> Void) {
-        var out: [InputEvent] = []
-        decoder.feed(bytes) { out.append($0) }
-        for event in out { feed(event: event, arrival: arrival, emit: emit) }
-    }
 
     public mutating func feed(event: InputEvent, arrival: Int64, emit: (String) -> Void) {
         events += 1
@@ -30,13 +23,13 @@ public struct InputEcho {
         emit(j.text)
     }
 
-    public var summary: String {
+    public func summary(pendingBytes: Int) -> String {
         var j = JSONLine()
         j.add("source", source)
         j.add("kind", "summary")
         j.add("events", events)
         j.add("syn_dropped", dropped)
-        j.add("partial_bytes", decoder.pendingBytes)
+        j.add("partial_bytes", pendingBytes)
         return j.text
     }
 }

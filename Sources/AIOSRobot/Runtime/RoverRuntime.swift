@@ -77,6 +77,7 @@ public final class RoverRuntime: Sendable {
     public let actuators: ActuatorSet
     public let audit: AuditLog
     private let shared: Shared
+    private let faults: SourceHandle
 
     /// Registers the sources and tasks on `scheduler` (before it starts) and drives `actuators`,
     /// whose back ends must cover channels 0 (left wheel) and 1 (right wheel).
@@ -103,6 +104,14 @@ public final class RoverRuntime: Sendable {
         let estop = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
                                         subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             shared.control.withLock { $0.guardian.trigger(.emergencyStopInput, category: .zero, at: event.release, emit: write) }
+        }
+        // Faults from outside the control path (an actuator back end failed, a link dropped) come in
+        // as events like everything else: the reporter may be inside a guard call on this very
+        // path, so it must not take the guard's lock itself.
+        faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
+                                     subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
+            guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
+            shared.control.withLock { $0.guardian.trigger(kind, at: event.release, emit: write) }
         }
         let axes = scheduler.addSource("gamepad-axes", queue: QueueSpec(capacity: 8, overflow: .keepLatestPerKey),
                                        subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { _ in }
@@ -159,6 +168,12 @@ public final class RoverRuntime: Sendable {
         case .rejected: c.status.rejected += 1
         case .stop: c.status.stopped += 1
         }
+    }
+
+    /// Hands a fault to the guard (through the scheduler), e.g. `.actuatorFailure`, `.connectionLost`.
+    @discardableResult
+    public func report(_ kind: FaultKind, at instant: Instant) -> Bool {
+        faults.post(.signal(code: Int32(kind.rawValue), value: 0), release: instant).wasAccepted
     }
 
     public var status: Status { shared.control.withLock { $0.status } }

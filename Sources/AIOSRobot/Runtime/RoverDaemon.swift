@@ -1,0 +1,97 @@
+import Actuators
+import CRealtime
+import Logging
+import RTScheduler
+import SafetyGuard
+import Synchronization
+import Transports
+
+/// The rover runtime on real devices and real time: the rover's serial port (frames in, motor
+/// commands out), an input device for the e-stop and reset keys, the control path of
+/// `RoverRuntime` on the real-time dispatch thread, and the safe state on SIGINT/SIGTERM. It does
+/// not know whether the far ends are hardware or the bundled simulator.
+public final class RoverDaemon: Sendable {
+    public struct Options: Sendable {
+        public var roverPort: SerialEndpoint
+        public var serial = SerialSettings()
+        /// /dev/input/eventN (libevdev) or a FIFO / file of input_event records; nil: none.
+        public var gamepad: String?
+        public var realtime = RealtimeOptions()
+        public var runtime = RoverRuntime.Configuration()
+        public init(roverPort: SerialEndpoint) { self.roverPort = roverPort }
+    }
+
+    public let scheduler: Scheduler
+    public let runtime: RoverRuntime
+    public let actuators: ActuatorSet
+    private let options: Options
+    private let reader: Mutex<SerialReader?>
+    private let inputs: Mutex<InputDeviceReader?>
+    private let log: @Sendable (String) -> Void
+    private let motorPort: any SerialPort
+
+    /// Opens the motor side of the rover port now (a missing device is an error at start-up, not a
+    /// silent retry loop); the sensor side reconnects on its own thread once started.
+    public init(options: Options, log: @escaping @Sendable (String) -> Void) throws {
+        self.options = options
+        self.log = log
+        scheduler = Scheduler(clock: MonotonicClock(), logger: Logger(label: "robotd.scheduler"))
+        let port = try SerialPortOpener.open(options.roverPort, settings: options.serial)
+        motorPort = port
+        let motors = SerialFrameBackend(name: "rover-motors", mappings: [
+            .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
+            .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
+        ], writer: SerialPortWriter(port: port))
+        let report = Mutex<RoverRuntime?>(nil)
+        let actuators = try ActuatorSet(backends: [motors]) { fault in
+            log("actuator fault: \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
+            _ = report.withLock { $0?.report(fault.error.code == .disconnected ? .connectionLost : .actuatorFailure,
+                                             at: Instant(nanoseconds: rt_monotonic_ns())) }
+        }
+        self.actuators = actuators
+        let runtime = try RoverRuntime(configuration: options.runtime, scheduler: scheduler, actuators: actuators)
+        report.withLock { $0 = runtime }
+        self.runtime = runtime
+        reader = Mutex(nil)
+        inputs = Mutex(nil)
+    }
+
+    /// Actuators to their safe state and active, the dispatch thread up, then the readers.
+    @discardableResult
+    public func start() throws -> RealtimeReport {
+        actuators.start()
+        let report = try scheduler.start(realtime: options.realtime)
+        let runtime = self.runtime
+        let log = self.log
+        let sensor = try SerialReader(endpoint: options.roverPort, settings: options.serial, onEvent: { event in
+            switch event {
+            case .connected(let path, let backend): log("rover port \(path) open (\(backend))")
+            case .disconnected(let path, let reason):
+                log("rover port \(path) lost: \(reason)")
+                runtime.report(.connectionLost, at: Instant(nanoseconds: rt_monotonic_ns()))
+            case .openFailed(let name, let reason, let retry): log("cannot open \(name): \(reason); retrying in \(retry) ms")
+            }
+        }) { bytes, arrival in runtime.sensors.feed(bytes, arrival: arrival) }
+        reader.withLock { $0 = sensor }
+        if let path = options.gamepad {
+            let device = try InputDeviceReader(path: path, onNotice: { notice, arrival in
+                switch notice {
+                case .opened(let name): log("input \(path): \(name)")
+                case .resynchronised: runtime.gamepad.resynchronised(arrival: arrival)
+                case .ended(let reason): log("input \(path) ended: \(reason)")
+                }
+            }) { event, arrival in runtime.gamepad.feed(event: event, arrival: arrival) }
+            inputs.withLock { $0 = device }
+        }
+        return report
+    }
+
+    /// Safe state first, then everything else stops.
+    public func stop(reason: String) {
+        actuators.safeStop(reason: reason)
+        reader.withLock { $0?.stop(); $0 = nil }
+        inputs.withLock { $0?.stop(); $0 = nil }
+        scheduler.stop()
+        motorPort.close()
+    }
+}

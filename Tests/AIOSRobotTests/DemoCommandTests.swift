@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+/// `robotd demo` as a user runs it: the real-time simulator on a pty and a FIFO, robotd's control
+/// path on the dispatch thread, the guard, motor frames back to the simulator.
+@Suite("robotd demo: robotd driving the bundled simulator", .serialized)
+struct DemoCommandTests {
+    func runDemo(_ arguments: [String], signal: (after: Double, number: Int32)? = nil) throws -> (status: Int32, lines: [[String: Any]]) {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let robotd = products.appendingPathComponent("robotd").path
+        try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: robotd)
+        process.arguments = ["demo"] + arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        if let signal {
+            usleep(UInt32(signal.after * 1e6))
+            kill(process.processIdentifier, signal.number)
+        }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        return (process.terminationStatus, lines)
+    }
+
+    @Test func when_the_demo_runs_with_an_estop_expect_driving_then_a_latched_stop_and_a_summary() throws {
+        let (status, lines) = try runDemo(["--seconds", "5", "--estop-at", "3"])
+        #expect(status == 0)
+        let summary = try #require(lines.last)
+        #expect(summary["kind"] as? String == "summary")
+        let sim = try #require(summary["sim"] as? [String: Any])
+        #expect((sim["odometer_m"] as? Double ?? 0) > 0.5)  // it drove for 3 s
+        #expect(sim["collisions"] as? Int == 0)
+        #expect(abs(sim["speed_mps"] as? Double ?? 1) < 0.05)  // stopped by the e-stop
+        #expect(summary["estop_latched"] as? Bool == true)
+        #expect((summary["verdicts_stop"] as? Int ?? 0) > 10)
+        #expect(summary["frames_rejected"] as? Int == 0)
+        // Deadline accounting on a shared VM: generous bounds, behaviour not timing.
+        let releases = summary["drive_releases"] as? Int ?? 0
+        #expect(releases > 200)
+        #expect(Double(summary["drive_misses"] as? Int ?? releases) < Double(releases) * 0.05)
+        #expect(lines.filter { $0["kind"] as? String == "status" }.count >= 4)
+    }
+
+    @Test func when_sigterm_arrives_expect_the_simulated_wheels_de_energised_and_a_clean_exit() throws {
+        let (status, lines) = try runDemo(["--seconds", "30"], signal: (after: 2.5, number: SIGTERM))
+        #expect(status == 0)
+        let summary = try #require(lines.last)
+        let sim = try #require(summary["sim"] as? [String: Any])
+        #expect(sim["energised"] as? Bool == false)
+        #expect((sim["deenergise_commands"] as? Int ?? 0) >= 4)  // start-up safe state and the signal's
+        #expect((summary["t_s"] as? Double ?? 99) < 10)
+    }
+}
