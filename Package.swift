@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
