@@ -93,14 +93,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
+        // Helpers shared by the test targets (waiting for a condition, temporary folders).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
-        .testTarget(name: "TransportsTests", dependencies: ["Transports", "Codecs", "CTransport", "Platform"]),
+        .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
-        .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Codecs", "Transports", "CTransport"]),
+        .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -44,3 +44,25 @@ public final class StoppableThread: Sendable {
 
     deinit { stop() }
 }
+
+/// Holds at most one worker thread that can be started later and stopped from any thread, once:
+/// what a component with a `start()`/`stop()` pair keeps (the MQTT network loop, the simulator).
+public final class WorkerSlot: Sendable {
+    private let slot = Mutex<StoppableThread?>(nil)
+    public init() {}
+
+    public func start(name: String, body: @escaping @Sendable (StopFlag) -> Void) throws {
+        let thread = try StoppableThread(name: name, body: body)
+        slot.withLock { $0 = thread }
+    }
+
+    /// Stops and joins the worker, if there is one. Idempotent.
+    public func stop() {
+        let thread = slot.withLock { t -> StoppableThread? in
+            let current = t
+            t = nil
+            return current
+        }
+        thread?.stop()
+    }
+}

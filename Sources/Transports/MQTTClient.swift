@@ -124,7 +124,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let onMessage: @Sendable (MQTTMessage) -> Void
     private let onEvent: @Sendable (LinkEvent) -> Void
     private let aborting = Atomic<Bool>(false)
-    private let network = Mutex<StoppableThread?>(nil)
+    private let network = WorkerSlot()
 
     private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
 
@@ -162,8 +162,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// (Our own loop rather than `mosquitto_loop_start`: that one does not retry a first
     /// connection that was refused.)
     public func start() throws {
-        let thread = try StoppableThread(name: "mqtt-network") { [self] stop in runNetwork(stop) }
-        network.withLock { $0 = thread }
+        try network.start(name: "mqtt-network") { [self] stop in runNetwork(stop) }
     }
 
     private func runNetwork(_ stop: StopFlag) {
@@ -217,14 +216,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         _ = mosquitto_reinitialise(mosq, options.clientID, options.cleanSession, nil)
     }
 
-    private func joinNetworkThread() {
-        let thread = network.withLock { t -> StoppableThread? in
-            let current = t
-            t = nil
-            return current
-        }
-        thread?.stop()
-    }
+    private func joinNetworkThread() { network.stop() }
 
     deinit {
         joinNetworkThread()

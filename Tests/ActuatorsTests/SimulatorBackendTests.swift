@@ -4,6 +4,7 @@ import RTScheduler
 import RobotSim
 import SafetyGuard
 import Synchronization
+import TestSupport
 import Testing
 import Transports
 @testable import Actuators
@@ -142,15 +143,6 @@ struct SimulatorBackendTests {
         let moving = runner.rover.snapshot()
         #expect(moving.leftEnergised && moving.odometer > 0.1)
         set.safeStop(reason: "test")
-        #expect(waitFor { !runner.rover.snapshot().leftEnergised && !runner.rover.snapshot().rightEnergised })
+        #expect(waitUntil { !runner.rover.snapshot().leftEnergised && !runner.rover.snapshot().rightEnergised })
     }
-}
-
-func waitFor(seconds: Double = 5, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(5_000)
-    }
-    return condition()
 }

@@ -1,24 +1,10 @@
 import Codecs
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 import Transports
 @testable import RobotSim
-
-func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
-
-func temporaryDirectory() throws -> String {
-    let path = NSTemporaryDirectory() + "robotd-sim-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
 
 /// The simulator in real-time mode, seen from outside exactly as robotd sees hardware.
 @Suite("Simulator in real time: pty, FIFO and MQTT", .serialized)

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 @testable import Transports
 
@@ -12,14 +13,6 @@ final class Inbox: Sendable {
     func count(_ event: MQTTClient.LinkEvent) -> Int { events.withLock { $0 }.filter { $0 == event }.count }
 }
 
-func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
 
 @Suite("MQTT client against a real Mosquitto broker", .serialized, .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
 struct MQTTClientTests {

@@ -3,6 +3,7 @@ import Codecs
 import Foundation
 import Glibc
 import Synchronization
+import TestSupport
 import Testing
 @testable import Transports
 
@@ -30,14 +31,6 @@ final class PseudoTerminal {
 final class Collected: Sendable {
     let events = Mutex<[SerialReader.LinkEvent]>([])
     let bytes = Mutex<[UInt8]>([])
-    func waitFor(_ condition: () -> Bool, seconds: Double = 5) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(5_000)
-        }
-        return condition()
-    }
 }
 
 @Suite("Serial transport", .serialized)
@@ -88,20 +81,20 @@ struct SerialTransportTests {
                                       onEvent: { event in collected.events.withLock { $0.append(event) } },
                                       onBytes: { bytes, _ in collected.bytes.withLock { $0 += Array(bytes) } })
         defer { reader.stop() }
-        #expect(collected.waitFor { collected.events.withLock { $0.contains { if case .connected = $0 { true } else { false } } } })
+        #expect(waitUntil(seconds: 5) { collected.events.withLock { $0.contains { if case .connected = $0 { true } else { false } } } })
         pty.write(Array("first\n".utf8))
-        #expect(collected.waitFor { collected.bytes.withLock { $0 } == Array("first\n".utf8) })
+        #expect(waitUntil(seconds: 5) { collected.bytes.withLock { $0 } == Array("first\n".utf8) })
 
         pty.close()  // unplugged
-        #expect(collected.waitFor { collected.events.withLock { $0.contains { if case .disconnected = $0 { true } else { false } } } })
+        #expect(waitUntil(seconds: 5) { collected.events.withLock { $0.contains { if case .disconnected = $0 { true } else { false } } } })
 
         pty = try PseudoTerminal()  // plugged in again, maybe under another pts number
         defer { pty.close() }
         try FileManager.default.removeItem(atPath: link)
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: pty.slavePath)
-        #expect(collected.waitFor { reader.counters.connections.load(ordering: .relaxed) >= 2 })
+        #expect(waitUntil(seconds: 5) { reader.counters.connections.load(ordering: .relaxed) >= 2 })
         pty.write(Array("second\n".utf8))
-        #expect(collected.waitFor { collected.bytes.withLock { $0 } == Array("first\nsecond\n".utf8) })
+        #expect(waitUntil(seconds: 5) { collected.bytes.withLock { $0 } == Array("first\nsecond\n".utf8) })
         #expect(reader.counters.disconnections.load(ordering: .relaxed) == 1)
         let connected = collected.events.withLock { $0 }.filter { if case .connected(_, "termios") = $0 { true } else { false } }
         #expect(connected.count == 2)
@@ -113,7 +106,7 @@ struct SerialTransportTests {
                                       backoff: .init(initialMilliseconds: 10, maximumMilliseconds: 40),
                                       onEvent: { event in collected.events.withLock { $0.append(event) } },
                                       onBytes: { _, _ in })
-        #expect(collected.waitFor { collected.events.withLock { $0.count } >= 4 })
+        #expect(waitUntil(seconds: 5) { collected.events.withLock { $0.count } >= 4 })
         reader.stop()
         let delays = collected.events.withLock { $0 }.compactMap { event -> Int? in
             if case .openFailed(_, _, let retry) = event { retry } else { nil }

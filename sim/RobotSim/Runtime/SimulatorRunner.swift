@@ -39,7 +39,7 @@ public final class SimulatorRunner: Sendable {
     public let gamepadPath: String?
     private let options: Options
     private let counters = Mutex(Counters())
-    private let worker = Mutex<StoppableThread?>(nil)
+    private let worker = WorkerSlot()
     private let mqtt: MQTTClient?
     private let started = Atomic<Int64>(0)
 
@@ -82,17 +82,11 @@ public final class SimulatorRunner: Sendable {
         try mqtt?.start()
         let origin = rt_monotonic_ns()
         started.store(origin, ordering: .relaxed)
-        let thread = try StoppableThread(name: "robotd-sim") { [self] stop in run(origin: origin, stop: stop) }
-        worker.withLock { $0 = thread }
+        try worker.start(name: "robotd-sim") { [self] stop in run(origin: origin, stop: stop) }
     }
 
     public func stop() {
-        let thread = worker.withLock { w -> StoppableThread? in
-            let t = w
-            w = nil
-            return t
-        }
-        thread?.stop()
+        worker.stop()
         mqtt?.stop()
     }
 
