@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 import RTScheduler
 import RobotSim
+import SafetyGuard
 import Transports
 
 struct Demo: ParsableCommand {
@@ -32,11 +33,15 @@ struct Demo: ParsableCommand {
     @Option(help: "CPU to pin the dispatch thread to.")
     var cpu: Int?
 
+    @Option(help: "Workspace: a circle of this radius (m) around the odom origin, checked on the odometry pose.")
+    var workspaceRadius: Double?
+
     @OptionGroup var world: WorldOptions
 
     func validate() throws {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         if let priority, !(0...99).contains(priority) { throw ValidationError("--priority must be 0…99") }
+        if let r = workspaceRadius, !(r > 0) { throw ValidationError("--workspace-radius must be positive") }
         if rover != nil && (world.estopAt != nil || world.resetAt != nil) {
             throw ValidationError("--estop-at/--reset-at script the simulator's gamepad; with --rover there is no simulator")
         }
@@ -60,6 +65,12 @@ struct Demo: ParsableCommand {
 
         var options = RoverDaemon.Options(roverPort: SerialEndpoint(rover ?? runner?.roverDevicePath ?? ""))
         options.gamepad = gamepad ?? runner?.gamepadPath
+        if let start = runner?.rover.config.start {
+            options.runtime.initialPose = (start.x, start.y, start.yaw)  // an operator would set this on a robot
+        }
+        if let r = workspaceRadius {
+            options.runtime.workspace = Workspace(radius: r, warnDistance: 0.5, stopDistance: 0.3, stopCategory: .one)
+        }
         let fifo = priority ?? (geteuid() == 0 ? 80 : 0)
         options.realtime = fifo > 0 ? .realtime(priority: fifo, cpu: cpu) : RealtimeOptions(cpu: cpu)
         let daemon = try RoverDaemon(options: options, log: stderrLine)
@@ -88,6 +99,10 @@ struct Demo: ParsableCommand {
         j.add("command_right", status.command.right)
         j.add("turning", status.turning)
         j.add("estop_latched", status.latched)
+        j.add("pose_x", status.pose.x)
+        j.add("pose_y", status.pose.y)
+        j.add("pose_yaw", status.pose.yaw)
+        j.add("workspace_hold", status.workspaceHold)
         j.add("verdicts_pass", status.passed)
         j.add("verdicts_clamped", status.clamped)
         j.add("verdicts_stop", status.stopped)

@@ -7,8 +7,9 @@ import SafetyGuard
 import Testing
 @testable import AIOSRobot
 
-/// Invariant 7 over the whole control path: range frame bytes → decode → scheduler → policy →
-/// guard (check and tick) → motor-command frame encoding → write(2), in steady state.
+/// Invariant 7 over the whole control path: range and encoder frame bytes → decode → scheduler →
+/// odometry and workspace check, policy → guard (check and tick) → motor-command frame encoding →
+/// write(2), in steady state.
 @Suite("No allocation on the control path")
 struct ControlPathAllocationTests {
     @Test func when_the_rover_control_path_runs_in_steady_state_expect_zero_allocations() throws {
@@ -22,12 +23,17 @@ struct ControlPathAllocationTests {
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
         ], writer: FileDescriptorWriter(fd: null))])
-        let runtime = try RoverRuntime(scheduler: scheduler, actuators: actuators)
+        var configuration = RoverRuntime.Configuration()
+        configuration.workspace = Workspace(radius: 100)
+        let runtime = try RoverRuntime(configuration: configuration, scheduler: scheduler, actuators: actuators)
         actuators.start()
-        // Ranges that sweep through cruise, slow-down and turning, encoded before the measurement.
-        let frames: [[UInt8]] = (0..<40).map { i in
+        // Ranges that sweep through cruise, slow-down and turning, and encoder counts, encoded before
+        // the measurement.
+        let frames: [[UInt8]] = (0...240).map { i in  // one per 50 ms for 12 s: counts only grow
             let range = RangeMessage(deviceTimeMicros: UInt32(i) * 50_000, range: Float(0.3 + Double(i % 20) * 0.1))
+            let encoders = WheelEncodersMessage(deviceTimeMicros: UInt32(i) * 50_000, leftTicks: Int32(i * 300), rightTicks: Int32(i * 310))
             return Frame.encode(.range, sequence: UInt8(i)) { range.write(into: $0) }
+                + Frame.encode(.wheelEncoders, sequence: UInt8(i)) { encoders.write(into: $0) }
         }
         // A while loop: iterating a ClosedRange<Int64> allocates in debug builds (not the code under test).
         func run(milliseconds: ClosedRange<Int64>) {
@@ -49,5 +55,6 @@ struct ControlPathAllocationTests {
         #expect(allocations == 0, "\(allocations) allocations in 500 drive cycles")
         #expect(status.passed + status.clamped > 900 && actuators.written.load(ordering: .relaxed) > 900)
         #expect(status.turning || status.passed > 0)
+        #expect(status.pose.x > 5)  // the encoder frames moved the odometry
     }
 }

@@ -29,17 +29,21 @@ final class LockstepLoop: Sendable {
     let pad: Mutex<SimulatedGamepad>
     private let audit = Mutex<[AuditRecord]>([])
 
-    init(seed: UInt64, gamepad script: [SimulatedGamepad.Step] = [], startYaw: Double = 0) throws {
+    init(seed: UInt64, gamepad script: [SimulatedGamepad.Step] = [], startYaw: Double = 0,
+         workspace: Workspace? = nil) throws {
         var config = RoverSimulationConfig()
         config.seed = seed
         config.start.yaw = startYaw
+        var runtimeConfig = RoverRuntime.Configuration()
+        runtimeConfig.initialPose = (config.start.x, config.start.y, config.start.yaw)
+        runtimeConfig.workspace = workspace
         rover = RoverSimulation(config: config)
         let actuators = try ActuatorSet(backends: [SimulatorBackend(name: "rover", rover: rover, mappings: [
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
         ])])
         scheduler = Scheduler(clock: clock)
-        runtime = try RoverRuntime(scheduler: scheduler, actuators: actuators)
+        runtime = try RoverRuntime(configuration: runtimeConfig, scheduler: scheduler, actuators: actuators)
         pad = Mutex(try SimulatedGamepad(script: script))
         actuators.start()
     }
@@ -77,7 +81,28 @@ struct LockstepLoopTests {
         #expect(o.driveReleases == 1501 && o.driveMisses == 0)
         #expect(o.status.rejected == 0 && o.status.stopped == 0 && o.status.passed > 2500)
         #expect(o.rover.firmware.framesRejected == 0 && o.rover.firmware.watchdogTrips == 0)
-        #expect(loop.runtime.sensors.counters.posted.load(ordering: .relaxed) >= 599)  // 20 Hz range for 30 s
+        #expect(loop.runtime.sensors.counters.posted.load(ordering: .relaxed) >= 599 + 1499)  // range 20 Hz + encoders 50 Hz
+        // Odometry from the encoders follows the simulator's ground truth (no slip here): within 5 cm after 30 s.
+        #expect(hypot(o.status.pose.x - o.rover.pose.x, o.status.pose.y - o.rover.pose.y) < 0.05)
+    }
+
+    /// The workspace ladder on the odometry pose: a box that ends 2 m ahead of the rover. It warns,
+    /// then holds (zero motion, commands refused) before the pose is more than `stopDistance` out.
+    @Test func when_the_rover_reaches_the_workspace_edge_expect_warn_then_hold_and_it_stays_inside_the_stop_band() throws {
+        let box = Workspace(polygon: [.init(x: -4.5, y: -3), .init(x: -1.5, y: -3), .init(x: -1.5, y: 3), .init(x: -4.5, y: 3)],
+                            warnDistance: 0.5, stopDistance: 0.3)
+        let loop = try LockstepLoop(seed: 3, workspace: box)
+        for second in 1...15 {  // drained every second, as telemetry would: the audit ring holds 1024 records
+            loop.run(until: Int64(second) * 1_000_000_000)
+            _ = loop.outcome
+        }
+        let o = loop.outcome
+        #expect(o.status.workspaceHold)
+        #expect(o.rover.pose.x > -1.6 && o.rover.pose.x < -1.5 + 0.3)  // held just past the edge, inside the stop band
+        #expect(abs(o.rover.linearVelocity) < 0.01)
+        #expect(o.audit.contains { $0.fault == .workspace && $0.kind == .warn })
+        #expect(o.audit.contains { $0.fault == .workspace && $0.kind == .hold })
+        #expect(!loop.runtime.isLatched)  // a hold, not a stop
     }
 
     @Test func when_the_gamepad_estop_is_pressed_expect_the_latch_the_wheels_de_energised_and_the_rover_stopped() throws {

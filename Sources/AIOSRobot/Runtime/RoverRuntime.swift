@@ -27,6 +27,11 @@ public final class RoverRuntime: Sendable {
         public var estopKey = "BTN_EAST"
         public var resetKey = "BTN_START"
         public var expectedIMUHz = 200.0
+        /// Wheel geometry for odometry, and where the rover starts in the odom frame.
+        public var odometry = DiffDriveOdometry.Geometry()
+        public var initialPose = (x: 0.0, y: 0.0, yaw: 0.0)
+        /// The guard's workspace, checked against the odometry pose; nil: none.
+        public var workspace: Workspace?
         public init() {}
 
         public var guardConfiguration: GuardConfiguration {
@@ -36,7 +41,8 @@ public final class RoverRuntime: Sendable {
                                                                                  maxAcceleration: maxWheelAcceleration)),
                                          watchdogTimeout: commandWatchdog)
                 },
-                sensors: [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one))])
+                sensors: [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one))],
+                workspace: workspace)
         }
     }
 
@@ -52,17 +58,22 @@ public final class RoverRuntime: Sendable {
         public var turning = false
         public var deadlineFaults = 0
         public var resets = 0
+        /// The odometry pose estimate (odom frame).
+        public var pose = (x: 0.0, y: 0.0, yaw: 0.0)
+        public var workspaceHold = false
 
         public static func == (a: Status, b: Status) -> Bool {
             a.passed == b.passed && a.clamped == b.clamped && a.rejected == b.rejected && a.stopped == b.stopped
                 && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
                 && a.turning == b.turning && a.deadlineFaults == b.deadlineFaults && a.resets == b.resets
+                && a.pose == b.pose && a.workspaceHold == b.workspaceHold
         }
     }
 
     struct Control {
         var guardian: SafetyGuard
         var policy: ObstacleAvoidingDrive
+        var odometry: DiffDriveOdometry
         var status = Status()
     }
 
@@ -86,7 +97,9 @@ public final class RoverRuntime: Sendable {
         self.actuators = actuators
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
         audit = guardian.audit
-        let shared = Shared(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy)))
+        let start = configuration.initialPose
+        let shared = Shared(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy),
+                                    odometry: DiffDriveOdometry(geometry: configuration.odometry, x: start.x, y: start.y, yaw: start.yaw)))
         self.shared = shared
         let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
         let rangeID = guardian.sensor(named: "range")
@@ -99,7 +112,18 @@ public final class RoverRuntime: Sendable {
                 if let rangeID { c.guardian.noteSensor(rangeID, at: event.release) }
             }
         }
-        sensors = FrameSensorInput(sources: .init(range: range), expectedIMUHz: configuration.expectedIMUHz)
+        // Encoder counts → odometry → the guard's workspace ladder.
+        let encoders = scheduler.addSource("wheel-encoders", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
+                                           subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
+            guard case .values(let v) = event.payload, let left = Int32(exactly: v[0]), let right = Int32(exactly: v[1]) else { return }
+            shared.control.withLock { c in
+                c.odometry.update(leftTicks: left, rightTicks: right)
+                c.status.pose = (c.odometry.x, c.odometry.y, c.odometry.yaw)
+                c.guardian.notePose(x: c.odometry.x, y: c.odometry.y, at: event.release, emit: write)
+                c.status.workspaceHold = c.guardian.isHolding
+            }
+        }
+        sensors = FrameSensorInput(sources: .init(wheelEncoders: encoders, range: range), expectedIMUHz: configuration.expectedIMUHz)
 
         let estop = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
                                         subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
