@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],

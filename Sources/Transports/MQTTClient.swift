@@ -79,7 +79,16 @@ public struct MQTTMessage: Sendable {
     public var payload: [UInt8]
     public var qos: Int
     public var retained: Bool
+    /// CLOCK_MONOTONIC (ns) when it arrived; a lockstep simulation passes its own instant.
     public var arrival: Int64
+
+    public init(topic: String, payload: [UInt8], qos: Int = 0, retained: Bool = false, arrival: Int64) {
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retained = retained
+        self.arrival = arrival
+    }
 }
 
 /// A libmosquitto client on its own network thread (`mosquitto_loop_start`). It reconnects with

@@ -103,9 +103,9 @@ struct Demo: ParsableCommand {
         j.add("pose_y", status.pose.y)
         j.add("pose_yaw", status.pose.yaw)
         j.add("workspace_hold", status.workspaceHold)
-        j.add("verdicts_pass", status.passed)
-        j.add("verdicts_clamped", status.clamped)
-        j.add("verdicts_stop", status.stopped)
+        j.add("verdicts_pass", status.verdicts.passed)
+        j.add("verdicts_clamped", status.verdicts.clamped)
+        j.add("verdicts_stop", status.verdicts.stopped)
         j.add("deadline_faults", status.deadlineFaults)
         if let drive = snapshot.task(named: "drive") {
             j.add("drive_releases", Int(drive.releases))

@@ -53,8 +53,8 @@ struct ControlPathAllocationTests {
         let allocations = alloc_counter_thread_total() - before
         let status = runtime.status
         #expect(allocations == 0, "\(allocations) allocations in 500 drive cycles")
-        #expect(status.passed + status.clamped > 900 && actuators.written.load(ordering: .relaxed) > 900)
-        #expect(status.turning || status.passed > 0)
+        #expect(status.verdicts.passed + status.verdicts.clamped > 900 && actuators.written.load(ordering: .relaxed) > 900)
+        #expect(status.turning || status.verdicts.passed > 0)
         #expect(status.pose.x > 5)  // the encoder frames moved the odometry
     }
 }

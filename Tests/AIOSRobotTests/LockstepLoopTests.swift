@@ -79,7 +79,7 @@ struct LockstepLoopTests {
         #expect(o.rover.odometer > 5)
         #expect(o.rover.collisions == 0)
         #expect(o.driveReleases == 1501 && o.driveMisses == 0)
-        #expect(o.status.rejected == 0 && o.status.stopped == 0 && o.status.passed > 2500)
+        #expect(o.status.verdicts.rejected == 0 && o.status.verdicts.stopped == 0 && o.status.verdicts.passed > 2500)
         #expect(o.rover.firmware.framesRejected == 0 && o.rover.firmware.watchdogTrips == 0)
         #expect(loop.runtime.sensors.counters.posted.load(ordering: .relaxed) >= 599 + 1499)  // range 20 Hz + encoders 50 Hz
         // Odometry from the encoders follows the simulator's ground truth (no slip here): within 5 cm after 30 s.
@@ -116,7 +116,7 @@ struct LockstepLoopTests {
         #expect(!after.rover.leftEnergised && !after.rover.rightEnergised)
         #expect(abs(after.rover.linearVelocity) < 0.01)
         #expect(after.rover.odometer - before.rover.odometer < 0.5)  // coasting distance only
-        #expect(after.status.stopped > 100)  // every policy command while latched gets a stop verdict
+        #expect(after.status.verdicts.stopped > 100)  // every policy command while latched gets a stop verdict
         #expect(after.audit.contains { $0.fault == .emergencyStopInput })
     }
 

@@ -48,10 +48,7 @@ public final class RoverRuntime: Sendable {
 
     /// Counts of the guard's verdicts on policy commands, and what the control path last saw.
     public struct Status: Sendable, Equatable {
-        public var passed = 0
-        public var clamped = 0
-        public var rejected = 0
-        public var stopped = 0
+        public var verdicts = VerdictCounts()
         public var range = Double.infinity
         public var command = (left: 0.0, right: 0.0)
         public var latched = false
@@ -63,8 +60,7 @@ public final class RoverRuntime: Sendable {
         public var workspaceHold = false
 
         public static func == (a: Status, b: Status) -> Bool {
-            a.passed == b.passed && a.clamped == b.clamped && a.rejected == b.rejected && a.stopped == b.stopped
-                && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
+            a.verdicts == b.verdicts && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
                 && a.turning == b.turning && a.deadlineFaults == b.deadlineFaults && a.resets == b.resets
                 && a.pose == b.pose && a.workspaceHold == b.workspaceHold
         }
@@ -162,8 +158,10 @@ public final class RoverRuntime: Sendable {
                 c.status.command = (left, right)
                 c.status.turning = c.policy.mode == .turning
                 let now = clock.now()
-                Self.propose(&c, channel: 0, speed: left, release: event.release, lifetime: lifetime, now: now, write: write)
-                Self.propose(&c, channel: 1, speed: right, release: event.release, lifetime: lifetime, now: now, write: write)
+                c.status.verdicts.route(c.guardian.check(Command(channel: ChannelID(index: 0), value: .continuous(left), origin: .policy,
+                                                                 issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
+                c.status.verdicts.route(c.guardian.check(Command(channel: ChannelID(index: 1), value: .continuous(right), origin: .policy,
+                                                                 issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
                 c.status.latched = c.guardian.latch.isLatched
             }
         }
@@ -175,22 +173,6 @@ public final class RoverRuntime: Sendable {
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
             }
-        }
-    }
-
-    private static func propose(_ c: inout Control, channel: Int, speed: Double, release: Instant, lifetime: Duration,
-                                now: Instant, write: (ApprovedCommand) -> Void) {
-        let command = Command(channel: ChannelID(index: channel), value: .continuous(speed), origin: .policy,
-                              issuedAt: release, validUntil: release + lifetime)
-        switch c.guardian.check(command, now: now) {
-        case .pass(let approved):
-            c.status.passed += 1
-            write(approved)
-        case .clamped(let approved, _):
-            c.status.clamped += 1
-            write(approved)
-        case .rejected: c.status.rejected += 1
-        case .stop: c.status.stopped += 1
         }
     }
 
