@@ -39,22 +39,62 @@ public final class FileDescriptorWriter: ByteWriter {
     }
 }
 
-/// Writes to an open serial port of Transports (libserialport for real ports, termios for ptys),
-/// so a motor driver can share the port its sensor frames arrive on. A port that reports the
-/// device gone (EIO, ENXIO, EPIPE) marks the link down.
+/// Writes to a serial port of Transports (libserialport for real ports, termios for ptys), so a
+/// motor driver can share the port its sensor frames arrive on. A port that reports the device
+/// gone (EIO, ENXIO, EPIPE) is closed and the link marked down; one opened from an endpoint can be
+/// reopened when the device is back (`reconnect`).
 public final class SerialPortWriter: ByteWriter {
-    public let port: any SerialPort
-    private let up = Atomic<Bool>(true)
-    public init(port: any SerialPort) { self.port = port }
-    public var isConnected: Bool { up.load(ordering: .relaxed) }
+    private let port: Mutex<(any SerialPort)?>
+    private let opener: (@Sendable () throws -> any SerialPort)?
+    public let name: String
+
+    /// A port opened elsewhere; it cannot be reopened.
+    public init(port: any SerialPort) {
+        self.port = Mutex(port)
+        opener = nil
+        name = port.path
+    }
+
+    /// Opens `endpoint` now (a missing device is an error here, at start-up).
+    public init(endpoint: SerialEndpoint, settings: SerialSettings) throws {
+        let opener: @Sendable () throws -> any SerialPort = { try SerialPortOpener.open(endpoint, settings: settings) }
+        port = Mutex(try opener())
+        self.opener = opener
+        name = endpoint.description
+    }
+
+    public var isConnected: Bool { port.withLock { $0 != nil } }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        do {
-            try port.write(bytes)
-        } catch {
-            if error.code == .disconnected { up.store(false, ordering: .relaxed) }
-            throw ActuatorError(error.code == .disconnected ? .disconnected : .writeFailed, backend: port.path,
-                                errno: error.errno, detail: error.detail)
+        try port.withLock { current in
+            guard let open = current else { throw ActuatorError(.disconnected, backend: name) }
+            do {
+                try open.write(bytes)
+            } catch let error as SerialError {
+                if error.code == .disconnected {
+                    open.close()
+                    current = nil
+                }
+                throw ActuatorError(error.code == .disconnected ? .disconnected : .writeFailed, backend: name,
+                                    errno: error.errno, detail: error.detail)
+            }
+        }
+    }
+
+    /// Closes the current port (if any) and opens the endpoint again.
+    public func reconnect() throws {
+        guard let opener else { throw ActuatorError(.disconnected, backend: name, detail: "opened elsewhere: cannot reopen") }
+        let fresh = try opener()
+        port.withLock { current in
+            current?.close()
+            current = fresh
+        }
+    }
+
+    public func close() {
+        port.withLock { current in
+            current?.close()
+            current = nil
         }
     }
 }

@@ -29,11 +29,25 @@ public final class StreamReader: Sendable {
             while !stop.isSet {
                 if fd < 0 {
                     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-                    if fd < 0 { onEnd("\(path): \(String(cString: strerror(errno)))"); return }
+                    if fd < 0 {
+                        // A FIFO whose writer was restarted may be gone for a moment: wait for it.
+                        if isFIFO && errno == ENOENT { stop.sleep(milliseconds: 50); continue }
+                        onEnd("\(path): \(String(cString: strerror(errno)))")
+                        return
+                    }
                 }
                 var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 let ready = poll(&poller, 1, 50)
-                if ready <= 0 { continue }
+                if ready <= 0 {
+                    // A quiet FIFO may have been replaced (the simulator restarted and made a new
+                    // one at the same path): then this descriptor will never see a writer again.
+                    if isFIFO && Self.replaced(fd, path: path) {
+                        close(fd)
+                        fd = -1
+                        state.reopened.add(1, ordering: .relaxed)
+                    }
+                    continue
+                }
                 let n = read(fd, buffer.baseAddress, buffer.count)
                 if n > 0 {
                     state.bytesRead.add(UInt64(n), ordering: .relaxed)
@@ -53,5 +67,13 @@ public final class StreamReader: Sendable {
     }
 
     public func stop() { worker.stop() }
+
+    /// Whether `path` no longer names the file open on `fd`.
+    private static func replaced(_ fd: Int32, path: String) -> Bool {
+        var open = stat(), named = stat()
+        guard fstat(fd, &open) == 0 else { return true }
+        guard stat(path, &named) == 0 else { return false }  // gone for now: keep waiting on this one
+        return open.st_ino != named.st_ino || open.st_dev != named.st_dev
+    }
 
 }

@@ -57,3 +57,46 @@ struct DemoCommandTests {
         #expect((summary["t_s"] as? Double ?? 99) < 10)
     }
 }
+
+/// `robotd sim` as an outside peer: it announces its paths, a host can open the rover's port
+/// there, and it cleans up after itself.
+@Suite("robotd sim")
+struct SimCommandTests {
+    @Test func when_robotd_sim_runs_expect_ready_paths_live_frames_on_the_port_and_cleanup_at_exit() throws {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let robotd = products.appendingPathComponent("robotd").path
+        try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
+        let directory = NSTemporaryDirectory() + "robotd-sim-cli-\(getpid())"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: robotd)
+        process.arguments = ["sim", "--directory", directory, "--seconds", "3", "--status-every", "0.5"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: directory + "/rover") && Date() < deadline { usleep(20_000) }
+        // The port behaves like a device: open it and count bytes for a second.
+        let fd = open(directory + "/rover", O_RDONLY | O_NOCTTY | O_NONBLOCK)
+        try #require(fd >= 0)
+        var received = 0
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let begin = Date()
+        while Date().timeIntervalSince(begin) < 1 {
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 { received += n } else { usleep(10_000) }
+        }
+        close(fd)
+        process.waitUntilExit()
+        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(process.terminationStatus == 0)
+        #expect(lines.first?["kind"] as? String == "ready" && lines.first?["rover"] as? String == directory + "/rover")
+        #expect(lines.last?["kind"] as? String == "summary")
+        #expect((lines.last?["ticks"] as? Int ?? 0) > 2000)
+        #expect(received > 3000)  // ≈ 8 kB/s of sensor frames
+        #expect(!FileManager.default.fileExists(atPath: directory + "/rover") && !FileManager.default.fileExists(atPath: directory + "/gamepad"))
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}

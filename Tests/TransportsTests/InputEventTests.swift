@@ -40,6 +40,34 @@ struct InputEventTests {
         #expect(drive.normalise(0) == 0.5)
     }
 
+    /// A simulator that restarts makes a new FIFO at the same path (the old one is unlinked, its
+    /// writer never came): the reader notices the replacement and reads from the new one.
+    @Test func when_the_fifo_is_replaced_at_its_path_expect_the_reader_to_follow_it() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("robotd-fifo-swap-\(getpid())").path
+        unlink(path)
+        try #require(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        let received = Mutex<[UInt8]>([])
+        let reader = try StreamReader(path: path) { chunk, _ in received.withLock { $0 += Array(chunk) } }
+        defer { reader.stop() }
+        usleep(100_000)
+        unlink(path)
+        usleep(100_000)  // gone for a while: the reader waits rather than giving up
+        try #require(mkfifo(path, 0o600) == 0)
+        var writer: Int32 = -1
+        let deadline = Date().addingTimeInterval(5)
+        while writer < 0 && Date() < deadline {  // ENXIO until the reader has the new FIFO open
+            writer = open(path, O_WRONLY | O_NONBLOCK)
+            if writer < 0 { usleep(10_000) }
+        }
+        try #require(writer >= 0)
+        _ = Glibc.write(writer, "abc", 3)
+        close(writer)
+        while received.withLock({ $0.count }) < 3 && Date() < deadline { usleep(5_000) }
+        #expect(received.withLock { $0 } == Array("abc".utf8))
+        #expect(reader.state.reopened.load(ordering: .relaxed) >= 1)
+    }
+
     /// The same stream a simulator writes: frames, then a SYN_DROPPED sequence, through a real
     /// FIFO; the events are decoded by the same assembler that libevdev's events go to.
     @Test func when_a_fifo_carries_frames_and_a_syn_dropped_expect_frames_mapped_and_the_dropped_part_discarded() throws {

@@ -28,20 +28,22 @@ public final class RoverDaemon: Sendable {
     private let reader: Mutex<SerialReader?>
     private let inputs: Mutex<InputDeviceReader?>
     private let log: @Sendable (String) -> Void
-    private let motorPort: any SerialPort
+    private let motorLink: SerialPortWriter
 
     /// Opens the motor side of the rover port now (a missing device is an error at start-up, not a
-    /// silent retry loop); the sensor side reconnects on its own thread once started.
+    /// silent retry loop); the sensor side reconnects on its own thread once started, and when it
+    /// does, the motor side is reopened and reactivated — in its safe state: the guard latched
+    /// `connection-lost` when the link went, so the wheels move again only after a reset.
     public init(options: Options, log: @escaping @Sendable (String) -> Void) throws {
         self.options = options
         self.log = log
         scheduler = Scheduler(clock: MonotonicClock(), logger: Logger(label: "robotd.scheduler"))
-        let port = try SerialPortOpener.open(options.roverPort, settings: options.serial)
-        motorPort = port
+        let link = try SerialPortWriter(endpoint: options.roverPort, settings: options.serial)
+        motorLink = link
         let motors = SerialFrameBackend(name: "rover-motors", mappings: [
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
-        ], writer: SerialPortWriter(port: port))
+        ], writer: link)
         let report = Mutex<RoverRuntime?>(nil)
         let actuators = try ActuatorSet(backends: [motors]) { fault in
             log("actuator fault: \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
@@ -63,9 +65,22 @@ public final class RoverDaemon: Sendable {
         let report = try scheduler.start(realtime: options.realtime)
         let runtime = self.runtime
         let log = self.log
+        let link = motorLink
+        let actuators = self.actuators
+        let connections = ConnectionCount()
         let sensor = try SerialReader(endpoint: options.roverPort, settings: options.serial, onEvent: { event in
             switch event {
-            case .connected(let path, let backend): log("rover port \(path) open (\(backend))")
+            case .connected(let path, let backend):
+                log("rover port \(path) open (\(backend))")
+                // The first connection is the one the motor side opened with; after any later one
+                // the motor side's descriptor is stale even if no write has failed on it yet.
+                guard connections.value.add(1, ordering: .relaxed).newValue > 1 else { break }
+                do {
+                    try link.reconnect()
+                    log("motor link reopened; actuators \(actuators.reactivate("rover-motors") ? "reactivated in their safe state" : "not reactivated")")
+                } catch {
+                    log("motor link: \(error)")
+                }
             case .disconnected(let path, let reason):
                 log("rover port \(path) lost: \(reason)")
                 runtime.report(.connectionLost, at: Instant(nanoseconds: rt_monotonic_ns()))
@@ -92,6 +107,10 @@ public final class RoverDaemon: Sendable {
         reader.withLock { $0?.stop(); $0 = nil }
         inputs.withLock { $0?.stop(); $0 = nil }
         scheduler.stop()
-        motorPort.close()
+        motorLink.close()
     }
+}
+
+private final class ConnectionCount: Sendable {
+    let value = Atomic<Int>(0)
 }
