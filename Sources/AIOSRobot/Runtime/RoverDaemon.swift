@@ -44,15 +44,16 @@ public final class RoverDaemon: Sendable {
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
         ], writer: link)
-        let report = Mutex<RoverRuntime?>(nil)
+        // Weak: the runtime owns the actuator set, whose fault handler must not own the runtime back.
+        let report = Mutex(WeakRuntime())
         let actuators = try ActuatorSet(backends: [motors]) { fault in
             log("actuator fault: \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
-            _ = report.withLock { $0?.report(fault.error.code == .disconnected ? .connectionLost : .actuatorFailure,
+            _ = report.withLock { $0.runtime?.report(fault.error.code == .disconnected ? .connectionLost : .actuatorFailure,
                                              at: Instant(nanoseconds: rt_monotonic_ns())) }
         }
         self.actuators = actuators
         let runtime = try RoverRuntime(configuration: options.runtime, scheduler: scheduler, actuators: actuators)
-        report.withLock { $0 = runtime }
+        report.withLock { $0.runtime = runtime }
         self.runtime = runtime
         reader = Mutex(nil)
         inputs = Mutex(nil)
@@ -113,4 +114,8 @@ public final class RoverDaemon: Sendable {
 
 private final class ConnectionCount: Sendable {
     let value = Atomic<Int>(0)
+}
+
+private struct WeakRuntime: Sendable {
+    weak var runtime: RoverRuntime?
 }
