@@ -118,6 +118,11 @@ public final class ActuatorSet: Sendable {
         logger.notice("actuators in safe state: \(reason)")
     }
 
+    /// The guard channels a back end drives (empty for an unknown name).
+    public func channels(of name: String) -> [ChannelID] {
+        entries.withLock { $0.first { $0.backend.name == name }?.backend.channels ?? [] }
+    }
+
     public func state(of name: String) -> ActuatorLifecycle.State? {
         entries.withLock { $0.first { $0.backend.name == name }?.lifecycle.state }
     }

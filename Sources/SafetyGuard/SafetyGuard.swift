@@ -196,6 +196,27 @@ public struct SafetyGuard: Sendable {
         }
     }
 
+    /// An actuator back end put `channel` in its safe state on its own (started, or reactivated
+    /// after a fault or a reconnect): the channel is at its safe value and de-energised, whatever
+    /// the guard last approved. Without this, a stop ramp still running in the guard would
+    /// re-energise a reconnected motor, and the limiter would allow a step from a speed the wheel
+    /// no longer has. Deliver it before the back end accepts commands again (on the same thread as
+    /// `check` and `tick`).
+    public mutating func noteSafeStateApplied(to channel: ChannelID, at instant: Instant) {
+        let i = channel.index
+        guard i >= 0 && i < channels.count else { return }
+        let safe = configuration.channels[i].safeValue
+        switch safe {
+        case .continuous(let v): channels[i].limiter = Limiter.State(value: v, rate: 0, second: 0, samples: 3)
+        case .discrete(let s): noteStateChange(i, to: s, now: instant)
+        }
+        channels[i].current = safe
+        channels[i].lastApprovedAt = instant
+        audit.append(AuditRecord(at: instant, kind: .deenergized, channel: i, approved: safe.auditNumber))
+        // A latched stop whose channels are now all at safe finishes at the next `tick`, which also
+        // sends a category-1 stop's de-energise to every channel.
+    }
+
     /// A scheduler deadline fault (a critical loop kept missing).
     public mutating func handle(_ fault: DeadlineFault, emit: (ApprovedCommand) -> Void) {
         trigger(.deadlineFault, at: fault.at, emit: emit)

@@ -244,3 +244,40 @@ struct GuardBehaviourTests {
         }
     }
 }
+
+@Suite("SafetyGuard: an actuator that went to its safe state on its own")
+struct SafeStateNoticeTests {
+    /// A category-1 stop is ramping a wheel down when its back end is reconnected and reactivated in
+    /// its safe state (de-energised). The guard must not re-energise it with the rest of its ramp,
+    /// and after a reset the limiter must start from rest, not from the speed before the stop.
+    @Test func when_a_back_end_reports_its_safe_state_mid_ramp_expect_no_more_ramp_steps_and_a_limiter_from_rest() throws {
+        var g = try SafetyGuard(configuration: GuardConfiguration(channels: [
+            ChannelConfiguration(name: "wheel", limits: .continuous(.velocity(maxVelocity: 10, maxAcceleration: 20))),
+        ]))
+        let wheel = ChannelID(index: 0)
+        var t: Int64 = 0
+        while t < 1_000 {  // up to 10 at 20/s²
+            t += 10
+            _ = g.check(command(wheel, 10, at: ms(t)), now: ms(t))
+        }
+        #expect(g.currentValue(of: wheel) == .continuous(10))
+        var emitted = Emitted()
+        g.trigger(.connectionLost, category: .one, at: ms(t), emit: { emitted.sink($0) })
+        g.tick(now: ms(t + 50), emit: { emitted.sink($0) })
+        #expect(emitted.commands.last?.value == .continuous(9))  // ramping down at 20/s²
+
+        g.noteSafeStateApplied(to: wheel, at: ms(t + 60))
+        emitted = Emitted()
+        for step in Int64(7)...30 { g.tick(now: ms(t + step * 10), emit: { emitted.sink($0) }) }
+        // Only the category-1 de-energise at value 0: no energised ramp step reaches the wheel.
+        #expect(emitted.commands.allSatisfy { $0.value == .continuous(0) && $0.deenergize })
+        #expect(emitted.commands.count == 1)
+        if case .stopped = g.latch.state {} else { Issue.record("the stop should have finished: \(g.latch.state)") }
+
+        #expect(g.reset(at: ms(t + 400)) == .released)
+        let fresh = g.check(command(wheel, 10, at: ms(t + 410)), now: ms(t + 410))
+        // From rest, 10 ms at 20/s² allows 0.2 (not 10 as from the pre-stop speed).
+        #expect(abs((fresh.value ?? 99) - 0.2) < 1e-9)
+        #expect(g.audit.drain().contains { $0.kind == .deenergized && $0.channel == 0 })
+    }
+}

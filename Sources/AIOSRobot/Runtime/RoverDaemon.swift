@@ -67,7 +67,6 @@ public final class RoverDaemon: Sendable {
         let runtime = self.runtime
         let log = self.log
         let link = motorLink
-        let actuators = self.actuators
         let connections = ConnectionCount()
         let sensor = try SerialReader(endpoint: options.roverPort, settings: options.serial, onEvent: { event in
             switch event {
@@ -78,7 +77,8 @@ public final class RoverDaemon: Sendable {
                 guard connections.value.add(1, ordering: .relaxed).newValue > 1 else { break }
                 do {
                     try link.reconnect()
-                    log("motor link reopened; actuators \(actuators.reactivate("rover-motors") ? "reactivated in their safe state" : "not reactivated")")
+                    runtime.requestReactivation(of: "rover-motors", at: Instant(nanoseconds: rt_monotonic_ns()))
+                    log("motor link reopened; reactivation in the safe state requested")
                 } catch {
                     log("motor link: \(error)")
                 }

@@ -58,11 +58,12 @@ public final class RoverRuntime: Sendable {
         /// The odometry pose estimate (odom frame).
         public var pose = (x: 0.0, y: 0.0, yaw: 0.0)
         public var workspaceHold = false
+        public var reactivations = 0
 
         public static func == (a: Status, b: Status) -> Bool {
             a.verdicts == b.verdicts && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
                 && a.turning == b.turning && a.deadlineFaults == b.deadlineFaults && a.resets == b.resets
-                && a.pose == b.pose && a.workspaceHold == b.workspaceHold
+                && a.pose == b.pose && a.workspaceHold == b.workspaceHold && a.reactivations == b.reactivations
         }
     }
 
@@ -85,6 +86,13 @@ public final class RoverRuntime: Sendable {
     public let audit: AuditLog
     private let shared: Shared
     private let faults: SourceHandle
+    private let reactivations: SourceHandle
+
+    /// A back end to bring back (payload of the reactivation source).
+    final class BackendName: Sendable {
+        let name: String
+        init(_ name: String) { self.name = name }
+    }
 
     /// Registers the sources and tasks on `scheduler` (before it starts) and drives `actuators`,
     /// whose back ends must cover channels 0 (left wheel) and 1 (right wheel).
@@ -133,6 +141,20 @@ public final class RoverRuntime: Sendable {
             guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
             shared.control.withLock { $0.guardian.trigger(kind, at: event.release, emit: write) }
         }
+        // Reactivation runs on the dispatch thread under the control lock: the back end's safe state
+        // and the guard's knowledge of it change together, so no ramp step or policy command
+        // computed from the old state can reach the back end in between.
+        reactivations = scheduler.addSource("actuator-reactivation", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
+                                            subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(5))) { event in
+            guard case .object(let object) = event.payload, let request = object as? BackendName else { return }
+            shared.control.withLock { c in
+                guard actuators.reactivate(request.name) else { return }
+                for channel in actuators.channels(of: request.name) {
+                    c.guardian.noteSafeStateApplied(to: channel, at: event.release)
+                }
+                c.status.reactivations += 1
+            }
+        }
         let axes = scheduler.addSource("gamepad-axes", queue: QueueSpec(capacity: 8, overflow: .keepLatestPerKey),
                                        subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { _ in }
         let buttons = scheduler.addSource("gamepad-buttons", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
@@ -174,6 +196,14 @@ public final class RoverRuntime: Sendable {
                 c.guardian.handle(fault, emit: write)
             }
         }
+    }
+
+    /// Asks for a back end to be reactivated (its link is back): done on the dispatch thread, in its
+    /// safe state, with the guard told before any command can reach it. Motion needs a reset
+    /// first if the guard latched when the link went.
+    @discardableResult
+    public func requestReactivation(of backend: String, at instant: Instant) -> Bool {
+        reactivations.post(.object(BackendName(backend)), release: instant).wasAccepted
     }
 
     /// Hands a fault to the guard (through the scheduler), e.g. `.actuatorFailure`, `.connectionLost`.

@@ -15,6 +15,9 @@ public struct RoverFirmwareCounters: Sendable, Equatable, Codable {
     public var bytesLost = 0
     public var framesSent = 0
     public var bytesSent = 0
+    /// Simulated instant (ns) of the first command that energised a wheel, for "nothing moved
+    /// before…" checks that must not depend on when a test looked.
+    public var firstEnergisedAt: Int64?
     public init() {}
 }
 
@@ -51,7 +54,12 @@ struct RoverFirmware: ~Copyable {
             return
         }
         let wheel = WheelDrive(speed: Double(message.value), energised: !message.deenergize)
-        if message.deenergize { counters.deenergiseCommands += 1 } else { counters.commandsApplied += 1 }
+        if message.deenergize {
+            counters.deenergiseCommands += 1
+        } else {
+            counters.commandsApplied += 1
+            if counters.firstEnergisedAt == nil { counters.firstEnergisedAt = time }
+        }
         if message.channel == 0 {
             drive.left = wheel
             lastCommand.left = time
