@@ -1,7 +1,6 @@
 import Actuators
 import RTScheduler
 import SafetyGuard
-import Synchronization
 import Transports
 
 /// An IoT rig's control path: the temperature arrives over MQTT (a JSON field), a periodic
@@ -48,30 +47,25 @@ public final class RigRuntime: Sendable {
         var status = Status()
     }
 
-    final class Shared: Sendable {
-        let control: Mutex<Control>
-        init(_ control: Control) { self.control = Mutex(control) }
-    }
-
     public let configuration: Configuration
     /// Route the MQTT client's messages here (`handle`), or feed it in lockstep.
     public let sensors: MQTTSensorInput
     public let audit: AuditLog
-    private let shared: Shared
+    private let shared: SharedState<Control>
 
     /// Channels: 0 heater (discrete 0/1), 1 fan (duty 0…1).
     public init(configuration: Configuration = Configuration(), scheduler: Scheduler, actuators: ActuatorSet) throws {
         self.configuration = configuration
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
         audit = guardian.audit
-        let shared = Shared(Control(guardian: guardian, thermostat: Thermostat(parameters: configuration.thermostat)))
+        let shared = SharedState(Control(guardian: guardian, thermostat: Thermostat(parameters: configuration.thermostat)))
         self.shared = shared
         let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
         let temperatureID = guardian.sensor(named: "temperature")
         let temperature = scheduler.addSource("temperature", queue: QueueSpec(capacity: 4, overflow: .keepLatestPerKey),
                                               subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(100))) { event in
             guard case .scalar(let value) = event.payload else { return }
-            shared.control.withLock { c in
+            shared.withLock { c in
                 c.status.temperature = value
                 if let temperatureID { c.guardian.noteSensor(temperatureID, at: event.release) }
             }
@@ -81,7 +75,7 @@ public final class RigRuntime: Sendable {
         let lifetime = configuration.period * 2
         let clock = scheduler.clock
         scheduler.addPeriodic("thermostat", PeriodicSpec(period: configuration.period, priority: .normal)) { event in
-            shared.control.withLock { c in
+            shared.withLock { c in
                 // Guard first: a stale reading stops the heater before the thermostat acts on it.
                 c.guardian.tick(now: event.release, emit: write)
                 let (heater, fan) = c.thermostat.step(temperature: c.status.temperature)
@@ -97,5 +91,5 @@ public final class RigRuntime: Sendable {
         }
     }
 
-    public var status: Status { shared.control.withLock { $0.status } }
+    public var status: Status { shared.withLock { $0.status } }
 }

@@ -1,7 +1,6 @@
 import Actuators
 import RTScheduler
 import SafetyGuard
-import Synchronization
 import Transports
 
 /// A differential-drive rover's control path wired end to end: range frames and the gamepad come in
@@ -74,17 +73,12 @@ public final class RoverRuntime: Sendable {
         var status = Status()
     }
 
-    final class Shared: Sendable {
-        let control: Mutex<Control>
-        init(_ control: Control) { self.control = Mutex(control) }
-    }
-
     public let configuration: Configuration
     public let sensors: FrameSensorInput
     public let gamepad: GamepadInput
     public let actuators: ActuatorSet
     public let audit: AuditLog
-    private let shared: Shared
+    private let shared: SharedState<Control>
     private let faults: SourceHandle
     private let reactivations: SourceHandle
 
@@ -102,7 +96,7 @@ public final class RoverRuntime: Sendable {
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
         audit = guardian.audit
         let start = configuration.initialPose
-        let shared = Shared(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy),
+        let shared = SharedState(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy),
                                     odometry: DiffDriveOdometry(geometry: configuration.odometry, x: start.x, y: start.y, yaw: start.yaw)))
         self.shared = shared
         let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
@@ -111,7 +105,7 @@ public final class RoverRuntime: Sendable {
         let range = scheduler.addSource("range", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
                                         subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
             guard case .values(let v) = event.payload else { return }
-            shared.control.withLock { c in
+            shared.withLock { c in
                 c.status.range = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]))
                 if let rangeID { c.guardian.noteSensor(rangeID, at: event.release) }
             }
@@ -120,7 +114,7 @@ public final class RoverRuntime: Sendable {
         let encoders = scheduler.addSource("wheel-encoders", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
                                            subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
             guard case .values(let v) = event.payload, let left = Int32(exactly: v[0]), let right = Int32(exactly: v[1]) else { return }
-            shared.control.withLock { c in
+            shared.withLock { c in
                 c.odometry.update(leftTicks: left, rightTicks: right)
                 c.status.pose = (c.odometry.x, c.odometry.y, c.odometry.yaw)
                 c.guardian.notePose(x: c.odometry.x, y: c.odometry.y, at: event.release, emit: write)
@@ -131,7 +125,7 @@ public final class RoverRuntime: Sendable {
 
         let estop = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
                                         subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            shared.control.withLock { $0.guardian.trigger(.emergencyStopInput, category: .zero, at: event.release, emit: write) }
+            shared.withLock { $0.guardian.trigger(.emergencyStopInput, category: .zero, at: event.release, emit: write) }
         }
         // Faults from outside the control path (an actuator back end failed, a link dropped) come in
         // as events like everything else: the reporter may be inside a guard call on this very
@@ -139,7 +133,7 @@ public final class RoverRuntime: Sendable {
         faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                      subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
-            shared.control.withLock { $0.guardian.trigger(kind, at: event.release, emit: write) }
+            shared.withLock { $0.guardian.trigger(kind, at: event.release, emit: write) }
         }
         // Reactivation runs on the dispatch thread under the control lock: the back end's safe state
         // and the guard's knowledge of it change together, so no ramp step or policy command
@@ -147,7 +141,7 @@ public final class RoverRuntime: Sendable {
         reactivations = scheduler.addSource("actuator-reactivation", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                             subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(5))) { event in
             guard case .object(let object) = event.payload, let request = object as? BackendName else { return }
-            shared.control.withLock { c in
+            shared.withLock { c in
                 guard actuators.reactivate(request.name) else { return }
                 for channel in actuators.channels(of: request.name) {
                     c.guardian.noteSafeStateApplied(to: channel, at: event.release)
@@ -162,7 +156,7 @@ public final class RoverRuntime: Sendable {
             // The reset key re-arms a released latch; the channels still need fresh commands.
             guard case .signal(let code, let value) = event.payload, value == 1,
                   code == GamepadInput.SignalCode.actionBase + 1 else { return }
-            shared.control.withLock { c in
+            shared.withLock { c in
                 if c.guardian.reset(at: event.release) == .released { c.status.resets += 1 }
             }
         }
@@ -175,7 +169,7 @@ public final class RoverRuntime: Sendable {
         let clock = scheduler.clock
         scheduler.addPeriodic("drive", PeriodicSpec(period: configuration.drivePeriod, priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
-            shared.control.withLock { c in
+            shared.withLock { c in
                 let (left, right) = c.policy.step(range: c.status.range)
                 c.status.command = (left, right)
                 c.status.turning = c.policy.mode == .turning
@@ -188,10 +182,10 @@ public final class RoverRuntime: Sendable {
             }
         }
         scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high)) { event in
-            shared.control.withLock { $0.guardian.tick(now: event.release, emit: write) }
+            shared.withLock { $0.guardian.tick(now: event.release, emit: write) }
         }
         scheduler.onDeadlineFault = { fault in
-            shared.control.withLock { c in
+            shared.withLock { c in
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
             }
@@ -212,6 +206,6 @@ public final class RoverRuntime: Sendable {
         faults.post(.signal(code: Int32(kind.rawValue), value: 0), release: instant).wasAccepted
     }
 
-    public var status: Status { shared.control.withLock { $0.status } }
-    public var isLatched: Bool { shared.control.withLock { $0.guardian.latch.isLatched } }
+    public var status: Status { shared.withLock { $0.status } }
+    public var isLatched: Bool { shared.withLock { $0.guardian.latch.isLatched } }
 }
