@@ -15,15 +15,20 @@ public struct ApprovedCommand: Sendable, Equatable {
     public let approvedAt: Instant
     /// Category-1 stop finished: the actuator should remove power after applying `value`.
     public let deenergize: Bool
+    /// The approving guard's `GuardSeal.id` and its latch epoch at approval (see `GuardSeal.admit`).
+    public let guardID: UInt
+    public let epoch: UInt64
 
     /// The guard's approval of `command`, with the (possibly clamped) value it approved.
-    init(approving command: Command, value: CommandValue, at instant: Instant) {
+    init(approving command: Command, value: CommandValue, at instant: Instant, seal: GuardSeal, epoch: UInt64) {
         self.init(channel: command.channel, value: value, origin: command.origin, sourceTag: command.sourceTag,
-                  issuedAt: command.issuedAt, validUntil: command.validUntil, approvedAt: instant)
+                  issuedAt: command.issuedAt, validUntil: command.validUntil, approvedAt: instant,
+                  guardID: seal.id, epoch: epoch)
     }
 
     init(channel: ChannelID, value: CommandValue, origin: CommandOrigin, sourceTag: UInt32,
-         issuedAt: Instant, validUntil: Instant, approvedAt: Instant, deenergize: Bool = false) {
+         issuedAt: Instant, validUntil: Instant, approvedAt: Instant, deenergize: Bool = false,
+         guardID: UInt, epoch: UInt64) {
         self.channel = channel
         self.value = value
         self.origin = origin
@@ -32,5 +37,7 @@ public struct ApprovedCommand: Sendable, Equatable {
         self.validUntil = validUntil
         self.approvedAt = approvedAt
         self.deenergize = deenergize
+        self.guardID = guardID
+        self.epoch = epoch
     }
 }

@@ -150,6 +150,9 @@ public struct GuardConfiguration: Sendable, Equatable {
     /// What each fault kind does. Missing kinds use `defaultReactions`.
     public var reactions: [FaultKind: Reaction]
     public var auditCapacity: Int
+    /// How long the guard's own commands (safe values, ramp steps) stay valid: like every
+    /// approval they expire, so none can be replayed later.
+    public var guardCommandValidity: Duration = .milliseconds(250)
 
     public static let defaultReactions: [FaultKind: Reaction] = [
         .emergencyStopInput: .stop(.one),

@@ -9,6 +9,10 @@ import RTScheduler
 public struct SafetyGuard: Sendable {
     public let configuration: GuardConfiguration
     public let audit: AuditLog
+    /// This guard's identity and latch epoch: bind the actuator set to it (`ActuatorSet(seal:)`).
+    public let seal = GuardSeal()
+    /// Latches so far (mirrors `seal.epoch`; stamped on every approval).
+    public private(set) var epoch: UInt64 = 0
 
     struct ChannelState: Sendable {
         var limiter = Limiter.State.none
@@ -129,7 +133,7 @@ public struct SafetyGuard: Sendable {
         channels[command.channel.index].lastApprovedAt = now
         channels[command.channel.index].watchdogTripped = false
         channels[command.channel.index].ramping = false
-        return ApprovedCommand(approving: command, value: value, at: now)
+        return ApprovedCommand(approving: command, value: value, at: now, seal: seal, epoch: epoch)
     }
 
     private func reject(_ command: Command, _ reason: RejectReason, now: Instant) -> Verdict {
@@ -238,6 +242,8 @@ public struct SafetyGuard: Sendable {
         switch latch.trigger(category, cause: kind, at: instant) {
         case .alreadyLatched: return
         case .latched, .escalated:
+            // Everything approved before this instant is void at the actuators from now on.
+            epoch = seal.advanceEpoch()
             audit.append(AuditRecord(at: instant, kind: .latched, fault: kind, category: category))
         }
         for i in channels.indices where !channels[i].ramping {
@@ -381,7 +387,8 @@ public struct SafetyGuard: Sendable {
         channels[i].current = value
         channels[i].lastApprovedAt = now
         emit(ApprovedCommand(channel: ChannelID(index: i), value: value, origin: .safetyGuard, sourceTag: 0,
-                             issuedAt: now, validUntil: .distantFuture, approvedAt: now, deenergize: deenergize))
+                             issuedAt: now, validUntil: now + configuration.guardCommandValidity, approvedAt: now,
+                             deenergize: deenergize, guardID: seal.id, epoch: epoch))
     }
 }
 
