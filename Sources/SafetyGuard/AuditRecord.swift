@@ -9,6 +9,19 @@ public struct AuditRecord: Sendable, Equatable {
         case fault, latched, reset, hold, holdReleased = "hold-released", warn
         case watchdog
         case deenergized
+        /// A reset refused: `causes` lists what is still present.
+        case resetRefused = "reset-refused"
+        /// A reset into the workspace recovery hold.
+        case resetIntoRecovery = "reset-into-recovery"
+        case recoveryEnded = "recovery-ended"
+        /// A cause went away (the level cleared); a reset is still needed.
+        case causeCleared = "cause-cleared"
+        /// A sensor value that counts as no sample (not finite, out of range).
+        case sampleRejected = "sample-rejected"
+        /// A value interlock locked (or released) the channels it names.
+        case interlocked
+        /// A motion command passed in the workspace recovery hold (or hold) because it moves back toward the workspace.
+        case recoveryCommand = "recovery-command"
     }
     public var at: Instant
     public var kind: Kind
@@ -21,10 +34,13 @@ public struct AuditRecord: Sendable, Equatable {
     public var rejectReason: RejectReason?
     public var fault: FaultKind?
     public var category: StopCategory?
+    /// Stop causes present (for refused resets: the reasons).
+    public var causes: StopCauses
 
     init(at: Instant, kind: Kind, channel: Int = -1, origin: CommandOrigin? = nil, sourceTag: UInt32 = 0,
          requested: Double = .nan, approved: Double = .nan, clampReasons: ClampReasons = [],
-         rejectReason: RejectReason? = nil, fault: FaultKind? = nil, category: StopCategory? = nil) {
+         rejectReason: RejectReason? = nil, fault: FaultKind? = nil, category: StopCategory? = nil,
+         causes: StopCauses = []) {
         self.at = at
         self.kind = kind
         self.channel = channel
@@ -36,6 +52,7 @@ public struct AuditRecord: Sendable, Equatable {
         self.rejectReason = rejectReason
         self.fault = fault
         self.category = category
+        self.causes = causes
     }
 
     static let filler = AuditRecord(at: .zero, kind: .warn)
@@ -45,7 +62,7 @@ public struct AuditRecord: Sendable, Equatable {
             && (a.requested == b.requested || (a.requested.isNaN && b.requested.isNaN))
             && (a.approved == b.approved || (a.approved.isNaN && b.approved.isNaN))
             && a.clampReasons == b.clampReasons && a.rejectReason == b.rejectReason && a.fault == b.fault
-            && a.category == b.category
+            && a.category == b.category && a.causes == b.causes
     }
 }
 

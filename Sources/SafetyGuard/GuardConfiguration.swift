@@ -34,10 +34,12 @@ public struct ChannelConfiguration: Sendable, Equatable {
     /// gap (or the first one) is limited as if this much time had passed: the limiter never
     /// allows a bigger change just because the commands stopped for a while.
     public var maxStepInterval: Double
+    /// Commanded versus measured (encoders): nil for no monitoring.
+    public var motionMonitor: MotionMonitor?
 
     public init(name: String, limits: ChannelLimits, originLimits: [CommandOrigin: ChannelLimits] = [:],
                 safeValue: CommandValue? = nil, watchdogTimeout: Duration? = nil, stopRate: Double? = nil,
-                isMotion: Bool = true, maxStepInterval: Double = 0.1) {
+                isMotion: Bool = true, maxStepInterval: Double = 0.1, motionMonitor: MotionMonitor? = nil) {
         self.name = name
         self.limits = limits
         self.originLimits = originLimits
@@ -49,6 +51,7 @@ public struct ChannelConfiguration: Sendable, Equatable {
         self.stopRate = stopRate
         self.isMotion = isMotion
         self.maxStepInterval = maxStepInterval
+        self.motionMonitor = motionMonitor
     }
 
     var effectiveStopRate: Double? {
@@ -58,15 +61,70 @@ public struct ChannelConfiguration: Sendable, Equatable {
     }
 }
 
-/// A sensor the guard requires to be fresh.
+/// Commanded versus measured for one channel (a wheel with an encoder): measured faster than
+/// commanded (or turning against it) by more than `tolerance` for `time` is a runaway; measured
+/// beyond `tolerance` during a category-2 stop or a hold is a standstill violation. Both stop with
+/// category 0.
+public struct MotionMonitor: Sendable, Equatable {
+    public var tolerance: Double
+    public var time: Duration
+    public init(tolerance: Double, time: Duration) {
+        self.tolerance = tolerance
+        self.time = time
+    }
+}
+
+/// A sensor the guard requires to be fresh. One that has never reported is not fresh: motion is
+/// held until it reports, and after the configuration's `startupTimeout` that is a stop.
 public struct RequiredSensor: Sendable, Equatable {
     public var name: String
     public var maxAge: Duration
     public var reaction: Reaction
-    public init(name: String, maxAge: Duration, reaction: Reaction = .stop(.one)) {
+    /// Values outside this range (and non-finite ones) are no sample; nil: any finite value.
+    public var validRange: ClosedRange<Double>?
+    public init(name: String, maxAge: Duration, reaction: Reaction = .stop(.one), validRange: ClosedRange<Double>? = nil) {
         self.name = name
         self.maxAge = maxAge
         self.reaction = reaction
+        self.validRange = validRange
+    }
+}
+
+/// A reading beyond a limit is a stop cause for the channels it names, whatever the setpoint or
+/// the policy says (e.g. chamber above 60 °C → heater off). The channels go to their safe value
+/// de-energised and stay locked until a reset after the reading is back within the limit. A
+/// missing or stale reading counts as beyond the limit (fail closed).
+public struct ValueInterlock: Sendable, Equatable {
+    public var sensor: String
+    public var min: Double?
+    public var max: Double?
+    public var channels: [String]
+    public init(sensor: String, min: Double? = nil, max: Double? = nil, channels: [String]) {
+        self.sensor = sensor
+        self.min = min
+        self.max = max
+        self.channels = channels
+    }
+
+    func violated(by value: Double) -> Bool {
+        guard value.isFinite else { return true }
+        if let min, value < min { return true }
+        if let max, value > max { return true }
+        return false
+    }
+}
+
+/// A differential drive's wheel channels and geometry, so that in the workspace recovery hold the
+/// guard can tell whether a wheel command moves the robot back toward the workspace.
+public struct DiffDriveKinematics: Sendable, Equatable {
+    public var leftChannel: String
+    public var rightChannel: String
+    /// m; wheel channels are in rad/s.
+    public var wheelRadius: Double
+    public init(leftChannel: String, rightChannel: String, wheelRadius: Double) {
+        self.leftChannel = leftChannel
+        self.rightChannel = rightChannel
+        self.wheelRadius = wheelRadius
     }
 }
 
@@ -91,9 +149,18 @@ public struct Workspace: Sendable, Equatable {
     public var warnDistance: Double
     public var stopDistance: Double
     public var stopCategory: StopCategory
+    /// In the recovery hold (a reset while beyond the stop level), wheel commands are checked
+    /// against these kinematics; without them only the pose is watched.
+    public var kinematics: DiffDriveKinematics?
+    /// In the recovery hold, the pose getting further out than this (m) beyond where the reset
+    /// happened latches again.
+    public var recoveryTolerance: Double
 
     public init(polygon: [Point]? = nil, radius: Double? = nil, center: Point = Point(x: 0, y: 0),
-                warnDistance: Double = 0.5, stopDistance: Double = 0.5, stopCategory: StopCategory = .one) {
+                warnDistance: Double = 0.5, stopDistance: Double = 0.5, stopCategory: StopCategory = .one,
+                kinematics: DiffDriveKinematics? = nil, recoveryTolerance: Double = 0.1) {
+        self.kinematics = kinematics
+        self.recoveryTolerance = recoveryTolerance
         self.polygon = polygon
         self.radius = radius
         self.center = center
@@ -153,6 +220,13 @@ public struct GuardConfiguration: Sendable, Equatable {
     /// How long the guard's own commands (safe values, ramp steps) stay valid: like every
     /// approval they expire, so none can be replayed later.
     public var guardCommandValidity: Duration = .milliseconds(250)
+    /// A required sensor that has not reported this long after the guard's first tick is a stop
+    /// (`silent-sensor`); before that, motion is held.
+    public var startupTimeout: Duration = .seconds(2)
+    /// Start latched (`power-on`, category 0): on hardware, nothing moves after a restart until a
+    /// deliberate reset.
+    public var startLatched = false
+    public var interlocks: [ValueInterlock] = []
 
     public static let defaultReactions: [FaultKind: Reaction] = [
         .emergencyStopInput: .stop(.one),
@@ -163,6 +237,15 @@ public struct GuardConfiguration: Sendable, Equatable {
         .connectionLost: .stop(.one),
         .commandWatchdog: .warn,
         .operatorRequest: .stop(.two),
+        .estopDeviceLost: .stop(.one),
+        .silentSensor: .stop(.one),
+        .runaway: .stop(.zero),
+        .standstill: .stop(.zero),
+        .dispatchStall: .stop(.zero),
+        .valueInterlock: .stop(.zero),
+        .remoteStop: .stop(.one),
+        .powerOn: .stop(.zero),
+        .invalidSample: .warn,
     ]
 
     public init(channels: [ChannelConfiguration], sensors: [RequiredSensor] = [], workspace: Workspace? = nil,
@@ -218,5 +301,40 @@ public struct GuardConfiguration: Sendable, Equatable {
             if w.warnDistance < 0 || w.stopDistance < 0 { throw GuardConfigurationError("workspace distances must be ≥ 0") }
         }
         guard auditCapacity >= 1 else { throw GuardConfigurationError("auditCapacity must be at least 1") }
+        // IEC 60204-1: an emergency stop is category 0 or 1, never 2 (power kept on).
+        switch reaction(to: .emergencyStopInput) {
+        case .stop(.zero), .stop(.one): break
+        default: throw GuardConfigurationError("the e-stop reaction must be a category 0 or 1 stop")
+        }
+        for kind in [FaultKind.estopDeviceLost, .runaway, .standstill, .dispatchStall, .powerOn, .remoteStop] {
+            guard case .stop = reaction(to: kind) else {
+                throw GuardConfigurationError("the reaction to \(kind) must be a stop")
+            }
+        }
+        for kind in [FaultKind.runaway, .standstill] where reaction(to: kind) != .stop(.zero) {
+            throw GuardConfigurationError("the reaction to \(kind) must be a category 0 stop")
+        }
+        if !(startupTimeout > .zero) { throw GuardConfigurationError("startupTimeout must be positive") }
+        for interlock in interlocks {
+            guard sensors.contains(where: { $0.name == interlock.sensor }) else {
+                throw GuardConfigurationError("interlock on \(interlock.sensor): not a required sensor")
+            }
+            guard interlock.min != nil || interlock.max != nil, !interlock.channels.isEmpty else {
+                throw GuardConfigurationError("interlock on \(interlock.sensor) needs a limit and at least one channel")
+            }
+            for name in interlock.channels where !names.contains(name) {
+                throw GuardConfigurationError("interlock on \(interlock.sensor): unknown channel \(name)")
+            }
+        }
+        if let k = workspace?.kinematics {
+            guard names.contains(k.leftChannel), names.contains(k.rightChannel), k.wheelRadius > 0 else {
+                throw GuardConfigurationError("workspace kinematics: unknown wheel channels or wheel radius ≤ 0")
+            }
+        }
+        for channel in channels {
+            if let m = channel.motionMonitor, !(m.tolerance > 0) || !(m.time >= .zero) {
+                throw GuardConfigurationError("channel \(channel.name): motion monitor needs a positive tolerance")
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ public struct SafetyGuard: Sendable {
     /// This guard's identity and latch epoch: bind the actuator set to it (`ActuatorSet(seal:)`).
     public let seal = GuardSeal()
     /// Latches so far (mirrors `seal.epoch`; stamped on every approval).
-    public private(set) var epoch: UInt64 = 0
+    public internal(set) var epoch: UInt64 = 0
 
     struct ChannelState: Sendable {
         var limiter = Limiter.State.none
@@ -26,19 +26,43 @@ public struct SafetyGuard: Sendable {
         var switchTimes: [Int64]  // ring of the last state changes (ns), capacity = max switches
         var switchHead = 0
         var switchCount = 0
+        /// Locked by a value interlock: safe value, commands refused, until a reset.
+        var interlocked = false
+        /// Commanded versus measured: since when the measurement disagrees, and which fault it tripped.
+        var violationSince: Instant?
+        var monitorTrip: FaultKind?
     }
 
-    private var channels: [ChannelState]
+    var channels: [ChannelState]
     /// limits[channel][origin]: the channel's limits tightened by the origin's envelope.
-    private let limitsByOrigin: [[ChannelLimits]]
-    private var sensorSeen: [Instant?]
-    private var sensorStale: [Bool]
-    public private(set) var latch = EStopLatch()
+    let limitsByOrigin: [[ChannelLimits]]
+    var sensorSeen: [Instant?]
+    var sensorValue: [Double]
+    var sensorStale: [Bool]
+    var sensorSilent: [Bool]
+    public internal(set) var latch = EStopLatch()
     /// Bit per fault kind currently holding motion.
-    public private(set) var holdMask: UInt32 = 0
-    public private(set) var workspaceLevel: Workspace.Level = .inside
-    private var lastTick: Instant?
-    private let reactions: [Reaction]
+    public internal(set) var holdMask: UInt32 = 0
+    /// Stop causes present now (levels): a reset is refused while any is present.
+    public internal(set) var present: StopCauses = []
+    public internal(set) var workspaceLevel: Workspace.Level = .inside
+    /// Released into the workspace recovery hold: only motion back toward the workspace passes.
+    public internal(set) var inRecovery = false
+    var recoveryFloor = -Double.infinity
+    var pose = (x: Double.nan, y: Double.nan, yaw: Double.nan)
+    var startedAt: Instant?
+    var lastTick: Instant?
+    let reactions: [Reaction]
+    // The e-stop input and the reset key (ISO 13850 habits).
+    public internal(set) var estopAsserted = false
+    var estopReleasedAt: Instant?
+    var estopPressesSeen: UInt64 = 0
+    var resetKeyDownSince: Instant?
+    // Precomputed indices (no lookups by name on the hot path).
+    let interlockSensor: [Int]
+    let interlockChannels: [[Int]]
+    var interlockActive: [Bool]
+    let wheels: (left: Int, right: Int, radius: Double)?
 
     public init(configuration: GuardConfiguration) throws {
         try configuration.validate()
@@ -61,9 +85,29 @@ public struct SafetyGuard: Sendable {
                 }
             }
         }
-        sensorSeen = Array(repeating: nil, count: configuration.sensors.count)
-        sensorStale = Array(repeating: false, count: configuration.sensors.count)
+        let sensorCount = configuration.sensors.count
+        sensorSeen = Array(repeating: nil, count: sensorCount)
+        sensorValue = Array(repeating: .nan, count: sensorCount)
+        sensorStale = Array(repeating: false, count: sensorCount)
+        sensorSilent = Array(repeating: false, count: sensorCount)
         reactions = FaultKind.allCases.map { configuration.reaction(to: $0) }
+        let names = configuration.channels.map(\.name)
+        interlockSensor = configuration.interlocks.map { i in configuration.sensors.firstIndex { $0.name == i.sensor } ?? 0 }
+        interlockChannels = configuration.interlocks.map { i in i.channels.compactMap { names.firstIndex(of: $0) } }
+        interlockActive = Array(repeating: false, count: configuration.interlocks.count)
+        if let k = configuration.workspace?.kinematics, let l = names.firstIndex(of: k.leftChannel),
+           let r = names.firstIndex(of: k.rightChannel) {
+            wheels = (l, r, k.wheelRadius)
+        } else {
+            wheels = nil
+        }
+        if configuration.startLatched {
+            // After a restart on hardware nothing moves until a deliberate reset; the actuators
+            // start in their safe state, so the stop is already complete.
+            _ = latch.trigger(.zero, cause: .powerOn, at: .zero)
+            epoch = seal.advanceEpoch()
+            audit.append(AuditRecord(at: .zero, kind: .latched, fault: .powerOn, category: .zero))
+        }
     }
 
     public func channel(named name: String) -> ChannelID? {
@@ -102,7 +146,20 @@ public struct SafetyGuard: Sendable {
             channels[index].needsFresh = false
         }
         let config = configuration.channels[index]
-        if holdMask != 0 && config.isMotion { return reject(command, .holding, now: now) }
+        if channels[index].interlocked || interlockWithheld(index) { return reject(command, .interlocked, now: now) }
+        var towardWorkspace = false
+        if config.isMotion {
+            // In the recovery hold (or a workspace hold), motion that brings the robot back passes.
+            let workspaceOnly = holdMask == 1 << UInt32(FaultKind.workspace.rawValue)
+            if inRecovery || workspaceOnly {
+                guard movesTowardWorkspace(index, command.value) else {
+                    return reject(command, inRecovery ? .awayFromWorkspace : .holding, now: now)
+                }
+                towardWorkspace = true
+            } else if holdMask != 0 {
+                return reject(command, .holding, now: now)
+            }
+        }
 
         switch (limitsByOrigin[index][command.origin.rawValue], command.value) {
         case (.continuous(let limits), .continuous(let requested)):
@@ -112,6 +169,10 @@ public struct SafetyGuard: Sendable {
             let out = Limiter.limit(requested, limits: limits, state: channels[index].limiter, dt: dt)
             channels[index].limiter = out.state
             let approved = approve(command, value: .continuous(out.value), now: now)
+            if towardWorkspace {
+                audit.append(AuditRecord(at: now, kind: .recoveryCommand, channel: index, origin: command.origin,
+                                         sourceTag: command.sourceTag, requested: requested, approved: out.value))
+            }
             if out.reasons.isEmpty { return .pass(approved) }
             audit.append(AuditRecord(at: now, kind: .clamped, channel: index, origin: command.origin,
                                      sourceTag: command.sourceTag, requested: requested, approved: out.value,
@@ -136,7 +197,7 @@ public struct SafetyGuard: Sendable {
         return ApprovedCommand(approving: command, value: value, at: now, seal: seal, epoch: epoch)
     }
 
-    private func reject(_ command: Command, _ reason: RejectReason, now: Instant) -> Verdict {
+    func reject(_ command: Command, _ reason: RejectReason, now: Instant) -> Verdict {
         audit.append(AuditRecord(at: now, kind: .rejected, channel: command.channel.index, origin: command.origin,
                                  sourceTag: command.sourceTag, requested: command.value.auditNumber, rejectReason: reason))
         return .rejected(reason)
@@ -172,34 +233,6 @@ public struct SafetyGuard: Sendable {
         }
     }
 
-    // MARK: inputs to the guard
-
-    /// A required sensor delivered a sample.
-    public mutating func noteSensor(_ sensor: SensorID, at instant: Instant) {
-        guard sensor.index >= 0 && sensor.index < sensorSeen.count else { return }
-        sensorSeen[sensor.index] = instant
-    }
-
-    /// A new pose estimate (odom frame, metres). Applies the workspace ladder at once.
-    public mutating func notePose(x: Double, y: Double, at instant: Instant, emit: (ApprovedCommand) -> Void) {
-        guard let workspace = configuration.workspace else { return }
-        let level = x.isFinite && y.isFinite ? workspace.level(x: x, y: y) : .stop
-        guard level != workspaceLevel else { return }
-        let previous = workspaceLevel
-        workspaceLevel = level
-        switch level {
-        case .inside:
-            setHold(.workspace, false, at: instant)
-        case .warn:
-            setHold(.workspace, false, at: instant)
-            if previous < .warn { audit.append(AuditRecord(at: instant, kind: .warn, fault: .workspace)) }
-        case .hold:
-            setHold(.workspace, true, at: instant, emit: emit)
-        case .stop:
-            trigger(.workspace, category: workspace.stopCategory, at: instant, emit: emit)
-        }
-    }
-
     /// An actuator back end put `channel` in its safe state on its own (started, or reactivated
     /// after a fault or a reconnect): the channel is at its safe value and de-energised, whatever
     /// the guard last approved. Without this, a stop ramp still running in the guard would
@@ -221,101 +254,7 @@ public struct SafetyGuard: Sendable {
         // sends a category-1 stop's de-energise to every channel.
     }
 
-    /// A scheduler deadline fault (a critical loop kept missing).
-    public mutating func handle(_ fault: DeadlineFault, emit: (ApprovedCommand) -> Void) {
-        trigger(.deadlineFault, at: fault.at, emit: emit)
-    }
-
-    /// A fault with its configured reaction.
-    public mutating func trigger(_ kind: FaultKind, at instant: Instant, emit: (ApprovedCommand) -> Void) {
-        switch reactions[kind.rawValue] {
-        case .warn: audit.append(AuditRecord(at: instant, kind: .warn, fault: kind))
-        case .hold: setHold(kind, true, at: instant, emit: emit)
-        case .stop(let category): trigger(kind, category: category, at: instant, emit: emit)
-        }
-    }
-
-    /// Latches the e-stop with an explicit category (an e-stop button, an operator request).
-    public mutating func trigger(_ kind: FaultKind, category: StopCategory, at instant: Instant,
-                                 emit: (ApprovedCommand) -> Void) {
-        audit.append(AuditRecord(at: instant, kind: .fault, fault: kind, category: category))
-        switch latch.trigger(category, cause: kind, at: instant) {
-        case .alreadyLatched: return
-        case .latched, .escalated:
-            // Everything approved before this instant is void at the actuators from now on.
-            epoch = seal.advanceEpoch()
-            audit.append(AuditRecord(at: instant, kind: .latched, fault: kind, category: category))
-        }
-        for i in channels.indices where !channels[i].ramping {
-            channels[i].ramping = true
-            channels[i].lastApprovedAt = instant  // the ramp starts now, not at the last command
-        }
-        if category == .zero {
-            for i in channels.indices { applySafe(i, at: instant, deenergize: true, emit: emit) }
-        } else {
-            advanceRamps(at: instant, emit: emit)
-        }
-    }
-
-    /// Releases a stopped latch. Every channel then needs a fresh command issued after this
-    /// instant: nothing queued or latched before the stop resumes by itself. Refused while a
-    /// stop ramp is still running.
-    public mutating func reset(at instant: Instant) -> EStopLatch.ResetOutcome {
-        let outcome = latch.reset(at: instant)
-        if outcome == .released {
-            audit.append(AuditRecord(at: instant, kind: .reset))
-            for i in channels.indices {
-                channels[i].needsFresh = true
-                channels[i].ramping = false
-                // The watchdog restarts from the reset: a channel with no fresh command stays safe.
-                channels[i].lastApprovedAt = instant
-                channels[i].watchdogTripped = true
-            }
-        }
-        return outcome
-    }
-
-    // MARK: time-driven checks
-
-    /// Call every control cycle (a periodic task). Checks sensor staleness and command
-    /// watchdogs, and advances stop/hold ramps; guard-made commands go to `emit`.
-    public mutating func tick(now: Instant, emit: (ApprovedCommand) -> Void) {
-        for s in configuration.sensors.indices {
-            let sensor = configuration.sensors[s]
-            let age = sensorSeen[s].map { now.nanoseconds(since: $0) } ?? now.nanoseconds(since: .zero)
-            let stale = sensorSeen[s] == nil ? false : age > sensor.maxAge.nanoseconds
-            if stale && !sensorStale[s] {
-                sensorStale[s] = true
-                switch sensor.reaction {
-                case .warn: audit.append(AuditRecord(at: now, kind: .warn, fault: .staleSensor))
-                case .hold: setHold(.staleSensor, true, at: now, emit: emit)
-                case .stop(let category): trigger(.staleSensor, category: category, at: now, emit: emit)
-                }
-            } else if !stale && sensorStale[s] {
-                sensorStale[s] = false
-                if sensor.reaction == .hold && !sensorStale.contains(true) { setHold(.staleSensor, false, at: now) }
-            }
-        }
-        if !latch.isLatched {
-            for i in channels.indices {
-                guard let timeout = configuration.channels[i].watchdogTimeout, !channels[i].watchdogTripped,
-                      let last = channels[i].lastApprovedAt,
-                      now.nanoseconds(since: last) > timeout.nanoseconds else { continue }
-                channels[i].watchdogTripped = true
-                channels[i].ramping = true
-                channels[i].lastApprovedAt = last.advanced(byNanoseconds: timeout.nanoseconds)  // ramp from expiry
-                audit.append(AuditRecord(at: now, kind: .watchdog, channel: i, approved: configuration.channels[i].safeValue.auditNumber,
-                                         fault: .commandWatchdog))
-                if case .warn = reactions[FaultKind.commandWatchdog.rawValue] {} else {
-                    trigger(.commandWatchdog, at: now, emit: emit)
-                }
-            }
-        }
-        advanceRamps(at: now, emit: emit)
-        lastTick = now
-    }
-
-    private mutating func setHold(_ kind: FaultKind, _ on: Bool, at instant: Instant, emit: (ApprovedCommand) -> Void = { _ in }) {
+    mutating func setHold(_ kind: FaultKind, _ on: Bool, at instant: Instant, emit: (ApprovedCommand) -> Void = { _ in }) {
         let bit: UInt32 = 1 << UInt32(kind.rawValue)
         let was = holdMask
         if on { holdMask |= bit } else { holdMask &= ~bit }
@@ -334,7 +273,7 @@ public struct SafetyGuard: Sendable {
     /// Moves every ramping channel one step toward its safe value (at its stop rate), emitting
     /// each step. When a latched stop has brought every channel to safe, the latch records it
     /// and a category-1 stop de-energises.
-    private mutating func advanceRamps(at now: Instant, emit: (ApprovedCommand) -> Void) {
+    mutating func advanceRamps(at now: Instant, emit: (ApprovedCommand) -> Void) {
         var allSafe = true
         for i in channels.indices where channels[i].ramping {
             let config = configuration.channels[i]
@@ -366,11 +305,11 @@ public struct SafetyGuard: Sendable {
         }
     }
 
-    private mutating func applySafe(_ i: Int, at now: Instant, deenergize: Bool, emit: (ApprovedCommand) -> Void) {
+    mutating func applySafe(_ i: Int, at now: Instant, deenergize: Bool, emit: (ApprovedCommand) -> Void) {
         emitGuard(i, configuration.channels[i].safeValue, at: now, deenergize: deenergize, emit: emit)
     }
 
-    private mutating func emitGuard(_ i: Int, _ value: CommandValue, at now: Instant, deenergize: Bool,
+    mutating func emitGuard(_ i: Int, _ value: CommandValue, at now: Instant, deenergize: Bool,
                                     emit: (ApprovedCommand) -> Void) {
         if case .continuous(let v) = value {
             // The limiter continues from what the guard applied, so the next command is

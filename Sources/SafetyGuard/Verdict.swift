@@ -50,6 +50,10 @@ public enum RejectReason: String, Sendable, Codable {
     case holding
     /// After an e-stop reset: the command was issued before the reset; a fresh one is required.
     case notFresh = "not-fresh"
+    /// The channel is locked by a value interlock (a reading beyond its limit) until a reset.
+    case interlocked
+    /// In the workspace recovery hold: the command would not bring the robot back toward the workspace.
+    case awayFromWorkspace = "away-from-workspace"
 }
 
 /// What can make the guard act.
@@ -62,6 +66,24 @@ public enum FaultKind: Int, Sendable, Codable, NamedCase {
     case connectionLost = 5
     case commandWatchdog = 6
     case operatorRequest = 7
+    /// The e-stop device itself is gone (reader ended: EOF, ENODEV, FIFO writer gone).
+    case estopDeviceLost = 8
+    /// A required sensor has never reported (held at start, a stop after the startup timeout).
+    case silentSensor = 9
+    /// A wheel turns faster than commanded (or the wrong way) beyond tolerance for a set time.
+    case runaway = 10
+    /// Motion measured during a category-2 stop or a hold (standstill monitoring).
+    case standstill = 11
+    /// A handler overran its budget: the supervisor put the actuators in their safe state.
+    case dispatchStall = 12
+    /// A reading beyond a configured limit (e.g. chamber above 60 °C).
+    case valueInterlock = 13
+    /// A remote stop (MQTT): latching, released only by a reset.
+    case remoteStop = 14
+    /// Started latched (after a restart on hardware): needs a deliberate reset.
+    case powerOn = 15
+    /// A sensor value that is not finite or out of its valid range (it counts as no sample).
+    case invalidSample = 16
 
     public var description: String {
         switch self {
@@ -73,6 +95,15 @@ public enum FaultKind: Int, Sendable, Codable, NamedCase {
         case .connectionLost: "connection-lost"
         case .commandWatchdog: "command-watchdog"
         case .operatorRequest: "operator-request"
+        case .estopDeviceLost: "estop-device-lost"
+        case .silentSensor: "silent-sensor"
+        case .runaway: "runaway"
+        case .standstill: "standstill"
+        case .dispatchStall: "dispatch-stall"
+        case .valueInterlock: "value-interlock"
+        case .remoteStop: "remote-stop"
+        case .powerOn: "power-on"
+        case .invalidSample: "invalid-sample"
         }
     }
 }
@@ -92,4 +123,34 @@ public enum Verdict: Sendable, Equatable {
         case .rejected, .stop: nil
         }
     }
+}
+
+/// A set of fault kinds as one bit each: the stop causes present now. Fixed-size, so the guard
+/// keeps and audits it without allocating.
+public struct StopCauses: OptionSet, Sendable, Hashable, Codable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public init(_ kind: FaultKind) { rawValue = 1 << UInt32(kind.rawValue) }
+
+    public func contains(_ kind: FaultKind) -> Bool { rawValue & (1 << UInt32(kind.rawValue)) != 0 }
+
+    /// The kinds in this set, in declaration order. Allocates: not for the check path.
+    public var kinds: [FaultKind] { FaultKind.allCases.filter { contains($0) } }
+    public var description: String { kinds.map(\.description).joined(separator: ",") }
+}
+
+/// What a reset request came to.
+public enum ResetOutcome: Sendable, Equatable {
+    /// Released: motion needs fresh commands issued after this instant.
+    case released
+    /// Released while the pose is still beyond the workspace stop level: only commands that bring
+    /// the robot back toward the workspace pass until it is back inside.
+    case releasedIntoRecovery
+    case notLatched
+    /// A stop ramp is still running.
+    case stillStopping
+    /// Causes still present: nothing is released.
+    case refused(StopCauses)
+    /// The reset key was already down when the e-stop was released: a reset needs its own deliberate press.
+    case resetKeyHeldThrough
 }

@@ -79,7 +79,11 @@ struct LockstepLoopTests {
         #expect(o.rover.odometer > 5)
         #expect(o.rover.collisions == 0)
         #expect(o.driveReleases == 1501 && o.driveMisses == 0)
-        #expect(o.status.verdicts.rejected == 0 && o.status.verdicts.stopped == 0 && o.status.verdicts.passed > 2500)
+        // Fail closed at start: until the first range frame (50 ms) motion is held, so the drive
+        // task's first commands (0, 20, 40 ms; two wheels each) are refused as `holding` — and none after.
+        let rejections = o.audit.filter { $0.kind == .rejected }
+        #expect(rejections.count == 6 && rejections.allSatisfy { $0.rejectReason == .holding && $0.at.nanoseconds <= 50_000_000 })
+        #expect(o.status.verdicts.rejected == 6 && o.status.verdicts.stopped == 0 && o.status.verdicts.passed > 2500)
         #expect(o.rover.firmware.framesRejected == 0 && o.rover.firmware.watchdogTrips == 0)
         #expect(loop.runtime.sensors.counters.posted.load(ordering: .relaxed) >= 599 + 1499)  // range 20 Hz + encoders 50 Hz
         // Odometry from the encoders follows the simulator's ground truth (no slip here): within 5 cm after 30 s.

@@ -1,0 +1,240 @@
+import RTScheduler
+import Testing
+@testable import SafetyGuard
+
+/// The guard fails closed: what it does not know is unsafe, every stop cause is a level, and a
+/// reset is refused while any cause persists (docs/safety.md, hazard table).
+@Suite("SafetyGuard fails closed: silent sensors, levels, refused resets, e-stop habits, recovery, monitors")
+struct FailClosedTests {
+    static let wheel = ContinuousLimits.velocity(maxVelocity: 10, maxAcceleration: 100)
+
+    static func guardian(sensors: [RequiredSensor] = [], workspace: Workspace? = nil, monitor: MotionMonitor? = nil,
+                         interlocks: [ValueInterlock] = [], startLatched: Bool = false,
+                         reactions: [FaultKind: Reaction] = [:]) throws -> SafetyGuard {
+        var configuration = GuardConfiguration(
+            channels: [
+                ChannelConfiguration(name: "left", limits: .continuous(wheel), motionMonitor: monitor),
+                ChannelConfiguration(name: "right", limits: .continuous(wheel), motionMonitor: monitor),
+                ChannelConfiguration(name: "heater", limits: .discrete(DiscreteLimits(allowedStates: [0, 1])), isMotion: false),
+            ],
+            sensors: sensors, workspace: workspace, reactions: reactions)
+        configuration.startupTimeout = .milliseconds(500)
+        configuration.startLatched = startLatched
+        configuration.interlocks = interlocks
+        return try SafetyGuard(configuration: configuration)
+    }
+
+    static let left = ChannelID(index: 0), right = ChannelID(index: 1), heater = ChannelID(index: 2)
+
+    @Test func when_a_required_sensor_never_reports_expect_motion_held_then_a_latch_after_the_startup_timeout() throws {
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100))])
+        g.tick(now: ms(0)) { _ in }
+        #expect(g.isHolding && !g.latch.isLatched)
+        #expect(g.check(command(Self.left, 1, at: ms(10)), now: ms(10)) == .rejected(.holding))
+        g.tick(now: ms(400)) { _ in }
+        #expect(!g.latch.isLatched)
+        g.tick(now: ms(510)) { _ in }
+        #expect(g.latch.isLatched && g.latch.cause == .silentSensor)
+        #expect(g.reset(at: ms(520)) == .refused(StopCauses(.silentSensor)))
+        let refused = try #require(g.audit.drain().last { $0.kind == .resetRefused })
+        #expect(refused.causes == StopCauses(.silentSensor))
+        // It reports at last: the cause clears, and a deliberate reset releases.
+        g.noteSensor(try #require(g.sensor(named: "range")), value: 2.0, at: ms(530)) { _ in }
+        g.tick(now: ms(540)) { _ in }
+        #expect(g.reset(at: ms(550)) == .released)
+        #expect(g.check(command(Self.left, 0.5, at: ms(560)), now: ms(560)).approved != nil)
+    }
+
+    @Test func when_a_sample_is_not_finite_or_out_of_range_expect_it_counts_as_no_sample() throws {
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100), validRange: 0...4)])
+        let range = try #require(g.sensor(named: "range"))
+        g.tick(now: ms(0)) { _ in }
+        #expect(!g.noteSensor(range, value: .nan, at: ms(1)) { _ in })
+        #expect(!g.noteSensor(range, value: .infinity, at: ms(2)) { _ in })
+        #expect(!g.noteSensor(range, value: 7, at: ms(3)) { _ in })
+        g.tick(now: ms(4)) { _ in }
+        #expect(g.isHolding && g.freshValue(of: range, now: ms(4)) == nil)
+        #expect(g.audit.drain().filter { $0.kind == .sampleRejected }.count == 3)
+        #expect(g.noteSensor(range, value: 3.5, at: ms(5)) { _ in })
+        g.tick(now: ms(6)) { _ in }
+        #expect(!g.isHolding && g.freshValue(of: range, now: ms(6)) == 3.5)
+    }
+
+    @Test func when_a_sensor_stays_stale_expect_reset_refused_and_after_a_reset_a_new_staleness_latches_at_once() throws {
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100), reaction: .stop(.zero))])
+        let range = try #require(g.sensor(named: "range"))
+        g.noteSensor(range, value: 1, at: ms(0)) { _ in }
+        g.tick(now: ms(50)) { _ in }
+        g.tick(now: ms(150)) { _ in }
+        #expect(g.latch.cause == .staleSensor)
+        // Today's hole: a reset used to forget the dead sensor. Now refused, with the cause.
+        #expect(g.reset(at: ms(200)) == .refused(StopCauses(.staleSensor)))
+        g.tick(now: ms(210)) { _ in }
+        #expect(g.latch.isLatched)
+        g.noteSensor(range, value: 1, at: ms(300)) { _ in }
+        g.tick(now: ms(300)) { _ in }
+        #expect(g.reset(at: ms(310)) == .released)
+        g.tick(now: ms(420)) { _ in }  // 120 ms without a sample
+        #expect(g.latch.isLatched && g.latch.cause == .staleSensor)
+    }
+
+    @Test func when_a_lost_link_persists_expect_reset_refused_until_it_clears() throws {
+        var g = try Self.guardian()
+        g.setCause(.connectionLost, present: true, at: ms(1)) { _ in }
+        g.tick(now: ms(2)) { _ in }
+        #expect(g.latch.cause == .connectionLost)
+        #expect(g.reset(at: ms(3)) == .refused(StopCauses(.connectionLost)))
+        g.setCause(.connectionLost, present: false, at: ms(4)) { _ in }
+        g.tick(now: ms(5)) { _ in }
+        #expect(g.reset(at: ms(6)) == .released)
+    }
+
+    @Test func when_the_estop_is_held_expect_reset_refused_and_a_reset_key_held_through_its_release_refused() throws {
+        var g = try Self.guardian()
+        var out = Emitted()
+        g.observeEStop(asserted: true, presses: 1, at: ms(1)) { out.sink($0) }
+        #expect(g.latch.isLatched && g.latch.cause == .emergencyStopInput)
+        g.tick(now: ms(2)) { _ in }
+        #expect(g.resetKey(down: true, at: ms(3)) == nil)
+        #expect(g.resetKey(down: false, at: ms(4)) == .refused(StopCauses(.emergencyStopInput)))
+        // The reset key goes down while the e-stop is still held, the e-stop is released, then the key.
+        #expect(g.resetKey(down: true, at: ms(5)) == nil)
+        g.observeEStop(asserted: false, presses: 1, at: ms(6)) { out.sink($0) }
+        #expect(g.resetKey(down: false, at: ms(7)) == .resetKeyHeldThrough)
+        #expect(g.latch.isLatched)
+        // Its own deliberate press and release: released on the release edge.
+        #expect(g.resetKey(down: true, at: ms(8)) == nil)
+        #expect(g.latch.isLatched)
+        #expect(g.resetKey(down: false, at: ms(9)) == .released)
+        let kinds = g.audit.drain().map(\.kind)
+        #expect(kinds.filter { $0 == .resetRefused }.count == 2)
+    }
+
+    @Test func when_an_estop_press_and_release_fall_between_two_ticks_expect_the_latch_anyway() throws {
+        var g = try Self.guardian()
+        g.observeEStop(asserted: false, presses: 0, at: ms(1)) { _ in }
+        #expect(!g.latch.isLatched)
+        g.observeEStop(asserted: false, presses: 1, at: ms(11)) { _ in }  // the sticky counter moved
+        #expect(g.latch.isLatched && g.latch.cause == .emergencyStopInput && g.latch.category == .one)
+    }
+
+    @Test func when_the_estop_is_configured_as_category_2_expect_a_configuration_error() {
+        #expect(throws: GuardConfigurationError.self) {
+            try Self.guardian(reactions: [.emergencyStopInput: .stop(.two)])
+        }
+        #expect(throws: GuardConfigurationError.self) {
+            try Self.guardian(reactions: [.estopDeviceLost: .warn])
+        }
+        #expect(throws: GuardConfigurationError.self) {
+            try Self.guardian(reactions: [.runaway: .stop(.one)])
+        }
+    }
+
+    @Test func when_started_latched_expect_nothing_to_move_until_a_deliberate_reset() throws {
+        var g = try Self.guardian(startLatched: true)
+        #expect(g.latch.isLatched && g.latch.cause == .powerOn && g.epoch == 1)
+        #expect(g.check(command(Self.left, 1, at: ms(1)), now: ms(1)) == .stop(.zero, .powerOn))
+        #expect(g.reset(at: ms(2)) == .released)
+        #expect(g.check(command(Self.left, 1, at: ms(3)), now: ms(3)).approved != nil)
+    }
+
+    /// A 10 m circle; the rover sits 0.8 m outside (beyond the 0.5 m stop distance) facing out.
+    @Test func when_the_workspace_stop_persists_expect_a_reset_into_recovery_where_only_motion_back_passes() throws {
+        let workspace = Workspace(radius: 10, warnDistance: 0.5, stopDistance: 0.5, stopCategory: .one,
+                                  kinematics: DiffDriveKinematics(leftChannel: "left", rightChannel: "right", wheelRadius: 0.1))
+        var g = try Self.guardian(workspace: workspace)
+        var out = Emitted()
+        g.notePose(x: 10.8, y: 0, yaw: 0, at: ms(1)) { out.sink($0) }
+        #expect(g.latch.cause == .workspace)
+        for t in stride(from: 2, through: 400, by: 10) { g.tick(now: ms(Int64(t))) { out.sink($0) } }
+        #expect(g.reset(at: ms(401)) == .releasedIntoRecovery)
+        g.tick(now: ms(402)) { _ in }
+        #expect(!g.latch.isLatched && g.inRecovery)
+        // Forward (facing out) is away: refused. Backward is toward: passes, audited as recovery.
+        #expect(g.check(command(Self.left, 2, at: ms(410)), now: ms(410)) == .rejected(.awayFromWorkspace))
+        #expect(g.check(command(Self.left, -2, at: ms(411)), now: ms(411)).approved != nil)
+        #expect(g.check(command(Self.right, -2, at: ms(412)), now: ms(412)).approved != nil)
+        #expect(g.audit.drain().filter { $0.kind == .recoveryCommand }.count == 2)
+        // Backing in: the recovery ends once the pose is inside the warn band again.
+        g.notePose(x: 10.3, y: 0, yaw: 0, at: ms(500)) { _ in }
+        #expect(g.inRecovery && !g.latch.isLatched)
+        g.notePose(x: 9.8, y: 0, yaw: 0, at: ms(600)) { _ in }
+        #expect(!g.inRecovery && !g.latch.isLatched)
+        #expect(g.check(command(Self.left, 2, at: ms(610)), now: ms(610)).approved != nil)
+    }
+
+    @Test func when_the_pose_gets_further_out_during_recovery_expect_a_latch_again() throws {
+        let workspace = Workspace(radius: 10, warnDistance: 0.5, stopDistance: 0.5, stopCategory: .zero,
+                                  kinematics: DiffDriveKinematics(leftChannel: "left", rightChannel: "right", wheelRadius: 0.1))
+        var g = try Self.guardian(workspace: workspace)
+        g.notePose(x: 10.8, y: 0, yaw: 0, at: ms(1)) { _ in }
+        #expect(g.reset(at: ms(2)) == .releasedIntoRecovery)
+        g.notePose(x: 11.0, y: 0, yaw: 0, at: ms(100)) { _ in }
+        #expect(g.latch.isLatched && g.latch.cause == .workspace && !g.inRecovery)
+    }
+
+    @Test func when_a_wheel_turns_faster_than_commanded_expect_a_category_0_stop_and_no_reset_while_it_turns() throws {
+        var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(100)))
+        g.tick(now: ms(0)) { _ in }
+        _ = g.check(command(Self.left, 2, at: ms(1)), now: ms(1))
+        g.noteMeasured(Self.left, value: 2.5, at: ms(10)) { _ in }  // within tolerance
+        g.noteMeasured(Self.left, value: 3.5, at: ms(20)) { _ in }
+        g.noteMeasured(Self.left, value: 4.0, at: ms(100)) { _ in }
+        #expect(!g.latch.isLatched)  // 80 ms: not yet the monitor's time
+        g.noteMeasured(Self.left, value: 4.5, at: ms(130)) { _ in }
+        #expect(g.latch.category == .zero && g.latch.cause == .runaway)
+        g.noteMeasured(Self.left, value: 3.0, at: ms(200)) { _ in }
+        #expect(g.reset(at: ms(210)) == .refused(StopCauses(.runaway)))
+        g.noteMeasured(Self.left, value: 0.2, at: ms(300)) { _ in }
+        #expect(g.reset(at: ms(310)) == .released)
+    }
+
+    @Test func when_a_wheel_moves_during_a_category_2_hold_expect_a_standstill_stop_of_category_0() throws {
+        var g = try Self.guardian(monitor: MotionMonitor(tolerance: 0.5, time: .milliseconds(50)))
+        g.tick(now: ms(0)) { _ in }
+        g.trigger(.operatorRequest, category: .two, at: ms(1)) { _ in }
+        for t in stride(from: 10, through: 200, by: 10) { g.tick(now: ms(Int64(t))) { _ in } }
+        guard case .stopped(.two, _, _) = g.latch.state else {
+            Issue.record("expected a completed category-2 stop, got \(g.latch.state)")
+            return
+        }
+        g.noteMeasured(Self.right, value: 0.8, at: ms(210)) { _ in }
+        g.noteMeasured(Self.right, value: 0.9, at: ms(270)) { _ in }
+        #expect(g.latch.category == .zero && g.latch.cause == .standstill)
+    }
+
+    @Test func when_a_reading_exceeds_an_interlock_expect_its_channels_locked_safe_until_a_reset_after_it_clears() throws {
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "chamber", maxAge: .seconds(5), reaction: .warn)],
+                                  interlocks: [ValueInterlock(sensor: "chamber", max: 60, channels: ["heater"])])
+        let chamber = try #require(g.sensor(named: "chamber"))
+        // No reading yet: the heater is withheld, not locked.
+        #expect(g.check(state(Self.heater, 1, at: ms(1)), now: ms(1)) == .rejected(.interlocked))
+        g.noteSensor(chamber, value: 40, at: ms(2)) { _ in }
+        #expect(g.check(state(Self.heater, 1, at: ms(3)), now: ms(3)).approved != nil)
+        var out = Emitted()
+        g.noteSensor(chamber, value: 61, at: ms(4)) { out.sink($0) }
+        #expect(out.commands.contains { $0.channel == Self.heater && $0.value == .discrete(0) && $0.deenergize })
+        #expect(g.check(state(Self.heater, 1, at: ms(5)), now: ms(5)) == .rejected(.interlocked))
+        // Motion channels are not named by the interlock: they still pass.
+        #expect(g.check(command(Self.left, 0.5, at: ms(5)), now: ms(5)).approved != nil)
+        #expect(g.reset(at: ms(6)) == .refused(StopCauses(.valueInterlock)))
+        g.noteSensor(chamber, value: 55, at: ms(7)) { _ in }
+        #expect(g.check(state(Self.heater, 1, at: ms(8)), now: ms(8)) == .rejected(.interlocked))  // locked until reset
+        #expect(g.reset(at: ms(9)) == .released)
+        #expect(g.check(state(Self.heater, 1, at: ms(10)), now: ms(10)).approved != nil)
+    }
+
+    @Test func when_the_guard_latches_expect_a_new_epoch_and_its_own_commands_to_expire() throws {
+        var g = try Self.guardian()
+        let before = try #require(g.check(command(Self.left, 1, at: ms(1)), now: ms(1)).approved)
+        #expect(before.guardID == g.seal.id && before.epoch == 0 && g.seal.admit(before, now: ms(2)) == nil)
+        var out = Emitted()
+        g.trigger(.operatorRequest, category: .zero, at: ms(3)) { out.sink($0) }
+        #expect(g.seal.epoch == 1 && g.seal.admit(before, now: ms(4)) == .beforeLatch)
+        let own = try #require(out.commands.first)
+        #expect(own.epoch == 1 && own.validUntil < .distantFuture)
+        #expect(g.seal.admit(own, now: own.validUntil + .milliseconds(1)) == .expired)
+        let other = try Self.guardian()
+        #expect(other.seal.admit(own, now: ms(3)) == .foreignGuard)
+    }
+}
