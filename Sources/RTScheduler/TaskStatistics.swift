@@ -8,6 +8,12 @@ public final class TaskStatistics: Sendable {
     let completions = Atomic<UInt64>(0)
     let startLate = Atomic<UInt64>(0)
     let finishLate = Atomic<UInt64>(0)
+
+    /// Jobs that completed by their deadline (any thread; no allocation): a critical task's miss
+    /// streak is broken when this grows.
+    public var onTimeCompletions: UInt64 {
+        completions.load(ordering: .relaxed) &- finishLate.load(ordering: .relaxed)
+    }
     let droppedLate = Atomic<UInt64>(0)
     let skipped = Atomic<UInt64>(0)
     let faults = Atomic<UInt64>(0)

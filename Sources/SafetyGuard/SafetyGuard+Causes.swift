@@ -68,8 +68,12 @@ extension SafetyGuard {
             return
         case .stop(let category):
             if on {
+                let rising = !present.contains(bit)
                 present.insert(bit)
+                let before = epoch
                 ensureLatched(kind, category: category, at: instant, emit: emit)
+                // Already latched for another cause: this one is still recorded when it appears.
+                if rising && epoch == before { audit.append(AuditRecord(at: instant, kind: .fault, fault: kind, category: category)) }
             } else if present.contains(bit) {
                 present.remove(bit)
                 audit.append(AuditRecord(at: instant, kind: .causeCleared, fault: kind, causes: present))
@@ -86,11 +90,15 @@ extension SafetyGuard {
         trigger(kind, category: category, at: instant, emit: emit)
     }
 
+    /// The instant of the first tick (the start the startup timeout counts from).
+    public var firstTick: Instant? { startedAt }
+
     /// The stop causes that block a reset (levels with a stop reaction, value interlocks).
     public var blockingCauses: StopCauses {
         var causes = present
         // Warn-only levels are recorded in `present` for telemetry but never block.
-        for kind in FaultKind.allCases where reactions[kind.rawValue] == .warn { causes.remove(StopCauses(kind)) }
+        // By raw value: `allCases` builds an array on every call.
+        for raw in reactions.indices where reactions[raw] == .warn { causes.remove(StopCauses(rawValue: 1 << UInt32(raw))) }
         if interlockActive.contains(true) { causes.insert(StopCauses(.valueInterlock)) }
         return causes
     }
@@ -379,8 +387,8 @@ extension SafetyGuard {
         checkInterlocks(at: now, emit: emit)
         // Every stop cause still present latches again at once (e.g. after a reset raced it).
         if present.rawValue != 0 {
-            for kind in FaultKind.allCases where present.contains(kind) {
-                guard case .stop(let category) = reactions[kind.rawValue] else { continue }
+            for raw in reactions.indices where present.rawValue & (1 << UInt32(raw)) != 0 {
+                guard let kind = FaultKind(rawValue: raw), case .stop(let category) = reactions[raw] else { continue }
                 let effective: StopCategory = switch kind {
                 case .workspace: configuration.workspace?.stopCategory ?? category
                 case .emergencyStopInput, .silentSensor, .staleSensor: latch.category ?? category

@@ -7,50 +7,74 @@ import Synchronization
 /// libevdev (with its SYN_DROPPED resync), or a FIFO / recorded file of raw input_event records
 /// (the simulator, replays). Either way the same events come out, one at a time, with their
 /// CLOCK_MONOTONIC arrival, so everything above is the same code for hardware and simulation.
+/// What `InputDeviceReader` reads a character device through (libevdev's `EvdevDevice`).
+public protocol InputEventPump: Sendable {
+    var path: String { get }
+    var name: String { get }
+    /// Waits up to the timeout and delivers what is there; throws when the device is gone.
+    func pump(timeoutMilliseconds: Int32, onResync: () -> Void, deliver: (InputEvent) -> Void) throws(InputError)
+}
+
+extension EvdevDevice: InputEventPump {}
+
 public final class InputDeviceReader: Sendable {
     public enum Notice: Sendable, Equatable {
         /// A libevdev device opened (its name), or a stream.
         case opened(String)
         /// libevdev reported SYN_DROPPED and resynchronised: events were lost.
         case resynchronised
-        /// The device went away or the file ended.
+        /// The device went away (ENODEV: unplugged) or the file ended. The reader has stopped.
         case ended(String)
+        /// A FIFO's writer went away; the reader waits for the next one.
+        case writerGone
+        /// Events flow again after `writerGone`.
+        case resumed
     }
 
     public let path: String
     private let stopReader: @Sendable () -> Void
     private let partial: @Sendable () -> Int
 
-    public init(path: String, grab: Bool = false, onNotice: @escaping @Sendable (Notice, Int64) -> Void,
-                onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
+    private init(path: String, stop: @escaping @Sendable () -> Void, partial: @escaping @Sendable () -> Int) {
         self.path = path
+        stopReader = stop
+        self.partial = partial
+    }
+
+    public convenience init(path: String, grab: Bool = false, onNotice: @escaping @Sendable (Notice, Int64) -> Void,
+                            onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         var info = stat()
         if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR {
-            let device = try EvdevDevice(path: path, grab: grab)
-            onNotice(.opened(device.name), rt_monotonic_ns())
-            let thread = try StoppableThread(name: "evdev-reader") { stop in
-                while !stop.isSet {
-                    do {
-                        try device.pump(timeoutMilliseconds: 50, onResync: { onNotice(.resynchronised, rt_monotonic_ns()) }) { event in
-                            onEvent(event, rt_monotonic_ns())
-                        }
-                    } catch {
-                        onNotice(.ended("\(error)"), rt_monotonic_ns())
-                        return
-                    }
-                }
-            }
-            stopReader = { thread.stop() }
-            partial = { 0 }
+            try self.init(device: try EvdevDevice(path: path, grab: grab), onNotice: onNotice, onEvent: onEvent)
             return
         }
         let decoder = Mutex(InputEventStreamDecoder())  // touched by the reader thread; the lock orders reads of `pendingBytes`
-        let reader = try StreamReader(path: path, onEnd: { reason in onNotice(.ended(reason), rt_monotonic_ns()) }) { bytes, arrival in
+        let reader = try StreamReader(path: path, onEnd: { reason in onNotice(.ended(reason), rt_monotonic_ns()) },
+                                      onLink: { up in onNotice(up ? .resumed : .writerGone, rt_monotonic_ns()) }) { bytes, arrival in
             decoder.withLock { $0.feed(bytes) { onEvent($0, arrival) } }
         }
         onNotice(.opened("input_event stream"), rt_monotonic_ns())
-        stopReader = { reader.stop() }
-        partial = { decoder.withLock { $0.pendingBytes } }
+        self.init(path: path, stop: { reader.stop() }, partial: { decoder.withLock { $0.pendingBytes } })
+    }
+
+    /// A device read through `pump` on its own thread: libevdev for /dev/input, or a stand-in in
+    /// tests (there is no /dev/input on a CI machine), so the unplug path is the same code.
+    public convenience init(device: any InputEventPump, onNotice: @escaping @Sendable (Notice, Int64) -> Void,
+                            onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
+        onNotice(.opened(device.name), rt_monotonic_ns())
+        let thread = try StoppableThread(name: "evdev-reader") { stop in
+            while !stop.isSet {
+                do {
+                    try device.pump(timeoutMilliseconds: 50, onResync: { onNotice(.resynchronised, rt_monotonic_ns()) }) { event in
+                        onEvent(event, rt_monotonic_ns())
+                    }
+                } catch {
+                    onNotice(.ended("\(error)"), rt_monotonic_ns())
+                    return
+                }
+            }
+        }
+        self.init(path: device.path, stop: { thread.stop() }, partial: { 0 })
     }
 
     /// Bytes of an incomplete record waiting for the rest (streams only).

@@ -16,7 +16,10 @@ public final class StreamReader: Sendable {
     public let state = State()
     private let worker: StoppableThread
 
+    /// `onLink(false)`: a FIFO's writer went away (or the FIFO was replaced); `onLink(true)`:
+    /// bytes flow again. A reader that supervises an e-stop device treats the first as a loss.
     public init(path: String, onEnd: @escaping @Sendable (String) -> Void = { _ in },
+                onLink: @escaping @Sendable (Bool) -> Void = { _ in },
                 onBytes: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         self.path = path
         let state = self.state
@@ -26,6 +29,7 @@ public final class StreamReader: Sendable {
             var info = stat()
             let isFIFO = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
             var fd: Int32 = -1
+            var linkLost = false
             while !stop.isSet {
                 if fd < 0 {
                     fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -45,11 +49,13 @@ public final class StreamReader: Sendable {
                         close(fd)
                         fd = -1
                         state.reopened.add(1, ordering: .relaxed)
+                        if !linkLost { linkLost = true; onLink(false) }
                     }
                     continue
                 }
                 let n = read(fd, buffer.baseAddress, buffer.count)
                 if n > 0 {
+                    if linkLost { linkLost = false; onLink(true) }
                     state.bytesRead.add(UInt64(n), ordering: .relaxed)
                     onBytes(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), rt_monotonic_ns())
                     continue
@@ -60,6 +66,7 @@ public final class StreamReader: Sendable {
                 fd = -1
                 if !isFIFO { onEnd("end of file"); return }
                 state.reopened.add(1, ordering: .relaxed)
+                if !linkLost { linkLost = true; onLink(false) }
                 stop.sleep(milliseconds: 20)
             }
             if fd >= 0 { close(fd) }

@@ -25,6 +25,9 @@ struct ControlPathAllocationTests {
         ], writer: FileDescriptorWriter(fd: null))])
         var configuration = RoverRuntime.Configuration()
         configuration.workspace = Workspace(radius: 100)
+        // These encoder counts are not the commanded speeds: the monitor runs, with a tolerance
+        // wide enough that it never trips (its path is measured, not its reaction).
+        configuration.wheelMonitor = MotionMonitor(tolerance: 1000, time: .milliseconds(250))
         let runtime = try RoverRuntime(configuration: configuration, scheduler: scheduler, actuators: actuators)
         actuators.start()
         // Ranges that sweep through cruise, slow-down and turning, and encoder counts, encoded before

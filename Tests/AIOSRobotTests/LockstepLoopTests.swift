@@ -130,7 +130,8 @@ struct LockstepLoopTests {
         let loop = try LockstepLoop(seed: 1, gamepad: [
             .init(at: 3_000_000_000, [.press("BTN_EAST")]),
             .init(at: 3_100_000_000, [.release("BTN_EAST")]),
-            .init(at: 6_000_000_000, [.press("BTN_START")]),
+            .init(at: 5_950_000_000, [.press("BTN_START")]),
+            .init(at: 6_000_000_000, [.release("BTN_START")]),  // a reset acts on the key's release
         ])
         loop.run(until: 5_990_000_000)
         #expect(loop.runtime.isLatched && abs(loop.outcome.rover.linearVelocity) < 0.01)

@@ -31,7 +31,12 @@ struct RoverDaemonTests {
         first?.stop()
         first = nil
         #expect(waitUntil { daemon.runtime.isLatched })
-        #expect(daemon.runtime.audit.drain().contains { $0.fault == .connectionLost })
+        // The pty's EOF (and the gamepad FIFO's writer going too: the e-stop device is lost).
+        var records: [AuditRecord] = []
+        #expect(waitUntil {
+            records += daemon.runtime.audit.drain()
+            return records.contains { $0.fault == .connectionLost } && records.contains { $0.fault == .estopDeviceLost }
+        })
 
         // Plugged back in; the operator resets 2 s later (the new simulator's gamepad).
         simOptions.gamepadScript = [.init(at: 2_000_000_000, [.press("BTN_START")]), .init(at: 2_100_000_000, [.release("BTN_START")])]

@@ -62,6 +62,8 @@ public final class EchoSession: Sendable {
             case .opened(let name): log("input device: \(name)")
             case .resynchronised: log("SYN_DROPPED: resynchronised by libevdev")
             case .ended(let reason): log(reason); session.finish()
+            case .writerGone: log("the writer went away; waiting for the next one")
+            case .resumed: log("events again")
             }
         }) { event, arrival in
             echo.use { $0.feed(event: event, arrival: arrival) { session.emit($0) } }

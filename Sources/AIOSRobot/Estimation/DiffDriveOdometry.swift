@@ -20,7 +20,10 @@ public struct DiffDriveOdometry: Sendable, Equatable {
     public private(set) var y: Double
     public private(set) var yaw: Double
     public private(set) var updates = 0
+    /// Wheel speeds (rad/s) over the last interval, when device times were given; NaN before.
+    public private(set) var wheelSpeeds = (left: Double.nan, right: Double.nan)
     private var last: (left: Int32, right: Int32)?
+    private var lastMicros: UInt32?
 
     public init(geometry: Geometry = Geometry(), x: Double = 0, y: Double = 0, yaw: Double = 0) {
         self.geometry = geometry
@@ -29,10 +32,20 @@ public struct DiffDriveOdometry: Sendable, Equatable {
         self.yaw = yaw
     }
 
-    public mutating func update(leftTicks: Int32, rightTicks: Int32) {
-        defer { last = (leftTicks, rightTicks) }
+    /// `deviceTimeMicros`: the encoder's own 32-bit microsecond clock (wraps), for wheel speeds.
+    public mutating func update(leftTicks: Int32, rightTicks: Int32, deviceTimeMicros: UInt32? = nil) {
+        defer {
+            last = (leftTicks, rightTicks)
+            lastMicros = deviceTimeMicros
+        }
         guard let last else { return }
         updates += 1
+        if let now = deviceTimeMicros, let before = lastMicros, now &- before > 0 {
+            let seconds = Double(now &- before) / 1e6
+            let radiansPerTick = 2 * Double.pi / geometry.ticksPerRevolution
+            wheelSpeeds = (Double(leftTicks &- last.left) * radiansPerTick / seconds,
+                           Double(rightTicks &- last.right) * radiansPerTick / seconds)
+        }
         let metresPerTick = 2 * Double.pi * geometry.wheelRadius / geometry.ticksPerRevolution
         let left = Double(leftTicks &- last.left) * metresPerTick
         let right = Double(rightTicks &- last.right) * metresPerTick
@@ -45,7 +58,7 @@ public struct DiffDriveOdometry: Sendable, Equatable {
     }
 
     public static func == (a: DiffDriveOdometry, b: DiffDriveOdometry) -> Bool {
-        a.geometry == b.geometry && a.x == b.x && a.y == b.y && a.yaw == b.yaw && a.updates == b.updates
+        a.geometry == b.geometry && a.lastMicros == b.lastMicros && a.x == b.x && a.y == b.y && a.yaw == b.yaw && a.updates == b.updates
             && a.last?.left == b.last?.left && a.last?.right == b.last?.right
     }
 }

@@ -24,6 +24,9 @@ public final class FrameSensorInput: Sendable {
         public let refused = Atomic<UInt64>(0)
         public let malformed = Atomic<UInt64>(0)
         public let unrouted = Atomic<UInt64>(0)
+        /// Arrival (ns) of the last well-formed frame of any kind, heartbeats included: the
+        /// controller's sign of life (0: none yet).
+        public let lastFrameAt = Atomic<Int64>(0)
     }
 
     final class DecoderState: @unchecked Sendable {
@@ -52,7 +55,10 @@ public final class FrameSensorInput: Sendable {
     public func feed(_ bytes: UnsafeRawBufferPointer, arrival: Int64) {
         let release = Instant(nanoseconds: arrival)
         state.decoder.feed(bytes) { view in
+            counters.lastFrameAt.store(arrival, ordering: .releasing)
             switch Frame.MessageType(rawValue: view.type) {
+            case .heartbeat:
+                break
             case .imuSample:
                 guard let message = IMUSampleMessage(payload: view.payload) else { counters.malformed.add(1, ordering: .relaxed); return }
                 state.imuRate.note(deviceTimeMicros: message.deviceTimeMicros)

@@ -1,4 +1,5 @@
 import RTScheduler
+import SafetyGuard
 import Synchronization
 import Transports
 
@@ -30,6 +31,9 @@ public final class GamepadInput: Sendable {
 
     public let mapping: InputMapping
     public let sources: Sources
+    /// The e-stop key's level and sticky press count, set here on the reader thread and read by
+    /// every guard tick: a press is never lost to a full queue.
+    public let estop: EStopSignal?
     public let refused = Atomic<UInt64>(0)
     final class State: @unchecked Sendable {
         // Touched only by the reader thread that calls `feed`.
@@ -41,9 +45,10 @@ public final class GamepadInput: Sendable {
     private let axisIndex: [String: Int]
     private let keyIndex: [InputMapping.Action: Int]
 
-    public init(mapping: InputMapping, sources: Sources) throws(InputError) {
+    public init(mapping: InputMapping, sources: Sources, estop: EStopSignal? = nil) throws(InputError) {
         self.mapping = mapping
         self.sources = sources
+        self.estop = estop
         state = State(try InputFrameAssembler(mapping: mapping))
         var axisIndex: [String: Int] = [:]
         for (i, axis) in mapping.axes.enumerated() { axisIndex[axis.name] = i }
@@ -79,8 +84,12 @@ public final class GamepadInput: Sendable {
             case .deadman: SignalCode.deadman
             case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
             }
-            if action == .emergencyStop, pressed, let estop = sources.emergencyStop {
-                if !estop.post(.signal(code: code, value: 1), release: release).wasAccepted { refused.add(1, ordering: .relaxed) }
+            if action == .emergencyStop {
+                estop?.set(pressed: pressed)  // first: the flag holds even if the event below is refused
+                if let source = sources.emergencyStop,
+                   !source.post(.signal(code: code, value: pressed ? 1 : 0), release: release).wasAccepted {
+                    refused.add(1, ordering: .relaxed)
+                }
             }
             result = sources.buttons.post(.signal(code: code, value: pressed ? 1 : 0), release: release)
         case .resync:

@@ -25,19 +25,22 @@ public struct ObstacleAvoidingDrive: Sendable, Equatable {
 
     public init(parameters: Parameters = Parameters()) { self.parameters = parameters }
 
-    /// The distance to act on for a range reading and its status (docs/serial-protocol.md): below
-    /// the minimum counts as touching, no echo as clear, a faulty sensor as blocked (be conservative).
-    public static func effectiveRange(value: Double, status: Int) -> Double {
+    /// The distance a range reading and its status stand for (docs/serial-protocol.md): no echo is
+    /// "nothing within the sensor's maximum range" — a finite number, never +∞; a faulty sensor or
+    /// a non-finite value is no reading at all (NaN), which the guard refuses as a sample.
+    public static func effectiveRange(value: Double, status: Int, maximum: Double) -> Double {
         switch status {
-        case 0: value.isFinite ? value : 0
-        case 2: .infinity
-        default: 0
+        case 0: value.isFinite ? max(0, value) : .nan
+        case 2: maximum
+        default: .nan
         }
     }
 
-    /// Wheel speeds for the latest effective forward range (m).
+    /// Wheel speeds for the latest forward range (m). An unknown range (NaN: silent, stale or
+    /// faulty sensor) is treated as blocked: the rover does not move.
     public mutating func step(range r: Double) -> (left: Double, right: Double) {
         let p = parameters
+        guard r.isFinite else { return (0, 0) }
         switch mode {
         case .cruising where r < p.turnRange: mode = .turning
         case .turning where r > p.clearRange: mode = .cruising

@@ -77,6 +77,7 @@ public final class RoverDaemon: Sendable {
                 guard connections.value.add(1, ordering: .relaxed).newValue > 1 else { break }
                 do {
                     try link.reconnect()
+                    runtime.setLink(up: true, at: Instant(nanoseconds: rt_monotonic_ns()))
                     runtime.requestReactivation(of: "rover-motors", at: Instant(nanoseconds: rt_monotonic_ns()))
                     log("motor link reopened; reactivation in the safe state requested")
                 } catch {
@@ -84,7 +85,7 @@ public final class RoverDaemon: Sendable {
                 }
             case .disconnected(let path, let reason):
                 log("rover port \(path) lost: \(reason)")
-                runtime.report(.connectionLost, at: Instant(nanoseconds: rt_monotonic_ns()))
+                runtime.setLink(up: false, at: Instant(nanoseconds: rt_monotonic_ns()))
             case .openFailed(let name, let reason, let retry): log("cannot open \(name): \(reason); retrying in \(retry) ms")
             }
         }) { bytes, arrival in runtime.sensors.feed(bytes, arrival: arrival) }
@@ -92,9 +93,20 @@ public final class RoverDaemon: Sendable {
         if let path = options.gamepad {
             let device = try InputDeviceReader(path: path, onNotice: { notice, arrival in
                 switch notice {
-                case .opened(let name): log("input \(path): \(name)")
+                case .opened(let name):
+                    log("input \(path): \(name)")
+                    runtime.estop.setDeviceLost(false)
                 case .resynchronised: runtime.gamepad.resynchronised(arrival: arrival)
-                case .ended(let reason): log("input \(path) ended: \(reason)")
+                case .ended(let reason):
+                    // The e-stop device is gone: a stop, not a log line (the guard reads it every tick).
+                    runtime.estop.setDeviceLost(true)
+                    log("input \(path) ended: \(reason) — e-stop device lost")
+                case .writerGone:
+                    runtime.estop.setDeviceLost(true)
+                    log("input \(path): the writer went away — e-stop device lost")
+                case .resumed:
+                    runtime.estop.setDeviceLost(false)
+                    log("input \(path): events again")
                 }
             }) { event, arrival in runtime.gamepad.feed(event: event, arrival: arrival) }
             inputs.withLock { $0 = device }

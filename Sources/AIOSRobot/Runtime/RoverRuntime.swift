@@ -1,4 +1,5 @@
 import Actuators
+import Synchronization
 import RTScheduler
 import SafetyGuard
 import Transports
@@ -29,19 +30,51 @@ public final class RoverRuntime: Sendable {
         /// Wheel geometry for odometry, and where the rover starts in the odom frame.
         public var odometry = DiffDriveOdometry.Geometry()
         public var initialPose = (x: 0.0, y: 0.0, yaw: 0.0)
-        /// The guard's workspace, checked against the odometry pose; nil: none.
+        /// The guard's workspace, checked against the odometry pose; nil: none. With a workspace the
+        /// encoders become required sensors (odometry feeds it).
         public var workspace: Workspace?
+        /// The range sensor's maximum: "no echo" means nothing closer than this (m).
+        public var rangeMaximum = 4.0
+        public var encoderMaxAge: Duration = .milliseconds(200)
+        /// No frame at all from the motor controller (sensor frames, heartbeats) for this long is
+        /// a lost link, as an EOF is.
+        public var controllerTimeout: Duration = .milliseconds(300)
+        /// A required sensor silent this long after start is a stop; before, motion is held.
+        public var startupTimeout: Duration = .seconds(2)
+        /// Commanded versus measured wheel speed (from the encoders); nil: not monitored.
+        public var wheelMonitor: MotionMonitor? = MotionMonitor(tolerance: 3.0, time: .milliseconds(250))
+        /// IEC 60204-1: an e-stop is category 0 or 1.
+        public var estopCategory: StopCategory = .zero
+        /// The e-stop device is supervised: its reader ending is a stop of this category. nil:
+        /// no e-stop device (`--no-estop-device`).
+        public var estopDeviceLostCategory: StopCategory? = .one
+        /// Start latched (`power-on`): on hardware, nothing moves after a restart until a
+        /// deliberate reset. The simulator demo starts released.
+        public var startLatched = false
         public init() {}
 
         public var guardConfiguration: GuardConfiguration {
-            GuardConfiguration(
+            var sensors = [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one), validRange: 0...rangeMaximum)]
+            if workspace != nil {
+                sensors.append(RequiredSensor(name: "wheel-encoders", maxAge: encoderMaxAge, reaction: .stop(.one)))
+            }
+            var reactions: [FaultKind: Reaction] = [.emergencyStopInput: .stop(estopCategory)]
+            if let lost = estopDeviceLostCategory { reactions[.estopDeviceLost] = .stop(lost) }
+            var configuration = GuardConfiguration(
                 channels: ["wheel_left", "wheel_right"].map {
                     ChannelConfiguration(name: $0, limits: .continuous(.velocity(maxVelocity: maxWheelSpeed,
                                                                                  maxAcceleration: maxWheelAcceleration)),
-                                         watchdogTimeout: commandWatchdog)
+                                         watchdogTimeout: commandWatchdog, motionMonitor: wheelMonitor)
                 },
-                sensors: [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one))],
-                workspace: workspace)
+                sensors: sensors, workspace: workspace, reactions: reactions)
+            configuration.startupTimeout = startupTimeout
+            configuration.startLatched = startLatched
+            if var w = configuration.workspace, w.kinematics == nil {
+                w.kinematics = DiffDriveKinematics(leftChannel: "wheel_left", rightChannel: "wheel_right",
+                                                   wheelRadius: odometry.wheelRadius)
+                configuration.workspace = w
+            }
+            return configuration
         }
     }
 
@@ -58,11 +91,23 @@ public final class RoverRuntime: Sendable {
         public var pose = (x: 0.0, y: 0.0, yaw: 0.0)
         public var workspaceHold = false
         public var reactivations = 0
+        /// Resets refused, and the causes that refused the last one.
+        public var refusedResets = 0
+        public var lastRefusal: StopCauses = []
+        /// Stop causes present now, and why the latch is held (if it is).
+        public var causes: StopCauses = []
+        public var latchCause: FaultKind?
+        public var inRecovery = false
+        /// Measured wheel speeds (rad/s, from the encoders).
+        public var measured = (left: Double.nan, right: Double.nan)
 
         public static func == (a: Status, b: Status) -> Bool {
             a.verdicts == b.verdicts && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
                 && a.turning == b.turning && a.deadlineFaults == b.deadlineFaults && a.resets == b.resets
                 && a.pose == b.pose && a.workspaceHold == b.workspaceHold && a.reactivations == b.reactivations
+                && a.refusedResets == b.refusedResets && a.lastRefusal == b.lastRefusal && a.causes == b.causes
+                && a.latchCause == b.latchCause && a.inRecovery == b.inRecovery
+                && a.measured.left.bitPattern == b.measured.left.bitPattern && a.measured.right.bitPattern == b.measured.right.bitPattern
         }
     }
 
@@ -71,6 +116,21 @@ public final class RoverRuntime: Sendable {
         var policy: ObstacleAvoidingDrive
         var odometry: DiffDriveOdometry
         var status = Status()
+        /// A back end failed and is inactive until reactivated (a level for the guard).
+        var backendDown = false
+
+        mutating func noteReset(_ outcome: ResetOutcome?) {
+            switch outcome {
+            case .released?, .releasedIntoRecovery?: status.resets += 1
+            case .refused(let causes)?:
+                status.refusedResets += 1
+                status.lastRefusal = causes
+            case .resetKeyHeldThrough?:
+                status.refusedResets += 1
+                status.lastRefusal = StopCauses(.emergencyStopInput)
+            case .notLatched?, .stillStopping?, nil: break
+            }
+        }
     }
 
     public let configuration: Configuration
@@ -78,6 +138,10 @@ public final class RoverRuntime: Sendable {
     public let gamepad: GamepadInput
     public let actuators: ActuatorSet
     public let audit: AuditLog
+    /// The e-stop key's level and press count (set by the input thread) and its device's state.
+    public let estop = EStopSignal()
+    /// The rover link as the serial reader sees it (false after EOF/EIO until reconnected).
+    private let linkUp = LinkFlag()
     private let shared: SharedState<Control>
     private let faults: SourceHandle
     private let reactivations: SourceHandle
@@ -101,31 +165,45 @@ public final class RoverRuntime: Sendable {
         self.shared = shared
         let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
         let rangeID = guardian.sensor(named: "range")
+        let encodersID = guardian.sensor(named: "wheel-encoders")
+        let rangeMaximum = configuration.rangeMaximum
 
         let range = scheduler.addSource("range", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
                                         subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
             guard case .values(let v) = event.payload else { return }
             shared.withLock { c in
-                c.status.range = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]))
-                if let rangeID { c.guardian.noteSensor(rangeID, at: event.release) }
+                // A faulty or non-finite reading is no sample: the range ages toward stale (fail closed).
+                let value = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]), maximum: rangeMaximum)
+                if let rangeID { c.guardian.noteSensor(rangeID, value: value, at: event.release, emit: write) }
             }
         }
-        // Encoder counts → odometry → the guard's workspace ladder.
+        // Encoder counts → odometry → the guard's workspace ladder; wheel speeds → commanded versus measured.
         let encoders = scheduler.addSource("wheel-encoders", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
                                            subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
-            guard case .values(let v) = event.payload, let left = Int32(exactly: v[0]), let right = Int32(exactly: v[1]) else { return }
+            guard case .values(let v) = event.payload, let left = Int32(exactly: v[0]), let right = Int32(exactly: v[1]),
+                  let micros = UInt32(exactly: v[2]) else { return }
             shared.withLock { c in
-                c.odometry.update(leftTicks: left, rightTicks: right)
+                c.odometry.update(leftTicks: left, rightTicks: right, deviceTimeMicros: micros)
                 c.status.pose = (c.odometry.x, c.odometry.y, c.odometry.yaw)
-                c.guardian.notePose(x: c.odometry.x, y: c.odometry.y, at: event.release, emit: write)
+                if let encodersID { c.guardian.noteSensor(encodersID, at: event.release) }
+                c.guardian.notePose(x: c.odometry.x, y: c.odometry.y, yaw: c.odometry.yaw, at: event.release, emit: write)
+                let speeds = c.odometry.wheelSpeeds
+                c.status.measured = speeds
+                if speeds.left.isFinite && speeds.right.isFinite {
+                    c.guardian.noteMeasured(ChannelID(index: 0), value: speeds.left, at: event.release, emit: write)
+                    c.guardian.noteMeasured(ChannelID(index: 1), value: speeds.right, at: event.release, emit: write)
+                }
                 c.status.workspaceHold = c.guardian.isHolding
             }
         }
         sensors = FrameSensorInput(sources: .init(wheelEncoders: encoders, range: range), expectedIMUHz: configuration.expectedIMUHz)
 
-        let estop = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
-                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            shared.withLock { $0.guardian.trigger(.emergencyStopInput, category: .zero, at: event.release, emit: write) }
+        // The e-stop's event only makes the guard look at once; the level and the sticky press
+        // count it reads are set by the input thread and read again on every guard tick.
+        let estop = self.estop
+        let estopSource = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
+                                              subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
+            shared.withLock { $0.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, at: event.release, emit: write) }
         }
         // Faults from outside the control path (an actuator back end failed, a link dropped) come in
         // as events like everything else: the reporter may be inside a guard call on this very
@@ -133,7 +211,11 @@ public final class RoverRuntime: Sendable {
         faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                      subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
-            shared.withLock { $0.guardian.trigger(kind, at: event.release, emit: write) }
+            shared.withLock { c in
+                // A failed back end stays inactive until reactivated: a level, re-checked every tick.
+                if kind == .actuatorFailure { c.backendDown = true }
+                c.guardian.trigger(kind, at: event.release, emit: write)
+            }
         }
         // Reactivation runs on the dispatch thread under the control lock: the back end's safe state
         // and the guard's knowledge of it change together, so no ramp step or policy command
@@ -146,6 +228,7 @@ public final class RoverRuntime: Sendable {
                 for channel in actuators.channels(of: request.name) {
                     c.guardian.noteSafeStateApplied(to: channel, at: event.release)
                 }
+                c.backendDown = false
                 c.status.reactivations += 1
             }
         }
@@ -153,24 +236,28 @@ public final class RoverRuntime: Sendable {
                                        subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { _ in }
         let buttons = scheduler.addSource("gamepad-buttons", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                           subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { event in
-            // The reset key re-arms a released latch; the channels still need fresh commands.
-            guard case .signal(let code, let value) = event.payload, value == 1,
-                  code == GamepadInput.SignalCode.actionBase + 1 else { return }
+            // The reset key acts on its release edge (ISO 13849-1 practice); the guard refuses it
+            // while a cause persists, and the channels still need fresh commands after it.
+            guard case .signal(let code, let value) = event.payload, code == GamepadInput.SignalCode.actionBase + 1 else { return }
             shared.withLock { c in
-                if c.guardian.reset(at: event.release) == .released { c.status.resets += 1 }
+                c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, at: event.release, emit: write)
+                c.noteReset(c.guardian.resetKey(down: value == 1, at: event.release))
             }
         }
         gamepad = try GamepadInput(
             mapping: InputMapping(keys: [.init(code: configuration.estopKey, action: .emergencyStop),
                                          .init(code: configuration.resetKey, action: .named("reset"))]),
-            sources: .init(axes: axes, buttons: buttons, emergencyStop: estop))
+            sources: .init(axes: axes, buttons: buttons, emergencyStop: estopSource), estop: estop)
 
         let lifetime = configuration.commandLifetime
         let clock = scheduler.clock
         scheduler.addPeriodic("drive", PeriodicSpec(period: configuration.drivePeriod, priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
             shared.withLock { c in
-                let (left, right) = c.policy.step(range: c.status.range)
+                // Unknown (silent, stale or faulty) is NaN, never +∞: the policy treats it as blocked.
+                let range = rangeID.flatMap { c.guardian.freshValue(of: $0, now: event.release) } ?? .nan
+                c.status.range = range
+                let (left, right) = c.policy.step(range: range)
                 c.status.command = (left, right)
                 c.status.turning = c.policy.mode == .turning
                 let now = clock.now()
@@ -181,10 +268,47 @@ public final class RoverRuntime: Sendable {
                 c.status.latched = c.guardian.latch.isLatched
             }
         }
+        let linkUp = self.linkUp
+        let superviseEStopDevice = configuration.estopDeviceLostCategory != nil
+        let controllerTimeout = configuration.controllerTimeout.nanoseconds
+        let frames = sensors.counters
+        let driveStatistics = scheduler.taskID(named: "drive").map { scheduler.statistics(for: $0) }
+        let onTimeAtFault = SharedState<UInt64?>(nil)
         scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high)) { event in
-            shared.withLock { $0.guardian.tick(now: event.release, emit: write) }
+            let now = event.release
+            // Every level, every tick (fail closed): the e-stop and its device, the link (EOF or
+            // a silent controller), a failed back end, the deadline-fault streak.
+            let lastFrame = frames.lastFrameAt.load(ordering: .acquiring)
+            shared.withLock { c in
+                let since = lastFrame > 0 ? Instant(nanoseconds: lastFrame) : c.guardian.firstTick ?? now
+                let silent = now.nanoseconds(since: since) > controllerTimeout
+                c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, at: now, emit: write)
+                if superviseEStopDevice {
+                    c.guardian.setCause(.estopDeviceLost, present: estop.isDeviceLost, at: now, emit: write)
+                }
+                c.guardian.setCause(.connectionLost, present: !linkUp.isUp || silent, at: now, emit: write)
+                c.guardian.setCause(.actuatorFailure, present: c.backendDown, at: now, emit: write)
+                if let stats = driveStatistics, c.guardian.present.contains(.deadlineFault) {
+                    // The streak is broken by an on-time completion after the fault.
+                    let onTime = stats.onTimeCompletions
+                    let atFault = onTimeAtFault.withLock { $0 }
+                    if let atFault, onTime > atFault {
+                        c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write)
+                        onTimeAtFault.withLock { $0 = nil }
+                    }
+                }
+                c.guardian.tick(now: now, emit: write)
+                c.status.causes = c.guardian.blockingCauses
+                c.status.latchCause = c.guardian.latch.cause
+                c.status.inRecovery = c.guardian.inRecovery
+                c.status.latched = c.guardian.latch.isLatched
+            }
         }
         scheduler.onDeadlineFault = { fault in
+            if let stats = driveStatistics {
+                let onTime = stats.onTimeCompletions
+                onTimeAtFault.withLock { $0 = onTime }
+            }
             shared.withLock { c in
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
@@ -206,6 +330,20 @@ public final class RoverRuntime: Sendable {
         faults.post(.signal(code: Int32(kind.rawValue), value: 0), release: instant).wasAccepted
     }
 
+    /// The rover link went down (EOF, EIO) or came back. Down is a level the guard re-checks on
+    /// every tick (`connection-lost`): a reset is refused until the link is up again.
+    public func setLink(up: Bool, at instant: Instant) {
+        linkUp.set(up)
+        if !up { report(.connectionLost, at: instant) }
+    }
+
     public var status: Status { shared.withLock { $0.status } }
     public var isLatched: Bool { shared.withLock { $0.guardian.latch.isLatched } }
+}
+
+/// The rover link's state as the serial reader thread sees it.
+final class LinkFlag: Sendable {
+    private let up = Atomic<Bool>(true)
+    func set(_ value: Bool) { up.store(value, ordering: .releasing) }
+    var isUp: Bool { up.load(ordering: .acquiring) }
 }

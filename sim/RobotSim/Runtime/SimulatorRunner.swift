@@ -100,6 +100,7 @@ public final class SimulatorRunner: Sendable {
         defer { input.deallocate() }
         var next = origin
         var local = Counters()
+        var lastGamepadReport: Int64 = -1_000_000_000
         while !stop.isSet {
             next += options.tick
             rt_sleep_until(next)
@@ -120,7 +121,17 @@ public final class SimulatorRunner: Sendable {
                 local.roverBytesUnheard += bytes.count - sent
             }
             if let fifo = devices.fifo {
-                fifo.write(devices.gamepad.advance(to: elapsed))
+                var bytes = devices.gamepad.advance(to: elapsed)
+                // An empty report every 200 ms, as wireless gamepads send: the reader can tell a
+                // live device from one whose writer has gone (e-stop device supervision).
+                if bytes.isEmpty && elapsed - lastGamepadReport >= 200_000_000 {
+                    var report = InputEvent.synReport
+                    report.seconds = elapsed / 1_000_000_000
+                    report.microseconds = elapsed % 1_000_000_000 / 1000
+                    report.write(into: &bytes)
+                }
+                if !bytes.isEmpty { lastGamepadReport = elapsed }
+                fifo.write(bytes)
                 local.gamepadBytesDropped = fifo.bytesDropped
             }
             if let rig, let mqtt {

@@ -1,0 +1,29 @@
+import Synchronization
+
+/// The e-stop as the input thread sees it, for the guard to read on every tick: never an event in
+/// a queue that could overwrite or reject it. The input thread sets the level and bumps a sticky
+/// press counter (so a press and release between two ticks still latches); the device supervisor
+/// marks the device lost when its reader ends. Lock-free; any thread.
+public final class EStopSignal: Sendable {
+    private let held = Atomic<Bool>(false)
+    private let pressCount = Atomic<UInt64>(0)
+    private let lost = Atomic<Bool>(false)
+
+    public init() {}
+
+    /// The e-stop key went down (`true`) or up. Input thread.
+    public func set(pressed: Bool) {
+        if pressed { pressCount.add(1, ordering: .releasing) }
+        held.store(pressed, ordering: .releasing)
+    }
+
+    /// The e-stop device's reader ended (EOF, ENODEV, the FIFO writer gone) or came back.
+    public func setDeviceLost(_ isLost: Bool) {
+        lost.store(isLost, ordering: .releasing)
+        // A device that is gone may have been held down when it went: what it last said no longer holds.
+    }
+
+    public var isPressed: Bool { held.load(ordering: .acquiring) }
+    public var presses: UInt64 { pressCount.load(ordering: .acquiring) }
+    public var isDeviceLost: Bool { lost.load(ordering: .acquiring) }
+}
