@@ -39,6 +39,9 @@ let package = Package(
         .target(name: "CTransport"),
         // Counts heap allocations (malloc interposer) so "no allocation on the hot path" is measured.
         .target(name: "CAllocCounter"),
+        // Counts calls that can block (I/O on blocking descriptors, futex waits, sleeps, contended
+        // locks) on opted-in threads; test builds only. Defines read, write, syscall, … itself.
+        .target(name: "CBlockingCallCounter", linkerSettings: [.linkedLibrary("dl")]),
 
         // Protocol codecs shared by inputs, actuators and the simulator (one home, no copies).
         .target(name: "Codecs"),
@@ -101,7 +104,8 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter"]),
-        .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"]),
+        .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]

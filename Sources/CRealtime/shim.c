@@ -93,6 +93,8 @@ uint64_t rt_doorbell_wake_syscalls(const rt_doorbell *bell) {
     return atomic_load_explicit(&((rt_doorbell *)bell)->wakes, memory_order_relaxed);
 }
 
+const void *rt_doorbell_futex_word(const rt_doorbell *bell) { return &bell->sequence; }
+
 int64_t rt_monotonic_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

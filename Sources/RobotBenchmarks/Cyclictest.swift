@@ -33,35 +33,68 @@ public struct Cyclictest: Sendable {
         return try Self.parse(String(decoding: data, as: UTF8.self))
     }
 
-    /// Parses `-h` output: "NNNNNN CCCCCC" lines (µs bucket, count) and "# Max Latencies: NNNNN".
+    /// Parses `-h`/`-H` output. The histogram has one line per µs bucket: the bucket, then one count
+    /// per thread (tab-separated), plus an all-threads column with `-H`. The trailers ("# Min
+    /// Latencies:", "# Max Latencies:", "# Histogram Overflows:", "# Total:") carry one value per
+    /// thread (and the all-threads value with `-H`); threads are pooled. Samples at or above the
+    /// histogram size are only counted in "Overflows", so a percentile that falls among them is
+    /// unknown: that throws rather than report a made-up figure.
     public static func parse(_ output: String) throws -> Result {
-        var buckets: [(us: Int, count: UInt64)] = []
-        var maxUs: Int?
-        var overflows: UInt64 = 0
+        var rows: [(us: Int, counts: [UInt64])] = []
+        var bucketLines = 0
+        var threads: Int?
+        var maxima: [UInt64] = []
+        var overflows: [UInt64] = []
+        var totals: [UInt64] = []
         for line in output.split(separator: "\n") {
-            if line.hasPrefix("# Max Latencies:") {
-                maxUs = Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "")
-            } else if line.hasPrefix("# Histogram Overflows:") {
-                overflows = UInt64(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") ?? 0
-            } else if !line.hasPrefix("#") {
-                let parts = line.split(separator: " ")
-                if parts.count == 2, let us = Int(parts[0]), let count = UInt64(parts[1]), count > 0 {
-                    buckets.append((us, count))
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if line.hasPrefix("#") {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let values = line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" })
+                    .compactMap { UInt64($0) }
+                switch line[..<colon] {
+                case "# Min Latencies": threads = values.count
+                case "# Max Latencies": maxima = values
+                case "# Histogram Overflows": overflows = values
+                case "# Total": totals = values
+                default: break
                 }
+            } else if fields.count >= 2, let us = Int(fields[0]) {
+                // Status lines ("T: 0 (…", "policy: …", cursor escapes) never start with a number.
+                let counts = fields.dropFirst().compactMap { UInt64($0) }
+                guard counts.count == fields.count - 1 else { continue }
+                bucketLines += 1
+                if counts.contains(where: { $0 > 0 }) { rows.append((us, counts)) }
             }
         }
-        let total = buckets.reduce(overflows) { $0 + $1.count }
-        guard total > 0, let maxUs else { throw BenchmarkError("cyclictest printed no histogram") }
-        func percentile(_ p: Double) -> Double {
-            let rank = UInt64((p / 100 * Double(total)).rounded(.up))
+        guard let threads, threads > 0, bucketLines > 0 else { throw BenchmarkError("cyclictest printed no histogram") }
+        // -H appends an all-threads column to rows and trailers; only the per-thread ones are summed.
+        guard maxima.count >= threads, overflows.count >= threads, totals.count >= threads,
+              rows.allSatisfy({ $0.counts.count == threads || $0.counts.count == threads + 1 }) else {
+            throw BenchmarkError("cyclictest histogram does not match its \(threads) thread(s)")
+        }
+        let buckets = rows.map { (us: $0.us, count: $0.counts.prefix(threads).reduce(0, +)) }
+        let inHistogram = buckets.reduce(0) { $0 + $1.count }
+        // A truncated output would otherwise yield plausible but wrong percentiles.
+        guard inHistogram == totals.prefix(threads).reduce(0, +) else {
+            throw BenchmarkError("cyclictest histogram holds \(inHistogram) samples, its total says \(totals.prefix(threads).reduce(0, +))")
+        }
+        let overflowed = overflows.prefix(threads).reduce(0, +)
+        let total = inHistogram + overflowed
+        guard total > 0 else { throw BenchmarkError("cyclictest recorded no samples") }
+        // Integer rank (nearest-rank method): 0.99 * n in floating point can land one sample off.
+        func percentile(permille: UInt64) throws -> Double {
+            let rank = (permille * total + 999) / 1000
             var seen: UInt64 = 0
             for bucket in buckets {
                 seen += bucket.count
                 if seen >= rank { return Double(bucket.us) }
             }
-            return Double(maxUs)
+            throw BenchmarkError("cyclictest p\(permille / 10) lies beyond its \(bucketLines) µs histogram "
+                                 + "(\(overflowed) of \(total) samples overflowed)")
         }
-        return Result(p50Us: percentile(50), p99Us: percentile(99), maxUs: Double(maxUs), samples: total)
+        return Result(p50Us: try percentile(permille: 500), p99Us: try percentile(permille: 990),
+                      maxUs: Double(maxima.prefix(threads).max()!), samples: total)
     }
 }
 

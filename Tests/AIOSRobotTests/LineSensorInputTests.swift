@@ -39,7 +39,9 @@ struct LineSensorInputTests {
     @Test func when_a_sketch_sends_key_value_lines_expect_configured_keys_in_order() throws {
         let (events, input) = Self.run(.keyValue(keys: ["temp", "hum"]), "hum=40 temp=21.5\ntemp=22 extra=1\ngarbage\n")
         try #require(events.count == 2)
-        guard case .values(let first) = events[0].payload, case .values(let second) = events[1].payload else { return }
+        guard case .values(let first) = events[0].payload, case .values(let second) = events[1].payload else {
+            Issue.record("expected two .values payloads, got \(events.map(\.payload))"); return
+        }
         #expect(first.array == [21.5, 40])
         #expect(second[0] == 22 && second[1].isNaN)
         #expect(input.unknownKeys.load(ordering: .relaxed) == 1)

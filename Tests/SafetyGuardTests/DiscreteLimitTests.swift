@@ -5,6 +5,10 @@ import Testing
 @Suite("Discrete channels: allowed states, minimum on/off time, switch rate")
 struct DiscreteLimitTests {
     @Test func when_random_toggling_expect_min_on_off_and_switch_rate_always_hold() throws {
+        // The checks below run only where the random walk produced switches: count them, so a
+        // guard that never approves a change cannot pass vacuously.
+        var holdsChecked = 0
+        var rateWindowsChecked = 0
         for seed in 0..<500 as Range<UInt64> {
             var rng = SeededGenerator(seed: seed)
             let minOn = Int64.random(in: 1...20, using: &rng) * 100_000_000
@@ -28,16 +32,19 @@ struct DiscreteLimitTests {
             }
             for (a, b) in zip(changes.dropFirst(), changes.dropFirst(2)) {
                 let held = b.at - a.at
+                holdsChecked += 1
                 if a.to == 1 { #expect(held >= minOn, "seed \(seed): on for \(held) < \(minOn)") }
                 else { #expect(held >= minOff, "seed \(seed): off for \(held) < \(minOff)") }
             }
             let switches = changes.dropFirst().map(\.at)
             if switches.count > perMinute {
                 for i in perMinute..<switches.count {
+                    rateWindowsChecked += 1
                     #expect(switches[i] - switches[i - perMinute] >= 60_000_000_000, "seed \(seed): more than \(perMinute) switches in a minute")
                 }
             }
         }
+        #expect(holdsChecked > 10_000 && rateWindowsChecked > 10_000, "\(holdsChecked) holds, \(rateWindowsChecked) rate windows")
     }
 
     @Test func when_state_is_not_allowed_expect_rejected() throws {

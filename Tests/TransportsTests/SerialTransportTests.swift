@@ -62,8 +62,8 @@ struct SerialTransportTests {
         pty.close()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
         defer { buffer.deallocate() }
-        #expect(throws: SerialError.self) { _ = try port.read(into: buffer, timeoutMilliseconds: 500) }
-        do { _ = try port.read(into: buffer, timeoutMilliseconds: 500) } catch { #expect(error.code == .disconnected) }
+        let error = #expect(throws: SerialError.self) { _ = try port.read(into: buffer, timeoutMilliseconds: 500) }
+        #expect(error?.code == .disconnected)
     }
 
     /// The reader opens a stable name (like udev's /dev/serial/by-id links); the device goes away
@@ -118,14 +118,17 @@ struct SerialTransportTests {
 
     @Test func when_listing_ports_with_libserialport_expect_a_list_without_error_no_usb_devices_here() throws {
         let ports = try SerialPortInfo.list()
-        for port in ports { #expect(!port.path.isEmpty) }
+        // Every entry names a real device node, once: an empty or made-up path would not stat.
+        for port in ports {
+            var info = stat()
+            #expect(stat(port.path, &info) == 0 && info.st_mode & S_IFMT == S_IFCHR, "\(port.path) is not a character device")
+        }
+        #expect(Set(ports.map(\.path)).count == ports.count)
     }
 
     @Test func when_libserialport_opens_a_missing_port_expect_not_found() {
-        #expect(throws: SerialError.self) { _ = try LibSerialPort(path: "/dev/ttyUSB_robotd_missing", settings: SerialSettings()) }
-        do { _ = try LibSerialPort(path: "/dev/ttyUSB_robotd_missing", settings: SerialSettings()) } catch {
-            #expect(error.code == .notFound)
-        }
+        let error = #expect(throws: SerialError.self) { _ = try LibSerialPort(path: "/dev/ttyUSB_robotd_missing", settings: SerialSettings()) }
+        #expect(error?.code == .notFound)
     }
 
     @Test func when_libserialport_is_given_a_pty_expect_refusal_which_is_why_termios_exists() throws {
@@ -197,7 +200,16 @@ struct LibSerialPortRealTests {
         #expect(port.backend == "libserialport")
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
         defer { buffer.deallocate() }
-        #expect(try port.read(into: buffer, timeoutMilliseconds: 20) >= 0)
+        // Nothing is attached and nothing was written: the read waits out its time-out and returns
+        // no bytes (a sentinel shows the buffer was not written either).
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xA5)
+        let clock = ContinuousClock()
+        let began = clock.now
+        let n = try port.read(into: buffer, timeoutMilliseconds: 20)
+        let waited = clock.now - began
+        #expect(n == 0, "read \(Array(buffer.prefix(max(n, 0))))")
+        #expect(buffer.allSatisfy { $0 == 0xA5 })
+        #expect(waited >= .milliseconds(15), "returned after \(waited), before the 20 ms time-out")
         var applied = termios()
         #expect(tcgetattr(saved, &applied) == 0)
         #expect(cfgetospeed(&applied) == speed_t(B115200))

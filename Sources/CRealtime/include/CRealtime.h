@@ -22,6 +22,9 @@ uint32_t rt_doorbell_words(const rt_doorbell *bell);
 int rt_doorbell_wait(rt_doorbell *bell, int64_t deadline_ns);
 /// Number of futex wake syscalls issued so far (for benchmarks).
 uint64_t rt_doorbell_wake_syscalls(const rt_doorbell *bell);
+/// The 32-bit futex word rt_doorbell_wait sleeps on: what a blocking-call counter exempts as the
+/// dispatch thread's own wait (CBlockingCallCounter).
+const void *rt_doorbell_futex_word(const rt_doorbell *bell);
 
 int64_t rt_monotonic_ns(void);
 /// clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME) until `deadline_ns`, restarting on EINTR.
