@@ -82,13 +82,6 @@ public final class DescriptorLink: Sendable {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         var offset = 0
         var deadline: Int64 = 0
-        func fail(_ error: ActuatorError) -> ActuatorError {
-            if offset > 0 && countsAsFrame {
-                partialFrames.add(1, ordering: .relaxed)
-                resync.store(true, ordering: .relaxed)
-            }
-            return error
-        }
         while offset < bytes.count {
             let n = Glibc.write(fd, base + offset, bytes.count - offset)
             if n >= 0 { offset += n; continue }
@@ -102,19 +95,29 @@ public final class DescriptorLink: Sendable {
                 var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
                 if left <= 0 || poll(&poller, 1, Int32(left)) == 0 {
                     stalls.add(1, ordering: .relaxed)
-                    throw fail(ActuatorError(.stalled, backend: name, errno: code,
+                    throw partial(offset, countsAsFrame, ActuatorError(.stalled, backend: name, errno: code,
                                              detail: "device took nothing for \(stallTimeout); \(offset) of \(bytes.count) bytes sent"))
                 }
                 if poller.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && poller.revents & Int16(POLLOUT) == 0 {
                     up.store(false, ordering: .relaxed)
-                    throw fail(ActuatorError(.disconnected, backend: name, detail: "hang-up"))
+                    throw partial(offset, countsAsFrame, ActuatorError(.disconnected, backend: name, detail: "hang-up"))
                 }
                 continue
             }
             let gone = code == EPIPE || code == EIO || code == ENXIO || code == ENODEV
             if gone || code == EBADF { up.store(false, ordering: .relaxed) }
-            throw fail(ActuatorError(gone ? .disconnected : .writeFailed, backend: name, errno: code))
+            throw partial(offset, countsAsFrame, ActuatorError(gone ? .disconnected : .writeFailed, backend: name, errno: code))
         }
+    }
+
+    /// A failure mid-frame leaves a fragment on the wire: count it and resynchronise the receiver.
+    /// (A method, not a local function: a local function capturing `offset` costs an allocation.)
+    private func partial(_ offset: Int, _ countsAsFrame: Bool, _ error: ActuatorError) -> ActuatorError {
+        if offset > 0 && countsAsFrame {
+            partialFrames.add(1, ordering: .relaxed)
+            resync.store(true, ordering: .relaxed)
+        }
+        return error
     }
 
     /// One non-blocking write(2) from any thread; no lock, no wait. Returns whether all went out.
