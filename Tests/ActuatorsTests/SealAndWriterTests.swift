@@ -16,7 +16,7 @@ private func monotonicNanoseconds() -> Int64 {
 }
 
 /// A pipe whose read end is non-blocking, for reading back what a back end wrote.
-private final class Wire {
+private final class Wire: Sendable {
     let read: Int32
     let write: Int32
     init() throws {
@@ -322,5 +322,82 @@ struct WriterThreadTests {
             return after.count == 2
         })
         #expect(after.allSatisfy { $0.deenergize })
+    }
+}
+
+/// The figures in docs/scheduler.md ("Device I/O off the dispatch thread"). Opt-in (timing, not a
+/// check): `ROBOTD_MEASURE_WRITER=1 swift test --skip-build --filter WriterMeasurement`.
+@Suite("Actuators: writer-thread cost (measurement)", .serialized,
+       .enabled(if: ProcessInfo.processInfo.environment["ROBOTD_MEASURE_WRITER"] != nil))
+struct WriterMeasurement {
+    /// Stamps the instant each frame's write(2) returned.
+    final class StampingWriter: ByteWriter {
+        let inner: FileDescriptorWriter
+        let stamps = Mutex<[Int64]>([])
+        init(fd: Int32) { inner = FileDescriptorWriter(fd: fd) }
+        var isConnected: Bool { inner.isConnected }
+        func write(_ bytes: UnsafeRawBufferPointer) throws {
+            try inner.write(bytes)
+            let now = monotonicNanoseconds()
+            stamps.withLock { $0.append(now) }
+        }
+    }
+
+    @Test func when_measured_expect_write_call_and_enqueue_to_write2_latencies_printed() throws {
+        let wire = try Wire()
+        let done = Atomic<Bool>(false)
+        let drained = DispatchSemaphore(value: 0)
+        let drain = Thread {
+            while !done.load(ordering: .relaxed) { if wire.available().isEmpty { usleep(200) } }
+            drained.signal()
+        }
+        drain.start()
+        defer {
+            done.store(true, ordering: .relaxed)
+            drained.wait()
+        }
+        var rig = try Rig()
+        let stamping = StampingWriter(fd: wire.write)
+        let set = try ActuatorSet(seal: rig.guardian.seal,
+                                  backends: [SerialFrameBackend(name: "drive", mappings: [twoMotors[0]], writer: stamping)],
+                                  clock: VirtualClock(), mode: .threaded(.init(fifoPriority: 79)))
+        set.start()
+        defer { set.safeStop(reason: "measurement") }
+        _ = waitUntil(seconds: 0.2) { false }
+        stamping.stamps.withLock { $0.removeAll() }
+        let approvals = try (0..<5_000).map { i in try rig.approve(0, .continuous(0.0001 * Double(i % 100)), at: Int64(1 + i)) }
+        let results = Mutex<(calls: [Int64], endToEnd: [Int64], missing: Int)>(([], [], 0))
+        let finished = DispatchSemaphore(value: 0)
+        // The caller plays the dispatch thread: SCHED_FIFO 80, above its writer (79), as in the daemon.
+        let loop = Thread {
+            var param = sched_param(sched_priority: 80)
+            _ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param)
+            var calls: [Int64] = [], endToEnd: [Int64] = [], missing = 0
+            var next = monotonicNanoseconds()
+            for approval in approvals {
+                let before = stamping.stamps.withLock { $0.count }
+                let t0 = monotonicNanoseconds()
+                set.write(approval)
+                calls.append(monotonicNanoseconds() - t0)
+                // Wait (spinning, ≤ 900 µs) for this command's write(2) to return.
+                var stamp: Int64?
+                while stamp == nil && monotonicNanoseconds() - t0 < 900_000 {
+                    stamp = stamping.stamps.withLock { $0.count > before ? $0.last : nil }
+                }
+                if let stamp { endToEnd.append(stamp - t0) } else { missing += 1 }
+                next += 1_000_000
+                let left = next - monotonicNanoseconds()
+                if left > 0 { usleep(UInt32(left / 1000)) }
+            }
+            results.withLock { $0 = (calls, endToEnd, missing) }
+            finished.signal()
+        }
+        loop.start()
+        finished.wait()
+        let (calls, endToEnd, missing) = results.withLock { $0 }
+        print("writers at SCHED_FIFO: \(set.writersAtFIFO.load(ordering: .relaxed)); \(calls.count) writes at 1 kHz, \(missing) not out within 900 µs")
+        print("write() call ns: p50 \(percentile(calls, 0.5)) p99 \(percentile(calls, 0.99)) max \(calls.max() ?? 0)")
+        print("enqueue→write(2) ns: p50 \(percentile(endToEnd, 0.5)) p99 \(percentile(endToEnd, 0.99)) max \(endToEnd.max() ?? 0)")
+        #expect(endToEnd.count > calls.count / 2)  // a figure, not a check: most must arrive to mean anything
     }
 }
