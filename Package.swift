@@ -99,8 +99,8 @@ let package = Package(
         // Helpers shared by the test targets (waiting for a condition, temporary folders).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
-        .testTarget(name: "SafetyGuardTests", dependencies: ["SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim"]),
+        .testTarget(name: "SafetyGuardTests", dependencies: ["TestSupport", "SafetyGuard", "RTScheduler", "CAllocCounter"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "CAllocCounter"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter"]),

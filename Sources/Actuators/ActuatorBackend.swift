@@ -9,6 +9,10 @@ public struct ActuatorError: Error, CustomStringConvertible, Equatable {
         case notActive = "not-active"
         case unknownChannel = "unknown-channel"
         case encodingFailed = "encoding-failed"
+        /// The device took no bytes for the stall time-out (a full port or pipe nobody drains).
+        case stalled
+        /// The back end cannot do this without blocking (e.g. no file descriptor for an emergency write).
+        case unsupported
     }
     public var code: Code
     public var backend: String
@@ -28,15 +32,43 @@ public struct ActuatorError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// Permission to touch a device, handed to a back end by `ActuatorSet` only after the lifecycle and
+/// the guard's seal (`GuardSeal.admit`) allowed the write. The initialiser is `internal` — not
+/// `package`, which every target of this package would see — so code outside this module cannot
+/// drive a back end around the set's checks (`ActuatorsTests/DeviceTokenTypeTests`).
+public struct DeviceWriteToken: Sendable {
+    init() {}
+}
+
 /// A way to reach hardware (or the simulator). The only code that writes to actuators; it
-/// accepts nothing but `ApprovedCommand`, which only SafetyGuard can create.
+/// accepts nothing but `ApprovedCommand`, which only SafetyGuard can create, and only with a
+/// `DeviceWriteToken`, which only the actuator set can create.
 public protocol ActuatorBackend: AnyObject, Sendable {
     var name: String { get }
     /// Guard channels this back end drives.
     var channels: [ChannelID] { get }
-    /// False once the link is known to be down (EOF, EIO, broker gone).
+    /// False once the link is known to be down (EOF, EIO, broker gone). Real-time safe (an atomic read).
     var isConnected: Bool { get }
-    func write(_ command: ApprovedCommand) throws
+    func write(_ command: ApprovedCommand, token: DeviceWriteToken) throws
     /// Drives every channel of this back end to its declared safe state (de-energised).
-    func applySafeState() throws
+    func applySafeState(token: DeviceWriteToken) throws
+    /// Drives one channel to its safe value, de-energised. Default: the whole back end's safe state.
+    func applySafeState(channel: ChannelID, token: DeviceWriteToken) throws
+}
+
+extension ActuatorBackend {
+    public func applySafeState(channel: ChannelID, token: DeviceWriteToken) throws { try applySafeState(token: token) }
+}
+
+/// A back end whose link wants a keep-alive (the serial protocol's heartbeat frame), sent by the
+/// writer after `ActuatorSet.heartbeat()`.
+public protocol HeartbeatSending: ActuatorBackend {
+    func sendHeartbeat(token: DeviceWriteToken) throws
+}
+
+/// A back end that can reach its safe state from any thread without taking a lock that its writer
+/// or the dispatch thread may hold, and without blocking (`ActuatorSet.emergencySafeState()`).
+public protocol EmergencyStopping: ActuatorBackend {
+    /// One non-blocking attempt; throws when it did not (entirely) get out.
+    func emergencySafeState(token: DeviceWriteToken) throws
 }

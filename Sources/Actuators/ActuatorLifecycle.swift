@@ -12,6 +12,26 @@ public struct ActuatorLifecycle: Sendable, Equatable {
 
     public private(set) var state: State = .unconfigured
     public init() {}
+    init(state: State) { self.state = state }
+
+    /// The state as one byte, for the set's atomic lifecycle word.
+    var code: UInt8 {
+        switch state {
+        case .unconfigured: 0
+        case .inactive: 1
+        case .active: 2
+        case .finalized: 3
+        }
+    }
+
+    init(code: UInt8) {
+        state = switch code {
+        case 1: .inactive
+        case 2: .active
+        case 3: .finalized
+        default: .unconfigured
+        }
+    }
 
     public mutating func configure() -> Action {
         guard state == .unconfigured else { return .refuse }

@@ -3,9 +3,10 @@ import SafetyGuard
 import Transports
 
 /// Actuators reached over MQTT (a smart plug, a heater relay, a fan): each channel has a topic
-/// and a payload template. Not real-time safe (it builds a payload string); libmosquitto queues
-/// the message and its network thread sends it.
-public final class MQTTBackend: ActuatorBackend {
+/// and a payload template. Not real-time safe (it builds a payload string with Foundation), so in
+/// the threaded actuator set it runs on its writer thread, never on the dispatch thread;
+/// libmosquitto queues the message and its network thread sends it.
+public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
     /// `{value}` is replaced by the number (continuous) or the state's name (discrete), `{channel}`
     /// by the channel name. E.g. `{"state":"{value}"}` or `{value}`.
     public struct Route: Sendable, Equatable {
@@ -53,20 +54,32 @@ public final class MQTTBackend: ActuatorBackend {
 
     public var isConnected: Bool { client.isConnected }
 
-    public func write(_ command: ApprovedCommand) throws {
+    public func write(_ command: ApprovedCommand, token: DeviceWriteToken) throws {
         guard let route = routes.first(where: { $0.channel == command.channel }) else {
             throw ActuatorError(.unknownChannel, backend: name)
         }
         try publish(route, command.deenergize ? route.safeValue : command.value)
     }
 
-    public func applySafeState() throws {
+    public func applySafeState(token: DeviceWriteToken) throws {
         var firstError: Error?
         for route in routes {
             do { try publish(route, route.safeValue) } catch { firstError = firstError ?? error }
         }
         if let firstError { throw firstError }
     }
+
+    public func applySafeState(channel: ChannelID, token: DeviceWriteToken) throws {
+        guard let route = routes.first(where: { $0.channel == channel }) else { throw ActuatorError(.unknownChannel, backend: name) }
+        try publish(route, route.safeValue)
+    }
+
+    /// From the supervisor: publishes the safe values straight through the client. This back end
+    /// holds no lock of its own; libmosquitto's publish takes only its internal locks (the client
+    /// runs with `mosquitto_threaded_set`), which the dispatch thread never takes now that
+    /// publishing happens on the writer thread. It allocates (payload strings): not real-time safe,
+    /// but it does not wait for the network (the network thread sends).
+    public func emergencySafeState(token: DeviceWriteToken) throws { try applySafeState(token: token) }
 
     private func publish(_ route: Route, _ value: CommandValue) throws {
         do {

@@ -6,77 +6,200 @@ import Transports
 
 /// Where a serial back end's bytes go: a serial port, a pseudo-terminal, a pipe.
 public protocol ByteWriter: AnyObject, Sendable {
-    /// Writes all of `bytes` or throws.
+    /// Writes all of `bytes` or throws. May wait (bounded) for the device: called on a writer thread.
     func write(_ bytes: UnsafeRawBufferPointer) throws
-    /// False once the link is known to be down.
+    /// False once the link is known to be down. Real-time safe.
     var isConnected: Bool { get }
+    /// One non-blocking write(2) from any thread, taking no lock (a descriptor read from an
+    /// atomic); true when all of `bytes` went out. Default: not supported (false).
+    func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool
 }
 
 extension ByteWriter {
     public var isConnected: Bool { true }
+    public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool { false }
 }
 
-/// Writes to a file descriptor (a serial port opened elsewhere, a pty, a pipe). EPIPE, EIO and
-/// EBADF mean the link is gone.
-public final class FileDescriptorWriter: ByteWriter {
-    public let fd: Int32
+/// A non-blocking descriptor written with a bounded wait: on EAGAIN the caller (a writer thread)
+/// polls for writability up to `stallTimeout`; a device that still takes nothing is a link fault
+/// (`.stalled`). A frame left half written is counted, and the next write starts with a 0x00
+/// delimiter so that the receiver drops the fragment (CRC) instead of gluing it to the next frame.
+public final class DescriptorLink: Sendable {
+    private let descriptor: Atomic<Int32>
+    public let stallTimeout: Duration
     private let up = Atomic<Bool>(true)
-    public init(fd: Int32) { self.fd = fd }
-    public var isConnected: Bool { up.load(ordering: .relaxed) }
+    private let resync = Atomic<Bool>(false)
+    /// Writes that hit a full device (EAGAIN) and had to wait.
+    public let waits = Atomic<UInt64>(0)
+    /// Stall time-outs (link faults).
+    public let stalls = Atomic<UInt64>(0)
+    /// Frames that left only partly (a stall or an error mid-frame); each is followed by a 0x00.
+    public let partialFrames = Atomic<UInt64>(0)
+    /// Emergency writes that the device took only partly or not at all.
+    public let emergencyShortWrites = Atomic<UInt64>(0)
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+    public init(fd: Int32, stallTimeout: Duration = .milliseconds(50)) {
+        descriptor = Atomic(fd)
+        self.stallTimeout = stallTimeout
+        Self.makeNonBlocking(fd)
+    }
+
+    static func makeNonBlocking(_ fd: Int32) {
+        guard fd >= 0 else { return }
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 && flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
+    public var fd: Int32 { descriptor.load(ordering: .acquiring) }
+    public var isConnected: Bool { up.load(ordering: .relaxed) && fd >= 0 }
+
+    /// A new descriptor (a reopened port): non-blocking, link up, no fragment pending.
+    public func replace(fd: Int32) {
+        Self.makeNonBlocking(fd)
+        resync.store(false, ordering: .relaxed)
+        descriptor.store(fd, ordering: .releasing)
+        up.store(fd >= 0, ordering: .relaxed)
+    }
+
+    /// Marks the link down and returns the old descriptor (the caller closes it).
+    public func detach() -> Int32 {
+        up.store(false, ordering: .relaxed)
+        return descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer, name: String) throws {
+        let fd = self.fd
+        guard fd >= 0 else { throw ActuatorError(.disconnected, backend: name) }
+        if resync.load(ordering: .relaxed) {
+            var zero: UInt8 = 0
+            try withUnsafeBytes(of: &zero) { try writeAll(fd, $0, name: name, countsAsFrame: false) }
+            resync.store(false, ordering: .relaxed)
+        }
+        try writeAll(fd, bytes, name: name, countsAsFrame: true)
+    }
+
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, name: String, countsAsFrame: Bool) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         var offset = 0
+        var deadline: Int64 = 0
         while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EPIPE || code == EIO || code == EBADF { up.store(false, ordering: .relaxed) }
-                throw ActuatorError(code == EPIPE || code == EIO ? .disconnected : .writeFailed, backend: "fd \(fd)", errno: code)
+            let n = Glibc.write(fd, base + offset, bytes.count - offset)
+            if n >= 0 { offset += n; continue }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                waits.add(1, ordering: .relaxed)
+                let now = Self.monotonicMilliseconds()
+                if deadline == 0 { deadline = now + Int64(stallTimeout / .milliseconds(1)) }
+                let left = deadline - now
+                var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                if left <= 0 || poll(&poller, 1, Int32(left)) == 0 {
+                    stalls.add(1, ordering: .relaxed)
+                    throw partial(offset, countsAsFrame, ActuatorError(.stalled, backend: name, errno: code,
+                                             detail: "device took nothing for \(stallTimeout); \(offset) of \(bytes.count) bytes sent"))
+                }
+                if poller.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 && poller.revents & Int16(POLLOUT) == 0 {
+                    up.store(false, ordering: .relaxed)
+                    throw partial(offset, countsAsFrame, ActuatorError(.disconnected, backend: name, detail: "hang-up"))
+                }
+                continue
             }
-            offset += n
+            let gone = code == EPIPE || code == EIO || code == ENXIO || code == ENODEV
+            if gone || code == EBADF { up.store(false, ordering: .relaxed) }
+            throw partial(offset, countsAsFrame, ActuatorError(gone ? .disconnected : .writeFailed, backend: name, errno: code))
         }
     }
+
+    /// A failure mid-frame leaves a fragment on the wire: count it and resynchronise the receiver.
+    /// (A method, not a local function: a local function capturing `offset` costs an allocation.)
+    private func partial(_ offset: Int, _ countsAsFrame: Bool, _ error: ActuatorError) -> ActuatorError {
+        if offset > 0 && countsAsFrame {
+            partialFrames.add(1, ordering: .relaxed)
+            resync.store(true, ordering: .relaxed)
+        }
+        return error
+    }
+
+    /// One non-blocking write(2) from any thread; no lock, no wait. Returns whether all went out.
+    public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let fd = self.fd
+        guard fd >= 0, let base = bytes.baseAddress else { return false }
+        let n = Glibc.write(fd, base, bytes.count)
+        if n == bytes.count { return true }
+        emergencyShortWrites.add(1, ordering: .relaxed)
+        if n > 0 { resync.store(true, ordering: .relaxed) }
+        return false
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// Writes to a file descriptor (a serial port opened elsewhere, a pty, a pipe), put in O_NONBLOCK:
+/// a full device makes the writer thread wait at most `stallTimeout`, then it is a link fault.
+/// EPIPE, EIO and EBADF mean the link is gone.
+public final class FileDescriptorWriter: ByteWriter {
+    public let link: DescriptorLink
+    private let label: String
+    public init(fd: Int32, stallTimeout: Duration = .milliseconds(50)) {
+        link = DescriptorLink(fd: fd, stallTimeout: stallTimeout)
+        label = "fd \(fd)"
+    }
+    public var fd: Int32 { link.fd }
+    public var isConnected: Bool { link.isConnected }
+    public func write(_ bytes: UnsafeRawBufferPointer) throws { try link.write(bytes, name: label) }
+    public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool { link.emergencyWrite(bytes) }
 }
 
 /// Writes to a serial port of Transports (libserialport for real ports, termios for ptys), so a
-/// motor driver can share the port its sensor frames arrive on. A port that reports the device
-/// gone (EIO, ENXIO, EPIPE) is closed and the link marked down; one opened from an endpoint can be
-/// reopened when the device is back (`reconnect`).
+/// motor driver can share the port its sensor frames arrive on. Bytes go straight to the port's
+/// non-blocking descriptor with the bounded wait of `DescriptorLink` (not the port's own 100 ms
+/// poll). A port that reports the device gone is closed and the link marked down; one opened from
+/// an endpoint can be reopened when the device is back (`reconnect`).
 public final class SerialPortWriter: ByteWriter {
+    /// Held only by the writer thread and by reconnect/close (never by the dispatch thread).
     private let port: Mutex<(any SerialPort)?>
     private let opener: (@Sendable () throws -> any SerialPort)?
+    public let link: DescriptorLink
     public let name: String
 
     /// A port opened elsewhere; it cannot be reopened.
-    public init(port: any SerialPort) {
+    public init(port: any SerialPort, stallTimeout: Duration = .milliseconds(50)) {
         self.port = Mutex(port)
         opener = nil
         name = port.path
+        link = DescriptorLink(fd: port.fileDescriptor, stallTimeout: stallTimeout)
     }
 
     /// Opens `endpoint` now (a missing device is an error here, at start-up).
-    public init(endpoint: SerialEndpoint, settings: SerialSettings) throws {
+    public init(endpoint: SerialEndpoint, settings: SerialSettings, stallTimeout: Duration = .milliseconds(50)) throws {
         let opener: @Sendable () throws -> any SerialPort = { try SerialPortOpener.open(endpoint, settings: settings) }
-        port = Mutex(try opener())
+        let opened = try opener()
+        port = Mutex(opened)
         self.opener = opener
         name = endpoint.description
+        link = DescriptorLink(fd: opened.fileDescriptor, stallTimeout: stallTimeout)
     }
 
-    public var isConnected: Bool { port.withLock { $0 != nil } }
+    /// An atomic read: the dispatch thread asks this, so it must not take the port's lock.
+    public var isConnected: Bool { link.isConnected }
+    public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool { link.emergencyWrite(bytes) }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         try port.withLock { current in
             guard let open = current else { throw ActuatorError(.disconnected, backend: name) }
             do {
-                try open.write(bytes)
-            } catch let error as SerialError {
+                try link.write(bytes, name: name)
+            } catch let error as ActuatorError {
                 if error.code == .disconnected {
+                    _ = link.detach()
                     open.close()
                     current = nil
                 }
-                throw ActuatorError(error.code == .disconnected ? .disconnected : .writeFailed, backend: name,
-                                    errno: error.errno, detail: error.detail)
+                throw error
             }
         }
     }
@@ -86,13 +209,16 @@ public final class SerialPortWriter: ByteWriter {
         guard let opener else { throw ActuatorError(.disconnected, backend: name, detail: "opened elsewhere: cannot reopen") }
         let fresh = try opener()
         port.withLock { current in
+            _ = link.detach()  // no emergency write may reach a descriptor being closed
             current?.close()
             current = fresh
+            link.replace(fd: fresh.fileDescriptor)
         }
     }
 
     public func close() {
         port.withLock { current in
+            _ = link.detach()
             current?.close()
             current = nil
         }
@@ -100,9 +226,10 @@ public final class SerialPortWriter: ByteWriter {
 }
 
 /// Motor drivers on a serial link speaking robotd's framed protocol (docs/serial-protocol.md):
-/// each approved command becomes one motor-command frame. Real-time safe: encoding uses a
-/// preallocated buffer; the write is one syscall on a non-blocking or fast descriptor.
-public final class SerialFrameBackend: ActuatorBackend {
+/// each approved command becomes one motor-command frame. Encoding uses a preallocated buffer;
+/// the device write runs on the set's writer thread (never the dispatch thread). The safe-state
+/// frames are encoded once, at init, for the emergency path.
+public final class SerialFrameBackend: ActuatorBackend, HeartbeatSending, EmergencyStopping {
     /// How a guard channel maps onto the wire.
     public struct Mapping: Sendable, Equatable {
         public var channel: ChannelID
@@ -127,7 +254,9 @@ public final class SerialFrameBackend: ActuatorBackend {
         var sequence: UInt8 = 0
         deinit { bytes.deallocate() }
     }
+    /// Taken by the writer thread (and by start/stop on their threads); never by the dispatch thread.
     private let buffer = Mutex(Buffer())
+    private let emergency: EmergencyFrames
 
     public init(name: String, mappings: [Mapping], writer: any ByteWriter) {
         self.name = name
@@ -136,12 +265,15 @@ public final class SerialFrameBackend: ActuatorBackend {
         var byChannel: [Int: Int] = [:]
         for (i, m) in mappings.enumerated() { byChannel[m.channel.index] = i }
         self.byChannel = byChannel
+        emergency = EmergencyFrames(mappings.map {
+            MotorCommandMessage(channel: $0.motor, mode: $0.mode, deenergize: true, value: $0.safeValue)
+        })
     }
 
     /// The writer knows whether its link is up (and comes back: a re-plugged cable).
     public var isConnected: Bool { writer.isConnected }
 
-    public func write(_ command: ApprovedCommand) throws {
+    public func write(_ command: ApprovedCommand, token: DeviceWriteToken) throws {
         guard let i = byChannel[command.channel.index] else { throw ActuatorError(.unknownChannel, backend: name) }
         let value: Float = switch command.value {
         case .continuous(let v): Float(v)
@@ -151,16 +283,44 @@ public final class SerialFrameBackend: ActuatorBackend {
                                      deenergize: command.deenergize, value: value))
     }
 
-    public func applySafeState() throws {
+    public func applySafeState(token: DeviceWriteToken) throws {
         for m in mappings {
             try send(MotorCommandMessage(channel: m.motor, mode: m.mode, deenergize: true, value: m.safeValue))
         }
     }
 
+    public func applySafeState(channel: ChannelID, token: DeviceWriteToken) throws {
+        guard let i = byChannel[channel.index] else { throw ActuatorError(.unknownChannel, backend: name) }
+        let m = mappings[i]
+        try send(MotorCommandMessage(channel: m.motor, mode: m.mode, deenergize: true, value: m.safeValue))
+    }
+
+    /// The protocol's heartbeat frame (type 0x01, empty payload).
+    public func sendHeartbeat(token: DeviceWriteToken) throws {
+        try frame { sequence, out in
+            Frame.encode(type: Frame.MessageType.heartbeat.rawValue, sequence: sequence, payload: UnsafeRawBufferPointer(start: nil, count: 0),
+                         into: out)
+        }
+    }
+
+    /// The preencoded safe-state frames in one non-blocking write(2) on the descriptor the writer
+    /// holds in an atomic: no lock (the writer thread may be inside `send` holding `buffer`), no
+    /// wait. They start with a 0x00 so that a frame the writer left half on the wire is dropped by
+    /// the receiver rather than swallowing the first safe-state frame.
+    public func emergencySafeState(token: DeviceWriteToken) throws {
+        guard writer.emergencyWrite(emergency.bytes) else {
+            throw ActuatorError(.writeFailed, backend: name, detail: "emergency write did not (entirely) get out")
+        }
+    }
+
     private func send(_ message: MotorCommandMessage) throws {
+        try frame { sequence, out in message.encode(sequence: sequence, into: out) }
+    }
+
+    private func frame(_ encode: (UInt8, UnsafeMutableRawBufferPointer) -> Int?) throws {
         try buffer.withLock { buffer in
             buffer.sequence &+= 1
-            guard let n = message.encode(sequence: buffer.sequence, into: buffer.bytes) else {
+            guard let n = encode(buffer.sequence, buffer.bytes) else {
                 throw ActuatorError(.encodingFailed, backend: name)
             }
             do {
@@ -171,4 +331,23 @@ public final class SerialFrameBackend: ActuatorBackend {
             }
         }
     }
+}
+
+/// Safe-state frames encoded once (sequence 0), behind a leading 0x00 delimiter.
+final class EmergencyFrames: @unchecked Sendable {
+    // @unchecked: written only in init, read-only afterwards.
+    let bytes: UnsafeRawBufferPointer
+
+    init(_ messages: [MotorCommandMessage]) {
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 + messages.count * Frame.maxWireCount, alignment: 1)
+        storage[0] = 0
+        var count = 1
+        for message in messages {
+            let out = UnsafeMutableRawBufferPointer(rebasing: storage[count..<(count + Frame.maxWireCount)])
+            count += message.encode(sequence: 0, into: out) ?? 0
+        }
+        bytes = UnsafeRawBufferPointer(rebasing: storage[0..<count])
+    }
+
+    deinit { UnsafeMutableRawBufferPointer(mutating: bytes).deallocate() }
 }

@@ -8,25 +8,37 @@ import Transports
 /// motor-command frames from `SerialFrameBackend` to the rover's firmware, topic and payload from
 /// `MQTTBackend` to the rig, so encoding, safe states and error handling are the real ones. In
 /// real-time mode the simulator sits behind a pty and a broker, and those back ends are used as
-/// they are.
-public final class SimulatorBackend: ActuatorBackend {
+/// they are. No emergency path: the lockstep links have no descriptor (the set falls back to
+/// asking the writer, see `ActuatorSet.emergencySafeState`).
+public final class SimulatorBackend: ActuatorBackend, HeartbeatSending {
     private let inner: any ActuatorBackend
+    private let beat: (any HeartbeatSending)?
     public var name: String { inner.name }
     public var channels: [ChannelID] { inner.channels }
     public var isConnected: Bool { inner.isConnected }
 
     /// The rover's motor driver: guard channels mapped to motor 0 (left) and 1 (right), velocity mode.
     public init(name: String, rover: RoverSimulation, mappings: [SerialFrameBackend.Mapping]) {
-        inner = SerialFrameBackend(name: name, mappings: mappings, writer: RoverLink(rover))
+        let serial = SerialFrameBackend(name: name, mappings: mappings, writer: RoverLink(rover))
+        inner = serial
+        beat = serial
     }
 
     /// The rig's heater and fan, addressed by topic as over MQTT.
     public init(name: String, rig: RigSimulation, routes: [MQTTBackend.Route]) {
         inner = MQTTBackend(name: name, routes: routes, client: RigLink(rig))
+        beat = nil
     }
 
-    public func write(_ command: ApprovedCommand) throws { try inner.write(command) }
-    public func applySafeState() throws { try inner.applySafeState() }
+    public func write(_ command: ApprovedCommand, token: DeviceWriteToken) throws { try inner.write(command, token: token) }
+    public func applySafeState(token: DeviceWriteToken) throws { try inner.applySafeState(token: token) }
+    public func applySafeState(channel: ChannelID, token: DeviceWriteToken) throws {
+        try inner.applySafeState(channel: channel, token: token)
+    }
+    /// The rover's firmware gets the serial heartbeat frame; the rig (MQTT) has none.
+    public func sendHeartbeat(token: DeviceWriteToken) throws {
+        try beat?.sendHeartbeat(token: token)
+    }
 }
 
 /// The serial cable to the simulated rover: bytes go straight into its firmware. A pulled cable

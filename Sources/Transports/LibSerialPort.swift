@@ -50,6 +50,7 @@ public final class LibSerialPort: SerialPort {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(SerialError) { try io.write(bytes) }
+    public var fileDescriptor: Int32 { io.fd }
 
     public func close() {
         guard let port else { return }

@@ -147,6 +147,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             throw MQTTError(code: MOSQ_ERR_NOMEM.rawValue, operation: "new")
         }
         self.mosq = mosq
+        // Threads other than our network loop publish (the actuator writers): libmosquitto must
+        // then guard its state with its own locks.
+        _ = mosquitto_threaded_set(mosq, true)
         _ = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311)
         mosquitto_user_data_set(mosq, Unmanaged.passUnretained(self).toOpaque())
         Self.installCallbacks(mosq)

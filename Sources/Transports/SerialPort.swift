@@ -8,6 +8,9 @@ public protocol SerialPort: AnyObject, Sendable {
     var path: String { get }
     /// "libserialport" or "termios": which path opened it.
     var backend: String { get }
+    /// The open descriptor (non-blocking), for callers that write with their own bounded wait
+    /// (the actuator writer thread) or in an emergency (one non-blocking write(2)).
+    var fileDescriptor: Int32 { get }
     /// Waits up to `timeoutMilliseconds` for bytes; returns how many were read (0: time-out).
     /// Throws `.disconnected` on EOF, EIO or a hang-up.
     func read(into buffer: UnsafeMutableRawBufferPointer, timeoutMilliseconds: Int32) throws(SerialError) -> Int

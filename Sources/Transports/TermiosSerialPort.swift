@@ -34,6 +34,7 @@ public final class TermiosSerialPort: SerialPort {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws(SerialError) { try io.write(bytes) }
+    public var fileDescriptor: Int32 { io.fd }
 
     public func close() { Glibc.close(io.fd) }
 }

@@ -19,16 +19,20 @@ struct ControlPathAllocationTests {
         defer { close(null) }
         let clock = VirtualClock()
         let scheduler = Scheduler(clock: clock)
-        let actuators = try ActuatorSet(backends: [SerialFrameBackend(name: "motors", mappings: [
+        let motors = SerialFrameBackend(name: "motors", mappings: [
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
-        ], writer: FileDescriptorWriter(fd: null))])
+        ], writer: FileDescriptorWriter(fd: null))
         var configuration = RoverRuntime.Configuration()
         configuration.workspace = Workspace(radius: 100)
         // These encoder counts are not the commanded speeds: the monitor runs, with a tolerance
         // wide enough that it never trips (its path is measured, not its reaction).
         configuration.wheelMonitor = MotionMonitor(tolerance: 1000, time: .milliseconds(250))
-        let runtime = try RoverRuntime(configuration: configuration, scheduler: scheduler, actuators: actuators)
+        // Inline: the device write (and the seal check) run on this thread, so they are measured too.
+        let runtime = try RoverRuntime(configuration: configuration, scheduler: scheduler) { seal in
+            try ActuatorSet(seal: seal, backends: [motors], clock: clock)
+        }
+        let actuators = runtime.actuators
         actuators.start()
         // Ranges that sweep through cruise, slow-down and turning, and encoder counts, encoded before
         // the measurement.

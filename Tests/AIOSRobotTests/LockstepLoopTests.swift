@@ -38,14 +38,17 @@ final class LockstepLoop: Sendable {
         runtimeConfig.initialPose = (config.start.x, config.start.y, config.start.yaw)
         runtimeConfig.workspace = workspace
         rover = RoverSimulation(config: config)
-        let actuators = try ActuatorSet(backends: [SimulatorBackend(name: "rover", rover: rover, mappings: [
+        let backend = SimulatorBackend(name: "rover", rover: rover, mappings: [
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
-        ])])
+        ])
         scheduler = Scheduler(clock: clock)
-        runtime = try RoverRuntime(configuration: runtimeConfig, scheduler: scheduler, actuators: actuators)
+        let clock = self.clock
+        runtime = try RoverRuntime(configuration: runtimeConfig, scheduler: scheduler) { seal in
+            try ActuatorSet(seal: seal, backends: [backend], clock: clock)
+        }
         pad = Mutex(try SimulatedGamepad(script: script))
-        actuators.start()
+        runtime.actuators.start()
     }
 
     /// Advances the world and robotd together in 1 ms steps.

@@ -27,13 +27,15 @@ final class RigLoop: Sendable {
 
     init() throws {
         rig = RigSimulation()
-        actuators = try ActuatorSet(backends: [SimulatorBackend(name: "rig", rig: rig, routes: [
+        let backend = SimulatorBackend(name: "rig", rig: rig, routes: [
             .init(channel: ChannelID(index: 0), name: "heater", topic: "sim/rig/heater/set", stateNames: ["off", "on"],
                   safeValue: .discrete(0)),
             .init(channel: ChannelID(index: 1), name: "fan", topic: "sim/rig/fan/set", safeValue: .continuous(0)),
-        ])])
+        ])
         scheduler = Scheduler(clock: clock)
-        runtime = try RigRuntime(scheduler: scheduler, actuators: actuators)
+        let clock = self.clock
+        runtime = try RigRuntime(scheduler: scheduler) { seal in try ActuatorSet(seal: seal, backends: [backend], clock: clock) }
+        actuators = runtime.actuators
         actuators.start()
     }
 
@@ -117,13 +119,17 @@ struct RigOverMQTTTests {
         let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "robotd-rig-test")) { message in
             holder.withLock { $0 }?.sensors.handle(message)
         }
-        let actuators = try ActuatorSet(backends: [MQTTBackend(name: "rig", routes: [
+        let backend = MQTTBackend(name: "rig", routes: [
             .init(channel: ChannelID(index: 0), name: "heater", topic: "sim/rig/heater/set", stateNames: ["off", "on"], safeValue: .discrete(0)),
             .init(channel: ChannelID(index: 1), name: "fan", topic: "sim/rig/fan/set", safeValue: .continuous(0)),
-        ], client: client)])
+        ], client: client)
         var configuration = RigRuntime.Configuration()
         configuration.thermostat.setpoint = 23  // the rig starts at 20 °C
-        let runtime = try RigRuntime(configuration: configuration, scheduler: scheduler, actuators: actuators)
+        // Threaded, as in the daemon: formatting and publishing run on the back end's writer thread.
+        let runtime = try RigRuntime(configuration: configuration, scheduler: scheduler) { seal in
+            try ActuatorSet(seal: seal, backends: [backend], clock: scheduler.clock, mode: .threaded(.init()))
+        }
+        let actuators = runtime.actuators
         holder.withLock { $0 = runtime }
         try runtime.sensors.subscribe(on: client)
         try client.start()

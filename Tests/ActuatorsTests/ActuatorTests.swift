@@ -38,7 +38,7 @@ struct ActuatorTests {
     @Test func when_started_expect_safe_state_first_and_commands_accepted_only_while_active() throws {
         var rig = try Rig()
         let wheels = RecordingBackend(name: "wheels", channels: [ChannelID(index: 0), ChannelID(index: 1)])
-        let set = try ActuatorSet(backends: [wheels])
+        let set = try ActuatorSet(seal: rig.guardian.seal, backends: [wheels], clock: VirtualClock())
         let command = try rig.approve(0, .continuous(0.4))
         #expect(set.write(command) == .refused)  // unconfigured
         set.start()
@@ -56,7 +56,7 @@ struct ActuatorTests {
         let wheels = RecordingBackend(name: "wheels", channels: [ChannelID(index: 0), ChannelID(index: 1)])
         let heater = RecordingBackend(name: "heater", channels: [ChannelID(index: 2)])
         let log = FaultLog()
-        let set = try ActuatorSet(backends: [wheels, heater]) { log.append($0) }
+        let set = try ActuatorSet(seal: rig.guardian.seal, backends: [wheels, heater], clock: VirtualClock()) { log.append($0) }
         set.start()
         wheels.setFailing(true)
         let outcome = set.write(try rig.approve(0, .continuous(0.4)))
@@ -78,7 +78,7 @@ struct ActuatorTests {
         var rig = try Rig()
         let wheels = RecordingBackend(name: "wheels", channels: [ChannelID(index: 0)])
         let log = FaultLog()
-        let set = try ActuatorSet(backends: [wheels]) { log.append($0) }
+        let set = try ActuatorSet(seal: rig.guardian.seal, backends: [wheels], clock: VirtualClock()) { log.append($0) }
         set.start()
         wheels.setConnected(false)
         let outcome = set.write(try rig.approve(0, .continuous(0.2)))
@@ -95,7 +95,7 @@ struct ActuatorTests {
             var rig = try Rig()
             let wheels = RecordingBackend(name: "wheels", channels: [ChannelID(index: 0), ChannelID(index: 1)])
             let heater = RecordingBackend(name: "heater", channels: [ChannelID(index: 2)])
-            let set = try ActuatorSet(backends: [wheels, heater])
+            let set = try ActuatorSet(seal: rig.guardian.seal, backends: [wheels, heater], clock: VirtualClock())
             set.start()
             set.write(try rig.approve(0, .continuous(0.7)))
             set.write(try rig.approve(2, .discrete(1)))
@@ -116,10 +116,12 @@ struct ActuatorTests {
         }
     }
 
-    @Test func when_channels_overlap_between_back_ends_expect_a_configuration_error() {
+    @Test func when_channels_overlap_between_back_ends_expect_a_configuration_error() throws {
+        let rig = try Rig()
         #expect(throws: ActuatorError.self) {
-            try ActuatorSet(backends: [RecordingBackend(name: "a", channels: [ChannelID(index: 0)]),
-                                       RecordingBackend(name: "b", channels: [ChannelID(index: 0)])])
+            try ActuatorSet(seal: rig.guardian.seal, backends: [RecordingBackend(name: "a", channels: [ChannelID(index: 0)]),
+                                                                RecordingBackend(name: "b", channels: [ChannelID(index: 0)])],
+                            clock: VirtualClock())
         }
     }
 }
@@ -137,9 +139,9 @@ struct BackendTests {
             .init(channel: ChannelID(index: 0), motor: 1, mode: .velocity),
             .init(channel: ChannelID(index: 1), motor: 2, mode: .velocity),
         ], writer: writer)
-        try backend.write(try rig.approve(0, .continuous(0.5)))
-        try backend.write(try rig.approve(1, .continuous(-0.25)))
-        try backend.applySafeState()
+        try backend.write(try rig.approve(0, .continuous(0.5)), token: DeviceWriteToken())
+        try backend.write(try rig.approve(1, .continuous(-0.25)), token: DeviceWriteToken())
+        try backend.applySafeState(token: DeviceWriteToken())
         close(fds[1])
         var bytes = [UInt8](repeating: 0, count: 4096)
         let n = read(fds[0], &bytes, bytes.count)
@@ -171,7 +173,7 @@ struct BackendTests {
         let backend = SerialFrameBackend(name: "drive", mappings: [.init(channel: ChannelID(index: 0), motor: 1, mode: .velocity)],
                                          writer: FileDescriptorWriter(fd: fds[1]))
         #expect(throws: ActuatorError(.disconnected, backend: "drive", errno: EPIPE)) {
-            try backend.write(try rig.approve(0, .continuous(0.5)))
+            try backend.write(try rig.approve(0, .continuous(0.5)), token: DeviceWriteToken())
         }
         #expect(!backend.isConnected)
     }
@@ -194,9 +196,9 @@ struct BackendTests {
                   stateNames: ["OFF", "ON"], safeValue: .discrete(0), retain: true),
             .init(channel: ChannelID(index: 0), name: "fan", topic: "rig/fan/duty", safeValue: .continuous(0)),
         ], client: publisher)
-        try backend.write(try rig.approve(2, .discrete(1)))
-        try backend.write(try rig.approve(0, .continuous(0.75)))
-        try backend.applySafeState()
+        try backend.write(try rig.approve(2, .discrete(1)), token: DeviceWriteToken())
+        try backend.write(try rig.approve(0, .continuous(0.75)), token: DeviceWriteToken())
+        try backend.applySafeState(token: DeviceWriteToken())
         let got = publisher.messages.withLock { $0 }.map { "\($0.0) \($0.1) \($0.2)" }
         #expect(got == [
             #"rig/heater/set {"state":"ON","id":"heater"} true"#,

@@ -27,6 +27,14 @@ struct SimGuard {
     }
 }
 
+/// The simulated world's time as the actuator set's clock (the seal's validity check reads it).
+final class SimulationClock: SchedulerClock {
+    let read: @Sendable () -> Int64
+    init(_ read: @escaping @Sendable () -> Int64) { self.read = read }
+    func now() -> Instant { Instant(nanoseconds: read()) }
+    var isVirtual: Bool { true }
+}
+
 let wheelMappings: [SerialFrameBackend.Mapping] = [
     .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
     .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
@@ -49,7 +57,7 @@ struct SimulatorBackendTests {
         var guardian = try SimGuard()
         let rover = RoverSimulation()
         let backend = SimulatorBackend(name: "rover", rover: rover, mappings: wheelMappings)
-        let set = try ActuatorSet(backends: [backend])
+        let set = try ActuatorSet(seal: guardian.guardian.seal, backends: [backend], clock: SimulationClock { rover.time })
         set.start()
         try driveForward(rover, set, &guardian, speed: 10, for: 1_000_000_000)
         let moving = rover.snapshot()
@@ -69,7 +77,8 @@ struct SimulatorBackendTests {
         var guardian = try SimGuard()
         let rover = RoverSimulation()
         let faults = Mutex<[ActuatorSet.Fault]>([])
-        let set = try ActuatorSet(backends: [SimulatorBackend(name: "rover", rover: rover, mappings: wheelMappings)]) { f in
+        let set = try ActuatorSet(seal: guardian.guardian.seal, backends: [SimulatorBackend(name: "rover", rover: rover, mappings: wheelMappings)],
+                                  clock: SimulationClock { rover.time }) { f in
             faults.withLock { $0.append(f) }
         }
         set.start()
@@ -92,7 +101,8 @@ struct SimulatorBackendTests {
     @Test func when_sigterm_arrives_expect_the_simulated_rover_de_energised() throws {
         var guardian = try SimGuard()
         let rover = RoverSimulation()
-        let set = try ActuatorSet(backends: [SimulatorBackend(name: "rover", rover: rover, mappings: wheelMappings)])
+        let set = try ActuatorSet(seal: guardian.guardian.seal, backends: [SimulatorBackend(name: "rover", rover: rover, mappings: wheelMappings)],
+                                  clock: SimulationClock { rover.time })
         set.start()
         try driveForward(rover, set, &guardian, speed: 10, for: 300_000_000)
         let done = DispatchSemaphore(value: 0)
@@ -111,7 +121,7 @@ struct SimulatorBackendTests {
             .init(channel: ChannelID(index: 2), name: "heater", topic: "sim/rig/heater/set", stateNames: ["off", "on"],
                   safeValue: .discrete(0)),
         ])
-        let set = try ActuatorSet(backends: [backend])
+        let set = try ActuatorSet(seal: guardian.guardian.seal, backends: [backend], clock: SimulationClock { rig.time })
         set.start()
         #expect(set.write(try guardian.approve(2, .discrete(1), at: 1_000_000)) == .written)
         rig.advance(to: 60_000_000_000) { _, _, _, _ in }
@@ -131,7 +141,11 @@ struct SimulatorBackendTests {
         let port = try TermiosSerialPort(path: runner.roverDevicePath, settings: SerialSettings())
         defer { port.close() }
         var guardian = try SimGuard()
-        let set = try ActuatorSet(backends: [SerialFrameBackend(name: "rover", mappings: wheelMappings, writer: SerialPortWriter(port: port))])
+        // Threaded, as the daemon runs it; approvals are stamped on a counter, so the seal's clock
+        // is virtual (at 0, before every approval's validity ends).
+        let set = try ActuatorSet(seal: guardian.guardian.seal,
+                                  backends: [SerialFrameBackend(name: "rover", mappings: wheelMappings, writer: SerialPortWriter(port: port))],
+                                  clock: VirtualClock(), mode: .threaded(.init()))
         set.start()
         let begin = Date()
         var t: Int64 = 0

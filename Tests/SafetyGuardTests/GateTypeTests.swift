@@ -1,6 +1,7 @@
 import Foundation
 import RTScheduler
 import SafetyGuard  // deliberately not @testable: this file sees what any other module sees
+import TestSupport
 import Testing
 
 /// Invariant 1 as a type fact: actuators accept only `ApprovedCommand`, and only SafetyGuard
@@ -29,36 +30,6 @@ struct GateTypeTests {
         #expect(approved.value == .continuous(0.05) && approved.origin == .teleop && approved.sourceTag == 7)
     }
 
-    static func typecheck(_ snippet: String) throws -> (status: Int32, output: String) {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let source = FileManager.default.temporaryDirectory.appendingPathComponent("gate-\(snippet)-\(getpid()).swift")
-        try FileManager.default.copyItem(at: root.appendingPathComponent("Tests/GateSnippets/\(snippet).swift.txt"), to: source)
-        defer { try? FileManager.default.removeItem(at: source) }
-        var arguments = ["swiftc", "-typecheck", "-I", products.appendingPathComponent("Modules").path]
-        // C modules that the imported Swift modules depend on: SwiftPM's generated module maps
-        // and the module maps shipped in dependencies' include folders.
-        let fm = FileManager.default
-        for entry in (try? fm.contentsOfDirectory(atPath: products.path)) ?? [] where entry.hasSuffix(".build") {
-            let map = products.appendingPathComponent(entry).appendingPathComponent("module.modulemap").path
-            if fm.fileExists(atPath: map) { arguments += ["-Xcc", "-fmodule-map-file=\(map)"] }
-        }
-        let checkouts = root.appendingPathComponent(".build/checkouts")
-        if let walker = fm.enumerator(atPath: checkouts.path) {
-            for case let path as String in walker where path.hasSuffix("include/module.modulemap") {
-                arguments += ["-I", checkouts.appendingPathComponent(path).deletingLastPathComponent().path]
-            }
-        }
-        arguments.append(source.path)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    /// The harness is shared with ActuatorsTests (TestSupport).
+    static func typecheck(_ snippet: String) throws -> (status: Int32, output: String) { try typecheckSnippet(snippet) }
 }

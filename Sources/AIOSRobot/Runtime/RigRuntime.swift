@@ -51,12 +51,20 @@ public final class RigRuntime: Sendable {
     /// Route the MQTT client's messages here (`handle`), or feed it in lockstep.
     public let sensors: MQTTSensorInput
     public let audit: AuditLog
+    public let actuators: ActuatorSet
     private let shared: SharedState<Control>
 
-    /// Channels: 0 heater (discrete 0/1), 1 fan (duty 0…1).
-    public init(configuration: Configuration = Configuration(), scheduler: Scheduler, actuators: ActuatorSet) throws {
+    /// Channels: 0 heater (discrete 0/1), 1 fan (duty 0…1). `actuators` builds the set bound to this
+    /// runtime's guard (it gets the guard's seal).
+    public init(configuration: Configuration = Configuration(), scheduler: Scheduler,
+                actuators makeActuators: (GuardSeal) throws -> ActuatorSet) throws {
         self.configuration = configuration
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
+        let actuators = try makeActuators(guardian.seal)
+        guard actuators.seal === guardian.seal else {
+            throw ActuatorError(.unknownChannel, backend: "actuator set", detail: "not bound to this runtime's guard")
+        }
+        self.actuators = actuators
         audit = guardian.audit
         let shared = SharedState(Control(guardian: guardian, thermostat: Thermostat(parameters: configuration.thermostat)))
         self.shared = shared

@@ -46,13 +46,18 @@ public final class RoverDaemon: Sendable {
         ], writer: link)
         // Weak: the runtime owns the actuator set, whose fault handler must not own the runtime back.
         let report = Mutex(WeakRuntime())
-        let actuators = try ActuatorSet(backends: [motors]) { fault in
-            log("actuator fault: \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
-            _ = report.withLock { $0.runtime?.report(fault.error.code == .disconnected ? .connectionLost : .actuatorFailure,
-                                             at: Instant(nanoseconds: rt_monotonic_ns())) }
+        // Threaded: device writes run on the back end's writer thread, SCHED_FIFO just below the
+        // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
+        let writers = ActuatorSet.WriterOptions(fifoPriority: options.realtime.fifoPriority.map { max(1, $0 - 1) })
+        let clock = scheduler.clock
+        let runtime = try RoverRuntime(configuration: options.runtime, scheduler: scheduler) { seal in
+            try ActuatorSet(seal: seal, backends: [motors], clock: clock, mode: .threaded(writers)) { fault in
+                log("actuator fault: \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
+                _ = report.withLock { $0.runtime?.report(fault.error.code == .disconnected || fault.error.code == .stalled ? .connectionLost : .actuatorFailure,
+                                                 at: Instant(nanoseconds: rt_monotonic_ns())) }
+            }
         }
-        self.actuators = actuators
-        let runtime = try RoverRuntime(configuration: options.runtime, scheduler: scheduler, actuators: actuators)
+        actuators = runtime.actuators
         report.withLock { $0.runtime = runtime }
         self.runtime = runtime
         reader = Mutex(nil)
@@ -113,6 +118,11 @@ public final class RoverDaemon: Sendable {
         }
         return report
     }
+
+    /// For a supervisor (watchdog) thread: every actuator to its safe state without any lock the
+    /// dispatch thread or a writer may hold (see `ActuatorSet.emergencySafeState`).
+    @discardableResult
+    public func emergencySafeState() -> Bool { actuators.emergencySafeState() }
 
     /// Safe state first, then everything else stops.
     public func stop(reason: String) {

@@ -152,12 +152,18 @@ public final class RoverRuntime: Sendable {
         init(_ name: String) { self.name = name }
     }
 
-    /// Registers the sources and tasks on `scheduler` (before it starts) and drives `actuators`,
-    /// whose back ends must cover channels 0 (left wheel) and 1 (right wheel).
-    public init(configuration: Configuration = Configuration(), scheduler: Scheduler, actuators: ActuatorSet) throws {
+    /// Registers the sources and tasks on `scheduler` (before it starts) and drives the actuator set
+    /// that `actuators` builds, bound to this runtime's guard (it gets the guard's seal); its back
+    /// ends must cover channels 0 (left wheel) and 1 (right wheel).
+    public init(configuration: Configuration = Configuration(), scheduler: Scheduler,
+                actuators makeActuators: (GuardSeal) throws -> ActuatorSet) throws {
         self.configuration = configuration
-        self.actuators = actuators
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
+        let actuators = try makeActuators(guardian.seal)
+        guard actuators.seal === guardian.seal else {
+            throw ActuatorError(.unknownChannel, backend: "actuator set", detail: "not bound to this runtime's guard")
+        }
+        self.actuators = actuators
         audit = guardian.audit
         let start = configuration.initialPose
         let shared = SharedState(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy),
@@ -267,6 +273,8 @@ public final class RoverRuntime: Sendable {
                                                                  issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
                 c.status.latched = c.guardian.latch.isLatched
             }
+            // The link's keep-alive, once per control cycle (real-time safe: a flag and a wake).
+            actuators.heartbeat()
         }
         let linkUp = self.linkUp
         let superviseEStopDevice = configuration.estopDeviceLostCategory != nil
