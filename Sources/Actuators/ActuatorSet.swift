@@ -319,6 +319,9 @@ public final class ActuatorSet: Sendable {
     /// The guard channels a back end drives (empty for an unknown name).
     public func channels(of name: String) -> [ChannelID] { lane(named: name)?.channels ?? [] }
 
+    /// The back ends' names, in the order they were given.
+    public var backendNames: [String] { lanes.map(\.backend.name) }
+
     public func state(of name: String) -> ActuatorLifecycle.State? { lane(named: name)?.state }
 
     public func refusals(_ kind: GuardSeal.Refusal) -> UInt64 {

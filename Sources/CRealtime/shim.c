@@ -113,6 +113,16 @@ int rt_pin_current_thread(int cpu) {
     return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+int rt_avoid_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return errno;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set)) return 0;
+    CPU_CLR(cpu, &set);
+    if (CPU_COUNT(&set) == 0) return EINVAL;
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 int rt_allowed_cpu_count(void) {
     cpu_set_t set;
     CPU_ZERO(&set);

@@ -10,6 +10,9 @@ public enum MissKind: String, Sendable, Codable {
     case skippedRelease = "skipped"
     /// A critical task reached its consecutive-miss limit.
     case deadlineFault = "deadline-fault"
+    /// A handler ran past its budget and the supervisor reported it; recorded when it returned
+    /// (`amount`: how long it ran, ns).
+    case stall
 }
 
 /// One miss, as published to telemetry.
@@ -20,7 +23,8 @@ public struct MissRecord: Sendable, Equatable {
     public var deadline: Instant
     /// When it was detected.
     public var at: Instant
-    /// How far past the deadline (ns); for skipped releases, how many were skipped.
+    /// How far past the deadline (ns); for skipped releases, how many were skipped; for a stall,
+    /// how long the handler ran (ns).
     public var amount: Int64
 }
 

@@ -33,14 +33,19 @@ public struct Subscription: Sendable {
     public var relativeDeadline: Duration
     public var whenLate: LatePolicy
     public var critical: CriticalPolicy?
+    /// How long one run of the handler may take before the supervisor reports a stall; nil: the
+    /// scheduler-wide default (`SupervisorOptions`).
+    public var budget: Duration?
 
     public init(priority: PriorityClass, relativeDeadline: Duration, whenLate: LatePolicy = .runAndCount,
-                critical: CriticalPolicy? = nil) {
+                critical: CriticalPolicy? = nil, budget: Duration? = nil) {
         precondition(relativeDeadline >= .zero, "a relative deadline cannot be negative")
+        precondition(budget.map { $0 > .zero } ?? true, "a handler budget must be positive")
         self.priority = priority
         self.relativeDeadline = relativeDeadline
         self.whenLate = whenLate
         self.critical = critical
+        self.budget = budget
     }
 }
 
@@ -64,10 +69,16 @@ public struct PeriodicSpec: Sendable {
     public var priority: PriorityClass
     public var whenLate: LatePolicy
     public var critical: CriticalPolicy?
+    /// How long one run of the handler may take before the supervisor reports a stall; nil: the
+    /// scheduler-wide default (`SupervisorOptions`).
+    public var budget: Duration?
 
     public init(period: Duration, phase: Duration = .zero, relativeDeadline: Duration? = nil,
-                priority: PriorityClass, whenLate: LatePolicy = .runAndCount, critical: CriticalPolicy? = nil) {
+                priority: PriorityClass, whenLate: LatePolicy = .runAndCount, critical: CriticalPolicy? = nil,
+                budget: Duration? = nil) {
         precondition(period > .zero, "a period must be positive")
+        precondition(budget.map { $0 > .zero } ?? true, "a handler budget must be positive")
+        self.budget = budget
         self.period = period
         self.phase = phase
         self.relativeDeadline = relativeDeadline ?? period

@@ -33,12 +33,29 @@ public final class Scheduler: @unchecked Sendable {
         set { precondition(!isFrozen, "configure the scheduler before it dispatches"); core.pointee.faultHandler = newValue }
     }
 
+    /// Called on the supervisor thread, once per stall, while a handler runs past its budget (the
+    /// dispatch thread is stuck in it): put the actuators in their safe state here, lock-free.
+    /// Set before `start`.
+    public var onStall: (@Sendable (StallReport) -> Void)? {
+        get { core.pointee.stallHandler }
+        set { precondition(!isFrozen, "configure the scheduler before it dispatches"); core.pointee.stallHandler = newValue }
+    }
+
+    /// Called on the dispatch thread when a handler reported as stalled returns, before anything
+    /// else is dispatched. Set before `start`.
+    public var onStallRecovered: (@Sendable (StallRecovery) -> Void)? {
+        get { core.pointee.stallRecoveredHandler }
+        set { precondition(!isFrozen, "configure the scheduler before it dispatches"); core.pointee.stallRecoveredHandler = newValue }
+    }
+
     struct TaskDescriptor {
         let name: String
         let kind: TaskSnapshot.Kind
         let priority: PriorityClass
         let whenLate: LatePolicy
         let critical: CriticalPolicy?
+        let budget: Duration?
+        let period: Duration?
         let stats: TaskStatistics
         let queue: IngressQueue?
         let handler: EventHandler
@@ -51,6 +68,8 @@ public final class Scheduler: @unchecked Sendable {
     /// `descriptors` is never mutated after the freeze, so any thread may read it.
     struct DispatchState: ~Copyable {
         var faultHandler: (@Sendable (DeadlineFault) -> Void)?
+        var stallHandler: (@Sendable (StallReport) -> Void)?
+        var stallRecoveredHandler: (@Sendable (StallRecovery) -> Void)?
         var descriptors: [TaskDescriptor] = []
         var sourceTasks: [Int] = []        // source index → task index
         var periodicTasks: [Int] = []      // periodic index → task index
@@ -78,6 +97,11 @@ public final class Scheduler: @unchecked Sendable {
     let stopRequested = Atomic<Bool>(false)
     private let runningThread = Mutex<RealtimeThread?>(nil)
     private let lastReport = Mutex<RealtimeReport?>(nil)
+    /// What the dispatch thread publishes for the supervisor (also written on a virtual clock:
+    /// two stores, and it keeps one dispatch path).
+    let progress = DispatchProgress()
+    private let supervisor = Mutex<SupervisorThread?>(nil)
+    private let lastSupervisorReport = Mutex<SupervisorReport?>(nil)
 
     public init(clock: any SchedulerClock, logger: Logger = Logger(label: "robotd.scheduler"),
                 maxRunnables: Int = 256, missLogCapacity: Int = 1024) {
@@ -102,7 +126,8 @@ public final class Scheduler: @unchecked Sendable {
         core.pointee.sourceTasks.append(core.pointee.descriptors.count)
         core.pointee.descriptors.append(TaskDescriptor(
             name: name, kind: .event, priority: subscription.priority, whenLate: subscription.whenLate,
-            critical: subscription.critical, stats: TaskStatistics(), queue: ingress, handler: handler))
+            critical: subscription.critical, budget: subscription.budget, period: nil, stats: TaskStatistics(),
+            queue: ingress, handler: handler))
         core.pointee.consecutiveMisses.append(0)
         core.pointee.staged.append(Event.empty)
         core.pointee.isStaged.append(false)
@@ -121,7 +146,8 @@ public final class Scheduler: @unchecked Sendable {
         core.pointee.periodicTasks.append(core.pointee.descriptors.count)
         core.pointee.descriptors.append(TaskDescriptor(
             name: name, kind: .periodic, priority: spec.priority, whenLate: spec.whenLate,
-            critical: spec.critical, stats: TaskStatistics(), queue: nil, handler: handler))
+            critical: spec.critical, budget: spec.budget, period: spec.period, stats: TaskStatistics(),
+            queue: nil, handler: handler))
         core.pointee.periodicSpecs.append((spec.phase.nanoseconds, spec.period.nanoseconds, spec.relativeDeadline.nanoseconds))
         core.pointee.consecutiveMisses.append(0)
         core.pointee.nextGridIndex.append(0)
@@ -279,8 +305,10 @@ public final class Scheduler: @unchecked Sendable {
             }
         }
         stats.startLatency.record(nanoseconds: start.nanoseconds(since: event.release))
+        progress.begin(task: t, at: start)
         core.pointee.descriptors[t].handler(event)
         let end = clock.now()
+        if progress.end() { noteStallRecovered(task: t, event: event, start: start, end: end) }
         stats.bump(stats.completions)
         stats.responseTime.record(nanoseconds: end.nanoseconds(since: event.release))
         let lateness = end.nanoseconds(since: event.deadline)
@@ -308,6 +336,15 @@ public final class Scheduler: @unchecked Sendable {
         core.pointee.faultHandler?(DeadlineFault(task: TaskID(index: t), taskName: core.pointee.descriptors[t].name,
                                     consecutiveMisses: core.pointee.consecutiveMisses[t],
                                     limit: critical.consecutiveMisses, at: instant))
+    }
+
+    /// The supervisor reported this run as stalled: tell the runtime first (its guard latches a
+    /// stop it could not record while the thread was stuck), then keep the record.
+    private func noteStallRecovered(task t: Int, event: Event, start: Instant, end: Instant) {
+        missLog.append(MissRecord(task: TaskID(index: t), kind: .stall, release: event.release,
+                                  deadline: event.deadline, at: end, amount: end.nanoseconds(since: start)))
+        core.pointee.stallRecoveredHandler?(StallRecovery(task: TaskID(index: t), taskName: core.pointee.descriptors[t].name,
+                                                          startedAt: start, endedAt: end))
     }
 
     // MARK: virtual time (tests, lockstep simulation)
@@ -360,6 +397,7 @@ public final class Scheduler: @unchecked Sendable {
                 droppedLate: s.droppedLate.load(ordering: .relaxed),
                 skippedReleases: s.skipped.load(ordering: .relaxed),
                 deadlineFaults: s.faults.load(ordering: .relaxed),
+                stalls: s.stalls.load(ordering: .relaxed),
                 worstLatenessNs: worst == .min ? nil : worst,
                 startLatency: s.startLatency.summary(),
                 responseTime: s.responseTime.summary(),
@@ -373,7 +411,8 @@ public final class Scheduler: @unchecked Sendable {
                 })
         }
         return SchedulerSnapshot(at: clock.now(), tasks: tasks,
-                                 missLogOverwritten: missLog.overwritten.load(ordering: .relaxed))
+                                 missLogOverwritten: missLog.overwritten.load(ordering: .relaxed),
+                                 stalls: progress.stalls.load(ordering: .relaxed))
     }
 
     /// The statistics object of one task (for latency histograms in benchmarks).
@@ -381,9 +420,11 @@ public final class Scheduler: @unchecked Sendable {
 
     // MARK: thread mode
 
-    /// Starts the dispatch thread with the given real-time setup. Returns what was applied.
+    /// Starts the dispatch thread with the given real-time setup, then (unless disabled) its
+    /// supervisor. Returns what was applied to the dispatch thread (`supervisorReport`: the rest).
     @discardableResult
-    public func start(realtime: RealtimeOptions = RealtimeOptions()) throws -> RealtimeReport {
+    public func start(realtime: RealtimeOptions = RealtimeOptions(),
+                      supervisor supervision: SupervisorOptions = SupervisorOptions()) throws -> RealtimeReport {
         precondition(!clock.isVirtual, "a virtual-clock scheduler is driven by advance(to:), not a thread")
         let applied = Mutex<RealtimeReport?>(nil)
         let started = Atomic<Bool>(false)
@@ -398,7 +439,37 @@ public final class Scheduler: @unchecked Sendable {
         while !started.load(ordering: .acquiring) { sched_yield() }
         let report = applied.withLock { $0 } ?? RealtimeReport()
         lastReport.withLock { $0 = report }
+        if supervision.enabled {
+            do {
+                try startSupervisor(supervision, dispatch: report)
+            } catch {
+                stop()
+                throw error
+            }
+        }
         return report
+    }
+
+    /// Budget per task (index = TaskID.index): its own, or the scheduler-wide default.
+    public func handlerBudgets(_ options: SupervisorOptions = SupervisorOptions()) -> [Duration] {
+        let descriptors = core.pointee.descriptors
+        let criticalPeriods = descriptors.compactMap { $0.critical != nil ? $0.period : nil }
+        let fallback = Supervisor.defaultBudget(criticalPeriods: criticalPeriods, options: options)
+        return descriptors.map { $0.budget ?? fallback }
+    }
+
+    private func startSupervisor(_ options: SupervisorOptions, dispatch: RealtimeReport) throws {
+        // The descriptors no longer change once dispatch has begun, so the supervisor keeps copies.
+        let descriptors = core.pointee.descriptors
+        let budgets = handlerBudgets(options)
+        let watch = SupervisorThread.Watch(
+            clock: clock, progress: progress, budgets: budgets.map(\.nanoseconds), names: descriptors.map(\.name),
+            stats: descriptors.map(\.stats),
+            interval: Supervisor.checkInterval(budgets: budgets, options: options).nanoseconds,
+            onStall: core.pointee.stallHandler)
+        let thread = try SupervisorThread(watch: watch, options: options, dispatch: dispatch, budgets: budgets, logger: logger)
+        supervisor.withLock { $0 = thread }
+        lastSupervisorReport.withLock { $0 = thread.report }
     }
 
     private func runLoop() {
@@ -420,9 +491,18 @@ public final class Scheduler: @unchecked Sendable {
             return current
         }
         thread?.join()
+        // After the join: a handler stuck while stopping is still watched.
+        let watcher = supervisor.withLock { s -> SupervisorThread? in
+            let current = s
+            s = nil
+            return current
+        }
+        watcher?.stop()
     }
 
     public var realtimeReport: RealtimeReport? { lastReport.withLock { $0 } }
+    /// What the supervisor thread got and the budgets it enforces; nil before `start` or when disabled.
+    public var supervisorReport: SupervisorReport? { lastSupervisorReport.withLock { $0 } }
 
     deinit {
         stop()

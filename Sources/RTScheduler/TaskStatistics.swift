@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Counters of one task (a source's subscription or a periodic task). The dispatch thread
-/// writes them; any thread may read them at any time (relaxed atomics: each value is exact,
+/// writes them (`stalls`: the supervisor thread); any thread may read them at any time (relaxed atomics: each value is exact,
 /// values may be from slightly different instants).
 public final class TaskStatistics: Sendable {
     let releases = Atomic<UInt64>(0)
@@ -17,6 +17,7 @@ public final class TaskStatistics: Sendable {
     let droppedLate = Atomic<UInt64>(0)
     let skipped = Atomic<UInt64>(0)
     let faults = Atomic<UInt64>(0)
+    let stalls = Atomic<UInt64>(0)
     let worstLateness = Atomic<Int64>(.min)
     /// Release → handler start.
     public let startLatency = LatencyRecorder()
@@ -45,6 +46,8 @@ public struct TaskSnapshot: Sendable, Equatable {
     public var droppedLate: UInt64
     public var skippedReleases: UInt64
     public var deadlineFaults: UInt64
+    /// Runs of the handler the supervisor reported as stalled (over their budget).
+    public var stalls: UInt64
     /// Largest (finish − deadline) seen, ns; negative means every job finished early. nil: no job yet.
     public var worstLatenessNs: Int64?
     public var startLatency: LatencySummary
@@ -71,6 +74,8 @@ public struct SchedulerSnapshot: Sendable, Equatable {
     public var tasks: [TaskSnapshot]
     /// Miss records lost because telemetry did not drain the miss log in time.
     public var missLogOverwritten: UInt64
+    /// Stalls of the dispatch thread reported by the supervisor (all tasks).
+    public var stalls: UInt64
 
     public func task(named name: String) -> TaskSnapshot? { tasks.first { $0.name == name } }
 }

@@ -1,4 +1,5 @@
 import Actuators
+import Glibc
 import Synchronization
 import RTScheduler
 import SafetyGuard
@@ -51,6 +52,9 @@ public final class RoverRuntime: Sendable {
         /// Start latched (`power-on`): on hardware, nothing moves after a restart until a
         /// deliberate reset. The simulator demo starts released.
         public var startLatched = false
+        /// TEST HOOK (the demo's `--fault policy-hang|policy-spin`): from this instant after the
+        /// first drive cycle, the drive handler blocks or busy-loops until the hook is released.
+        public var policyFault: PolicyFaultHook?
         public init() {}
 
         public var guardConfiguration: GuardConfiguration {
@@ -100,13 +104,15 @@ public final class RoverRuntime: Sendable {
         public var inRecovery = false
         /// Measured wheel speeds (rad/s, from the encoders).
         public var measured = (left: Double.nan, right: Double.nan)
+        /// Handlers that overran their budget (the supervisor put the actuators in their safe state).
+        public var stalls = 0
 
         public static func == (a: Status, b: Status) -> Bool {
             a.verdicts == b.verdicts && a.range.bitPattern == b.range.bitPattern && a.command == b.command && a.latched == b.latched
                 && a.turning == b.turning && a.deadlineFaults == b.deadlineFaults && a.resets == b.resets
                 && a.pose == b.pose && a.workspaceHold == b.workspaceHold && a.reactivations == b.reactivations
                 && a.refusedResets == b.refusedResets && a.lastRefusal == b.lastRefusal && a.causes == b.causes
-                && a.latchCause == b.latchCause && a.inRecovery == b.inRecovery
+                && a.latchCause == b.latchCause && a.inRecovery == b.inRecovery && a.stalls == b.stalls
                 && a.measured.left.bitPattern == b.measured.left.bitPattern && a.measured.right.bitPattern == b.measured.right.bitPattern
         }
     }
@@ -256,9 +262,11 @@ public final class RoverRuntime: Sendable {
             sources: .init(axes: axes, buttons: buttons, emergencyStop: estopSource), estop: estop)
 
         let lifetime = configuration.commandLifetime
+        let policyFault = configuration.policyFault
         let clock = scheduler.clock
         scheduler.addPeriodic("drive", PeriodicSpec(period: configuration.drivePeriod, priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
+            policyFault?.strike(at: event.release)
             shared.withLock { c in
                 // Unknown (silent, stale or faulty) is NaN, never +∞: the policy treats it as blocked.
                 let range = rangeID.flatMap { c.guardian.freshValue(of: $0, now: event.release) } ?? .nan
@@ -312,6 +320,21 @@ public final class RoverRuntime: Sendable {
                 c.status.latched = c.guardian.latch.isLatched
             }
         }
+        // A handler stuck past its budget: the supervisor thread puts every back end in its safe
+        // state on a path that takes no lock (the stuck handler may hold the control lock); once
+        // the handler returns, the guard latches before anything else is dispatched, and the back
+        // ends come back de-energised, in step with the guard.
+        scheduler.onStall = { _ in actuators.emergencySafeState() }
+        scheduler.onStallRecovered = { recovery in
+            shared.withLock { c in
+                c.status.stalls += 1
+                c.guardian.trigger(.dispatchStall, at: recovery.endedAt, emit: write)
+                for name in actuators.backendNames where actuators.reactivate(name) {
+                    for channel in actuators.channels(of: name) { c.guardian.noteSafeStateApplied(to: channel, at: recovery.endedAt) }
+                }
+                c.status.latched = c.guardian.latch.isLatched
+            }
+        }
         scheduler.onDeadlineFault = { fault in
             if let stats = driveStatistics {
                 let onTime = stats.onTimeCompletions
@@ -354,4 +377,37 @@ final class LinkFlag: Sendable {
     private let up = Atomic<Bool>(true)
     func set(_ value: Bool) { up.store(value, ordering: .releasing) }
     var isUp: Bool { up.load(ordering: .acquiring) }
+}
+
+/// TEST HOOK for the demo's `policy-hang` and `policy-spin` faults: makes the drive handler block
+/// (waits) or busy-loop (spins) from a given instant until released, so the supervisor's path can
+/// be shown end to end. Never configured outside `robotd demo --fault`.
+public final class PolicyFaultHook: Sendable {
+    public enum Kind: String, Sendable { case hang, spin }
+    public let kind: Kind
+    /// After the first drive cycle (ns).
+    public let after: Int64
+    private let first = Atomic<Int64>(0)
+    private let released = Atomic<Bool>(false)
+    public let struck = Atomic<Bool>(false)
+
+    public init(kind: Kind, after: Duration) {
+        self.kind = kind
+        self.after = after.nanoseconds
+    }
+
+    /// Lets a stuck handler return (the demo's end, so the dispatch thread can be joined).
+    public func release() { released.store(true, ordering: .releasing) }
+
+    func strike(at instant: Instant) {
+        if first.load(ordering: .relaxed) == 0 { first.store(instant.nanoseconds, ordering: .relaxed) }
+        guard !struck.load(ordering: .relaxed), instant.nanoseconds - first.load(ordering: .relaxed) >= after else { return }
+        struck.store(true, ordering: .relaxed)
+        while !released.load(ordering: .acquiring) {
+            switch kind {
+            case .hang: usleep(1000)
+            case .spin: continue
+            }
+        }
+    }
 }

@@ -32,6 +32,9 @@ void rt_sleep_until(int64_t deadline_ns);
 
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int rt_pin_current_thread(int cpu);
+/// Lets the calling thread run on every CPU it may use now except `cpu` (left as is when `cpu` is
+/// its only one). Returns 0 or an errno value (EINVAL when `cpu` was its only CPU).
+int rt_avoid_cpu(int cpu);
 /// Number of CPUs this process may run on.
 int rt_allowed_cpu_count(void);
 /// SCHED_FIFO at `priority` for the calling thread. Returns 0 or an errno value.

@@ -23,6 +23,10 @@ public struct RoverSimulationConfig: Sendable, Equatable {
     public var rangeRays = 5
     /// The motor driver's own command watchdog (ns).
     public var commandTimeout: Int64 = 500_000_000
+    /// Host heartbeat timeout (ns): once the firmware has heard a host heartbeat, a silence longer
+    /// than this de-energises both wheels and energising commands are refused until heartbeats
+    /// resume. nil: heartbeats are not watched.
+    public var hostHeartbeatTimeout: Int64? = 250_000_000
     /// Where the device's microsecond clock starts (set near 2³² to exercise the wrap).
     public var deviceClockStartMicros: UInt32 = 0
     public init() {}
@@ -74,7 +78,8 @@ public final class RoverSimulation: Sendable {
             nextRange = RoverSimulation.period(config.rangeHz)
             nextHeartbeat = RoverSimulation.period(config.heartbeatHz)
             rover = DiffDriveRover(parameters: config.parameters, pose: config.start)
-            firmware = RoverFirmware(commandTimeout: config.commandTimeout)
+            firmware = RoverFirmware(commandTimeout: config.commandTimeout,
+                                     hostHeartbeatTimeout: config.hostHeartbeatTimeout)
             random = SimRandom(seed: config.seed)
         }
         deinit {
