@@ -25,5 +25,7 @@ final class Doorbell: @unchecked Sendable {
     @discardableResult
     func wait(until deadline: Instant) -> Bool { rt_doorbell_wait(bell, deadline.nanoseconds) != 0 }
 
+    var futexWord: UnsafeRawPointer { UnsafeRawPointer(rt_doorbell_futex_word(bell)) }
+
     var wakeSyscalls: UInt64 { rt_doorbell_wake_syscalls(bell) }
 }

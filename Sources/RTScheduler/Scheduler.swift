@@ -27,6 +27,23 @@ public final class Scheduler: @unchecked Sendable {
     let hub: IngressHub
     public let maxRunnables: Int
 
+    /// Called once on the dispatch thread after its real-time setup, before the first dispatch
+    /// (thread mode): e.g. a test arms a per-thread probe there.
+    public var onDispatchThreadStart: (@Sendable () -> Void)? {
+        get { core.pointee.threadStartHandler }
+        set { precondition(!isFrozen, "configure the scheduler before it dispatches"); core.pointee.threadStartHandler = newValue }
+    }
+
+    /// Called once on the dispatch thread after its last dispatch, before it exits (thread mode).
+    public var onDispatchThreadStop: (@Sendable () -> Void)? {
+        get { core.pointee.threadStopHandler }
+        set { precondition(!isFrozen, "configure the scheduler before it dispatches"); core.pointee.threadStopHandler = newValue }
+    }
+
+    /// The address of the futex word the dispatch thread sleeps on (its only legitimate wait), for
+    /// probes that count every other blocking call on that thread.
+    public var doorbellFutexWord: UnsafeRawPointer { hub.doorbell.futexWord }
+
     /// Called on the dispatch thread when a critical task reaches its consecutive-miss limit.
     public var onDeadlineFault: (@Sendable (DeadlineFault) -> Void)? {
         get { core.pointee.faultHandler }
@@ -68,6 +85,8 @@ public final class Scheduler: @unchecked Sendable {
     /// `descriptors` is never mutated after the freeze, so any thread may read it.
     struct DispatchState: ~Copyable {
         var faultHandler: (@Sendable (DeadlineFault) -> Void)?
+        var threadStartHandler: (@Sendable () -> Void)?
+        var threadStopHandler: (@Sendable () -> Void)?
         var stallHandler: (@Sendable (StallReport) -> Void)?
         var stallRecoveredHandler: (@Sendable (StallRecovery) -> Void)?
         var descriptors: [TaskDescriptor] = []
@@ -432,7 +451,9 @@ public final class Scheduler: @unchecked Sendable {
             let report = RealtimeSetup.apply(realtime, logger: logger)
             applied.withLock { $0 = report }
             started.store(true, ordering: .releasing)
+            core.pointee.threadStartHandler?()
             runLoop()
+            core.pointee.threadStopHandler?()
             report.release()
         }
         runningThread.withLock { $0 = thread }

@@ -1,0 +1,78 @@
+import CBlockingCallCounter
+import Foundation
+import Glibc
+import RTScheduler
+import RobotSim
+import Synchronization
+import Testing
+import TestSupport
+import Transports
+@testable import AIOSRobot
+
+/// Invariant 7, the part an allocation count cannot see: over a closed-loop run on real threads
+/// (robotd's daemon driving the real-time simulator, an e-stop, a reset, status read as the demo
+/// reads it), the dispatch thread makes no call that can block on anything but its own doorbell:
+/// no read or write on a blocking descriptor, no poll with a timeout, no futex wait elsewhere, no
+/// sleep (CBlockingCallCounter interposes them; docs/scheduler.md explains the method).
+@Suite("The dispatch thread never blocks", .serialized)
+struct DispatchThreadBlockingTests {
+    @Test func when_the_rover_runs_closed_loop_with_an_estop_and_a_reset_expect_zero_blocking_calls_on_the_dispatch_thread() throws {
+        let directory = try temporaryDirectory("robotd-blocking")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var simOptions = SimulatorRunner.Options()
+        simOptions.roverLinkPath = directory + "/rover"
+        simOptions.gamepadFIFO = directory + "/gamepad"
+        simOptions.gamepadScript = [
+            .init(at: 2_000_000_000, [.press("BTN_EAST")]), .init(at: 2_100_000_000, [.release("BTN_EAST")]),
+            .init(at: 3_000_000_000, [.press("BTN_START")]), .init(at: 3_100_000_000, [.release("BTN_START")]),
+        ]
+        let sim = try SimulatorRunner(options: simOptions)
+        try sim.start()
+        defer { sim.stop() }
+
+        var options = RoverDaemon.Options(roverPort: .path(directory + "/rover"))
+        options.gamepad = directory + "/gamepad"
+        if geteuid() == 0 { options.realtime = .realtime(priority: 80, cpu: nil) }
+        let daemon = try RoverDaemon(options: options) { _ in }
+        let word = UInt(bitPattern: daemon.scheduler.doorbellFutexWord)
+        let armed = Atomic<Bool>(false)
+        let tid = Atomic<Int32>(0)
+        let counts = Mutex<[UInt64]>([])
+        daemon.scheduler.onDispatchThreadStart = {
+            _ = blockcount_exempt_range(UnsafeRawPointer(bitPattern: word), 4)
+            blockcount_arm_current_thread()
+            tid.store(blockcount_current_thread_id(), ordering: .relaxed)
+            armed.store(true, ordering: .releasing)
+        }
+        daemon.scheduler.onDispatchThreadStop = {
+            let perKind = (0..<Int(BLOCKCOUNT_KIND_COUNT.rawValue)).map { blockcount_thread_kind_total(blockcount_kind(rawValue: UInt32($0))) }
+            blockcount_disarm_current_thread()
+            counts.withLock { $0 = perKind }
+        }
+        try daemon.start()
+        let wasArmed = armed.load(ordering: .acquiring)
+        #expect(wasArmed)
+        // Read the status and the scheduler's accounting as the demo does (more often), so that a
+        // lock shared with those readers would show up as a futex wait here.
+        let begin = Date()
+        var sawLatch = false, sawReset = false
+        while Date().timeIntervalSince(begin) < 5 {
+            usleep(50_000)
+            let status = daemon.runtime.status
+            _ = daemon.scheduler.snapshot()
+            _ = daemon.runtime.audit.drain()
+            if status.latched { sawLatch = true }
+            if status.resets > 0 { sawReset = true }
+        }
+        daemon.stop(reason: "test")
+        let perKind = counts.withLock { $0 }
+        try #require(perKind.count == Int(BLOCKCOUNT_KIND_COUNT.rawValue), "the dispatch thread's stop hook did not run")
+        var recent = [blockcount_event](repeating: blockcount_event(), count: 64)
+        let n = blockcount_recent(&recent, 64)
+        let mine = recent.prefix(n).filter { $0.tid == tid.load(ordering: .relaxed) }
+            .map { "\(String(cString: $0.call)) (\($0.detail))" }
+        #expect(perKind.reduce(0, +) == 0, "blocking calls on the dispatch thread by kind \(perKind): \(mine)")
+        #expect(sawLatch && sawReset, "the run should have latched and reset (latched \(sawLatch), reset \(sawReset))")
+        #expect(sim.rover.snapshot().odometer > 0.3)
+    }
+}
