@@ -148,7 +148,9 @@ extension SafetyGuard {
         let locked = channels.contains { $0.interlocked }
         guard latch.isLatched || locked else { return .notLatched }
         if case .stopping = latch.state { return .stillStopping }
-        let blocking = blockingCauses
+        // Sensor levels as they stand now: `tick` evaluates them once a cycle, and a sensor that went
+        // stale since the last tick must not be released by a reset in between.
+        let blocking = blockingCauses.union(sensorStopCauses(at: instant))
         let workspaceOnly = blocking == StopCauses(.workspace)
         if !blocking.isEmpty && !workspaceOnly {
             audit.append(AuditRecord(at: instant, kind: .resetRefused, fault: latch.cause, causes: blocking))
@@ -174,6 +176,22 @@ extension SafetyGuard {
     }
 
     // MARK: sensors
+
+    /// The stop causes of required sensors at `instant` (stale, or silent past the startup timeout),
+    /// computed without side effects.
+    func sensorStopCauses(at instant: Instant) -> StopCauses {
+        var causes: StopCauses = []
+        let pastStartup = startedAt.map { instant.nanoseconds(since: $0) > configuration.startupTimeout.nanoseconds } ?? false
+        for s in configuration.sensors.indices {
+            guard case .stop = configuration.sensors[s].reaction else { continue }
+            if let seen = sensorSeen[s] {
+                if instant.nanoseconds(since: seen) > configuration.sensors[s].maxAge.nanoseconds { causes.insert(StopCauses(.staleSensor)) }
+            } else if pastStartup {
+                causes.insert(StopCauses(.silentSensor))
+            }
+        }
+        return causes
+    }
 
     /// A required sensor delivered a sample (one whose value was validated by its decoder).
     public mutating func noteSensor(_ sensor: SensorID, at instant: Instant) {

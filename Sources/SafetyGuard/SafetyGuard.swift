@@ -141,9 +141,10 @@ public struct SafetyGuard: Sendable {
             return .stop(category, cause)
         }
         if command.validUntil < now { return reject(command, .stale, now: now) }
-        if channels[index].needsFresh {
-            if let reset = latch.lastReset, command.issuedAt < reset { return reject(command, .notFresh, now: now) }
-            channels[index].needsFresh = false
+        // Cleared only when a fresh command is approved (`approve`): a fresh one that is rejected
+        // further down (not finite, held, wrong kind) must not let a queued pre-reset one through.
+        if channels[index].needsFresh, let reset = latch.lastReset, command.issuedAt < reset {
+            return reject(command, .notFresh, now: now)
         }
         let config = configuration.channels[index]
         if channels[index].interlocked || interlockWithheld(index) { return reject(command, .interlocked, now: now) }
@@ -194,6 +195,7 @@ public struct SafetyGuard: Sendable {
         channels[command.channel.index].lastApprovedAt = now
         channels[command.channel.index].watchdogTripped = false
         channels[command.channel.index].ramping = false
+        channels[command.channel.index].needsFresh = false
         return ApprovedCommand(approving: command, value: value, at: now, seal: seal, epoch: epoch)
     }
 
