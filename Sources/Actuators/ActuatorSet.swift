@@ -141,6 +141,9 @@ public final class ActuatorSet: Sendable {
     public let foreignGuardRefusals = Atomic<UInt64>(0)
     public let beforeLatchRefusals = Atomic<UInt64>(0)
     public let expiredRefusals = Atomic<UInt64>(0)
+    /// Channels (bit per index < 64) put in their safe state by a seal refusal since the last
+    /// `takeSafeStateNotices()`.
+    private let safeStateNotices = Atomic<UInt64>(0)
     /// Every seal refusal, for telemetry to drain (bounded: the oldest are overwritten, counted).
     public let sealRefusals: OverwritingRing<SealRefusalRecord>
     /// Writers that got SCHED_FIFO.
@@ -319,6 +322,10 @@ public final class ActuatorSet: Sendable {
     /// The guard channels a back end drives (empty for an unknown name).
     public func channels(of name: String) -> [ChannelID] { lane(named: name)?.channels ?? [] }
 
+    /// Channels put in their safe state by a seal refusal since the last call (bit per channel
+    /// index), for the guard's `noteSafeStateApplied`. Lock-free; the guard's thread.
+    public func takeSafeStateNotices() -> UInt64 { safeStateNotices.exchange(0, ordering: .acquiringAndReleasing) }
+
     /// The back ends' names, in the order they were given.
     public var backendNames: [String] { lanes.map(\.backend.name) }
 
@@ -387,6 +394,11 @@ public final class ActuatorSet: Sendable {
             sealRefusals.append(SealRefusalRecord(channel: command.channel, refusal: refusal, approvedAt: command.approvedAt, at: now))
             do { try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken()) } catch {
                 fault = fail(lane, error)
+            }
+            // The guard must learn that this channel is at its safe value now, or its limiter would
+            // allow the next approval a step from a speed the actuator no longer has.
+            if command.channel.index >= 0 && command.channel.index < 64 {
+                safeStateNotices.bitwiseOr(1 << UInt64(command.channel.index), ordering: .releasing)
             }
             return .sealRefused(refusal)
         }

@@ -4,7 +4,7 @@ import Synchronization
 /// A guard's identity and latch epoch, shared with the one actuator set bound to that guard.
 ///
 /// Every `ApprovedCommand` carries the id of the guard that approved it and the epoch (the number
-/// of latches so far) at approval. Where the bytes leave — the actuator writer, when it dequeues —
+/// of latches and resets so far) at approval. Where the bytes leave — the actuator writer, when it dequeues —
 /// `admit` refuses an approval of another guard, one approved before the latest latch, or one past
 /// its validity. So a second, permissive guard cannot drive the actuators, and a stored approval
 /// cannot be replayed after a stop.
@@ -16,7 +16,7 @@ public final class GuardSeal: Sendable {
     /// Unique among live seals (the object's address); the actuator set keeps its seal alive.
     public var id: UInt { UInt(bitPattern: ObjectIdentifier(self).hashValue) }
 
-    /// Latches so far. Written by the guard's thread, read by writer threads.
+    /// Latches and resets so far. Written by the guard's thread, read by writer threads.
     public var epoch: UInt64 { latches.load(ordering: .acquiring) }
 
     func advanceEpoch() -> UInt64 { latches.add(1, ordering: .acquiringAndReleasing).newValue }

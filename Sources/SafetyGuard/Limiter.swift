@@ -5,7 +5,8 @@
 /// satisfies every limit, and an in-limits request passes unchanged. Limits are intersected in
 /// priority order: range, rate (and deceleration), second derivative, braking, third derivative.
 /// If a lower-priority interval does not meet what is left, it yields (`.yielded` is reported):
-/// range and rate never yield.
+/// the rate never yields; the range yields only when the last value is already outside it (a
+/// tighter per-origin envelope), and then the value moves back toward it at the rate limit.
 public enum Limiter {
     /// The last approved values: value, first and second derivative, and how many approvals
     /// they rest on (derivatives need that many samples to be meaningful).
@@ -64,17 +65,34 @@ public enum Limiter {
     /// Limits `requested` given the previous approved `state`, `dt` seconds later. Allocation-free.
     public static func limit(_ requested: Double, limits: ContinuousLimits, state: State, dt: Double) -> Output {
         var set = Admissible(requested: requested)
-        set.intersect(limits.min ?? -.infinity, limits.max ?? .infinity, .range)
         let hasHistory = state.samples >= 1
         let step = Swift.max(dt, 0)
+        // Rate first: it never yields. Then range: when the last value lies outside the range (an
+        // origin's narrower envelope, e.g. a planner command after a faster policy), the value
+        // moves back toward the range as fast as the rate allows and no faster — the range yields
+        // for this step rather than the rate (no step change of a wheel's speed).
         if hasHistory, let up = limits.maxRate {
-            // Moving toward zero is deceleration for a velocity channel; its limit may differ.
-            let down = limits.maxDecelerationRate ?? up
-            let decelerating = (state.value > 0 && requested < state.value) || (state.value < 0 && requested > state.value)
-            let allowDown = state.value > 0 ? down : up
-            let allowUp = state.value < 0 ? down : up
-            set.intersect(state.value - allowDown * step, state.value + allowUp * step,
-                          decelerating && limits.maxDecelerationRate != nil ? .deceleration : .rate)
+            if step > 0 {
+                // Moving toward zero is deceleration for a velocity channel; its limit may differ.
+                let down = limits.maxDecelerationRate ?? up
+                let decelerating = (state.value > 0 && requested < state.value) || (state.value < 0 && requested > state.value)
+                let allowDown = state.value > 0 ? down : up
+                let allowUp = state.value < 0 ? down : up
+                set.intersect(state.value - allowDown * step, state.value + allowUp * step,
+                              decelerating && limits.maxDecelerationRate != nil ? .deceleration : .rate)
+            } else {
+                set.intersect(state.value, state.value, .rate)  // no time has passed: no change is allowed
+            }
+        }
+        let rangeLo = limits.min ?? -.infinity, rangeHi = limits.max ?? .infinity
+        if set.lo > rangeHi {
+            set.hi = set.lo
+            set.reasons.insert(.range); set.reasons.insert(.yielded)
+        } else if set.hi < rangeLo {
+            set.lo = set.hi
+            set.reasons.insert(.range); set.reasons.insert(.yielded)
+        } else {
+            set.intersect(rangeLo, rangeHi, .range)
         }
         if hasHistory && step > 0 {
             if state.samples >= 2, let second = limits.maxSecondDerivative {
@@ -96,8 +114,6 @@ public enum Limiter {
                 set.intersect(state.value + (state.rate + aLo * step) * step,
                               state.value + (state.rate + aHi * step) * step, .jerk)
             }
-        } else if hasHistory && step == 0 && limits.maxRate != nil {
-            set.intersect(state.value, state.value, .rate)  // no time has passed: no change is allowed
         }
 
         let value = Swift.min(Swift.max(requested, set.lo), set.hi)

@@ -157,6 +157,10 @@ extension SafetyGuard {
             return .refused(blocking)
         }
         if latch.isLatched { _ = latch.reset(at: instant) }
+        lastResetAt = instant
+        // A reset starts a new epoch too: nothing approved before it (a guard ramp step, say) may
+        // reach an actuator after it; every channel needs a fresh approval.
+        epoch = seal.advanceEpoch()
         for i in channels.indices {
             channels[i].interlocked = false
             channels[i].needsFresh = true

@@ -11,7 +11,7 @@ public struct SafetyGuard: Sendable {
     public let audit: AuditLog
     /// This guard's identity and latch epoch: bind the actuator set to it (`ActuatorSet(seal:)`).
     public let seal = GuardSeal()
-    /// Latches so far (mirrors `seal.epoch`; stamped on every approval).
+    /// Latches and resets so far (mirrors `seal.epoch`; stamped on every approval).
     public internal(set) var epoch: UInt64 = 0
 
     struct ChannelState: Sendable {
@@ -51,6 +51,8 @@ public struct SafetyGuard: Sendable {
     var recoveryFloor = -Double.infinity
     var pose = (x: Double.nan, y: Double.nan, yaw: Double.nan)
     var startedAt: Instant?
+    /// The last released reset (the latch's or an interlock's): commands issued before it never resume.
+    var lastResetAt: Instant?
     var lastTick: Instant?
     let reactions: [Reaction]
     // The e-stop input and the reset key (ISO 13850 habits).
@@ -143,7 +145,7 @@ public struct SafetyGuard: Sendable {
         if command.validUntil < now { return reject(command, .stale, now: now) }
         // Cleared only when a fresh command is approved (`approve`): a fresh one that is rejected
         // further down (not finite, held, wrong kind) must not let a queued pre-reset one through.
-        if channels[index].needsFresh, let reset = latch.lastReset, command.issuedAt < reset {
+        if channels[index].needsFresh, let reset = lastResetAt, command.issuedAt < reset {
             return reject(command, .notFresh, now: now)
         }
         let config = configuration.channels[index]

@@ -109,6 +109,9 @@ struct SealTests {
         #expect(heater.entries.last == .safeValue(ChannelID(index: 2)))
         #expect(set.refusals(.expired) == 1)
         #expect(set.sealRefusals.drain().map(\.at) == [approval.validUntil + .nanoseconds(1)])
+        // The guard is told the channel is at its safe value (once), so its limiter restarts there.
+        #expect(set.takeSafeStateNotices() == 1 << 2)
+        #expect(set.takeSafeStateNotices() == 0)
     }
 
     /// Threaded: `write` only queues; the writer refuses at dequeue and writes the safe value.

@@ -313,6 +313,12 @@ public final class RoverRuntime: Sendable {
                         onTimeAtFault.withLock { $0 = nil }
                     }
                 }
+                var notices = actuators.takeSafeStateNotices()
+                while notices != 0 {
+                    let channel = notices.trailingZeroBitCount
+                    notices &= notices &- 1
+                    c.guardian.noteSafeStateApplied(to: ChannelID(index: channel), at: now)
+                }
                 c.guardian.tick(now: now, emit: write)
                 c.status.causes = c.guardian.blockingCauses
                 c.status.latchCause = c.guardian.latch.cause
