@@ -14,8 +14,14 @@ struct Demo: ParsableCommand {
         discussion: """
         Sensor frames come in over the rover's serial port, the obstacle-avoiding policy runs as a critical \
         50 Hz task on the real-time dispatch thread, every wheel command goes through the safety guard and \
-        out as motor frames; the gamepad's BTN_EAST latches the e-stop and BTN_START resets it. One JSON \
-        status line per second; a summary at the end.
+        out as motor frames; the gamepad's BTN_EAST latches the e-stop and releasing BTN_START resets it (a \
+        reset is refused while any stop cause persists). One JSON status line per second; a summary at the end \
+        with every latch and its cause and every refused reset with its reasons.
+
+        With the bundled simulator the rover starts released (it drives at once). On hardware (--rover) robotd \
+        starts latched (power-on) and nothing moves until a deliberate reset. With --rover an e-stop device \
+        (--gamepad) is required unless --no-estop-device is given. A software e-stop does not replace a \
+        hard-wired one that cuts motor power.
         """)
 
     @Option(help: "Run for this many seconds (SIGINT/SIGTERM stop earlier, in the safe state).")
@@ -36,6 +42,9 @@ struct Demo: ParsableCommand {
     @Option(help: "Workspace: a circle of this radius (m) around the odom origin, checked on the odometry pose.")
     var workspaceRadius: Double?
 
+    @Flag(help: "With --rover: run without an e-stop device (warned at start and in the summary).")
+    var noEstopDevice = false
+
     @OptionGroup var world: WorldOptions
 
     func validate() throws {
@@ -44,6 +53,12 @@ struct Demo: ParsableCommand {
         if let r = workspaceRadius, !(r > 0) { throw ValidationError("--workspace-radius must be positive") }
         if rover != nil && (world.estopAt != nil || world.resetAt != nil) {
             throw ValidationError("--estop-at/--reset-at script the simulator's gamepad; with --rover there is no simulator")
+        }
+        if rover != nil && gamepad == nil && !noEstopDevice {
+            throw ValidationError("--rover needs an e-stop device (--gamepad DEVICE); to run without one, say so with --no-estop-device")
+        }
+        if noEstopDevice && gamepad != nil {
+            throw ValidationError("--no-estop-device and --gamepad contradict each other")
         }
     }
 
@@ -65,6 +80,12 @@ struct Demo: ParsableCommand {
 
         var options = RoverDaemon.Options(roverPort: SerialEndpoint(rover ?? runner?.roverDevicePath ?? ""))
         options.gamepad = gamepad ?? runner?.gamepadPath
+        // On hardware a restart never moves anything by itself; the simulator demo starts released.
+        options.runtime.startLatched = rover != nil
+        if noEstopDevice {
+            options.runtime.estopDeviceLostCategory = nil
+            stderrLine("WARNING: no e-stop device: robotd has no software e-stop in this run (--no-estop-device)")
+        }
         if let start = runner?.rover.config.start {
             options.runtime.initialPose = (start.x, start.y, start.yaw)  // an operator would set this on a robot
         }
@@ -80,15 +101,28 @@ struct Demo: ParsableCommand {
         defer { stopped.cancel() }
 
         let begin = Date()
+        var history = SafetyHistory(origin: daemon.scheduler.origin)
         while Date().timeIntervalSince(begin) < seconds && daemon.actuators.state(of: "rover-motors") != .finalized {
             usleep(UInt32(min(1.0, max(0.01, seconds - Date().timeIntervalSince(begin))) * 1e6))
+            history.note(daemon.runtime.audit.drain())
             stdoutLine(statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin)))
         }
+        options.runtime.policyFault?.release()  // a stuck test-hook handler must return before the dispatch thread is joined
         daemon.stop(reason: "demo finished")
-        stdoutLine(statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), kind: "summary"))
+        history.note(daemon.runtime.audit.drain())
+        var summary: JSONLine = statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), kind: "summary")
+        summary.addRaw("latches", json: history.latchesJSON)
+        summary.addRaw("refused_resets", json: history.refusalsJSON)
+        summary.add("estop_device", !noEstopDevice)
+        stdoutLine(summary.text)
     }
 
-    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, kind: String = "status") -> String {
+    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double) -> String {
+        let line: JSONLine = statusLine(daemon, runner, elapsed: elapsed, kind: "status")
+        return line.text
+    }
+
+    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, kind: String) -> JSONLine {
         let status = daemon.runtime.status
         let snapshot = daemon.scheduler.snapshot()
         var j = JSONLine()
@@ -107,6 +141,14 @@ struct Demo: ParsableCommand {
         j.add("verdicts_clamped", status.verdicts.clamped)
         j.add("verdicts_stop", status.verdicts.stopped)
         j.add("deadline_faults", status.deadlineFaults)
+        if let cause = status.latchCause { j.add("latch_cause", cause.description) } else { j.addRaw("latch_cause", json: "null") }
+        j.add("causes", status.causes.description)
+        j.add("in_recovery", status.inRecovery)
+        j.add("resets", status.resets)
+        j.add("resets_refused", status.refusedResets)
+        j.add("stalls", status.stalls)
+        j.add("measured_left", status.measured.left)
+        j.add("measured_right", status.measured.right)
         if let drive = snapshot.task(named: "drive") {
             j.add("drive_releases", Int(drive.releases))
             j.add("drive_misses", Int(drive.misses))
@@ -116,6 +158,46 @@ struct Demo: ParsableCommand {
         j.add("imu_hz", daemon.runtime.sensors.imuRate.observedHz)
         j.add("frames_rejected", daemon.runtime.sensors.framesRejected)
         if let runner { j.addRaw("sim", json: roverJSON(runner.rover.snapshot())) }
-        return j.text
+        return j
+    }
+}
+
+/// Every latch with its cause and every refused reset with its reasons, from the guard's audit
+/// (drained once a second), for the demo's summary.
+struct SafetyHistory {
+    let origin: Instant
+    private(set) var latches: [(at: Double, cause: String, category: Int)] = []
+    private(set) var refusals: [(at: Double, causes: String)] = []
+
+    init(origin: Instant) { self.origin = origin }
+
+    mutating func note(_ records: [AuditRecord]) {
+        for r in records {
+            let at = (Double(r.at.nanoseconds(since: origin)) / 1e6).rounded() / 1e3
+            switch r.kind {
+            case .latched: latches.append((at, r.fault?.description ?? "?", r.category?.rawValue ?? -1))
+            case .resetRefused: refusals.append((at, r.causes.description))
+            default: break
+            }
+        }
+    }
+
+    var latchesJSON: String {
+        "[" + latches.map { l in
+            var j = JSONLine()
+            j.add("t_s", l.at)
+            j.add("cause", l.cause)
+            j.add("category", l.category)
+            return j.text
+        }.joined(separator: ",") + "]"
+    }
+
+    var refusalsJSON: String {
+        "[" + refusals.map { r in
+            var j = JSONLine()
+            j.add("t_s", r.at)
+            j.add("causes", r.causes)
+            return j.text
+        }.joined(separator: ",") + "]"
     }
 }

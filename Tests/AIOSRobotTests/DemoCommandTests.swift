@@ -56,6 +56,21 @@ struct DemoCommandTests {
         #expect((sim["deenergise_commands"] as? Int ?? 0) >= 4)  // start-up safe state and the signal's
         #expect((summary["t_s"] as? Double ?? 99) < 10)
     }
+
+    @Test func when_run_on_hardware_without_an_estop_device_expect_a_refusal_unless_said_so() throws {
+        let (status, _) = try runDemo(["--rover", "/dev/null", "--seconds", "1"])
+        #expect(status != 0)  // refused before opening anything
+    }
+
+    @Test func when_the_estop_is_pressed_and_reset_expect_the_latch_and_its_cause_in_the_summary() throws {
+        let (status, lines) = try runDemo(["--seconds", "5", "--estop-at", "2", "--reset-at", "3.5"])
+        #expect(status == 0)
+        let summary = try #require(lines.last)
+        let latches = try #require(summary["latches"] as? [[String: Any]])
+        #expect(latches.count == 1 && latches.first?["cause"] as? String == "estop-input")
+        #expect((summary["refused_resets"] as? [Any])?.isEmpty == true)
+        #expect(summary["resets"] as? Int == 1 && summary["estop_latched"] as? Bool == false)
+    }
 }
 
 /// `robotd sim` as an outside peer: it announces its paths, a host can open the rover's port

@@ -26,17 +26,19 @@ final class LockstepLoop: Sendable {
     let scheduler: Scheduler
     let rover: RoverSimulation
     let runtime: RoverRuntime
-    let pad: Mutex<SimulatedGamepad>
+    let pad: Mutex<[SimulatedGamepad]>
     private let audit = Mutex<[AuditRecord]>([])
 
     init(seed: UInt64, gamepad script: [SimulatedGamepad.Step] = [], startYaw: Double = 0,
-         workspace: Workspace? = nil) throws {
-        var config = RoverSimulationConfig()
+         workspace: Workspace? = nil, simulation: RoverSimulationConfig = RoverSimulationConfig(),
+         startLatched: Bool = false) throws {
+        var config = simulation
         config.seed = seed
         config.start.yaw = startYaw
         var runtimeConfig = RoverRuntime.Configuration()
         runtimeConfig.initialPose = (config.start.x, config.start.y, config.start.yaw)
         runtimeConfig.workspace = workspace
+        runtimeConfig.startLatched = startLatched
         rover = RoverSimulation(config: config)
         let backend = SimulatorBackend(name: "rover", rover: rover, mappings: [
             .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
@@ -47,8 +49,18 @@ final class LockstepLoop: Sendable {
         runtime = try RoverRuntime(configuration: runtimeConfig, scheduler: scheduler) { seal in
             try ActuatorSet(seal: seal, backends: [backend], clock: clock)
         }
-        pad = Mutex(try SimulatedGamepad(script: script))
+        pad = Mutex([try SimulatedGamepad(script: script)])
         runtime.actuators.start()
+    }
+
+    /// Presses keys on the gamepad at `at` and releases them at `release` (simulated ns).
+    func press(_ keys: [String], at: Int64, release: Int64) {
+        let steps: [SimulatedGamepad.Step] = [.init(at: at, keys.map { .press($0) }), .init(at: release, keys.map { .release($0) })]
+        guard let extra = try? SimulatedGamepad(script: steps) else {
+            Issue.record("unknown key in \(keys)")
+            return
+        }
+        pad.withLock { $0.append(extra) }
     }
 
     /// Advances the world and robotd together in 1 ms steps.
@@ -57,7 +69,7 @@ final class LockstepLoop: Sendable {
         while t < end {
             t += 1_000_000
             rover.advance(to: t) { bytes, at in runtime.sensors.feed(bytes, arrival: at) }
-            let records = pad.withLock { $0.advance(to: t) }
+            let records = pad.withLock { pads in pads.indices.flatMap { pads[$0].advance(to: t) } }
             if !records.isEmpty { records.withUnsafeBytes { runtime.gamepad.feed(bytes: $0, arrival: t) } }
             scheduler.advance(to: Instant(nanoseconds: t))
         }

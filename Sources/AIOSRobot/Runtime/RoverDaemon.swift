@@ -97,22 +97,7 @@ public final class RoverDaemon: Sendable {
         reader.withLock { $0 = sensor }
         if let path = options.gamepad {
             let device = try InputDeviceReader(path: path, onNotice: { notice, arrival in
-                switch notice {
-                case .opened(let name):
-                    log("input \(path): \(name)")
-                    runtime.estop.setDeviceLost(false)
-                case .resynchronised: runtime.gamepad.resynchronised(arrival: arrival)
-                case .ended(let reason):
-                    // The e-stop device is gone: a stop, not a log line (the guard reads it every tick).
-                    runtime.estop.setDeviceLost(true)
-                    log("input \(path) ended: \(reason) — e-stop device lost")
-                case .writerGone:
-                    runtime.estop.setDeviceLost(true)
-                    log("input \(path): the writer went away — e-stop device lost")
-                case .resumed:
-                    runtime.estop.setDeviceLost(false)
-                    log("input \(path): events again")
-                }
+                log("input \(path): \(runtime.handle(notice, arrival: arrival))")
             }) { event, arrival in runtime.gamepad.feed(event: event, arrival: arrival) }
             inputs.withLock { $0 = device }
         }

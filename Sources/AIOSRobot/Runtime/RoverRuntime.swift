@@ -367,6 +367,29 @@ public final class RoverRuntime: Sendable {
         faults.post(.signal(code: Int32(kind.rawValue), value: 0), release: instant).wasAccepted
     }
 
+    /// What the e-stop device's reader says: its end (EOF, ENODEV, the FIFO writer gone) is the
+    /// e-stop device lost — a stop, re-checked every guard tick — and events again clear it.
+    /// Returns a line for the log.
+    public func handle(_ notice: InputDeviceReader.Notice, arrival: Int64) -> String {
+        switch notice {
+        case .opened(let name):
+            estop.setDeviceLost(false)
+            return name
+        case .resynchronised:
+            gamepad.resynchronised(arrival: arrival)
+            return "SYN_DROPPED: resynchronised"
+        case .ended(let reason):
+            estop.setDeviceLost(true)
+            return "ended: \(reason) — e-stop device lost"
+        case .writerGone:
+            estop.setDeviceLost(true)
+            return "the writer went away — e-stop device lost"
+        case .resumed:
+            estop.setDeviceLost(false)
+            return "events again"
+        }
+    }
+
     /// The rover link went down (EOF, EIO) or came back. Down is a level the guard re-checks on
     /// every tick (`connection-lost`): a reset is refused until the link is up again.
     public func setLink(up: Bool, at instant: Instant) {
