@@ -315,7 +315,7 @@ struct RigOverMQTTTests {
         let scheduler = Scheduler(clock: MonotonicClock())
         let holder = Mutex<RigRuntime?>(nil)
         let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "robotd-rig-test")) { message in
-            holder.withLock { $0 }?.sensors.handle(message)
+            holder.withLock { $0 }?.handle(message)
         }
         let backend = MQTTBackend(name: "rig", routes: [
             .init(channel: ChannelID(index: 0), name: "heater", topic: "sim/rig/heater/set", stateNames: ["off", "on"], safeValue: .discrete(0)),
@@ -341,5 +341,79 @@ struct RigOverMQTTTests {
         actuators.safeStop(reason: "test")
         #expect(waitUntil(seconds: 10) { sim.rig?.snapshot().heaterOn == false })
         #expect(sim.rig?.snapshot().counters.commandsIgnored == 0)
+    }
+
+    @Test func when_the_broker_is_killed_while_heating_expect_a_latched_lost_link_the_relay_off_by_its_own_timeout_and_heat_after_a_reset() throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        var simOptions = SimulatorRunner.Options()
+        simOptions.broker = ("127.0.0.1", broker.port)
+        simOptions.rig.sampleHz = 5
+        simOptions.rig.relayTimeout = 3_000_000_000
+        simOptions.rigReconnectMaxSeconds = 1
+        let sim = try SimulatorRunner(options: simOptions)
+        try sim.start()
+        defer { sim.stop() }
+
+        let scheduler = Scheduler(clock: MonotonicClock())
+        let clock = scheduler.clock
+        let holder = Mutex<RigRuntime?>(nil)
+        defer { holder.withLock { $0 = nil } }
+        let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "robotd-rig-kill-test", reconnectMaxSeconds: 1),
+                                    onEvent: { event in
+            // As the demo does: the link is back → the back end comes back in its safe state.
+            if event == .connected { holder.withLock { $0 }?.requestReactivation(of: "rig", at: clock.now()) }
+        }) { message in holder.withLock { $0 }?.handle(message) }
+        // QoS 0: nothing queued during the outage is replayed to the relay afterwards.
+        let backend = MQTTBackend(name: "rig", routes: [
+            .init(channel: ChannelID(index: 0), name: "heater", topic: "sim/rig/heater/set", stateNames: ["off", "on"],
+                  safeValue: .discrete(0), qos: 0),
+            .init(channel: ChannelID(index: 1), name: "fan", topic: "sim/rig/fan/set", safeValue: .continuous(0), qos: 0),
+        ], client: client)
+        var configuration = RigRuntime.Configuration()
+        configuration.thermostat.setpoint = 30
+        let runtime = try RigRuntime(configuration: configuration, scheduler: scheduler, link: { client.isConnected }) { seal in
+            try ActuatorSet(seal: seal, backends: [backend], clock: clock, mode: .threaded(.init())) { fault in
+                _ = holder.withLock { $0 }?.report(fault.error.code == .disconnected ? .connectionLost : .actuatorFailure, at: clock.now())
+            }
+        }
+        holder.withLock { $0 = runtime }
+        try runtime.subscribe(on: client)
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.counters.subscribed.load(ordering: .relaxed) >= 3 && sim.rigSubscriptions >= 2 })
+        runtime.actuators.start()
+        try scheduler.start()
+        defer {
+            runtime.actuators.safeStop(reason: "test")
+            scheduler.stop()
+        }
+        #expect(waitUntil(seconds: 15) { sim.rig?.snapshot().heaterOn == true })
+
+        // The broker dies (SIGKILL by its PID): nothing robotd sends reaches the relay any more.
+        let pid = try #require(broker.pid)
+        kill(pid, SIGKILL)
+        broker.stop()
+        #expect(waitUntil(seconds: 5) { runtime.status.latched && runtime.status.causes.contains(.connectionLost) })
+        #expect(runtime.status.latchCause == .connectionLost)
+        #expect(waitUntil(seconds: 8) { sim.rig?.snapshot().heaterOn == false })
+        #expect((sim.rig?.snapshot().counters.relayTimeouts ?? 0) >= 1)
+
+        // The broker is back on the same port: both clients reconnect, the causes clear, and a
+        // reset from the operator's console lets the heater come on again.
+        let again = try MosquittoBroker(port: broker.port)
+        try again.start()
+        defer { again.stop() }
+        #expect(waitUntil(seconds: 15) { client.isConnected && sim.isRigConnected && runtime.status.causes.isEmpty })
+        #expect(runtime.status.latched && runtime.actuators.state(of: "rig") == .active)
+        let console = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "robotd-rig-kill-test-console")) { _ in }
+        try console.start()
+        defer { console.stop() }
+        #expect(waitUntil { console.isConnected })
+        try console.publish(topic: configuration.remoteResetTopic, payload: Array("reset".utf8), qos: 1, retain: false)
+        #expect(waitUntil(seconds: 5) { !runtime.status.latched })
+        #expect(runtime.status.resets == 1)
+        // After its minimum off time (10 s) from the stop.
+        #expect(waitUntil(seconds: 20) { sim.rig?.snapshot().heaterOn == true })
     }
 }
