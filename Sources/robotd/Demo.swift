@@ -47,6 +47,9 @@ struct Demo: ParsableCommand {
 
     @OptionGroup var world: WorldOptions
 
+    /// `--world rover|iot-rig` and the rig's options (RigDemo.swift).
+    @OptionGroup var rig: RigDemoOptions
+
     func validate() throws {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         if let priority, !(0...99).contains(priority) { throw ValidationError("--priority must be 0…99") }
@@ -63,6 +66,7 @@ struct Demo: ParsableCommand {
     }
 
     func run() throws {
+        if rig.world == .iotRig { return try rig.run(seconds: seconds, priority: priority, cpu: cpu) }
         var runner: SimulatorRunner?
         var directory: String?
         if rover == nil {

@@ -116,7 +116,10 @@ struct SimulatorBackendTests {
 
     @Test func when_the_heater_channel_is_approved_expect_the_rig_heater_on_and_safe_stop_to_turn_it_off() throws {
         var guardian = try SimGuard()
-        let rig = RigSimulation()
+        // One command for a minute of heating: the relay's own command time-out is not under test.
+        var config = RigSimulationConfig()
+        config.relayTimeout = nil
+        let rig = RigSimulation(config: config)
         let backend = SimulatorBackend(name: "rig", rig: rig, routes: [
             .init(channel: ChannelID(index: 2), name: "heater", topic: "sim/rig/heater/set", stateNames: ["off", "on"],
                   safeValue: .discrete(0)),

@@ -58,3 +58,36 @@ struct RigSimulationTests {
         #expect(messages.filter { $0.0 == "sim/rig/humidity" }.count == 10)
     }
 }
+
+@Suite("Simulated IoT rig: the relays' own command time-out")
+struct RigRelayTimeoutTests {
+    @Test func when_no_command_comes_for_the_relay_timeout_expect_heater_and_fan_off_and_counted() {
+        var config = RigSimulationConfig()
+        config.relayTimeout = 3_000_000_000
+        let sim = RigSimulation(config: config)
+        sim.handle(topic: "sim/rig/heater/set", payload: Array("on".utf8))
+        sim.handle(topic: "sim/rig/fan/set", payload: Array("0.5".utf8))
+        sim.advance(to: 2_000_000_000) { _, _, _, _ in }
+        // A command (even the same state) restarts the heater's timer; the fan gets none.
+        sim.handle(topic: "sim/rig/heater/set", payload: Array("on".utf8))
+        sim.advance(to: 3_000_000_000) { _, _, _, _ in }
+        #expect(sim.snapshot().heaterOn && sim.snapshot().fanDuty == 0.5)
+        sim.advance(to: 3_200_000_000) { _, _, _, _ in }
+        #expect(sim.snapshot().heaterOn && sim.snapshot().fanDuty == 0)
+        sim.advance(to: 5_200_000_000) { _, _, _, _ in }
+        let s = sim.snapshot()
+        #expect(!s.heaterOn && s.counters.relayTimeouts == 2)
+        // Off already: nothing more to time out.
+        sim.advance(to: 20_000_000_000) { _, _, _, _ in }
+        #expect(sim.snapshot().counters.relayTimeouts == 2)
+    }
+
+    @Test func when_the_relay_timeout_is_off_expect_the_heater_to_stay_on() {
+        var config = RigSimulationConfig()
+        config.relayTimeout = nil
+        let sim = RigSimulation(config: config)
+        sim.handle(topic: "sim/rig/heater/set", payload: Array("1".utf8))
+        sim.advance(to: 60_000_000_000) { _, _, _, _ in }
+        #expect(sim.snapshot().heaterOn && sim.snapshot().counters.relayTimeouts == 0)
+    }
+}

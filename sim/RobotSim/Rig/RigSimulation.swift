@@ -11,6 +11,11 @@ public struct RigSimulationConfig: Sendable, Equatable {
     public var seed: UInt64 = 7
     public var temperatureNoise = 0.05
     public var humidityNoise = 0.3
+    /// The relays' own command time-out (ns), as real smart relays have: a heater or fan that has
+    /// had no valid command for this long switches itself off, so a controller that went silent
+    /// (crashed, broker gone) cannot leave the heater on. The controller must re-send its state
+    /// well within it. nil: none.
+    public var relayTimeout: Int64? = 10_000_000_000
     public init() {}
 }
 
@@ -20,12 +25,16 @@ public struct RigSimulationConfig: Sendable, Equatable {
 ///   `<prefix>/humidity` `{"value": 48.2, "unit": "%", …}`, and, retained, `<prefix>/heater/state`
 ///   `on|off|fuse-blown` and `<prefix>/fan/state` (duty) whenever they change;
 /// - accepts `<prefix>/heater/set` (`on`/`off`/`1`/`0`) and `<prefix>/fan/set` (duty 0…1, bare
-///   number). Anything else is counted as ignored.
+///   number). Anything else is counted as ignored. Each relay switches off on its own when it has
+///   had no valid command for `relayTimeout` (counted in `relayTimeouts`).
 public struct RigCounters: Sendable, Equatable, Codable {
     public var heaterCommands = 0
     public var fanCommands = 0
     public var commandsIgnored = 0
     public var samplesPublished = 0
+    /// Times a relay switched its output off on its own command time-out (counted only when it
+    /// was on: the time-out acted).
+    public var relayTimeouts = 0
     public init() {}
 }
 
@@ -52,6 +61,9 @@ public final class RigSimulation: Sendable {
         var counters = RigCounters()
         var lastHeaterState: String?
         var lastFanState: Double?
+        /// Simulated time of the last valid command per relay (the time-out counts from it).
+        var lastHeaterCommand: Int64 = 0
+        var lastFanCommand: Int64 = 0
     }
 
     private let core: Mutex<Core>
@@ -74,9 +86,11 @@ public final class RigSimulation: Sendable {
             switch topic {
             case "\(config.topicPrefix)/heater/set" where value == 0 || value == 1:
                 core.rig.heaterOn = value == 1
+                core.lastHeaterCommand = core.time
                 core.counters.heaterCommands += 1
             case "\(config.topicPrefix)/fan/set" where value.map { $0 >= 0 && $0 <= 1 } ?? false:
                 core.rig.fanDuty = value ?? 0
+                core.lastFanCommand = core.time
                 core.counters.fanCommands += 1
             default:
                 core.counters.commandsIgnored += 1
@@ -91,6 +105,16 @@ public final class RigSimulation: Sendable {
             let period = config.sampleHz > 0 ? Int64((1e9 / config.sampleHz).rounded()) : .max
             while core.time + config.physicsStep <= target {
                 core.time += config.physicsStep
+                if let timeout = config.relayTimeout {
+                    if core.rig.heaterOn && core.time - core.lastHeaterCommand > timeout {
+                        core.rig.heaterOn = false
+                        core.counters.relayTimeouts += 1
+                    }
+                    if core.rig.fanDuty > 0 && core.time - core.lastFanCommand > timeout {
+                        core.rig.fanDuty = 0
+                        core.counters.relayTimeouts += 1
+                    }
+                }
                 core.rig.step(dt: Double(config.physicsStep) / 1e9)
                 let heater = core.rig.fuseBlown ? "fuse-blown" : core.rig.heaterOn ? "on" : "off"
                 if heater != core.lastHeaterState {

@@ -18,6 +18,8 @@ public final class SimulatorRunner: Sendable {
         /// The rig runs when a broker is given.
         public var rig = RigSimulationConfig()
         public var broker: (host: String, port: Int)?
+        /// The rig's MQTT client retries a lost broker with backoff up to this (s).
+        public var rigReconnectMaxSeconds: UInt32 = 8
         public var tick: Int64 = 1_000_000
         public init() {}
     }
@@ -67,7 +69,8 @@ public final class SimulatorRunner: Sendable {
         if let broker = options.broker {
             let rig = RigSimulation(config: options.rig)
             self.rig = rig
-            let client = try MQTTClient(options: MQTTOptions(host: broker.host, port: broker.port, clientID: "robotd-sim-rig-\(getpid())")) { message in
+            let client = try MQTTClient(options: MQTTOptions(host: broker.host, port: broker.port, clientID: "robotd-sim-rig-\(getpid())",
+                                                                reconnectMaxSeconds: options.rigReconnectMaxSeconds)) { message in
                 rig.handle(topic: message.topic, payload: message.payload)
             }
             for topic in rig.commandTopics { try client.subscribe(.init(filter: topic, qos: 1)) }

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import Transports
+
+/// `robotd demo --world iot-rig` as a user runs it: its own broker, the simulated rig on it, the
+/// rig runtime on the dispatch thread, a remote stop and a reset published as an operator would.
+@Suite("robotd demo --world iot-rig", .serialized, .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+struct RigDemoCommandTests {
+    @Test func when_the_rig_demo_runs_with_a_remote_stop_and_reset_expect_heat_then_a_latch_then_release_and_a_summary() throws {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let robotd = products.appendingPathComponent("robotd").path
+        try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: robotd)
+        process.arguments = ["demo", "--world", "iot-rig", "--seconds", "8", "--remote-stop-at", "3", "--remote-reset-at", "5"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = Pipe()
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(process.terminationStatus == 0)
+        let statuses = lines.filter { $0["kind"] as? String == "status" }
+        #expect(statuses.count >= 6)
+        func t(_ line: [String: Any]) -> Double { line["t_s"] as? Double ?? -1 }
+        func sim(_ line: [String: Any]) -> [String: Any] { line["sim"] as? [String: Any] ?? [:] }
+        // Heating before the stop: robotd approved it and the simulated relay is on.
+        #expect(statuses.contains { t($0) < 3 && $0["heater_approved"] as? Int == 1 && sim($0)["heater"] as? Bool == true })
+        // Between the stop and the reset: latched for the remote stop, the relay off.
+        let stopped = statuses.filter { t($0) > 3.5 && t($0) < 5 }
+        #expect(!stopped.isEmpty)
+        #expect(stopped.allSatisfy {
+            $0["latched"] as? Bool == true && $0["latch_cause"] as? String == "remote-stop" && sim($0)["heater"] as? Bool == false
+        })
+        // Thermostat figures are there (behaviour, not timing, on a shared VM).
+        #expect(statuses.allSatisfy { ($0["thermostat_releases"] as? Int ?? 0) >= 1 })
+        let summary = try #require(lines.last)
+        #expect(summary["kind"] as? String == "summary")
+        #expect(summary["latched"] as? Bool == false && summary["resets"] as? Int == 1 && summary["remote_stops"] as? Int == 1)
+        let latches = summary["latches"] as? [[String: Any]] ?? []
+        #expect(latches.count == 1 && latches.first?["cause"] as? String == "remote-stop")
+        #expect((summary["refused_resets"] as? [Any])?.isEmpty == true)
+        #expect(sim(summary)["heater"] as? Bool == false)  // the safe stop at the end
+        #expect(sim(summary)["ignored"] as? Int == 0)
+    }
+
+    @Test func when_rig_options_are_given_for_the_rover_expect_a_usage_error() throws {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let process = Process()
+        process.executableURL = products.appendingPathComponent("robotd")
+        process.arguments = ["demo", "--remote-stop-at", "3"]
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+    }
+}
