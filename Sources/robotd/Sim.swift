@@ -18,15 +18,15 @@ enum WorldFault: Sendable, Equatable {
     static func parse(_ text: String) throws -> WorldFault {
         let spec: (kind: String, at: Double, duration: Double?)
         do { spec = try SimulatorFault.parseSpecification(text) } catch {
-            throw ValidationError("--fault \(error.description); kinds: \(validKinds)")
+            throw ValidationError("\(error.description); kinds: \(validKinds)")
         }
         if policyKinds.contains(spec.kind) {
             // The policy hook has no release before the end of the run.
-            guard spec.duration == nil else { throw ValidationError("--fault '\(text)': \(spec.kind) lasts to the end of the run; no +DURATION") }
+            guard spec.duration == nil else { throw ValidationError("'\(text)': \(spec.kind) lasts to the end of the run; no +DURATION") }
             return .policy(kind: spec.kind, at: spec.at)
         }
         guard SimulatorFault.Kind(rawValue: spec.kind) != nil, let fault = try? SimulatorFault(parsing: text) else {
-            throw ValidationError("--fault '\(text)': unknown fault '\(spec.kind)'; kinds: \(validKinds)")
+            throw ValidationError("'\(text)': unknown fault '\(spec.kind)'; kinds: \(validKinds)")
         }
         return .simulator(fault)
     }
