@@ -6,6 +6,32 @@ import Glibc
 import RobotSim
 import Transports
 
+/// One `--fault KIND@SECONDS[+DURATION]`: a fault the simulator injects, or a `policy-*` fault
+/// that robotd injects into its own policy (a test hook, not the simulator's).
+enum WorldFault: Sendable, Equatable {
+    case simulator(SimulatorFault)
+    case policy(kind: String, at: Double)
+
+    static let policyKinds = ["policy-hang", "policy-spin"]
+    static var validKinds: String { (SimulatorFault.Kind.allCases.map(\.rawValue) + policyKinds).joined(separator: ", ") }
+
+    static func parse(_ text: String) throws -> WorldFault {
+        let spec: (kind: String, at: Double, duration: Double?)
+        do { spec = try SimulatorFault.parseSpecification(text) } catch {
+            throw ValidationError("\(error.description); kinds: \(validKinds)")
+        }
+        if policyKinds.contains(spec.kind) {
+            // The policy hook has no release before the end of the run.
+            guard spec.duration == nil else { throw ValidationError("'\(text)': \(spec.kind) lasts to the end of the run; no +DURATION") }
+            return .policy(kind: spec.kind, at: spec.at)
+        }
+        guard SimulatorFault.Kind(rawValue: spec.kind) != nil, let fault = try? SimulatorFault(parsing: text) else {
+            throw ValidationError("'\(text)': unknown fault '\(spec.kind)'; kinds: \(validKinds)")
+        }
+        return .simulator(fault)
+    }
+}
+
 /// Options that describe the simulated world and its scripted gamepad, shared by `sim` and `demo`.
 struct WorldOptions: ParsableArguments {
     @Option(help: "Seed of the sensor noise.")
@@ -16,6 +42,20 @@ struct WorldOptions: ParsableArguments {
 
     @Option(help: "Press the reset key (BTN_START) this many seconds after the start.")
     var resetAt: Double?
+
+    @Option(name: .customLong("fault"), parsing: .singleValue,
+            help: ArgumentHelp("Inject a fault KIND@SECONDS[+DURATION] (repeatable; no duration: to the end). Kinds: \(WorldFault.validKinds).",
+                               valueName: "kind@s[+s]"),
+            transform: WorldFault.parse)
+    var faults: [WorldFault] = []
+
+    /// The faults for the simulator (`SimulatorRunner.Options.faults`).
+    var simulatorFaults: [SimulatorFault] { faults.compactMap { if case .simulator(let f) = $0 { f } else { nil } } }
+
+    /// `policy-hang`/`policy-spin` and their start (s), for robotd's own policy test hook.
+    var policyFaults: [(kind: String, at: Double)] {
+        faults.compactMap { if case .policy(let kind, let at) = $0 { (kind, at) } else { nil } }
+    }
 
     func validate() throws {
         if let e = estopAt, e < 0 { throw ValidationError("--estop-at must be ≥ 0") }
@@ -38,6 +78,7 @@ struct WorldOptions: ParsableArguments {
             script += [.init(at: t, [.press("BTN_START")]), .init(at: t + 100_000_000, [.release("BTN_START")])]
         }
         options.gamepadScript = script
+        options.faults = simulatorFaults
         return options
     }
 }
@@ -74,8 +115,13 @@ func roverJSON(_ s: RoverSnapshot) -> String {
     j.add("ignored", s.firmware.commandsIgnored)
     j.add("rejected_frames", s.firmware.framesRejected)
     j.add("firmware_watchdog_trips", s.firmware.watchdogTrips)
+    j.add("link_up", s.linkUp)
+    j.addRaw("active_faults", json: jsonStrings(s.activeFaults))
     return j.text
 }
+
+/// Fault names are plain ASCII kinds ("range-dead"): quoting them needs no escaping.
+func jsonStrings(_ names: [String]) -> String { "[" + names.map { "\"\($0)\"" }.joined(separator: ",") + "]" }
 
 struct Sim: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -98,6 +144,9 @@ struct Sim: ParsableCommand {
     func validate() throws {
         if let broker, MQTTOptions.parseBroker(broker) == nil { throw ValidationError("--broker must be HOST:PORT") }
         guard statusEvery > 0 else { throw ValidationError("--status-every must be positive") }
+        if let policy = world.policyFaults.first {
+            throw ValidationError("--fault \(policy.kind) is robotd's own policy fault: use it with `robotd demo`")
+        }
     }
 
     func run() throws {
@@ -124,6 +173,8 @@ struct Sim: ParsableCommand {
                 j.add("heater", rig.heaterOn)
                 j.add("fan", rig.fanDuty)
                 j.add("fuse_blown", rig.fuseBlown)
+                j.add("link_up", rig.linkUp)
+                j.addRaw("active_faults", json: jsonStrings(rig.activeFaults))
                 stdoutLine(j.text)
             }
         }

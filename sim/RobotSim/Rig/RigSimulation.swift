@@ -16,6 +16,8 @@ public struct RigSimulationConfig: Sendable, Equatable {
     /// (crashed, broker gone) cannot leave the heater on. The controller must re-send its state
     /// well within it. nil: none.
     public var relayTimeout: Int64? = 10_000_000_000
+    /// Faults on simulated time: the rig applies broker-stop and reports every kind active.
+    public var faults: [SimulatorFault] = []
     public init() {}
 }
 
@@ -35,6 +37,8 @@ public struct RigCounters: Sendable, Equatable, Codable {
     /// Times a relay switched its output off on its own command time-out (counted only when it
     /// was on: the time-out acted).
     public var relayTimeouts = 0
+    /// Commands that arrived while the link was down (never applied).
+    public var commandsLost = 0
     public init() {}
 }
 
@@ -46,6 +50,9 @@ public struct RigSnapshot: Sendable, Equatable, Codable {
     public var fanDuty: Double
     public var fuseBlown: Bool
     public var counters: RigCounters
+    /// False while `setLinkUp(false)` or a broker-stop fault holds the MQTT link down.
+    public var linkUp: Bool
+    public var activeFaults: [String]
 }
 
 /// The IoT rig in lockstep (virtual time), the same object the real-time runner drives from the
@@ -64,6 +71,7 @@ public final class RigSimulation: Sendable {
         /// Simulated time of the last valid command per relay (the time-out counts from it).
         var lastHeaterCommand: Int64 = 0
         var lastFanCommand: Int64 = 0
+        var linkUp = true
     }
 
     private let core: Mutex<Core>
@@ -79,9 +87,17 @@ public final class RigSimulation: Sendable {
     public var time: Int64 { core.withLock { $0.time } }
     public var commandTopics: [String] { ["\(config.topicPrefix)/heater/set", "\(config.topicPrefix)/fan/set"] }
 
+    /// Takes the rig's MQTT link down or up: while down it neither publishes nor receives.
+    public func setLinkUp(_ up: Bool) { core.withLock { $0.linkUp = up } }
+
+    private func linked(_ core: borrowing Core) -> Bool {
+        core.linkUp && !ActiveFaults(config.faults, at: core.time).contains(.brokerStop)
+    }
+
     /// A message to the rig (what the broker would deliver).
     public func handle(topic: String, payload: [UInt8]) {
         core.withLock { core in
+            guard linked(core) else { core.counters.commandsLost += 1; return }
             let value = try? MQTTPayload.number(payload, fieldPath: nil).get()
             switch topic {
             case "\(config.topicPrefix)/heater/set" where value == 0 || value == 1:
@@ -116,6 +132,11 @@ public final class RigSimulation: Sendable {
                     }
                 }
                 core.rig.step(dt: Double(config.physicsStep) / 1e9)
+                guard linked(core) else {
+                    // Readings due while down are lost; state changes go out once the link is back.
+                    while core.time >= core.nextSample { core.nextSample += period }
+                    continue
+                }
                 let heater = core.rig.fuseBlown ? "fuse-blown" : core.rig.heaterOn ? "on" : "off"
                 if heater != core.lastHeaterState {
                     core.lastHeaterState = heater
@@ -141,7 +162,8 @@ public final class RigSimulation: Sendable {
         core.withLock { core in
             RigSnapshot(time: core.time, temperature: core.rig.temperature, relativeHumidity: core.rig.relativeHumidity,
                         heaterOn: core.rig.heaterOn, fanDuty: core.rig.fanDuty, fuseBlown: core.rig.fuseBlown,
-                        counters: core.counters)
+                        counters: core.counters, linkUp: linked(core),
+                        activeFaults: ActiveFaults(config.faults, at: core.time).names)
         }
     }
 

@@ -29,6 +29,12 @@ public struct RoverSimulationConfig: Sendable, Equatable {
     public var hostHeartbeatTimeout: Int64? = 250_000_000
     /// Where the device's microsecond clock starts (set near 2³² to exercise the wrap).
     public var deviceClockStartMicros: UInt32 = 0
+    /// Faults on simulated time. The rover applies its own kinds (range-, encoders-, imu-dead,
+    /// serial-unplug, controller-silent, runaway) and reports every kind active in `activeFaults`,
+    /// so that one snapshot is the simulator's ground truth.
+    public var faults: [SimulatorFault] = []
+    /// How fast a runaway wheel speeds up toward +maxWheelSpeed while energised (rad/s²).
+    public var runawayAcceleration = 10.0
     public init() {}
 }
 
@@ -44,8 +50,11 @@ public struct RoverSnapshot: Sendable, Equatable, Codable {
     public var rightEnergised: Bool
     public var collisions: Int
     public var odometer: Double
+    /// False while the cable is pulled (`setLinkUp(false)`) or a serial-unplug fault is active.
     public var linkUp: Bool
     public var firmware: RoverFirmwareCounters
+    /// Kinds of `config.faults` active now (their raw values, e.g. "range-dead").
+    public var activeFaults: [String]
 }
 
 /// The differential-drive rover behind its serial link, in lockstep: time moves only when
@@ -64,6 +73,10 @@ public final class RoverSimulation: Sendable {
         var firmware: RoverFirmware
         var random: SimRandom
         var linkUp = true
+        /// Fault kinds active at `time`, updated every physics step.
+        var active = ActiveFaults()
+        /// The runaway wheel's driven speed while it runs away; nil otherwise.
+        var runawaySpeed: Double?
         var sequence: UInt8 = 0
         var nextIMU: Int64 = 0
         var nextEncoders: Int64 = 0
@@ -102,16 +115,17 @@ public final class RoverSimulation: Sendable {
     /// Bytes from the host (motor commands), applied at the current simulated instant.
     public func receive(_ bytes: UnsafeRawBufferPointer) {
         core.withLock { core in
-            guard core.linkUp else { core.firmware.counters.bytesLost += bytes.count; return }
+            guard core.linkUp && !ActiveFaults(config.faults, at: core.time).contains(.serialUnplug) else { core.firmware.counters.bytesLost += bytes.count; return }
             core.firmware.receive(bytes, at: core.time)
         }
     }
 
     public func receive(_ bytes: [UInt8]) { bytes.withUnsafeBytes { receive($0) } }
 
-    /// Pulls or re-plugs the cable: while down, nothing goes either way.
+    /// Pulls or re-plugs the cable: while down, nothing goes either way. A serial-unplug fault
+    /// holds the link down whatever this says.
     public func setLinkUp(_ up: Bool) { core.withLock { $0.linkUp = up } }
-    public var isLinkUp: Bool { core.withLock { $0.linkUp } }
+    public var isLinkUp: Bool { core.withLock { $0.linkUp && !ActiveFaults(config.faults, at: $0.time).contains(.serialUnplug) } }
 
     /// Steps physics up to `target` (whole physics steps) and hands each frame the device sends to
     /// `emit` with its send instant. `emit` runs under the simulation's lock: it must not call back
@@ -121,9 +135,21 @@ public final class RoverSimulation: Sendable {
             let config = self.config
             while core.time + config.physicsStep <= target {
                 core.time += config.physicsStep
+                core.active = ActiveFaults(config.faults, at: core.time)
                 core.firmware.checkWatchdog(at: core.time)
-                core.rover.step(dt: Double(config.physicsStep) / 1e9, left: core.firmware.drive.left,
-                                right: core.firmware.drive.right, arena: config.arena)
+                let dt = Double(config.physicsStep) / 1e9
+                var left = core.firmware.drive.left
+                if core.active.contains(.runaway) && left.energised {
+                    // A shorted driver or a lost encoder loop: the power stage ramps the wheel up
+                    // whatever is commanded; only cutting its power (de-energising) stops it.
+                    let from = core.runawaySpeed ?? core.rover.wheelSpeed.x
+                    let speed = min(from + config.runawayAcceleration * dt, config.parameters.maxWheelSpeed)
+                    core.runawaySpeed = speed
+                    left = WheelDrive(speed: speed, energised: true)
+                } else {
+                    core.runawaySpeed = nil
+                }
+                core.rover.step(dt: dt, left: left, right: core.firmware.drive.right, arena: config.arena)
                 Self.sendDue(&core, config: config, emit: emit)
             }
         }
@@ -139,7 +165,9 @@ public final class RoverSimulation: Sendable {
                           angularVelocity: core.rover.angularVelocity, wheelSpeedLeft: core.rover.wheelSpeed.x,
                           wheelSpeedRight: core.rover.wheelSpeed.y, leftEnergised: core.firmware.drive.left.energised,
                           rightEnergised: core.firmware.drive.right.energised, collisions: core.rover.collisions,
-                          odometer: core.rover.odometer, linkUp: core.linkUp, firmware: core.firmware.counters)
+                          odometer: core.rover.odometer,
+                          linkUp: core.linkUp && !ActiveFaults(config.faults, at: core.time).contains(.serialUnplug),
+                          firmware: core.firmware.counters, activeFaults: ActiveFaults(config.faults, at: core.time).names)
         }
     }
 
@@ -159,13 +187,13 @@ public final class RoverSimulation: Sendable {
                              Float(9.80665 + core.random.gaussian(config.accelNoise))),
                 gyro: SIMD3(Float(core.random.gaussian(config.gyroNoise)), Float(core.random.gaussian(config.gyroNoise)),
                             Float(r.angularVelocity + core.random.gaussian(config.gyroNoise))))
-            send(&core, .imuSample, count: message.write(into: core.payload), emit: emit)
+            send(&core, .imuSample, count: message.write(into: core.payload), muted: core.active.contains(.imuDead), emit: emit)
         }
         if now >= core.nextEncoders {
             core.nextEncoders += period(config.encoderHz)
             let ticks = core.rover.encoderTicks
             let message = WheelEncodersMessage(deviceTimeMicros: micros, leftTicks: ticks.left, rightTicks: ticks.right)
-            send(&core, .wheelEncoders, count: message.write(into: core.payload), emit: emit)
+            send(&core, .wheelEncoders, count: message.write(into: core.payload), muted: core.active.contains(.encodersDead), emit: emit)
         }
         if now >= core.nextRange {
             core.nextRange += period(config.rangeHz)
@@ -180,17 +208,19 @@ public final class RoverSimulation: Sendable {
             let distance = nearest - config.parameters.bodyRadius + core.random.gaussian(config.rangeNoise)
             let status: UInt8 = distance < config.rangeMinimum ? 1 : distance > config.rangeMaximum ? 2 : 0
             let message = RangeMessage(deviceTimeMicros: micros, range: Float(status == 0 ? distance : 0), status: status)
-            send(&core, .range, count: message.write(into: core.payload), emit: emit)
+            send(&core, .range, count: message.write(into: core.payload), muted: core.active.contains(.rangeDead), emit: emit)
         }
         if now >= core.nextHeartbeat {
             core.nextHeartbeat += period(config.heartbeatHz)
-            send(&core, .heartbeat, count: 0, emit: emit)
+            send(&core, .heartbeat, count: 0, muted: false, emit: emit)
         }
     }
 
-    private static func send(_ core: inout Core, _ type: Frame.MessageType, count: Int,
+    /// A muted frame is still sampled (its noise drawn), so a fault does not shift later frames'
+    /// noise: runs with and without a fault stay comparable.
+    private static func send(_ core: inout Core, _ type: Frame.MessageType, count: Int, muted: Bool,
                              emit: (UnsafeRawBufferPointer, Int64) -> Void) {
-        guard core.linkUp else { return }
+        guard core.linkUp, !muted, !core.active.contains(.serialUnplug), !core.active.contains(.controllerSilent) else { return }
         core.sequence &+= 1
         guard let n = Frame.encode(type: type.rawValue, sequence: core.sequence,
                                    payload: UnsafeRawBufferPointer(rebasing: core.payload[0..<count]), into: core.output) else { return }

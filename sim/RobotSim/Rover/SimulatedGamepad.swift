@@ -26,11 +26,25 @@ public struct SimulatedGamepad: Sendable {
 
     private var steps: [(at: Int64, events: [InputEvent])]
     private var next = 0
+    /// gamepad-unplug windows: what is due inside one is lost, as on an unplugged device.
+    private let unplugs: [SimulatorFault]
+    /// Steps that fell due while unplugged.
+    public private(set) var stepsLost = 0
 
     /// Codes are libevdev names ("BTN_SOUTH", "ABS_Y"); an unknown one is an error now, not at run time.
-    public init(script: [Step]) throws(UnknownCode) {
+    /// Of `faults`, estop-hold adds BTN_EAST pressed at its start and released at its end (never,
+    /// without a duration), and gamepad-unplug drops the steps due while it lasts; other kinds are
+    /// not the gamepad's and are ignored.
+    public init(script: [Step], faults: [SimulatorFault] = []) throws(UnknownCode) {
+        var script = script
+        for fault in faults where fault.kind == .estopHold {
+            script.append(Step(at: fault.start, [.press("BTN_EAST")]))
+            if let duration = fault.duration { script.append(Step(at: fault.start + duration, [.release("BTN_EAST")])) }
+        }
+        unplugs = faults.filter { $0.kind == .gamepadUnplug }
         var steps: [(at: Int64, events: [InputEvent])] = []
-        for step in script.sorted(by: { $0.at < $1.at }) {
+        // Stable: steps at the same instant keep the script's order, the faults' after it.
+        for step in script.enumerated().sorted(by: { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }).map(\.element) {
             var events: [InputEvent] = []
             for change in step.changes {
                 let (name, value): (String, Int32) = switch change {
@@ -49,11 +63,19 @@ public struct SimulatedGamepad: Sendable {
 
     public var isFinished: Bool { next == steps.count }
 
+    /// Whether a gamepad-unplug fault has the device unplugged at `time`.
+    public func isUnplugged(at time: Int64) -> Bool { unplugs.contains { $0.isActive(at: time) } }
+
     /// The records of every step due by `time`, timestamped, as one byte string (empty if none).
     public mutating func advance(to time: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
         while next < steps.count, steps[next].at <= time {
             let at = steps[next].at
+            if isUnplugged(at: at) {
+                stepsLost += 1
+                next += 1
+                continue
+            }
             for var event in steps[next].events {
                 event.seconds = at / 1_000_000_000
                 event.microseconds = at % 1_000_000_000 / 1000

@@ -9,16 +9,38 @@ final class FifoWriter {
     private var fd: Int32 = -1
     private(set) var bytesDropped = 0
     private(set) var bytesWritten = 0
+    /// A gamepad-unplug fault: the node is gone and nothing is written until `plug()`.
+    private(set) var isUnplugged = false
 
     init(path: String) throws {
         self.path = path
+        try makeNode()
+        signal(SIGPIPE, SIG_IGN)  // a reader that goes away is an EPIPE to handle, not a process kill
+    }
+
+    private func makeNode() throws {
         var info = stat()
         if stat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFIFO else { throw SimulatorError("\(path) exists and is not a FIFO") }
         } else if mkfifo(path, 0o600) != 0 {
             throw SimulatorError("cannot create FIFO \(path): \(String(cString: strerror(errno)))")
         }
-        signal(SIGPIPE, SIG_IGN)  // a reader that goes away is an EPIPE to handle, not a process kill
+    }
+
+    /// As an unplugged /dev/input/eventN: the node disappears and the reader sees EOF (unlinked
+    /// first, so that a reader reopening on EOF finds nothing rather than the old node).
+    func unplug() {
+        guard !isUnplugged else { return }
+        isUnplugged = true
+        unlink(path)
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+
+    /// The device is back at the same path; the write end opens once a reader has it open.
+    func plug() throws {
+        guard isUnplugged else { return }
+        try makeNode()
+        isUnplugged = false
     }
 
     deinit {
@@ -28,6 +50,7 @@ final class FifoWriter {
 
     func write(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
+        if isUnplugged { bytesDropped += bytes.count; return }
         if fd < 0 {
             // O_WRONLY|O_NONBLOCK fails with ENXIO while there is no reader.
             fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)

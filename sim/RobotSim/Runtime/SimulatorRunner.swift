@@ -21,6 +21,11 @@ public final class SimulatorRunner: Sendable {
         /// The rig's MQTT client retries a lost broker with backoff up to this (s).
         public var rigReconnectMaxSeconds: UInt32 = 8
         public var tick: Int64 = 1_000_000
+        /// Faults on the runner's time (ns since `start()`): each goes to the part it concerns
+        /// (rover, gamepad, rig) and all of them show in the rover's `activeFaults`. serial-unplug
+        /// needs `roverLinkPath` (the device comes back there), the gamepad kinds `gamepadFIFO`,
+        /// broker-stop `broker`.
+        public var faults: [SimulatorFault] = []
         public init() {}
     }
 
@@ -32,6 +37,12 @@ public final class SimulatorRunner: Sendable {
         public var ticks = 0
         /// Ticks that started more than 5 ms late (the host was busy).
         public var lateTicks = 0
+        /// Fault injection: the rover's pty closed (serial-unplug), the gamepad FIFO removed
+        /// (gamepad-unplug), the rig's MQTT client stopped (broker-stop); re-creating a device failed.
+        public var serialUnplugs = 0
+        public var gamepadUnplugs = 0
+        public var brokerStops = 0
+        public var replugFailures = 0
     }
 
     public let rover: RoverSimulation
@@ -47,7 +58,8 @@ public final class SimulatorRunner: Sendable {
 
     private final class Devices: @unchecked Sendable {
         // Owned by the runner thread once it starts (the init only creates them).
-        let pty: PtyDevice
+        /// nil while a serial-unplug fault has the adapter out.
+        var pty: PtyDevice?
         let fifo: FifoWriter?
         var gamepad: SimulatedGamepad
         init(pty: PtyDevice, fifo: FifoWriter?, gamepad: SimulatedGamepad) {
@@ -57,17 +69,35 @@ public final class SimulatorRunner: Sendable {
         }
     }
     private let devices: Devices
+    /// Stops and restarts the rig's MQTT client for broker-stop off the runner thread (a stop joins
+    /// libmosquitto's loop, which would stall the rover's frames); serial, so the order holds.
+    private let mqttControl = DispatchQueue(label: "robotd-sim-mqtt-control")
 
     public init(options: Options) throws {
+        let kinds = Set(options.faults.map(\.kind))
+        if kinds.contains(.serialUnplug) && options.roverLinkPath == nil {
+            throw SimulatorError("the serial-unplug fault needs a rover link path: the device comes back there")
+        }
+        if !kinds.isDisjoint(with: [.gamepadUnplug, .estopHold]) && options.gamepadFIFO == nil {
+            throw SimulatorError("the gamepad-unplug and estop-hold faults need the gamepad FIFO")
+        }
+        if kinds.contains(.brokerStop) && options.broker == nil {
+            throw SimulatorError("the broker-stop fault needs the rig (a broker)")
+        }
         self.options = options
-        rover = RoverSimulation(config: options.rover)
+        var roverConfig = options.rover
+        roverConfig.faults += options.faults
+        rover = RoverSimulation(config: roverConfig)
         let pty = try PtyDevice(linkPath: options.roverLinkPath)
         roverDevicePath = options.roverLinkPath ?? pty.slavePath
         let fifo = try options.gamepadFIFO.map { try FifoWriter(path: $0) }
         gamepadPath = options.gamepadFIFO
-        devices = Devices(pty: pty, fifo: fifo, gamepad: try SimulatedGamepad(script: options.gamepadScript))
+        devices = Devices(pty: pty, fifo: fifo,
+                          gamepad: try SimulatedGamepad(script: options.gamepadScript, faults: options.faults))
         if let broker = options.broker {
-            let rig = RigSimulation(config: options.rig)
+            var rigConfig = options.rig
+            rigConfig.faults += options.faults.filter { $0.kind == .brokerStop }
+            let rig = RigSimulation(config: rigConfig)
             self.rig = rig
             let client = try MQTTClient(options: MQTTOptions(host: broker.host, port: broker.port, clientID: "robotd-sim-rig-\(getpid())",
                                                                 reconnectMaxSeconds: options.rigReconnectMaxSeconds)) { message in
@@ -90,6 +120,7 @@ public final class SimulatorRunner: Sendable {
 
     public func stop() {
         worker.stop()
+        mqttControl.sync {}  // a broker-stop restart queued last must not outlive this stop
         mqtt?.stop()
     }
 
@@ -104,6 +135,8 @@ public final class SimulatorRunner: Sendable {
         var next = origin
         var local = Counters()
         var lastGamepadReport: Int64 = -1_000_000_000
+        var nextReplugAttempt: Int64 = 0
+        var brokerStopped = false
         while !stop.isSet {
             next += options.tick
             rt_sleep_until(next)
@@ -114,16 +147,25 @@ public final class SimulatorRunner: Sendable {
                 next = now  // resume from now: physics catches up in one advance, no burst of ticks
             }
             let elapsed = now - origin
+            plugSerial(at: elapsed, counters: &local, nextAttempt: &nextReplugAttempt)
             // Host → device first, so a command written before this instant acts in this step.
-            while case let n = devices.pty.read(into: input), n > 0 {
-                rover.receive(UnsafeRawBufferPointer(rebasing: input[0..<n]))
+            if let pty = devices.pty {
+                while case let n = pty.read(into: input), n > 0 {
+                    rover.receive(UnsafeRawBufferPointer(rebasing: input[0..<n]))
+                }
             }
-            let attached = devices.pty.hostAttached
+            let pty = devices.pty
+            let attached = pty?.hostAttached ?? false
             rover.advance(to: elapsed) { bytes, _ in
-                let sent = attached ? devices.pty.write(bytes) : 0
+                let sent = attached ? pty?.write(bytes) ?? 0 : 0
                 local.roverBytesUnheard += bytes.count - sent
             }
-            if let fifo = devices.fifo {
+            if let fifo = devices.fifo, devices.gamepad.isUnplugged(at: elapsed) {
+                if !fifo.isUnplugged { fifo.unplug(); local.gamepadUnplugs += 1 }
+                _ = devices.gamepad.advance(to: elapsed)  // what falls due now is lost
+            } else if let fifo = devices.fifo, fifo.isUnplugged, elapsed >= nextReplugAttempt {
+                do { try fifo.plug() } catch { local.replugFailures += 1; nextReplugAttempt = elapsed + 100_000_000 }
+            } else if let fifo = devices.fifo, !fifo.isUnplugged {
                 var bytes = devices.gamepad.advance(to: elapsed)
                 // An empty report every 200 ms, as wireless gamepads send: the reader can tell a
                 // live device from one whose writer has gone (e-stop device supervision).
@@ -137,6 +179,14 @@ public final class SimulatorRunner: Sendable {
                 fifo.write(bytes)
                 local.gamepadBytesDropped = fifo.bytesDropped
             }
+            if let mqtt {
+                let stopped = options.faults.contains { $0.kind == .brokerStop && $0.isActive(at: elapsed) }
+                if stopped != brokerStopped {
+                    brokerStopped = stopped
+                    if stopped { local.brokerStops += 1 }
+                    mqttControl.async { if stopped { mqtt.stop() } else { try? mqtt.start() } }
+                }
+            }
             if let rig, let mqtt {
                 rig.advance(to: elapsed) { topic, payload, retain, _ in
                     do { try mqtt.publish(topic: topic, payload: payload, qos: 0, retain: retain) } catch { local.rigPublishFailures += 1 }
@@ -145,5 +195,20 @@ public final class SimulatorRunner: Sendable {
             if local.ticks % 100 == 0 { counters.withLock { [local] in $0 = local } }
         }
         counters.withLock { [local] in $0 = local }
+    }
+
+    /// serial-unplug: the adapter's pty goes (robotd's reader sees EOF/EIO, the link path
+    /// disappears) and a new one comes back behind the same path, as a replugged USB adapter.
+    private func plugSerial(at elapsed: Int64, counters local: inout Counters, nextAttempt: inout Int64) {
+        let unplugged = options.faults.contains { $0.kind == .serialUnplug && $0.isActive(at: elapsed) }
+        if unplugged, devices.pty != nil {
+            devices.pty = nil
+            local.serialUnplugs += 1
+        } else if !unplugged, devices.pty == nil, elapsed >= nextAttempt {
+            do { devices.pty = try PtyDevice(linkPath: options.roverLinkPath) } catch {
+                local.replugFailures += 1
+                nextAttempt = elapsed + 100_000_000
+            }
+        }
     }
 }
