@@ -54,9 +54,16 @@ struct Demo: ParsableCommand {
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         if let priority, !(0...99).contains(priority) { throw ValidationError("--priority must be 0…99") }
         if let r = workspaceRadius, !(r > 0) { throw ValidationError("--workspace-radius must be positive") }
-        if rover != nil && (world.estopAt != nil || world.resetAt != nil) {
-            throw ValidationError("--estop-at/--reset-at script the simulator's gamepad; with --rover there is no simulator")
+        if rover != nil && (world.estopAt != nil || !world.resetAt.isEmpty || !world.simulatorFaults.isEmpty) {
+            throw ValidationError("--estop-at/--reset-at/--fault script the simulator; with --rover there is no simulator")
         }
+        if rig.world == .rover, let f = world.simulatorFaults.first(where: { $0.kind == .brokerStop }) {
+            throw ValidationError("--fault \(f.kind.rawValue) is a fault of the IoT rig: use it with --world iot-rig")
+        }
+        if rig.world == .iotRig, let f = world.faults.first(where: { if case .simulator(let s) = $0 { s.kind != .brokerStop } else { true } }) {
+            throw ValidationError("--fault \(f) is a rover fault; the iot-rig world takes broker-stop")
+        }
+        if world.policyFaults.count > 1 { throw ValidationError("one policy-hang or policy-spin fault per run") }
         if rover != nil && gamepad == nil && !noEstopDevice {
             throw ValidationError("--rover needs an e-stop device (--gamepad DEVICE); to run without one, say so with --no-estop-device")
         }
@@ -66,7 +73,7 @@ struct Demo: ParsableCommand {
     }
 
     func run() throws {
-        if rig.world == .iotRig { return try rig.run(seconds: seconds, priority: priority, cpu: cpu) }
+        if rig.world == .iotRig { return try rig.run(seconds: seconds, priority: priority, cpu: cpu, faults: world.simulatorFaults) }
         var runner: SimulatorRunner?
         var directory: String?
         if rover == nil {
@@ -86,6 +93,12 @@ struct Demo: ParsableCommand {
         options.gamepad = gamepad ?? runner?.gamepadPath
         // On hardware a restart never moves anything by itself; the simulator demo starts released.
         options.runtime.startLatched = rover != nil
+        if let policy = world.policyFaults.first {
+            // robotd's own test hook (not the simulator's): the drive handler blocks or spins.
+            let kind: PolicyFaultHook.Kind = policy.kind == "policy-spin" ? .spin : .hang
+            options.runtime.policyFault = PolicyFaultHook(kind: kind, after: .nanoseconds(Int64(policy.at * 1e9)))
+            stderrLine("TEST HOOK: the drive handler will \(kind == .spin ? "busy-loop" : "block") from \(policy.at) s (--fault \(policy.kind))")
+        }
         if noEstopDevice {
             options.runtime.estopDeviceLostCategory = nil
             stderrLine("WARNING: no e-stop device: robotd has no software e-stop in this run (--no-estop-device)")

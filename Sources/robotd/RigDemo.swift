@@ -50,7 +50,7 @@ struct RigDemoOptions: ParsableArguments {
          .init(channel: ChannelID(index: 1), name: "fan", topic: "\(prefix)/fan/set", safeValue: .continuous(0), qos: 0)]
     }
 
-    func run(seconds: Double, priority: Int?, cpu: Int?) throws {
+    func run(seconds: Double, priority: Int?, cpu: Int?, faults: [SimulatorFault] = []) throws {
         guard MosquittoBroker.isInstalled else { throw ValidationError("--world iot-rig needs mosquitto (/usr/sbin/mosquitto)") }
         let broker = try MosquittoBroker()
         try broker.start()
@@ -61,6 +61,7 @@ struct RigDemoOptions: ParsableArguments {
         simOptions.broker = ("127.0.0.1", broker.port)
         simOptions.rig.sampleHz = 2
         simOptions.rigReconnectMaxSeconds = 2
+        simOptions.faults = faults
         let sim = try SimulatorRunner(options: simOptions)
         try sim.start()
         defer { sim.stop() }

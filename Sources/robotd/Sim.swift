@@ -40,8 +40,8 @@ struct WorldOptions: ParsableArguments {
     @Option(help: "Press the gamepad's e-stop key (BTN_EAST) this many seconds after the start.")
     var estopAt: Double?
 
-    @Option(help: "Press the reset key (BTN_START) this many seconds after the start.")
-    var resetAt: Double?
+    @Option(help: "Press and release the reset key (BTN_START) this many seconds after the start (repeatable).")
+    var resetAt: [Double] = []
 
     @Option(name: .customLong("fault"), parsing: .singleValue,
             help: ArgumentHelp("Inject a fault KIND@SECONDS[+DURATION] (repeatable; no duration: to the end). Kinds: \(WorldFault.validKinds).",
@@ -59,7 +59,7 @@ struct WorldOptions: ParsableArguments {
 
     func validate() throws {
         if let e = estopAt, e < 0 { throw ValidationError("--estop-at must be ≥ 0") }
-        if let r = resetAt, r < 0 { throw ValidationError("--reset-at must be ≥ 0") }
+        if resetAt.contains(where: { !($0 >= 0) }) { throw ValidationError("--reset-at must be ≥ 0") }
     }
 
     func simulatorOptions(directory: String, broker: (host: String, port: Int)?) -> SimulatorRunner.Options {
@@ -73,7 +73,7 @@ struct WorldOptions: ParsableArguments {
             let t = Int64(e * 1e9)
             script += [.init(at: t, [.press("BTN_EAST")]), .init(at: t + 100_000_000, [.release("BTN_EAST")])]
         }
-        if let r = resetAt {
+        for r in resetAt {
             let t = Int64(r * 1e9)
             script += [.init(at: t, [.press("BTN_START")]), .init(at: t + 100_000_000, [.release("BTN_START")])]
         }

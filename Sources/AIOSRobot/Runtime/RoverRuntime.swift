@@ -37,6 +37,7 @@ public final class RoverRuntime: Sendable {
         /// The range sensor's maximum: "no echo" means nothing closer than this (m).
         public var rangeMaximum = 4.0
         public var encoderMaxAge: Duration = .milliseconds(200)
+        public var imuMaxAge: Duration = .milliseconds(100)
         /// No frame at all from the motor controller (sensor frames, heartbeats) for this long is
         /// a lost link, as an EOF is.
         public var controllerTimeout: Duration = .milliseconds(300)
@@ -58,7 +59,9 @@ public final class RoverRuntime: Sendable {
         public init() {}
 
         public var guardConfiguration: GuardConfiguration {
-            var sensors = [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one), validRange: 0...rangeMaximum)]
+            var sensors = [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one), validRange: 0...rangeMaximum),
+                           // The drive policy does not use the IMU: its silence is a warning, audited and published.
+                           RequiredSensor(name: "imu", maxAge: imuMaxAge, reaction: .warn)]
             if workspace != nil {
                 sensors.append(RequiredSensor(name: "wheel-encoders", maxAge: encoderMaxAge, reaction: .stop(.one)))
             }
@@ -208,7 +211,13 @@ public final class RoverRuntime: Sendable {
                 c.status.workspaceHold = c.guardian.isHolding
             }
         }
-        sensors = FrameSensorInput(sources: .init(wheelEncoders: encoders, range: range), expectedIMUHz: configuration.expectedIMUHz)
+        let imuID = guardian.sensor(named: "imu")
+        let imu = scheduler.addSource("imu", queue: QueueSpec(capacity: 8, overflow: .keepLatestPerKey),
+                                      subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(20))) { event in
+            guard let imuID else { return }
+            shared.withLock { $0.guardian.noteSensor(imuID, at: event.release) }
+        }
+        sensors = FrameSensorInput(sources: .init(imu: imu, wheelEncoders: encoders, range: range), expectedIMUHz: configuration.expectedIMUHz)
 
         // The e-stop's event only makes the guard look at once; the level and the sticky press
         // count it reads are set by the input thread and read again on every guard tick.
