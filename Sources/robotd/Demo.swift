@@ -118,33 +118,41 @@ struct Demo: ParsableCommand {
         defer { stopped.cancel() }
 
         let begin = Date()
-        var history = SafetyHistory(origin: daemon.scheduler.origin)
+        var history = SafetyHistory(origin: daemon.scheduler.origin, sensorNames: daemon.runtime.sensorNames)
+        var last = daemon.runtime.status
         while Date().timeIntervalSince(begin) < seconds && daemon.actuators.state(of: "rover-motors") != .finalized {
             usleep(UInt32(min(1.0, max(0.01, seconds - Date().timeIntervalSince(begin))) * 1e6))
             history.note(daemon.runtime.audit.drain())
-            stdoutLine(statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin)))
+            stdoutLine(statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), last: &last))
         }
         options.runtime.policyFault?.release()  // a stuck test-hook handler must return before the dispatch thread is joined
         daemon.stop(reason: "demo finished")
         history.note(daemon.runtime.audit.drain())
-        var summary: JSONLine = statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), kind: "summary")
+        var summary: JSONLine = statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), kind: "summary", last: &last)
         summary.addRaw("latches", json: history.latchesJSON)
         summary.addRaw("refused_resets", json: history.refusalsJSON)
+        summary.addRaw("warnings", json: history.warningsJSON)
         summary.add("estop_device", !noEstopDevice)
         stdoutLine(summary.text)
     }
 
-    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double) -> String {
-        let line: JSONLine = statusLine(daemon, runner, elapsed: elapsed, kind: "status")
+    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, last: inout RoverRuntime.Status) -> String {
+        let line: JSONLine = statusLine(daemon, runner, elapsed: elapsed, kind: "status", last: &last)
         return line.text
     }
 
-    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, kind: String) -> JSONLine {
-        let status = daemon.runtime.status
+    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, kind: String,
+                            last: inout RoverRuntime.Status) -> JSONLine {
+        // Never wait on the control lock: a stuck handler may hold it (the supervisor's case);
+        // then the last status read is shown, marked busy.
+        let current = daemon.runtime.statusIfAvailable
+        if let current { last = current }
+        let status = last
         let snapshot = daemon.scheduler.snapshot()
         var j = JSONLine()
         j.add("kind", kind)
         j.add("t_s", (elapsed * 10).rounded() / 10)
+        j.add("control_lock_busy", current == nil)
         j.add("range_m", status.range)
         j.add("command_left", status.command.left)
         j.add("command_right", status.command.right)
@@ -183,10 +191,15 @@ struct Demo: ParsableCommand {
 /// (drained once a second), for the demo's summary.
 struct SafetyHistory {
     let origin: Instant
+    let sensorNames: [String]
     private(set) var latches: [(at: Double, cause: String, category: Int)] = []
     private(set) var refusals: [(at: Double, causes: String)] = []
+    private(set) var warnings: [(at: Double, fault: String)] = []
 
-    init(origin: Instant) { self.origin = origin }
+    init(origin: Instant, sensorNames: [String]) {
+        self.origin = origin
+        self.sensorNames = sensorNames
+    }
 
     mutating func note(_ records: [AuditRecord]) {
         for r in records {
@@ -194,6 +207,10 @@ struct SafetyHistory {
             switch r.kind {
             case .latched: latches.append((at, r.fault?.description ?? "?", r.category?.rawValue ?? -1))
             case .resetRefused: refusals.append((at, r.causes.description))
+            case .warn:
+                let sensor = (r.fault == .staleSensor || r.fault == .silentSensor) && sensorNames.indices.contains(r.channel)
+                    ? " (\(sensorNames[r.channel]))" : ""
+                warnings.append((at, (r.fault?.description ?? "?") + sensor))
             default: break
             }
         }
@@ -205,6 +222,17 @@ struct SafetyHistory {
             j.add("t_s", l.at)
             j.add("cause", l.cause)
             j.add("category", l.category)
+            return j.text
+        }.joined(separator: ",") + "]"
+    }
+
+    /// Warnings, at most one per fault kind and second (a flapping one stays readable).
+    var warningsJSON: String {
+        var seen = Set<String>()
+        return "[" + warnings.filter { seen.insert("\($0.fault)@\(Int($0.at))").inserted }.map { w in
+            var j = JSONLine()
+            j.add("t_s", w.at)
+            j.add("fault", w.fault)
             return j.text
         }.joined(separator: ",") + "]"
     }

@@ -40,7 +40,7 @@ public final class RoverRuntime: Sendable {
         public var imuMaxAge: Duration = .milliseconds(100)
         /// No frame at all from the motor controller (sensor frames, heartbeats) for this long is
         /// a lost link, as an EOF is.
-        public var controllerTimeout: Duration = .milliseconds(300)
+        public var controllerTimeout: Duration = .milliseconds(150)
         /// A required sensor silent this long after start is a stop; before, motion is held.
         public var startupTimeout: Duration = .seconds(2)
         /// Commanded versus measured wheel speed (from the encoders); nil: not monitored.
@@ -62,9 +62,10 @@ public final class RoverRuntime: Sendable {
             var sensors = [RequiredSensor(name: "range", maxAge: rangeMaxAge, reaction: .stop(.one), validRange: 0...rangeMaximum),
                            // The drive policy does not use the IMU: its silence is a warning, audited and published.
                            RequiredSensor(name: "imu", maxAge: imuMaxAge, reaction: .warn)]
-            if workspace != nil {
-                sensors.append(RequiredSensor(name: "wheel-encoders", maxAge: encoderMaxAge, reaction: .stop(.one)))
-            }
+            // With a workspace the encoders feed the pose it is checked on: required. Without, their
+            // silence blinds only the runaway monitor: a warning.
+            sensors.append(RequiredSensor(name: "wheel-encoders", maxAge: encoderMaxAge,
+                                          reaction: workspace != nil ? .stop(.one) : .warn))
             var reactions: [FaultKind: Reaction] = [.emergencyStopInput: .stop(estopCategory)]
             if let lost = estopDeviceLostCategory { reactions[.estopDeviceLost] = .stop(lost) }
             var configuration = GuardConfiguration(
@@ -147,6 +148,8 @@ public final class RoverRuntime: Sendable {
     public let gamepad: GamepadInput
     public let actuators: ActuatorSet
     public let audit: AuditLog
+    /// The guard's required sensors by index (audit records name a sensor by its index).
+    public let sensorNames: [String]
     /// The e-stop key's level and press count (set by the input thread) and its device's state.
     public let estop = EStopSignal()
     /// The rover link as the serial reader sees it (false after EOF/EIO until reconnected).
@@ -173,6 +176,7 @@ public final class RoverRuntime: Sendable {
             throw ActuatorError(.unknownChannel, backend: "actuator set", detail: "not bound to this runtime's guard")
         }
         self.actuators = actuators
+        sensorNames = guardian.configuration.sensors.map(\.name)
         audit = guardian.audit
         let start = configuration.initialPose
         let shared = SharedState(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy),
@@ -275,8 +279,9 @@ public final class RoverRuntime: Sendable {
         let clock = scheduler.clock
         scheduler.addPeriodic("drive", PeriodicSpec(period: configuration.drivePeriod, priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
-            policyFault?.strike(at: event.release)
             shared.withLock { c in
+                // The test hook strikes inside the control lock, as a real stuck policy would.
+                policyFault?.strike(at: event.release)
                 // Unknown (silent, stale or faulty) is NaN, never +∞: the policy treats it as blocked.
                 let range = rangeID.flatMap { c.guardian.freshValue(of: $0, now: event.release) } ?? .nan
                 c.status.range = range
@@ -407,6 +412,9 @@ public final class RoverRuntime: Sendable {
     }
 
     public var status: Status { shared.withLock { $0.status } }
+    /// The status if the control lock is free now, else nil (a handler holds it — perhaps stuck):
+    /// for monitors that must never wait on the control path.
+    public var statusIfAvailable: Status? { shared.withLockIfAvailable { $0.status } }
     public var isLatched: Bool { shared.withLock { $0.guardian.latch.isLatched } }
 }
 
