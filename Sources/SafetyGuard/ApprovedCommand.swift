@@ -20,10 +20,10 @@ public struct ApprovedCommand: Sendable, Equatable {
     public let epoch: UInt64
 
     /// The guard's approval of `command`, with the (possibly clamped) value it approved.
-    init(approving command: Command, value: CommandValue, at instant: Instant, seal: GuardSeal, epoch: UInt64) {
+    init(approving command: Command, value: CommandValue, at instant: Instant, guardID: UInt, epoch: UInt64) {
         self.init(channel: command.channel, value: value, origin: command.origin, sourceTag: command.sourceTag,
                   issuedAt: command.issuedAt, validUntil: command.validUntil, approvedAt: instant,
-                  guardID: seal.id, epoch: epoch)
+                  guardID: guardID, epoch: epoch)
     }
 
     init(channel: ChannelID, value: CommandValue, origin: CommandOrigin, sourceTag: UInt32,

@@ -14,7 +14,7 @@ public final class GuardSeal: Sendable {
     init() {}
 
     /// Unique among live seals (the object's address); the actuator set keeps its seal alive.
-    public var id: UInt { UInt(bitPattern: ObjectIdentifier(self).hashValue) }
+    public var id: UInt { UInt(bitPattern: ObjectIdentifier(self)) }
 
     /// Latches and resets so far. Written by the guard's thread, read by writer threads.
     public var epoch: UInt64 { latches.load(ordering: .acquiring) }

@@ -10,7 +10,9 @@ public struct SafetyGuard: Sendable {
     public let configuration: GuardConfiguration
     public let audit: AuditLog
     /// This guard's identity and latch epoch: bind the actuator set to it (`ActuatorSet(seal:)`).
-    public let seal = GuardSeal()
+    public let seal: GuardSeal
+    /// `seal.id`, kept so that approving touches no object.
+    let sealID: UInt
     /// Latches and resets so far (mirrors `seal.epoch`; stamped on every approval).
     public internal(set) var epoch: UInt64 = 0
 
@@ -69,6 +71,9 @@ public struct SafetyGuard: Sendable {
     public init(configuration: GuardConfiguration) throws {
         try configuration.validate()
         self.configuration = configuration
+        let seal = GuardSeal()
+        self.seal = seal
+        sealID = seal.id
         audit = AuditLog(capacity: configuration.auditCapacity, filler: .filler)
         channels = configuration.channels.map { c in
             var capacity = 0
@@ -148,10 +153,13 @@ public struct SafetyGuard: Sendable {
         if channels[index].needsFresh, let reset = lastResetAt, command.issuedAt < reset {
             return reject(command, .notFresh, now: now)
         }
-        let config = configuration.channels[index]
-        if channels[index].interlocked || interlockWithheld(index) { return reject(command, .interlocked, now: now) }
+        // Fields, not a copy of the channel's configuration: copying it retains its strings and tables.
+        let isMotion = configuration.channels[index].isMotion
+        if channels[index].interlocked || (!interlockChannels.isEmpty && interlockWithheld(index)) {
+            return reject(command, .interlocked, now: now)
+        }
         var towardWorkspace = false
-        if config.isMotion {
+        if isMotion {
             // In the recovery hold (or a workspace hold), motion that brings the robot back passes.
             let workspaceOnly = holdMask == 1 << UInt32(FaultKind.workspace.rawValue)
             if inRecovery || workspaceOnly {
@@ -168,7 +176,7 @@ public struct SafetyGuard: Sendable {
         case (.continuous(let limits), .continuous(let requested)):
             guard requested.isFinite else { return reject(command, .notFinite, now: now) }
             let elapsed = channels[index].lastApprovedAt.map { Double(now.nanoseconds(since: $0)) / 1e9 } ?? .infinity
-            let dt = min(elapsed, config.maxStepInterval)
+            let dt = min(elapsed, configuration.channels[index].maxStepInterval)
             let out = Limiter.limit(requested, limits: limits, state: channels[index].limiter, dt: dt)
             channels[index].limiter = out.state
             let approved = approve(command, value: .continuous(out.value), now: now)
@@ -198,7 +206,7 @@ public struct SafetyGuard: Sendable {
         channels[command.channel.index].watchdogTripped = false
         channels[command.channel.index].ramping = false
         channels[command.channel.index].needsFresh = false
-        return ApprovedCommand(approving: command, value: value, at: now, seal: seal, epoch: epoch)
+        return ApprovedCommand(approving: command, value: value, at: now, guardID: sealID, epoch: epoch)
     }
 
     func reject(_ command: Command, _ reason: RejectReason, now: Instant) -> Verdict {
@@ -331,7 +339,7 @@ public struct SafetyGuard: Sendable {
         channels[i].lastApprovedAt = now
         emit(ApprovedCommand(channel: ChannelID(index: i), value: value, origin: .safetyGuard, sourceTag: 0,
                              issuedAt: now, validUntil: now + configuration.guardCommandValidity, approvedAt: now,
-                             deenergize: deenergize, guardID: seal.id, epoch: epoch))
+                             deenergize: deenergize, guardID: sealID, epoch: epoch))
     }
 }
 
