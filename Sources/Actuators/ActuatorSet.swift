@@ -137,6 +137,9 @@ public final class ActuatorSet: Sendable {
     public let failures = Atomic<UInt64>(0)
     public let heartbeats = Atomic<UInt64>(0)
     public let emergencyStops = Atomic<UInt64>(0)
+    /// Commands written while an emergency stop or a latch overtook them: each was followed at once
+    /// by its channel's safe value.
+    public let overtaken = Atomic<UInt64>(0)
     /// Seal refusals per kind.
     public let foreignGuardRefusals = Atomic<UInt64>(0)
     public let beforeLatchRefusals = Atomic<UInt64>(0)
@@ -242,7 +245,7 @@ public final class ActuatorSet: Sendable {
     /// Returns true when every back end's safe state went out now. Never logs, never throws.
     @discardableResult
     public func emergencySafeState() -> Bool {
-        emergencyStops.add(1, ordering: .relaxed)
+        emergencyStops.add(1, ordering: .acquiringAndReleasing)  // before any safe frame: a writer mid-write sees it
         var all = true
         var i = 0
         while i < lanes.count {
@@ -385,6 +388,9 @@ public final class ActuatorSet: Sendable {
             }
         }
         let now = clock.now()
+        // Read before the checks: if the supervisor's emergency stop (or a latch) lands between
+        // these checks and the device write, the write below must not be the last word.
+        let stopsBefore = emergencyStops.load(ordering: .acquiring)
         if let refusal = seal.admit(command, now: now) {
             switch refusal {
             case .foreignGuard: foreignGuardRefusals.add(1, ordering: .relaxed)
@@ -406,6 +412,15 @@ public final class ActuatorSet: Sendable {
             guard lane.backend.isConnected else { throw ActuatorError(.disconnected, backend: lane.name) }
             try lane.backend.write(command, token: DeviceWriteToken())
             written.add(1, ordering: .relaxed)
+            if emergencyStops.load(ordering: .acquiring) != stopsBefore || seal.epoch != command.epoch {
+                // Overtaken: an emergency stop or a latch came while this command was on its way
+                // out. Follow it with the channel's safe value, so an energised frame is never last.
+                overtaken.add(1, ordering: .relaxed)
+                try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken())
+                if command.channel.index >= 0 && command.channel.index < 64 {
+                    safeStateNotices.bitwiseOr(1 << UInt64(command.channel.index), ordering: .releasing)
+                }
+            }
             return .written
         } catch {
             let reported = fail(lane, error)

@@ -20,9 +20,9 @@ public struct ApprovedCommand: Sendable, Equatable {
     public let epoch: UInt64
 
     /// The guard's approval of `command`, with the (possibly clamped) value it approved.
-    init(approving command: Command, value: CommandValue, at instant: Instant, guardID: UInt, epoch: UInt64) {
+    init(approving command: Command, value: CommandValue, at instant: Instant, validUntil: Instant, guardID: UInt, epoch: UInt64) {
         self.init(channel: command.channel, value: value, origin: command.origin, sourceTag: command.sourceTag,
-                  issuedAt: command.issuedAt, validUntil: command.validUntil, approvedAt: instant,
+                  issuedAt: command.issuedAt, validUntil: validUntil, approvedAt: instant,
                   guardID: guardID, epoch: epoch)
     }
 

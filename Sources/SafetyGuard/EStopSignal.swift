@@ -8,14 +8,28 @@ public final class EStopSignal: Sendable {
     private let held = Atomic<Bool>(false)
     private let pressCount = Atomic<UInt64>(0)
     private let lost = Atomic<Bool>(false)
+    private let released = Atomic<Int64>(0)
+    private let lastFrame = Atomic<Int64>(0)
 
     public init() {}
 
-    /// The e-stop key went down (`true`) or up. Input thread.
-    public func set(pressed: Bool) {
-        if pressed { pressCount.add(1, ordering: .releasing) }
+    /// The e-stop key went down (`true`) or up, at `arrival` (ns, the scheduler's clock). Input thread.
+    public func set(pressed: Bool, at arrival: Int64) {
+        if pressed {
+            pressCount.add(1, ordering: .releasing)
+        } else {
+            released.store(arrival, ordering: .releasing)
+        }
         held.store(pressed, ordering: .releasing)
     }
+
+    /// A complete input frame arrived from the e-stop device (a sign of life, keep-alives included).
+    public func noteFrame(at arrival: Int64) { lastFrame.store(arrival, ordering: .releasing) }
+
+    /// Arrival of the last release (0: none yet).
+    public var releasedAt: Int64 { released.load(ordering: .acquiring) }
+    /// Arrival of the last complete frame (0: none yet).
+    public var lastFrameAt: Int64 { lastFrame.load(ordering: .acquiring) }
 
     /// The e-stop device's reader ended (EOF, ENODEV, the FIFO writer gone) or came back.
     public func setDeviceLost(_ isLost: Bool) {

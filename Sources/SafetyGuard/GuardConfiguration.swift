@@ -227,6 +227,12 @@ public struct GuardConfiguration: Sendable, Equatable {
     /// deliberate reset.
     public var startLatched = false
     public var interlocks: [ValueInterlock] = []
+    /// An approval is valid at most this long after it was made (and never past the command's own
+    /// `validUntil`).
+    public var maxApprovalValidity: Duration = .seconds(1)
+    /// Commands are refused (`guard-not-ticking`) unless `tick` ran within this: a starved guard
+    /// task must not leave watchdogs, levels and ramps frozen while commands still pass. nil: off.
+    public var maxTickAge: Duration?
 
     public static let defaultReactions: [FaultKind: Reaction] = [
         .emergencyStopInput: .stop(.one),
@@ -315,6 +321,8 @@ public struct GuardConfiguration: Sendable, Equatable {
             throw GuardConfigurationError("the reaction to \(kind) must be a category 0 stop")
         }
         if !(startupTimeout > .zero) { throw GuardConfigurationError("startupTimeout must be positive") }
+        if !(maxApprovalValidity > .zero) { throw GuardConfigurationError("maxApprovalValidity must be positive") }
+        if let age = maxTickAge, !(age > .zero) { throw GuardConfigurationError("maxTickAge must be positive") }
         for interlock in interlocks {
             guard sensors.contains(where: { $0.name == interlock.sensor }) else {
                 throw GuardConfigurationError("interlock on \(interlock.sensor): not a required sensor")

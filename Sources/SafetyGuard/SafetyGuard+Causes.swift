@@ -108,17 +108,20 @@ extension SafetyGuard {
     /// What the e-stop input thread left for the guard: whether the button is held now, and how
     /// many presses it has seen (a sticky counter: a press and release between two ticks still
     /// latches). Call every guard tick, before `tick`.
-    public mutating func observeEStop(asserted: Bool, presses: UInt64, at instant: Instant, emit: (ApprovedCommand) -> Void) {
+    /// `releasedAt`: when the input thread saw the e-stop's last release (its arrival), so that
+    /// "the reset key was down when the e-stop was released" compares arrivals, not this tick's time.
+    public mutating func observeEStop(asserted: Bool, presses: UInt64, releasedAt: Instant? = nil, at instant: Instant,
+                                      emit: (ApprovedCommand) -> Void) {
         let category: StopCategory = if case .stop(let c) = reactions[FaultKind.emergencyStopInput.rawValue] { c } else { .zero }
         if presses != estopPressesSeen {
             estopPressesSeen = presses
             ensureLatched(.emergencyStopInput, category: category, at: instant, emit: emit)
             // A press seen only by its count was released again before this tick.
-            if !asserted { estopReleasedAt = instant }
+            if !asserted { estopReleasedAt = releasedAt ?? instant }
         }
         if asserted != estopAsserted {
             estopAsserted = asserted
-            if !asserted { estopReleasedAt = instant }
+            if !asserted { estopReleasedAt = releasedAt ?? instant }
             setLevel(.emergencyStopInput, asserted, reaction: .stop(category), at: instant, emit: emit)
         }
     }
@@ -358,7 +361,9 @@ extension SafetyGuard {
         let commanded = channels[i].current.continuousValue ?? 0
         let safe = config.safeValue.continuousValue ?? 0
         let stoppedTwo = if case .stopped(.two, _, _) = latch.state { true } else { false }
-        let deenergised = latch.category == .zero || latch.category == .one
+        // Power is off only once a category 0/1 stop has completed; during a category-1 ramp the
+        // wheel is still driven and is checked against the ramp's value.
+        let deenergised = if case .stopped(let c, _, _) = latch.state, c != .two { true } else { false }
         let standstill = stoppedTwo || (holdMask != 0 && config.isMotion && commanded == safe)
         var violation: FaultKind?
         if !value.isFinite {

@@ -148,6 +148,10 @@ public struct SafetyGuard: Sendable {
             return .stop(category, cause)
         }
         if command.validUntil < now { return reject(command, .stale, now: now) }
+        // The guard's own tick (watchdogs, levels, ramps) must be alive for anything to pass.
+        if let maxAge = configuration.maxTickAge, lastTick.map({ now.nanoseconds(since: $0) > maxAge.nanoseconds }) ?? true {
+            return reject(command, .guardNotTicking, now: now)
+        }
         // Cleared only when a fresh command is approved (`approve`): a fresh one that is rejected
         // further down (not finite, held, wrong kind) must not let a queued pre-reset one through.
         if channels[index].needsFresh, let reset = lastResetAt, command.issuedAt < reset {
@@ -161,8 +165,12 @@ public struct SafetyGuard: Sendable {
         var towardWorkspace = false
         if isMotion {
             // In the recovery hold (or a workspace hold), motion that brings the robot back passes.
-            let workspaceOnly = holdMask == 1 << UInt32(FaultKind.workspace.rawValue)
-            if inRecovery || workspaceOnly {
+            let workspaceBit: UInt32 = 1 << UInt32(FaultKind.workspace.rawValue)
+            let workspaceOnly = holdMask == workspaceBit
+            if holdMask & ~workspaceBit != 0 {
+                // Any other hold (a silent sensor, say) holds recovery motion too.
+                return reject(command, .holding, now: now)
+            } else if inRecovery || workspaceOnly {
                 guard movesTowardWorkspace(index, command.value) else {
                     return reject(command, inRecovery ? .awayFromWorkspace : .holding, now: now)
                 }
@@ -206,7 +214,9 @@ public struct SafetyGuard: Sendable {
         channels[command.channel.index].watchdogTripped = false
         channels[command.channel.index].ramping = false
         channels[command.channel.index].needsFresh = false
-        return ApprovedCommand(approving: command, value: value, at: now, guardID: sealID, epoch: epoch)
+        // Every approval expires, whatever the proposer asked for: none can be replayed much later.
+        let validUntil = min(command.validUntil, now + configuration.maxApprovalValidity)
+        return ApprovedCommand(approving: command, value: value, at: now, validUntil: validUntil, guardID: sealID, epoch: epoch)
     }
 
     func reject(_ command: Command, _ reason: RejectReason, now: Instant) -> Verdict {

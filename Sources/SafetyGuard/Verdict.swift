@@ -54,6 +54,8 @@ public enum RejectReason: String, Sendable, Codable {
     case interlocked
     /// In the workspace recovery hold: the command would not bring the robot back toward the workspace.
     case awayFromWorkspace = "away-from-workspace"
+    /// The guard's tick has not run recently (`maxTickAge`).
+    case guardNotTicking = "guard-not-ticking"
 }
 
 /// What can make the guard act.

@@ -27,7 +27,7 @@ public final class InputDeviceReader: Sendable {
         case ended(String)
         /// A FIFO's writer went away; the reader waits for the next one.
         case writerGone
-        /// Events flow again after `writerGone`.
+        /// A complete frame (SYN_REPORT) arrived again after `writerGone`.
         case resumed
     }
 
@@ -49,9 +49,24 @@ public final class InputDeviceReader: Sendable {
             return
         }
         let decoder = Mutex(InputEventStreamDecoder())  // touched by the reader thread; the lock orders reads of `pendingBytes`
+        let lost = LinkLoss()
         let reader = try StreamReader(path: path, onEnd: { reason in onNotice(.ended(reason), rt_monotonic_ns()) },
-                                      onLink: { up in onNotice(up ? .resumed : .writerGone, rt_monotonic_ns()) }) { bytes, arrival in
-            decoder.withLock { $0.feed(bytes) { onEvent($0, arrival) } }
+                                      onLink: { up in
+            // Back is judged on a complete frame below, not on the first byte.
+            guard !up else { return }
+            // A record cut off by the writer that left must not misalign the next writer's.
+            decoder.withLock { $0 = InputEventStreamDecoder() }
+            lost.flag.store(true, ordering: .relaxed)
+            onNotice(.writerGone, rt_monotonic_ns())
+        }) { bytes, arrival in
+            decoder.withLock {
+                $0.feed(bytes) { event in
+                    if event.type == 0 && event.code == 0 && lost.flag.exchange(false, ordering: .relaxed) {
+                        onNotice(.resumed, arrival)
+                    }
+                    onEvent(event, arrival)
+                }
+            }
         }
         onNotice(.opened("input_event stream"), rt_monotonic_ns())
         self.init(path: path, stop: { reader.stop() }, partial: { decoder.withLock { $0.pendingBytes } })
@@ -81,4 +96,9 @@ public final class InputDeviceReader: Sendable {
     public var pendingBytes: Int { partial() }
 
     public func stop() { stopReader() }
+}
+
+/// Whether a stream's writer went away and no complete frame has come since.
+private final class LinkLoss: Sendable {
+    let flag = Atomic<Bool>(false)
 }

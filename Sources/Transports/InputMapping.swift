@@ -145,6 +145,14 @@ public struct InputFrameAssembler: Sendable {
         deliver(.resync)
     }
 
+    /// The stream's writer went away mid-frame: forget what has no SYN_REPORT yet (the device is
+    /// reported lost, which stops by itself).
+    public mutating func discardPartialFrame() {
+        pendingAxes.removeAll(keepingCapacity: true)
+        pendingKeys.removeAll(keepingCapacity: true)
+        dropping = false
+    }
+
     public mutating func feed(_ event: InputEvent, deliver: (InputChange) -> Void) {
         switch (event.type, event.code) {
         case (0, 3):  // EV_SYN / SYN_DROPPED

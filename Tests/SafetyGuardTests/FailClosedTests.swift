@@ -237,4 +237,65 @@ struct FailClosedTests {
         let other = try Self.guardian()
         #expect(other.seal.admit(own, now: ms(3)) == .foreignGuard)
     }
+
+    /// Found in review: the recovery hold must not let motion through another hold.
+    @Test func when_in_recovery_and_a_sensor_holds_expect_recovery_motion_refused_too() throws {
+        let workspace = Workspace(radius: 10, warnDistance: 0.5, stopDistance: 0.5, stopCategory: .one,
+                                  kinematics: DiffDriveKinematics(leftChannel: "left", rightChannel: "right", wheelRadius: 0.1))
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100), reaction: .hold)], workspace: workspace)
+        let range = try #require(g.sensor(named: "range"))
+        g.noteSensor(range, value: 1, at: ms(0)) { _ in }
+        g.notePose(x: 10.8, y: 0, yaw: 0, at: ms(1)) { _ in }
+        for t in stride(from: 2, through: 90, by: 10) { g.tick(now: ms(Int64(t))) { _ in }; g.noteSensor(range, value: 1, at: ms(Int64(t))) { _ in } }
+        #expect(g.reset(at: ms(91)) == .releasedIntoRecovery)
+        #expect(g.check(command(Self.left, -2, at: ms(92)), now: ms(92)).approved != nil)  // toward: passes
+        g.tick(now: ms(250)) { _ in }  // the range is stale now: hold
+        #expect(g.isHolding)
+        #expect(g.check(command(Self.left, -2, at: ms(251)), now: ms(251)) == .rejected(.holding))
+    }
+
+    /// Found in review: during a category-1 ramp the wheel is still driven and must be watched.
+    @Test func when_a_wheel_speeds_up_during_a_category_1_ramp_expect_a_runaway_stop() throws {
+        var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(50)))
+        g.tick(now: ms(0)) { _ in }
+        var t: Int64 = 0
+        while g.currentValue(of: Self.left) != .continuous(5) && t < 200 {
+            t += 10
+            _ = g.check(command(Self.left, 5, at: ms(t)), now: ms(t))
+        }
+        g.trigger(.operatorRequest, category: .one, at: ms(t + 1)) { _ in }
+        guard case .stopping(.one, _, _) = g.latch.state else {
+            Issue.record("expected a running category-1 ramp, got \(g.latch.state)")
+            return
+        }
+        g.noteMeasured(Self.left, value: 8, at: ms(t + 2)) { _ in }
+        g.noteMeasured(Self.left, value: 9, at: ms(t + 60)) { _ in }
+        #expect(g.latch.category == .zero && g.present.contains(.runaway))
+    }
+
+    @Test func when_the_guard_tick_stops_expect_commands_refused() throws {
+        var configuration = GuardConfiguration(channels: [ChannelConfiguration(name: "left", limits: .continuous(Self.wheel))])
+        configuration.maxTickAge = .milliseconds(30)
+        var g = try SafetyGuard(configuration: configuration)
+        #expect(g.check(command(Self.left, 1, at: ms(1)), now: ms(1)) == .rejected(.guardNotTicking))  // never ticked
+        g.tick(now: ms(10)) { _ in }
+        #expect(g.check(command(Self.left, 1, at: ms(20)), now: ms(20)).approved != nil)
+        #expect(g.check(command(Self.left, 1, at: ms(41)), now: ms(41)) == .rejected(.guardNotTicking))
+    }
+
+    @Test func when_a_command_asks_for_a_long_validity_expect_the_approval_capped() throws {
+        var g = try Self.guardian()
+        let approved = try #require(g.check(command(Self.left, 1, at: ms(1), validFor: .seconds(3600)), now: ms(1)).approved)
+        #expect(approved.validUntil == ms(1) + g.configuration.maxApprovalValidity)
+    }
+
+    /// Found in review: the e-stop's release is compared by its arrival, not by the (late) tick.
+    @Test func when_the_reset_key_went_down_before_the_estops_release_arrived_expect_refused_even_if_the_tick_ran_late() throws {
+        var g = try Self.guardian()
+        g.observeEStop(asserted: true, presses: 1, at: ms(100)) { _ in }
+        #expect(g.resetKey(down: true, at: ms(495)) == nil)  // down at 495 ms
+        // The release arrived at 500 ms; the tick that sees it is released at 490 ms (ran late).
+        g.observeEStop(asserted: false, presses: 1, releasedAt: ms(500), at: ms(490)) { _ in }
+        #expect(g.resetKey(down: false, at: ms(600)) == .resetKeyHeldThrough)
+    }
 }

@@ -65,7 +65,14 @@ public final class GamepadInput: Sendable {
 
     /// One event from libevdev (a real device) or the stream decoder.
     public func feed(event: InputEvent, arrival: Int64) {
+        if event.type == 0 && event.code == 0 { estop?.noteFrame(at: arrival) }  // SYN_REPORT: the device is alive
         state.assembler.feed(event) { change in post(change, release: Instant(nanoseconds: arrival)) }
+    }
+
+    /// The stream's writer went away: drop its unfinished frame (reader thread).
+    public func writerGone() {
+        state.decoder = InputEventStreamDecoder()
+        state.assembler.discardPartialFrame()
     }
 
     /// libevdev resynchronised a real device after SYN_DROPPED.
@@ -85,7 +92,7 @@ public final class GamepadInput: Sendable {
             case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
             }
             if action == .emergencyStop {
-                estop?.set(pressed: pressed)  // first: the flag holds even if the event below is refused
+                estop?.set(pressed: pressed, at: release.nanoseconds)  // first: the flag holds even if the event below is refused
                 if let source = sources.emergencyStop,
                    !source.post(.signal(code: code, value: pressed ? 1 : 0), release: release).wasAccepted {
                     refused.add(1, ordering: .relaxed)
@@ -93,6 +100,11 @@ public final class GamepadInput: Sendable {
             }
             result = sources.buttons.post(.signal(code: code, value: pressed ? 1 : 0), release: release)
         case .resync:
+            // Events were lost: an e-stop press among them cannot be ruled out, so it counts as one
+            // (the guard latches; a reset is needed). libevdev's resync then reports the key's
+            // real state; a stream has none to give.
+            estop?.set(pressed: true, at: release.nanoseconds)
+            estop?.set(pressed: false, at: release.nanoseconds)
             result = sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: release)
         }
         if !result.wasAccepted { refused.add(1, ordering: .relaxed) }

@@ -1,4 +1,5 @@
 import Actuators
+import Glibc
 import CRealtime
 import Logging
 import RTScheduler
@@ -50,11 +51,18 @@ public final class RoverDaemon: Sendable {
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
         let writers = ActuatorSet.WriterOptions(fifoPriority: options.realtime.fifoPriority.map { max(1, $0 - 1) })
         let clock = scheduler.clock
-        let runtime = try RoverRuntime(configuration: options.runtime, scheduler: scheduler) { seal in
+        var configuration = options.runtime
+        // An e-stop device behind a stream (a FIFO) has no unplug event: it must show keep-alive
+        // frames; an evdev device reports its own removal (ENODEV).
+        if let gamepad = options.gamepad, configuration.estopLiveness == nil, !Self.isCharacterDevice(gamepad) {
+            configuration.estopLiveness = .seconds(1)
+        }
+        let runtime = try RoverRuntime(configuration: configuration, scheduler: scheduler) { seal in
             try ActuatorSet(seal: seal, backends: [motors], clock: clock, mode: .threaded(writers)) { fault in
                 log("actuator fault: \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
-                _ = report.withLock { $0.runtime?.report(fault.error.code == .disconnected || fault.error.code == .stalled ? .connectionLost : .actuatorFailure,
-                                                 at: Instant(nanoseconds: rt_monotonic_ns())) }
+                // The back end is inactive now: a level until it is reactivated (a reset is refused meanwhile).
+                _ = report.withLock { $0.runtime?.reportActuatorFault(lostLink: fault.error.code == .disconnected || fault.error.code == .stalled,
+                                                              at: Instant(nanoseconds: rt_monotonic_ns())) }
             }
         }
         actuators = runtime.actuators
@@ -62,6 +70,11 @@ public final class RoverDaemon: Sendable {
         self.runtime = runtime
         reader = Mutex(nil)
         inputs = Mutex(nil)
+    }
+
+    static func isCharacterDevice(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR
     }
 
     /// Actuators to their safe state and active, the dispatch thread up, then the readers.

@@ -50,6 +50,10 @@ public final class RoverRuntime: Sendable {
         /// The e-stop device is supervised: its reader ending is a stop of this category. nil:
         /// no e-stop device (`--no-estop-device`).
         public var estopDeviceLostCategory: StopCategory? = .one
+        /// An e-stop device that speaks through a stream (a FIFO) must show a complete frame at
+        /// least this often (keep-alive reports), or it counts as lost: a stream has no unplug
+        /// event. nil: not checked (an evdev device reports its own removal).
+        public var estopLiveness: Duration?
         /// Start latched (`power-on`): on hardware, nothing moves after a restart until a
         /// deliberate reset. The simulator demo starts released.
         public var startLatched = false
@@ -66,6 +70,9 @@ public final class RoverRuntime: Sendable {
             // silence blinds only the runaway monitor: a warning.
             sensors.append(RequiredSensor(name: "wheel-encoders", maxAge: encoderMaxAge,
                                           reaction: workspace != nil ? .stop(.one) : .warn))
+            if let liveness = estopLiveness, let lost = estopDeviceLostCategory {
+                sensors.append(RequiredSensor(name: "estop-device", maxAge: liveness, reaction: .stop(lost)))
+            }
             var reactions: [FaultKind: Reaction] = [.emergencyStopInput: .stop(estopCategory)]
             if let lost = estopDeviceLostCategory { reactions[.estopDeviceLost] = .stop(lost) }
             var configuration = GuardConfiguration(
@@ -77,6 +84,7 @@ public final class RoverRuntime: Sendable {
                 sensors: sensors, workspace: workspace, reactions: reactions)
             configuration.startupTimeout = startupTimeout
             configuration.startLatched = startLatched
+            configuration.maxTickAge = guardPeriod * 3
             if var w = configuration.workspace, w.kinematics == nil {
                 w.kinematics = DiffDriveKinematics(leftChannel: "wheel_left", rightChannel: "wheel_right",
                                                    wheelRadius: odometry.wheelRadius)
@@ -128,6 +136,9 @@ public final class RoverRuntime: Sendable {
         var status = Status()
         /// A back end failed and is inactive until reactivated (a level for the guard).
         var backendDown = false
+        /// The critical task whose miss streak raised the last deadline fault, and its on-time
+        /// completions then.
+        var missStreak: (task: TaskStatistics, onTimeAtFault: UInt64)?
 
         mutating func noteReset(_ outcome: ResetOutcome?) {
             switch outcome {
@@ -228,17 +239,18 @@ public final class RoverRuntime: Sendable {
         let estop = self.estop
         let estopSource = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
                                               subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            shared.withLock { $0.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, at: event.release, emit: write) }
+            shared.withLock { $0.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
+                                                                 at: event.release, emit: write) }
         }
         // Faults from outside the control path (an actuator back end failed, a link dropped) come in
         // as events like everything else: the reporter may be inside a guard call on this very
         // path, so it must not take the guard's lock itself.
         faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                      subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
+            guard case .signal(let code, let backendFault) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
             shared.withLock { c in
                 // A failed back end stays inactive until reactivated: a level, re-checked every tick.
-                if kind == .actuatorFailure { c.backendDown = true }
+                if backendFault != 0 { c.backendDown = true }
                 c.guardian.trigger(kind, at: event.release, emit: write)
             }
         }
@@ -265,7 +277,8 @@ public final class RoverRuntime: Sendable {
             // while a cause persists, and the channels still need fresh commands after it.
             guard case .signal(let code, let value) = event.payload, code == GamepadInput.SignalCode.actionBase + 1 else { return }
             shared.withLock { c in
-                c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, at: event.release, emit: write)
+                c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
+                                       at: event.release, emit: write)
                 c.noteReset(c.guardian.resetKey(down: value == 1, at: event.release))
             }
         }
@@ -299,12 +312,14 @@ public final class RoverRuntime: Sendable {
             actuators.heartbeat()
         }
         let linkUp = self.linkUp
+        let estopDeviceID = guardian.sensor(named: "estop-device")
         let superviseEStopDevice = configuration.estopDeviceLostCategory != nil
         let controllerTimeout = configuration.controllerTimeout.nanoseconds
         let frames = sensors.counters
-        let driveStatistics = scheduler.taskID(named: "drive").map { scheduler.statistics(for: $0) }
-        let onTimeAtFault = SharedState<UInt64?>(nil)
-        scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high)) { event in
+        // Critical: a guard task that keeps missing is a stop, and `maxTickAge` refuses commands
+        // when its ticks stop (watchdogs, levels and ramps would freeze with them).
+        scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high,
+                                                    critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
             let now = event.release
             // Every level, every tick (fail closed): the e-stop and its device, the link (EOF or
             // a silent controller), a failed back end, the deadline-fault streak.
@@ -312,20 +327,20 @@ public final class RoverRuntime: Sendable {
             shared.withLock { c in
                 let since = lastFrame > 0 ? Instant(nanoseconds: lastFrame) : c.guardian.firstTick ?? now
                 let silent = now.nanoseconds(since: since) > controllerTimeout
-                c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, at: now, emit: write)
+                c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
+                                        at: now, emit: write)
+                if let estopDeviceID, case let last = estop.lastFrameAt, last > 0 {
+                    c.guardian.noteSensor(estopDeviceID, at: Instant(nanoseconds: last))
+                }
                 if superviseEStopDevice {
                     c.guardian.setCause(.estopDeviceLost, present: estop.isDeviceLost, at: now, emit: write)
                 }
                 c.guardian.setCause(.connectionLost, present: !linkUp.isUp || silent, at: now, emit: write)
                 c.guardian.setCause(.actuatorFailure, present: c.backendDown, at: now, emit: write)
-                if let stats = driveStatistics, c.guardian.present.contains(.deadlineFault) {
-                    // The streak is broken by an on-time completion after the fault.
-                    let onTime = stats.onTimeCompletions
-                    let atFault = onTimeAtFault.withLock { $0 }
-                    if let atFault, onTime > atFault {
-                        c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write)
-                        onTimeAtFault.withLock { $0 = nil }
-                    }
+                // The faulting task's streak is broken by an on-time completion after the fault.
+                if let streak = c.missStreak, streak.task.onTimeCompletions > streak.onTimeAtFault {
+                    c.missStreak = nil
+                    c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write)
                 }
                 var notices = actuators.takeSafeStateNotices()
                 while notices != 0 {
@@ -355,12 +370,10 @@ public final class RoverRuntime: Sendable {
                 c.status.latched = c.guardian.latch.isLatched
             }
         }
-        scheduler.onDeadlineFault = { fault in
-            if let stats = driveStatistics {
-                let onTime = stats.onTimeCompletions
-                onTimeAtFault.withLock { $0 = onTime }
-            }
+        scheduler.onDeadlineFault = { [unowned scheduler] fault in
+            let task = scheduler.statistics(for: fault.task)
             shared.withLock { c in
+                c.missStreak = (task, task.onTimeCompletions)
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
             }
@@ -397,11 +410,20 @@ public final class RoverRuntime: Sendable {
             return "ended: \(reason) — e-stop device lost"
         case .writerGone:
             estop.setDeviceLost(true)
+            gamepad.writerGone()  // its unfinished frame must not merge with the next writer's
             return "the writer went away — e-stop device lost"
         case .resumed:
             estop.setDeviceLost(false)
             return "events again"
         }
+    }
+
+    /// The actuator set reported a back end's failure (it is inactive until reactivated): a level
+    /// for the guard (`actuator-failure`), and `connection-lost` at once if the link went.
+    @discardableResult
+    public func reportActuatorFault(lostLink: Bool, at instant: Instant) -> Bool {
+        faults.post(.signal(code: Int32((lostLink ? FaultKind.connectionLost : .actuatorFailure).rawValue), value: 1),
+                    release: instant).wasAccepted
     }
 
     /// The rover link went down (EOF, EIO) or came back. Down is a level the guard re-checks on
@@ -456,4 +478,9 @@ public final class PolicyFaultHook: Sendable {
             }
         }
     }
+}
+
+extension EStopSignal {
+    /// The last release's arrival as an instant (nil: none yet).
+    var releasedInstant: Instant? { releasedAt > 0 ? Instant(nanoseconds: releasedAt) : nil }
 }
