@@ -58,12 +58,11 @@ public final class ActuatorSet: Sendable {
     }
 
     /// An approval the seal refused where the bytes leave (fixed size: kept in a preallocated ring).
-    public struct SealRefusalRecord: Sendable, Equatable {
+    public struct SealRefusalRecord: BitwiseCopyable, Sendable, Equatable {
         public var channel: ChannelID
         public var refusal: GuardSeal.Refusal
         public var approvedAt: Instant
         public var at: Instant
-        static let filler = SealRefusalRecord(channel: ChannelID(index: -1), refusal: .expired, approvedAt: .zero, at: .zero)
     }
 
     public struct MailboxCounts: Sendable, Equatable {
@@ -147,8 +146,10 @@ public final class ActuatorSet: Sendable {
     /// Channels (bit per index < 64) put in their safe state by a seal refusal since the last
     /// `takeSafeStateNotices()`.
     private let safeStateNotices = Atomic<UInt64>(0)
-    /// Every seal refusal, for telemetry to drain (bounded: the oldest are overwritten, counted).
-    public let sealRefusals: OverwritingRing<SealRefusalRecord>
+    /// Every seal refusal, for telemetry to drain (bounded: when full the newest are dropped, counted
+    /// in `lost`). Appended by every lane's writer (threaded) or the dispatch thread (inline):
+    /// several producers, hence the multi-producer ring.
+    public let sealRefusals: MultiProducerRing<SealRefusalRecord>
     /// Writers that got SCHED_FIFO.
     public let writersAtFIFO = Atomic<Int>(0)
     private let fifoWarned = Atomic<Bool>(false)
@@ -180,7 +181,7 @@ public final class ActuatorSet: Sendable {
         self.clock = clock
         self.routes = routes
         lanes = backends.map(Lane.init)
-        sealRefusals = OverwritingRing(capacity: max(1, refusalLogCapacity), filler: .filler)
+        sealRefusals = MultiProducerRing(capacity: max(1, refusalLogCapacity))
         self.logger = logger
         self.onFault = onFault
     }

@@ -4,7 +4,7 @@ public struct SourceID: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "source#\(index)" }
 }
 
-public struct TaskID: Hashable, Sendable, CustomStringConvertible {
+public struct TaskID: BitwiseCopyable, Hashable, Sendable, CustomStringConvertible {
     public let index: Int
     public init(index: Int) { self.index = index }
     public var description: String { "task#\(index)" }

@@ -2,7 +2,7 @@
 ///
 /// Deadlines are absolute `Instant`s. For `MonotonicClock` the epoch is CLOCK_MONOTONIC's (boot);
 /// for `VirtualClock` it is zero. Instants from different clocks must not be compared.
-public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
+public struct Instant: BitwiseCopyable, Comparable, Hashable, Sendable, CustomStringConvertible {
     public var nanoseconds: Int64
 
     @inlinable public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }

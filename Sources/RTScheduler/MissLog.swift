@@ -1,5 +1,5 @@
 /// What kind of deadline miss happened.
-public enum MissKind: String, Sendable, Codable {
+public enum MissKind: String, BitwiseCopyable, Sendable, Codable {
     /// The job started after its deadline.
     case startLate = "start-late"
     /// The job finished after its deadline.
@@ -16,7 +16,7 @@ public enum MissKind: String, Sendable, Codable {
 }
 
 /// One miss, as published to telemetry.
-public struct MissRecord: Sendable, Equatable {
+public struct MissRecord: BitwiseCopyable, Sendable, Equatable {
     public var task: TaskID
     public var kind: MissKind
     public var release: Instant
@@ -28,10 +28,6 @@ public struct MissRecord: Sendable, Equatable {
     public var amount: Int64
 }
 
-/// The scheduler's miss log: the dispatch thread appends, telemetry drains; overwrites counted.
+/// The scheduler's miss log: the dispatch thread appends (its only producer), telemetry drains;
+/// overwrites counted (`lost`).
 public typealias MissLog = OverwritingRing<MissRecord>
-
-extension MissRecord {
-    static let filler = MissRecord(task: TaskID(index: -1), kind: .startLate, release: .zero, deadline: .zero,
-                                   at: .zero, amount: 0)
-}

@@ -127,7 +127,7 @@ public final class Scheduler: @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         self.maxRunnables = maxRunnables
-        self.missLog = MissLog(capacity: missLogCapacity, filler: .filler)
+        self.missLog = MissLog(capacity: missLogCapacity)
         self.hub = IngressHub(doorbell: Doorbell(bits: maxRunnables), clock: clock)
         core = .allocate(capacity: 1)
         core.initialize(to: DispatchState(capacity: maxRunnables))
@@ -430,7 +430,7 @@ public final class Scheduler: @unchecked Sendable {
                 })
         }
         return SchedulerSnapshot(at: clock.now(), tasks: tasks,
-                                 missLogOverwritten: missLog.overwritten.load(ordering: .relaxed),
+                                 missLogOverwritten: missLog.lost,
                                  stalls: progress.stalls.load(ordering: .relaxed))
     }
 

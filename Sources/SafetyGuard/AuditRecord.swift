@@ -1,8 +1,8 @@
 import RTScheduler
 
 /// One non-pass decision of the guard, fixed-size so recording it never allocates.
-public struct AuditRecord: Sendable, Equatable {
-    public enum Kind: String, Sendable, Codable {
+public struct AuditRecord: BitwiseCopyable, Sendable, Equatable {
+    public enum Kind: String, BitwiseCopyable, Sendable, Codable {
         case clamped, rejected
         /// A command refused because the e-stop is latched.
         case refusedWhileStopped = "refused-while-stopped"
@@ -54,8 +54,6 @@ public struct AuditRecord: Sendable, Equatable {
         self.category = category
         self.causes = causes
     }
-
-    static let filler = AuditRecord(at: .zero, kind: .warn)
 
     public static func == (a: AuditRecord, b: AuditRecord) -> Bool {
         a.at == b.at && a.kind == b.kind && a.channel == b.channel && a.origin == b.origin && a.sourceTag == b.sourceTag

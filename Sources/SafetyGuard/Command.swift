@@ -1,7 +1,7 @@
 import RTScheduler
 
 /// A channel's index in the guard's configuration (assigned in configuration order).
-public struct ChannelID: Hashable, Sendable, CustomStringConvertible {
+public struct ChannelID: BitwiseCopyable, Hashable, Sendable, CustomStringConvertible {
     public let index: Int
     public init(index: Int) { self.index = index }
     public var description: String { "channel#\(index)" }
@@ -19,7 +19,7 @@ public enum CommandValue: Sendable, Equatable {
 
 /// Who proposed a command. Limits may be tighter per origin (a planner inside a smaller envelope
 /// than a local policy).
-public enum CommandOrigin: Int, Sendable, Codable, NamedCase {
+public enum CommandOrigin: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
     case policy = 0
     case teleop = 1
     case planner = 2

@@ -22,7 +22,7 @@ public final class GuardSeal: Sendable {
     func advanceEpoch() -> UInt64 { latches.add(1, ordering: .acquiringAndReleasing).newValue }
 
     /// Why an approval may not leave for an actuator.
-    public enum Refusal: String, Sendable, Codable, CaseIterable {
+    public enum Refusal: String, BitwiseCopyable, Sendable, Codable, CaseIterable {
         case foreignGuard = "foreign-guard"
         case beforeLatch = "before-latch"
         case expired

@@ -74,7 +74,7 @@ public struct SafetyGuard: Sendable {
         let seal = GuardSeal()
         self.seal = seal
         sealID = seal.id
-        audit = AuditLog(capacity: configuration.auditCapacity, filler: .filler)
+        audit = AuditLog(capacity: configuration.auditCapacity)
         channels = configuration.channels.map { c in
             var capacity = 0
             if case .discrete(let l) = c.limits { capacity = l.maxSwitchesPerMinute ?? 0 }

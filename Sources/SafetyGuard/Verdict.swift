@@ -1,5 +1,5 @@
 /// IEC 60204-1 stop categories.
-public enum StopCategory: Int, Sendable, Codable, Comparable, CustomStringConvertible {
+public enum StopCategory: Int, BitwiseCopyable, Sendable, Codable, Comparable, CustomStringConvertible {
     /// Safe value now (uncontrolled stop: power removed at once).
     case zero = 0
     /// Controlled ramp to the safe value, then de-energise.
@@ -12,7 +12,7 @@ public enum StopCategory: Int, Sendable, Codable, Comparable, CustomStringConver
 }
 
 /// Why an approved command differs from the request. A bit set, so recording it never allocates.
-public struct ClampReasons: OptionSet, Sendable, Hashable, CustomStringConvertible {
+public struct ClampReasons: OptionSet, BitwiseCopyable, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
@@ -37,7 +37,7 @@ public struct ClampReasons: OptionSet, Sendable, Hashable, CustomStringConvertib
     }
 }
 
-public enum RejectReason: String, Sendable, Codable {
+public enum RejectReason: String, BitwiseCopyable, Sendable, Codable {
     case unknownChannel = "unknown-channel"
     case wrongValueKind = "wrong-value-kind"
     case notFinite = "not-finite"
@@ -59,7 +59,7 @@ public enum RejectReason: String, Sendable, Codable {
 }
 
 /// What can make the guard act.
-public enum FaultKind: Int, Sendable, Codable, NamedCase {
+public enum FaultKind: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
     case emergencyStopInput = 0
     case deadlineFault = 1
     case staleSensor = 2
@@ -129,7 +129,7 @@ public enum Verdict: Sendable, Equatable {
 
 /// A set of fault kinds as one bit each: the stop causes present now. Fixed-size, so the guard
 /// keeps and audits it without allocating.
-public struct StopCauses: OptionSet, Sendable, Hashable, Codable, CustomStringConvertible {
+public struct StopCauses: OptionSet, BitwiseCopyable, Sendable, Hashable, Codable, CustomStringConvertible {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public init(_ kind: FaultKind) { rawValue = 1 << UInt32(kind.rawValue) }
