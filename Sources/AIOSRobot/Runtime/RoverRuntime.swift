@@ -95,7 +95,7 @@ public final class RoverRuntime: Sendable {
     }
 
     /// Counts of the guard's verdicts on policy commands, and what the control path last saw.
-    public struct Status: Sendable, Equatable {
+    public struct Status: Sendable, Equatable, BitwiseCopyable {
         public var verdicts = VerdictCounts()
         public var range = Double.infinity
         public var command = (left: 0.0, right: 0.0)
@@ -166,6 +166,8 @@ public final class RoverRuntime: Sendable {
     /// The rover link as the serial reader sees it (false after EOF/EIO until reconnected).
     private let linkUp = LinkFlag()
     private let shared: SharedState<Control>
+    /// Published by the handlers (under the control lock: one writer at a time), read by anyone.
+    private let statusCell = LatestValue(Status())
     private let faults: SourceHandle
     private let reactivations: SourceHandle
 
@@ -190,6 +192,7 @@ public final class RoverRuntime: Sendable {
         sensorNames = guardian.configuration.sensors.map(\.name)
         audit = guardian.audit
         let start = configuration.initialPose
+        let statusCell = self.statusCell
         let shared = SharedState(Control(guardian: guardian, policy: ObstacleAvoidingDrive(parameters: configuration.policy),
                                     odometry: DiffDriveOdometry(geometry: configuration.odometry, x: start.x, y: start.y, yaw: start.yaw)))
         self.shared = shared
@@ -201,7 +204,7 @@ public final class RoverRuntime: Sendable {
         let range = scheduler.addSource("range", queue: QueueSpec(capacity: 8, overflow: .dropOldest),
                                         subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
             guard case .values(let v) = event.payload else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 // A faulty or non-finite reading is no sample: the range ages toward stale (fail closed).
                 let value = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]), maximum: rangeMaximum)
                 if let rangeID { c.guardian.noteSensor(rangeID, value: value, at: event.release, emit: write) }
@@ -212,7 +215,7 @@ public final class RoverRuntime: Sendable {
                                            subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(10))) { event in
             guard case .values(let v) = event.payload, let left = Int32(exactly: v[0]), let right = Int32(exactly: v[1]),
                   let micros = UInt32(exactly: v[2]) else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.odometry.update(leftTicks: left, rightTicks: right, deviceTimeMicros: micros)
                 c.status.pose = (c.odometry.x, c.odometry.y, c.odometry.yaw)
                 if let encodersID { c.guardian.noteSensor(encodersID, at: event.release) }
@@ -230,7 +233,7 @@ public final class RoverRuntime: Sendable {
         let imu = scheduler.addSource("imu", queue: QueueSpec(capacity: 8, overflow: .keepLatestPerKey),
                                       subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(20))) { event in
             guard let imuID else { return }
-            shared.withLock { $0.guardian.noteSensor(imuID, at: event.release) }
+            shared.update(statusCell) { $0.guardian.noteSensor(imuID, at: event.release) }
         }
         sensors = FrameSensorInput(sources: .init(imu: imu, wheelEncoders: encoders, range: range), expectedIMUHz: configuration.expectedIMUHz)
 
@@ -239,7 +242,7 @@ public final class RoverRuntime: Sendable {
         let estop = self.estop
         let estopSource = scheduler.addSource("estop", queue: QueueSpec(capacity: 4, overflow: .reject),
                                               subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            shared.withLock { $0.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
+            shared.update(statusCell) { $0.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
                                                                  at: event.release, emit: write) }
         }
         // Faults from outside the control path (an actuator back end failed, a link dropped) come in
@@ -248,7 +251,7 @@ public final class RoverRuntime: Sendable {
         faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                      subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             guard case .signal(let code, let backendFault) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 // A failed back end stays inactive until reactivated: a level, re-checked every tick.
                 if backendFault != 0 { c.backendDown = true }
                 c.guardian.trigger(kind, at: event.release, emit: write)
@@ -260,7 +263,7 @@ public final class RoverRuntime: Sendable {
         reactivations = scheduler.addSource("actuator-reactivation", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                             subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(5))) { event in
             guard case .object(let object) = event.payload, let request = object as? BackendName else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 guard actuators.reactivate(request.name) else { return }
                 for channel in actuators.channels(of: request.name) {
                     c.guardian.noteSafeStateApplied(to: channel, at: event.release)
@@ -276,7 +279,7 @@ public final class RoverRuntime: Sendable {
             // The reset key acts on its release edge (ISO 13849-1 practice); the guard refuses it
             // while a cause persists, and the channels still need fresh commands after it.
             guard case .signal(let code, let value) = event.payload, code == GamepadInput.SignalCode.actionBase + 1 else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
                                        at: event.release, emit: write)
                 c.noteReset(c.guardian.resetKey(down: value == 1, at: event.release))
@@ -292,7 +295,7 @@ public final class RoverRuntime: Sendable {
         let clock = scheduler.clock
         scheduler.addPeriodic("drive", PeriodicSpec(period: configuration.drivePeriod, priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 // The test hook strikes inside the control lock, as a real stuck policy would.
                 policyFault?.strike(at: event.release)
                 // Unknown (silent, stale or faulty) is NaN, never +∞: the policy treats it as blocked.
@@ -324,7 +327,7 @@ public final class RoverRuntime: Sendable {
             // Every level, every tick (fail closed): the e-stop and its device, the link (EOF or
             // a silent controller), a failed back end, the deadline-fault streak.
             let lastFrame = frames.lastFrameAt.load(ordering: .acquiring)
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 let since = lastFrame > 0 ? Instant(nanoseconds: lastFrame) : c.guardian.firstTick ?? now
                 let silent = now.nanoseconds(since: since) > controllerTimeout
                 c.guardian.observeEStop(asserted: estop.isPressed, presses: estop.presses, releasedAt: estop.releasedInstant,
@@ -361,7 +364,7 @@ public final class RoverRuntime: Sendable {
         // ends come back de-energised, in step with the guard.
         scheduler.onStall = { _ in actuators.emergencySafeState() }
         scheduler.onStallRecovered = { recovery in
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.status.stalls += 1
                 c.guardian.trigger(.dispatchStall, at: recovery.endedAt, emit: write)
                 for name in actuators.backendNames where actuators.reactivate(name) {
@@ -372,7 +375,7 @@ public final class RoverRuntime: Sendable {
         }
         scheduler.onDeadlineFault = { [unowned scheduler] fault in
             let task = scheduler.statistics(for: fault.task)
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.missStreak = (task, task.onTimeCompletions)
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
@@ -433,11 +436,12 @@ public final class RoverRuntime: Sendable {
         if !up { report(.connectionLost, at: instant) }
     }
 
-    public var status: Status { shared.withLock { $0.status } }
-    /// The status if the control lock is free now, else nil (a handler holds it — perhaps stuck):
-    /// for monitors that must never wait on the control path.
+    /// The status as the dispatch thread last published it (lock-free: a reader never makes a
+    /// handler wait, and never waits on one).
+    public var status: Status { statusCell.load() }
+    /// The status if the control lock is free now, else nil (a handler holds it — perhaps stuck).
     public var statusIfAvailable: Status? { shared.withLockIfAvailable { $0.status } }
-    public var isLatched: Bool { shared.withLock { $0.guardian.latch.isLatched } }
+    public var isLatched: Bool { statusCell.load().latched }
 }
 
 /// The rover link's state as the serial reader thread sees it.
@@ -483,4 +487,16 @@ public final class PolicyFaultHook: Sendable {
 extension EStopSignal {
     /// The last release's arrival as an instant (nil: none yet).
     var releasedInstant: Instant? { releasedAt > 0 ? Instant(nanoseconds: releasedAt) : nil }
+}
+
+extension SharedState where Value == RoverRuntime.Control {
+    /// Runs `body` under the control lock and publishes the status it left.
+    func update<R>(_ cell: LatestValue<RoverRuntime.Status>, _ body: (inout Value) -> R) -> R {
+        withLock { c in
+            let result = body(&c)
+            c.status.latched = c.guardian.latch.isLatched
+            cell.store(c.status)
+            return result
+        }
+    }
 }

@@ -1,7 +1,7 @@
 import SafetyGuard
 
 /// What the guard said to a policy's commands, counted; approved ones (passed or clamped) go on.
-public struct VerdictCounts: Sendable, Equatable {
+public struct VerdictCounts: Sendable, Equatable, BitwiseCopyable {
     public var passed = 0
     public var clamped = 0
     public var rejected = 0
