@@ -70,7 +70,7 @@ public final class RigRuntime: Sendable {
         }
     }
 
-    public struct Status: Sendable, Equatable {
+    public struct Status: Sendable, Equatable, BitwiseCopyable {
         /// The fresh reading the thermostat used (NaN: unknown — silent, stale or invalid).
         public var temperature = Double.nan
         public var wantedHeater = 0
@@ -147,6 +147,8 @@ public final class RigRuntime: Sendable {
     public let remoteRetainedIgnored = Atomic<UInt64>(0)
     public let remoteUnrecognised = Atomic<UInt64>(0)
     private let shared: SharedState<Control>
+    /// Published by the handlers (under the control lock: one writer at a time), read by anyone.
+    private let statusCell = LatestValue(Status())
     private let faults: SourceHandle
     private let reactivations: SourceHandle
     private let remoteStop: SourceHandle
@@ -172,6 +174,7 @@ public final class RigRuntime: Sendable {
         }
         self.actuators = actuators
         audit = guardian.audit
+        let statusCell = self.statusCell
         let shared = SharedState(Control(guardian: guardian, thermostat: Thermostat(parameters: configuration.thermostat)))
         self.shared = shared
         let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
@@ -179,7 +182,7 @@ public final class RigRuntime: Sendable {
         let temperature = scheduler.addSource("temperature", queue: QueueSpec(capacity: 4, overflow: .keepLatestPerKey),
                                               subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(100))) { event in
             guard case .scalar(let value) = event.payload else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 // Out of range is no sample (audited): the reading ages toward stale (fail closed);
                 // a valid one also feeds the chamber interlock.
                 if let temperatureID { c.guardian.noteSensor(temperatureID, value: value, at: event.release, emit: write) }
@@ -193,7 +196,7 @@ public final class RigRuntime: Sendable {
         let category = configuration.remoteStopCategory
         remoteStop = scheduler.addSource("remote-stop", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                          subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.status.remoteStops += 1
                 c.guardian.trigger(.remoteStop, category: category, at: event.release, emit: write)
                 c.refreshStatus()
@@ -201,7 +204,7 @@ public final class RigRuntime: Sendable {
         }
         remoteReset = scheduler.addSource("remote-reset", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                           subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { event in
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.noteReset(c.guardian.reset(at: event.release))
                 c.refreshStatus()
             }
@@ -212,7 +215,7 @@ public final class RigRuntime: Sendable {
         faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                      subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 if kind == .actuatorFailure { c.backendDown = true }
                 c.guardian.trigger(kind, at: event.release, emit: write)
                 c.refreshStatus()
@@ -223,7 +226,7 @@ public final class RigRuntime: Sendable {
         reactivations = scheduler.addSource("actuator-reactivation", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                             subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(5))) { event in
             guard case .object(let object) = event.payload, let request = object as? BackendName else { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 // Still active: it never failed, so no safe state was re-applied to tell the guard of.
                 let failed = actuators.state(of: request.name) == .inactive
                 guard actuators.reactivate(request.name) else { return }
@@ -244,7 +247,7 @@ public final class RigRuntime: Sendable {
                                                          priority: .normal,
                                                          critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
             if silence?.isSilent == true { return }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 // Unknown (silent, stale, out of range) is NaN: the thermostat asks for the heater off.
                 let t = temperatureID.flatMap { c.guardian.freshValue(of: $0, now: event.release) } ?? .nan
                 c.status.temperature = t
@@ -278,7 +281,7 @@ public final class RigRuntime: Sendable {
             // Every level, every tick (fail closed): the broker link, a failed back end, the
             // thermostat's deadline-fault streak.
             let up = link()
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.status.linkUp = up
                 c.guardian.setCause(.connectionLost, present: !up, at: now, emit: write)
                 c.guardian.setCause(.actuatorFailure, present: c.backendDown, at: now, emit: write)
@@ -299,7 +302,7 @@ public final class RigRuntime: Sendable {
         // returns, the guard latches and the back ends come back de-energised, in step with it.
         scheduler.onStall = { _ in actuators.emergencySafeState() }
         scheduler.onStallRecovered = { recovery in
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.status.stalls += 1
                 c.guardian.trigger(.dispatchStall, at: recovery.endedAt, emit: write)
                 for name in actuators.backendNames where actuators.reactivate(name) {
@@ -313,7 +316,7 @@ public final class RigRuntime: Sendable {
                 let onTime = stats.onTimeCompletions
                 onTimeAtFault.withLock { $0 = onTime }
             }
-            shared.withLock { c in
+            shared.update(statusCell) { c in
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
                 c.refreshStatus()
@@ -373,8 +376,9 @@ public final class RigRuntime: Sendable {
         faults.post(.signal(code: Int32(kind.rawValue), value: 0), release: instant).wasAccepted
     }
 
-    public var status: Status { shared.withLock { $0.status } }
-    public var isLatched: Bool { shared.withLock { $0.guardian.latch.isLatched } }
+    /// As the handlers last published it (lock-free: readers never make a handler wait).
+    public var status: Status { statusCell.load() }
+    public var isLatched: Bool { statusCell.load().latched }
 }
 
 /// TEST HOOK: silences the thermostat task (it runs but sends nothing), as a control path that
@@ -384,4 +388,16 @@ public final class ThermostatSilence: Sendable {
     public init() {}
     public func set(_ value: Bool) { silent.store(value, ordering: .releasing) }
     public var isSilent: Bool { silent.load(ordering: .acquiring) }
+}
+
+extension SharedState where Value == RigRuntime.Control {
+    /// Runs `body` under the control lock and publishes the status it left.
+    func update<R>(_ cell: LatestValue<RigRuntime.Status>, _ body: (inout Value) -> R) -> R {
+        withLock { c in
+            let result = body(&c)
+            c.status.latched = c.guardian.latch.isLatched
+            cell.store(c.status)
+            return result
+        }
+    }
 }
