@@ -178,6 +178,19 @@ struct RigLoopTests {
         #expect(loop.rig.snapshot().counters.relayTimeouts == 0)
     }
 
+    /// Found in review: stops are dispatched before resets (critical vs normal); a reset that
+    /// arrived no later than the stop must not release it.
+    @Test func when_a_reset_arrives_before_a_stop_but_is_dispatched_after_it_expect_the_stop_to_hold() throws {
+        let loop = try RigLoop()
+        loop.run(until: 20_000_000_000)
+        loop.publish(Self.reset, "reset")
+        loop.publish(Self.stop, "stop")  // same arrival instant, queued together
+        loop.run(until: loop.rig.time + 500_000_000)
+        let status = loop.runtime.status
+        #expect(status.latched && status.latchCause == .remoteStop)
+        #expect(status.staleResetsIgnored == 1 && status.resets == 0)
+    }
+
     @Test func when_stop_and_reset_messages_are_retained_expect_them_ignored() throws {
         let loop = try RigLoop()
         loop.run(until: 20_000_000_000)

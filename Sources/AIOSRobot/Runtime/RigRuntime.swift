@@ -94,6 +94,8 @@ public final class RigRuntime: Sendable {
         public var lastRefusal: StopCauses = []
         public var reactivations = 0
         public var stalls = 0
+        /// Remote resets that arrived before the latest remote stop (ignored).
+        public var staleResetsIgnored = 0
 
         public static func == (a: Status, b: Status) -> Bool {
             a.temperature.bitPattern == b.temperature.bitPattern && a.wantedHeater == b.wantedHeater && a.wantedFan == b.wantedFan
@@ -101,7 +103,7 @@ public final class RigRuntime: Sendable {
                 && a.heaterRefreshes == b.heaterRefreshes && a.latched == b.latched && a.latchCause == b.latchCause
                 && a.causes == b.causes && a.linkUp == b.linkUp && a.deadlineFaults == b.deadlineFaults
                 && a.remoteStops == b.remoteStops && a.resets == b.resets && a.refusedResets == b.refusedResets
-                && a.lastRefusal == b.lastRefusal && a.reactivations == b.reactivations && a.stalls == b.stalls
+                && a.lastRefusal == b.lastRefusal && a.reactivations == b.reactivations && a.stalls == b.stalls && a.staleResetsIgnored == b.staleResetsIgnored
         }
     }
 
@@ -111,6 +113,8 @@ public final class RigRuntime: Sendable {
         var status = Status()
         /// A back end failed and is inactive until reactivated (a level for the guard).
         var backendDown = false
+        /// Arrival of the latest remote stop: older resets never release it.
+        var lastRemoteStopAt = Instant(nanoseconds: .min)
 
         mutating func noteReset(_ outcome: ResetOutcome) {
             switch outcome {
@@ -198,6 +202,7 @@ public final class RigRuntime: Sendable {
                                          subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             shared.update(statusCell) { c in
                 c.status.remoteStops += 1
+                c.lastRemoteStopAt = max(c.lastRemoteStopAt, event.release)
                 c.guardian.trigger(.remoteStop, category: category, at: event.release, emit: write)
                 c.refreshStatus()
             }
@@ -205,6 +210,12 @@ public final class RigRuntime: Sendable {
         remoteReset = scheduler.addSource("remote-reset", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                           subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { event in
             shared.update(statusCell) { c in
+                // Stops are dispatched first (critical): a reset that arrived before the latest stop
+                // is older than it and must not release it.
+                guard event.release > c.lastRemoteStopAt else {
+                    c.status.staleResetsIgnored += 1
+                    return
+                }
                 c.noteReset(c.guardian.reset(at: event.release))
                 c.refreshStatus()
             }
