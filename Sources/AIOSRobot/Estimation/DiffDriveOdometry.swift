@@ -40,11 +40,16 @@ public struct DiffDriveOdometry: Sendable, Equatable {
         }
         guard let last else { return }
         updates += 1
-        if let now = deviceTimeMicros, let before = lastMicros, now &- before > 0 {
-            let seconds = Double(now &- before) / 1e6
-            let radiansPerTick = 2 * Double.pi / geometry.ticksPerRevolution
-            wheelSpeeds = (Double(leftTicks &- last.left) * radiansPerTick / seconds,
-                           Double(rightTicks &- last.right) * radiansPerTick / seconds)
+        if let now = deviceTimeMicros, let before = lastMicros {
+            if now &- before > 0 {
+                let seconds = Double(now &- before) / 1e6
+                let radiansPerTick = 2 * Double.pi / geometry.ticksPerRevolution
+                wheelSpeeds = (Double(leftTicks &- last.left) * radiansPerTick / seconds,
+                               Double(rightTicks &- last.right) * radiansPerTick / seconds)
+            } else {
+                // A device clock that did not move: no speed can be measured (never the old one).
+                wheelSpeeds = (.nan, .nan)
+            }
         }
         let metresPerTick = 2 * Double.pi * geometry.wheelRadius / geometry.ticksPerRevolution
         let left = Double(leftTicks &- last.left) * metresPerTick

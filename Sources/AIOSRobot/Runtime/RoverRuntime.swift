@@ -222,7 +222,9 @@ public final class RoverRuntime: Sendable {
                 c.guardian.notePose(x: c.odometry.x, y: c.odometry.y, yaw: c.odometry.yaw, at: event.release, emit: write)
                 let speeds = c.odometry.wheelSpeeds
                 c.status.measured = speeds
-                if speeds.left.isFinite && speeds.right.isFinite {
+                // After the first frame every frame must give a speed: one that cannot be measured is
+                // no evidence of a safe wheel (the monitor treats it as a violation after its time).
+                if c.odometry.updates > 0 {
                     c.guardian.noteMeasured(ChannelID(index: 0), value: speeds.left, at: event.release, emit: write)
                     c.guardian.noteMeasured(ChannelID(index: 1), value: speeds.right, at: event.release, emit: write)
                 }
