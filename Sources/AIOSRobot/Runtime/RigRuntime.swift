@@ -107,10 +107,11 @@ public final class RigRuntime: Sendable {
         }
     }
 
-    struct Control {
+    struct Control: RuntimeControl {
         var guardian: SafetyGuard
         var thermostat: Thermostat
-        var status = Status()
+        var status = RigRuntime.Status()
+        mutating func refreshLatched() { status.latched = guardian.latch.isLatched }
         /// A back end failed and is inactive until reactivated (a level for the guard).
         var backendDown = false
         /// Arrival of the latest remote stop: older resets never release it.
@@ -158,12 +159,6 @@ public final class RigRuntime: Sendable {
     private let remoteStop: SourceHandle
     private let remoteReset: SourceHandle
 
-    /// A back end to bring back (payload of the reactivation source).
-    final class BackendName: Sendable {
-        let name: String
-        init(_ name: String) { self.name = name }
-    }
-
     /// Channels: 0 heater (discrete 0/1), 1 fan (duty 0…1). `actuators` builds the set bound to this
     /// runtime's guard (it gets the guard's seal). `link` tells whether the broker link is up (the
     /// MQTT client's connected state; an atomic read), re-checked on every guard tick.
@@ -172,10 +167,7 @@ public final class RigRuntime: Sendable {
                 actuators makeActuators: (GuardSeal) throws -> ActuatorSet) throws {
         self.configuration = configuration
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
-        let actuators = try makeActuators(guardian.seal)
-        guard actuators.seal === guardian.seal else {
-            throw ActuatorError(.unknownChannel, backend: "actuator set", detail: "not bound to this runtime's guard")
-        }
+        let actuators = try boundActuators(guardian, makeActuators)
         self.actuators = actuators
         audit = guardian.audit
         let statusCell = self.statusCell
@@ -399,16 +391,4 @@ public final class ThermostatSilence: Sendable {
     public init() {}
     public func set(_ value: Bool) { silent.store(value, ordering: .releasing) }
     public var isSilent: Bool { silent.load(ordering: .acquiring) }
-}
-
-extension SharedState where Value == RigRuntime.Control {
-    /// Runs `body` under the control lock and publishes the status it left.
-    func update<R>(_ cell: LatestValue<RigRuntime.Status>, _ body: (inout Value) -> R) -> R {
-        withLock { c in
-            let result = body(&c)
-            c.status.latched = c.guardian.latch.isLatched
-            cell.store(c.status)
-            return result
-        }
-    }
 }

@@ -129,11 +129,12 @@ public final class RoverRuntime: Sendable {
         }
     }
 
-    struct Control {
+    struct Control: RuntimeControl {
         var guardian: SafetyGuard
         var policy: ObstacleAvoidingDrive
         var odometry: DiffDriveOdometry
-        var status = Status()
+        var status = RoverRuntime.Status()
+        mutating func refreshLatched() { status.latched = guardian.latch.isLatched }
         /// A back end failed and is inactive until reactivated (a level for the guard).
         var backendDown = false
         /// The critical task whose miss streak raised the last deadline fault, and its on-time
@@ -171,12 +172,6 @@ public final class RoverRuntime: Sendable {
     private let faults: SourceHandle
     private let reactivations: SourceHandle
 
-    /// A back end to bring back (payload of the reactivation source).
-    final class BackendName: Sendable {
-        let name: String
-        init(_ name: String) { self.name = name }
-    }
-
     /// Registers the sources and tasks on `scheduler` (before it starts) and drives the actuator set
     /// that `actuators` builds, bound to this runtime's guard (it gets the guard's seal); its back
     /// ends must cover channels 0 (left wheel) and 1 (right wheel).
@@ -184,10 +179,7 @@ public final class RoverRuntime: Sendable {
                 actuators makeActuators: (GuardSeal) throws -> ActuatorSet) throws {
         self.configuration = configuration
         let guardian = try SafetyGuard(configuration: configuration.guardConfiguration)
-        let actuators = try makeActuators(guardian.seal)
-        guard actuators.seal === guardian.seal else {
-            throw ActuatorError(.unknownChannel, backend: "actuator set", detail: "not bound to this runtime's guard")
-        }
+        let actuators = try boundActuators(guardian, makeActuators)
         self.actuators = actuators
         sensorNames = guardian.configuration.sensors.map(\.name)
         audit = guardian.audit
@@ -489,16 +481,4 @@ public final class PolicyFaultHook: Sendable {
 extension EStopSignal {
     /// The last release's arrival as an instant (nil: none yet).
     var releasedInstant: Instant? { releasedAt > 0 ? Instant(nanoseconds: releasedAt) : nil }
-}
-
-extension SharedState where Value == RoverRuntime.Control {
-    /// Runs `body` under the control lock and publishes the status it left.
-    func update<R>(_ cell: LatestValue<RoverRuntime.Status>, _ body: (inout Value) -> R) -> R {
-        withLock { c in
-            let result = body(&c)
-            c.status.latched = c.guardian.latch.isLatched
-            cell.store(c.status)
-            return result
-        }
-    }
 }

@@ -1,3 +1,6 @@
+import Actuators
+import RTScheduler
+import SafetyGuard
 import Synchronization
 
 /// The state a runtime's handlers share (guard, policy, status): one lock, taken by the handlers on
@@ -8,4 +11,41 @@ final class SharedState<Value: Sendable>: Sendable {
     init(_ value: sending Value) { mutex = Mutex(value) }
     func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
     func withLockIfAvailable<R>(_ body: (inout Value) -> R) -> R? { mutex.withLockIfAvailable { body(&$0) } }
+}
+
+/// A runtime's control state: its guard and the status its handlers publish.
+protocol RuntimeControl: Sendable {
+    associatedtype Status: BitwiseCopyable & Sendable
+    var guardian: SafetyGuard { get }
+    var status: Status { get set }
+    /// Copies what the status shows of the guard (latched or not) before it is published.
+    mutating func refreshLatched()
+}
+
+extension SharedState where Value: RuntimeControl {
+    /// Runs `body` under the control lock and publishes the status it left (the lock makes the
+    /// publisher the single writer `LatestValue` needs).
+    func update<R>(_ cell: LatestValue<Value.Status>, _ body: (inout Value) -> R) -> R {
+        withLock { c in
+            let result = body(&c)
+            c.refreshLatched()
+            cell.store(c.status)
+            return result
+        }
+    }
+}
+
+/// A back end to bring back (payload of a runtime's reactivation source).
+final class BackendName: Sendable {
+    let name: String
+    init(_ name: String) { self.name = name }
+}
+
+/// Builds a runtime's actuator set from its guard's seal and checks that it is bound to it.
+func boundActuators(_ guardian: SafetyGuard, _ make: (GuardSeal) throws -> ActuatorSet) throws -> ActuatorSet {
+    let actuators = try make(guardian.seal)
+    guard actuators.seal === guardian.seal else {
+        throw ActuatorError(.unknownChannel, backend: "actuator set", detail: "not bound to this runtime's guard")
+    }
+    return actuators
 }
