@@ -1,3 +1,4 @@
+import CRealtime
 import Glibc
 import Synchronization
 
@@ -24,11 +25,31 @@ public final class StopFlag: Sendable {
 public final class StoppableThread: Sendable {
     public let flag = StopFlag()
     private let thread = Mutex<RealtimeThread?>(nil)
+    /// -1 until the thread has started; then 1 if SCHED_FIFO was applied, 0 if not (or not asked).
+    private let applied = FIFOState()
 
-    public init(name: String, body: @escaping @Sendable (StopFlag) -> Void) throws {
+    /// `fifoPriority`: the thread puts itself under SCHED_FIFO at this priority first (input
+    /// readers sit below the dispatch thread; without the privilege it runs on as it is and
+    /// `fifoApplied` says so, for the owner's one warning).
+    public init(name: String, fifoPriority: Int? = nil, body: @escaping @Sendable (StopFlag) -> Void) throws {
         let flag = self.flag
-        let handle = try RealtimeThread(name: name) { body(flag) }
+        let applied = self.applied
+        let handle = try RealtimeThread(name: name) {
+            let ok = fifoPriority.map { rt_set_fifo(Int32($0)) == 0 } ?? false
+            applied.value.store(ok ? 1 : 0, ordering: .releasing)
+            body(flag)
+        }
         thread.withLock { $0 = handle }
+    }
+
+    /// Waits (briefly) until the thread has started and says whether SCHED_FIFO was applied.
+    public func waitForFIFO() -> Bool {
+        for _ in 0..<1000 {
+            let v = applied.value.load(ordering: .acquiring)
+            if v >= 0 { return v == 1 }
+            usleep(1000)
+        }
+        return false
     }
 
     /// Sets the flag and waits for the body to return. Idempotent.
@@ -65,4 +86,8 @@ public final class WorkerSlot: Sendable {
         }
         thread?.stop()
     }
+}
+
+private final class FIFOState: Sendable {
+    let value = Atomic<Int>(-1)
 }

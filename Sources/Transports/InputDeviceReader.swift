@@ -34,23 +34,30 @@ public final class InputDeviceReader: Sendable {
     public let path: String
     private let stopReader: @Sendable () -> Void
     private let partial: @Sendable () -> Int
+    private let fifo: @Sendable () -> Bool
 
-    private init(path: String, stop: @escaping @Sendable () -> Void, partial: @escaping @Sendable () -> Int) {
+    private init(path: String, stop: @escaping @Sendable () -> Void, partial: @escaping @Sendable () -> Int,
+                 fifo: @escaping @Sendable () -> Bool) {
         self.path = path
         stopReader = stop
         self.partial = partial
+        self.fifo = fifo
     }
 
-    public convenience init(path: String, grab: Bool = false, onNotice: @escaping @Sendable (Notice, Int64) -> Void,
+    /// Whether the reader thread runs under SCHED_FIFO.
+    public var runsAtFIFO: Bool { fifo() }
+
+    public convenience init(path: String, grab: Bool = false, fifoPriority: Int? = nil,
+                            onNotice: @escaping @Sendable (Notice, Int64) -> Void,
                             onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         var info = stat()
         if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR {
-            try self.init(device: try EvdevDevice(path: path, grab: grab), onNotice: onNotice, onEvent: onEvent)
+            try self.init(device: try EvdevDevice(path: path, grab: grab), fifoPriority: fifoPriority, onNotice: onNotice, onEvent: onEvent)
             return
         }
         let decoder = Mutex(InputEventStreamDecoder())  // touched by the reader thread; the lock orders reads of `pendingBytes`
         let lost = LinkLoss()
-        let reader = try StreamReader(path: path, onEnd: { reason in onNotice(.ended(reason), rt_monotonic_ns()) },
+        let reader = try StreamReader(path: path, fifoPriority: fifoPriority, onEnd: { reason in onNotice(.ended(reason), rt_monotonic_ns()) },
                                       onLink: { up in
             // Back is judged on a complete frame below, not on the first byte.
             guard !up else { return }
@@ -69,15 +76,16 @@ public final class InputDeviceReader: Sendable {
             }
         }
         onNotice(.opened("input_event stream"), rt_monotonic_ns())
-        self.init(path: path, stop: { reader.stop() }, partial: { decoder.withLock { $0.pendingBytes } })
+        self.init(path: path, stop: { reader.stop() }, partial: { decoder.withLock { $0.pendingBytes } }, fifo: { reader.runsAtFIFO })
     }
 
     /// A device read through `pump` on its own thread: libevdev for /dev/input, or a stand-in in
     /// tests (there is no /dev/input on a CI machine), so the unplug path is the same code.
-    public convenience init(device: any InputEventPump, onNotice: @escaping @Sendable (Notice, Int64) -> Void,
+    public convenience init(device: any InputEventPump, fifoPriority: Int? = nil,
+                            onNotice: @escaping @Sendable (Notice, Int64) -> Void,
                             onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         onNotice(.opened(device.name), rt_monotonic_ns())
-        let thread = try StoppableThread(name: "evdev-reader") { stop in
+        let thread = try StoppableThread(name: "evdev-reader", fifoPriority: fifoPriority) { stop in
             while !stop.isSet {
                 do {
                     try device.pump(timeoutMilliseconds: 50, onResync: { onNotice(.resynchronised, rt_monotonic_ns()) }) { event in
@@ -89,7 +97,7 @@ public final class InputDeviceReader: Sendable {
                 }
             }
         }
-        self.init(path: device.path, stop: { thread.stop() }, partial: { 0 })
+        self.init(path: device.path, stop: { thread.stop() }, partial: { 0 }, fifo: { thread.waitForFIFO() })
     }
 
     /// Bytes of an incomplete record waiting for the rest (streams only).

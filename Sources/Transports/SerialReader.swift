@@ -38,13 +38,16 @@ public final class SerialReader: Sendable {
     /// - Parameters:
     ///   - onBytes: called on the reader thread with each chunk and its CLOCK_MONOTONIC arrival (ns).
     ///   - onEvent: connection changes, on the reader thread.
-    public init(endpoint: SerialEndpoint, settings: SerialSettings, backoff: Backoff = Backoff(),
+    /// Whether the reader thread runs under SCHED_FIFO (waits briefly for it to start).
+    public var runsAtFIFO: Bool { worker.waitForFIFO() }
+
+    public init(endpoint: SerialEndpoint, settings: SerialSettings, backoff: Backoff = Backoff(), fifoPriority: Int? = nil,
                 open: @escaping @Sendable (SerialEndpoint, SerialSettings) throws(SerialError) -> any SerialPort = SerialPortOpener.open,
                 onEvent: @escaping @Sendable (LinkEvent) -> Void,
                 onBytes: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         self.endpoint = endpoint
         let counters = self.counters
-        worker = try StoppableThread(name: "serial-reader") { stop in
+        worker = try StoppableThread(name: "serial-reader", fifoPriority: fifoPriority) { stop in
             func stopping() -> Bool { stop.isSet }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
             defer { buffer.deallocate() }

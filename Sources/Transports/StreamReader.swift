@@ -16,14 +16,17 @@ public final class StreamReader: Sendable {
     public let state = State()
     private let worker: StoppableThread
 
+    /// Whether the reader thread runs under SCHED_FIFO (waits briefly for it to start).
+    public var runsAtFIFO: Bool { worker.waitForFIFO() }
+
     /// `onLink(false)`: a FIFO's writer went away (or the FIFO was replaced); `onLink(true)`:
     /// bytes flow again. A reader that supervises an e-stop device treats the first as a loss.
-    public init(path: String, onEnd: @escaping @Sendable (String) -> Void = { _ in },
+    public init(path: String, fifoPriority: Int? = nil, onEnd: @escaping @Sendable (String) -> Void = { _ in },
                 onLink: @escaping @Sendable (Bool) -> Void = { _ in },
                 onBytes: @escaping @Sendable (UnsafeRawBufferPointer, Int64) -> Void) throws {
         self.path = path
         let state = self.state
-        worker = try StoppableThread(name: "stream-reader") { stop in
+        worker = try StoppableThread(name: "stream-reader", fifoPriority: fifoPriority) { stop in
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
             defer { buffer.deallocate() }
             var info = stat()

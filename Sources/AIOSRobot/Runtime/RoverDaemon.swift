@@ -18,6 +18,10 @@ public final class RoverDaemon: Sendable {
         /// /dev/input/eventN (libevdev) or a FIFO / file of input_event records; nil: none.
         public var gamepad: String?
         public var realtime = RealtimeOptions()
+        /// SCHED_FIFO priorities of the input readers; nil: derived from the dispatch thread's
+        /// (e-stop reader 2 below it, the rover's serial reader 3 below), none without it.
+        public var estopReaderPriority: Int?
+        public var sensorReaderPriority: Int?
         public var runtime = RoverRuntime.Configuration()
         public init(roverPort: SerialEndpoint) { self.roverPort = roverPort }
     }
@@ -86,7 +90,12 @@ public final class RoverDaemon: Sendable {
         let log = self.log
         let link = motorLink
         let connections = ConnectionCount()
-        let sensor = try SerialReader(endpoint: options.roverPort, settings: options.serial, onEvent: { event in
+        // Input readers run SCHED_FIFO below the dispatch thread (and its writers): the e-stop's
+        // reader highest of them, then the rover's sensors.
+        let dispatch = options.realtime.fifoPriority
+        let sensorPriority = options.sensorReaderPriority ?? dispatch.map { max(1, $0 - 3) }
+        let estopPriority = options.estopReaderPriority ?? dispatch.map { max(1, $0 - 2) }
+        let sensor = try SerialReader(endpoint: options.roverPort, settings: options.serial, fifoPriority: sensorPriority, onEvent: { event in
             switch event {
             case .connected(let path, let backend):
                 log("rover port \(path) open (\(backend))")
@@ -109,11 +118,13 @@ public final class RoverDaemon: Sendable {
         }) { bytes, arrival in runtime.sensors.feed(bytes, arrival: arrival) }
         reader.withLock { $0 = sensor }
         if let path = options.gamepad {
-            let device = try InputDeviceReader(path: path, onNotice: { notice, arrival in
+            let device = try InputDeviceReader(path: path, fifoPriority: estopPriority, onNotice: { notice, arrival in
                 log("input \(path): \(runtime.handle(notice, arrival: arrival))")
             }) { event, arrival in runtime.gamepad.feed(event: event, arrival: arrival) }
             inputs.withLock { $0 = device }
+            if estopPriority != nil && !device.runsAtFIFO { log("warning: the e-stop reader runs without SCHED_FIFO (not permitted)") }
         }
+        if sensorPriority != nil && !sensor.runsAtFIFO { log("warning: the rover's serial reader runs without SCHED_FIFO (not permitted)") }
         return report
     }
 
