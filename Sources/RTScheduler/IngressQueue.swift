@@ -97,6 +97,28 @@ final class IngressQueue: Sendable {
         }
     }
 
+    enum PopResult { case popped, empty, busy }
+
+    /// Dispatch thread only: like `pop`, but never waits: if a producer holds the lock right now
+    /// (for its few instructions), `busy` — the caller re-rings the source's doorbell bit and comes
+    /// back, so the dispatch thread never sleeps on a producer's lock.
+    func tryPop(into slot: inout Event) -> PopResult {
+        if depth.load(ordering: .relaxed) == 0 { return .empty }  // racy fast path; the doorbell re-rings
+        let outcome = ring.withLockIfAvailable { ring -> Bool in
+            guard ring.count > 0 else { return false }
+            swap(&slot, &ring.slots[ring.head])
+            ring.head = ring.index(1)
+            ring.count -= 1
+            depth.store(ring.count, ordering: .relaxed)
+            return true
+        }
+        switch outcome {
+        case true?: return .popped
+        case false?: return .empty
+        case nil: return .busy
+        }
+    }
+
     /// Dispatch thread only: moves the oldest event into `slot` (a swap: no copy of the payload).
     func pop(into slot: inout Event) -> Bool {
         if depth.load(ordering: .relaxed) == 0 { return false }  // racy fast path; the doorbell re-rings

@@ -24,10 +24,17 @@ public final class LatencyRecorder: Sendable {
                   numberOfSignificantValueDigits: .two)
     }
 
-    /// Real-time safe: no allocation; a lock shared only with a reader's pointer swap.
+    /// Samples not recorded because a reader was swapping the histogram at that instant.
+    public let skipped = Atomic<UInt64>(0)
+
+    /// Real-time safe: no allocation, and never a wait: the lock is shared only with a reader's
+    /// pointer swap, and if that swap is under way this one sample is skipped and counted rather
+    /// than waited for (the recording thread is the dispatch thread).
     @inline(__always) public func record(nanoseconds: Int64) {
         let value = UInt64(clamping: max(0, nanoseconds))
-        active.withLock { _ = $0.record(min(value, Self.highestTrackable)) }
+        if active.withLockIfAvailable({ _ = $0.record(min(value, Self.highestTrackable)) }) == nil {
+            skipped.add(1, ordering: .relaxed)
+        }
     }
 
     /// Everything recorded so far. Allocates: call it from a reader thread, not the dispatch thread.

@@ -232,7 +232,16 @@ public final class Scheduler: @unchecked Sendable {
     private func stage(source s: Int) {
         let task = core.pointee.sourceTasks[s]
         // The staged slot holds an empty event here; the queue swaps its oldest event into it.
-        guard let queue = core.pointee.descriptors[task].queue, queue.pop(into: &core.pointee.staged[s]) else { return }
+        guard let queue = core.pointee.descriptors[task].queue else { return }
+        switch queue.tryPop(into: &core.pointee.staged[s]) {
+        case .popped: break
+        case .empty: return
+        case .busy:
+            // A producer holds the queue's lock for a few instructions: come back to it rather
+            // than sleep on that lock (the dispatch thread waits only on its doorbell).
+            hub.doorbell.ring(s)
+            return
+        }
         core.pointee.isStaged[s] = true
         let stats = core.pointee.descriptors[task].stats
         stats.bump(stats.releases)

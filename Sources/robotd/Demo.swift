@@ -119,7 +119,7 @@ struct Demo: ParsableCommand {
 
         let begin = Date()
         var history = SafetyHistory(origin: daemon.scheduler.origin, sensorNames: daemon.runtime.sensorNames)
-        var last = daemon.runtime.status
+        var last = daemon.runtime.statusPublications
         while Date().timeIntervalSince(begin) < seconds && daemon.actuators.state(of: "rover-motors") != .finalized {
             usleep(UInt32(min(1.0, max(0.01, seconds - Date().timeIntervalSince(begin))) * 1e6))
             history.note(daemon.runtime.audit.drain())
@@ -136,23 +136,24 @@ struct Demo: ParsableCommand {
         stdoutLine(summary.text)
     }
 
-    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, last: inout RoverRuntime.Status) -> String {
+    private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, last: inout UInt64) -> String {
         let line: JSONLine = statusLine(daemon, runner, elapsed: elapsed, kind: "status", last: &last)
         return line.text
     }
 
     private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, kind: String,
-                            last: inout RoverRuntime.Status) -> JSONLine {
-        // Never wait on the control lock: a stuck handler may hold it (the supervisor's case);
-        // then the last status read is shown, marked busy.
-        let current = daemon.runtime.statusIfAvailable
-        if let current { last = current }
-        let status = last
+                            last: inout UInt64) -> JSONLine {
+        // The status is read lock-free (as last published). If no handler published since the
+        // last line, one is stuck (the supervisor's case): shown as busy.
+        let status = daemon.runtime.status
+        let publications = daemon.runtime.statusPublications
+        let busy = kind == "status" && publications == last
+        last = publications
         let snapshot = daemon.scheduler.snapshot()
         var j = JSONLine()
         j.add("kind", kind)
         j.add("t_s", (elapsed * 10).rounded() / 10)
-        j.add("control_lock_busy", current == nil)
+        j.add("control_lock_busy", busy)
         j.add("range_m", status.range)
         j.add("command_left", status.command.left)
         j.add("command_right", status.command.right)

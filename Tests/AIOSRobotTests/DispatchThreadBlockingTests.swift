@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import RTScheduler
 import RobotSim
+import SafetyGuard
 import Synchronization
 import Testing
 import TestSupport
@@ -52,19 +53,39 @@ struct DispatchThreadBlockingTests {
         try daemon.start()
         let wasArmed = armed.load(ordering: .acquiring)
         #expect(wasArmed)
-        // Read the status and the scheduler's accounting as the demo does (more often), so that a
-        // lock shared with those readers would show up as a futex wait here.
+        // A hostile reader hammers every reader-side API (status, the scheduler's accounting and
+        // histograms, the audit and miss rings) in a tight loop, so that any lock shared with the
+        // dispatch thread would be contended all the time and show up as a futex wait there.
+        let hammering = Atomic<Bool>(true)
+        let reads = Atomic<Int>(0)
+        let runtime = daemon.runtime, scheduler = daemon.scheduler
+        let hammer = Thread {
+            while hammering.load(ordering: .relaxed) {
+                _ = runtime.status
+                _ = runtime.statusPublications
+                _ = scheduler.snapshot()
+                _ = scheduler.missLog.drain()
+                reads.add(1, ordering: .relaxed)
+            }
+        }
+        hammer.start()
+        // CPU hogs at normal priority: a reader that holds a shared lock gets preempted now and
+        // then, which is what would make the dispatch thread sleep on that lock (it never should).
+        let hogs = (0..<2).map { _ in Thread { var x = 0; while hammering.load(ordering: .relaxed) { x &+= 1 }; _ = x } }
+        hogs.forEach { $0.start() }
         let begin = Date()
         var sawLatch = false, sawReset = false
+        var records: [AuditRecord] = []
         while Date().timeIntervalSince(begin) < 5 {
-            usleep(50_000)
+            usleep(20_000)
             let status = daemon.runtime.status
-            _ = daemon.scheduler.snapshot()
-            _ = daemon.runtime.audit.drain()
+            records += daemon.runtime.audit.drain()
             if status.latched { sawLatch = true }
             if status.resets > 0 { sawReset = true }
         }
+        hammering.store(false, ordering: .relaxed)
         daemon.stop(reason: "test")
+        #expect(reads.load(ordering: .relaxed) > 100, "the hammer should have read many times")
         let perKind = counts.withLock { $0 }
         try #require(perKind.count == Int(BLOCKCOUNT_KIND_COUNT.rawValue), "the dispatch thread's stop hook did not run")
         var recent = [blockcount_event](repeating: blockcount_event(), count: 64)

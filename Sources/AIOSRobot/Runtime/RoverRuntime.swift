@@ -433,8 +433,9 @@ public final class RoverRuntime: Sendable {
     /// The status as the dispatch thread last published it (lock-free: a reader never makes a
     /// handler wait, and never waits on one).
     public var status: Status { statusCell.load() }
-    /// The status if the control lock is free now, else nil (a handler holds it — perhaps stuck).
-    public var statusIfAvailable: Status? { shared.withLockIfAvailable { $0.status } }
+    /// How many times the handlers have published the status: it stops moving while a handler is
+    /// stuck (the guard tick alone publishes every `guardPeriod`). Lock-free.
+    public var statusPublications: UInt64 { statusCell.stores }
     public var isLatched: Bool { statusCell.load().latched }
 }
 

@@ -10,7 +10,6 @@ final class SharedState<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: sending Value) { mutex = Mutex(value) }
     func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
-    func withLockIfAvailable<R>(_ body: (inout Value) -> R) -> R? { mutex.withLockIfAvailable { body(&$0) } }
 }
 
 /// A runtime's control state: its guard and the status its handlers publish.
