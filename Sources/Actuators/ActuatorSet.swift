@@ -143,9 +143,11 @@ public final class ActuatorSet: Sendable {
     public let foreignGuardRefusals = Atomic<UInt64>(0)
     public let beforeLatchRefusals = Atomic<UInt64>(0)
     public let expiredRefusals = Atomic<UInt64>(0)
-    /// Channels (bit per index < 64) put in their safe state by a seal refusal since the last
-    /// `takeSafeStateNotices()`.
+    /// Channels (bit per index < 64) put in their safe state by a seal refusal (or after an
+    /// overtaken write) since the last `takeSafeStateNotices`, and per channel the approval instant
+    /// of the command it replaced.
     private let safeStateNotices = Atomic<UInt64>(0)
+    private let noticeApprovedAt: [NoticeSlot] = (0..<64).map { _ in NoticeSlot() }
     /// Every seal refusal, for telemetry to drain (bounded: when full the newest are dropped, counted
     /// in `lost`). Appended by every lane's writer (threaded) or the dispatch thread (inline):
     /// several producers, hence the multi-producer ring.
@@ -326,9 +328,23 @@ public final class ActuatorSet: Sendable {
     /// The guard channels a back end drives (empty for an unknown name).
     public func channels(of name: String) -> [ChannelID] { lane(named: name)?.channels ?? [] }
 
-    /// Channels put in their safe state by a seal refusal since the last call (bit per channel
-    /// index), for the guard's `noteSafeStateApplied`. Lock-free; the guard's thread.
+    /// Channels put in their safe state by a seal refusal (or after an overtaken write) since the
+    /// last call (bit per channel index), for the guard's `noteSafeStateApplied`. Lock-free.
     public func takeSafeStateNotices() -> UInt64 { safeStateNotices.exchange(0, ordering: .acquiringAndReleasing) }
+
+    /// The approval instant of the command a channel's last safe-state notice replaced: pass it to
+    /// `noteSafeStateApplied(…, replacing:)` so that a later guard command is not overridden.
+    public func safeStateNoticeReplaced(_ channel: ChannelID) -> Instant {
+        guard channel.index >= 0 && channel.index < noticeApprovedAt.count else { return .distantFuture }
+        return Instant(nanoseconds: noticeApprovedAt[channel.index].value.load(ordering: .acquiring))
+    }
+
+    private func noteSafeState(_ replaced: ApprovedCommand) {
+        let i = replaced.channel.index
+        guard i >= 0 && i < noticeApprovedAt.count else { return }
+        noticeApprovedAt[i].value.store(replaced.approvedAt.nanoseconds, ordering: .releasing)
+        safeStateNotices.bitwiseOr(1 << UInt64(i), ordering: .releasing)
+    }
 
     /// The back ends' names, in the order they were given.
     public var backendNames: [String] { lanes.map(\.backend.name) }
@@ -404,9 +420,7 @@ public final class ActuatorSet: Sendable {
             }
             // The guard must learn that this channel is at its safe value now, or its limiter would
             // allow the next approval a step from a speed the actuator no longer has.
-            if command.channel.index >= 0 && command.channel.index < 64 {
-                safeStateNotices.bitwiseOr(1 << UInt64(command.channel.index), ordering: .releasing)
-            }
+            noteSafeState(command)
             return .sealRefused(refusal)
         }
         do {
@@ -418,9 +432,7 @@ public final class ActuatorSet: Sendable {
                 // out. Follow it with the channel's safe value, so an energised frame is never last.
                 overtaken.add(1, ordering: .relaxed)
                 try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken())
-                if command.channel.index >= 0 && command.channel.index < 64 {
-                    safeStateNotices.bitwiseOr(1 << UInt64(command.channel.index), ordering: .releasing)
-                }
+                noteSafeState(command)
             }
             return .written
         } catch {
@@ -544,4 +556,9 @@ public final class ActuatorSet: Sendable {
             thread?.join()
         }
     }
+}
+
+/// One channel's last safe-state notice: the approval instant of the command it replaced.
+final class NoticeSlot: Sendable {
+    let value = Atomic<Int64>(0)
 }

@@ -97,6 +97,7 @@ public final class Scheduler: @unchecked Sendable {
         var ready: ReadyQueue
         var staged: [Event] = []
         var isStaged: [Bool] = []
+        var busyPasses: [Int] = []        // source index → consecutive passes its queue was busy
         var consecutiveMisses: [Int] = []
         var nextGridIndex: [Int64] = []
         var periodicPending: [Bool] = []
@@ -150,6 +151,7 @@ public final class Scheduler: @unchecked Sendable {
         core.pointee.consecutiveMisses.append(0)
         core.pointee.staged.append(Event.empty)
         core.pointee.isStaged.append(false)
+        core.pointee.busyPasses.append(0)
         return SourceHandle(id: SourceID(index: sourceIndex), name: name, priority: subscription.priority,
                             relativeDeadline: subscription.relativeDeadline,
                             deadlineNanoseconds: subscription.relativeDeadline.nanoseconds,
@@ -234,13 +236,19 @@ public final class Scheduler: @unchecked Sendable {
         // The staged slot holds an empty event here; the queue swaps its oldest event into it.
         guard let queue = core.pointee.descriptors[task].queue else { return }
         switch queue.tryPop(into: &core.pointee.staged[s]) {
-        case .popped: break
-        case .empty: return
-        case .busy:
-            // A producer holds the queue's lock for a few instructions: come back to it rather
-            // than sleep on that lock (the dispatch thread waits only on its doorbell).
+        case .popped: core.pointee.busyPasses[s] = 0
+        case .empty: core.pointee.busyPasses[s] = 0; return
+        case .busy where core.pointee.busyPasses[s] == 0:
+            // A producer holds the queue's lock for a few instructions (on another CPU): come back
+            // to it after the rest rather than sleep on that lock.
+            core.pointee.busyPasses[s] = 1
             hub.doorbell.ring(s)
             return
+        case .busy:
+            // Busy again: its holder may be preempted on this very CPU, where retrying would spin
+            // forever above it. Take the lock: its priority inheritance runs the holder at once.
+            core.pointee.busyPasses[s] = 0
+            guard queue.pop(into: &core.pointee.staged[s]) else { return }
         }
         core.pointee.isStaged[s] = true
         let stats = core.pointee.descriptors[task].stats

@@ -23,6 +23,10 @@ public final class EStopSignal: Sendable {
         held.store(pressed, ordering: .releasing)
     }
 
+    /// Input events were lost (SYN_DROPPED): a press among them cannot be ruled out, so the press
+    /// count moves (the guard latches). The held level is left as it was: nothing was seen of it.
+    public func notePossiblePress() { pressCount.add(1, ordering: .releasing) }
+
     /// A complete input frame arrived from the e-stop device (a sign of life, keep-alives included).
     public func noteFrame(at arrival: Int64) { lastFrame.store(arrival, ordering: .releasing) }
 
@@ -34,7 +38,6 @@ public final class EStopSignal: Sendable {
     /// The e-stop device's reader ended (EOF, ENODEV, the FIFO writer gone) or came back.
     public func setDeviceLost(_ isLost: Bool) {
         lost.store(isLost, ordering: .releasing)
-        // A device that is gone may have been held down when it went: what it last said no longer holds.
     }
 
     public var isPressed: Bool { held.load(ordering: .acquiring) }

@@ -261,9 +261,14 @@ public struct SafetyGuard: Sendable {
     /// re-energise a reconnected motor, and the limiter would allow a step from a speed the wheel
     /// no longer has. Deliver it before the back end accepts commands again (on the same thread as
     /// `check` and `tick`).
-    public mutating func noteSafeStateApplied(to channel: ChannelID, at instant: Instant) {
+    /// `replacing`: when the writer put the safe value in place of (or right after) an approval,
+    /// that approval's instant. The notice is then applied only if the guard has approved or emitted
+    /// nothing for the channel since: a later guard command (a ramp step, say) is on its way to the
+    /// actuator and supersedes the safe value, and the guard must keep tracking it.
+    public mutating func noteSafeStateApplied(to channel: ChannelID, at instant: Instant, replacing approvedAt: Instant? = nil) {
         let i = channel.index
         guard i >= 0 && i < channels.count else { return }
+        if let approvedAt, let last = channels[i].lastApprovedAt, last > approvedAt { return }
         let safe = configuration.channels[i].safeValue
         switch safe {
         case .continuous(let v): channels[i].limiter = Limiter.State(value: v, rate: 0, second: 0, samples: 3)

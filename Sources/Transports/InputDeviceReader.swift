@@ -56,6 +56,8 @@ public final class InputDeviceReader: Sendable {
             return
         }
         let decoder = Mutex(InputEventStreamDecoder())  // touched by the reader thread; the lock orders reads of `pendingBytes`
+        // Before the reader thread starts: its first notice (a writer gone) must come after this one.
+        onNotice(.opened("input_event stream"), rt_monotonic_ns())
         let lost = LinkLoss()
         let reader = try StreamReader(path: path, fifoPriority: fifoPriority, onEnd: { reason in onNotice(.ended(reason), rt_monotonic_ns()) },
                                       onLink: { up in
@@ -75,7 +77,6 @@ public final class InputDeviceReader: Sendable {
                 }
             }
         }
-        onNotice(.opened("input_event stream"), rt_monotonic_ns())
         self.init(path: path, stop: { reader.stop() }, partial: { decoder.withLock { $0.pendingBytes } }, fifo: { reader.runsAtFIFO })
     }
 

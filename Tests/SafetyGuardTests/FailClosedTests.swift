@@ -298,4 +298,18 @@ struct FailClosedTests {
         g.observeEStop(asserted: false, presses: 1, releasedAt: ms(500), at: ms(490)) { _ in }
         #expect(g.resetKey(down: false, at: ms(600)) == .resetKeyHeldThrough)
     }
+
+    /// Found in review: a safe-state notice from the writer must not override a guard command made
+    /// after the one it replaced (a ramp step on its way to the actuator).
+    @Test func when_a_safe_state_notice_is_older_than_the_guards_last_command_expect_it_ignored() throws {
+        var g = try Self.guardian()
+        g.tick(now: ms(0)) { _ in }
+        let first = try #require(g.check(command(Self.left, 0.5, at: ms(10)), now: ms(10)).approved)
+        _ = g.check(command(Self.left, 1.0, at: ms(20)), now: ms(20))
+        let held = g.currentValue(of: Self.left)
+        g.noteSafeStateApplied(to: Self.left, at: ms(25), replacing: first.approvedAt)
+        #expect(g.currentValue(of: Self.left) == held)  // a later approval exists: ignored
+        g.noteSafeStateApplied(to: Self.left, at: ms(26), replacing: ms(20))
+        #expect(g.currentValue(of: Self.left) == .continuous(0))  // it replaced the latest: applied
+    }
 }

@@ -101,10 +101,9 @@ public final class GamepadInput: Sendable {
             result = sources.buttons.post(.signal(code: code, value: pressed ? 1 : 0), release: release)
         case .resync:
             // Events were lost: an e-stop press among them cannot be ruled out, so it counts as one
-            // (the guard latches; a reset is needed). libevdev's resync then reports the key's
-            // real state; a stream has none to give.
-            estop?.set(pressed: true, at: release.nanoseconds)
-            estop?.set(pressed: false, at: release.nanoseconds)
+            // (the guard latches; a reset is needed). The held level stays what was last seen:
+            // libevdev's resync reports only keys whose state changed, and a stream none.
+            estop?.notePossiblePress()
             result = sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: release)
         }
         if !result.wasAccepted { refused.add(1, ordering: .relaxed) }

@@ -66,6 +66,7 @@ public final class RigRuntime: Sendable {
             }
             configuration.startupTimeout = startupTimeout
             configuration.startLatched = startLatched
+            configuration.maxTickAge = guardPeriod * 3
             return configuration
         }
     }
@@ -279,7 +280,9 @@ public final class RigRuntime: Sendable {
         }
         let thermostatStatistics = scheduler.taskID(named: "thermostat").map { scheduler.statistics(for: $0) }
         let onTimeAtFault = SharedState<UInt64?>(nil)
-        scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high)) { event in
+        // Critical, and `maxTickAge` refuses commands when its ticks stop (as in RoverRuntime).
+        scheduler.addPeriodic("guard", PeriodicSpec(period: configuration.guardPeriod, priority: .high,
+                                                    critical: CriticalPolicy(consecutiveMisses: configuration.criticalMisses))) { event in
             let now = event.release
             // Every level, every tick (fail closed): the broker link, a failed back end, the
             // thermostat's deadline-fault streak.
@@ -295,6 +298,14 @@ public final class RigRuntime: Sendable {
                         c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write)
                         onTimeAtFault.withLock { $0 = nil }
                     }
+                }
+                // A channel the writer put in its safe state (seal refusal, overtaken write): the
+                // guard learns it, unless it has commanded the channel since.
+                var notices = actuators.takeSafeStateNotices()
+                while notices != 0 {
+                    let channel = ChannelID(index: notices.trailingZeroBitCount)
+                    notices &= notices &- 1
+                    c.guardian.noteSafeStateApplied(to: channel, at: now, replacing: actuators.safeStateNoticeReplaced(channel))
                 }
                 c.guardian.tick(now: now, emit: write)
                 c.refreshStatus()

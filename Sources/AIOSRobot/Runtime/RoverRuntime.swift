@@ -341,9 +341,9 @@ public final class RoverRuntime: Sendable {
                 }
                 var notices = actuators.takeSafeStateNotices()
                 while notices != 0 {
-                    let channel = notices.trailingZeroBitCount
+                    let channel = ChannelID(index: notices.trailingZeroBitCount)
                     notices &= notices &- 1
-                    c.guardian.noteSafeStateApplied(to: ChannelID(index: channel), at: now)
+                    c.guardian.noteSafeStateApplied(to: channel, at: now, replacing: actuators.safeStateNoticeReplaced(channel))
                 }
                 c.guardian.tick(now: now, emit: write)
                 c.status.causes = c.guardian.blockingCauses
