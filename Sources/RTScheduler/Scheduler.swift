@@ -437,6 +437,7 @@ public final class Scheduler: @unchecked Sendable {
                 worstLatenessNs: worst == .min ? nil : worst,
                 startLatency: s.startLatency.summary(),
                 responseTime: s.responseTime.summary(),
+                latencySamplesSkipped: s.startLatency.skipped.load(ordering: .relaxed) &+ s.responseTime.skipped.load(ordering: .relaxed),
                 queue: d.queue.map { q in
                     QueueSnapshot(capacity: q.spec.capacity, overflow: q.spec.overflow,
                                   depth: q.depth.load(ordering: .relaxed),

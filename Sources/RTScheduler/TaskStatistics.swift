@@ -52,6 +52,9 @@ public struct TaskSnapshot: Sendable, Equatable {
     public var worstLatenessNs: Int64?
     public var startLatency: LatencySummary
     public var responseTime: LatencySummary
+    /// Latency samples not recorded because a reader was swapping a histogram at that instant
+    /// (the dispatch thread does not wait for it); counted, never silent.
+    public var latencySamplesSkipped: UInt64 = 0
     /// For event tasks: the source's queue.
     public var queue: QueueSnapshot?
 

@@ -180,6 +180,7 @@ struct Demo: ParsableCommand {
             j.add("drive_misses", Int(drive.misses))
             j.add("drive_start_p99_us", Double(drive.startLatency.p99) / 1000)
             j.add("drive_response_p99_us", Double(drive.responseTime.p99) / 1000)
+            j.add("drive_latency_samples_skipped", Int(drive.latencySamplesSkipped))
         }
         j.add("imu_hz", daemon.runtime.sensors.imuRate.observedHz)
         j.add("frames_rejected", daemon.runtime.sensors.framesRejected)
