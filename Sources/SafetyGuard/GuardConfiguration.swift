@@ -63,8 +63,9 @@ public struct ChannelConfiguration: Sendable, Equatable {
 
 /// Commanded versus measured for one channel (a wheel with an encoder): measured faster than
 /// commanded (or turning against it) by more than `tolerance` for `time` is a runaway; measured
-/// beyond `tolerance` during a category-2 stop or a hold is a standstill violation. Both stop with
-/// category 0.
+/// beyond `tolerance` during a category-2 stop or a hold is a standstill violation (both stop with
+/// category 0); measured slower than commanded by more than `tolerance` for `time` while driven is
+/// a stalled wheel (blocked, or its encoder frozen: stop, category 1 by default).
 public struct MotionMonitor: Sendable, Equatable {
     public var tolerance: Double
     public var time: Duration
@@ -252,6 +253,7 @@ public struct GuardConfiguration: Sendable, Equatable {
         .remoteStop: .stop(.one),
         .powerOn: .stop(.zero),
         .invalidSample: .warn,
+        .stalledWheel: .stop(.one),
     ]
 
     public init(channels: [ChannelConfiguration], sensors: [RequiredSensor] = [], workspace: Workspace? = nil,

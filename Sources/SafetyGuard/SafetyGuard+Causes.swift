@@ -375,6 +375,8 @@ extension SafetyGuard {
             if abs(value - safe) > monitor.tolerance { violation = .standstill }
         } else if abs(value) > abs(commanded) + monitor.tolerance || (value * commanded < 0 && abs(value) > monitor.tolerance) {
             violation = .runaway
+        } else if abs(commanded) > monitor.tolerance && abs(value) < abs(commanded) - monitor.tolerance {
+            violation = .stalledWheel
         }
         guard let kind = violation else {
             channels[i].violationSince = nil
@@ -394,13 +396,15 @@ extension SafetyGuard {
     }
 
     mutating func refreshMonitorLevels(at instant: Instant, emit: (ApprovedCommand) -> Void) {
-        var runaway = false, standstill = false
+        var runaway = false, standstill = false, stalled = false
         for c in channels {
             if c.monitorTrip == .runaway { runaway = true }
             if c.monitorTrip == .standstill { standstill = true }
+            if c.monitorTrip == .stalledWheel { stalled = true }
         }
         setCause(.runaway, present: runaway, at: instant, emit: emit)
         setCause(.standstill, present: standstill, at: instant, emit: emit)
+        setCause(.stalledWheel, present: stalled, at: instant, emit: emit)
     }
 
     // MARK: time-driven checks

@@ -86,6 +86,8 @@ public enum FaultKind: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
     case powerOn = 15
     /// A sensor value that is not finite or out of its valid range (it counts as no sample).
     case invalidSample = 16
+    /// A wheel measured much slower than commanded while driven (blocked, or its encoder frozen).
+    case stalledWheel = 17
 
     public var description: String {
         switch self {
@@ -106,6 +108,7 @@ public enum FaultKind: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
         case .remoteStop: "remote-stop"
         case .powerOn: "power-on"
         case .invalidSample: "invalid-sample"
+        case .stalledWheel: "stalled-wheel"
         }
     }
 }

@@ -312,4 +312,22 @@ struct FailClosedTests {
         g.noteSafeStateApplied(to: Self.left, at: ms(26), replacing: ms(20))
         #expect(g.currentValue(of: Self.left) == .continuous(0))  // it replaced the latest: applied
     }
+
+    /// A wheel driven but not turning (blocked, or its encoder frozen) is not evidence of safety.
+    @Test func when_a_driven_wheel_does_not_turn_expect_a_stalled_wheel_stop() throws {
+        var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(100)))
+        g.tick(now: ms(0)) { _ in }
+        var t: Int64 = 0
+        while g.currentValue(of: Self.left) != .continuous(5) && t < 200 {
+            t += 10
+            _ = g.check(command(Self.left, 5, at: ms(t)), now: ms(t))
+        }
+        g.noteMeasured(Self.left, value: 4.5, at: ms(t + 1)) { _ in }  // within tolerance: fine
+        #expect(!g.latch.isLatched)
+        g.noteMeasured(Self.left, value: 0.0, at: ms(t + 10)) { _ in }
+        g.noteMeasured(Self.left, value: 0.0, at: ms(t + 60)) { _ in }
+        #expect(!g.latch.isLatched)  // not yet the monitor's time
+        g.noteMeasured(Self.left, value: 0.0, at: ms(t + 120)) { _ in }
+        #expect(g.latch.isLatched && g.latch.cause == .stalledWheel && g.latch.category == .one)
+    }
 }
