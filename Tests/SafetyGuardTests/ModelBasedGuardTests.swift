@@ -69,6 +69,42 @@ struct ModelBasedGuardTests {
         #expect(total.notFresh > 0, "no command refused as issued before a reset")
         #expect(total.ramps[1] > 0 && total.ramps[2] > 0, "completed ramps \(total.ramps)")
     }
+
+    static let featureSeeds: [UInt64] = [0xFEA7_0001, 0xFEA7_0002]
+    static let featureStepsPerSeed = 20_000
+
+    /// The second episode kind: workspace ladder and recovery hold, value interlocks, motion monitors.
+    @Test func when_random_workspace_interlock_and_monitor_episodes_run_expect_every_invariant_to_hold() throws {
+        let environment = ProcessInfo.processInfo.environment
+        var seeds = Self.featureSeeds
+        if let text = environment["ROBOTD_MODEL_SEED"] {
+            guard let seed = text.hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text) else { return }
+            seeds = [seed]
+        }
+        let steps = environment["ROBOTD_MODEL_STEPS"].flatMap { Int($0) } ?? Self.featureStepsPerSeed
+        let clock = ContinuousClock()
+        let started = clock.now
+        var total = FeatureCounts()
+        for seed in seeds {
+            let run = try FeatureModelRun(seed: seed)
+            run.execute(steps: steps)
+            if let failure = run.failure { Issue.record("\(failure)") }
+            total.add(run.counts)
+        }
+        print("ModelBasedGuardTests (features): \(seeds.count) seed(s) × \(steps) steps in \(clock.now - started): \(total)")
+        #expect(total.workspaceLatches > 0 && total.beyondStopLatched > 0, "no workspace latch")
+        #expect(total.intoRecovery > 0, "no reset into recovery")
+        #expect(total.recoveryApprovals > 0, "no wheel command approved in recovery")
+        #expect(total.awayRejected > 0, "no command refused as away from the workspace")
+        #expect(total.relatchedInRecovery > 0, "no latch again from recovery")
+        #expect(total.recoveriesEnded > 0, "no recovery ended inside")
+        #expect(total.interlockTrips > 0 && total.interlockedRejections > 0, "no interlock")
+        #expect(total.lockedAfterClear > 0, "no command refused while locked after the reading cleared")
+        #expect(total.refusedInterlock > 0, "no reset refused for an interlock")
+        #expect(total.unlocks > 0 && total.unlockedApprovals > 0, "no unlocking reset followed by an approval")
+        #expect(total.monitorTrips > 0, "no runaway trip")
+        #expect(total.refusedRunaway > 0, "no reset refused while a wheel keeps turning")
+    }
 }
 
 struct ModelCounts: CustomStringConvertible {
