@@ -4,6 +4,8 @@ import RTScheduler
 public enum ChannelLimits: Sendable, Equatable {
     case continuous(ContinuousLimits)
     case discrete(DiscreteLimits)
+
+    var isContinuous: Bool { if case .continuous = self { true } else { false } }
 }
 
 /// What the guard does about a fault.

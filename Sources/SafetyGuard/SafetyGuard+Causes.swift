@@ -331,21 +331,31 @@ extension SafetyGuard {
         setLevel(.workspace, level == .stop, reaction: .stop(workspace.stopCategory), at: instant, emit: emit)
     }
 
-    /// Whether `value` on motion channel `index` moves the robot back toward the workspace (or
-    /// does not move it: a turn on the spot), with the other wheel at its current value. Without
-    /// kinematics or a heading, unknown: refused.
-    func movesTowardWorkspace(_ index: Int, _ value: CommandValue) -> Bool {
-        guard let workspace = configuration.workspace, let wheels, let requested = value.continuousValue,
-              pose.x.isFinite, pose.y.isFinite, pose.yaw.isFinite else { return false }
-        if index != wheels.left && index != wheels.right { return false }
-        let left = index == wheels.left ? requested : channels[wheels.left].current.continuousValue ?? 0
-        let right = index == wheels.right ? requested : channels[wheels.right].current.continuousValue ?? 0
+    /// The speed (m/s) at which the wheels bring the robot back toward the workspace (negative:
+    /// away) with `value` on wheel `index` and the other wheel at its current value; a turn on the
+    /// spot counts as 0. nil when unknown (no kinematics or no heading).
+    func approachSpeed(_ index: Int, _ value: Double) -> Double? {
+        guard let workspace = configuration.workspace, let wheels,
+              pose.x.isFinite, pose.y.isFinite, pose.yaw.isFinite,
+              index == wheels.left || index == wheels.right else { return nil }
+        let left = index == wheels.left ? value : channels[wheels.left].current.continuousValue ?? 0
+        let right = index == wheels.right ? value : channels[wheels.right].current.continuousValue ?? 0
         let speed = wheels.radius * (left + right) / 2
-        if abs(speed) < 0.01 { return true }
+        if abs(speed) < 0.01 { return 0 }
         let step = 0.01
         let ahead = workspace.signedDistance(x: pose.x + step * cos(pose.yaw), y: pose.y + step * sin(pose.yaw))
-        let gradient = ahead - workspace.signedDistance(x: pose.x, y: pose.y)
-        return speed * gradient > 0
+        let gradient = (ahead - workspace.signedDistance(x: pose.x, y: pose.y)) / step
+        return speed * gradient
+    }
+
+    /// In the recovery hold: `value` on wheel `index` passes if the robot then moves back toward the
+    /// workspace (or turns on the spot), or moves out slower than with the wheel's current value.
+    /// Unknown (no kinematics, no heading): refused.
+    func improvesApproach(_ index: Int, to value: Double) -> Bool {
+        guard let after = approachSpeed(index, value) else { return false }
+        if after >= 0 { return true }
+        guard let current = channels[index].current.continuousValue, let before = approachSpeed(index, current) else { return false }
+        return after > before
     }
 
     // MARK: commanded versus measured
@@ -386,9 +396,15 @@ extension SafetyGuard {
             }
             return
         }
+        // Too fast (runaway, standstill) and too slow (a stalled wheel) are separate streaks: a
+        // wheel that swings from one to the other has each judged over its own full time.
+        let slower = kind == .stalledWheel
+        if channels[i].violationSince != nil && channels[i].violationSlower != slower { channels[i].violationSince = nil }
+        channels[i].violationSlower = slower
         let since = channels[i].violationSince ?? instant
         channels[i].violationSince = since
-        if channels[i].monitorTrip == nil && instant.nanoseconds(since: since) >= monitor.time.nanoseconds {
+        // A trip of another kind (a stalled wheel, say, that only warns) must not mask this one.
+        if channels[i].monitorTrip != kind && instant.nanoseconds(since: since) >= monitor.time.nanoseconds {
             channels[i].monitorTrip = kind
             audit.append(AuditRecord(at: instant, kind: .fault, channel: i, requested: commanded, approved: value, fault: kind))
             refreshMonitorLevels(at: instant, emit: emit)

@@ -32,6 +32,7 @@ public struct SafetyGuard: Sendable {
         var interlocked = false
         /// Commanded versus measured: since when the measurement disagrees, and which fault it tripped.
         var violationSince: Instant?
+        var violationSlower = false
         var monitorTrip: FaultKind?
     }
 
@@ -171,7 +172,8 @@ public struct SafetyGuard: Sendable {
                 // Any other hold (a silent sensor, say) holds recovery motion too.
                 return reject(command, .holding, now: now)
             } else if inRecovery || workspaceOnly {
-                guard movesTowardWorkspace(index, command.value) else {
+                // Judged on the value the limiter approves (below), not on the request.
+                guard configuration.channels[index].limits.isContinuous else {
                     return reject(command, inRecovery ? .awayFromWorkspace : .holding, now: now)
                 }
                 towardWorkspace = true
@@ -186,6 +188,11 @@ public struct SafetyGuard: Sendable {
             let elapsed = channels[index].lastApprovedAt.map { Double(now.nanoseconds(since: $0)) / 1e9 } ?? .infinity
             let dt = min(elapsed, configuration.channels[index].maxStepInterval)
             let out = Limiter.limit(requested, limits: limits, state: channels[index].limiter, dt: dt)
+            // In the recovery hold, what the wheels will do must bring the robot back — or at least
+            // move it out less than they do now (the rate limit may not allow a full reversal at once).
+            if towardWorkspace && !improvesApproach(index, to: out.value) {
+                return reject(command, inRecovery ? .awayFromWorkspace : .holding, now: now)
+            }
             channels[index].limiter = out.state
             let approved = approve(command, value: .continuous(out.value), now: now)
             if towardWorkspace {
