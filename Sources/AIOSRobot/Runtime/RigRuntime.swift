@@ -301,12 +301,7 @@ public final class RigRuntime: Sendable {
                 }
                 // A channel the writer put in its safe state (seal refusal, overtaken write): the
                 // guard learns it, unless it has commanded the channel since.
-                var notices = actuators.takeSafeStateNotices()
-                while notices != 0 {
-                    let channel = ChannelID(index: notices.trailingZeroBitCount)
-                    notices &= notices &- 1
-                    c.guardian.noteSafeStateApplied(to: channel, at: now, replacing: actuators.safeStateNoticeReplaced(channel))
-                }
+                c.guardian.applySafeStateNotices(from: actuators, at: now)
                 c.guardian.tick(now: now, emit: write)
                 c.refreshStatus()
             }

@@ -339,12 +339,7 @@ public final class RoverRuntime: Sendable {
                     c.missStreak = nil
                     c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write)
                 }
-                var notices = actuators.takeSafeStateNotices()
-                while notices != 0 {
-                    let channel = ChannelID(index: notices.trailingZeroBitCount)
-                    notices &= notices &- 1
-                    c.guardian.noteSafeStateApplied(to: channel, at: now, replacing: actuators.safeStateNoticeReplaced(channel))
-                }
+                c.guardian.applySafeStateNotices(from: actuators, at: now)
                 c.guardian.tick(now: now, emit: write)
                 c.status.causes = c.guardian.blockingCauses
                 c.status.latchCause = c.guardian.latch.cause

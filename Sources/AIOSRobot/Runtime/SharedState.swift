@@ -48,3 +48,16 @@ func boundActuators(_ guardian: SafetyGuard, _ make: (GuardSeal) throws -> Actua
     }
     return actuators
 }
+
+extension SafetyGuard {
+    /// Tells the guard which channels the actuator writers put in their safe state on their own
+    /// (seal refusals, overtaken writes) — unless it has commanded them since. Dispatch thread.
+    mutating func applySafeStateNotices(from actuators: ActuatorSet, at now: Instant) {
+        var notices = actuators.takeSafeStateNotices()
+        while notices != 0 {
+            let channel = ChannelID(index: notices.trailingZeroBitCount)
+            notices &= notices &- 1
+            noteSafeStateApplied(to: channel, at: now, replacing: actuators.safeStateNoticeReplaced(channel))
+        }
+    }
+}
