@@ -258,11 +258,8 @@ struct FailClosedTests {
     @Test func when_a_wheel_speeds_up_during_a_category_1_ramp_expect_a_runaway_stop() throws {
         var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(50)))
         g.tick(now: ms(0)) { _ in }
-        var t: Int64 = 0
-        while g.currentValue(of: Self.left) != .continuous(5) && t < 200 {
-            t += 10
-            _ = g.check(command(Self.left, 5, at: ms(t)), now: ms(t))
-        }
+        let t = GuardBehaviourTests.driveUp(&g, to: 5).nanoseconds / 1_000_000
+        #expect(g.currentValue(of: Self.left) == .continuous(5))
         g.trigger(.operatorRequest, category: .one, at: ms(t + 1)) { _ in }
         guard case .stopping(.one, _, _) = g.latch.state else {
             Issue.record("expected a running category-1 ramp, got \(g.latch.state)")
@@ -317,11 +314,8 @@ struct FailClosedTests {
     @Test func when_a_driven_wheel_does_not_turn_expect_a_stalled_wheel_stop() throws {
         var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(100)))
         g.tick(now: ms(0)) { _ in }
-        var t: Int64 = 0
-        while g.currentValue(of: Self.left) != .continuous(5) && t < 200 {
-            t += 10
-            _ = g.check(command(Self.left, 5, at: ms(t)), now: ms(t))
-        }
+        let t = GuardBehaviourTests.driveUp(&g, to: 5).nanoseconds / 1_000_000
+        #expect(g.currentValue(of: Self.left) == .continuous(5))
         g.noteMeasured(Self.left, value: 4.5, at: ms(t + 1)) { _ in }  // within tolerance: fine
         #expect(!g.latch.isLatched)
         g.noteMeasured(Self.left, value: 0.0, at: ms(t + 10)) { _ in }

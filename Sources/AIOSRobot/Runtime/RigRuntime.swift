@@ -112,7 +112,6 @@ public final class RigRuntime: Sendable {
         var guardian: SafetyGuard
         var thermostat: Thermostat
         var status = RigRuntime.Status()
-        mutating func refreshLatched() { status.latched = guardian.latch.isLatched }
         /// A back end failed and is inactive until reactivated (a level for the guard).
         var backendDown = false
         /// Arrival of the latest remote stop: older resets never release it.
@@ -197,7 +196,6 @@ public final class RigRuntime: Sendable {
                 c.status.remoteStops += 1
                 c.lastRemoteStopAt = max(c.lastRemoteStopAt, event.release)
                 c.guardian.trigger(.remoteStop, category: category, at: event.release, emit: write)
-                c.refreshStatus()
             }
         }
         remoteReset = scheduler.addSource("remote-reset", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
@@ -210,7 +208,6 @@ public final class RigRuntime: Sendable {
                     return
                 }
                 c.noteReset(c.guardian.reset(at: event.release))
-                c.refreshStatus()
             }
         }
         // Faults from outside the control path (a back end failed, the link dropped) come in as
@@ -222,7 +219,6 @@ public final class RigRuntime: Sendable {
             shared.update(statusCell) { c in
                 if kind == .actuatorFailure { c.backendDown = true }
                 c.guardian.trigger(kind, at: event.release, emit: write)
-                c.refreshStatus()
             }
         }
         // Reactivation on the dispatch thread under the control lock: the back end's safe state
@@ -275,7 +271,6 @@ public final class RigRuntime: Sendable {
                 }
                 c.status.verdicts.route(c.guardian.check(Command(channel: ChannelID(index: 1), value: .continuous(fan), origin: .policy,
                                                                  issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
-                c.refreshStatus()
             }
         }
         let thermostatStatistics = scheduler.taskID(named: "thermostat").map { scheduler.statistics(for: $0) }
@@ -303,7 +298,6 @@ public final class RigRuntime: Sendable {
                 // guard learns it, unless it has commanded the channel since.
                 c.guardian.applySafeStateNotices(from: actuators, at: now)
                 c.guardian.tick(now: now, emit: write)
-                c.refreshStatus()
             }
         }
         // A handler stuck past its budget: the supervisor thread puts the relays in their safe
@@ -317,7 +311,6 @@ public final class RigRuntime: Sendable {
                 for name in actuators.backendNames where actuators.reactivate(name) {
                     for channel in actuators.channels(of: name) { c.guardian.noteSafeStateApplied(to: channel, at: recovery.endedAt) }
                 }
-                c.refreshStatus()
             }
         }
         scheduler.onDeadlineFault = { fault in
@@ -328,7 +321,6 @@ public final class RigRuntime: Sendable {
             shared.update(statusCell) { c in
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
-                c.refreshStatus()
             }
         }
     }

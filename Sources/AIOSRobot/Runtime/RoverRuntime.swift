@@ -134,7 +134,12 @@ public final class RoverRuntime: Sendable {
         var policy: ObstacleAvoidingDrive
         var odometry: DiffDriveOdometry
         var status = RoverRuntime.Status()
-        mutating func refreshLatched() { status.latched = guardian.latch.isLatched }
+        mutating func refreshStatus() {
+            status.latched = guardian.latch.isLatched
+            status.latchCause = guardian.latch.cause
+            status.causes = guardian.blockingCauses
+            status.inRecovery = guardian.inRecovery
+        }
         /// A back end failed and is inactive until reactivated (a level for the guard).
         var backendDown = false
         /// The critical task whose miss streak raised the last deadline fault, and its on-time
@@ -303,7 +308,6 @@ public final class RoverRuntime: Sendable {
                                                                  issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
                 c.status.verdicts.route(c.guardian.check(Command(channel: ChannelID(index: 1), value: .continuous(right), origin: .policy,
                                                                  issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
-                c.status.latched = c.guardian.latch.isLatched
             }
             // The link's keep-alive, once per control cycle (real-time safe: a flag and a wake).
             actuators.heartbeat()
@@ -341,10 +345,6 @@ public final class RoverRuntime: Sendable {
                 }
                 c.guardian.applySafeStateNotices(from: actuators, at: now)
                 c.guardian.tick(now: now, emit: write)
-                c.status.causes = c.guardian.blockingCauses
-                c.status.latchCause = c.guardian.latch.cause
-                c.status.inRecovery = c.guardian.inRecovery
-                c.status.latched = c.guardian.latch.isLatched
             }
         }
         // A handler stuck past its budget: the supervisor thread puts every back end in its safe
@@ -359,7 +359,6 @@ public final class RoverRuntime: Sendable {
                 for name in actuators.backendNames where actuators.reactivate(name) {
                     for channel in actuators.channels(of: name) { c.guardian.noteSafeStateApplied(to: channel, at: recovery.endedAt) }
                 }
-                c.status.latched = c.guardian.latch.isLatched
             }
         }
         scheduler.onDeadlineFault = { [unowned scheduler] fault in

@@ -17,8 +17,8 @@ protocol RuntimeControl: Sendable {
     associatedtype Status: BitwiseCopyable & Sendable
     var guardian: SafetyGuard { get }
     var status: Status { get set }
-    /// Copies what the status shows of the guard (latched or not) before it is published.
-    mutating func refreshLatched()
+    /// Copies what the status shows of the guard (latched, causes…) before it is published.
+    mutating func refreshStatus()
 }
 
 extension SharedState where Value: RuntimeControl {
@@ -27,7 +27,7 @@ extension SharedState where Value: RuntimeControl {
     func update<R>(_ cell: LatestValue<Value.Status>, _ body: (inout Value) -> R) -> R {
         withLock { c in
             let result = body(&c)
-            c.refreshLatched()
+            c.refreshStatus()
             cell.store(c.status)
             return result
         }
