@@ -16,11 +16,13 @@ let package = Package(
         .library(name: "Actuators", targets: ["Actuators"]),
         .library(name: "AIOSRobot", targets: ["AIOSRobot"]),
         .library(name: "RobotSim", targets: ["RobotSim"]),
+        .library(name: "RobotConfig", targets: ["RobotConfig"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System-library shims: modulemap + header, found through pkg-config. No logic here.
@@ -52,6 +54,11 @@ let package = Package(
         .target(
             name: "Transports",
             dependencies: ["CSerial", "CEvdev", "CMosquitto", "CTransport", "CRealtime", "Codecs", "Platform"]),
+        // The robot's YAML configuration: its model, the validator working on Yams' node tree (every
+        // problem with line and column), the kinds' field specs. Knows nothing of the runtime.
+        .target(
+            name: "RobotConfig",
+            dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(
             name: "RTScheduler",
             dependencies: [

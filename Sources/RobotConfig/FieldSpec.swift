@@ -1,0 +1,71 @@
+import Foundation
+
+/// What one key of a configuration map may hold. The validator checks a file against these before
+/// anything is decoded or built, so every problem is reported at once with its line and column.
+/// The core sections are described with them, and so is each policy, input and actuator kind: a
+/// new kind brings its own list of `FieldSpec`s (see `KindSpec`).
+public struct FieldSpec: Sendable {
+    public indirect enum ValueType: Sendable {
+        case bool
+        case number(ClosedRange<Double>? = nil)
+        case integer(ClosedRange<Int>? = nil)
+        case string
+        /// One of these words.
+        case oneOf([String])
+        case list(ValueType, minCount: Int = 0)
+        /// A map with these keys (unknown keys are errors).
+        case object([FieldSpec])
+        /// A map whose keys are data (names), every value of this type.
+        case dictionary(ValueType)
+        /// Any of these shapes (e.g. `estop: none` or a map).
+        case either([ValueType])
+        /// A fixed word (as one alternative of `either`).
+        case word(String)
+    }
+
+    public var key: String
+    public var type: ValueType
+    public var required: Bool
+    /// One line for `check`'s messages and docs/configuration.md.
+    public var help: String
+
+    public init(_ key: String, _ type: ValueType, required: Bool = false, help: String = "") {
+        self.key = key
+        self.type = type
+        self.required = required
+        self.help = help
+    }
+}
+
+/// A kind of policy, input or actuator as the configuration sees it: its name and the keys it takes
+/// beside the common ones. The runtime's registries provide these, so `robotd check` validates a
+/// kind it has never heard of only through its registry entry.
+public struct KindSpec: Sendable {
+    public var kind: String
+    public var summary: String
+    public var fields: [FieldSpec]
+    public init(kind: String, summary: String, fields: [FieldSpec]) {
+        self.kind = kind
+        self.summary = summary
+        self.fields = fields
+    }
+}
+
+/// The kinds known to whoever validates (the runtime's registries).
+public struct KindCatalog: Sendable {
+    public var policies: [KindSpec]
+    public var inputs: [KindSpec]
+    public var actuators: [KindSpec]
+    public init(policies: [KindSpec], inputs: [KindSpec], actuators: [KindSpec]) {
+        self.policies = policies
+        self.inputs = inputs
+        self.actuators = actuators
+    }
+}
+
+extension ConfigValue {
+    /// Decodes a kind's settings (already validated against its `FieldSpec`s) into its own type.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: JSONEncoder().encode(self))
+    }
+}
