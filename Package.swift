@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "AIOSRobot",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs",
+                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

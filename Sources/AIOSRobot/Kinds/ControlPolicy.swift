@@ -59,6 +59,10 @@ public struct ChannelValues: Sendable, Equatable {
         storage = (0, 0, 0, 0)
     }
 
+    public static func == (a: ChannelValues, b: ChannelValues) -> Bool {
+        a.count == b.count && (0..<a.count).allSatisfy { a[$0] == b[$0] }
+    }
+
     public subscript(i: Int) -> Double {
         get {
             switch i {

@@ -3,24 +3,30 @@ import RobotConfig
 /// The kinds a configuration may name: one line per kind. `catalog` is what `robotd check`
 /// validates against.
 public enum RobotKinds {
-    static let policies: [any PolicyKind.Type] = [
-        TeleopKind.self,
-        WanderKind.self,
-        WaypointsKind.self,
-        ObstacleStopKind.self,
-        ThermostatKind.self,
-    ]
+    static var policies: [any PolicyKind.Type] {
+        [
+            TeleopKind.self,
+            WanderKind.self,
+            WaypointsKind.self,
+            ObstacleStopKind.self,
+            ThermostatKind.self,
+        ]
+    }
 
-    static let inputs: [any InputKind.Type] = [
-        SerialInputKind.self,
-        EvdevInputKind.self,
-        MQTTInputKind.self,
-    ]
+    static var inputs: [any InputKind.Type] {
+        [
+            SerialInputKind.self,
+            EvdevInputKind.self,
+            MQTTInputKind.self,
+        ]
+    }
 
-    static let actuators: [any ActuatorKind.Type] = [
-        SerialFramesActuatorKind.self,
-        MQTTActuatorKind.self,
-    ]
+    static var actuators: [any ActuatorKind.Type] {
+        [
+            SerialFramesActuatorKind.self,
+            MQTTActuatorKind.self,
+        ]
+    }
 
     public static var catalog: KindCatalog {
         KindCatalog(policies: policies.map { $0.spec }, inputs: inputs.map { $0.spec }, actuators: actuators.map { $0.spec })
