@@ -22,9 +22,10 @@ struct TeleopPolicy: ControlPolicy {
             guard let changed = pad.deadmanChangedAt, now - changed < releaseHold else { return nil }
             return ChannelValues(0, 0)
         }
-        let v = pad.axes[linearAxis], w = pad.axes[angularAxis]
-        // A stick that has not reported yet is not "centred": no motion until it does.
-        guard v.isFinite, w.isFinite else { return ChannelValues(0, 0) }
+        // The kernel reports an axis only when it changes: one not reported yet is at rest (centre).
+        // The deadman still gates everything.
+        let v = pad.axes[linearAxis].isFinite ? pad.axes[linearAxis] : 0
+        let w = pad.axes[angularAxis].isFinite ? pad.axes[angularAxis] : 0
         return kinematics.wheels(linear: max(-1, min(1, v)) * maxLinear, angular: max(-1, min(1, w)) * maxAngular)
     }
 }

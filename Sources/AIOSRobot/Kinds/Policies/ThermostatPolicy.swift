@@ -3,16 +3,22 @@ import RobotConfig
 import SafetyGuard
 
 /// `thermostat`: a heater (discrete 0/1) and optionally a fan (duty) from one temperature sensor.
-/// `hysteresis`: on below setpoint − band, off above setpoint + band. `pid`: a PID demand (0…1)
-/// turned into on/off by time-proportioning over `window_s`, each on and off period at least the
-/// minimum on/off time (so the guard's relay protection is respected, not fought). A missing
-/// reading (NaN) asks for the heater off and the fan at rest; an integrator never winds up beyond
-/// the demand's range.
+/// - `hysteresis`: heater on below setpoint − band, off above setpoint + band; the fan rises from
+///   0 at setpoint + fan_start to 1 at setpoint + fan_full.
+/// - `pid` with a fan: heat and trim. The heater is the coarse source, switched rarely (on below
+///   setpoint − band; off only when the fan at full cannot hold the temperature below
+///   setpoint + band), and a PID on the fan — the continuous actuator — holds the setpoint: a relay
+///   with minimum on/off times cannot hold ±0.5 °C by itself, a fan can.
+/// - `pid` without a fan: a PID demand (0…1) time-proportioned over `window_s`, each on and off
+///   period at least the minimum on/off time (respected, not fought: a short period is skipped).
+/// A missing reading (NaN) asks for the heater off and the fan at rest; integrators never wind up
+/// beyond their output's range.
 struct ThermostatPolicy: ControlPolicy {
-    enum Mode: Sendable { case hysteresis(band: Double), pid(kp: Double, ki: Double, kd: Double, window: Double) }
+    enum Mode: Sendable { case hysteresis, pid(kp: Double, ki: Double, kd: Double, window: Double) }
     let sensor: Int
     let setpoint: Double
     let mode: Mode
+    let band: Double
     let fanStart: Double
     let fanFull: Double
     let hasFan: Bool
@@ -33,31 +39,42 @@ struct ThermostatPolicy: ControlPolicy {
             heating = false
             integral = 0
             lastError = nil
+            lastStep = nil
             periodStart = nil
             return out
         }
+        let dt = lastStep.map { Double((now - $0).nanoseconds) / 1e9 } ?? 0
+        lastStep = now
         switch mode {
-        case .hysteresis(let band):
+        case .hysteresis:
             if t < setpoint - band { heating = true }
             if t > setpoint + band { heating = false }
+            if hasFan { out[1] = max(0, min(1, (t - setpoint - fanStart) / (fanFull - fanStart))) }
         case .pid(let kp, let ki, let kd, let window):
-            let dt = lastStep.map { Double((now - $0).nanoseconds) / 1e9 } ?? 0
-            let error = setpoint - t
-            let derivative = dt > 0 ? (error - (lastError ?? error)) / dt : 0
-            let unclamped = kp * error + ki * (integral + error * dt) + kd * derivative
-            // Anti-windup: integrate only while the demand is not saturated in the error's direction.
-            if !(unclamped > 1 && error > 0) && !(unclamped < 0 && error < 0) { integral += error * dt }
-            let demand = max(0, min(1, kp * error + ki * integral + kd * derivative))
-            lastError = error
-            heating = timeProportioned(demand: demand, window: window, now: now)
+            if hasFan {
+                // The fan cools: its demand grows with the excess over the setpoint.
+                let fan = pid(error: t - setpoint, dt: dt, kp: kp, ki: ki, kd: kd)
+                if t < setpoint - band { heating = true }
+                if t > setpoint + band && fan >= 1 { heating = false }
+                out[1] = fan
+            } else {
+                let demand = pid(error: setpoint - t, dt: dt, kp: kp, ki: ki, kd: kd)
+                heating = timeProportioned(demand: demand, window: window, now: now)
+            }
         }
-        lastStep = now
         out[0] = heating ? 1 : 0
-        if hasFan {
-            let excess = t - setpoint - fanStart
-            out[1] = max(0, min(1, excess / (fanFull - fanStart)))
-        }
         return out
+    }
+
+    /// A PID output clamped to 0…1; the integral only moves while that does not push the output
+    /// further into saturation (anti-windup).
+    private mutating func pid(error: Double, dt: Double, kp: Double, ki: Double, kd: Double) -> Double {
+        let derivative = dt > 0 ? (error - (lastError ?? error)) / dt : 0
+        lastError = error
+        let candidate = integral + error * dt
+        let raw = kp * error + ki * candidate + kd * derivative
+        if (raw <= 1 || error < 0) && (raw >= 0 || error > 0) { integral = candidate }
+        return max(0, min(1, kp * error + ki * integral + kd * derivative))
     }
 
     /// On for demand × window, off for the rest, each period at least its minimum (a short one is
@@ -76,13 +93,12 @@ struct ThermostatPolicy: ControlPolicy {
                 return false
             }
             return true
-        } else {
-            if onTime > 0 && elapsed >= max(offTime, minOff) {
-                periodStart = now
-                return true
-            }
-            return false
         }
+        if onTime > 0 && elapsed >= max(offTime, minOff) {
+            periodStart = now
+            return true
+        }
+        return false
     }
 }
 
@@ -91,13 +107,13 @@ enum ThermostatKind: PolicyKind {
         FieldSpec("sensor", .string, required: true, help: "the temperature sensor (°C)"),
         FieldSpec("setpoint", .number(-40...150), required: true, help: "°C"),
         FieldSpec("mode", .oneOf(["hysteresis", "pid"]), help: "default hysteresis"),
-        FieldSpec("band", .number(0...50), help: "hysteresis half-width (°C), default 0.5"),
+        FieldSpec("band", .number(0...50), help: "heater on below setpoint − band, off above setpoint + band (°C), default 0.5"),
         FieldSpec("fan_start", .number(0...100), help: "fan starts this far above the setpoint (°C), default 1.5"),
         FieldSpec("fan_full", .number(0...100), help: "fan at full duty this far above (°C), default 4"),
-        FieldSpec("kp", .number(0...1000), help: "PID: proportional gain (1/°C)"),
-        FieldSpec("ki", .number(0...1000), help: "PID: integral gain (1/(°C·s))"),
-        FieldSpec("kd", .number(0...1000), help: "PID: derivative gain (s/°C)"),
-        FieldSpec("window_s", .number(1...3600), help: "PID: time-proportioning window (s), default 60"),
+        FieldSpec("kp", .number(0...1000), help: "PID: proportional gain (1/°C), default 0.5"),
+        FieldSpec("ki", .number(0...1000), help: "PID: integral gain (1/(°C·s)), default 0.02"),
+        FieldSpec("kd", .number(0...1000), help: "PID: derivative gain (s/°C), default 0"),
+        FieldSpec("window_s", .number(1...3600), help: "PID without a fan: time-proportioning window (s), default 60"),
     ])
 
     static func make(_ settings: PolicySettings, context: PolicyBuildContext) throws -> PolicyBehaviour {
@@ -113,15 +129,16 @@ enum ThermostatKind: PolicyKind {
         let mode: ThermostatPolicy.Mode
         switch try s.string("mode", default: "hysteresis") {
         case "pid":
-            mode = .pid(kp: try s.number("kp", default: 0.5), ki: try s.number("ki", default: 0.01), kd: try s.number("kd", default: 0),
+            mode = .pid(kp: try s.number("kp", default: 0.5), ki: try s.number("ki", default: 0.02), kd: try s.number("kd", default: 0),
                         window: try s.number("window_s", default: 60))
-        case "hysteresis": mode = .hysteresis(band: try s.number("band", default: 0.5))
+        case "hysteresis": mode = .hysteresis
         case let other: throw KindError("policy \(settings.name): mode \(other) is not hysteresis or pid")
         }
         let fanStart = try s.number("fan_start", default: 1.5), fanFull = try s.number("fan_full", default: 4)
         guard fanFull > fanStart else { throw KindError("policy \(settings.name): fan_full must be above fan_start") }
         return .source(ThermostatPolicy(
-            sensor: sensor, setpoint: try s.number("setpoint"), mode: mode, fanStart: fanStart, fanFull: fanFull,
+            sensor: sensor, setpoint: try s.number("setpoint"), mode: mode, band: try s.number("band", default: 0.5),
+            fanStart: fanStart, fanFull: fanFull,
             hasFan: settings.channels.count == 2,
             minOn: heater.limits.minOnTimeS ?? 0, minOff: heater.limits.minOffTimeS ?? 0))
     }
