@@ -98,7 +98,7 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators",
-                "SafetyGuard", "CRealtime",
+                "SafetyGuard", "CRealtime", "RobotConfig", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
