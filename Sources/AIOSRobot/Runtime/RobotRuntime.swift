@@ -19,6 +19,9 @@ public final class RobotRuntime: Sendable {
     public struct Options: Sendable {
         /// TEST HOOK (`--fault policy-hang|policy-spin`): strikes inside the first critical policy's step.
         public var policyFault: PolicyFaultHook?
+        /// TEST HOOK: while set, every policy task runs but sends nothing (a control path gone
+        /// quiet); the guard's command watchdogs must then act.
+        public var policySilence: PolicySilence?
         /// Whether the broker link is up (the MQTT client's state; an atomic read), re-checked every
         /// guard tick. nil: no broker.
         public var brokerLink: (@Sendable () -> Bool)?
@@ -179,9 +182,11 @@ public final class RobotRuntime: Sendable {
             let policy = configuration.policies[plan.index]
             let period = Duration.milliseconds(policy.periodMs ?? 0)
             let hook = plan.index == firstCritical ? options.policyFault : nil
+            let silence = options.policySilence
             scheduler.addPeriodic(plan.name, PeriodicSpec(
                 period: period, relativeDeadline: policy.deadlineMs.map { .milliseconds($0) }, priority: policy.critical ? .high : .normal,
                 critical: policy.critical ? CriticalPolicy(consecutiveMisses: criticalMisses) : nil)) { event in
+                if silence?.isSilent == true { return }
                 shared.update(statusCell) { c in
                     // The test hook strikes inside the control lock, as a real stuck policy would.
                     hook?.strike(at: event.release)
