@@ -205,7 +205,7 @@ struct RigDrawing {
             canvas.circle(cx: x, cy: top + 10, r: 5, [("fill", "#ffffff"), ("stroke", Palette.reset), ("stroke-width", "2.5")])
             let label = "reset \(SVGCanvas.fixed(r.t, decimals: 1)) s"
             let at = placer.place(label, nearX: x, y: top + 24)
-            canvas.text(label, x: at.x, y: at.y, [("font-size", "11"), ("fill", Palette.reset)])
+            canvas.label(label, x: at.x, y: at.y, [("fill", Palette.reset)])
             canvas.close()
         }
         for cluster in latchClusters(trace.latches) {
@@ -216,7 +216,7 @@ struct RigDrawing {
             diamond(&canvas, x: x, y: top + 10, size: 7, colour: Palette.latchMarker)
             let label = latchLabel(cluster)
             let at = placer.place(label, nearX: x, y: top + 24)
-            canvas.text(label, x: at.x, y: at.y, [("class", "latch-label"), ("font-size", "11"),
+            canvas.label(label, x: at.x, y: at.y, [("class", "latch-label"),
                                                     ("fill", Palette.latchMarker), ("font-weight", "bold")])
             canvas.close()
         }

@@ -209,7 +209,7 @@ struct RoverDrawing {
             canvas.open(group: "collision", tooltip: "collision at \(SVGCanvas.fixed(c.t, decimals: 2)) s at (\(SVGCanvas.fixed(c.x, decimals: 2)), \(SVGCanvas.fixed(c.y, decimals: 2))) m")
             cross(&canvas, x: px(c.x), y: py(c.y), size: 6, colour: Palette.collision)
             let at = placer.place(label, nearX: px(c.x), y: py(c.y))
-            canvas.text(label, x: at.x, y: at.y, [("font-size", "11"), ("fill", Palette.collision), ("font-weight", "bold")])
+            canvas.label(label, x: at.x, y: at.y, [("fill", Palette.collision), ("font-weight", "bold")])
             canvas.close()
         }
     }
@@ -221,7 +221,7 @@ struct RoverDrawing {
             canvas.open(group: "reset", tooltip: "reset at \(SVGCanvas.fixed(r.t, decimals: 2)) s")
             canvas.circle(cx: px(p.x), cy: py(p.y), r: 6, [("fill", "#ffffff"), ("stroke", Palette.reset), ("stroke-width", "2.5")])
             let at = placer.place(label, nearX: px(p.x), y: py(p.y))
-            canvas.text(label, x: at.x, y: at.y, [("font-size", "11"), ("fill", Palette.reset)])
+            canvas.label(label, x: at.x, y: at.y, [("fill", Palette.reset)])
             canvas.close()
         }
     }
@@ -235,7 +235,7 @@ struct RoverDrawing {
             canvas.open(group: "latch", tooltip: latchTooltip(cluster))
             diamond(&canvas, x: px(p.x), y: py(p.y), size: 7, colour: Palette.latchMarker)
             let at = placer.place(label, nearX: px(p.x), y: py(p.y))
-            canvas.text(label, x: at.x, y: at.y, [("class", "latch-label"), ("font-size", "11"),
+            canvas.label(label, x: at.x, y: at.y, [("class", "latch-label"),
                                                     ("fill", Palette.latchMarker), ("font-weight", "bold")])
             canvas.close()
         }

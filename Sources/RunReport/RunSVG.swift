@@ -133,7 +133,7 @@ struct LabelPlacer {
 
     /// Returns the text's start point (left end of the baseline) for text-anchor start.
     mutating func place(_ text: String, nearX x: Double, y: Double, fontSize: Double = 11) -> (x: Double, y: Double) {
-        let width = Double(text.count) * fontSize * 0.6
+        let width = Double(text.count) * fontSize * 0.65
         let offsets: [(Double, Double)] = [(9, -7), (9, 15), (-9 - width, -7), (-9 - width, 15),
                                            (9, -21), (9, 29), (-9 - width, -21), (-9 - width, 29), (9, -35), (9, 43)]
         var chosen = (x: x + 9, y: y - 7)

@@ -62,6 +62,15 @@ struct SVGCanvas {
                      + Self.escape(content) + "</text>")
     }
 
+    /// Text on a white backing, so that a marker's label stays legible over lines and fills. The
+    /// backing's width is an estimate (no font metrics here): 0.65 em a character.
+    mutating func label(_ content: String, x: Double, y: Double, fontSize: Double = 11, _ style: [(String, String)] = []) {
+        let width = Double(content.count) * fontSize * 0.65
+        rect(x: x - 2, y: y - fontSize, width: width + 4, height: fontSize + 4,
+             [("fill", "#ffffff"), ("fill-opacity", "0.85"), ("rx", "2")])
+        text(content, x: x, y: y, [("font-size", Self.num(fontSize))] + style)
+    }
+
     private mutating func element(_ name: String, _ attributes: [(String, String)]) {
         parts.append("<\(name)" + Self.attributes(attributes) + "/>")
     }
