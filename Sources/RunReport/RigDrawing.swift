@@ -1,4 +1,9 @@
-import Foundation
+// libc's math only (cos, hypot, log10): the module stays free of Foundation.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The rig's run as a chart: chamber temperature against time with the setpoint and its band, the
 /// fan's duty on a second axis, injected faults shaded, latches and resets as vertical markers,

@@ -1,4 +1,9 @@
-import Foundation
+// libc's math only (cos, hypot, log10): the module stays free of Foundation.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The rover's run seen from above: the arena to scale with a metre grid, the path driven (red
 /// while latched), start and end, waypoints, latches, collisions and resets where they happened,

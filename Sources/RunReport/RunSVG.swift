@@ -1,4 +1,9 @@
-import Foundation
+// libc's math only (cos, hypot, log10): the module stays free of Foundation.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Renders a `RunTrace` as a standalone SVG 1.1 document (UTF-8, no external assets): the rover's
 /// arena to scale with the path driven, or the rig's temperature against time, with every latch,

@@ -1,4 +1,9 @@
-import Foundation
+// libc's math only (cos, hypot, log10): the module stays free of Foundation.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One success criterion of a scenario, judged on the simulator's ground truth (a `RunTrace`).
 ///
