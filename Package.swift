@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "AIOSRobot", targets: ["AIOSRobot"]),
         .library(name: "RobotSim", targets: ["RobotSim"]),
         .library(name: "RobotConfig", targets: ["RobotConfig"]),
+        .library(name: "RunReport", targets: ["RunReport"]),
         // Their types appear in the public signatures of the libraries above.
         .library(name: "Codecs", targets: ["Codecs"]),
         .library(name: "Transports", targets: ["Transports"]),
@@ -78,6 +79,9 @@ let package = Package(
             name: "RobotSim",
             dependencies: ["Codecs", "Transports", "CTransport", "CRealtime", "Platform"],
             path: "sim/RobotSim"),
+        // A run recorded from the simulator's ground truth, its SVG picture and scenario criteria:
+        // value types only, no runtime and no simulator, so that the daemon and tests share it.
+        .target(name: "RunReport"),
         .target(
             name: "Actuators",
             dependencies: [
@@ -106,7 +110,7 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators", "SimulatorBridge",
-                "SafetyGuard", "CRealtime", "RobotConfig", .product(name: "Yams", package: "Yams"),
+                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -121,6 +125,7 @@ let package = Package(
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
+        .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]
