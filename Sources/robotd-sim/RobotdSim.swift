@@ -93,15 +93,16 @@ struct RobotdSim: ParsableCommand {
         // From the start: a Ctrl-C while the devices or the broker come up still cleans up.
         let signals = SignalWait()
         defer { signals.remove() }
+        let begin = Date()  // --seconds counts from here, start-up included
         switch world {
-        case .rover: try runRover(signals)
-        case .iotRig: try runRig(signals)
+        case .rover: try runRover(signals, begin)
+        case .iotRig: try runRig(signals, begin)
         }
     }
 
     // MARK: rover
 
-    private func runRover(_ signals: SignalWait) throws {
+    private func runRover(_ signals: SignalWait, _ begin: Date) throws {
         let paths = try DevicePaths(directory: directory ?? Self.defaultDirectory)
         defer { paths.remove() }
         let brokerAddress = broker.flatMap(MQTTOptions.parseBroker)
@@ -127,7 +128,7 @@ struct RobotdSim: ParsableCommand {
           drive it:  robotd sim --rover \(paths.rover) --gamepad \(paths.gamepad)
                      (robotd starts latched, as on hardware: start robotd-sim with --reset-at S to press reset S s after its start)
         """)
-        loop(runner, signals)
+        loop(runner, signals, begin)
         runner.stop()
         let stats = runner.statistics
         stdoutLine("{\"kind\":\"summary\",\"rover\":\(roverJSON(runner.rover.snapshot())),\"ticks\":\(stats.ticks),\"late_ticks\":\(stats.lateTicks),\"unheard_bytes\":\(stats.roverBytesUnheard)}")
@@ -135,7 +136,7 @@ struct RobotdSim: ParsableCommand {
 
     // MARK: iot-rig
 
-    private func runRig(_ signals: SignalWait) throws {
+    private func runRig(_ signals: SignalWait, _ begin: Date) throws {
         var ownBroker: MosquittoBroker?
         let address: (host: String, port: Int)
         if let broker, let parsed = MQTTOptions.parseBroker(broker) {
@@ -166,7 +167,7 @@ struct RobotdSim: ParsableCommand {
         try runner.start()
         // "ready" once the rig listens for commands (both SUBACKs), or after 5 s with the reason
         // already on standard error.
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(min(5, seconds ?? 5))
         var interrupted = false
         while runner.rigSubscriptions < 2 && Date() < deadline && !interrupted { interrupted = signals.wait(seconds: 0.02) }
         var ready = JSONLine()
@@ -183,7 +184,7 @@ struct RobotdSim: ParsableCommand {
         \(prefix)/heater/state and \(prefix)/fan/state; commands on \(prefix)/heater/set (on/off) and \(prefix)/fan/set (0…1)
           watch it:  robotd echo mqtt --broker \(brokerText) --field value '\(prefix)/+'
         """)
-        loop(runner, signals)
+        loop(runner, signals, begin)
         runner.stop()
         let stats = runner.statistics
         var summary = JSONLine()
@@ -199,8 +200,7 @@ struct RobotdSim: ParsableCommand {
     // MARK: shared
 
     /// Status lines until `--seconds` or SIGINT/SIGTERM.
-    private func loop(_ runner: SimulatorRunner, _ signals: SignalWait) {
-        let begin = Date()
+    private func loop(_ runner: SimulatorRunner, _ signals: SignalWait, _ begin: Date) {
         while true {
             let left = seconds.map { $0 - Date().timeIntervalSince(begin) } ?? statusEvery
             if left <= 0 || signals.wait(seconds: min(statusEvery, left)) { break }
