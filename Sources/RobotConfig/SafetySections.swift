@@ -185,6 +185,15 @@ public struct WorkspaceSettings: Sendable, Equatable, Codable {
     public var stopMargin: Double
     public var stopCategory: Int
 
+    public init(polygon: [[Double]]?, radius: Double?, center: [Double]?, warnMargin: Double, stopMargin: Double, stopCategory: Int) {
+        self.polygon = polygon
+        self.radius = radius
+        self.center = center
+        self.warnMargin = warnMargin
+        self.stopMargin = stopMargin
+        self.stopCategory = stopCategory
+    }
+
     enum CodingKeys: String, CodingKey {
         case polygon, radius, center
         case warnMargin = "warn_margin"

@@ -16,5 +16,5 @@ struct Robotd: ParsableCommand {
           # what this machine can hold
           robotd bench scheduler
         """,
-        subcommands: [Run.self, Demo.self, Bench.self, Echo.self, Ports.self])
+        subcommands: [Run.self, Sim.self, Bench.self, Echo.self, Ports.self])
 }

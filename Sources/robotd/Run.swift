@@ -44,7 +44,8 @@ struct Run: ParsableCommand {
             throw ExitCode.failure
         }
         let report = try daemon.start()
-        stderrLine("robot \(configuration.robot.id): dispatch thread: \(report)")
+        stderrLine("robot \(configuration.robot.id)")
+        stderrLine("dispatch thread: \(report.description)")
         if configuration.safety.startLatched {
             stderrLine("started latched (power-on): nothing moves until a reset")
         }
@@ -99,6 +100,7 @@ enum RunStatusLine {
         j.add("resets_refused", status.refusedResets)
         j.add("deadline_faults", status.deadlineFaults)
         j.add("stalls", status.stalls)
+        j.add("remote_stops", status.remoteStops)
         j.add("verdicts_pass", status.verdicts.passed)
         j.add("verdicts_clamped", status.verdicts.clamped)
         j.add("verdicts_rejected", status.verdicts.rejected)

@@ -25,13 +25,14 @@ struct RunRecorder {
     private var latches: [(at: Int64, cause: String, category: Int)] = []
     private var resets: [Int64] = []
 
-    init(robot: String, seed: UInt64?, rover config: RoverSimulationConfig, faults: [FaultWindow]) {
+    init(robot: String, seed: UInt64?, rover config: RoverSimulationConfig, faults: [FaultWindow], waypoints: [[Double]] = []) {
         let a = config.arena
         let rover = RoverTrace(
             arena: ArenaShape(minX: -a.halfWidth, minY: -a.halfHeight, maxX: a.halfWidth, maxY: a.halfHeight,
                               obstacles: a.obstacles.map { ArenaShape.Circle(x: $0.x, y: $0.y, radius: $0.radius) }),
             bodyRadius: config.parameters.bodyRadius,
-            start: TracePose(x: config.start.x, y: config.start.y, yaw: config.start.yaw))
+            start: TracePose(x: config.start.x, y: config.start.y, yaw: config.start.yaw),
+            waypoints: waypoints.compactMap { $0.count == 2 ? Point2D(x: $0[0], y: $0[1]) : nil })
         trace = RunTrace(world: .rover, robot: robot, duration: 0, seed: seed, rover: rover, faults: faults)
     }
 

@@ -12,7 +12,7 @@ struct RigDemoCommandTests {
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = ["demo", "--world", "iot-rig", "--seconds", "8", "--remote-stop-at", "3", "--remote-reset-at", "5"]
+        process.arguments = ["demo", "--world", "iot-rig", "--json", "--seconds", "8", "--remote-stop-at", "3", "--remote-reset-at", "5"]
         let out = Pipe()
         process.standardOutput = out
         process.standardError = Pipe()
@@ -27,8 +27,14 @@ struct RigDemoCommandTests {
         #expect(statuses.count >= 6)
         func t(_ line: [String: Any]) -> Double { line["t_s"] as? Double ?? -1 }
         func sim(_ line: [String: Any]) -> [String: Any] { line["sim"] as? [String: Any] ?? [:] }
+        func approved(_ line: [String: Any], _ channel: String) -> Double? {
+            (line["channels"] as? [[String: Any]])?.first { $0["name"] as? String == channel }?["approved"] as? Double
+        }
+        func task(_ line: [String: Any], _ name: String) -> [String: Any] {
+            (line["tasks"] as? [[String: Any]])?.first { $0["name"] as? String == name } ?? [:]
+        }
         // Heating before the stop: robotd approved it and the simulated relay is on.
-        #expect(statuses.contains { t($0) < 3 && $0["heater_approved"] as? Int == 1 && sim($0)["heater"] as? Bool == true })
+        #expect(statuses.contains { t($0) < 3 && approved($0, "heater") == 1 && sim($0)["heater"] as? Bool == true })
         // Between the stop and the reset: latched for the remote stop, the relay off.
         let stopped = statuses.filter { t($0) > 3.5 && t($0) < 5 }
         #expect(!stopped.isEmpty)
@@ -36,7 +42,7 @@ struct RigDemoCommandTests {
             $0["latched"] as? Bool == true && $0["latch_cause"] as? String == "remote-stop" && sim($0)["heater"] as? Bool == false
         })
         // Thermostat figures are there (behaviour, not timing, on a shared VM).
-        #expect(statuses.allSatisfy { ($0["thermostat_releases"] as? Int ?? 0) >= 1 })
+        #expect(statuses.allSatisfy { (task($0, "thermostat")["releases"] as? Int ?? 0) >= 1 })
         let summary = try #require(lines.last)
         #expect(summary["kind"] as? String == "summary")
         #expect(summary["latched"] as? Bool == false && summary["resets"] as? Int == 1 && summary["remote_stops"] as? Int == 1)
