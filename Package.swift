@@ -98,7 +98,7 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators",
-                "SafetyGuard", "CRealtime",
+                "SafetyGuard", "CRealtime", "RobotConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -113,6 +113,7 @@ let package = Package(
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
+        .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]
