@@ -47,7 +47,9 @@ struct Diagnostics {
 /// Key paths as the user reads them: `channels[1].limits.max_velocity`.
 enum KeyPath {
     static func child(_ path: String, _ key: String) -> String {
-        let simple = !key.isEmpty && key.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "_" || $0 == "-" }
+        let simple = !key.isEmpty && key.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x5F || c == 0x2D
+        }
         let part = simple ? key : "\"\(key)\""
         return path.isEmpty ? part : "\(path).\(part)"
     }

@@ -411,7 +411,7 @@ struct SemanticChecker {
                                   allowed: "0")
             }
         case "position":
-            if let lo = limits?["min_position"]?.number, let hi = limits?["max_position"]?.number, !(lo...hi).contains(value), lo <= hi {
+            if let lo = limits?["min_position"]?.number, let hi = limits?["max_position"]?.number, lo <= hi, !(lo...hi).contains(value) {
                 outside("\(format(lo))…\(format(hi))")
             }
         case "effort":
@@ -560,7 +560,7 @@ struct SemanticChecker {
             let period = item["period_ms"]?.number.flatMap { $0 > 0 ? $0 : nil }
             if let node = item["deadline_ms"], let deadline = node.number, let period, deadline > period {
                 diagnostics.error(node.position, KeyPath.child(path, "deadline_ms"),
-                                  "\(format(deadline)) is longer than period_ms \(format(period)): a run could still be due when the next one starts",
+                                  "\(format(deadline)) is longer than period_ms \(format(period)): a late run would overlap the next one",
                                   allowed: "≤ \(format(period))")
             }
             if let node = item["timeout_ms"], let timeout = node.number, let period, timeout < period {
