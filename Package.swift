@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "AIOSRobot",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs",
+                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -98,7 +98,7 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators",
-                "SafetyGuard", "CRealtime", "RobotConfig",
+                "SafetyGuard", "CRealtime", "RobotConfig", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -110,10 +110,10 @@ let package = Package(
         .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter", "CBlockingCallCounter"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
-        .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig"]),
+        .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -53,11 +53,32 @@ public struct ConfigurationReport: Sendable, CustomStringConvertible {
     public var problems: [ConfigProblem]
     /// nil whenever `problems` holds an error: a broken file never reaches the runtime.
     public var configuration: RobotConfiguration?
+    /// Where each key path of the file is (`channels[1].limits`, `policies[0]`).
+    let places: [String: SourcePosition]
 
     public init(file: String, problems: [ConfigProblem], configuration: RobotConfiguration?) {
+        self.init(file: file, problems: problems, configuration: configuration, places: [:])
+    }
+
+    init(file: String, problems: [ConfigProblem], configuration: RobotConfiguration?, places: [String: SourcePosition]) {
         self.file = file
         self.problems = problems
         self.configuration = configuration
+        self.places = places
+    }
+
+    /// The line and column of a key path of the file (a map or list entry: where its value
+    /// starts), so that whoever finds a problem later — the runtime building the robot — can
+    /// report it at its place.
+    public func place(of keyPath: String) -> (line: Int, column: Int)? {
+        places[keyPath].map { ($0.line, $0.column) }
+    }
+
+    /// Adds a problem found after loading (e.g. by the runtime's dry build); an error withdraws
+    /// the configuration.
+    public mutating func add(_ problem: ConfigProblem) {
+        problems.append(problem)
+        if problem.severity == .error { configuration = nil }
     }
 
     public var errors: [ConfigProblem] { problems.filter { $0.severity == .error } }

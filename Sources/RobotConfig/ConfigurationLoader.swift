@@ -33,16 +33,30 @@ public enum ConfigurationLoader {
         guard let root = YAMLReader.read(text, into: &diagnostics) else {
             return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: nil)
         }
+        var places: [String: SourcePosition] = [:]
+        index(root, path: "", into: &places)
         var schema = SchemaValidator(catalog: catalog, diagnostics: diagnostics)
         schema.validateRoot(root)
         var semantics = SemanticChecker(root: root, catalog: catalog, diagnostics: schema.diagnostics)
         semantics.check()
         diagnostics = semantics.diagnostics
         guard !diagnostics.hasErrors else {
-            return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: nil)
+            return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: nil, places: places)
         }
         let configuration = decode(root, diagnostics: &diagnostics)
-        return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: configuration)
+        return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: configuration, places: places)
+    }
+
+    private static func index(_ node: Located, path: String, into places: inout [String: SourcePosition]) {
+        places[path] = node.position
+        switch node {
+        case .map(let map):
+            for e in map.entries { index(e.value, path: KeyPath.child(path, e.key), into: &places) }
+        case .list(let list):
+            for (i, item) in list.items.enumerated() { index(item, path: KeyPath.item(path, i), into: &places) }
+        case .scalar:
+            break
+        }
     }
 
     private static func unreadable(_ path: String, _ message: String) -> ConfigurationReport {

@@ -132,6 +132,7 @@ public enum ConfigurationSchema {
         FieldSpec("stop_category", .integer(0...2), required: true,
                   help: "IEC 60204-1: 0 power off at once, 1 controlled stop then power off, 2 controlled stop, power kept"),
         FieldSpec("watchdog_timeout_ms", .positive, help: "no fresh approved command this long: the safe value"),
+        FieldSpec("motion", .bool, help: "zeroed by a hold (default: true for continuous channels, false for discrete ones)"),
         FieldSpec("stop_rate", .positive, help: "ramp toward the safe value (units/s)"),
         FieldSpec("motion_monitor", .object([
             FieldSpec("tolerance", .positive, required: true, help: "commanded versus measured (channel units)"),
@@ -158,7 +159,7 @@ public enum ConfigurationSchema {
         FieldSpec("remote", .object([
             FieldSpec("stop_topic", .string, required: true, help: "any message latches a stop"),
             FieldSpec("reset_topic", .string, help: "a message asks for a reset"),
-            FieldSpec("category", .integer(0...2), required: true),
+            FieldSpec("category", .integer(0...1), required: true, help: "0 or 1, as the e-stop"),
         ]), help: "a latching stop and reset over MQTT"),
     ]
 
@@ -166,7 +167,7 @@ public enum ConfigurationSchema {
     public static let policyCommon: [FieldSpec] = [
         FieldSpec("name", .string, required: true),
         FieldSpec("kind", .string, required: true),
-        FieldSpec("period_ms", .positive, required: true, help: "the policy runs this often"),
+        FieldSpec("period_ms", .positive, help: "the policy runs this often (required, except for a filter)"),
         FieldSpec("deadline_ms", .positive, help: "relative deadline of each run (default: the period)"),
         FieldSpec("critical", .bool, help: "a miss streak is a deadline fault (a stop)"),
         FieldSpec("channels", .list(.string), help: "the channels it commands"),

@@ -35,6 +35,8 @@ struct Diagnostics {
 
     var hasErrors: Bool { problems.contains { $0.severity == .error } }
 
+    func hasProblem(at path: String) -> Bool { problems.contains { $0.keyPath == path } }
+
     /// File order; problems at the same place keep the order they were found in.
     var sorted: [ConfigProblem] {
         problems.enumerated().sorted { a, b in

@@ -80,10 +80,15 @@ public struct KindSpec: Sendable {
     public var kind: String
     public var summary: String
     public var fields: [FieldSpec]
-    public init(kind: String, summary: String, fields: [FieldSpec]) {
+    /// A policy kind that filters whichever output wins its channels instead of proposing its own:
+    /// it has no period, deadline, priority or timeout (`check` refuses them), where a proposing
+    /// policy must have a period.
+    public var isFilter: Bool
+    public init(kind: String, summary: String, fields: [FieldSpec], isFilter: Bool = false) {
         self.kind = kind
         self.summary = summary
         self.fields = fields
+        self.isFilter = isFilter
     }
 }
 

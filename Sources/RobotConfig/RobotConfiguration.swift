@@ -223,7 +223,9 @@ public struct PolicySettings: Sendable, Equatable, Codable, KindedSettings {
     public var name: String
     /// `teleop`, `obstacle_stop`, `wander`, `waypoints`, `thermostat` (the policy registry's kinds).
     public var kind: String
-    public var periodMs: Double
+    /// Required for policies that propose commands; a filter (`obstacle_stop`) runs inside the
+    /// winning policy's step and has none.
+    public var periodMs: Double?
     /// Default: the period.
     public var deadlineMs: Double?
     /// A critical task's miss streak is a deadline fault (a stop).
@@ -239,7 +241,7 @@ public struct PolicySettings: Sendable, Equatable, Codable, KindedSettings {
 
     public static let commonKeys: Set<String> = ["name", "kind", "period_ms", "deadline_ms", "critical", "channels", "priority", "timeout_ms"]
 
-    public init(name: String, kind: String, periodMs: Double, settings: ConfigValue = .emptyMap) {
+    public init(name: String, kind: String, periodMs: Double?, settings: ConfigValue = .emptyMap) {
         self.name = name
         self.kind = kind
         self.periodMs = periodMs
@@ -250,7 +252,7 @@ public struct PolicySettings: Sendable, Equatable, Codable, KindedSettings {
         let c = try decoder.container(keyedBy: AnyKey.self)
         name = try c.decode(String.self, forKey: AnyKey("name"))
         kind = try c.decode(String.self, forKey: AnyKey("kind"))
-        periodMs = try c.decode(Double.self, forKey: AnyKey("period_ms"))
+        periodMs = try c.decodeIfPresent(Double.self, forKey: AnyKey("period_ms"))
         deadlineMs = try c.decodeIfPresent(Double.self, forKey: AnyKey("deadline_ms"))
         critical = try c.decodeIfPresent(Bool.self, forKey: AnyKey("critical")) ?? false
         channels = try c.decodeIfPresent([String].self, forKey: AnyKey("channels")) ?? []
@@ -263,7 +265,7 @@ public struct PolicySettings: Sendable, Equatable, Codable, KindedSettings {
         var c = encoder.container(keyedBy: AnyKey.self)
         try c.encode(name, forKey: AnyKey("name"))
         try c.encode(kind, forKey: AnyKey("kind"))
-        try c.encode(periodMs, forKey: AnyKey("period_ms"))
+        try c.encodeIfPresent(periodMs, forKey: AnyKey("period_ms"))
         try c.encodeIfPresent(deadlineMs, forKey: AnyKey("deadline_ms"))
         try c.encode(critical, forKey: AnyKey("critical"))
         try c.encode(channels, forKey: AnyKey("channels"))

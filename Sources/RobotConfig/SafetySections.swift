@@ -19,6 +19,9 @@ public struct ChannelSettings: Sendable, Equatable, Codable {
     public var stopRate: Double?
     /// Commanded versus measured (a wheel with an encoder): runaway, standstill, stalled wheel.
     public var motionMonitor: MotionMonitorSettings?
+    /// Whether it moves something: motion channels are zeroed by a hold (workspace edge, a sensor
+    /// not yet reporting). Default: true for continuous channels, false for discrete ones.
+    public var motion: Bool?
 
     public init(name: String, kind: String, limits: LimitSettings, safeValue: Double, stopCategory: Int) {
         self.name = name
@@ -35,6 +38,7 @@ public struct ChannelSettings: Sendable, Equatable, Codable {
         case watchdogTimeoutMs = "watchdog_timeout_ms"
         case stopRate = "stop_rate"
         case motionMonitor = "motion_monitor"
+        case motion
     }
 }
 

@@ -16,12 +16,13 @@ struct SchemaValidator {
 
     // MARK: Maps with known keys
 
+    /// `owner` names a kinded entry in messages ("unknown key `x` for a `serial` input").
     private mutating func validateObject(_ map: Located.Map, fields: [FieldSpec], path: String, what: String = "key",
-                                         otherKinds: [(kind: String, fields: [FieldSpec])] = []) {
+                                         owner: String? = nil, otherKinds: [(kind: String, fields: [FieldSpec])] = []) {
         for entry in map.entries {
             let entryPath = KeyPath.child(path, entry.key)
             guard let field = fields.first(where: { $0.key == entry.key }) else {
-                reportUnknownKey(entry, path: entryPath, fields: fields, what: what, otherKinds: otherKinds)
+                reportUnknownKey(entry, path: entryPath, fields: fields, what: what, owner: owner, otherKinds: otherKinds)
                 continue
             }
             if path.isEmpty, let section = ConfigurationSchema.kindedSections.first(where: { $0.key == entry.key }) {
@@ -39,14 +40,18 @@ struct SchemaValidator {
     }
 
     private mutating func reportUnknownKey(_ entry: Located.Entry, path: String, fields: [FieldSpec], what: String,
-                                           otherKinds: [(kind: String, fields: [FieldSpec])]) {
+                                           owner: String?, otherKinds: [(kind: String, fields: [FieldSpec])]) {
         let known = fields.map(\.key)
         if entry.key == "password" && known.contains("password_env") {
             diagnostics.error(entry.keyPosition, path, "a password is never written in the file: use password_env or password_file",
                               allowed: "password_env: VARIABLE, password_file: /path")
             return
         }
-        var message = "unknown \(what) `\(entry.key)`"
+        if entry.key == "retain" && path.hasPrefix("actuators") {
+            diagnostics.error(entry.keyPosition, path, SemanticChecker.neverRetained, allowed: "remove it")
+            return
+        }
+        var message = "unknown \(what) `\(entry.key)`" + (owner.map { " for \($0)" } ?? "")
         if let suggestion = closestMatch(to: entry.key, in: known) {
             diagnostics.error(entry.keyPosition, path, message + "; did you mean `\(suggestion)`?")
             return
@@ -90,8 +95,7 @@ struct SchemaValidator {
             }
             let fields = common + (spec?.fields ?? [])
             let others = kinds.filter { $0.kind != kindName }.map { (kind: $0.kind, fields: $0.fields) }
-            let what = spec.map { "key for a `\($0.kind)` \(noun)" } ?? "key"
-            validateObject(map, fields: fields, path: itemPath, what: what, otherKinds: others)
+            validateObject(map, fields: fields, path: itemPath, owner: spec.map { "a `\($0.kind)` \(noun)" }, otherKinds: others)
         }
     }
 

@@ -316,6 +316,11 @@ struct SemanticChecker {
                     if let limits { checkEnvelopeNarrows(entry.value, base: limits, path: epath) }
                 }
             }
+            if interface == "velocity", let node = item["motion"], node.bool == false {
+                diagnostics.error(node.position, KeyPath.child(path, "motion"),
+                                  "a velocity channel moves something: with `motion: false` a hold (workspace edge, a sensor not yet reporting) would leave it moving",
+                                  allowed: "true, or remove it")
+            }
             checkSafeValue(item, interface: interface, limits: limits, path: path)
             checkWatchdog(item, interface: interface, guardPeriod: guardPeriod, path: path)
             if interface == "discrete", let entry = item.entry("stop_rate") {
@@ -557,6 +562,18 @@ struct SemanticChecker {
         for (index, item) in (root["policies"]?.items ?? []).enumerated() {
             guard item.map != nil else { continue }
             let path = KeyPath.item("policies", index)
+            let spec = kindSpec(item, in: catalog.policies)
+            if let spec, spec.isFilter {
+                for key in ["period_ms", "deadline_ms", "critical", "priority", "timeout_ms"] {
+                    guard let entry = item.entry(key) else { continue }
+                    diagnostics.error(entry.keyPosition, KeyPath.child(path, key),
+                                      "`\(spec.kind)` is a filter: it runs inside the step of whichever policy wins its channels, so `\(key)` would be ignored",
+                                      allowed: "remove it")
+                }
+            } else if spec != nil, !item.has("period_ms") {
+                diagnostics.error(item.position, KeyPath.child(path, "period_ms"), "missing: a policy that proposes commands runs periodically",
+                                  allowed: "a number > 0 (ms)")
+            }
             let period = item["period_ms"]?.number.flatMap { $0 > 0 ? $0 : nil }
             if let node = item["deadline_ms"], let deadline = node.number, let period, deadline > period {
                 diagnostics.error(node.position, KeyPath.child(path, "deadline_ms"),
@@ -580,8 +597,9 @@ struct SemanticChecker {
                     }
                 }
             }
-            if commanded.isEmpty, let name = item["name"]?.string {
-                diagnostics.warning(item.position, KeyPath.child(path, "channels"), "policy `\(name)` commands no channel")
+            if commanded.isEmpty, item["channels"]?.items.isEmpty ?? true {
+                diagnostics.error(item["channels"]?.position ?? item.position, KeyPath.child(path, "channels"),
+                                  "a policy commands at least one channel", allowed: "channel names")
             }
             if let node = item["priority"], let priority = node.integer, let name = item["name"]?.string {
                 if let clash = claims.first(where: { $0.priority == priority && !$0.channels.isDisjoint(with: commanded) }) {
@@ -591,7 +609,7 @@ struct SemanticChecker {
                 }
                 claims.append((priority, commanded, name, node.position.line))
             }
-            if let spec = kindSpec(item, in: catalog.policies) { checkKindReferences(item, spec: spec, path: path) }
+            if let spec { checkKindReferences(item, spec: spec, path: path) }
         }
     }
 
@@ -627,18 +645,23 @@ struct SemanticChecker {
                     }
                     // What the mapping of one channel says about the device must fit the channel.
                     guard ref.inKeys, let mapping = value[n.name], let channel = channels[n.name] else { continue }
-                    checkChannelMapping(mapping, channel: channel, channelName: n.name, path: n.path, motors: &motors)
+                    checkChannelMapping(mapping, channel: channel, channelName: n.name, path: n.path,
+                                        defaultMode: spec.kind == "serial_frames" ? "velocity" : nil, motors: &motors)
                 }
             }
         }
     }
 
     private mutating func checkChannelMapping(_ mapping: Located, channel: Located, channelName: String, path: String,
-                                              motors: inout [Int: (channel: String, line: Int)]) {
+                                              defaultMode: String?, motors: inout [Int: (channel: String, line: Int)]) {
         let interface = channel["kind"]?.string == "discrete" ? "discrete" : channel["interface"]?.string
         if let node = mapping["mode"], let mode = node.string, let interface, mode != interface {
             diagnostics.error(node.position, KeyPath.child(path, "mode"),
                               "`\(mode)` but channel `\(channelName)` is a \(interface) channel: the device would read its value as something else",
+                              allowed: interface)
+        } else if mapping.map != nil, !mapping.has("mode"), let defaultMode, let interface, interface != defaultMode {
+            diagnostics.error(mapping.position, KeyPath.child(path, "mode"),
+                              "missing, so \(defaultMode) (the default), but channel `\(channelName)` is a \(interface) channel: the device would read its value as something else",
                               allowed: interface)
         }
         if let node = mapping["motor"], let motor = node.integer {
@@ -665,6 +688,8 @@ struct SemanticChecker {
         }
     }
 
+    static let neverRetained = "actuator commands over MQTT are never retained: a retained command would be replayed to the device whenever it reconnects"
+
     /// MQTT commands are never retained: a retained "on" would switch a device on again whenever
     /// it (re)connects, long after robotd decided otherwise.
     private mutating func checkNoRetain(_ node: Located, path: String) {
@@ -673,9 +698,10 @@ struct SemanticChecker {
             for entry in map.entries {
                 let epath = KeyPath.child(path, entry.key)
                 if entry.key == "retain", entry.value.bool == true {
-                    diagnostics.error(entry.value.position, epath,
-                                      "actuator commands over MQTT are never retained: a retained command would be replayed to the device whenever it reconnects",
-                                      allowed: "false")
+                    // A kind without a `retain` key had it refused as unknown already.
+                    if !diagnostics.hasProblem(at: epath) {
+                        diagnostics.error(entry.value.position, epath, Self.neverRetained, allowed: "false")
+                    }
                 } else {
                     checkNoRetain(entry.value, path: epath)
                 }

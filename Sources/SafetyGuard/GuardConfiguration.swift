@@ -38,10 +38,15 @@ public struct ChannelConfiguration: Sendable, Equatable {
     public var maxStepInterval: Double
     /// Commanded versus measured (encoders): nil for no monitoring.
     public var motionMonitor: MotionMonitor?
+    /// The strictest way this channel may be stopped when the guard latches: a latch of a gentler
+    /// category stops this channel with this one instead (a heater: 0, power off at once, even
+    /// under a category-1 stop). nil: the latch's category.
+    public var stopCategory: StopCategory?
 
     public init(name: String, limits: ChannelLimits, originLimits: [CommandOrigin: ChannelLimits] = [:],
                 safeValue: CommandValue? = nil, watchdogTimeout: Duration? = nil, stopRate: Double? = nil,
-                isMotion: Bool = true, maxStepInterval: Double = 0.1, motionMonitor: MotionMonitor? = nil) {
+                isMotion: Bool = true, maxStepInterval: Double = 0.1, motionMonitor: MotionMonitor? = nil,
+                stopCategory: StopCategory? = nil) {
         self.name = name
         self.limits = limits
         self.originLimits = originLimits
@@ -54,7 +59,11 @@ public struct ChannelConfiguration: Sendable, Equatable {
         self.isMotion = isMotion
         self.maxStepInterval = maxStepInterval
         self.motionMonitor = motionMonitor
+        self.stopCategory = stopCategory
     }
+
+    /// How this channel stops under a latch of `category`: the stricter of the two.
+    func stopCategory(under category: StopCategory) -> StopCategory { Swift.min(category, stopCategory ?? category) }
 
     var effectiveStopRate: Double? {
         if let stopRate { return stopRate }

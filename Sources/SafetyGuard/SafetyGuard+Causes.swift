@@ -40,11 +40,11 @@ extension SafetyGuard {
             channels[i].ramping = true
             channels[i].lastApprovedAt = instant  // the ramp starts now, not at the last command
         }
-        if category == .zero {
-            for i in channels.indices { applySafe(i, at: instant, deenergize: true, emit: emit) }
-        } else {
-            advanceRamps(at: instant, emit: emit)
+        // Channels whose own category is 0 lose power at once whatever the latch's category.
+        for i in channels.indices where configuration.channels[i].stopCategory(under: category) == .zero {
+            applySafe(i, at: instant, deenergize: true, emit: emit)
         }
+        if category != .zero { advanceRamps(at: instant, emit: emit) }
     }
 
     /// An externally observed condition as a level: a lost actuator link (`connection-lost`,

@@ -314,9 +314,11 @@ public struct SafetyGuard: Sendable {
             switch (channels[i].current, config.safeValue) {
             case (.continuous(let value), .continuous(let safe)):
                 if value == safe { continue }
-                guard let rate = config.effectiveStopRate, let last = channels[i].lastApprovedAt,
-                      latch.category != .zero else {
-                    applySafe(i, at: now, deenergize: false, emit: emit)
+                // A channel stopped with category 0 (the latch's or its own) is already at safe,
+                // de-energised: it is never ramped.
+                let strict = latch.category.map { config.stopCategory(under: $0) == .zero } ?? false
+                guard let rate = config.effectiveStopRate, let last = channels[i].lastApprovedAt, !strict else {
+                    applySafe(i, at: now, deenergize: strict, emit: emit)
                     continue
                 }
                 let dt = Double(max(0, now.nanoseconds(since: last))) / 1e9
@@ -332,9 +334,13 @@ public struct SafetyGuard: Sendable {
         }
         if case .stopping(let category, _, _) = latch.state, allSafe {
             latch.rampFinished(at: now)
-            if category == .one {
-                audit.append(AuditRecord(at: now, kind: .deenergized))
-                for i in channels.indices { emitGuard(i, configuration.channels[i].safeValue, at: now, deenergize: true, emit: emit) }
+            // De-energise what stops with category 1 (the latch's, or a channel's own under a
+            // category-2 latch); category-2 channels keep power.
+            var deenergized = false
+            for i in channels.indices where configuration.channels[i].stopCategory(under: category) <= .one {
+                if !deenergized { audit.append(AuditRecord(at: now, kind: .deenergized)) }
+                deenergized = true
+                emitGuard(i, configuration.channels[i].safeValue, at: now, deenergize: true, emit: emit)
             }
         }
     }

@@ -1,3 +1,4 @@
+import AIOSRobot
 import ArgumentParser
 import Foundation
 import RobotConfig
@@ -23,12 +24,9 @@ struct Check: ParsableCommand {
     @Flag(help: "One JSON object: file, valid, error and warning counts, and the problems.")
     var json = false
 
-    /// The kinds of inputs, policies and actuators a file may use.
-    // TEMPORARY: `RobotKinds.catalog` (AIOSRobot) replaces this once it lands on main.
-    static let catalog = TemporaryKindCatalog.catalog
-
     func run() throws {
-        let report = ConfigurationLoader.load(path: config, catalog: Self.catalog)
+        // The validator against the runtime's kinds, then a dry build of the runtime.
+        let report = RobotFileCheck.load(path: config)
         if json {
             let output = CheckOutput(file: report.file, valid: report.isValid, errors: report.errors.count,
                                      warnings: report.warnings.count, problems: report.problems)

@@ -239,7 +239,7 @@ struct RigLoopTests {
     }
 
     @Test func when_the_thermostat_goes_quiet_expect_the_heater_watchdog_to_switch_it_off() throws {
-        let silence = ThermostatSilence()
+        let silence = PolicySilence()
         var configuration = RigRuntime.Configuration()
         configuration.thermostatSilence = silence
         let loop = try RigLoop(configuration: configuration)

@@ -116,23 +116,21 @@ struct BrokenConfigTests {
         let report = check(base(appending: [
             "policies:",                      // 17
             "  - name: drive",
-            "    kind: obstacle_stop",
+            "    kind: wander",
             "    period_ms: -20",             // 20
             "    channels: [wheel]",
             "    range_sensor: range",
-            "    stop_distance: 0.3",
             "  - name: slow",
-            "    kind: obstacle_stop",
+            "    kind: wander",
             "    period_ms: 20",
-            "    deadline_ms: 30",            // 27
+            "    deadline_ms: 30",            // 26
             "    channels: [wheel]",
             "    range_sensor: range",
-            "    stop_distance: 0.3",
             "sensors:",
             "  - {name: range, max_age_ms: 100, reaction: hold}",
         ]))
         expectProblem(report, at: 20, 16, "policies[0].period_ms", "`-20` is out of range")
-        expectProblem(report, at: 27, 18, "policies[1].deadline_ms", "30 is longer than period_ms 20")
+        expectProblem(report, at: 26, 18, "policies[1].deadline_ms", "30 is longer than period_ms 20")
     }
 
     @Test func a_policy_on_an_undeclared_channel_is_refused() {
@@ -196,7 +194,7 @@ struct BrokenConfigTests {
         ]))
         expectProblem(report, at: 15, 11, "actuators[0].kind", "needs the `mqtt:` section")
         expectProblem(report, at: 17, 34, "actuators[0].channels.wheel.qos", "`3` is out of range")
-        expectProblem(report, at: 17, 45, "actuators[0].channels.wheel.retain", "never retained")
+        expectProblem(report, at: 17, 37, "actuators[0].channels.wheel.retain", "never retained")
     }
 
     @Test func unknown_kinds_list_the_known_ones() {
@@ -243,6 +241,26 @@ struct BrokenConfigTests {
         ]))
         expectProblem(report, at: 18, 13, "odometry.encoders", "unknown sensor `enc`")
         expectProblem(report, at: 20, 16, "odometry.right_wheel", "unknown channel `wheel_r`")
+    }
+
+    @Test func a_filter_has_no_period_and_a_proposing_policy_needs_one() {
+        let report = check(base(appending: [
+            "sensors:",
+            "  - {name: range, max_age_ms: 100, reaction: hold}",
+            "policies:",
+            "  - name: stop",                  // 20
+            "    kind: obstacle_stop",
+            "    period_ms: 20",               // 22
+            "    channels: [wheel]",
+            "    range_sensor: range",
+            "    stop_distance: 0.3",
+            "  - name: drive",                 // 26
+            "    kind: wander",
+            "    channels: [wheel]",
+            "    range_sensor: range",
+        ]))
+        expectProblem(report, at: 22, 5, "policies[0].period_ms", "`obstacle_stop` is a filter")
+        expectProblem(report, at: 26, 5, "policies[1].period_ms", "missing: a policy that proposes commands runs periodically")
     }
 
     @Test func an_interlock_on_an_unknown_channel_is_refused() {
@@ -295,11 +313,13 @@ struct BrokenConfigTests {
             "error 8:13 estop.category",
             "error 10:5 channels[0].safe_value",
             "error 14:28 channels[0].limits.has_velocity_limits",
+            "error 19:5 policies[0].max_linear",
+            "error 19:5 policies[0].max_angular",
             "error 21:16 policies[0].period_ms",
             "error 22:23 policies[0].channels[1]",
             "error 23:12 policies[0].input",
         ], "\(report)")
-        #expect(report.summary == "test.yaml: 9 errors, 0 warnings: refused")
+        #expect(report.summary == "test.yaml: 11 errors, 0 warnings: refused")
         #expect(report.configuration == nil)
     }
 

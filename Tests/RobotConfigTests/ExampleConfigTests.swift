@@ -1,4 +1,5 @@
 import Foundation
+import AIOSRobot
 import RobotConfig
 import Testing
 
@@ -12,7 +13,8 @@ struct ExampleConfigTests {
     }()
 
     func load(_ name: String) -> ConfigurationReport {
-        ConfigurationLoader.load(path: repositoryRoot.appendingPathComponent("examples/\(name)").path, catalog: TestKinds.catalog)
+        // As `robotd check` reads it: the validator, then the runtime's dry build.
+        RobotFileCheck.load(path: repositoryRoot.appendingPathComponent("examples/\(name)").path)
     }
 
     @Test func the_four_examples_are_there() {
@@ -38,7 +40,7 @@ struct ExampleConfigTests {
         #expect(c.channels[0].motionMonitor?.tolerance == 3)
         #expect(c.channels[0].motionMonitor?.timeMs == 250)
         #expect(c.odometry?.ticksPerRevolution == 2048)
-        #expect(c.workspace?.center == [-1, 0])
+        #expect(c.workspace?.polygon?.count == 4)
         guard case .configured(let estop) = c.estop else {
             Issue.record("rover-sim has an e-stop")
             return

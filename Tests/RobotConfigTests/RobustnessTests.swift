@@ -1,4 +1,5 @@
 import Foundation
+import AIOSRobot
 import RobotConfig
 import Testing
 
@@ -20,20 +21,22 @@ struct RobustnessTests {
                 let odd = Self.oddValues[(index * 3 + k) % Self.oddValues.count]
                 var mutated = lines
                 mutated[index] = String(line[..<colon.upperBound]) + odd
-                let report = ConfigurationLoader.load(text: mutated.joined(separator: "\n"), file: name, catalog: TestKinds.catalog)
+                let report = RobotFileCheck.load(text: mutated.joined(separator: "\n"), file: name)
                 loads += 1
                 if report.configuration == nil {
                     refused += 1
-                    // A refusal always says why.
+                    // A refusal always says why, and where (the runtime's refusals too).
                     #expect(!report.errors.isEmpty)
+                    #expect(report.errors.allSatisfy { $0.line >= 1 }, "line \(index + 1): \(mutated[index])\n\(report)")
                 }
             }
         }
         for index in lines.indices {
             var mutated = lines
             mutated.remove(at: index)
-            let report = ConfigurationLoader.load(text: mutated.joined(separator: "\n"), file: name, catalog: TestKinds.catalog)
+            let report = RobotFileCheck.load(text: mutated.joined(separator: "\n"), file: name)
             #expect((report.configuration == nil) == !report.errors.isEmpty)
+            #expect(report.errors.allSatisfy { $0.line >= 1 }, "without line \(index + 1)\n\(report)")
         }
         #expect(loads > 80)
         #expect(refused > loads / 2)  // most odd values are wrong somewhere

@@ -1,4 +1,5 @@
 import Foundation
+import AIOSRobot
 import RobotConfig
 import Testing
 
@@ -25,7 +26,7 @@ struct SchemaDocumentationTests {
 
     @Test func every_key_of_the_schema_and_of_the_kinds_is_documented() throws {
         let doc = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
-        let catalog = TestKinds.catalog
+        let catalog = RobotKinds.catalog
         let kindFields = (catalog.inputs + catalog.policies + catalog.actuators).flatMap(\.fields)
         let missing = keys(ConfigurationSchema.root).union(keys(kindFields)).filter { !doc.contains("`\($0)`") }
         #expect(missing.isEmpty, "not in docs/configuration.md: \(missing.sorted())")
@@ -40,7 +41,7 @@ struct SchemaDocumentationTests {
     }
 
     @Test func no_kind_redefines_a_common_key() {
-        let catalog = TestKinds.catalog
+        let catalog = RobotKinds.catalog
         for (kinds, common) in [(catalog.inputs, InputSettings.commonKeys), (catalog.policies, PolicySettings.commonKeys),
                                 (catalog.actuators, ActuatorSettings.commonKeys)] {
             for kind in kinds {

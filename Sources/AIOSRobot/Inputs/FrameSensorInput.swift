@@ -41,8 +41,12 @@ public final class FrameSensorInput: Sendable {
     private let state: DecoderState
     private let rate: Mutex<RateMonitor>
 
-    public init(sources: Sources, expectedIMUHz: Double = 100) {
+    /// The link the guard watches, told of every complete frame (nil: none).
+    private let link: InputLink?
+
+    public init(sources: Sources, expectedIMUHz: Double = 100, link: InputLink? = nil) {
         self.sources = sources
+        self.link = link
         state = DecoderState(expectedIMUHz: expectedIMUHz)
         rate = Mutex(RateMonitor(expectedHz: expectedIMUHz))
     }
@@ -56,6 +60,7 @@ public final class FrameSensorInput: Sendable {
         let release = Instant(nanoseconds: arrival)
         state.decoder.feed(bytes) { view in
             counters.lastFrameAt.store(arrival, ordering: .releasing)
+            link?.noteFrame(at: arrival)
             switch Frame.MessageType(rawValue: view.type) {
             case .heartbeat:
                 break

@@ -47,7 +47,7 @@ public final class RigRuntime: Sendable {
         /// Start latched (`power-on`): nothing is switched on until a deliberate reset.
         public var startLatched = false
         /// TEST HOOK: while set, the thermostat task sends nothing (a control path gone quiet).
-        public var thermostatSilence: ThermostatSilence?
+        public var thermostatSilence: PolicySilence?
         public init() {}
 
         public var guardConfiguration: GuardConfiguration {
@@ -382,9 +382,9 @@ public final class RigRuntime: Sendable {
     public var isLatched: Bool { statusCell.load().latched }
 }
 
-/// TEST HOOK: silences the thermostat task (it runs but sends nothing), as a control path that
+/// TEST HOOK: silences the policy tasks (they run but send nothing), as a control path that
 /// stopped producing commands would; the guard's command watchdog must then act.
-public final class ThermostatSilence: Sendable {
+public final class PolicySilence: Sendable {
     private let silent = Atomic<Bool>(false)
     public init() {}
     public func set(_ value: Bool) { silent.store(value, ordering: .releasing) }

@@ -1,0 +1,158 @@
+import Actuators
+import RTScheduler
+import SafetyGuard
+
+/// The generic runtime's control state, behind one lock (`SharedState`): the guard, the world the
+/// policies see, the policies themselves (existentials mutated in place in their arrays: no copy,
+/// no allocation per step), their last outputs for arbitration, the odometry, the status.
+struct Control: RuntimeControl {
+    var guardian: SafetyGuard
+    var world: World
+    let sensorIDs: [SensorID]
+    var sources: [any ControlPolicy] = []
+    var filters: [any ControlFilter] = []
+    var plans: [PolicyPlan] = []
+    /// Per policy (configuration index): its last output and its release, nil when it has no opinion.
+    var outputs: [(values: ChannelValues, at: Instant)?] = []
+    var odometry: OdometryPlan?
+    var status = RuntimeStatus()
+    /// A back end failed and is inactive until reactivated (a level for the guard).
+    var backendDown = false
+    /// The critical task whose miss streak raised the last deadline fault, and its on-time
+    /// completions then.
+    var missStreak: (task: TaskStatistics, onTimeAtFault: UInt64)?
+    /// Arrival of the latest remote stop: older resets never release it.
+    var lastRemoteStopAt = Instant(nanoseconds: .min)
+
+    init(guardian: SafetyGuard, world: World) {
+        self.guardian = guardian
+        self.world = world
+        sensorIDs = guardian.configuration.sensors.compactMap { guardian.sensor(named: $0.name) }
+    }
+
+    mutating func refreshStatus() {
+        status.latched = guardian.latch.isLatched
+        status.latchCause = guardian.latch.cause
+        status.causes = guardian.blockingCauses
+        status.inRecovery = guardian.inRecovery
+        status.workspaceHold = guardian.isHolding
+        for i in 0..<min(guardian.configuration.channels.count, RuntimeStatus.channelCapacity) {
+            status.approved[i] = switch guardian.currentValue(of: ChannelID(index: i)) {
+            case .continuous(let v): v
+            case .discrete(let s): Double(s)
+            }
+        }
+    }
+
+    mutating func noteReset(_ outcome: ResetOutcome?) {
+        switch outcome {
+        case .released?, .releasedIntoRecovery?: status.resets += 1
+        case .refused(let causes)?:
+            status.refusedResets += 1
+            status.lastRefusal = causes
+        case .resetKeyHeldThrough?:
+            status.refusedResets += 1
+            status.lastRefusal = StopCauses(.emergencyStopInput)
+        case .stillStopping?:
+            status.refusedResets += 1
+            status.lastRefusal = []
+        case .notLatched?, nil: break
+        }
+    }
+
+    /// Every e-stop device read as one (levels, sticky presses, releases), for the guard. Without
+    /// e-stop devices: nothing to observe.
+    mutating func observeEStops(_ estops: [(input: String, signal: EStopSignal)], at now: Instant, write: (ApprovedCommand) -> Void) {
+        guard !estops.isEmpty else { return }
+        let e = EStopReading(estops)
+        guardian.observeEStop(asserted: e.asserted, presses: e.presses, releasedAt: e.releasedAt, at: now, emit: write)
+    }
+
+    /// Fresh sensor values for the policies (unknown: NaN).
+    mutating func refreshWorld(at now: Instant) {
+        for i in sensorIDs.indices {
+            let v = guardian.freshValue(of: sensorIDs[i], now: now) ?? .nan
+            world.sensors[i] = v
+            if i < RuntimeStatus.sensorCapacity { status.sensors[i] = v }
+        }
+    }
+
+    /// One step of a proposing policy: its output is kept for arbitration; if it wins its channels
+    /// (no fresher output of a higher priority shares one), the filters on those channels adjust
+    /// it and each value goes through the guard.
+    mutating func step(_ plan: PolicyPlan, release: Instant, now: Instant, write: (ApprovedCommand) -> Void) {
+        refreshWorld(at: release)
+        guard let proposed = sources[plan.slot].step(world, now: release) else {
+            outputs[plan.index] = nil
+            return
+        }
+        outputs[plan.index] = (proposed, release)
+        for other in plans where !other.isFilter && other.index != plan.index && other.channels.contains(where: plan.channels.contains) {
+            guard let o = outputs[other.index], release - o.at <= other.timeout else { continue }
+            if other.priority > plan.priority || (other.priority == plan.priority && other.index < plan.index) { return }
+        }
+        var values = proposed
+        for filter in plans where filter.isFilter && filter.channels == plan.channels {
+            if filters[filter.slot].filter(&values, world: world, now: release) { status.filtered += 1 }
+        }
+        for (j, channel) in plan.channels.enumerated() {
+            let id = ChannelID(index: channel)
+            let value: CommandValue = plan.discrete[j] ? .discrete(Int(values[j].rounded())) : .continuous(values[j])
+            if channel < RuntimeStatus.channelCapacity {
+                status.wanted[channel] = values[j]
+                status.commandedBy[channel] = Int8(truncatingIfNeeded: plan.index)
+            }
+            let verdict = guardian.check(Command(channel: id, value: value, origin: plan.origin, issuedAt: release,
+                                                 validUntil: release + plan.lifetime), now: now)
+            status.verdicts.route(verdict, to: write)
+            if plan.discrete[j], case .rejected(let reason) = verdict, reason == .minOnTime || reason == .minOffTime || reason == .switchRate,
+               case .discrete(let held) = guardian.currentValue(of: id) {
+                // The relay may not switch yet: confirm the state it holds, so the guard's watchdog
+                // and the device's own time-out see a live controller, not silence.
+                let refresh = guardian.check(Command(channel: id, value: .discrete(held), origin: plan.origin, issuedAt: release,
+                                                     validUntil: release + plan.lifetime), now: now)
+                if let approved = refresh.approved {
+                    status.discreteRefreshes += 1
+                    write(approved)
+                }
+            }
+        }
+    }
+
+    /// A sample for a required sensor: a number (range-checked by the guard), a range frame
+    /// (no echo = the sensor's maximum; a fault = no sample), wheel encoders (odometry → the pose
+    /// for the workspace, wheel speeds for commanded-versus-measured), or anything else that only
+    /// proves the sensor alive (an IMU frame).
+    mutating func noteSample(_ sensor: Int, _ payload: Payload, rangeMaximum: Double, at release: Instant,
+                             write: (ApprovedCommand) -> Void) {
+        let id = sensorIDs[sensor]
+        switch payload {
+        case .scalar(let v):
+            guardian.noteSensor(id, value: v, at: release, emit: write)
+        case .values(let v) where v.tag == SampleTag.range:
+            let r = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]), maximum: rangeMaximum)
+            guardian.noteSensor(id, value: r, at: release, emit: write)
+        case .values(let v) where v.tag == SampleTag.wheelEncoders && odometry?.sensor == sensor:
+            guard var o = odometry, let left = Int32(exactly: v[0]), let right = Int32(exactly: v[1]),
+                  let micros = UInt32(exactly: v[2]) else { return }
+            o.estimator.update(leftTicks: left, rightTicks: right, deviceTimeMicros: micros)
+            odometry = o
+            let e = o.estimator
+            world.pose = World.Pose(x: e.x, y: e.y, yaw: e.yaw)
+            status.pose = World.Pose(x: e.x, y: e.y, yaw: e.yaw)
+            guardian.noteSensor(id, at: release)
+            guardian.notePose(x: e.x, y: e.y, yaw: e.yaw, at: release, emit: write)
+            let speeds = e.wheelSpeeds
+            if o.left < RuntimeStatus.channelCapacity { status.measured[o.left] = speeds.left }
+            if o.right < RuntimeStatus.channelCapacity { status.measured[o.right] = speeds.right }
+            // After the first frame every frame must give a speed: one that cannot be measured is
+            // no evidence of a safe wheel (the monitor treats it as a violation after its time).
+            if e.updates > 0 {
+                guardian.noteMeasured(ChannelID(index: o.left), value: speeds.left, at: release, emit: write)
+                guardian.noteMeasured(ChannelID(index: o.right), value: speeds.right, at: release, emit: write)
+            }
+        case .values, .signal, .object, .none:
+            guardian.noteSensor(id, at: release)
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import Actuators
+import CRealtime
+import Foundation
+import Glibc
+import Logging
+import RTScheduler
+import RobotConfig
+import SafetyGuard
+import Synchronization
+import Transports
+
+/// A configured robot on real devices and real time: its back ends opened (a missing device is an
+/// error at start, not a silent retry loop), the generic runtime on the real-time dispatch thread,
+/// the input readers on their own threads (serial ports reconnect by themselves; when a port comes
+/// back, the back ends on the same device are reopened and reactivated in their safe state — the
+/// guard latched when the link went, so motion needs a reset), the MQTT client, and the safe state
+/// on stop. It does not know whether the far ends are hardware or the bundled simulator.
+public final class RobotDaemon: Sendable {
+    public struct Options: Sendable {
+        /// The dispatch thread's real-time setup; nil: from the configuration's `scheduler`.
+        public var realtime: RealtimeOptions?
+        public var runtime = RobotRuntime.Options()
+        public init() {}
+    }
+
+    public let configuration: RobotConfiguration
+    public let scheduler: Scheduler
+    public let runtime: RobotRuntime
+    public let actuators: ActuatorSet
+    public let mqtt: MQTTClient?
+    public let realtime: RealtimeOptions
+    private let backends: [BuiltBackend]
+    private let readers = Mutex<[any StoppableReader]>([])
+    private let log: @Sendable (String) -> Void
+
+    public init(configuration: RobotConfiguration, options: Options = Options(), log: @escaping @Sendable (String) -> Void) throws {
+        self.configuration = configuration
+        self.log = log
+        let scheduler = Scheduler(clock: MonotonicClock(), logger: Logger(label: "robotd.scheduler"))
+        self.scheduler = scheduler
+        let s = configuration.scheduler
+        let fifo = s.priority ?? (geteuid() == 0 ? 80 : 0)
+        var realtime = options.realtime ?? (fifo > 0 ? .realtime(priority: fifo, cpu: s.dispatchCPU) : RealtimeOptions(cpu: s.dispatchCPU))
+        if options.realtime == nil && !s.lockMemory { realtime.lockMemory = false }
+        self.realtime = realtime
+        try Self.checkEStopDevices(configuration)
+
+        // Weak: the runtime owns the actuator set, whose callbacks must not own the runtime back.
+        let holder = Mutex(WeakRobotRuntime())
+        var client: MQTTClient?
+        if let m = configuration.mqtt {
+            let endpoint = try BrokerAddress(m.broker)
+            let password = try Self.password(m)
+            client = try MQTTClient(options: MQTTOptions(
+                host: endpoint.host, port: endpoint.port, clientID: m.clientID ?? "robotd-\(configuration.robot.id)-\(getpid())",
+                username: m.username, password: password, caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
+                reconnectMaxSeconds: 4), onEvent: { event in
+                switch event {
+                case .connected:
+                    // Back in their safe state before anything else goes out; motion needs a reset.
+                    if let runtime = holder.withLock({ $0.runtime }) {
+                        for actuator in configuration.actuators where actuator.kind == "mqtt" {
+                            runtime.requestReactivation(of: actuator.name, at: Instant(nanoseconds: rt_monotonic_ns()))
+                        }
+                    }
+                    log("broker \(m.broker): connected")
+                case .disconnected(let code): log("broker \(m.broker): link lost (\(code))")
+                case .connectRefused(let code): log("broker \(m.broker): connection refused (\(code))")
+                case .connectFailed(let code): log("broker \(m.broker): cannot connect (\(code))")
+                }
+            }) { message in
+                guard let runtime = holder.withLock({ $0.runtime }) else { return }
+                for (_, endpoint) in runtime.endpoints {
+                    if case .mqtt(let m) = endpoint { m.handle(message) }
+                }
+            }
+        }
+        mqtt = client
+        let backends = try BackendFactory(configuration: configuration, publisher: client).build()
+        self.backends = backends
+        var runtimeOptions = options.runtime
+        if let client { runtimeOptions.brokerLink = { client.isConnected } }
+        // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
+        // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
+        let writers = ActuatorSet.WriterOptions(fifoPriority: realtime.fifoPriority.map { max(1, $0 - 1) })
+        let runtime = try RobotRuntime(configuration: configuration, scheduler: scheduler, options: runtimeOptions) { seal in
+            try ActuatorSet(seal: seal, backends: backends.map(\.backend), clock: scheduler.clock, mode: .threaded(writers)) { fault in
+                log("actuator \(fault.backend): \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")
+                // The back end is inactive now: a level until it is reactivated (a reset is refused meanwhile).
+                _ = holder.withLock { $0.runtime }?.reportActuatorFault(
+                    lostLink: fault.error.code == .disconnected || fault.error.code == .stalled, at: Instant(nanoseconds: rt_monotonic_ns()))
+            }
+        }
+        holder.withLock { $0.runtime = runtime }
+        self.runtime = runtime
+        actuators = runtime.actuators
+        if let client {
+            for (_, endpoint) in runtime.endpoints {
+                guard case .mqtt(let m) = endpoint else { continue }
+                for s in m.subscriptions { try client.subscribe(.init(filter: s.filter, qos: s.qos)) }
+            }
+        }
+    }
+
+    /// An e-stop device behind a stream (a FIFO, a file) has no unplug event: it must be supervised
+    /// by keep-alive frames (`estop.liveness_ms`); an evdev device reports its own removal.
+    static func checkEStopDevices(_ configuration: RobotConfiguration) throws {
+        guard case .configured(let e) = configuration.estop, e.livenessMs == nil else { return }
+        for name in e.inputs {
+            guard let input = configuration.inputs.first(where: { $0.name == name }),
+                  case .string(let path)? = input.settings["path"] else { continue }
+            var info = stat()
+            if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFCHR {
+                throw KindError("estop: input \(name) (\(path)) is not a character device: a stream has no unplug event, so set estop.liveness_ms (keep-alive frames)")
+            }
+        }
+    }
+
+    static func password(_ m: MQTTSettings) throws -> String? {
+        if let name = m.passwordEnv {
+            guard let value = ProcessInfo.processInfo.environment[name] else {
+                throw KindError("mqtt.password_env: the environment variable \(name) is not set")
+            }
+            return value
+        }
+        if let path = m.passwordFile {
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw KindError("mqtt.password_file: cannot read \(path)")
+            }
+            return text.trimmingCharacters(in: .newlines)
+        }
+        return nil
+    }
+
+    /// Actuators to their safe state and active, the dispatch thread up, then the readers and the
+    /// broker connection.
+    @discardableResult
+    public func start() throws -> RealtimeReport {
+        actuators.start()
+        let report = try scheduler.start(realtime: realtime)
+        let runtime = self.runtime, log = self.log
+        let dispatch = realtime.fifoPriority
+        let priorities = configuration.scheduler.inputPriorities
+        let sensorPriority = priorities?.sensors ?? dispatch.map { max(1, $0 - 3) }
+        let estopPriority = priorities?.estop ?? dispatch.map { max(1, $0 - 2) }
+        var started: [any StoppableReader] = []
+        defer { readers.withLock { $0 += started } }
+        for (name, endpoint) in runtime.endpoints {
+            switch endpoint {
+            case .serial(let s):
+                // Back ends on the same device are reopened (and reactivated in their safe state)
+                // after every reconnection but the first.
+                let sameDevice = backends.filter { $0.serialPath == s.endpoint.description }
+                let counter = ConnectionCounter()
+                let reader = try SerialReader(endpoint: s.endpoint, settings: s.settings, fifoPriority: sensorPriority, onEvent: { event in
+                    let now = Instant(nanoseconds: rt_monotonic_ns())
+                    switch event {
+                    case .connected(let path, let backend):
+                        log("input \(name): \(path) open (\(backend))")
+                        guard counter.value.add(1, ordering: .relaxed).newValue > 1 else { break }
+                        runtime.setLink(name, up: true, at: now)
+                        for b in sameDevice {
+                            do {
+                                try b.serialLink?.reconnect()
+                                runtime.requestReactivation(of: b.backend.name, at: now)
+                                log("actuator \(b.backend.name): link reopened; reactivation in the safe state requested")
+                            } catch {
+                                log("actuator \(b.backend.name): \(error)")
+                            }
+                        }
+                    case .disconnected(let path, let reason):
+                        log("input \(name): \(path) lost: \(reason)")
+                        runtime.setLink(name, up: false, at: now)
+                    case .openFailed(let path, let reason, let retry):
+                        log("input \(name): cannot open \(path): \(reason); retrying in \(retry) ms")
+                    }
+                }, onBytes: s.feed)
+                started.append(reader)
+                if sensorPriority != nil && !reader.runsAtFIFO { log("warning: input \(name)'s reader runs without SCHED_FIFO (not permitted)") }
+            case .inputDevice(let d):
+                let priority = d.isEStop ? estopPriority : sensorPriority
+                let reader = try InputDeviceReader(path: d.path, grab: d.grab, fifoPriority: priority, onNotice: { notice, arrival in
+                    log("input \(name): \(runtime.handle(notice, arrival: arrival, input: name))")
+                }) { event, arrival in d.gamepad.feed(event: event, arrival: arrival) }
+                started.append(reader)
+                if priority != nil && !reader.runsAtFIFO { log("warning: input \(name)'s reader runs without SCHED_FIFO (not permitted)") }
+            case .mqtt:
+                break  // subscribed at init; the client delivers
+            }
+        }
+        try mqtt?.start()
+        return report
+    }
+
+    /// For a supervisor (watchdog) thread: every actuator to its safe state without any lock the
+    /// dispatch thread or a writer may hold.
+    @discardableResult
+    public func emergencySafeState() -> Bool { actuators.emergencySafeState() }
+
+    /// Safe state first, then everything else stops.
+    public func stop(reason: String) {
+        actuators.safeStop(reason: reason)
+        readers.withLock { list in
+            for r in list { r.stop() }
+            list.removeAll()
+        }
+        scheduler.stop()
+        mqtt?.stop()
+        for b in backends { b.serialLink?.close() }
+    }
+}
+
+/// What a reader thread offers the daemon: a way to stop it.
+protocol StoppableReader: Sendable {
+    func stop()
+}
+
+extension SerialReader: StoppableReader {}
+extension InputDeviceReader: StoppableReader {}
+
+private final class ConnectionCounter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
+private struct WeakRobotRuntime: Sendable {
+    weak var runtime: RobotRuntime?
+}
+
+/// `HOST:PORT` (IPv6 in brackets: `[::1]:1883`).
+public struct BrokerAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else {
+            throw KindError("mqtt.broker: \(text) is not HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw KindError("mqtt.broker: \(text) has no host") }
+        self.host = host
+        self.port = port
+    }
+}

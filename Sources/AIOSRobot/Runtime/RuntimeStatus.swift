@@ -1,0 +1,46 @@
+import RTScheduler
+import SafetyGuard
+
+/// What the control path last published (lock-free for readers: `LatestValue` needs a bitwise
+/// copyable value, hence fixed capacities). Channels and sensors beyond the capacities are not
+/// shown here (they are controlled and guarded all the same).
+public struct RuntimeStatus: Sendable, BitwiseCopyable {
+    public static let channelCapacity = 16
+    public static let sensorCapacity = 16
+
+    public var verdicts = VerdictCounts()
+    public var latched = false
+    public var latchCause: FaultKind?
+    /// Stop causes present now (they refuse a reset).
+    public var causes: StopCauses = []
+    public var inRecovery = false
+    public var workspaceHold = false
+    public var resets = 0
+    public var refusedResets = 0
+    public var lastRefusal: StopCauses = []
+    public var deadlineFaults = 0
+    public var stalls = 0
+    public var reactivations = 0
+    public var remoteStops = 0
+    /// Remote resets that arrived before the latest remote stop (ignored).
+    public var staleResetsIgnored = 0
+    /// Every input link and the broker up (and not silent).
+    public var linksUp = true
+    /// The odometry pose (NaN without one).
+    public var pose = World.Pose(x: .nan, y: .nan, yaw: .nan)
+    /// Per channel (configuration order): what the winning policy asked for last (NaN: nothing
+    /// yet), what the guard holds now, the measured value (wheel speeds from odometry; NaN: none),
+    /// and which policy (configuration index) commanded it last (-1: none).
+    public var wanted = InlineArray<16, Double>(repeating: .nan)
+    public var approved = InlineArray<16, Double>(repeating: .nan)
+    public var measured = InlineArray<16, Double>(repeating: .nan)
+    public var commandedBy = InlineArray<16, Int8>(repeating: -1)
+    /// Fresh sensor values as the last policy step saw them (NaN: unknown).
+    public var sensors = InlineArray<16, Double>(repeating: .nan)
+    /// Times a filter changed the winning output (e.g. obstacle_stop removed forward motion).
+    public var filtered = 0
+    /// Discrete states confirmed while a switch had to wait (minimum on/off time, switch rate).
+    public var discreteRefreshes = 0
+
+    public init() {}
+}

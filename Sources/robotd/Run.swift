@@ -1,0 +1,138 @@
+import AIOSRobot
+import Actuators
+import ArgumentParser
+import Foundation
+import Glibc
+import RTScheduler
+import RobotConfig
+import Synchronization
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The daemon: a robot or rig as its configuration file describes it, on real devices.",
+        discussion: """
+        Opens the devices and the broker the file names (hardware, or the endpoints of a simulator started \
+        separately with robotd-sim), runs the policies under the safety guard on the real-time dispatch thread, \
+        and prints one JSON status line per second. It starts latched unless the file says \
+        `safety: {start_latched: false}`: after a restart nothing moves until a deliberate reset. SIGINT or \
+        SIGTERM puts every actuator in its safe state first, then prints a summary (every latch with its cause, \
+        every refused reset with its reasons). A file that does not pass `robotd check` never starts.
+
+        Example:
+          robotd-sim --world rover &          # the simulated rover on /tmp/robotd-sim/rover
+          robotd run --config examples/rover-sim.yaml
+        """)
+
+    @Option(help: "The robot's configuration (YAML; see docs/configuration.md).")
+    var config: String
+
+    @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
+    var seconds: Double?
+
+    func validate() throws {
+        if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
+    }
+
+    func run() throws {
+        let configuration = try ConfigurationFile.load(config)
+        let daemon: RobotDaemon
+        do {
+            daemon = try RobotDaemon(configuration: configuration, log: stderrLine)
+        } catch {
+            stderrLine("robotd run: \(error)")
+            throw ExitCode.failure
+        }
+        let report = try daemon.start()
+        stderrLine("robot \(configuration.robot.id): dispatch thread: \(report)")
+        if configuration.safety.startLatched {
+            stderrLine("started latched (power-on): nothing moves until a reset")
+        }
+        let signalled = Atomic<Int32>(0)
+        let stopped = SafeStopOnSignals(actuators: daemon.actuators) { signal in
+            stderrLine("signal \(signal): actuators in safe state")
+            signalled.store(signal, ordering: .relaxed)
+        }
+        defer { stopped.cancel() }
+
+        let begin = Date()
+        var history = SafetyHistory(origin: daemon.scheduler.origin, sensorNames: daemon.runtime.sensorNames)
+        var last = daemon.runtime.statusPublications
+        var nextLine = 1.0
+        while signalled.load(ordering: .relaxed) == 0 && (seconds.map { Date().timeIntervalSince(begin) < $0 } ?? true) {
+            usleep(50_000)
+            let elapsed = Date().timeIntervalSince(begin)
+            guard elapsed >= nextLine else { continue }
+            nextLine += 1
+            history.note(daemon.runtime.audit.drain())
+            stdoutLine(RunStatusLine.make(daemon, elapsed: elapsed, kind: "status", last: &last).text)
+        }
+        daemon.stop(reason: signalled.load(ordering: .relaxed) != 0 ? "signal" : "run finished")
+        history.note(daemon.runtime.audit.drain())
+        var summary = RunStatusLine.make(daemon, elapsed: Date().timeIntervalSince(begin), kind: "summary", last: &last)
+        summary.addRaw("latches", json: history.latchesJSON)
+        summary.addRaw("refused_resets", json: history.refusalsJSON)
+        summary.addRaw("warnings", json: history.warningsJSON)
+        stdoutLine(summary.text)
+    }
+}
+
+/// One JSON status line of a configured robot: the guard's state, each channel's wanted, approved
+/// and measured values and who commanded it, the sensors, each task's deadline figures.
+enum RunStatusLine {
+    static func make(_ daemon: RobotDaemon, elapsed: Double, kind: String, last: inout UInt64) -> JSONLine {
+        let runtime = daemon.runtime
+        let status = runtime.status
+        let publications = runtime.statusPublications
+        var j = JSONLine()
+        j.add("kind", kind)
+        j.add("t_s", (elapsed * 10).rounded() / 10)
+        // No handler published since the last line: one is stuck (the supervisor's case).
+        j.add("control_lock_busy", kind == "status" && publications == last)
+        last = publications
+        j.add("latched", status.latched)
+        if let cause = status.latchCause { j.add("latch_cause", cause.description) } else { j.addRaw("latch_cause", json: "null") }
+        j.add("causes", status.causes.description)
+        j.add("links_up", status.linksUp)
+        j.add("workspace_hold", status.workspaceHold)
+        j.add("resets", status.resets)
+        j.add("resets_refused", status.refusedResets)
+        j.add("deadline_faults", status.deadlineFaults)
+        j.add("stalls", status.stalls)
+        j.add("verdicts_pass", status.verdicts.passed)
+        j.add("verdicts_clamped", status.verdicts.clamped)
+        j.add("verdicts_rejected", status.verdicts.rejected)
+        j.add("verdicts_stop", status.verdicts.stopped)
+        if status.pose.x.isFinite {
+            j.add("pose_x", status.pose.x)
+            j.add("pose_y", status.pose.y)
+            j.add("pose_yaw", status.pose.yaw)
+        }
+        var channels: [String] = []
+        for (i, name) in runtime.channelNames.enumerated() where i < RuntimeStatus.channelCapacity {
+            var c = JSONLine()
+            c.add("name", name)
+            c.add("wanted", status.wanted[i])
+            c.add("approved", status.approved[i])
+            if status.measured[i].isFinite { c.add("measured", status.measured[i]) }
+            let by = Int(status.commandedBy[i])
+            if runtime.policyNames.indices.contains(by) { c.add("by", runtime.policyNames[by]) } else { c.addRaw("by", json: "null") }
+            channels.append(c.text)
+        }
+        j.addRaw("channels", json: "[" + channels.joined(separator: ",") + "]")
+        var sensors = JSONLine()
+        for (i, name) in runtime.sensorNames.enumerated() where i < RuntimeStatus.sensorCapacity { sensors.add(name, status.sensors[i]) }
+        j.addRaw("sensors", json: sensors.text)
+        var tasks: [String] = []
+        for task in daemon.scheduler.snapshot().tasks {
+            var t = JSONLine()
+            t.add("name", task.name)
+            t.add("releases", Int(task.releases))
+            t.add("misses", Int(task.misses))
+            t.add("start_p99_us", Double(task.startLatency.p99) / 1000)
+            t.add("response_p99_us", Double(task.responseTime.p99) / 1000)
+            tasks.append(t.text)
+        }
+        j.addRaw("tasks", json: "[" + tasks.joined(separator: ",") + "]")
+        return j
+    }
+}
