@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "AIOSRobot", targets: ["AIOSRobot"]),
         .library(name: "RobotSim", targets: ["RobotSim"]),
         .library(name: "RobotConfig", targets: ["RobotConfig"]),
+        .library(name: "RunReport", targets: ["RunReport"]),
+        // Their types appear in the public signatures of the libraries above.
+        .library(name: "Codecs", targets: ["Codecs"]),
+        .library(name: "Transports", targets: ["Transports"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -75,12 +79,20 @@ let package = Package(
             name: "RobotSim",
             dependencies: ["Codecs", "Transports", "CTransport", "CRealtime", "Platform"],
             path: "sim/RobotSim"),
+        // A run recorded from the simulator's ground truth, its SVG picture and scenario criteria:
+        // value types only, no runtime and no simulator, so that the daemon and tests share it.
+        .target(name: "RunReport"),
         .target(
             name: "Actuators",
             dependencies: [
-                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform", "Transports", "RobotSim",
+                "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform", "Transports",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The simulator as an actuator back end (lockstep runs, `robotd sim`): a bridge, so that the
+        // production actuator library never links the simulator.
+        .target(
+            name: "SimulatorBridge",
+            dependencies: ["Actuators", "RobotSim", "SafetyGuard", "Codecs", "Transports"]),
         .target(
             name: "AIOSRobot",
             dependencies: [
@@ -97,8 +109,8 @@ let package = Package(
         .executableTarget(
             name: "robotd",
             dependencies: [
-                "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators",
-                "SafetyGuard", "CRealtime", "RobotConfig", .product(name: "Yams", package: "Yams"),
+                "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators", "SimulatorBridge",
+                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -107,13 +119,14 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["TestSupport", "SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "CAllocCounter", "CBlockingCallCounter"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "CAllocCounter", "CBlockingCallCounter"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
+        .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]

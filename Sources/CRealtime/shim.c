@@ -200,3 +200,45 @@ void rt_signal_pipe_remove(const int *signals, int count) {
     int fd = atomic_exchange(&signal_pipe_write, -1);
     if (fd >= 0) close(fd);
 }
+
+#include <malloc.h>
+#include <stdio.h>
+#include <sys/mman.h>
+
+int rt_malloc_single_arena(void) {
+    // One arena for every thread: glibc otherwise reserves 64 MiB per thread arena, which
+    // mlockall counts as locked (VmLck) although it is never touched.
+    return mallopt(M_ARENA_MAX, 1) == 1 ? 0 : -1;
+}
+
+int64_t rt_munlock_mappings_matching(const char *fragment) {
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (!maps) return -1;
+    char line[4096];
+    int64_t unlocked = 0;
+    while (fgets(line, sizeof line, maps)) {
+        if (!strstr(line, fragment)) continue;
+        unsigned long start = 0, end = 0;
+        if (sscanf(line, "%lx-%lx", &start, &end) != 2 || end <= start) continue;
+        if (munlock((void *)start, end - start) == 0) unlocked += (int64_t)(end - start);
+    }
+    fclose(maps);
+    return unlocked;
+}
+
+int64_t rt_status_kib(const char *field) {
+    FILE *status = fopen("/proc/self/status", "r");
+    if (!status) return -1;
+    char line[256];
+    size_t n = strlen(field);
+    int64_t value = -1;
+    while (fgets(line, sizeof line, status)) {
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            long long v = -1;
+            if (sscanf(line + n + 1, "%lld", &v) == 1) value = v;
+            break;
+        }
+    }
+    fclose(status);
+    return value;
+}

@@ -20,7 +20,9 @@ public final class RealtimeThread: @unchecked Sendable {
         public var description: String { "pthread_create failed: errno \(code)" }
     }
 
-    public nonisolated init(name: String, stackBytes: Int = 1 << 20, body: @escaping @Sendable () -> Void) throws {
+    /// `stackBytes`: every robotd thread has an explicit stack (not glibc's 8 MiB default): each is
+    /// locked whole under mlockall, and 256 KiB is several times what our handlers and readers use.
+    public nonisolated init(name: String, stackBytes: Int = 256 * 1024, body: @escaping @Sendable () -> Void) throws {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }

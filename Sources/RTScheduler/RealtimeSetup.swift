@@ -11,6 +11,10 @@ public struct RealtimeOptions: Sendable, Equatable {
     public var cpu: Int?
     /// mlockall(MCL_CURRENT | MCL_FUTURE): no page faults once running.
     public var lockMemory: Bool
+    /// After mlockall, these libraries' mappings are unlocked again: code and data the control
+    /// path never touches (ICU's tables alone are 38 MB; TLS for the broker link). What must be
+    /// locked is the binary, the Swift runtime, libc, the heap and the thread stacks.
+    public var unlockedLibraries: [String] = RealtimeOptions.offControlPathLibraries
     /// Hold /dev/cpu_dma_latency at 0 while running (no deep C-states), as cyclictest does.
     public var holdDMALatency: Bool
     /// Stack touched up front so the loop does not fault it in.
@@ -25,6 +29,11 @@ public struct RealtimeOptions: Sendable, Equatable {
         self.prefaultStackBytes = prefaultStackBytes
     }
 
+    /// Libraries robotd's control path never runs: internationalisation (ICU and Foundation's
+    /// locale layer) and TLS (the broker connection runs on its own thread).
+    public static let offControlPathLibraries = ["lib_FoundationICU.so", "libicu", "libFoundationInternationalization.so",
+                                                 "libcrypto.so", "libssl.so"]
+
     /// Everything on: what robotd uses on a robot.
     public static func realtime(priority: Int = 80, cpu: Int? = nil) -> RealtimeOptions {
         RealtimeOptions(fifoPriority: priority, cpu: cpu, lockMemory: true, holdDMALatency: true)
@@ -37,6 +46,8 @@ public struct RealtimeReport: Sendable, Equatable {
     public var policy: Policy = .other
     public var cpu: Int?
     public var memoryLocked = false
+    /// Bytes unlocked again after mlockall (`RealtimeOptions.unlockedLibraries`).
+    public var unlockedBytes: Int64 = 0
     public var dmaLatencyHeld = false
     /// Each requested item that could not be applied, with the reason (errno text).
     public var notApplied: [String] = []
@@ -51,6 +62,17 @@ public struct RealtimeReport: Sendable, Equatable {
 }
 
 public enum RealtimeSetup {
+    /// For a daemon, before any thread starts: one malloc arena (glibc reserves 64 MiB per extra
+    /// arena, and mlockall would count each as locked memory).
+    public static func prepareProcess() {
+        _ = rt_malloc_single_arena()
+    }
+
+    /// This process's resident and locked memory (kB, from /proc/self/status; -1 when unknown).
+    public static var memory: (residentKiB: Int64, lockedKiB: Int64) {
+        (rt_status_kib("VmRSS"), rt_status_kib("VmLck"))
+    }
+
     /// Applies `options` to the calling thread. Never fails: what is not permitted is reported.
     public static func apply(_ options: RealtimeOptions, logger: Logger) -> RealtimeReport {
         var report = RealtimeReport()
@@ -61,6 +83,10 @@ public enum RealtimeSetup {
         if options.lockMemory {
             if mlockall(Int32(MCL_CURRENT | MCL_FUTURE)) == 0 {
                 report.memoryLocked = true
+                for library in options.unlockedLibraries {
+                    let n = rt_munlock_mappings_matching(library)
+                    if n > 0 { report.unlockedBytes += n }
+                }
             } else {
                 report.notApplied.append("mlockall: \(errnoText(errno))")
             }

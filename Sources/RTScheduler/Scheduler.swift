@@ -465,7 +465,8 @@ public final class Scheduler: @unchecked Sendable {
         precondition(!clock.isVirtual, "a virtual-clock scheduler is driven by advance(to:), not a thread")
         let applied = Mutex<RealtimeReport?>(nil)
         let started = Atomic<Bool>(false)
-        let thread = try RealtimeThread(name: "robotd-dispatch") { [self] in
+        // Twice the stack it prefaults (RealtimeOptions.prefaultStackBytes), so the prefault never reaches the guard page.
+        let thread = try RealtimeThread(name: "robotd-dispatch", stackBytes: 512 * 1024) { [self] in
             let report = RealtimeSetup.apply(realtime, logger: logger)
             applied.withLock { $0 = report }
             started.store(true, ordering: .releasing)

@@ -45,6 +45,10 @@ struct Demo: ParsableCommand {
     @Flag(help: "With --rover: run without an e-stop device (warned at start and in the summary).")
     var noEstopDevice = false
 
+    @Option(help: ArgumentHelp("Write a picture of the run (the simulator's ground truth, latches, faults) as SVG to this file.",
+                               valueName: "file"))
+    var svg: String?
+
     @OptionGroup var world: WorldOptions
 
     /// `--world rover|iot-rig` and the rig's options (RigDemo.swift).
@@ -70,10 +74,15 @@ struct Demo: ParsableCommand {
         if noEstopDevice && gamepad != nil {
             throw ValidationError("--no-estop-device and --gamepad contradict each other")
         }
+        if let svg {
+            // The picture is drawn from the simulator's ground truth: hardware has none.
+            if rover != nil { throw ValidationError("--svg draws the simulator's ground truth; with --rover there is no simulator") }
+            if let problem = RunRecorder.validate(svg) { throw ValidationError(problem) }
+        }
     }
 
     func run() throws {
-        if rig.world == .iotRig { return try rig.run(seconds: seconds, priority: priority, cpu: cpu, faults: world.simulatorFaults) }
+        if rig.world == .iotRig { return try rig.run(seconds: seconds, priority: priority, cpu: cpu, faults: world.simulatorFaults, svg: svg) }
         var runner: SimulatorRunner?
         var directory: String?
         if rover == nil {
@@ -120,20 +129,37 @@ struct Demo: ParsableCommand {
         let begin = Date()
         var history = SafetyHistory(origin: daemon.scheduler.origin, sensorNames: daemon.runtime.sensorNames)
         var last = daemon.runtime.statusPublications
+        var recorder = svg == nil ? nil : runner.map { sim in
+            RunRecorder(robot: "simulated rover", seed: world.seed, rover: sim.rover.config,
+                        faults: RunRecorder.windows(world.simulatorFaults, policy: world.policyFaults))
+        }
         while Date().timeIntervalSince(begin) < seconds && daemon.actuators.state(of: "rover-motors") != .finalized {
-            usleep(UInt32(min(1.0, max(0.01, seconds - Date().timeIntervalSince(begin))) * 1e6))
-            history.note(daemon.runtime.audit.drain())
+            let pause = min(1.0, max(0.01, seconds - Date().timeIntervalSince(begin)))
+            if recorder != nil {
+                recorder?.sleep(pause) { r in
+                    if let truth = runner?.rover.snapshot() { r.sample(truth, latched: daemon.runtime.status.latched) }
+                }
+            } else {
+                usleep(UInt32(pause * 1e6))
+            }
+            let records = daemon.runtime.audit.drain()
+            history.note(records)
+            recorder?.note(records)
             stdoutLine(statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), last: &last))
         }
         options.runtime.policyFault?.release()  // a stuck test-hook handler must return before the dispatch thread is joined
         daemon.stop(reason: "demo finished")
-        history.note(daemon.runtime.audit.drain())
+        let records = daemon.runtime.audit.drain()
+        history.note(records)
+        recorder?.note(records)
+        if let truth = runner?.rover.snapshot() { recorder?.sample(truth, latched: daemon.runtime.status.latched, force: true) }
         var summary: JSONLine = statusLine(daemon, runner, elapsed: Date().timeIntervalSince(begin), kind: "summary", last: &last)
         summary.addRaw("latches", json: history.latchesJSON)
         summary.addRaw("refused_resets", json: history.refusalsJSON)
         summary.addRaw("warnings", json: history.warningsJSON)
         summary.add("estop_device", !noEstopDevice)
         stdoutLine(summary.text)
+        if let svg, let recorder { try RunRecorder.write(recorder.finish(), to: svg) }
     }
 
     private func statusLine(_ daemon: RoverDaemon, _ runner: SimulatorRunner?, elapsed: Double, last: inout UInt64) -> String {

@@ -50,7 +50,8 @@ struct RigDemoOptions: ParsableArguments {
          .init(channel: ChannelID(index: 1), name: "fan", topic: "\(prefix)/fan/set", safeValue: .continuous(0), qos: 0)]
     }
 
-    func run(seconds: Double, priority: Int?, cpu: Int?, faults: [SimulatorFault] = []) throws {
+    /// `svg`: a file for the picture of the run (checked by `Demo.validate`).
+    func run(seconds: Double, priority: Int?, cpu: Int?, faults: [SimulatorFault] = [], svg: String? = nil) throws {
         guard MosquittoBroker.isInstalled else { throw ValidationError("--world iot-rig needs mosquitto (/usr/sbin/mosquitto)") }
         let broker = try MosquittoBroker()
         try broker.start()
@@ -116,6 +117,11 @@ struct RigDemoOptions: ParsableArguments {
 
         let origin = Instant(nanoseconds: rt_monotonic_ns())
         var journal = RigJournal(origin: origin)
+        var recorder = svg.map { _ in
+            RunRecorder(robot: "simulated IoT rig", seed: rig.config.seed, rigBand: configuration.thermostat.band,
+                        faults: RunRecorder.windows(faults))
+        }
+        let setpoint = configuration.thermostat.setpoint
         var stopSent = false
         var resetSent = false
         var nextStatus = 1.0
@@ -131,7 +137,10 @@ struct RigDemoOptions: ParsableArguments {
                 resetSent = true
                 publish(console, configuration.remoteResetTopic, "reset")
             }
-            journal.note(runtime.audit.drain())
+            let records = runtime.audit.drain()
+            journal.note(records)
+            recorder?.note(records)
+            recorder?.sample(rig.snapshot(), simulatorTime: sim.rover.time, setpoint: setpoint, latched: runtime.status.latched)
             if elapsed >= nextStatus {
                 nextStatus += 1
                 stdoutLine(statusLine(runtime, scheduler, rig, client, elapsed: elapsed))
@@ -142,12 +151,16 @@ struct RigDemoOptions: ParsableArguments {
         scheduler.stop()
         // The relays' last state reaches the simulated rig before the summary reads it.
         _ = waitFor(seconds: 1) { !rig.snapshot().heaterOn }
-        journal.note(runtime.audit.drain())
+        let records = runtime.audit.drain()
+        journal.note(records)
+        recorder?.note(records)
+        recorder?.sample(rig.snapshot(), simulatorTime: sim.rover.time, setpoint: setpoint, latched: runtime.status.latched)
         var summary = statusLineJSON(runtime, scheduler, rig, client, elapsed: Date().timeIntervalSince(begin), kind: "summary")
         summary.addRaw("latches", json: "[" + journal.latches.joined(separator: ",") + "]")
         summary.addRaw("refused_resets", json: "[" + journal.refusals.joined(separator: ",") + "]")
         summary.add("remote_retained_ignored", Int(runtime.remoteRetainedIgnored.load(ordering: .relaxed)))
         stdoutLine(summary.text)
+        if let svg, let recorder { try RunRecorder.write(recorder.finish(), to: svg) }
     }
 
     private func publish(_ console: MQTTClient, _ topic: String, _ word: String) {

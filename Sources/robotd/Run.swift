@@ -34,6 +34,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        RealtimeSetup.prepareProcess()
         let configuration = try ConfigurationFile.load(config)
         let daemon: RobotDaemon
         do {
@@ -133,6 +134,14 @@ enum RunStatusLine {
             tasks.append(t.text)
         }
         j.addRaw("tasks", json: "[" + tasks.joined(separator: ",") + "]")
+        // The process's footprint: resident and locked memory, CPU time over the run.
+        let memory = RealtimeSetup.memory
+        j.add("rss_mib", (Double(memory.residentKiB) / 102.4).rounded() / 10)
+        j.add("locked_mib", (Double(memory.lockedKiB) / 102.4).rounded() / 10)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        j.add("cpu_percent", elapsed > 0 ? (cpu / elapsed * 1000).rounded() / 10 : 0)
         return j
     }
 }

@@ -1,3 +1,4 @@
+import SimulatorBridge
 import Actuators
 import Codecs
 import Foundation

@@ -1,3 +1,4 @@
+import SimulatorBridge
 import Foundation
 import Glibc
 import RTScheduler

@@ -56,4 +56,12 @@ int rt_signal_pipe_install(const int *signals, int count);
 /// Restores the default action of `signals` and closes the pipe's write end (the reader sees EOF).
 void rt_signal_pipe_remove(const int *signals, int count);
 
+/// One malloc arena for the whole process (M_ARENA_MAX = 1): call before threads start. 0 on success.
+int rt_malloc_single_arena(void);
+/// munlock every mapping of /proc/self/maps whose line contains `fragment` (a library's name);
+/// returns the bytes unlocked, or -1.
+int64_t rt_munlock_mappings_matching(const char *fragment);
+/// A `kB` field of /proc/self/status (VmRSS, VmLck, VmHWM…); -1 when absent.
+int64_t rt_status_kib(const char *field);
+
 #endif

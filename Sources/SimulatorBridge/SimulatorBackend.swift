@@ -1,3 +1,4 @@
+import Actuators
 import Codecs
 import RobotSim
 import SafetyGuard
