@@ -15,7 +15,8 @@ struct Check: ParsableCommand {
             Each problem is one line, as compilers print them:
               FILE:LINE:COLUMN: error: KEY.PATH: what is wrong (allowed: what would be right)
             then a summary. Exit status 0 when there is no error (warnings allowed), 1 otherwise.
-            The keys are described in docs/configuration.md.
+            After the file's own checks the runtime is built dry (no device opened, nothing started),
+            so what `robotd run` would refuse is refused here too. The keys: docs/configuration.md.
             """)
 
     @Option(help: "The configuration file (YAML).")
