@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "robotd", targets: ["robotd"]),
+        .executable(name: "robotd-sim", targets: ["robotd-sim"]),
         .library(name: "RTScheduler", targets: ["RTScheduler"]),
         .library(name: "SafetyGuard", targets: ["SafetyGuard"]),
         .library(name: "Actuators", targets: ["Actuators"]),
@@ -106,13 +107,27 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // What both command-line tools share: the simulated world's options, output lines, signals.
+        .target(
+            name: "RobotdCommandLine",
+            dependencies: [
+                "AIOSRobot", "RobotSim", "Platform", "CRealtime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators", "SimulatorBridge",
-                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", .product(name: "Yams", package: "Yams"),
+                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The simulator as its own program: a rover on a pty and a gamepad FIFO, or the IoT rig on MQTT.
+        .executableTarget(
+            name: "robotd-sim",
+            dependencies: [
+                "RobotdCommandLine", "RobotSim", "Transports", "AIOSRobot", "Platform",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // Helpers shared by the test targets (waiting for a condition, temporary folders).

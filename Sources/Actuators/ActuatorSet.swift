@@ -1,4 +1,5 @@
 import CRealtime
+import Glibc
 import Logging
 import Platform
 import RTScheduler
@@ -509,7 +510,8 @@ public final class ActuatorSet: Sendable {
         if rc == 0 {
             writersAtFIFO.add(1, ordering: .relaxed)
         } else if !fifoWarned.exchange(true, ordering: .relaxed) {
-            logger.warning("actuator writers run SCHED_OTHER: SCHED_FIFO priority \(priority) not permitted (errno \(rc))")
+            let why = rc == EPERM ? "not permitted (needs root or CAP_SYS_NICE)" : SystemErrorWords.text(rc)
+            logger.warning("actuator writers run SCHED_OTHER: SCHED_FIFO priority \(priority): \(why)")
         }
     }
 

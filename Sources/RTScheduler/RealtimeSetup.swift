@@ -1,6 +1,7 @@
 import CRealtime
 import Glibc
 import Logging
+import Platform
 
 /// What real-time treatment the dispatch thread asks for. Each item is applied when permitted;
 /// when not, the thread runs without it and one warning names everything that was not applied.
@@ -61,6 +62,24 @@ public struct RealtimeReport: Sendable, Equatable {
     }
 }
 
+extension RealtimeReport: CustomStringConvertible {
+    /// What was applied, in words, then what could not be and why, e.g.
+    /// `SCHED_FIFO 80 on CPU 1, memory locked, cpu_dma_latency 0` or
+    /// `SCHED_OTHER on any CPU; not applied: SCHED_FIFO priority 80: not permitted (…)`.
+    public var description: String {
+        var applied: [String] = []
+        let policy = switch policy {
+        case .fifo(let priority): "SCHED_FIFO \(priority)"
+        case .other: "SCHED_OTHER"
+        }
+        applied.append(policy + (cpu.map { " on CPU \($0)" } ?? " on any CPU"))
+        if memoryLocked { applied.append("memory locked") }
+        if dmaLatencyHeld { applied.append("cpu_dma_latency 0") }
+        let text = applied.joined(separator: ", ")
+        return notApplied.isEmpty ? text : text + "; not applied: " + notApplied.joined(separator: "; ")
+    }
+}
+
 public enum RealtimeSetup {
     /// For a daemon, before any thread starts: one malloc arena (glibc reserves 64 MiB per extra
     /// arena, and mlockall would count each as locked memory).
@@ -78,7 +97,12 @@ public enum RealtimeSetup {
         var report = RealtimeReport()
         if let cpu = options.cpu {
             let rc = rt_pin_current_thread(Int32(cpu))
-            if rc == 0 { report.cpu = cpu } else { report.notApplied.append("CPU affinity \(cpu): \(errnoText(rc))") }
+            if rc == 0 {
+                report.cpu = cpu
+            } else {
+                let why = rc == EINVAL ? "CPU \(cpu) is not available to this process" : SystemErrorWords.text(rc)
+                report.notApplied.append("CPU affinity \(cpu): \(why)")
+            }
         }
         if options.lockMemory {
             if mlockall(Int32(MCL_CURRENT | MCL_FUTURE)) == 0 {
@@ -88,7 +112,13 @@ public enum RealtimeSetup {
                     if n > 0 { report.unlockedBytes += n }
                 }
             } else {
-                report.notApplied.append("mlockall: \(errnoText(errno))")
+                let code = errno
+                let why = switch code {
+                case EPERM: "not permitted (needs root or CAP_IPC_LOCK)"
+                case ENOMEM: "over the locked-memory limit (ulimit -l)"
+                default: SystemErrorWords.text(code)
+                }
+                report.notApplied.append("memory lock (mlockall): \(why)")
             }
         }
         if options.holdDMALatency {
@@ -99,11 +129,11 @@ public enum RealtimeSetup {
                     report.dmaLatencyHeld = true
                     report.dmaLatencyFD = fd
                 } else {
-                    report.notApplied.append("/dev/cpu_dma_latency: \(errnoText(errno))")
+                    report.notApplied.append("cpu_dma_latency 0: \(dmaLatencyText(errno))")
                     close(fd)
                 }
             } else {
-                report.notApplied.append("/dev/cpu_dma_latency: \(errnoText(errno))")
+                report.notApplied.append("cpu_dma_latency 0: \(dmaLatencyText(errno))")
             }
         }
         if let priority = options.fifoPriority {
@@ -111,7 +141,8 @@ public enum RealtimeSetup {
             if rc == 0 {
                 report.policy = .fifo(priority: priority)
             } else {
-                report.notApplied.append("SCHED_FIFO priority \(priority): \(errnoText(rc))")
+                let why = rc == EPERM ? "not permitted (needs root or CAP_SYS_NICE and an RLIMIT_RTPRIO budget)" : SystemErrorWords.text(rc)
+                report.notApplied.append("SCHED_FIFO priority \(priority): \(why)")
             }
         }
         if options.prefaultStackBytes > 0 { rt_prefault_stack(UInt32(options.prefaultStackBytes)) }
@@ -122,8 +153,13 @@ public enum RealtimeSetup {
         return report
     }
 
-    static func errnoText(_ code: Int32) -> String {
-        guard let text = strerror(code) else { return "errno \(code)" }
-        return "\(String(cString: text)) (errno \(code))"
+    static func errnoText(_ code: Int32) -> String { SystemErrorWords.text(code) }
+
+    private static func dmaLatencyText(_ code: Int32) -> String {
+        switch code {
+        case EACCES, EPERM: "permission denied on /dev/cpu_dma_latency (needs root)"
+        case ENOENT: "this kernel has no /dev/cpu_dma_latency"
+        default: SystemErrorWords.text(code)
+        }
     }
 }

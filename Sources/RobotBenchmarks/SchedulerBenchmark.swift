@@ -113,12 +113,8 @@ public struct SchedulerBenchmark: Sendable {
         } else {
             notes.append("cyclictest not installed (Debian package rt-tests): no jitter baseline")
         }
-        let policy: String = switch report.policy {
-        case .fifo(let p): "SCHED_FIFO \(p), cpu \(report.cpu.map(String.init) ?? "any"), mlockall \(report.memoryLocked), cpu_dma_latency \(report.dmaLatencyHeld ? "0" : "not held")"
-        case .other: "SCHED_OTHER (not permitted: \(report.notApplied.joined(separator: "; ")))"
-        }
         return Result(
-            machine: Self.machineDescription(), realtime: policy,
+            machine: Self.machineDescription(), realtime: report.description,
             dispatch: [at10k, at100k], dispatchP99Us: at10k.p99Us,
             floodIdleP99Us: flood.idle.p99Us, floodP99Us: flood.loaded.p99Us,
             floodP99Ratio: flood.loaded.p99Us / max(flood.idle.p99Us, 0.001),

@@ -1,5 +1,6 @@
 import CEvdev
 import Glibc
+import Platform
 
 /// A real input device (/dev/input/eventN) through libevdev: optional exclusive grab, and the
 /// SYN_DROPPED resync libevdev documents (read in sync mode until -EAGAIN, then carry on). Each
@@ -13,12 +14,12 @@ public final class EvdevDevice: @unchecked Sendable {
 
     public init(path: String, grab: Bool = false) throws(InputError) {
         let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw InputError("\(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw InputError("\(path): \(SystemErrorWords.text(errno))") }
         var device: OpaquePointer?
         let rc = libevdev_new_from_fd(fd, &device)
         guard rc == 0, let device else {
             close(fd)
-            throw InputError("\(path): not an evdev device (libevdev_new_from_fd: \(String(cString: strerror(-rc))))")
+            throw InputError("\(path): not an evdev device (libevdev: \(SystemErrorWords.text(-rc)))")
         }
         if grab && libevdev_grab(device, LIBEVDEV_GRAB) != 0 {
             libevdev_free(device)
@@ -51,7 +52,7 @@ public final class EvdevDevice: @unchecked Sendable {
                 if flags == LIBEVDEV_READ_FLAG_SYNC.rawValue { flags = LIBEVDEV_READ_FLAG_NORMAL.rawValue; continue }
                 return
             }
-            if rc < 0 { throw InputError("\(path): \(String(cString: strerror(-rc)))") }
+            if rc < 0 { throw InputError("\(path): \(SystemErrorWords.text(-rc))") }
             if rc == LIBEVDEV_READ_STATUS_SYNC.rawValue && flags == LIBEVDEV_READ_FLAG_NORMAL.rawValue {
                 onResync()  // this is the SYN_DROPPED itself; the state follows in sync mode
                 flags = LIBEVDEV_READ_FLAG_SYNC.rawValue

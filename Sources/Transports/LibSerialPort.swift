@@ -127,6 +127,7 @@ public enum SerialPortOpener {
 
     public static func open(_ endpoint: SerialEndpoint, settings: SerialSettings) throws(SerialError) -> any SerialPort {
         let path = try resolve(endpoint)
+        try checkIsDevice(path)
         let real = resolvedTarget(path)
         if real.hasPrefix("/dev/pts/") || real.hasPrefix("/dev/ptmx") {
             return try TermiosSerialPort(path: path, settings: settings)
@@ -136,9 +137,30 @@ public enum SerialPortOpener {
         } catch let error where error.code == .notFound || error.code == .configureFailed || error.code == .openFailed {
             // libserialport refuses ttys it cannot classify (pseudo-terminals behind a symlink,
             // some USB gadgets); termios can still drive them.
-            if let port = try? TermiosSerialPort(path: path, settings: settings) { return port }
-            throw error
+            do {
+                return try TermiosSerialPort(path: path, settings: settings)
+            } catch let fallback {
+                // termios names the cause by its errno (not a tty, permission denied, busy);
+                // libserialport's own message often does not ("Invalid argument").
+                throw fallback.errno != nil ? fallback : error
+            }
         }
+    }
+
+    /// A missing path or one that is no character device fails here, in words ("no such file",
+    /// "not a serial device (a regular file)"), before either library tries it.
+    static func checkIsDevice(_ path: String) throws(SerialError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw SerialError(.notFound, path: path, errno: errno) }
+        let kind: String? = switch info.st_mode & S_IFMT {
+        case S_IFCHR: nil
+        case S_IFREG: "a regular file"
+        case S_IFDIR: "a directory"
+        case S_IFIFO: "a FIFO"
+        case S_IFSOCK: "a socket"
+        default: "not a character device"
+        }
+        if let kind { throw SerialError(.notASerialDevice, path: path, detail: kind) }
     }
 
     /// Follows symlinks (udev's /dev/serial/by-id names, test links) to the device node.

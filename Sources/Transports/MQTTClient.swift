@@ -14,9 +14,51 @@ public protocol MQTTPublishing: AnyObject, Sendable {
 public struct MQTTError: Error, CustomStringConvertible, Equatable, Sendable {
     public var code: Int32
     public var operation: String
-    public var description: String {
-        let text = mosquitto_strerror(code).map { String(cString: $0) } ?? "error \(code)"
-        return "mqtt \(operation): \(text)"
+    /// errno when `code` is MOSQ_ERR_ERRNO (or a file could not be read).
+    public var errno: Int32?
+    public var description: String { "mqtt \(operation): \(MQTTWords.error(code, errno: errno))" }
+}
+
+/// libmosquitto's result codes, CONNACK codes and errno in words ("connection refused", "host
+/// not found", "bad user name or password"), for log lines a person can act on.
+public enum MQTTWords {
+    /// A libmosquitto result code; `errno` is read when the code is MOSQ_ERR_ERRNO.
+    public static func error(_ code: Int32, errno: Int32? = nil) -> String {
+        switch code {
+        case MOSQ_ERR_ERRNO.rawValue:
+            guard let errno, errno != 0 else { return "system error" }
+            return SystemErrorWords.text(errno)
+        case MOSQ_ERR_EAI.rawValue, MOSQ_ERR_LOOKUP.rawValue: return "host not found"
+        case MOSQ_ERR_TLS.rawValue, MOSQ_ERR_TLS_HANDSHAKE.rawValue:
+            return "TLS error (the CA file, the broker's certificate, or a port without TLS)"
+        case MOSQ_ERR_OCSP.rawValue: return "TLS certificate check (OCSP) failed"
+        case MOSQ_ERR_CONN_LOST.rawValue: return "connection lost"
+        case MOSQ_ERR_NO_CONN.rawValue: return "not connected"
+        case MOSQ_ERR_CONN_REFUSED.rawValue: return "the broker refused the connection"
+        case MOSQ_ERR_KEEPALIVE.rawValue: return "the broker stopped answering (keepalive timed out)"
+        case MOSQ_ERR_TIMEOUT.rawValue: return "timed out"
+        case MOSQ_ERR_PROTOCOL.rawValue, MOSQ_ERR_MALFORMED_PACKET.rawValue: return "protocol error (is it an MQTT broker?)"
+        case MOSQ_ERR_AUTH.rawValue: return "authentication failed"
+        case MOSQ_ERR_ACL_DENIED.rawValue: return "not authorised (broker ACL)"
+        case MOSQ_ERR_PAYLOAD_SIZE.rawValue, MOSQ_ERR_OVERSIZE_PACKET.rawValue: return "message too large"
+        case MOSQ_ERR_INVAL.rawValue: return "invalid argument"
+        case MOSQ_ERR_NOMEM.rawValue: return "out of memory"
+        default:
+            let text = mosquitto_strerror(code).map { String(cString: $0) } ?? "error"
+            return text + " (mosquitto error \(code))"
+        }
+    }
+
+    /// A CONNACK return code (MQTT 3.1.1): why the broker refused the connection.
+    public static func connack(_ code: Int32) -> String {
+        switch code {
+        case 1: "unacceptable protocol version"
+        case 2: "client identifier rejected"
+        case 3: "server unavailable"
+        case 4: "bad user name or password"
+        case 5: "not authorised"
+        default: mosquitto_connack_string(code).map { String(cString: $0) } ?? "refusal code \(code)"
+        }
     }
 }
 
@@ -101,9 +143,22 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     public enum LinkEvent: Sendable, Equatable {
         case connected
         case disconnected(code: Int32)
+        /// The broker answered and refused (CONNACK code: bad user name or password, …).
         case connectRefused(code: Int32)
-        /// The TCP connection could not be made; retried with backoff.
-        case connectFailed(code: Int32)
+        /// The connection (TCP, TLS) could not be made; retried with backoff. `errno` is the
+        /// system's reason when `code` is MOSQ_ERR_ERRNO (connection refused, no route, …).
+        case connectFailed(code: Int32, errno: Int32)
+
+        /// The event's cause in words: "connection refused", "host not found", "the broker
+        /// refused the connection: bad user name or password", "connection lost".
+        public var reason: String {
+            switch self {
+            case .connected: "connected"
+            case .disconnected(let code): code == 0 ? "disconnected" : MQTTWords.error(code)
+            case .connectRefused(let code): "the broker refused the connection: \(MQTTWords.connack(code))"
+            case .connectFailed(let code, let errno): MQTTWords.error(code, errno: errno)
+            }
+        }
     }
 
     public struct Subscription: Sendable {
@@ -133,6 +188,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let onMessage: @Sendable (MQTTMessage) -> Void
     private let onEvent: @Sendable (LinkEvent) -> Void
     private let aborting = Atomic<Bool>(false)
+    /// The broker answered this connection attempt (CONNACK, accepted or refused); set on the
+    /// network thread, read there too.
+    private let connackSeen = Atomic<Bool>(false)
     private let network = WorkerSlot()
 
     private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
@@ -160,6 +218,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             try check(mosquitto_username_pw_set(mosq, username, options.password), "username_pw_set")
         }
         if let caFile = options.caFile {
+            // libmosquitto only says "invalid argument" for a CA file it cannot read.
+            guard access(caFile, R_OK) == 0 else { throw MQTTError(code: MOSQ_ERR_ERRNO.rawValue, operation: "CA file \(caFile)", errno: errno) }
             try check(mosquitto_tls_set(mosq, caFile, nil, nil, nil, nil), "tls_set")
         }
         if let will = options.will {
@@ -183,10 +243,11 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         var linkUp = false
         while !stop.isSet {
             if !linkUp {
+                connackSeen.store(false, ordering: .relaxed)
                 let rc = haveConnected ? mosquitto_reconnect(mosq)
                     : mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds))
                 if rc != MOSQ_ERR_SUCCESS.rawValue {
-                    onEvent(.connectFailed(code: rc))
+                    onEvent(.connectFailed(code: rc, errno: rc == MOSQ_ERR_ERRNO.rawValue ? errno : 0))
                     stop.sleep(milliseconds: Int(delay))
                     delay = min(delay * 2, max(options.reconnectMaxSeconds, 1) * 1000)
                     continue
@@ -197,10 +258,18 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             }
             let rc = mosquitto_loop(mosq, 100, 1)
             if rc != MOSQ_ERR_SUCCESS.rawValue && !stop.isSet {
+                let cause = rc == MOSQ_ERR_ERRNO.rawValue ? errno : 0
                 linkUp = false
                 if connected.exchange(false, ordering: .relaxed) {  // lost without a disconnect callback
                     counters.disconnects.add(1, ordering: .relaxed)
                     onEvent(.disconnected(code: rc))
+                } else if !connackSeen.load(ordering: .relaxed) {
+                    // The socket connected but the session never came up (a TLS handshake that
+                    // failed, a peer that is no MQTT broker): a failed connection, not silence.
+                    onEvent(.connectFailed(code: rc, errno: cause))
+                    stop.sleep(milliseconds: Int(delay))
+                    delay = min(delay * 2, max(options.reconnectMaxSeconds, 1) * 1000)
+                    continue
                 }
                 stop.sleep(milliseconds: Int(delay))
             }
@@ -270,6 +339,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     // MARK: callbacks (network thread)
 
     fileprivate func didConnect(_ rc: Int32) {
+        connackSeen.store(true, ordering: .relaxed)
         guard rc == 0 else {
             onEvent(.connectRefused(code: rc))
             return

@@ -11,7 +11,8 @@ public final class SerialReader: Sendable {
     public enum LinkEvent: Sendable, Equatable {
         case connected(path: String, backend: String)
         case disconnected(path: String, reason: String)
-        /// Opening failed; the reader retries after `retryInMilliseconds`.
+        /// Opening failed (`reason` in words: "no such file", "not a serial device", …); the
+        /// reader retries after `retryInMilliseconds`.
         case openFailed(endpoint: String, reason: String, retryInMilliseconds: Int)
     }
 
@@ -57,7 +58,7 @@ public final class SerialReader: Sendable {
                 do {
                     port = try open(endpoint, settings)
                 } catch {
-                    onEvent(.openFailed(endpoint: endpoint.description, reason: "\(error)", retryInMilliseconds: delay))
+                    onEvent(.openFailed(endpoint: endpoint.description, reason: Self.words(error), retryInMilliseconds: delay))
                     stop.sleep(milliseconds: delay)
                     delay = min(delay * 2, backoff.maximumMilliseconds)
                     continue
@@ -74,7 +75,7 @@ public final class SerialReader: Sendable {
                             onBytes(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), rt_monotonic_ns())
                         }
                     } catch {
-                        reason = "\(error)"
+                        reason = Self.words(error)
                         break
                     }
                 }
@@ -88,5 +89,8 @@ public final class SerialReader: Sendable {
     }
 
     public func stop() { worker.stop() }
+
+    /// A serial error's cause without its path (the event names the path).
+    private static func words(_ error: any Error) -> String { (error as? SerialError)?.reason ?? "\(error)" }
 
 }

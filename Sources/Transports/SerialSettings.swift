@@ -1,3 +1,6 @@
+import Glibc
+import Platform
+
 /// Line settings of a serial port.
 public struct SerialSettings: Sendable, Equatable {
     public enum Parity: String, Sendable, CaseIterable { case none, even, odd }
@@ -32,6 +35,8 @@ public struct SerialSettings: Sendable, Equatable {
 public struct SerialError: Error, CustomStringConvertible, Equatable, Sendable {
     public enum Code: String, Sendable {
         case notFound = "not-found"
+        /// The path exists but is no tty (a regular file, a directory, /dev/null).
+        case notASerialDevice = "not-a-serial-device"
         case openFailed = "open-failed"
         case configureFailed = "configure-failed"
         case badSettings = "bad-settings"
@@ -51,10 +56,31 @@ public struct SerialError: Error, CustomStringConvertible, Equatable, Sendable {
         self.detail = detail
     }
 
-    public var description: String {
-        "\(path.isEmpty ? "serial" : path): \(code.rawValue)" + (errno.map { " (errno \($0))" } ?? "")
-            + (detail.isEmpty ? "" : ": \(detail)")
+    /// The cause in words, without the path: "no such file", "not a serial device",
+    /// "permission denied", "disconnected (end of file)".
+    public var reason: String {
+        let words: String
+        if code == .notASerialDevice || (code == .configureFailed && errno == ENOTTY) {
+            words = "not a serial device"
+        } else if let errno, errno != 0 {
+            words = SystemErrorWords.text(errno)
+        } else {
+            words = switch code {
+            case .notFound: "not found"
+            case .notASerialDevice: "not a serial device"
+            case .openFailed: "cannot open"
+            case .configureFailed: "cannot configure the line"
+            case .badSettings: "bad settings"
+            case .disconnected: "disconnected"
+            case .ioFailed: "input/output error"
+            }
+        }
+        if detail.isEmpty { return words }
+        // A failure without an errno is described by its detail alone ("unsupported baud rate 12345").
+        return errno == nil && code == .badSettings ? detail : "\(words) (\(detail))"
     }
+
+    public var description: String { "\(path.isEmpty ? "serial" : path): \(reason)" }
 }
 
 /// Where to find a device: a path, or a USB serial number so that a robot's devices keep their

@@ -39,7 +39,7 @@ public final class StreamReader: Sendable {
                     if fd < 0 {
                         // A FIFO whose writer was restarted may be gone for a moment: wait for it.
                         if isFIFO && errno == ENOENT { stop.sleep(milliseconds: 50); continue }
-                        onEnd("\(path): \(String(cString: strerror(errno)))")
+                        onEnd("\(path): \(SystemErrorWords.text(errno))")
                         return
                     }
                 }

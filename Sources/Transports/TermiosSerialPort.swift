@@ -23,7 +23,8 @@ public final class TermiosSerialPort: SerialPort {
                                   settings.flowControl == .rtscts ? 1 : 0)
         guard rc == 0 else {
             Glibc.close(fd)
-            throw SerialError(.configureFailed, path: path, errno: rc, detail: "tcsetattr (is it a tty?)")
+            // ENOTTY: not a tty at all, which the error's reason says in words.
+            throw SerialError(.configureFailed, path: path, errno: rc, detail: rc == ENOTTY ? "" : "tcsetattr")
         }
         self.path = path
         io = DescriptorIO(fd: fd, path: path)

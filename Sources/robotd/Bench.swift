@@ -6,13 +6,28 @@ import RobotBenchmarks
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure what this machine can hold, each figure beside a baseline from the same run.",
+        discussion: """
+        Example:
+          # dispatch latency, flood isolation, 1 kHz jitter beside cyclictest
+          robotd bench scheduler --cpu 1
+          # the cost of one safety-guard check, as JSON
+          robotd bench guard --json
+        """,
         subcommands: [SchedulerBench.self, GuardBench.self])
 }
 
 struct SchedulerBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler",
-        abstract: "Dispatch latency, flood isolation, throughput, 1 kHz jitter vs cyclictest, allocations per event.")
+        abstract: "Dispatch latency, flood isolation, throughput, 1 kHz jitter vs cyclictest, allocations per event.",
+        discussion: """
+        Needs root for SCHED_FIFO, mlockall and cpu_dma_latency; without it, it runs and its "dispatch:" \
+        line says what could not be applied and why.
+
+        Example:
+          sudo robotd bench scheduler --priority 80 --cpu 1
+          robotd bench scheduler --json --seconds 1 --jitter-seconds 2 > bench.json
+        """)
 
     @Flag(help: "Print one JSON object instead of a report.")
     var json = false
@@ -52,7 +67,12 @@ struct SchedulerBench: ParsableCommand {
 struct GuardBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "guard",
-        abstract: "Cost of one safety-guard check (median, p99) and heap allocations per check.")
+        abstract: "Cost of one safety-guard check (median, p99) and heap allocations per check.",
+        discussion: """
+        Example:
+          robotd bench guard
+          robotd bench guard --checks 100000 --json
+        """)
 
     @Flag(help: "Print one JSON object instead of a report.")
     var json = false

@@ -10,6 +10,7 @@ import Transports
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sim",
         abstract: "robotd driving a rover: the bundled simulator (default) or real devices via --rover/--gamepad.",
         discussion: """
         Sensor frames come in over the rover's serial port, the obstacle-avoiding policy runs as a critical \
@@ -22,7 +23,20 @@ struct Demo: ParsableCommand {
         starts latched (power-on) and nothing moves until a deliberate reset. With --rover an e-stop device \
         (--gamepad) is required unless --no-estop-device is given. A software e-stop does not replace a \
         hard-wired one that cuts motor power.
-        """)
+
+        `robotd demo` is the same command under its former name.
+
+        Example:
+          # the simulated rover; e-stop at 12 s, reset at 15 s
+          robotd sim --seconds 20 --estop-at 12 --reset-at 15
+          # the serial cable pulled at 5 s for 2 s, a reset at 9 s
+          robotd sim --fault serial-unplug@5+2 --reset-at 9
+          # the IoT rig over MQTT, an operator's remote stop at 8 s
+          robotd sim --world iot-rig --remote-stop-at 8
+          # the same control path on hardware
+          robotd sim --rover /dev/ttyUSB0 --gamepad /dev/input/event3
+        """,
+        aliases: ["demo"])
 
     @Option(help: "Run for this many seconds (SIGINT/SIGTERM stop earlier, in the safe state).")
     var seconds: Double = 20

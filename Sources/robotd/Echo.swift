@@ -7,6 +7,16 @@ import Transports
 struct Echo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Open one input and print what it decodes, one JSON object per line (SI units).",
+        discussion: """
+        Each subcommand ends after --count lines, after --timeout seconds or on Ctrl-C (SIGINT/SIGTERM), \
+        and then prints a summary line (what was decoded and rejected) on standard error. If the input \
+        never opened (no such device, connection refused, …) it says why and exits with status 1.
+
+        Example:
+          robotd echo serial /dev/ttyUSB0 --codec nmea --count 5
+          robotd echo evdev /dev/input/event3 --timeout 10
+          robotd echo mqtt --broker 127.0.0.1:1883 'sensors/+/temperature'
+        """,
         subcommands: [SerialEchoCommand.self, EvdevEchoCommand.self, MQTTEchoCommand.self])
 }
 
@@ -16,12 +26,49 @@ struct EchoLimits: ParsableArguments {
 
     @Option(help: "Stop after this many seconds.")
     var timeout: Double?
+
+    func validate() throws {
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be positive") }
+    }
 }
 
-func stderrLine(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+/// Runs one echo to its end: the count, the time-out, the input's own end, or SIGINT/SIGTERM
+/// (each ends with the summary line). Exits with status 1, saying why, when the input never
+/// opened and the time-out (or its own end) came first.
+private func runEcho(_ limits: EchoLimits, start: (EchoSession) throws -> EchoInput) throws {
+    let session = EchoSession(count: limits.count) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+    let signals = SignalWatch { _ in session.finish() }
+    let echo: EchoInput
+    do { echo = try start(session) } catch {
+        signals.cancel()
+        throw error
+    }
+    let ended = session.wait(timeout: limits.timeout)
+    signals.cancel()
+    echo.stop()
+    stderrLine(echo.summary())
+    let interrupted = signals.received != 0
+    if session.lines == 0, let why = echo.neverOpened() {
+        let end = interrupted ? "interrupted" : ended ? "ended" : "timed out after \(limits.timeout.map { String(format: "%g", $0) } ?? "?") s"
+        stderrLine("robotd echo: nothing received (\(end)): \(why)")
+        // Ctrl-C is the user's own choice of end; a time-out or an input that ended unopened is a failure.
+        if !interrupted { throw ExitCode.failure }
+    }
+}
 
 struct SerialEchoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serial", abstract: "A serial device: NMEA, robotd frames or key=value lines.")
+    static let configuration = CommandConfiguration(
+        commandName: "serial", abstract: "A serial device: NMEA, robotd frames or key=value lines.",
+        discussion: """
+        Example:
+          # a GPS receiver
+          robotd echo serial /dev/ttyUSB0 --codec nmea --baud 9600
+          # a USB-serial adapter found by its serial number (robotd ports)
+          robotd echo serial usb-serial:A10K3XYZ --codec kv
+          # the simulated rover of robotd-sim
+          robotd echo serial /tmp/robotd-sim/rover --codec frame --count 10
+        """)
 
     @Argument(help: "Device path (or a pseudo-terminal), or usb-serial:SERIALNUMBER.")
     var path: String
@@ -38,17 +85,23 @@ struct SerialEchoCommand: ParsableCommand {
         guard let codec = SerialEcho.Codec(rawValue: codec) else {
             throw ValidationError("--codec must be one of: \(SerialEcho.Codec.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let session = EchoSession(count: limits.count) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
-        let echo = try EchoSession.serial(SerialEndpoint(path), settings: SerialSettings(baud: baud), codec: codec,
-                                          session: session, log: stderrLine)
-        session.wait(timeout: limits.timeout)
-        echo.stop()
-        stderrLine(echo.summary())
+        try runEcho(limits) { session in
+            try EchoSession.serial(SerialEndpoint(path), settings: SerialSettings(baud: baud), codec: codec,
+                                   session: session, log: stderrLine)
+        }
     }
 }
 
 struct EvdevEchoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "evdev", abstract: "An input device (/dev/input/eventN) or a FIFO/file of input_event records.")
+    static let configuration = CommandConfiguration(
+        commandName: "evdev", abstract: "An input device (/dev/input/eventN) or a FIFO/file of input_event records.",
+        discussion: """
+        Example:
+          # a gamepad, grabbed so that no other program sees its keys
+          robotd echo evdev /dev/input/event3 --grab
+          # the simulated gamepad of robotd-sim
+          robotd echo evdev /tmp/robotd-sim/gamepad
+        """)
 
     @Argument(help: "/dev/input/eventN, a FIFO or a recorded file.")
     var path: String
@@ -59,16 +112,21 @@ struct EvdevEchoCommand: ParsableCommand {
     @OptionGroup var limits: EchoLimits
 
     func run() throws {
-        let session = EchoSession(count: limits.count) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
-        let echo = try EchoSession.evdev(path: path, grab: grab, session: session, log: stderrLine)
-        session.wait(timeout: limits.timeout)
-        echo.stop()
-        stderrLine(echo.summary())
+        try runEcho(limits) { session in
+            try EchoSession.evdev(path: path, grab: grab, session: session, log: stderrLine)
+        }
     }
 }
 
 struct Ports: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List serial ports with USB vendor/product id and serial number (libserialport).")
+    static let configuration = CommandConfiguration(
+        abstract: "List serial ports with USB vendor/product id and serial number (libserialport).",
+        discussion: """
+        Example:
+          # path, transport, USB vid:pid, serial number, description
+          robotd ports
+          robotd ports --json
+        """)
 
     @Flag(help: "One JSON object per port.")
     var json = false
@@ -90,7 +148,16 @@ struct Ports: ParsableCommand {
 }
 
 struct MQTTEchoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mqtt", abstract: "MQTT topics (wildcards + and # allowed) through libmosquitto.")
+    static let configuration = CommandConfiguration(
+        commandName: "mqtt", abstract: "MQTT topics (wildcards + and # allowed) through libmosquitto.",
+        discussion: """
+        Example:
+          # the simulated rig of robotd-sim --world iot-rig
+          robotd echo mqtt --broker 127.0.0.1:18830 --field value 'sim/rig/+'
+          # a broker with TLS and a login
+          robotd echo mqtt --broker mqtt.example.net:8883 --ca-file ca.pem \\
+            --username u --password p 'plant/+/temp'
+        """)
 
     @Option(help: "Broker as HOST:PORT.")
     var broker: String = "127.0.0.1:1883"
@@ -116,10 +183,8 @@ struct MQTTEchoCommand: ParsableCommand {
         guard let (host, port) = MQTTOptions.parseBroker(broker) else { return }
         let options = MQTTOptions(host: host, port: port, clientID: "robotd-echo-\(getpid())", username: username,
                                   password: password, caFile: caFile)
-        let session = EchoSession(count: limits.count) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
-        let echo = try EchoSession.mqtt(options: options, topics: topics, qos: qos, fieldPath: field, session: session, log: stderrLine)
-        session.wait(timeout: limits.timeout)
-        echo.stop()
-        stderrLine(echo.summary())
+        try runEcho(limits) { session in
+            try EchoSession.mqtt(options: options, topics: topics, qos: qos, fieldPath: field, session: session, log: stderrLine)
+        }
     }
 }

@@ -11,12 +11,6 @@ import SafetyGuard
 import Synchronization
 import Transports
 
-/// Which world `robotd demo` runs against.
-enum DemoWorld: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case rover
-    case iotRig = "iot-rig"
-}
-
 /// `robotd demo --world iot-rig`: robotd's rig runtime against the simulated IoT rig over a
 /// Mosquitto broker it starts itself on a free loopback port. The options live here so that the
 /// rover demo (Demo.swift) only forwards to `run`.
@@ -78,7 +72,7 @@ struct RigDemoOptions: ParsableArguments {
                 // Back in its safe state before anything else goes out; the heater needs a reset.
                 holder.withLock { $0 }?.requestReactivation(of: "rig", at: Instant(nanoseconds: rt_monotonic_ns()))
                 stderrLine("broker link up")
-            case .disconnected(let code): stderrLine("broker link lost (\(code))")
+            case .disconnected: stderrLine("broker link lost: \(event.reason)")
             case .connectRefused, .connectFailed: break
             }
         }) { message in holder.withLock { $0 }?.handle(message) }

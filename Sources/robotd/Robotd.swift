@@ -5,5 +5,18 @@ struct Robotd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "robotd",
         abstract: "A real-time robot and IoT-rig runtime: inputs → scheduler → policies → safety guard → actuators.",
-        subcommands: [Run.self, Check.self, Demo.self, Sim.self, Bench.self, Echo.self, Ports.self])
+        discussion: """
+        The simulator alone is a separate program, robotd-sim (robotd-sim --help).
+
+        Example:
+          # robotd driving the simulated rover; e-stop at 12 s, reset at 15 s
+          robotd sim --seconds 20 --estop-at 12 --reset-at 15
+          # every problem of a robot's configuration file, without touching a device
+          robotd check --config examples/rover-hardware.yaml
+          # what a GPS receiver on a serial port sends
+          robotd echo serial /dev/ttyUSB0 --codec nmea --baud 9600
+          # what this machine can hold
+          robotd bench scheduler
+        """,
+        subcommands: [Run.self, Check.self, Demo.self, Bench.self, Echo.self, Ports.self])
 }

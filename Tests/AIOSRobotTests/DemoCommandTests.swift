@@ -1,9 +1,11 @@
 import Foundation
+import TestSupport
 import Testing
 
-/// `robotd demo` as a user runs it: the real-time simulator on a pty and a FIFO, robotd's control
-/// path on the dispatch thread, the guard, motor frames back to the simulator.
-@Suite("robotd demo: robotd driving the bundled simulator", .serialized)
+/// `robotd sim` (formerly `robotd demo`, still its alias) as a user runs it: the real-time
+/// simulator on a pty and a FIFO, robotd's control path on the dispatch thread, the guard, motor
+/// frames back to the simulator.
+@Suite("robotd sim: robotd driving the bundled simulator", .serialized)
 struct DemoCommandTests {
     func runDemo(_ arguments: [String], signal: (after: Double, number: Int32)? = nil) throws -> (status: Int32, lines: [[String: Any]]) {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
@@ -11,7 +13,7 @@ struct DemoCommandTests {
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = ["demo"] + arguments
+        process.arguments = ["sim"] + arguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = Pipe()
@@ -57,6 +59,20 @@ struct DemoCommandTests {
         #expect((summary["t_s"] as? Double ?? 99) < 10)
     }
 
+    /// The start-up line says in words what the dispatch thread got (not a Swift value's dump).
+    @Test func when_the_dispatch_thread_starts_expect_what_was_applied_in_words() throws {
+        let run = try Subprocess(builtProduct("robotd"), ["sim", "--seconds", "1"])
+        #expect(run.wait(seconds: 30) == 0)
+        let line = try #require(run.stderr.split(separator: "\n").first { $0.hasPrefix("dispatch thread: ") }, "\(run.stderr)")
+        // SCHED_FIFO 80 as root (everything applied on this machine), SCHED_OTHER otherwise.
+        if getuid() == 0 {
+            #expect(line.hasPrefix("dispatch thread: SCHED_FIFO 80 on any CPU, memory locked, cpu_dma_latency 0") || line.contains("; not applied: "))
+        } else {
+            #expect(line == "dispatch thread: SCHED_OTHER on any CPU")
+        }
+        #expect(!line.contains("RealtimeReport") && !line.contains("notApplied"))
+    }
+
     @Test func when_run_on_hardware_without_an_estop_device_expect_a_refusal_unless_said_so() throws {
         let (status, _) = try runDemo(["--rover", "/dev/null", "--seconds", "1"])
         #expect(status != 0)  // refused before opening anything
@@ -70,48 +86,5 @@ struct DemoCommandTests {
         #expect(latches.count == 1 && latches.first?["cause"] as? String == "estop-input")
         #expect((summary["refused_resets"] as? [Any])?.isEmpty == true)
         #expect(summary["resets"] as? Int == 1 && summary["estop_latched"] as? Bool == false)
-    }
-}
-
-/// `robotd sim` as an outside peer: it announces its paths, a host can open the rover's port
-/// there, and it cleans up after itself.
-@Suite("robotd sim")
-struct SimCommandTests {
-    @Test func when_robotd_sim_runs_expect_ready_paths_live_frames_on_the_port_and_cleanup_at_exit() throws {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let robotd = products.appendingPathComponent("robotd").path
-        try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
-        let directory = NSTemporaryDirectory() + "robotd-sim-cli-\(getpid())"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = ["sim", "--directory", directory, "--seconds", "3", "--status-every", "0.5"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: directory + "/rover") && Date() < deadline { usleep(20_000) }
-        // The port behaves like a device: open it and count bytes for a second.
-        let fd = open(directory + "/rover", O_RDONLY | O_NOCTTY | O_NONBLOCK)
-        try #require(fd >= 0)
-        var received = 0
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let begin = Date()
-        while Date().timeIntervalSince(begin) < 1 {
-            let n = read(fd, &buffer, buffer.count)
-            if n > 0 { received += n } else { usleep(10_000) }
-        }
-        close(fd)
-        process.waitUntilExit()
-        let lines = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-        #expect(process.terminationStatus == 0)
-        #expect(lines.first?["kind"] as? String == "ready" && lines.first?["rover"] as? String == directory + "/rover")
-        #expect(lines.last?["kind"] as? String == "summary")
-        #expect((lines.last?["ticks"] as? Int ?? 0) > 2000)
-        #expect(received > 3000)  // ≈ 8 kB/s of sensor frames
-        #expect(!FileManager.default.fileExists(atPath: directory + "/rover") && !FileManager.default.fileExists(atPath: directory + "/gamepad"))
-        try? FileManager.default.removeItem(atPath: directory)
     }
 }

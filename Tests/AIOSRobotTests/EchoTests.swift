@@ -1,5 +1,6 @@
 import Codecs
 import Foundation
+import TestSupport
 import Testing
 import Transports
 @testable import AIOSRobot
@@ -96,4 +97,78 @@ struct MQTTEchoTests {
         #expect(lines.contains { $0.contains(#""topic":"rig/bench/temp","value":21.5"#) && $0.contains(#""retained":true"#) })
         #expect(lines.contains { $0.contains(#""topic":"rig/shed/temp","value":null,"error":"notJSON""#) })
     }
+}
+
+/// `robotd echo` as a newcomer meets it, the built binary run as a subprocess: causes in words,
+/// a failed exit when the input never opened, the summary on Ctrl-C.
+@Suite("robotd echo: causes in words, exit status, Ctrl-C")
+struct EchoNewcomerTests {
+    @Test func when_the_broker_port_is_closed_expect_connection_refused_in_words_and_a_failed_exit() throws {
+        let port = try ClosedPort()
+        let echo = try Subprocess(builtProduct("robotd"), ["echo", "mqtt", "--broker", "127.0.0.1:\(port.number)", "--timeout", "2", "t"])
+        let status = echo.wait(seconds: 30)
+        #expect(status == 1)
+        #expect(echo.stderr.contains("cannot connect to 127.0.0.1:\(port.number): connection refused"))
+        #expect(echo.stderr.contains("robotd echo: nothing received (timed out after 2 s): cannot connect to 127.0.0.1:\(port.number): connection refused"))
+        #expect(echo.stderr.contains(#""kind":"summary""#))
+        #expect(!echo.stderr.contains("(14)"))  // libmosquitto's MOSQ_ERR_ERRNO, as it used to be printed
+    }
+
+    @Test func when_the_path_is_a_regular_file_expect_not_a_serial_device_and_a_failed_exit() throws {
+        let directory = try temporaryDirectory("echo-not-a-tty")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/not-a-tty"
+        _ = FileManager.default.createFile(atPath: file, contents: Data("hello\n".utf8))
+        let echo = try Subprocess(builtProduct("robotd"), ["echo", "serial", file, "--codec", "kv", "--timeout", "1"])
+        #expect(echo.wait(seconds: 30) == 1)
+        #expect(echo.stderr.contains("cannot open \(file): not a serial device (a regular file)"))
+        #expect(echo.stderr.contains("robotd echo: nothing received (timed out after 1 s): cannot open \(file): not a serial device"))
+        #expect(!echo.stderr.contains("Invalid argument"))
+    }
+
+    @Test func when_the_path_does_not_exist_or_is_not_a_tty_expect_the_cause_in_words() throws {
+        for (path, words) in [("/nonexistent/ttyUSB9", "no such file"), ("/dev/null", "not a serial device")] {
+            let echo = try Subprocess(builtProduct("robotd"), ["echo", "serial", path, "--codec", "kv", "--timeout", "1"])
+            #expect(echo.wait(seconds: 30) == 1)
+            #expect(echo.stderr.contains("cannot open \(path): \(words)"), "\(echo.stderr)")
+        }
+    }
+
+    @Test(arguments: [SIGINT, SIGTERM])
+    func when_a_signal_ends_the_echo_expect_its_summary_and_a_clean_exit(signal: Int32) throws {
+        var name = [CChar](repeating: 0, count: 128)
+        let master = posix_openpt_for_tests(&name)
+        try #require(master >= 0)
+        defer { close(master) }
+        let slave = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let echo = try Subprocess(builtProduct("robotd"), ["echo", "serial", slave, "--codec", "kv"])
+        try #require(echo.waitFor("connected to \(slave)", inStandardError: true))
+        _ = "temp=21.5\n".withCString { write(master, $0, strlen($0)) }
+        try #require(echo.waitFor(#""temp":21.5"#))
+        echo.signal(signal)
+        #expect(echo.wait(seconds: 15) == 0)
+        #expect(echo.stderr.contains(#""kind":"summary","lines":1,"rejected_lines":0"#))
+    }
+}
+
+/// A 127.0.0.1 port that refuses connections: bound (so nothing else takes it) but not listening.
+final class ClosedPort {
+    let fd: Int32
+    let number: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0 else { close(fd); throw POSIXError(.EADDRINUSE) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        self.fd = fd
+        number = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
 }

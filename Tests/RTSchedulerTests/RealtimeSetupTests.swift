@@ -27,6 +27,9 @@ struct RealtimeSetupTests {
         #expect(result.report.policy == .other)
         #expect(result.policy == 0)  // SCHED_OTHER
         #expect(result.report.notApplied.contains { $0.hasPrefix("SCHED_FIFO priority 50") })
+        // What the daemon prints at start: the policy in words, then each refusal with its cause.
+        #expect(result.report.description.hasPrefix("SCHED_OTHER on any CPU; not applied: "))
+        #expect(result.report.description.contains("SCHED_FIFO priority 50: not permitted (needs root or CAP_SYS_NICE"))
         #expect(warnings.messages.count == 1)
         #expect(warnings.messages.first?.contains("SCHED_OTHER") == true)
     }
@@ -55,6 +58,17 @@ struct RealtimeSetupTests {
         let report = try #require(outcome.withLock { $0 })
         #expect(report.cpu == nil)
         #expect(report.notApplied.count == 1)
+        #expect(report.description.contains("CPU affinity 4095: CPU 4095 is not available to this process"))
+    }
+
+    @Test func when_a_report_is_printed_expect_what_was_applied_in_words() {
+        var report = RealtimeReport()
+        report.policy = .fifo(priority: 80)
+        report.cpu = 1
+        report.memoryLocked = true
+        report.dmaLatencyHeld = true
+        #expect("\(report)" == "SCHED_FIFO 80 on CPU 1, memory locked, cpu_dma_latency 0")
+        #expect("\(RealtimeReport())" == "SCHED_OTHER on any CPU")
     }
 }
 

@@ -20,6 +20,8 @@ public final class SimulatorRunner: Sendable {
         public var broker: (host: String, port: Int)?
         /// The rig's MQTT client retries a lost broker with backoff up to this (s).
         public var rigReconnectMaxSeconds: UInt32 = 8
+        /// The rig's MQTT link events (connected, connection refused, lost…), on its network thread.
+        public var onRigLink: (@Sendable (MQTTClient.LinkEvent) -> Void)?
         public var tick: Int64 = 1_000_000
         /// Faults on the runner's time (ns since `start()`): each goes to the part it concerns
         /// (rover, gamepad, rig) and all of them show in the rover's `activeFaults`. serial-unplug
@@ -100,7 +102,8 @@ public final class SimulatorRunner: Sendable {
             let rig = RigSimulation(config: rigConfig)
             self.rig = rig
             let client = try MQTTClient(options: MQTTOptions(host: broker.host, port: broker.port, clientID: "robotd-sim-rig-\(getpid())",
-                                                                reconnectMaxSeconds: options.rigReconnectMaxSeconds)) { message in
+                                                                reconnectMaxSeconds: options.rigReconnectMaxSeconds),
+                                        onEvent: options.onRigLink ?? { _ in }) { message in
                 rig.handle(topic: message.topic, payload: message.payload)
             }
             for topic in rig.commandTopics { try client.subscribe(.init(filter: topic, qos: 1)) }

@@ -1,0 +1,129 @@
+import Codecs
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+import Transports
+
+/// `robotd-sim` as a user runs it, an outside peer: it announces its paths (or broker and
+/// topics), a host reads real frames or readings there, and it cleans up on SIGTERM.
+@Suite("robotd-sim: the simulator as its own program", .serialized)
+struct RobotdSimCommandTests {
+    func readyLine(_ sim: Subprocess) throws -> [String: Any] {
+        try #require(sim.waitFor(#"{"kind":"ready""#, seconds: 20), "no ready line; stderr: \(sim.stderr)")
+        return try #require(sim.jsonLines.first { $0["kind"] as? String == "ready" })
+    }
+
+    /// Opens the announced port the way robotd does (termios, raw) and decodes frames with the
+    /// shared decoder; returns the valid frames' types seen within `seconds`.
+    func frameTypes(at path: String, seconds: Double) throws -> [UInt8] {
+        let port = try TermiosSerialPort(path: path, settings: SerialSettings())
+        defer { port.close() }
+        var decoder = FrameDecoder()
+        var types: [UInt8] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
+        let begin = Date()
+        while Date().timeIntervalSince(begin) < seconds && types.count < 50 {
+            let n = try port.read(into: buffer, timeoutMilliseconds: 20)
+            decoder.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) { types.append($0.type) }
+        }
+        return types
+    }
+
+    @Test func when_the_rover_runs_expect_a_live_port_at_the_announced_path_and_cleanup_on_sigterm() throws {
+        let directory = try temporaryDirectory("robotd-sim-rover")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Left by a run that was killed: a dangling link and an old FIFO, both replaced.
+        #expect(symlink("/nonexistent/pts/99", directory + "/rover") == 0)
+        #expect(mkfifo(directory + "/gamepad", 0o600) == 0)
+        let sim = try Subprocess(builtProduct("robotd-sim"), ["--world", "rover", "--directory", directory, "--status-every", "0.5"])
+        let ready = try readyLine(sim)
+        #expect(ready["rover"] as? String == directory + "/rover")
+        #expect(ready["gamepad"] as? String == directory + "/gamepad")
+        let pty = try #require(ready["pty"] as? String)
+        #expect(pty.hasPrefix("/dev/pts/"))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/rover")) == pty)
+        #expect(sim.stderr.contains("robotd echo serial \(directory)/rover --codec frame"))
+
+        let types = try frameTypes(at: directory + "/rover", seconds: 5)
+        #expect(types.contains(Frame.MessageType.imuSample.rawValue))
+        #expect(types.contains(Frame.MessageType.range.rawValue) || types.contains(Frame.MessageType.wheelEncoders.rawValue))
+
+        // A second robotd-sim on the same directory is refused, and leaves the first one's paths.
+        let second = try Subprocess(builtProduct("robotd-sim"), ["--directory", directory, "--seconds", "1"])
+        #expect(second.wait(seconds: 20) == 1)
+        #expect(second.stderr.contains("another robotd-sim (pid \(sim.process.processIdentifier)) is using \(directory)"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/rover"))
+
+        sim.signal(SIGTERM)
+        #expect(sim.wait(seconds: 20) == 0)
+        #expect(sim.jsonLines.last?["kind"] as? String == "summary")
+        for name in ["rover", "gamepad", "robotd-sim.lock"] {
+            var info = stat()
+            #expect(lstat(directory + "/" + name, &info) != 0, "\(name) is still there")
+        }
+    }
+
+    @Test func when_run_for_some_seconds_expect_ground_truth_lines_and_a_summary() throws {
+        let directory = try temporaryDirectory("robotd-sim-seconds") + "/new"  // created by robotd-sim, removed by it
+        let sim = try Subprocess(builtProduct("robotd-sim"), ["--directory", directory, "--seconds", "3", "--status-every", "0.5"])
+        #expect(sim.wait(seconds: 30) == 0)
+        let lines = sim.jsonLines
+        #expect(lines.first?["kind"] as? String == "ready")
+        #expect(lines.filter { $0["kind"] as? String == "rover" }.count >= 4)
+        #expect(lines.last?["kind"] as? String == "summary")
+        #expect((lines.last?["ticks"] as? Int ?? 0) > 2000)
+        #expect(!FileManager.default.fileExists(atPath: directory))
+        try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent)
+    }
+
+    @Test(.enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+    func when_the_iot_rig_runs_on_a_given_broker_expect_temperature_readings_on_the_announced_topic() throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        let sim = try Subprocess(builtProduct("robotd-sim"), ["--world", "iot-rig", "--broker", "127.0.0.1:\(broker.port)"])
+        let ready = try readyLine(sim)
+        #expect(ready["broker"] as? String == "127.0.0.1:\(broker.port)")
+        #expect(ready["broker_started"] as? Bool == false)
+        let topics = try #require(ready["topics"] as? [String: Any])
+        let topic = try #require(topics["temperature"] as? String)
+        #expect(topic == "sim/rig/temperature")
+        try expectReading(port: broker.port, topic: topic)
+        sim.signal(SIGTERM)
+        #expect(sim.wait(seconds: 20) == 0)
+        #expect(sim.jsonLines.last?["kind"] as? String == "summary")
+    }
+
+    /// Without --broker it starts its own on the documented port (and stops it at exit). Not run
+    /// while something else holds that port (a robotd-sim of the user's).
+    @Test(.enabled(if: MosquittoBroker.isInstalled && !MosquittoBroker.accepts(port: 18830), "mosquitto missing or 127.0.0.1:18830 taken"))
+    func when_the_iot_rig_runs_without_a_broker_expect_its_own_on_18830_stopped_at_exit() throws {
+        let sim = try Subprocess(builtProduct("robotd-sim"), ["--world", "iot-rig"])
+        let ready = try readyLine(sim)
+        #expect(ready["broker"] as? String == "127.0.0.1:18830")
+        #expect(ready["broker_started"] as? Bool == true)
+        #expect(sim.stderr.contains("started mosquitto on 127.0.0.1:18830"))
+        try expectReading(port: 18830, topic: "sim/rig/temperature")
+        sim.signal(SIGINT)
+        #expect(sim.wait(seconds: 20) == 0)
+        #expect(waitUntil(seconds: 5) { !MosquittoBroker.accepts(port: 18830) })
+    }
+
+    /// One temperature message through the project's MQTT client, a number at "value".
+    func expectReading(port: Int, topic: String) throws {
+        let values = Mutex<[Double]>([])
+        let client = try MQTTClient(options: MQTTOptions(port: port, clientID: "robotd-sim-test-\(getpid())")) { message in
+            if case .success(let value) = MQTTPayload.number(message.payload, fieldPath: "value") {
+                values.withLock { $0.append(value) }
+            }
+        }
+        try client.subscribe(.init(filter: topic))
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil(seconds: 10) { !values.withLock { $0 }.isEmpty })
+        let first = values.withLock { $0.first }
+        #expect(first.map { $0 > 0 && $0 < 90 } == true)  // a chamber between its ambient and its fuse
+    }
+}
