@@ -149,6 +149,15 @@ int rt_thread_drop_privileges(uint32_t uid, uint32_t gid) {
 }
 
 void rt_prefault_stack(uint32_t bytes) {
+    // Never more than half the thread's own stack: the rest is for the frames above and below,
+    // and touching past it would hit the guard page.
+    pthread_attr_t attributes;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
+        pthread_attr_getstacksize(&attributes, &size);
+        pthread_attr_destroy(&attributes);
+    }
+    if (size > 0 && bytes > size / 2) bytes = (uint32_t)(size / 2);
     volatile unsigned char *buffer = __builtin_alloca(bytes);
     for (uint32_t i = 0; i < bytes; i += 4096) buffer[i] = 0;
 }

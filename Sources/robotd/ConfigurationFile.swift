@@ -1,19 +1,17 @@
 import AIOSRobot
 import ArgumentParser
-import Foundation
 import RobotConfig
-import Yams
 
-/// Reads a robot's configuration file for the commands that run one.
+/// Reads a robot's configuration file for the commands that run one: the same check as
+/// `robotd check` (every problem printed with its place); a file with an error never starts.
 enum ConfigurationFile {
     static func load(_ path: String) throws -> RobotConfiguration {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ValidationError("cannot read \(path)")
+        let report = RobotFileCheck.load(path: path)
+        for problem in report.problems { stderrLine(problem.description) }
+        guard let configuration = report.configuration else {
+            stderrLine(report.summary)
+            throw ExitCode.failure
         }
-        do {
-            return try YAMLDecoder().decode(RobotConfiguration.self, from: text)
-        } catch {
-            throw ValidationError("\(path): \(error)")
-        }
+        return configuration
     }
 }

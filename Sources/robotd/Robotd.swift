@@ -9,12 +9,16 @@ struct Robotd: ParsableCommand {
         The simulator alone is a separate program, robotd-sim (robotd-sim --help).
 
         Example:
-          # robotd driving the simulated rover; e-stop at 12 s, reset at 15 s
-          robotd sim --seconds 20 --estop-at 12 --reset-at 15
+          # robotd driving the simulated rover; e-stop at 12 s, reset at 15 s, a picture of the run
+          robotd sim --world rover --seconds 20 --estop-at 12 --reset-at 15 --svg run.svg
+          # a robot from its configuration file (here: the simulator started separately)
+          robotd-sim --world rover & robotd run --config examples/rover-sim.yaml
+          # every problem of a robot's configuration file, without touching a device
+          robotd check --config examples/rover-hardware.yaml
           # what a GPS receiver on a serial port sends
           robotd echo serial /dev/ttyUSB0 --codec nmea --baud 9600
           # what this machine can hold
           robotd bench scheduler
         """,
-        subcommands: [Run.self, Sim.self, Bench.self, Echo.self, Ports.self])
+        subcommands: [Run.self, Check.self, Sim.self, Bench.self, Echo.self, Ports.self])
 }

@@ -66,7 +66,7 @@ public final class RobotDaemon: Sendable {
                     log("broker \(m.broker): connected")
                 case .disconnected(let code): log("broker \(m.broker): link lost (\(code))")
                 case .connectRefused(let code): log("broker \(m.broker): connection refused (\(code))")
-                case .connectFailed(let code): log("broker \(m.broker): cannot connect (\(code))")
+                case .connectFailed(let code, _): log("broker \(m.broker): cannot connect (\(code))")
                 }
             }) { message in
                 guard let runtime = holder.withLock({ $0.runtime }) else { return }

@@ -13,7 +13,8 @@ enum MQTTActuatorKind: ActuatorKind {
             FieldSpec("payload", .string, help: "template: {value} and {channel} are replaced; default {value}"),
             FieldSpec("states", .list(.string), help: "names of discrete states by index (0 first): e.g. [\"OFF\", \"ON\"]"),
             FieldSpec("qos", .integer(0...2), help: "default 0: the policy re-sends every period, a queued old command must not replay"),
-        ])), required: true, help: "channel → {topic, payload, states, qos}"),
+        ])), required: true, help: "channel → {topic, payload, states, qos}",
+                  refersTo: NameReference(.channel, inKeys: true)),
     ])
 
     static func make(_ settings: ActuatorSettings, context: ActuatorBuildContext) throws -> BuiltBackend {

@@ -14,7 +14,7 @@ enum SerialFramesActuatorKind: ActuatorKind {
         FieldSpec("channels", .dictionary(.object([
             FieldSpec("motor", .integer(0...255), required: true, help: "motor index on the wire"),
             FieldSpec("mode", .oneOf(["velocity", "position", "effort", "duty"]), help: "default velocity"),
-        ])), required: true, help: "channel → {motor, mode}"),
+        ])), required: true, help: "channel → {motor, mode}", refersTo: NameReference(.channel, inKeys: true)),
     ])
 
     static func make(_ settings: ActuatorSettings, context: ActuatorBuildContext) throws -> BuiltBackend {

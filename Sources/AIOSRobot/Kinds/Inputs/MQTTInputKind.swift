@@ -8,7 +8,7 @@ enum MQTTInputKind: InputKind {
         FieldSpec("topic", .string, required: true, help: "topic filter (+ and # allowed)"),
         FieldSpec("field", .string, help: "JSON field path in the payload (a.b.c); none: the payload is the number"),
         FieldSpec("qos", .integer(0...2), help: "default 1"),
-        FieldSpec("feeds", .string, required: true, help: "the sensor it feeds"),
+        FieldSpec("feeds", .string, required: true, help: "the sensor it feeds", refersTo: .sensor),
     ])
 
     static func make(_ settings: InputSettings, context: InputBuildContext) throws -> InputEndpoint {

@@ -12,7 +12,8 @@ enum SerialInputKind: InputKind {
         FieldSpec("framing", .oneOf(["8N1", "8E1", "8O1", "8N2", "7E1", "7O1"]), help: "data bits, parity, stop bits; default 8N1"),
         FieldSpec("codec", .oneOf(["frame", "nmea", "kv"]), required: true, help: "what the device speaks"),
         FieldSpec("feeds", .dictionary(.string), required: true,
-                  help: "message → sensor: frame `range`, `wheel_encoders`, `imu`; nmea `heading`, `speed`, `fix_quality`, `hdop`, `satellites`; kv: the line's keys"),
+                  help: "message → sensor: frame `range`, `wheel_encoders`, `imu`; nmea `heading`, `speed`, `fix_quality`, `hdop`, `satellites`; kv: the line's keys",
+                  refersTo: .sensor),
         FieldSpec("link_timeout_ms", .number(1...60_000), help: "no complete message this long: the link counts as lost"),
     ])
 

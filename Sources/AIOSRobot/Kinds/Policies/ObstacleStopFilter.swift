@@ -33,10 +33,10 @@ struct ObstacleStopFilter: ControlFilter {
 
 enum ObstacleStopKind: PolicyKind {
     static let spec = KindSpec(kind: "obstacle_stop", summary: "a filter: no forward motion near an obstacle ahead (or with an unknown range)", fields: [
-        FieldSpec("range_sensor", .string, required: true, help: "the forward range sensor (m)"),
+        FieldSpec("range_sensor", .string, required: true, help: "the forward range sensor (m)", refersTo: .sensor),
         FieldSpec("stop_distance", .number(0...100), required: true, help: "no forward motion at or below this range (m)"),
         FieldSpec("slow_distance", .number(0...100), help: "forward motion scaled down below this range (m), default stop_distance (no slowing)"),
-    ])
+    ], isFilter: true)
 
     static func make(_ settings: PolicySettings, context: PolicyBuildContext) throws -> PolicyBehaviour {
         let s = context.settings(of: settings)

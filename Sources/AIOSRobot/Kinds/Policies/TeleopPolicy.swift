@@ -32,7 +32,7 @@ struct TeleopPolicy: ControlPolicy {
 
 enum TeleopKind: PolicyKind {
     static let spec = KindSpec(kind: "teleop", summary: "gamepad sticks to wheel speeds while a deadman key is held", fields: [
-        FieldSpec("input", .string, required: true, help: "the evdev input (its `deadman` key enables motion)"),
+        FieldSpec("input", .string, required: true, help: "the evdev input (its `deadman` key enables motion)", refersTo: .input),
         FieldSpec("linear_axis", .string, help: "axis name for forward speed, default `linear`"),
         FieldSpec("angular_axis", .string, help: "axis name for turning, default `angular`"),
         FieldSpec("max_linear", .number(0...10), required: true, help: "m/s at full stick"),

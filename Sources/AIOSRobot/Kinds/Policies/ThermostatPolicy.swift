@@ -104,7 +104,7 @@ struct ThermostatPolicy: ControlPolicy {
 
 enum ThermostatKind: PolicyKind {
     static let spec = KindSpec(kind: "thermostat", summary: "heater (and fan) from a temperature: hysteresis or PID with time-proportioning", fields: [
-        FieldSpec("sensor", .string, required: true, help: "the temperature sensor (°C)"),
+        FieldSpec("sensor", .string, required: true, help: "the temperature sensor (°C)", refersTo: .sensor),
         FieldSpec("setpoint", .number(-40...150), required: true, help: "°C"),
         FieldSpec("mode", .oneOf(["hysteresis", "pid"]), help: "default hysteresis"),
         FieldSpec("band", .number(0...50), help: "heater on below setpoint − band, off above setpoint + band (°C), default 0.5"),

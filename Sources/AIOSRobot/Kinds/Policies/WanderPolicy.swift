@@ -17,7 +17,7 @@ struct WanderPolicy: ControlPolicy {
 
 enum WanderKind: PolicyKind {
     static let spec = KindSpec(kind: "wander", summary: "cruise, slow down near obstacles, turn away (one forward range sensor)", fields: [
-        FieldSpec("range_sensor", .string, required: true, help: "the forward range sensor (m)"),
+        FieldSpec("range_sensor", .string, required: true, help: "the forward range sensor (m)", refersTo: .sensor),
         FieldSpec("cruise", .number(0...1000), help: "wheel speed when clear (rad/s), default 10"),
         FieldSpec("slow_range", .number(0...100), help: "below this range (m) it slows down, default 1.2"),
         FieldSpec("turn_range", .number(0...100), help: "below this range (m) it turns on the spot, default 0.45"),
