@@ -91,7 +91,7 @@ enum SimRun {
                                    faults: RunRecorder.windows(plan.faults, policy: plan.policyFault.map { [$0] } ?? []))
         try drive(plan, configuration, recorder: &recorder, sample: { r, latched in
             r.sample(rig.snapshot(), simulatorTime: sim.rover.time, setpoint: setpoint, latched: latched)
-        }, progress: { daemon, elapsed in
+        }, act: { elapsed in
             if let at = plan.remoteStopAt, !stopSent, elapsed >= at, let topic = remote?.stopTopic {
                 stopSent = true
                 publish(console, topic, "stop")
@@ -100,7 +100,8 @@ enum SimRun {
                 resetSent = true
                 publish(console, topic, "reset")
             }
-            return progressLine(rig: rig.snapshot(), setpoint: setpoint, daemon, elapsed: elapsed)
+        }, progress: { daemon, elapsed in
+            progressLine(rig: rig.snapshot(), setpoint: setpoint, daemon, elapsed: elapsed)
         }, truthJSON: { rigJSON(rig.snapshot()) }, finish: { r, latched in
             // The relays' last state reaches the simulated rig before the summary reads it.
             let deadline = Date().addingTimeInterval(1)
@@ -121,7 +122,8 @@ enum SimRun {
     /// Runs the daemon on `configuration` for the plan's seconds (or until SIGINT/SIGTERM), samples
     /// the ground truth, prints progress, then the summary and the criteria; exits 1 when one fails.
     private static func drive(_ plan: SimPlan, _ configuration: RobotConfiguration, recorder: inout RunRecorder,
-                              sample: (inout RunRecorder, Bool) -> Void, progress: (RobotDaemon, Double) -> String,
+                              sample: (inout RunRecorder, Bool) -> Void, act: (Double) -> Void = { _ in },
+                              progress: (RobotDaemon, Double) -> String,
                               truthJSON: () -> String, finish: (inout RunRecorder, Bool) -> Void) throws {
         var daemonOptions = RobotDaemon.Options()
         daemonOptions.realtime = plan.realtime
@@ -136,12 +138,6 @@ enum SimRun {
         stderrLine("robot \(configuration.robot.id)")
         stderrLine("dispatch thread: \(report.description)")
         if configuration.safety.startLatched { stderrLine("started latched (power-on): nothing moves until a reset") }
-        if let client = daemon.mqtt {
-            // Subscriptions confirmed before the clock of the run starts.
-            let wanted = daemon.runtime.endpoints.reduce(0) { n, e in if case .mqtt(let m) = e.endpoint { n + m.subscriptions.count } else { n } }
-            let deadline = Date().addingTimeInterval(5)
-            while client.counters.subscribed.load(ordering: .relaxed) < UInt64(wanted) && Date() < deadline { usleep(10_000) }
-        }
         let signalled = Atomic<Int32>(0)
         let stopped = SafeStopOnSignals(actuators: daemon.actuators) { signal in
             stderrLine("signal \(signal): actuators in safe state")
@@ -158,6 +154,7 @@ enum SimRun {
             if elapsed >= plan.seconds { break }
             recorder.sleep(min(0.1, plan.seconds - elapsed)) { r in sample(&r, daemon.runtime.isLatched) }
             let now = Date().timeIntervalSince(begin)
+            act(now)
             guard now >= nextLine else { continue }
             nextLine += 1
             let records = daemon.runtime.audit.drain()

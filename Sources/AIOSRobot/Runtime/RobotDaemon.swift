@@ -19,6 +19,8 @@ public final class RobotDaemon: Sendable {
     public struct Options: Sendable {
         /// The dispatch thread's real-time setup; nil: from the configuration's `scheduler`.
         public var realtime: RealtimeOptions?
+        /// How long `start` waits for the broker before the control path starts.
+        public var connectWait: Duration = .seconds(3)
         public var runtime = RobotRuntime.Options()
         public init() {}
     }
@@ -29,6 +31,7 @@ public final class RobotDaemon: Sendable {
     public let actuators: ActuatorSet
     public let mqtt: MQTTClient?
     public let realtime: RealtimeOptions
+    private let connectWait: Duration
     private let backends: [BuiltBackend]
     private let readers = Mutex<[any StoppableReader]>([])
     private let log: @Sendable (String) -> Void
@@ -43,6 +46,7 @@ public final class RobotDaemon: Sendable {
         var realtime = options.realtime ?? (fifo > 0 ? .realtime(priority: fifo, cpu: s.dispatchCPU) : RealtimeOptions(cpu: s.dispatchCPU))
         if options.realtime == nil && !s.lockMemory { realtime.lockMemory = false }
         self.realtime = realtime
+        connectWait = options.connectWait
         try Self.checkEStopDevices(configuration)
 
         // Weak: the runtime owns the actuator set, whose callbacks must not own the runtime back.
@@ -136,6 +140,18 @@ public final class RobotDaemon: Sendable {
     /// broker connection.
     @discardableResult
     public func start() throws -> RealtimeReport {
+        if let mqtt {
+            // The broker first: the guard's first tick re-checks the link, and a start that races
+            // the connection would latch `connection-lost` for nothing. A broker that is down stays
+            // a latched stop (fail closed) until it is back and a reset is given.
+            try mqtt.start()
+            let wanted = runtime.endpoints.reduce(0) { n, e in if case .mqtt(let m) = e.endpoint { n + m.subscriptions.count } else { n } }
+            let deadline = rt_monotonic_ns() + Int64(connectWait.nanoseconds)
+            while (!mqtt.isConnected || mqtt.counters.subscribed.load(ordering: .relaxed) < UInt64(wanted)) && rt_monotonic_ns() < deadline {
+                usleep(10_000)
+            }
+            if !mqtt.isConnected { log("broker \(configuration.mqtt?.broker ?? "?"): not connected after \(connectWait); starting latched on connection-lost") }
+        }
         actuators.start()
         let report = try scheduler.start(realtime: realtime)
         let runtime = self.runtime, log = self.log
@@ -188,7 +204,6 @@ public final class RobotDaemon: Sendable {
                 break  // subscribed at init; the client delivers
             }
         }
-        try mqtt?.start()
         return report
     }
 
