@@ -72,8 +72,9 @@ public final class WorkerSlot: Sendable {
     private let slot = Mutex<StoppableThread?>(nil)
     public init() {}
 
-    public func start(name: String, body: @escaping @Sendable (StopFlag) -> Void) throws {
-        let thread = try StoppableThread(name: name, body: body)
+    /// `fifoPriority`: SCHED_FIFO when permitted (as `StoppableThread`); nil: SCHED_OTHER.
+    public func start(name: String, fifoPriority: Int? = nil, body: @escaping @Sendable (StopFlag) -> Void) throws {
+        let thread = try StoppableThread(name: name, fifoPriority: fifoPriority, body: body)
         slot.withLock { $0 = thread }
     }
 

@@ -14,6 +14,15 @@ struct SchemaValidator {
         validateObject(map, fields: ConfigurationSchema.root, path: "", what: "top-level section")
     }
 
+    /// A whole document against `fields` (a scenario file: no kinded sections).
+    mutating func validateDocument(_ root: Located, fields: [FieldSpec], what: String) {
+        guard case .map(let map) = root else {
+            diagnostics.error(root.position, "", "the file must be a map", allowed: wordList(fields.map(\.key), conjunction: "and"))
+            return
+        }
+        validateObject(map, fields: fields, path: "", what: what)
+    }
+
     // MARK: Maps with known keys
 
     /// `owner` names a kinded entry in messages ("unknown key `x` for a `serial` input").
@@ -171,7 +180,13 @@ struct SchemaValidator {
         case .either(let alternatives):
             // The alternative of the value's shape is checked in depth (a map against the map's
             // keys); a value of no alternative's shape gets one message listing them all.
-            if let fitting = alternatives.first(where: { shapeFits(node, $0) }) {
+            // Several map alternatives: the one that knows most of the map's keys.
+            let fits = alternatives.filter { shapeFits(node, $0) }
+            let keys = Set(node.map?.entries.map(\.key) ?? [])
+            func known(_ type: FieldSpec.ValueType) -> Int {
+                if case .object(let fields) = type { fields.filter { keys.contains($0.key) }.count } else { 0 }
+            }
+            if let fitting = fits.max(by: { known($0) < known($1) }) ?? fits.first {
                 validate(node, as: fitting, field: field, path: path)
             } else {
                 typeMismatch(node, expected: type, path: path)

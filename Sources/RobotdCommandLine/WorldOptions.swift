@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import RobotSim
 
 /// Which world `robotd sim` and `robotd-sim` run.
@@ -83,6 +84,9 @@ public struct WorldOptions: ParsableArguments {
         }
         options.gamepadScript = script
         options.faults = simulatorFaults
+        // As root the world runs SCHED_FIFO 60, below robotd's threads: a world starved of CPU on a
+        // busy machine would look to robotd like a controller gone silent.
+        options.fifoPriority = geteuid() == 0 ? 60 : nil
         return options
     }
 }

@@ -1,18 +1,13 @@
 import ArgumentParser
-import Foundation
 import RobotConfig
-import Yams
 
-/// Reads a scenario file for `robotd sim --scenario`.
+/// Reads a scenario file for `robotd sim --scenario`: every problem printed with its place; a
+/// scenario with an error never runs.
 enum ScenarioFile {
     static func load(_ path: String) throws -> Scenario {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw ValidationError("cannot read \(path)")
-        }
-        do {
-            return try YAMLDecoder().decode(Scenario.self, from: text)
-        } catch {
-            throw ValidationError("\(path): \(error)")
-        }
+        let report = ScenarioLoader.load(path: path)
+        for problem in report.problems { stderrLine(problem.description) }
+        guard let scenario = report.scenario else { throw ExitCode.failure }
+        return scenario
     }
 }

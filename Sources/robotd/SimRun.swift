@@ -15,6 +15,10 @@ import Transports
 /// One `robotd sim` run: the simulator started, the configuration pointed at it, the daemon run
 /// while the ground truth is recorded, then the summary, the criteria and the picture.
 enum SimRun {
+    /// The simulated world runs SCHED_FIFO (as root) below every robotd thread: on a busy machine a
+    /// world starved of CPU would look to robotd like a controller gone silent.
+    static var simulatorPriority: Int? { geteuid() == 0 ? 60 : nil }
+
     static func rover(_ plan: SimPlan) throws {
         var configuration = plan.configuration
         let folder = NSTemporaryDirectory() + "robotd-sim-\(getpid())"
@@ -41,14 +45,14 @@ enum SimRun {
         }
         options.gamepadScript = script
         options.faults = plan.faults
+        options.fifoPriority = simulatorPriority
         let sim = try SimulatorRunner(options: options)
         try sim.start()
         defer { sim.stop() }
         SimulatorEndpoints.rewrite(&configuration, folder: folder, broker: nil)
 
         var recorder = RunRecorder(robot: configuration.robot.id, seed: plan.seed, rover: sim.rover.config,
-                                   faults: RunRecorder.windows(plan.faults, policy: plan.policyFault.map { [$0] } ?? []),
-                                   waypoints: plan.waypoints)
+                                   faults: injected(plan), waypoints: plan.waypoints)
         try drive(plan, configuration, recorder: &recorder, sample: { r, latched in r.sample(sim.rover.snapshot(), latched: latched) },
                   progress: { daemon, elapsed in progressLine(rover: sim.rover.snapshot(), daemon, elapsed: elapsed) },
                   truthJSON: { roverJSON(sim.rover.snapshot()) },
@@ -68,6 +72,7 @@ enum SimRun {
         options.rig.sampleHz = 2
         options.rigReconnectMaxSeconds = 2
         options.faults = plan.faults
+        options.fifoPriority = simulatorPriority
         let sim = try SimulatorRunner(options: options)
         try sim.start()
         defer { sim.stop() }
@@ -88,7 +93,7 @@ enum SimRun {
         }
         var stopSent = false, resetSent = false
         var recorder = RunRecorder(robot: configuration.robot.id, seed: plan.seed, rigBand: band,
-                                   faults: RunRecorder.windows(plan.faults, policy: plan.policyFault.map { [$0] } ?? []))
+                                   faults: injected(plan))
         try drive(plan, configuration, recorder: &recorder, sample: { r, latched in
             r.sample(rig.snapshot(), simulatorTime: sim.rover.time, setpoint: setpoint, latched: latched)
         }, act: { elapsed in
@@ -108,6 +113,16 @@ enum SimRun {
             while rig.snapshot().heaterOn && Date() < deadline { usleep(10_000) }
             r.sample(rig.snapshot(), simulatorTime: sim.rover.time, setpoint: setpoint, latched: latched)
         })
+    }
+
+    /// What the run injects on purpose, as windows: the simulator's faults, robotd's policy hook, and
+    /// the scripted stops (the gamepad's e-stop press, an operator's remote stop), so that
+    /// `never_latched_except_injected` knows them.
+    static func injected(_ plan: SimPlan) -> [FaultWindow] {
+        var windows = RunRecorder.windows(plan.faults, policy: plan.policyFault.map { [$0] } ?? [])
+        if let e = plan.estopAt { windows.append(FaultWindow(kind: "estop-press", start: e, end: e + 0.1)) }
+        if let r = plan.remoteStopAt { windows.append(FaultWindow(kind: "remote-stop", start: r, end: r + 0.1)) }
+        return windows
     }
 
     private static func publish(_ console: MQTTClient, _ topic: String, _ word: String) {

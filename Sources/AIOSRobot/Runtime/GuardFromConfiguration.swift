@@ -7,7 +7,14 @@ import SafetyGuard
 /// cannot be mapped is an error naming it — the validator should have caught it first.
 extension GuardConfiguration {
     public init(robot: RobotConfiguration) throws(KindError) {
-        let channels = try robot.channels.map { c throws(KindError) in try ChannelConfiguration(c) }
+        var channels = try robot.channels.map { c throws(KindError) in try ChannelConfiguration(c) }
+        // The limiter credits at most `maxStepInterval` between two commands; a channel commanded
+        // once a period (a 1 s thermostat) must be credited its period, or its rate limit would
+        // act ten times tighter than configured.
+        for (i, c) in robot.channels.enumerated() {
+            let periods = robot.policies.filter { $0.channels.contains(c.name) }.compactMap(\.periodMs)
+            if let longest = periods.max() { channels[i].maxStepInterval = max(channels[i].maxStepInterval, longest / 1000) }
+        }
         var sensors: [RequiredSensor] = []
         var interlocks: [ValueInterlock] = []
         for s in robot.sensors {

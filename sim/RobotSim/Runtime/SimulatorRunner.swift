@@ -28,6 +28,10 @@ public final class SimulatorRunner: Sendable {
         /// needs `roverLinkPath` (the device comes back there), the gamepad kinds `gamepadFIFO`,
         /// broker-stop `broker`.
         public var faults: [SimulatorFault] = []
+        /// SCHED_FIFO priority of the simulator's thread (when permitted): a world that stalls
+        /// behind other work on a busy machine looks to robotd like a controller gone silent.
+        /// nil: SCHED_OTHER.
+        public var fifoPriority: Int?
         public init() {}
     }
 
@@ -118,7 +122,7 @@ public final class SimulatorRunner: Sendable {
         try mqtt?.start()
         let origin = rt_monotonic_ns()
         started.store(origin, ordering: .relaxed)
-        try worker.start(name: "robotd-sim") { [self] stop in run(origin: origin, stop: stop) }
+        try worker.start(name: "robotd-sim", fifoPriority: options.fifoPriority) { [self] stop in run(origin: origin, stop: stop) }
     }
 
     public func stop() {
