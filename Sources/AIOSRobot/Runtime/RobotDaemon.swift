@@ -68,6 +68,7 @@ public final class RobotDaemon: Sendable {
                         }
                     }
                     log("broker \(m.broker): connected")
+                case .disconnected(code: 0): break  // our own clean DISCONNECT at stop
                 case .disconnected: log("broker \(m.broker): link lost: \(event.reason)")
                 case .connectRefused, .connectFailed: log("broker \(m.broker): cannot connect: \(event.reason)")
                 }
