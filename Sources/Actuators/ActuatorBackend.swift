@@ -1,3 +1,4 @@
+import Platform
 import SafetyGuard
 
 /// Why an actuator write or safe-state application failed.
@@ -28,7 +29,8 @@ public struct ActuatorError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String {
-        "\(backend): \(code.rawValue)" + (errno.map { " (errno \($0))" } ?? "") + (detail.isEmpty ? "" : ": \(detail)")
+        // The cause in words ("disconnected: input/output error (device unplugged?)"), as everywhere.
+        "\(backend): \(code.rawValue)" + (errno.map { ": \(SystemErrorWords.text($0))" } ?? "") + (detail.isEmpty ? "" : " (\(detail))")
     }
 }
 

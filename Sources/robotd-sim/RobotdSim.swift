@@ -32,20 +32,17 @@ struct RobotdSim: ParsableCommand {
         The first line on standard output is {"kind":"ready",…} with the paths or the broker and topics; then \
         the ground truth as JSON lines every --status-every seconds; a summary line at the end.
 
-        robotd on these paths runs as on hardware: it starts latched and moves only after a reset, \
-        which the simulated gamepad presses at --reset-at (seconds after robotd-sim started): start \
-        robotd before then.
-
         Example:
-          # terminal 1: the rover, reset pressed at 15 s
-          robotd-sim --reset-at 15
-          # terminal 2, within 15 s: robotd drives it
-          robotd sim --rover /tmp/robotd-sim/rover --gamepad /tmp/robotd-sim/gamepad
+          # terminal 1: the rover
+          robotd-sim
+          # terminal 2: robotd drives it (the file names /tmp/robotd-sim/rover, …/gamepad)
+          robotd run --config examples/rover-sim.yaml
           # or just watch its sensor frames
           robotd echo serial /tmp/robotd-sim/rover --codec frame
 
-          # the IoT rig on its own broker (127.0.0.1:18830), and its readings
+          # the IoT rig on its own broker (127.0.0.1:18830), robotd on it, or its readings
           robotd-sim --world iot-rig
+          robotd run --config examples/iot-rig-sim.yaml
           robotd echo mqtt --broker 127.0.0.1:18830 --field value 'sim/rig/+'
         """)
 
@@ -122,11 +119,13 @@ struct RobotdSim: ParsableCommand {
             ready.addRaw("topics", json: topicsJSON(runner.rig))
         }
         stdoutLine(ready.text)
+        let drive = paths.directory == Self.defaultDirectory
+            ? "robotd run --config examples/rover-sim.yaml"
+            : "robotd run --config FILE   (a copy of examples/rover-sim.yaml with these two paths)"
         stderrLine("""
         robotd-sim: the rover's serial port is \(paths.rover) (→ \(pty)), its gamepad \(paths.gamepad)
+          drive it:  \(drive)
           watch it:  robotd echo serial \(paths.rover) --codec frame
-          drive it:  robotd sim --rover \(paths.rover) --gamepad \(paths.gamepad)
-                     (robotd starts latched, as on hardware: start robotd-sim with --reset-at S to press reset S s after its start)
         """)
         loop(runner, signals, begin)
         runner.stop()
@@ -182,6 +181,7 @@ struct RobotdSim: ParsableCommand {
         stderrLine("""
         robotd-sim: the IoT rig on \(brokerText): readings on \(prefix)/temperature and \(prefix)/humidity, relay states on \
         \(prefix)/heater/state and \(prefix)/fan/state; commands on \(prefix)/heater/set (on/off) and \(prefix)/fan/set (0…1)
+          drive it:  robotd run --config examples/iot-rig-sim.yaml   (broker 127.0.0.1:\(Self.defaultBrokerPort))
           watch it:  robotd echo mqtt --broker \(brokerText) --field value '\(prefix)/+'
         """)
         loop(runner, signals, begin)

@@ -68,9 +68,9 @@ public final class RobotDaemon: Sendable {
                         }
                     }
                     log("broker \(m.broker): connected")
-                case .disconnected(let code): log("broker \(m.broker): link lost (\(code))")
-                case .connectRefused(let code): log("broker \(m.broker): connection refused (\(code))")
-                case .connectFailed(let code, _): log("broker \(m.broker): cannot connect (\(code))")
+                case .disconnected(code: 0): break  // our own clean DISCONNECT at stop
+                case .disconnected: log("broker \(m.broker): link lost: \(event.reason)")
+                case .connectRefused, .connectFailed: log("broker \(m.broker): cannot connect: \(event.reason)")
                 }
             }) { message in
                 guard let runtime = holder.withLock({ $0.runtime }) else { return }
