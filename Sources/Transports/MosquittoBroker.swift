@@ -8,12 +8,16 @@ public final class MosquittoBroker: @unchecked Sendable {
     // @unchecked: start/stop are called by the owner's thread only.
     public let port: Int
     public let executable: String
+    /// Lines of mosquitto.conf after the listener (default: anonymous clients allowed); e.g.
+    /// `allow_anonymous false` and `password_file F` for a broker that wants a login.
+    public let settings: [String]
     private let directory: URL
     private var process: Process?
 
-    public init(port: Int? = nil, executable: String = "/usr/sbin/mosquitto") throws {
+    public init(port: Int? = nil, executable: String = "/usr/sbin/mosquitto", settings: [String] = ["allow_anonymous true"]) throws {
         self.port = try port ?? Self.freePort()
         self.executable = executable
+        self.settings = settings
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("robotd-mosquitto-\(getpid())-\(self.port)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
@@ -27,7 +31,7 @@ public final class MosquittoBroker: @unchecked Sendable {
         let config = directory.appendingPathComponent("mosquitto.conf")
         try """
         listener \(port) 127.0.0.1
-        allow_anonymous true
+        \(settings.joined(separator: "\n"))
         persistence false
         log_dest none
         """.write(to: config, atomically: true, encoding: .utf8)

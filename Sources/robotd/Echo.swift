@@ -156,14 +156,17 @@ struct MQTTEchoCommand: ParsableCommand {
           robotd echo mqtt --broker 127.0.0.1:18830 --field value 'sim/rig/+'
           # a broker with TLS and a login
           robotd echo mqtt --broker mqtt.example.net:8883 --ca-file ca.pem \\
-            --username u --password p 'plant/+/temp'
+            --username u --password-file ~/.robotd-mqtt-password 'plant/+/temp'
+          # the password from the environment instead
+          ROBOTD_MQTT_PASSWORD=… robotd echo mqtt --username u 'plant/+/temp'
         """)
 
     @Option(help: "Broker as HOST:PORT.")
     var broker: String = "127.0.0.1:1883"
 
     @Option(help: "User name.") var username: String?
-    @Option(help: "Password.") var password: String?
+    @Option(help: "A file holding the password (never on the command line, where ps shows it). Default: the environment variable ROBOTD_MQTT_PASSWORD, if set.")
+    var passwordFile: String?
     @Option(help: "CA file (PEM) for TLS.") var caFile: String?
     @Option(help: "QoS of the subscriptions (0, 1, 2).") var qos: Int = 0
     @Option(help: "Field path of the number in JSON payloads, e.g. sensor.temperature or values[0].") var field: String?
@@ -181,6 +184,13 @@ struct MQTTEchoCommand: ParsableCommand {
 
     func run() throws {
         guard let (host, port) = MQTTOptions.parseBroker(broker) else { return }
+        let environment = passwordFile == nil && ProcessInfo.processInfo.environment["ROBOTD_MQTT_PASSWORD"] != nil ? "ROBOTD_MQTT_PASSWORD" : nil
+        let password: String?
+        do {
+            password = try MQTTPassword.read(environment: environment, file: passwordFile)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let options = MQTTOptions(host: host, port: port, clientID: "robotd-echo-\(getpid())", username: username,
                                   password: password, caFile: caFile)
         try runEcho(limits) { session in

@@ -121,19 +121,11 @@ public final class RobotDaemon: Sendable {
     }
 
     static func password(_ m: MQTTSettings) throws -> String? {
-        if let name = m.passwordEnv {
-            guard let value = ProcessInfo.processInfo.environment[name] else {
-                throw KindError("mqtt.password_env: the environment variable \(name) is not set")
-            }
-            return value
+        do {
+            return try MQTTPassword.read(environment: m.passwordEnv, file: m.passwordFile)
+        } catch {
+            throw KindError("mqtt: \(error)")
         }
-        if let path = m.passwordFile {
-            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-                throw KindError("mqtt.password_file: cannot read \(path)")
-            }
-            return text.trimmingCharacters(in: .newlines)
-        }
-        return nil
     }
 
     /// Actuators to their safe state and active, the dispatch thread up, then the readers and the
