@@ -10,9 +10,9 @@ import Testing
 /// of it, judged on the simulator's ground truth, in lockstep on virtual time.
 @Suite("Configured rover: examples/rover-sim.yaml in lockstep with the simulated rover")
 struct ConfiguredRoverTests {
-    @Test(arguments: [UInt64(1), 2, 3, 4])
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6, 7, 8])
     func when_the_example_rover_wanders_expect_travel_without_collisions_or_missed_deadlines(seed: UInt64) throws {
-        // Different noise and a different start heading per case: four different paths.
+        // Different noise and a different start heading per case: eight different paths.
         var sim = RoverSimulationConfig()
         sim.seed = seed
         sim.start.yaw = Double(seed) * 0.7
@@ -24,8 +24,18 @@ struct ConfiguredRoverTests {
         #expect(truth.odometer > 5)
         #expect(truth.collisions == 0)
         #expect(loop.task("wander")?.misses == 0 && loop.task("teleop")?.misses == 0 && loop.task("guard")?.misses == 0)
+        #expect(loop.task("wander")?.releases == 1501)
         #expect(!loop.status.latched)
+        // Fail closed at start: until every required sensor has reported motion is held — the last
+        // is the e-stop device, whose first keep-alive report comes at 200 ms —, so wander's first
+        // commands (0, 20, …, 180 ms; two wheels each) are refused as `holding`, and none after.
+        let rejections = loop.records.filter { $0.kind == .rejected }
+        #expect(rejections.count == 20 && rejections.allSatisfy { $0.rejectReason == .holding && $0.at.nanoseconds < 200_000_000 })
+        let verdicts = loop.status.verdicts
+        #expect(verdicts.rejected == 20 && verdicts.stopped == 0 && verdicts.passed > 2500, "\(verdicts)")
         #expect(truth.firmware.framesRejected == 0 && truth.firmware.watchdogTrips == 0)
+        // Range 20 Hz and encoders 50 Hz reached the control path.
+        #expect((loop.task("rover_port/range")?.completions ?? 0) >= 599 && (loop.task("rover_port/wheel_encoders")?.completions ?? 0) >= 1499)
         // The wander policy (index 1) drives; teleop (index 0) has no deadman press, so no opinion.
         #expect(loop.status.commandedBy[0] == 1 && loop.status.commandedBy[1] == 1)
         // Odometry follows the ground truth (no slip here): within 5 cm after 30 s.
@@ -115,14 +125,19 @@ struct ConfiguredRoverTests {
             .init(at: 6_000_000_000, [.release("BTN_START")]),  // a reset acts on the key's release
         ])
         loop.run(until: 2_990_000_000)
-        #expect(loop.snapshot.linearVelocity > 0.1 || abs(loop.snapshot.angularVelocity) > 0.1)
+        let before = loop.snapshot
+        #expect(before.linearVelocity > 0.1 || abs(before.angularVelocity) > 0.1)
         loop.run(until: 5_900_000_000)
         #expect(loop.status.latched && loop.status.latchCause == .emergencyStopInput)
         #expect(!loop.snapshot.leftEnergised && !loop.snapshot.rightEnergised && abs(loop.snapshot.linearVelocity) < 0.01)
+        #expect(loop.snapshot.odometer - before.odometer < 0.5)  // coasting distance only
+        #expect(loop.status.verdicts.stopped > 100)  // every policy command while latched gets a stop verdict
+        #expect(loop.records.contains { $0.kind == .latched && $0.fault == .emergencyStopInput })
         loop.run(until: 6_100_000_000)
         #expect(!loop.status.latched && loop.status.resets == 1)
-        // 100 ms after the reset at ≤ 40 rad/s² the wheels can be at ≤ 4 rad/s.
-        #expect(loop.snapshot.wheelSpeedLeft <= 4.0 + 1e-6)
+        // 100 ms after the reset at ≤ 40 rad/s² the wheels can be at ≤ 4 rad/s: ramping from rest,
+        // on fresh commands (nothing from before the stop resumes).
+        #expect(loop.snapshot.wheelSpeedLeft <= 4.0 + 1e-6 && loop.snapshot.leftEnergised)
         loop.run(until: 9_000_000_000)
         #expect(loop.snapshot.odometer > 0.5 && loop.snapshot.collisions == 0)
     }
@@ -146,6 +161,54 @@ struct ConfiguredRoverTests {
         #expect(loop.snapshot.leftEnergised && loop.snapshot.odometer > 1)
     }
 
+    /// The workspace ladder on the odometry pose: a box that ends 2 m ahead of the rover. It warns,
+    /// then holds (zero motion, commands refused) before the pose is more than `stop_margin` out.
+    @Test func when_the_rover_reaches_the_workspace_edge_expect_warn_then_hold_and_it_stays_inside_the_stop_band() throws {
+        var sim = RoverSimulationConfig()
+        sim.seed = 3
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "polygon: [[-5, -4], [5, -4], [5, 4], [-5, 4]]\n  warn_margin: 0.3",
+                                         with: "polygon: [[-4.5, -3], [-1.5, -3], [-1.5, 3], [-4.5, 3]]\n  warn_margin: 0.5")
+        }, simulation: sim)
+        #expect(loop.runtime.configuration.workspace?.polygon?.first == [-4.5, -3])  // the edit took
+        for second in 1...15 {  // drained every second, as telemetry would: the audit ring holds 1024 records
+            loop.run(until: Int64(second) * 1_000_000_000)
+            _ = loop.records
+        }
+        let truth = loop.snapshot
+        #expect(loop.status.workspaceHold)
+        #expect(truth.pose.x > -1.6 && truth.pose.x < -1.5 + 0.3, "x = \(truth.pose.x)")  // held just past the edge, inside the stop band
+        #expect(abs(truth.linearVelocity) < 0.01)
+        let records = loop.records
+        let warned = try #require(records.first { $0.fault == .workspace && $0.kind == .warn }?.at)
+        let held = try #require(records.first { $0.fault == .workspace && $0.kind == .hold }?.at)
+        #expect(warned < held)  // warn, then hold
+        #expect(!loop.status.latched)  // a hold, not a stop
+        #expect(truth.collisions == 0)
+    }
+
+    /// Invariant 3: a critical loop that keeps missing is a fault that stops the robot. A
+    /// higher-priority task that eats the CPU from 4 s on starves the critical policies.
+    @Test func when_the_critical_policy_keeps_missing_its_deadline_expect_a_deadline_fault_and_a_latched_stop() throws {
+        var sim = RoverSimulationConfig()
+        sim.seed = 2
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), simulation: sim)
+        let clock = loop.clock
+        loop.scheduler.addPeriodic("hog", PeriodicSpec(period: .milliseconds(50), phase: .seconds(4), priority: .critical)) { _ in
+            clock.advance(by: .milliseconds(49))
+        }
+        loop.run(until: 3_900_000_000)
+        #expect(loop.status.deadlineFaults == 0 && !loop.status.latched)
+        #expect(loop.task("wander")?.misses == 0)
+        #expect(loop.snapshot.odometer > 0.5)  // it was driving
+        loop.run(until: 6_000_000_000)
+        #expect(loop.status.deadlineFaults >= 1 && loop.status.latched)
+        #expect(loop.status.latchCause == .deadlineFault)
+        #expect(loop.records.contains { $0.fault == .deadlineFault })
+        #expect((loop.task("wander")?.misses ?? 0) >= 5)
+        #expect(!loop.snapshot.leftEnergised && !loop.snapshot.rightEnergised)
+    }
+
     @Test func when_the_same_run_is_repeated_expect_a_bit_identical_trajectory() throws {
         let script: [SimulatedGamepad.Step] = [.init(at: 7_000_000_000, [.press("BTN_EAST")])]
         let a = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: script)
@@ -153,7 +216,12 @@ struct ConfiguredRoverTests {
         a.run(until: 10_000_000_000)
         b.run(until: 10_000_000_000)
         #expect(a.snapshot == b.snapshot)
+        #expect(a.snapshot.pose.x.bitPattern == b.snapshot.pose.x.bitPattern)
         #expect(a.records == b.records)
+        // The same accounting (the latency figures are virtual time too).
+        #expect(a.scheduler.snapshot().tasks == b.scheduler.snapshot().tasks)
+        #expect(a.status.verdicts == b.status.verdicts && a.status.latchCause == b.status.latchCause)
+        #expect(a.status.pose.x.bitPattern == b.status.pose.x.bitPattern && a.status.pose.y.bitPattern == b.status.pose.y.bitPattern)
     }
 
     static let teleop = """

@@ -2,6 +2,7 @@ import CBlockingCallCounter
 import Foundation
 import Glibc
 import RTScheduler
+import RobotConfig
 import RobotSim
 import SafetyGuard
 import Synchronization
@@ -11,10 +12,11 @@ import Transports
 @testable import AIOSRobot
 
 /// Invariant 7, the part an allocation count cannot see: over a closed-loop run on real threads
-/// (robotd's daemon driving the real-time simulator, an e-stop, a reset, status read as the demo
-/// reads it), the dispatch thread makes no call that can block on anything but its own doorbell:
-/// no read or write on a blocking descriptor, no poll with a timeout, no futex wait elsewhere, no
-/// sleep (CBlockingCallCounter interposes them; docs/scheduler.md explains the method).
+/// (the generic daemon on examples/rover-sim.yaml driving the real-time simulator, an e-stop, a
+/// reset, status read as `robotd run` reads it), the dispatch thread makes no call that can block
+/// on anything but its own doorbell: no read or write on a blocking descriptor, no poll with a
+/// timeout, no futex wait elsewhere, no sleep (CBlockingCallCounter interposes them;
+/// docs/scheduler.md explains the method).
 @Suite("The dispatch thread never blocks", .serialized)
 struct DispatchThreadBlockingTests {
     @Test func when_the_rover_runs_closed_loop_with_an_estop_and_a_reset_expect_zero_blocking_calls_on_the_dispatch_thread() throws {
@@ -31,10 +33,9 @@ struct DispatchThreadBlockingTests {
         try sim.start()
         defer { sim.stop() }
 
-        var options = RoverDaemon.Options(roverPort: .path(directory + "/rover"))
-        options.gamepad = directory + "/gamepad"
-        if geteuid() == 0 { options.realtime = .realtime(priority: 80, cpu: nil) }
-        let daemon = try RoverDaemon(options: options) { _ in }
+        var options = RobotDaemon.Options()
+        options.realtime = geteuid() == 0 ? .realtime(priority: 80, cpu: nil) : RealtimeOptions()
+        let daemon = try RobotDaemon(configuration: try Examples.roverSim(in: directory), options: options) { _ in }
         let word = UInt(bitPattern: daemon.scheduler.doorbellFutexWord)
         let armed = Atomic<Bool>(false)
         let tid = Atomic<Int32>(0)
@@ -94,6 +95,8 @@ struct DispatchThreadBlockingTests {
             .map { "\(String(cString: $0.call)) (\($0.detail))" }
         #expect(perKind.reduce(0, +) == 0, "blocking calls on the dispatch thread by kind \(perKind): \(mine)")
         #expect(sawLatch && sawReset, "the run should have latched and reset (latched \(sawLatch), reset \(sawReset))")
+        records += daemon.runtime.audit.drain()
+        #expect(records.contains { $0.kind == .latched && $0.fault == .emergencyStopInput }, "the latch should have been the e-stop's")
         #expect(sim.rover.snapshot().odometer > 0.3)
     }
 }

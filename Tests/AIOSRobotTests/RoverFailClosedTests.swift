@@ -32,44 +32,53 @@ final class UnpluggableDevice: InputEventPump, @unchecked Sendable {
     }
 }
 
+/// The example rover (examples/rover-sim.yaml) on the generic runtime fails closed, judged on the
+/// simulator's ground truth in lockstep.
 @Suite("The rover fails closed: e-stop device, held e-stop, silent range, start latched")
 struct RoverFailClosedTests {
     /// The ENODEV path end to end: the reader thread ends, the runtime marks the e-stop device lost,
     /// and the next guard tick latches `estop-device-lost`; a reset is refused until events flow again.
     @Test func when_the_estop_device_is_unplugged_expect_a_stop_and_resets_refused_until_it_is_back() throws {
-        let loop = try LockstepLoop(seed: 3)
+        var sim = RoverSimulationConfig()
+        sim.seed = 3
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), simulation: sim)
         loop.run(until: 1_000_000_000)
-        #expect(!loop.runtime.isLatched && loop.outcome.rover.odometer > 0.1)
+        #expect(!loop.status.latched && loop.snapshot.odometer > 0.1)
         let device = UnpluggableDevice()
         let notices = Mutex<[InputDeviceReader.Notice]>([])
         let runtime = loop.runtime
+        let signal = try #require(runtime.estops.first { $0.input == "gamepad" }?.signal)
         let reader = try InputDeviceReader(device: device, onNotice: { notice, arrival in
             notices.withLock { $0.append(notice) }
-            _ = runtime.handle(notice, arrival: arrival)
+            _ = runtime.handle(notice, arrival: arrival, input: "gamepad")
         }) { _, _ in }
         defer { reader.stop() }
         device.unplug()
         #expect(waitUntil { notices.withLock { $0.contains { if case .ended = $0 { true } else { false } } } })
-        #expect(runtime.estop.isDeviceLost)
+        #expect(signal.isDeviceLost)
         loop.run(until: 1_100_000_000)
-        #expect(loop.runtime.isLatched && loop.outcome.status.causes.contains(.estopDeviceLost))
-        #expect(loop.outcome.audit.contains { $0.kind == .latched && $0.fault == .estopDeviceLost })
+        #expect(loop.status.latched && loop.status.causes.contains(.estopDeviceLost))
+        #expect(loop.status.latchCause == .estopDeviceLost)
+        #expect(loop.records.contains { $0.kind == .latched && $0.fault == .estopDeviceLost })
         // The operator presses reset on the simulated gamepad: refused while the device is gone.
-        loop.press(["BTN_START"], at: 1_200_000_000, release: 1_300_000_000)
+        try loop.script([.init(at: 1_200_000_000, [.press("BTN_START")]), .init(at: 1_300_000_000, [.release("BTN_START")])])
         loop.run(until: 1_500_000_000)
-        #expect(loop.runtime.isLatched && loop.outcome.status.refusedResets == 1)
-        #expect(loop.outcome.status.lastRefusal.contains(.estopDeviceLost))
+        #expect(loop.status.latched && loop.status.refusedResets == 1)
+        #expect(loop.status.lastRefusal.contains(.estopDeviceLost))
+        #expect(!loop.snapshot.leftEnergised && !loop.snapshot.rightEnergised)
         // Back (events again): the cause clears, and a new deliberate reset releases.
-        _ = runtime.handle(.resumed, arrival: 0)
-        loop.press(["BTN_START"], at: 1_600_000_000, release: 1_700_000_000)
+        _ = runtime.handle(.resumed, arrival: 0, input: "gamepad")
+        try loop.script([.init(at: 1_600_000_000, [.press("BTN_START")]), .init(at: 1_700_000_000, [.release("BTN_START")])])
         loop.run(until: 2_000_000_000)
-        #expect(!loop.runtime.isLatched && loop.outcome.status.resets == 1)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        loop.run(until: 3_000_000_000)
+        #expect(loop.snapshot.leftEnergised && loop.snapshot.collisions == 0)
     }
 
     /// The e-stop held for 2 s: latched at once, the reset pressed and released meanwhile is refused,
     /// a reset key held through the e-stop's release is refused too, then a fresh press releases.
     @Test func when_the_estop_is_held_expect_resets_refused_until_released_and_a_fresh_reset_press() throws {
-        let loop = try LockstepLoop(seed: 1, gamepad: [
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
             .init(at: 2_000_000_000, [.press("BTN_EAST")]),
             .init(at: 2_500_000_000, [.press("BTN_START")]), .init(at: 2_600_000_000, [.release("BTN_START")]),
             .init(at: 3_900_000_000, [.press("BTN_START")]),
@@ -78,42 +87,47 @@ struct RoverFailClosedTests {
             .init(at: 5_000_000_000, [.press("BTN_START")]), .init(at: 5_100_000_000, [.release("BTN_START")]),
         ])
         loop.run(until: 3_000_000_000)
-        #expect(loop.runtime.isLatched && loop.outcome.status.refusedResets == 1)
-        #expect(loop.outcome.status.lastRefusal == StopCauses(.emergencyStopInput))
+        #expect(loop.status.latched && loop.status.latchCause == .emergencyStopInput && loop.status.refusedResets == 1)
+        #expect(loop.status.lastRefusal == StopCauses(.emergencyStopInput))
         loop.run(until: 4_500_000_000)
-        #expect(loop.runtime.isLatched && loop.outcome.status.refusedResets == 2)  // held through the release
+        #expect(loop.status.latched && loop.status.refusedResets == 2)  // held through the release
+        #expect(!loop.snapshot.leftEnergised && !loop.snapshot.rightEnergised)
         loop.run(until: 6_500_000_000)
-        let o = loop.outcome
-        #expect(!loop.runtime.isLatched && o.status.resets == 1)
-        #expect(o.audit.filter { $0.kind == .resetRefused }.count == 2)
-        #expect(o.rover.firmware.firstEnergisedAt ?? 0 < 2_000_000_000)  // it drove before the stop
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        #expect(loop.records.filter { $0.kind == .resetRefused }.count == 2)
+        #expect(loop.snapshot.firmware.firstEnergisedAt ?? .max < 2_000_000_000)  // it drove before the stop
     }
 
-    /// Today's hole: with no range frame ever, the rover used to cruise on range = +∞. Now it never
-    /// moves (held, then latched `silent-sensor` after the startup timeout).
+    /// With no range frame ever the rover never moves (held, then latched `silent-sensor` after the
+    /// startup timeout): an unknown range is never +∞.
     @Test func when_the_range_sensor_never_reports_expect_the_rover_never_to_move() throws {
-        var config = RoverSimulationConfig()
-        config.rangeHz = 0.0001  // effectively never
-        let loop = try LockstepLoop(seed: 1, simulation: config)
+        var sim = RoverSimulationConfig()
+        sim.rangeHz = 0.0001  // effectively never
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), simulation: sim)
         loop.run(until: 4_000_000_000)
-        let o = loop.outcome
-        #expect(o.rover.firmware.firstEnergisedAt == nil && o.rover.odometer < 0.001)
-        #expect(loop.runtime.isLatched && o.status.latchCause == .silentSensor)
-        #expect(o.status.verdicts.passed == 0 && o.status.verdicts.clamped == 0)
-        #expect(o.status.range.isNaN)  // unknown, never +∞
+        let truth = loop.snapshot
+        #expect(truth.firmware.firstEnergisedAt == nil && truth.odometer < 0.001)
+        #expect(loop.status.latched && loop.status.latchCause == .silentSensor)
+        #expect(loop.status.verdicts.passed == 0 && loop.status.verdicts.clamped == 0)
+        #expect(loop.status.verdicts.rejected > 0)  // the policy did ask: the guard refused
+        let range = try #require(loop.runtime.sensorNames.firstIndex(of: "range"))
+        #expect(loop.status.sensors[range].isNaN)  // unknown, never +∞
     }
 
     /// On hardware robotd starts latched: nothing moves until a deliberate reset.
     @Test func when_started_latched_expect_no_motion_until_a_reset() throws {
-        let loop = try LockstepLoop(seed: 1, gamepad: [
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "start_latched: false", with: "start_latched: true")
+        }, gamepad: [
             .init(at: 2_000_000_000, [.press("BTN_START")]), .init(at: 2_100_000_000, [.release("BTN_START")]),
-        ], startLatched: true)
+        ])
+        #expect(loop.runtime.configuration.safety.startLatched)
         loop.run(until: 1_900_000_000)
-        #expect(loop.runtime.isLatched && loop.outcome.status.latchCause == .powerOn)
-        #expect(loop.outcome.rover.firmware.firstEnergisedAt == nil)
+        #expect(loop.status.latched && loop.status.latchCause == .powerOn)
+        #expect(loop.snapshot.firmware.firstEnergisedAt == nil && loop.snapshot.odometer < 0.001)
         loop.run(until: 4_000_000_000)
-        let o = loop.outcome
-        #expect(!loop.runtime.isLatched && o.status.resets == 1)
-        #expect((o.rover.firmware.firstEnergisedAt ?? 0) >= 2_100_000_000 && o.rover.odometer > 0.2)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        let truth = loop.snapshot
+        #expect((truth.firmware.firstEnergisedAt ?? 0) >= 2_100_000_000 && truth.odometer > 0.2)
     }
 }

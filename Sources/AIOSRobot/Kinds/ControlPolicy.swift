@@ -53,6 +53,15 @@ public struct ChannelValues: Sendable, Equatable {
                    values.count > 2 ? values[2] : 0, values.count > 3 ? values[3] : 0)
     }
 
+    /// Two values (a pair of wheels, a heater and a fan): policies build one every step, and the
+    /// variadic form above would allocate its array each time. (Literals are ambiguous between the
+    /// two: two zeros are `ChannelValues(count: 2)`.)
+    public init(_ a: Double, _ b: Double) {
+        count = 2
+        storage = (a, b, 0, 0)
+    }
+
+    /// `count` zeros.
     public init(count: Int) {
         precondition(count >= 0 && count <= Self.capacity, "at most \(Self.capacity) channels per policy")
         self.count = count

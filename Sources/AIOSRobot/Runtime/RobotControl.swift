@@ -87,15 +87,20 @@ struct Control: RuntimeControl {
             return
         }
         outputs[plan.index] = (proposed, release)
-        for other in plans where !other.isFilter && other.index != plan.index && other.channels.contains(where: plan.channels.contains) {
-            guard let o = outputs[other.index], release - o.at <= other.timeout else { continue }
+        // Index loops throughout: iterating an array through its iterator (for-in, contains(where:),
+        // enumerated()) allocates a coroutine frame per element in unoptimised builds.
+        for k in plans.indices {
+            let other = plans[k]
+            guard !other.isFilter, other.index != plan.index, Self.share(other.channels, plan.channels),
+                  let o = outputs[other.index], release - o.at <= other.timeout else { continue }
             if other.priority > plan.priority || (other.priority == plan.priority && other.index < plan.index) { return }
         }
         var values = proposed
-        for filter in plans where filter.isFilter && filter.channels == plan.channels {
-            if filters[filter.slot].filter(&values, world: world, now: release) { status.filtered += 1 }
+        for k in plans.indices where plans[k].isFilter && plans[k].channels == plan.channels {
+            if filters[plans[k].slot].filter(&values, world: world, now: release) { status.filtered += 1 }
         }
-        for (j, channel) in plan.channels.enumerated() {
+        for j in plan.channels.indices {
+            let channel = plan.channels[j]
             let id = ChannelID(index: channel)
             let value: CommandValue = plan.discrete[j] ? .discrete(Int(values[j].rounded())) : .continuous(values[j])
             if channel < RuntimeStatus.channelCapacity {
@@ -117,6 +122,14 @@ struct Control: RuntimeControl {
                 }
             }
         }
+    }
+
+    /// Whether two policies' channel lists share a channel.
+    static func share(_ a: [Int], _ b: [Int]) -> Bool {
+        for i in a.indices {
+            for j in b.indices where a[i] == b[j] { return true }
+        }
+        return false
     }
 
     /// A sample for a required sensor: a number (range-checked by the guard), a range frame

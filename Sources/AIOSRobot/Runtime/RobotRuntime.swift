@@ -212,7 +212,9 @@ public final class RobotRuntime: Sendable {
                     if superviseEStopDevices { c.guardian.setCause(.estopDeviceLost, present: e.anyLost, at: now, emit: write) }
                 }
                 let start = c.guardian.firstTick ?? now
-                let linksUp = broker && !links.contains { $0.link.isLost(now: now, since: start) }
+                // An index loop: `contains(where:)` allocates per element in unoptimised builds.
+                var linksUp = broker
+                for i in links.indices where links[i].link.isLost(now: now, since: start) { linksUp = false }
                 c.status.linksUp = linksUp
                 c.guardian.setCause(.connectionLost, present: !linksUp, at: now, emit: write)
                 c.guardian.setCause(.actuatorFailure, present: c.backendDown, at: now, emit: write)
@@ -357,7 +359,8 @@ struct EStopReading {
 
     init(_ estops: [(input: String, signal: EStopSignal)]) {
         var silent = false
-        for (_, s) in estops {
+        for i in estops.indices {  // not for-in: that allocates per element in unoptimised builds
+            let s = estops[i].signal
             asserted = asserted || s.isPressed
             presses &+= s.presses
             if let r = s.releasedInstant { releasedAt = max(releasedAt ?? r, r) }

@@ -20,7 +20,7 @@ struct TeleopPolicy: ControlPolicy {
         guard pad.deadman else {
             // Released (or never pressed): a stop for a moment, then no opinion.
             guard let changed = pad.deadmanChangedAt, now - changed < releaseHold else { return nil }
-            return ChannelValues(0, 0)
+            return ChannelValues(count: 2)  // both wheels at rest
         }
         // The kernel reports an axis only when it changes: one not reported yet is at rest (centre).
         // The deadman still gates everything.

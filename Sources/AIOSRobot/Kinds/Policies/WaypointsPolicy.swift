@@ -36,14 +36,14 @@ struct WaypointsPolicy: ControlPolicy {
     }
 
     mutating func step(_ world: World, now: Instant) -> ChannelValues? {
-        guard let pose = world.pose, pose.x.isFinite, pose.y.isFinite, pose.yaw.isFinite else { return ChannelValues(0, 0) }
+        guard let pose = world.pose, pose.x.isFinite, pose.y.isFinite, pose.yaw.isFinite else { return ChannelValues(count: 2) }
         if segmentStart == nil { segmentStart = (pose.x, pose.y) }
         while target < points.count, hypot(points[target].x - pose.x, points[target].y - pose.y) <= tolerance {
             segmentStart = points[target]
             target += 1
             if target == points.count && loop { target = 0 }
         }
-        guard target < points.count, let a = segmentStart else { return ChannelValues(0, 0) }
+        guard target < points.count, let a = segmentStart else { return ChannelValues(count: 2) }
         let b = points[target]
         // The goal: `lookahead` beyond the projection onto segment a→b, at most b.
         let sx = b.x - a.x, sy = b.y - a.y
