@@ -62,13 +62,15 @@ public final class InputLink: Sendable {
     public var isUp: Bool { up.load(ordering: .acquiring) }
     public func noteFrame(at arrival: Int64) { lastFrameAt.store(arrival, ordering: .releasing) }
 
-    /// Down, or silent past its timeout (counted from `since` before the first frame).
-    func isLost(now: Instant, since start: Instant) -> Bool {
+    /// Down, or silent past its timeout. Before its first frame a device is given `startup` (the
+    /// guard's start-up timeout) to begin talking — motion is held meanwhile, as for a sensor that
+    /// has not reported — and silence beyond that is a lost link.
+    func isLost(now: Instant, since start: Instant, startup: Duration) -> Bool {
         guard isUp else { return true }
         guard let timeout else { return false }
         let last = lastFrameAt.load(ordering: .acquiring)
-        let since = last > 0 ? Instant(nanoseconds: last) : start
-        return now.nanoseconds(since: since) > timeout.nanoseconds
+        if last == 0 { return now.nanoseconds(since: start) > max(timeout, startup).nanoseconds }
+        return now.nanoseconds(since: Instant(nanoseconds: last)) > timeout.nanoseconds
     }
 }
 

@@ -199,6 +199,7 @@ public final class RobotRuntime: Sendable {
         let estops = self.estops, links = self.links
         let brokerLink = options.brokerLink
         let estopDevice = guardian.sensor(named: Self.estopDeviceSensor)
+        let startup = guardian.configuration.startupTimeout
         let superviseEStopDevices = !estops.isEmpty
         scheduler.addPeriodic("guard", PeriodicSpec(period: .milliseconds(configuration.safety.guardPeriodMs), priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: criticalMisses))) { event in
@@ -214,7 +215,7 @@ public final class RobotRuntime: Sendable {
                 let start = c.guardian.firstTick ?? now
                 // An index loop: `contains(where:)` allocates per element in unoptimised builds.
                 var linksUp = broker
-                for i in links.indices where links[i].link.isLost(now: now, since: start) { linksUp = false }
+                for i in links.indices where links[i].link.isLost(now: now, since: start, startup: startup) { linksUp = false }
                 c.status.linksUp = linksUp
                 c.guardian.setCause(.connectionLost, present: !linksUp, at: now, emit: write)
                 c.guardian.setCause(.actuatorFailure, present: c.backendDown, at: now, emit: write)
