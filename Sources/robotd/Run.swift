@@ -43,37 +43,21 @@ struct Run: ParsableCommand {
             stderrLine("robotd run: \(error)")
             throw ExitCode.failure
         }
-        let report = try daemon.start()
-        stderrLine("robot \(configuration.robot.id)")
-        stderrLine("dispatch thread: \(report.description)")
-        if configuration.safety.startLatched {
-            stderrLine("started latched (power-on): nothing moves until a reset")
-        }
-        let signalled = Atomic<Int32>(0)
-        let stopped = SafeStopOnSignals(actuators: daemon.actuators) { signal in
-            stderrLine("signal \(signal): actuators in safe state")
-            signalled.store(signal, ordering: .relaxed)
-        }
-        defer { stopped.cancel() }
-
-        let begin = Date()
-        var history = SafetyHistory(origin: daemon.scheduler.origin, sensorNames: daemon.runtime.sensorNames)
-        var last = daemon.runtime.statusPublications
+        let running = try RunningDaemon(daemon)
         var nextLine = 1.0
-        while signalled.load(ordering: .relaxed) == 0 && (seconds.map { Date().timeIntervalSince(begin) < $0 } ?? true) {
+        while !running.signalled && (seconds.map { running.elapsed < $0 } ?? true) {
             usleep(50_000)
-            let elapsed = Date().timeIntervalSince(begin)
-            guard elapsed >= nextLine else { continue }
+            guard running.elapsed >= nextLine else { continue }
             nextLine += 1
-            history.note(daemon.runtime.audit.drain())
-            stdoutLine(RunStatusLine.make(daemon, elapsed: elapsed, kind: "status", last: &last).text)
+            _ = running.drainAudit()
+            stdoutLine(RunStatusLine.make(daemon, elapsed: running.elapsed, kind: "status", last: &running.lastPublications).text)
         }
-        daemon.stop(reason: signalled.load(ordering: .relaxed) != 0 ? "signal" : "run finished")
-        history.note(daemon.runtime.audit.drain())
-        var summary = RunStatusLine.make(daemon, elapsed: Date().timeIntervalSince(begin), kind: "summary", last: &last)
-        summary.addRaw("latches", json: history.latchesJSON)
-        summary.addRaw("refused_resets", json: history.refusalsJSON)
-        summary.addRaw("warnings", json: history.warningsJSON)
+        running.stop()
+        _ = running.drainAudit()
+        var summary = RunStatusLine.make(daemon, elapsed: running.elapsed, kind: "summary", last: &running.lastPublications)
+        summary.addRaw("latches", json: running.history.latchesJSON)
+        summary.addRaw("refused_resets", json: running.history.refusalsJSON)
+        summary.addRaw("warnings", json: running.history.warningsJSON)
         stdoutLine(summary.text)
     }
 }

@@ -149,47 +149,33 @@ enum SimRun {
             stderrLine("TEST HOOK: the first critical policy's handler will \(kind == .spin ? "busy-loop" : "block") from \(policy.at) s (--fault \(policy.kind))")
         }
         let daemon = try RobotDaemon(configuration: configuration, options: daemonOptions, log: stderrLine)
-        let report = try daemon.start()
-        stderrLine("robot \(configuration.robot.id)")
-        stderrLine("dispatch thread: \(report.description)")
-        if configuration.safety.startLatched { stderrLine("started latched (power-on): nothing moves until a reset") }
-        let signalled = Atomic<Int32>(0)
-        let stopped = SafeStopOnSignals(actuators: daemon.actuators) { signal in
-            stderrLine("signal \(signal): actuators in safe state")
-            signalled.store(signal, ordering: .relaxed)
-        }
-        defer { stopped.cancel() }
-
-        let begin = Date()
-        var history = SafetyHistory(origin: daemon.scheduler.origin, sensorNames: daemon.runtime.sensorNames)
-        var last = daemon.runtime.statusPublications
+        let running = try RunningDaemon(daemon)
         var nextLine = 1.0
-        while signalled.load(ordering: .relaxed) == 0 {
-            let elapsed = Date().timeIntervalSince(begin)
+        while !running.signalled {
+            let elapsed = running.elapsed
             if elapsed >= plan.seconds { break }
             recorder.sleep(min(0.1, plan.seconds - elapsed)) { r in sample(&r, daemon.runtime.isLatched) }
-            let now = Date().timeIntervalSince(begin)
+            let now = running.elapsed
             act(now)
             guard now >= nextLine else { continue }
             nextLine += 1
-            let records = daemon.runtime.audit.drain()
-            history.note(records)
-            recorder.note(records)
+            recorder.note(running.drainAudit())
             if plan.json {
-                var line = RunStatusLine.make(daemon, elapsed: now, kind: "status", last: &last)
+                var line = RunStatusLine.make(daemon, elapsed: now, kind: "status", last: &running.lastPublications)
                 line.addRaw("sim", json: truthJSON())
                 stdoutLine(line.text)
             } else {
                 stdoutLine(progress(daemon, now))
             }
         }
-        plan_release(plan, daemonOptions)
-        daemon.stop(reason: signalled.load(ordering: .relaxed) != 0 ? "signal" : "run finished")
-        let records = daemon.runtime.audit.drain()
-        history.note(records)
-        recorder.note(records)
+        // A stuck test-hook handler must return before the dispatch thread is joined.
+        daemonOptions.runtime.policyFault?.release()
+        running.stop()
+        recorder.note(running.drainAudit())
         finish(&recorder, daemon.runtime.isLatched)
-        let elapsed = Date().timeIntervalSince(begin)
+        let elapsed = running.elapsed
+        let history = running.history
+        var last = running.lastPublications
         let trace = recorder.finish()
         let criticalMisses = criticalMissCount(daemon)
         let results = ScenarioCriteria(plan.criteria).evaluate(trace, criticalMisses: criticalMisses)
@@ -218,11 +204,6 @@ enum SimRun {
             stderrLine("scenario: \(results.filter { !$0.passed }.count) of \(results.count) criteria failed")
             throw ExitCode.failure
         }
-    }
-
-    /// A stuck test-hook handler must return before the dispatch thread is joined.
-    private static func plan_release(_ plan: SimPlan, _ options: RobotDaemon.Options) {
-        options.runtime.policyFault?.release()
     }
 
     /// Misses of the critical tasks (the guard's and the critical policies').
