@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build --build-tests
-swift test --skip-build
+# Serially: several tests run robotd and its simulator as real-time processes; side by side on
+# a 2-core machine they would starve one another (a test of robotd, not of the machine).
+swift test --skip-build --no-parallel

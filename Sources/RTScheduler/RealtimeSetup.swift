@@ -10,9 +10,10 @@ public struct RealtimeOptions: Sendable, Equatable {
     public var fifoPriority: Int?
     /// Pin the dispatch thread to this CPU.
     public var cpu: Int?
-    /// mlockall(MCL_CURRENT | MCL_FUTURE): no page faults once running.
+    /// Memory locked (mlockall with MCL_ONFAULT, then every present mapping but the unlocked
+    /// libraries populated with mlock): no page faults once running.
     public var lockMemory: Bool
-    /// After mlockall, these libraries' mappings are unlocked again: code and data the control
+    /// These libraries' mappings are left unlocked and never faulted in: code and data the control
     /// path never touches (ICU's tables alone are 38 MB; TLS for the broker link). What must be
     /// locked is the binary, the Swift runtime, libc, the heap and the thread stacks.
     public var unlockedLibraries: [String] = RealtimeOptions.offControlPathLibraries
@@ -47,7 +48,7 @@ public struct RealtimeReport: Sendable, Equatable {
     public var policy: Policy = .other
     public var cpu: Int?
     public var memoryLocked = false
-    /// Bytes unlocked again after mlockall (`RealtimeOptions.unlockedLibraries`).
+    /// Bytes left unlocked (`RealtimeOptions.unlockedLibraries`).
     public var unlockedBytes: Int64 = 0
     public var dmaLatencyHeld = false
     /// Each requested item that could not be applied, with the reason (errno text).
@@ -105,20 +106,13 @@ public enum RealtimeSetup {
             }
         }
         if options.lockMemory {
-            if mlockall(Int32(MCL_CURRENT | MCL_FUTURE)) == 0 {
+            var skipped: Int64 = 0
+            let rc = withCStrings(options.unlockedLibraries) { rt_lock_memory($0, Int32(options.unlockedLibraries.count), &skipped) }
+            if rc == 0 {
                 report.memoryLocked = true
-                for library in options.unlockedLibraries {
-                    let n = rt_munlock_mappings_matching(library)
-                    if n > 0 { report.unlockedBytes += n }
-                }
+                report.unlockedBytes = skipped
             } else {
-                let code = errno
-                let why = switch code {
-                case EPERM: "not permitted (needs root or CAP_IPC_LOCK)"
-                case ENOMEM: "over the locked-memory limit (ulimit -l)"
-                default: SystemErrorWords.text(code)
-                }
-                report.notApplied.append("memory lock (mlockall): \(why)")
+                report.notApplied.append("mlockall: \(errnoText(rc))")
             }
         }
         if options.holdDMALatency {
@@ -151,6 +145,15 @@ public enum RealtimeSetup {
             logger.warning("real-time setup incomplete; the dispatch thread runs with \(policy) and without: \(report.notApplied.joined(separator: "; "))")
         }
         return report
+    }
+
+    /// The strings as a C array of C strings for the duration of `body`.
+    static func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        // NULL-terminated, so the buffer is never empty.
+        let pointers: [UnsafePointer<CChar>?] = copies.map { $0.map { UnsafePointer($0) } } + [nil]
+        return pointers.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
     static func errnoText(_ code: Int32) -> String { SystemErrorWords.text(code) }

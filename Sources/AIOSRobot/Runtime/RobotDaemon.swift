@@ -106,16 +106,18 @@ public final class RobotDaemon: Sendable {
         }
     }
 
-    /// An e-stop device behind a stream (a FIFO, a file) has no unplug event: it must be supervised
-    /// by keep-alive frames (`estop.liveness_ms`); an evdev device reports its own removal.
+    /// An e-stop device behind a stream (a FIFO, a file) has no unplug event, and a writer that
+    /// stays but goes quiet looks like a device at rest: it must be supervised by keep-alive frames
+    /// (`estop.liveness_ms`). Only a path that is a character device now (evdev, which reports its
+    /// own removal) may go without; a path that does not exist yet may become a FIFO: refused too.
     static func checkEStopDevices(_ configuration: RobotConfiguration) throws {
         guard case .configured(let e) = configuration.estop, e.livenessMs == nil else { return }
         for name in e.inputs {
             guard let input = configuration.inputs.first(where: { $0.name == name }),
                   case .string(let path)? = input.settings["path"] else { continue }
             var info = stat()
-            if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFCHR {
-                throw KindError("estop: input \(name) (\(path)) is not a character device: a stream has no unplug event, so set estop.liveness_ms (keep-alive frames)")
+            if stat(path, &info) != 0 || (info.st_mode & S_IFMT) != S_IFCHR {
+                throw KindError("estop: input \(name) (\(path)) is not a character device now (a FIFO or a missing path): a stream has no unplug event, so set estop.liveness_ms (keep-alive frames)")
             }
         }
     }
@@ -145,7 +147,9 @@ public final class RobotDaemon: Sendable {
             if !mqtt.isConnected { log("broker \(configuration.mqtt?.broker ?? "?"): not connected after \(connectWait); starting latched on connection-lost") }
         }
         actuators.start()
-        let report = try scheduler.start(realtime: realtime)
+        var supervision = SupervisorOptions()
+        if let budget = configuration.scheduler.supervisorBudgetMs { supervision.defaultBudget = .milliseconds(budget) }
+        let report = try scheduler.start(realtime: realtime, supervisor: supervision)
         let runtime = self.runtime, log = self.log
         let dispatch = realtime.fifoPriority
         let priorities = configuration.scheduler.inputPriorities

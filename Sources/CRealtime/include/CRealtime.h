@@ -64,4 +64,9 @@ int64_t rt_munlock_mappings_matching(const char *fragment);
 /// A `kB` field of /proc/self/status (VmRSS, VmLck, VmHWM…); -1 when absent.
 int64_t rt_status_kib(const char *field);
 
+/// Locks memory for a real-time process: mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT), then the
+/// mappings whose /proc/self/maps line contains one of `skipped` unlocked (never faulted in), and
+/// every other present mapping populated and locked with mlock. 0, or the errno of mlockall.
+int rt_lock_memory(const char *const *skipped, int count, int64_t *skipped_bytes);
+
 #endif
