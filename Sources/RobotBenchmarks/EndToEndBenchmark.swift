@@ -384,7 +384,14 @@ public struct EndToEndBenchmark: Sendable {
         for (i, p) in pipelines.enumerated() where driver.abandoned[i] {
             notes.append("\(p.rawValue): abandoned after \(Driver.abandonAfter) answers in a row did not come")
         }
-        for lane in lanes { if let latch = lane.latchNote { notes.append("guard of robotd-\(lane.name): \(latch)") } }
+        for lane in lanes {
+            if let latch = lane.latchNote { notes.append("guard of robotd-\(lane.name): \(latch)") }
+            switch lane.firstRefusal {
+            case .rejected(let reason)?: notes.append("guard of robotd-\(lane.name): first refusal: \(reason.rawValue)")
+            case .stop(let category, let kind)?: notes.append("guard of robotd-\(lane.name): first refusal: stop \(category) (\(kind))")
+            default: break
+            }
+        }
         let policy: String = switch report.policy {
         case .fifo(let p): "dispatch SCHED_FIFO \(p) on cpu \(report.cpu.map(String.init) ?? "any"); serial readers FIFO \(readerPriority), writer FIFO \(writerPriority); driver FIFO \(min(99, priority + 2)) on cpu \(driverCPU)"
         case .other: "SCHED_OTHER (not permitted: \(report.notApplied.joined(separator: "; ")))"
@@ -416,6 +423,12 @@ final class RobotdLane: Sendable {
         var guardian: SafetyGuard
         var policy = ObstacleAvoidingDrive()
         var verdicts = VerdictCounts()
+        /// The first verdict that refused a policy command, for the report.
+        var firstRefusal: Verdict?
+        mutating func route(_ verdict: Verdict, to write: (ApprovedCommand) -> Void) {
+            if verdict.approved == nil && firstRefusal == nil { firstRefusal = verdict }
+            verdicts.route(verdict, to: write)
+        }
     }
 
     /// The guard and the policy, shared by the lane's two handlers (both on the dispatch thread).
@@ -468,9 +481,9 @@ final class RobotdLane: Sendable {
                 let r = c.guardian.freshValue(of: rangeID, now: event.release) ?? .nan
                 let (left, right) = c.policy.step(range: r)
                 let now = clock.now()
-                c.verdicts.route(c.guardian.check(Command(channel: ChannelID(index: 0), value: .continuous(left), origin: .policy,
+                c.route(c.guardian.check(Command(channel: ChannelID(index: 0), value: .continuous(left), origin: .policy,
                                                           issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
-                c.verdicts.route(c.guardian.check(Command(channel: ChannelID(index: 1), value: .continuous(right), origin: .policy,
+                c.route(c.guardian.check(Command(channel: ChannelID(index: 1), value: .continuous(right), origin: .policy,
                                                           issuedAt: event.release, validUntil: event.release + lifetime), now: now), to: write)
             }
         }
@@ -504,6 +517,8 @@ final class RobotdLane: Sendable {
     }
 
     var verdicts: VerdictCounts { control.state.withLock { $0.verdicts } }
+
+    var firstRefusal: Verdict? { control.state.withLock { $0.firstRefusal } }
 
     /// Why the guard is latched at the end, if it is (then it refused the policy's commands).
     var latchNote: String? {
