@@ -353,6 +353,8 @@ public struct EndToEndBenchmark: Sendable {
             }
         }
         driverThread.join()
+        // Now, before the sensor stream's end makes the range stale (a stop, as it should be).
+        let latchNotes = lanes.compactMap { lane in lane.latchNote.map { "guard of robotd-\(lane.name) at the end of driving: \($0)" } }
         progress("stopping pipelines")
         if let counts = peer?.stop() { notes.append("python peer counters: \(counts)") }
         // Counters first (the C objects are freed by the cleanup).
@@ -384,8 +386,8 @@ public struct EndToEndBenchmark: Sendable {
         for (i, p) in pipelines.enumerated() where driver.abandoned[i] {
             notes.append("\(p.rawValue): abandoned after \(Driver.abandonAfter) answers in a row did not come")
         }
+        notes += latchNotes
         for lane in lanes {
-            if let latch = lane.latchNote { notes.append("guard of robotd-\(lane.name): \(latch)") }
             switch lane.firstRefusal {
             case .rejected(let reason)?: notes.append("guard of robotd-\(lane.name): first refusal: \(reason.rawValue)")
             case .stop(let category, let kind)?: notes.append("guard of robotd-\(lane.name): first refusal: stop \(category) (\(kind))")
