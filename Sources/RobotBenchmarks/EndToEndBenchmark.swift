@@ -262,17 +262,21 @@ public struct EndToEndBenchmark: Sendable {
         }
         var ptys: [Pipeline: Pty] = [:]
         for p in pipelines { ptys[p] = try Pty() }
+        func pty(_ p: Pipeline) throws -> Pty {
+            guard let found = ptys[p] else { throw BenchmarkError("no pty for \(p.rawValue)") }
+            return found
+        }
 
         // robotd: one scheduler (one dispatch thread) serving both actuator modes.
         let scheduler = Scheduler(clock: MonotonicClock(), logger: logger)
-        let threaded = try RobotdLane(name: "threaded", slave: ptys[.robotdThreaded]!.slavePath, scheduler: scheduler,
+        let threaded = try RobotdLane(name: "threaded", slave: pty(.robotdThreaded).slavePath, scheduler: scheduler,
                                       mode: .threaded(ActuatorSet.WriterOptions(fifoPriority: writerPriority)), logger: logger)
-        let inline = try RobotdLane(name: "inline", slave: ptys[.robotdInline]!.slavePath, scheduler: scheduler,
+        let inline = try RobotdLane(name: "inline", slave: pty(.robotdInline).slavePath, scheduler: scheduler,
                                     mode: .inline, logger: logger)
         let lanes = [threaded, inline]
 
         // (a) one C thread, set up as the dispatch thread is.
-        let floorFD = try ptys[.floor]!.openSlave()
+        let floorFD = try pty(.floor).openSlave()
         cleanup.add { close(floorFD) }
         guard let echo = bf_echo_create(floorFD) else { throw BenchmarkError("out of memory") }
         let echoPointer = SendablePointer(echo)
@@ -284,7 +288,7 @@ public struct EndToEndBenchmark: Sendable {
         }
         cleanup.add { bf_echo_stop(echoPointer.raw); echoThread.join() }
         // (b) three C threads placed as robotd's reader, dispatch thread and writer.
-        let topologyFD = try ptys[.topology]!.openSlave()
+        let topologyFD = try pty(.topology).openSlave()
         cleanup.add { close(topologyFD) }
         guard let topology = bf_topology_create(topologyFD) else { throw BenchmarkError("out of memory") }
         let topologyPointer = SendablePointer(topology)
@@ -332,7 +336,7 @@ public struct EndToEndBenchmark: Sendable {
         }
 
         // The driver: one thread, above every pipeline, on the other CPU.
-        let driver = Driver(pipelines: pipelines, masters: pipelines.map { ptys[$0]!.master }, rateHz: options.rateHz,
+        let driver = Driver(pipelines: pipelines, masters: try pipelines.map { try pty($0).master }, rateHz: options.rateHz,
                             seconds: options.seconds, warmupSeconds: options.warmupSeconds,
                             replyTimeoutNs: Int64(options.replyTimeoutMilliseconds) * 1_000_000)
         let driverRealtime = RealtimeOptions(fifoPriority: min(99, priority + 2), cpu: driverCPU, lockMemory: true)

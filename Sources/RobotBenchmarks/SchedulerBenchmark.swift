@@ -185,8 +185,9 @@ public struct SchedulerBenchmark: Sendable {
         // The same histogram (and percentile method) as the scheduler's own.
         let recorder = LatencyRecorder()
         var n: UInt32 = 0
-        let samples = bf_ping_samples(ping, &n)
-        for i in 0..<Int(n) { recorder.record(nanoseconds: samples![i]) }
+        if let samples = bf_ping_samples(ping, &n) {
+            for i in 0..<Int(n) { recorder.record(nanoseconds: samples[i]) }
+        }
         let floor = recorder.summary()
         return (LatencyFigures(rate: rate, events: summary.count, summary: summary), report,
                 LatencyFigures(rate: rate, events: floor.count, summary: floor))
