@@ -107,6 +107,42 @@ public struct EndToEndBenchmark: Sendable {
             case p999Us = "p999_us"
             case maxUs = "max_us"
         }
+
+        /// A pipeline without samples has no percentiles: null, not a number JSON cannot hold.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(pipeline, forKey: .pipeline)
+            try c.encode(samples, forKey: .samples)
+            try c.encode(lost, forKey: .lost)
+            try c.encode(strayFrames, forKey: .strayFrames)
+            try c.encode(jsonNumber(p50Us), forKey: .p50Us)
+            try c.encode(jsonNumber(p99Us), forKey: .p99Us)
+            try c.encode(jsonNumber(p999Us), forKey: .p999Us)
+            try c.encode(jsonNumber(maxUs), forKey: .maxUs)
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            pipeline = try c.decode(Pipeline.self, forKey: .pipeline)
+            samples = try c.decode(Int.self, forKey: .samples)
+            lost = try c.decode(Int.self, forKey: .lost)
+            strayFrames = try c.decode(Int.self, forKey: .strayFrames)
+            p50Us = try c.decodeIfPresent(Double.self, forKey: .p50Us) ?? .nan
+            p99Us = try c.decodeIfPresent(Double.self, forKey: .p99Us) ?? .nan
+            p999Us = try c.decodeIfPresent(Double.self, forKey: .p999Us) ?? .nan
+            maxUs = try c.decodeIfPresent(Double.self, forKey: .maxUs) ?? .nan
+        }
+
+        init(pipeline: Pipeline, samples: Int, lost: Int, strayFrames: Int, p50Us: Double, p99Us: Double, p999Us: Double, maxUs: Double) {
+            self.pipeline = pipeline
+            self.samples = samples
+            self.lost = lost
+            self.strayFrames = strayFrames
+            self.p50Us = p50Us
+            self.p99Us = p99Us
+            self.p999Us = p999Us
+            self.maxUs = maxUs
+        }
     }
 
     public struct Result: Sendable, Codable {
@@ -199,31 +235,31 @@ public struct EndToEndBenchmark: Sendable {
             try c.encode(rateHz, forKey: .rateHz)
             try c.encode(seconds, forKey: .seconds)
             try c.encode(pipelines, forKey: .pipelines)
-            try c.encode(e2eP50Us, forKey: .e2eP50Us)
-            try c.encode(e2eP99Us, forKey: .e2eP99Us)
-            try c.encode(e2eP999Us, forKey: .e2eP999Us)
-            try c.encode(e2eMaxUs, forKey: .e2eMaxUs)
+            try c.encode(jsonNumber(e2eP50Us), forKey: .e2eP50Us)
+            try c.encode(jsonNumber(e2eP99Us), forKey: .e2eP99Us)
+            try c.encode(jsonNumber(e2eP999Us), forKey: .e2eP999Us)
+            try c.encode(jsonNumber(e2eMaxUs), forKey: .e2eMaxUs)
             try c.encode(e2eSamples, forKey: .e2eSamples)
-            try c.encode(e2eInlineP50Us, forKey: .e2eInlineP50Us)
-            try c.encode(e2eInlineP99Us, forKey: .e2eInlineP99Us)
-            try c.encode(e2eInlineP999Us, forKey: .e2eInlineP999Us)
-            try c.encode(e2eInlineMaxUs, forKey: .e2eInlineMaxUs)
+            try c.encode(jsonNumber(e2eInlineP50Us), forKey: .e2eInlineP50Us)
+            try c.encode(jsonNumber(e2eInlineP99Us), forKey: .e2eInlineP99Us)
+            try c.encode(jsonNumber(e2eInlineP999Us), forKey: .e2eInlineP999Us)
+            try c.encode(jsonNumber(e2eInlineMaxUs), forKey: .e2eInlineMaxUs)
             try c.encode(e2eInlineSamples, forKey: .e2eInlineSamples)
-            try c.encode(floorP50Us, forKey: .floorP50Us)
-            try c.encode(floorP99Us, forKey: .floorP99Us)
+            try c.encode(jsonNumber(floorP50Us), forKey: .floorP50Us)
+            try c.encode(jsonNumber(floorP99Us), forKey: .floorP99Us)
             try c.encode(floorSamples, forKey: .floorSamples)
-            try c.encode(topologyFloorP50Us, forKey: .topologyFloorP50Us)
-            try c.encode(topologyFloorP99Us, forKey: .topologyFloorP99Us)
+            try c.encode(jsonNumber(topologyFloorP50Us), forKey: .topologyFloorP50Us)
+            try c.encode(jsonNumber(topologyFloorP99Us), forKey: .topologyFloorP99Us)
             try c.encode(topologyFloorSamples, forKey: .topologyFloorSamples)
-            try c.encode(peerP50Us, forKey: .peerP50Us)
-            try c.encode(peerP99Us, forKey: .peerP99Us)
+            try c.encode(peerP50Us.flatMap(jsonNumber), forKey: .peerP50Us)
+            try c.encode(peerP99Us.flatMap(jsonNumber), forKey: .peerP99Us)
             try c.encode(peerSamples, forKey: .peerSamples)
-            try c.encode(floorRatio, forKey: .floorRatio)
-            try c.encode(peerRatio, forKey: .peerRatio)
-            try c.encode(inlineFloorRatio, forKey: .inlineFloorRatio)
-            try c.encode(inlinePeerRatio, forKey: .inlinePeerRatio)
-            try c.encode(dispatchHopP99Us, forKey: .dispatchHopP99Us)
-            try c.encode(inlineDispatchHopP99Us, forKey: .inlineDispatchHopP99Us)
+            try c.encode(jsonNumber(floorRatio), forKey: .floorRatio)
+            try c.encode(peerRatio.flatMap(jsonNumber), forKey: .peerRatio)
+            try c.encode(jsonNumber(inlineFloorRatio), forKey: .inlineFloorRatio)
+            try c.encode(inlinePeerRatio.flatMap(jsonNumber), forKey: .inlinePeerRatio)
+            try c.encode(jsonNumber(dispatchHopP99Us), forKey: .dispatchHopP99Us)
+            try c.encode(jsonNumber(inlineDispatchHopP99Us), forKey: .inlineDispatchHopP99Us)
             try c.encode(inlineWriteWaits, forKey: .inlineWriteWaits)
             try c.encode(guardPassed, forKey: .guardPassed)
             try c.encode(guardClamped, forKey: .guardClamped)
@@ -298,12 +334,14 @@ public struct EndToEndBenchmark: Sendable {
             ("bench-c-worker", dispatchRealtime, { bf_topology_worker($0) }),
             ("bench-c-writer", RealtimeOptions(fifoPriority: writerPriority), { bf_topology_writer($0) }),
         ]
+        var topologyThreads: [RealtimeThread] = []
         for (name, setup, body) in roles {
             let thread = try RealtimeThread(name: name) { [logger] in
                 let r = RealtimeSetup.apply(setup, logger: logger)
                 body(topologyPointer.raw)
                 r.release()
             }
+            topologyThreads.append(thread)
             cleanup.add { bf_topology_stop(topologyPointer.raw); thread.join() }
         }
         // (c) the Python peer, same priority and CPU as the dispatch thread.
@@ -365,6 +403,7 @@ public struct EndToEndBenchmark: Sendable {
         bf_echo_stop(echo)
         echoThread.join()
         bf_topology_stop(topology)
+        for thread in topologyThreads { thread.join() }
         let floorCounts = bf_echo_counts(echo)
         let topologyCounts = bf_topology_counts(topology)
         let inlineWaits = inline.link.link.waits.load(ordering: .relaxed)
@@ -418,6 +457,9 @@ public struct EndToEndBenchmark: Sendable {
             guardRefused: verdicts.reduce(0) { $0 + $1.rejected + $1.stopped }, notes: notes)
     }
 }
+
+/// JSON has no NaN or infinity: those figures (a pipeline without samples) are written as null.
+func jsonNumber(_ value: Double) -> Double? { value.isFinite ? value : nil }
 
 // MARK: robotd's path
 

@@ -65,6 +65,16 @@ struct EndToEndBenchmarkTests {
         #expect(decoded.peerP99Us == result.peerP99Us)
     }
 
+    @Test func when_a_pipeline_has_no_samples_expect_null_percentiles_not_an_encoding_error() throws {
+        let empty = EndToEndBenchmark.Figures(pipeline: .peer, samples: 0, lost: 500, strayFrames: 0,
+                                              p50Us: .nan, p99Us: .nan, p999Us: .nan, maxUs: .nan)
+        let object = try Self.json(empty)
+        #expect(object["p50_us"] is NSNull && object["p99_us"] is NSNull && object["max_us"] is NSNull)
+        #expect(object["lost"] as? Int == 500)
+        let decoded = try JSONDecoder().decode(EndToEndBenchmark.Figures.self, from: JSONEncoder().encode(empty))
+        #expect(decoded.samples == 0 && decoded.p99Us.isNaN)
+    }
+
     @Test func when_dispatch_measured_beside_a_futex_ping_expect_both_histograms_filled() throws {
         var options = SchedulerBenchmark.Options()
         options.seconds = 0.3
