@@ -16,6 +16,10 @@ struct EndToEndBenchmarkTests {
         "inline_write_waits", "actuator_mode", "pipelines", "notes",
     ]
 
+    /// Other suites run robotd demos (SCHED_FIFO 77–81) at the same time: these runs stay below them,
+    /// and pace slowly enough not to spin a CPU, so they cannot starve a demo's threads.
+    static let fifoPriority = 20
+
     static func json(_ value: some Encodable) throws -> [String: Any] {
         let data = try JSONEncoder().encode(value)
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -25,6 +29,7 @@ struct EndToEndBenchmarkTests {
         var options = EndToEndBenchmark.Options()
         options.seconds = 0.5
         options.warmupSeconds = 0.3
+        options.fifoPriority = Self.fifoPriority
         let peer = EndToEndBenchmark.PeerLocation.find()
         if peer == nil {
             print("note: python peer skipped — no .build/venv beside scripts/peers/e2e_peer.py (scripts/setup.sh creates it)")
@@ -77,11 +82,13 @@ struct EndToEndBenchmarkTests {
 
     @Test func when_dispatch_measured_beside_a_futex_ping_expect_both_histograms_filled() throws {
         var options = SchedulerBenchmark.Options()
-        options.seconds = 0.3
-        let (dispatch, _, floor) = try SchedulerBenchmark(options: options).dispatchBesideFloor(rate: 10_000)
-        // 3 000 posts and 3 000 pings; generous for a loaded VM (dropOldest never drops at this rate).
-        #expect(dispatch.events >= 2_900 && dispatch.events <= 3_000, "\(dispatch.events) dispatched")
-        #expect(floor.events >= 2_900 && floor.events <= 3_000, "\(floor.events) pings")
+        options.seconds = 0.5
+        options.fifoPriority = Self.fifoPriority
+        let (dispatch, _, floor) = try SchedulerBenchmark(options: options).dispatchBesideFloor(rate: 2_000)
+        // 1 000 posts and 1 000 pings. Every ping is counted, a late wake-up once for each ping that
+        // waited for it; the scheduler may stop with a few events still queued on a loaded machine.
+        #expect(dispatch.events >= 990 && dispatch.events <= 1_000, "\(dispatch.events) dispatched")
+        #expect(floor.events == 1_000, "\(floor.events) pings")
         #expect(floor.p50Us > 0 && floor.p50Us <= floor.p99Us && floor.p99Us <= floor.maxUs)
         #expect(dispatch.p50Us > 0 && dispatch.p50Us <= dispatch.p99Us)
     }
