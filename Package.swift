@@ -49,6 +49,9 @@ let package = Package(
         // Counts calls that can block (I/O on blocking descriptors, futex waits, sleeps, contended
         // locks) on opted-in threads; test builds only. Defines read, write, syscall, … itself.
         .target(name: "CBlockingCallCounter", linkerSettings: [.linkedLibrary("dl")]),
+        // The benchmarks' C baselines (a pty echo, a three-thread pipeline, a bare futex ping);
+        // linked into RobotBenchmarks only.
+        .target(name: "CBenchFloors"),
 
         // Protocol codecs shared by inputs, actuators and the simulator (one home, no copies).
         .target(name: "Codecs"),
@@ -103,7 +106,8 @@ let package = Package(
         .target(
             name: "RobotBenchmarks",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "CAllocCounter", "Platform",
+                "RTScheduler", "SafetyGuard", "CAllocCounter", "Platform", "CRealtime", "CTransport", "CBenchFloors",
+                "Codecs", "Transports", "Actuators", "AIOSRobot",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages robotd needs, only those missing. Idempotent; needs root (or sudo).
 set -euo pipefail
-packages=(libmosquitto-dev libserialport-dev libevdev-dev mosquitto mosquitto-clients rt-tests pkg-config python3)
+packages=(libmosquitto-dev libserialport-dev libevdev-dev mosquitto mosquitto-clients rt-tests pkg-config python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,3 +15,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts no broker on its own here; tests start their own on a free loopback port.
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is required)" >&2; exit 1; }
+# The Python peers' virtual environment (.build/venv: pyserial for `robotd bench e2e`).
+"$(dirname "$0")/setup-venv.sh"

@@ -1,5 +1,6 @@
 import Platform
 import CAllocCounter
+import CBenchFloors
 import CRealtime
 import Foundation
 import Logging
@@ -33,6 +34,12 @@ public struct SchedulerBenchmark: Sendable {
         public var realtime: String
         public var dispatch: [LatencyFigures]
         public var dispatchP99Us: Double
+        /// A bare futex ping between threads set up as the producer and the dispatch thread are,
+        /// interleaved with the 10 k/s phase: what any cross-thread wake costs on this machine.
+        public var dispatchFloorP50Us: Double
+        public var dispatchFloorP99Us: Double
+        /// dispatch p99 (10 k/s) ÷ the floor's p99 (aim ≤ 1.5).
+        public var dispatchRatio: Double
         public var floodIdleP99Us: Double
         public var floodP99Us: Double
         public var floodP99Ratio: Double
@@ -54,6 +61,9 @@ public struct SchedulerBenchmark: Sendable {
         enum CodingKeys: String, CodingKey {
             case machine, realtime, dispatch, notes
             case dispatchP99Us = "dispatch_p99_us"
+            case dispatchFloorP50Us = "dispatch_floor_p50_us"
+            case dispatchFloorP99Us = "dispatch_floor_p99_us"
+            case dispatchRatio = "dispatch_ratio"
             case floodIdleP99Us = "flood_idle_p99_us"
             case floodP99Us = "flood_p99_us"
             case floodP99Ratio = "flood_p99_ratio"
@@ -85,8 +95,8 @@ public struct SchedulerBenchmark: Sendable {
 
     public func run(progress: (String) -> Void = { _ in }) throws -> Result {
         var notes: [String] = []
-        progress("dispatch latency at 10 k events/s")
-        let (at10k, report) = try dispatchLatency(rate: 10_000, flood: false)
+        progress("dispatch latency at 10 k events/s, beside a bare futex ping")
+        let (at10k, report, floor) = try dispatchBesideFloor(rate: 10_000)
         if !report.notApplied.isEmpty { notes.append("real-time setup incomplete: " + report.notApplied.joined(separator: "; ")) }
         progress("dispatch latency at 100 k events/s")
         let (at100k, _) = try dispatchLatency(rate: 100_000, flood: false)
@@ -116,6 +126,8 @@ public struct SchedulerBenchmark: Sendable {
         return Result(
             machine: Self.machineDescription(), realtime: report.description,
             dispatch: [at10k, at100k], dispatchP99Us: at10k.p99Us,
+            dispatchFloorP50Us: floor.p50Us, dispatchFloorP99Us: floor.p99Us,
+            dispatchRatio: at10k.p99Us / max(floor.p99Us, 0.001),
             floodIdleP99Us: flood.idle.p99Us, floodP99Us: flood.loaded.p99Us,
             floodP99Ratio: flood.loaded.p99Us / max(flood.idle.p99Us, 0.001),
             floodEventsHandled: flood.lowHandled, floodEventsDropped: flood.lowDropped,
@@ -139,6 +151,42 @@ public struct SchedulerBenchmark: Sendable {
         let id = scheduler.taskID(named: "probe")!
         let summary = scheduler.statistics(for: id).startLatency.summary()
         return (LatencyFigures(rate: rate, events: summary.count, summary: summary), report)
+    }
+
+    /// The dispatch latency at `rate` with a bare futex ping interleaved half a period later: the
+    /// same producer thread posts to the scheduler and pings a waiter thread set up exactly as the
+    /// dispatch thread is (priority, CPU, memory lock, DMA latency), so both see the same machine.
+    func dispatchBesideFloor(rate: Int) throws -> (LatencyFigures, RealtimeReport, floor: LatencyFigures) {
+        let scheduler = Scheduler(clock: MonotonicClock(), logger: logger)
+        let source = scheduler.addSource("probe", queue: QueueSpec(capacity: 1024, overflow: .dropOldest),
+                                         subscription: Subscription(priority: .high, relativeDeadline: .milliseconds(1))) { _ in }
+        let report = try scheduler.start(realtime: dispatchRealtime)
+        let count = Int(Double(rate) * options.seconds)
+        guard let ping = bf_ping_create(UInt32(count + 16)) else { throw BenchmarkError("out of memory") }
+        defer { bf_ping_destroy(ping) }
+        let pointer = SendablePointer(ping)
+        let realtime = dispatchRealtime
+        let waiter = try RealtimeThread(name: "bench-ping") { [logger] in
+            let setup = RealtimeSetup.apply(realtime, logger: logger)
+            bf_ping_serve(pointer.raw)
+            setup.release()
+        }
+        while bf_ping_is_ready(ping) == 0 { rt_sleep_until(rt_monotonic_ns() + 1_000_000) }
+        try runPaced(source: source, rate: rate, seconds: options.seconds, ping: pointer)
+        bf_ping_stop(ping)
+        waiter.join()
+        scheduler.stop()
+        let id = scheduler.taskID(named: "probe")!
+        let summary = scheduler.statistics(for: id).startLatency.summary()
+        // The same histogram (and percentile method) as the scheduler's own.
+        let recorder = LatencyRecorder()
+        var n: UInt32 = 0
+        if let samples = bf_ping_samples(ping, &n) {
+            for i in 0..<Int(n) { recorder.record(nanoseconds: samples[i]) }
+        }
+        let floor = recorder.summary()
+        return (LatencyFigures(rate: rate, events: summary.count, summary: summary), report,
+                LatencyFigures(rate: rate, events: floor.count, summary: floor))
     }
 
     struct FloodFigures {
@@ -285,18 +333,26 @@ public struct SchedulerBenchmark: Sendable {
 
     /// Posts `rate` events per second for `seconds` from a producer thread pinned away from the
     /// dispatcher, at SCHED_FIFO just below it (a real input thread would be RT too).
-    private func runPaced(source: SourceHandle, rate: Int, seconds: Double) throws {
+    /// With `ping`, a bare futex ping goes out half an interval after each post.
+    private func runPaced(source: SourceHandle, rate: Int, seconds: Double, ping: SendablePointer? = nil) throws {
         let interval = Int64(1e9 / Double(rate))
         let count = Int(Double(rate) * seconds)
         let priority = max(1, options.fifoPriority - 1)
         let thread = try RealtimeThread(name: "bench-paced") { [producerCPU] in
             _ = RealtimeSetup.apply(RealtimeOptions(fifoPriority: priority, cpu: producerCPU), logger: Logger(label: "bench"))
+            // Sleep most of the gap, spin the rest, so posts land on time without 100 % CPU at 10 k/s.
+            func pace(until instant: Int64) {
+                if instant - rt_monotonic_ns() > 60_000 { rt_sleep_until(instant - 50_000) }
+                while rt_monotonic_ns() < instant {}
+            }
             var next = rt_monotonic_ns() + 1_000_000
             for _ in 0..<count {
-                // Sleep most of the gap, spin the rest, so posts land on time without 100 % CPU at 10 k/s.
-                if next - rt_monotonic_ns() > 60_000 { rt_sleep_until(next - 50_000) }
-                while rt_monotonic_ns() < next {}
+                pace(until: next)
                 source.post(.none)
+                if let ping {
+                    pace(until: next + interval / 2)
+                    bf_ping_post(ping.raw)
+                }
                 next += interval
             }
         }

@@ -12,8 +12,10 @@ struct Bench: ParsableCommand {
           robotd bench scheduler --cpu 1
           # the cost of one safety-guard check, as JSON
           robotd bench guard --json
+          # a sensor frame through robotd and back as a motor frame, beside C and Python pipelines
+          robotd bench e2e --seconds 10
         """,
-        subcommands: [SchedulerBench.self, GuardBench.self])
+        subcommands: [SchedulerBench.self, GuardBench.self, EndToEndBench.self])
 }
 
 struct SchedulerBench: ParsableCommand {
@@ -87,6 +89,68 @@ struct GuardBench: ParsableCommand {
     func run() throws {
         let result = try GuardBenchmark(checks: checks).run()
         try printResult(result, json: json) { BenchReport.guardReport($0) }
+    }
+}
+
+struct EndToEndBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "Sensor frame in → policy → guard → motor frames out, over ptys, beside C and Python pipelines timed in the same run.",
+        discussion: """
+        At --rate rounds per second, one driver thread writes a range frame into a pty for each \
+        pipeline in turn (the order rotating each round) and times until both motor-command frames \
+        are back: robotd's real path with its actuator set threaded (the daemon's mode: the e2e_* \
+        figures) and inline, a one-thread C echo (the pty's own cost: floor_*), the same work on \
+        three C threads (topology_floor_*), and scripts/peers/e2e_peer.py (asyncio + pyserial, from \
+        .build/venv, which scripts/setup.sh creates: peer_*). Needs root for SCHED_FIFO.
+
+        Example (10 s measured, one JSON object on stdout, progress on stderr):
+          swift build -c release
+          sudo .build/release/robotd bench e2e --seconds 10 --json
+        """)
+
+    @Flag(help: "Print one JSON object instead of a report.")
+    var json = false
+
+    @Option(help: "Seconds measured (after a 0.5 s warm-up).")
+    var seconds: Double = 5
+
+    @Option(help: "Rounds per second (each sends one frame to every pipeline).")
+    var rate: Int = 1000
+
+    @Option(help: "SCHED_FIFO priority of the dispatch thread (the other threads are placed relative to it).")
+    var priority: Int = 80
+
+    @Option(help: "CPU for the dispatch thread and the single-thread pipelines (default: the last allowed CPU).")
+    var cpu: Int?
+
+    @Option(help: "Python interpreter for the peer (default: .build/venv/bin/python3 of this checkout).")
+    var python: String?
+
+    func validate() throws {
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        guard (1...10_000).contains(rate) else { throw ValidationError("--rate must be 1…10000") }
+        guard (1...97).contains(priority) else { throw ValidationError("priority must be 1…97 (the driver runs 2 above it)") }
+    }
+
+    func run() throws {
+        var options = EndToEndBenchmark.Options()
+        options.seconds = seconds
+        options.rateHz = rate
+        options.fifoPriority = priority
+        if let cpu { options.cpu = cpu }
+        if let python {
+            guard let found = EndToEndBenchmark.PeerLocation.find() else {
+                throw ValidationError("scripts/peers/e2e_peer.py not found above this executable or the working directory")
+            }
+            options.peer = EndToEndBenchmark.PeerLocation(python: python, script: found.script)
+        }
+        // Progress on stderr (stdout stays one JSON object with --json); always shown on a terminal.
+        let showProgress = !json || isatty(STDERR_FILENO) != 0
+        let result = try EndToEndBenchmark(options: options, logger: Logger(label: "robotd.bench")).run { phase in
+            if showProgress { FileHandle.standardError.write(Data("… \(phase)\n".utf8)) }
+        }
+        try printResult(result, json: json) { BenchReport.endToEnd($0) }
     }
 }
 

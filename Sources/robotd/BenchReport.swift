@@ -11,6 +11,7 @@ enum BenchReport {
         for d in r.dispatch {
             lines.append("  \(d.rate / 1000) k/s  p50 \(us(d.p50Us))  p99 \(us(d.p99Us))  p99.9 \(us(d.p999Us))  max \(us(d.maxUs))  (\(d.events) events)")
         }
+        lines.append("  bare futex ping, same threads, interleaved with the 10 k/s phase: p50 \(us(r.dispatchFloorP50Us))  p99 \(us(r.dispatchFloorP99Us))  → dispatch ratio \(ratio(r.dispatchRatio))")
         lines.append("high-priority p99 under a low-priority flood: \(us(r.floodP99Us)) vs idle \(us(r.floodIdleP99Us)) = \(ratio(r.floodP99Ratio))  (flood: \(r.floodEventsHandled) handled, \(r.floodEventsDropped) dropped)")
         lines.append(String(format: "maximum throughput: %.0f events/s (producer and dispatcher on two CPUs); one thread posting and dispatching: %.0f events/s", r.throughputEps, r.singleThreadEps))
         lines.append(String(format: "heap allocations per event (steady state, whole process): %.4f", r.allocsPerEvent))
@@ -19,6 +20,23 @@ enum BenchReport {
         if let c = r.cyclictestP99Us {
             lines.append("  cyclictest p50 \(us(r.cyclictestP50Us ?? 0))  p99 \(us(c))  max \(us(r.cyclictestMaxUs ?? 0))  → jitter ratio \(ratio(r.jitterRatio))")
         }
+        for note in r.notes { lines.append("note: \(note)") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func endToEnd(_ r: EndToEndBenchmark.Result) -> String {
+        var lines = ["robotd bench e2e", "machine:  \(r.machine)", "threads:  \(r.realtime)",
+                     "round trip: driver writes a range frame → both motor frames read back (\(r.rateHz) rounds/s, \(r.seconds) s)", ""]
+        for f in r.pipelines {
+            let name = f.pipeline.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
+            lines.append("  " + name + String(format: "p50 %7.1f µs  p99 %7.1f µs  p99.9 %7.1f µs  max %8.1f µs  (%d samples, %d lost)",
+                                              f.p50Us, f.p99Us, f.p999Us, f.maxUs, f.samples, f.lost))
+        }
+        lines.append("")
+        lines.append("robotd (actuator set \(r.actuatorMode), as the daemon runs): floor ratio \(ratio(r.floorRatio)) (aim ≤ 1.5), peer ratio \(ratio(r.peerRatio)) (aim ≥ 2)")
+        lines.append("robotd, inline actuator writes on the dispatch thread: floor ratio \(ratio(r.inlineFloorRatio)), peer ratio \(ratio(r.inlinePeerRatio)); writes that had to wait: \(r.inlineWriteWaits)")
+        lines.append("dispatch hop (serial reader posts → handler starts) p99: threaded \(us(r.dispatchHopP99Us)), inline \(us(r.inlineDispatchHopP99Us))")
+        lines.append("guard verdicts: \(r.guardPassed) passed, \(r.guardClamped) clamped, \(r.guardRefused) refused")
         for note in r.notes { lines.append("note: \(note)") }
         return lines.joined(separator: "\n")
     }
