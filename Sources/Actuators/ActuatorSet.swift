@@ -349,6 +349,16 @@ public final class ActuatorSet: Sendable {
 
     /// The back ends' names, in the order they were given.
     public var backendNames: [String] { lanes.map(\.backend.name) }
+    /// Some back end is not active (failed and not yet reactivated, or never started): lock-free,
+    /// for the guard's tick.
+    public var anyBackendInactive: Bool {
+        var i = 0
+        while i < lanes.count {
+            if lanes[i].state != .active { return true }
+            i += 1
+        }
+        return false
+    }
 
     public func state(of name: String) -> ActuatorLifecycle.State? { lane(named: name)?.state }
 

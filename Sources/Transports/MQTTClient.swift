@@ -178,6 +178,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         public let disconnects = Atomic<UInt64>(0)
         /// SUBACKs received (each subscription, after every (re)connect).
         public let subscribed = Atomic<UInt64>(0)
+        /// SUBACKs in which the broker refused the subscription (granted QoS 0x80).
+        public let subscriptionsRefused = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -378,9 +380,14 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             guard let user else { return }
             Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didDisconnect(rc)
         }
-        mosquitto_subscribe_callback_set(mosq) { _, user, _, _, _ in
+        mosquitto_subscribe_callback_set(mosq) { _, user, _, count, granted in
             guard let user else { return }
-            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().counters.subscribed.add(1, ordering: .relaxed)
+            let client = Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue()
+            // A granted QoS of 0x80 is the broker's refusal (an ACL deny): counted apart, so that a
+            // subscription that never happened is not mistaken for one that did.
+            var refused = false
+            if let granted { for i in 0..<Int(max(0, count)) where granted[i] >= 0x80 { refused = true } }
+            if refused { client.counters.subscriptionsRefused.add(1, ordering: .relaxed) } else { client.counters.subscribed.add(1, ordering: .relaxed) }
         }
         mosquitto_message_callback_set(mosq) { _, user, message in
             guard let user, let message else { return }

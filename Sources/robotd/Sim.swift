@@ -273,7 +273,14 @@ enum ExampleFiles {
 enum SimulatorEndpoints {
     static let defaultFolder = "/tmp/robotd-sim/"
 
-    static func rewrite(_ configuration: inout RobotConfiguration, folder: String, broker: String?) {
+    /// A device path outside the simulator's folder is refused: `robotd sim` must never open a
+    /// real device (a hardware configuration runs with `robotd run`).
+    static func rewrite(_ configuration: inout RobotConfiguration, folder: String, broker: String?) throws {
+        for (owner, settings) in configuration.inputs.map({ ("input \($0.name)", $0.settings) }) + configuration.actuators.map({ ("actuator \($0.name)", $0.settings) }) {
+            if case .string(let path)? = settings["path"], !path.hasPrefix(defaultFolder) {
+                throw ValidationError("\(owner): \(path) is not a simulator path (\(defaultFolder)…): robotd sim never opens a real device; run hardware with robotd run --config")
+            }
+        }
         func moved(_ value: ConfigValue) -> ConfigValue {
             guard case .string(let path)? = value["path"], path.hasPrefix(defaultFolder) else { return value }
             return value.setting("path", to: .string(folder + "/" + path.dropFirst(defaultFolder.count)))

@@ -49,7 +49,7 @@ enum SimRun {
         let sim = try SimulatorRunner(options: options)
         try sim.start()
         defer { sim.stop() }
-        SimulatorEndpoints.rewrite(&configuration, folder: folder, broker: nil)
+        try SimulatorEndpoints.rewrite(&configuration, folder: folder, broker: nil)
 
         var recorder = RunRecorder(robot: configuration.robot.id, seed: plan.seed, rover: sim.rover.config,
                                    faults: injected(plan), waypoints: plan.waypoints)
@@ -77,7 +77,7 @@ enum SimRun {
         try sim.start()
         defer { sim.stop() }
         guard let rig = sim.rig else { throw ValidationError("the simulated rig did not start") }
-        SimulatorEndpoints.rewrite(&configuration, folder: NSTemporaryDirectory(), broker: "127.0.0.1:\(broker.port)")
+        try SimulatorEndpoints.rewrite(&configuration, folder: NSTemporaryDirectory(), broker: "127.0.0.1:\(broker.port)")
 
         let thermostat = configuration.policies.first { $0.kind == "thermostat" }
         let setpoint = thermostat.flatMap { if case .number(let c)? = $0.settings["setpoint"] { c } else { nil } } ?? .nan

@@ -224,8 +224,8 @@ struct ConfiguredRigTests {
     }
 
     /// What a broker replays at subscribe is stale history, not an operator's action now: retained
-    /// stops and resets are ignored (counted), an unrecognised payload too; a live "STOP\n"
-    /// (case and whitespace aside) latches.
+    /// stops and resets are ignored (counted); a reset that does not say so too; any live message
+    /// on the stop topic latches.
     @Test func when_stop_and_reset_messages_are_retained_expect_them_ignored() throws {
         let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
         loop.publish(Self.stop, "stop", retained: true)  // at connect
@@ -234,7 +234,7 @@ struct ConfiguredRigTests {
         loop.publish(Self.stop, "stop", retained: true)
         loop.run(until: loop.rig.time + 1_000_000_000)
         #expect(!loop.status.latched && loop.heaterOn)
-        loop.publish(Self.stop, "maybe")
+        loop.publish(Self.reset, "maybe")
         loop.run(until: loop.rig.time + 1_000_000_000)
         #expect(!loop.status.latched)
         loop.publish(Self.stop, "STOP\n")

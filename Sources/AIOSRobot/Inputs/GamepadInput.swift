@@ -35,6 +35,11 @@ public final class GamepadInput: Sendable {
     /// every guard tick: a press is never lost to a full queue.
     public let estop: EStopSignal?
     public let refused = Atomic<UInt64>(0)
+    /// The deadman key as a level (set on the reader thread; queued key events can be coalesced
+    /// or dropped, a level cannot): released after a resync or the device's loss.
+    public let deadman = Atomic<Bool>(false)
+    /// When the deadman last changed (arrival, ns); 0: never.
+    public let deadmanChangedAt = Atomic<Int64>(0)
     final class State: @unchecked Sendable {
         // Touched only by the reader thread that calls `feed`.
         var decoder = InputEventStreamDecoder()
@@ -75,6 +80,17 @@ public final class GamepadInput: Sendable {
         state.assembler.discardPartialFrame()
     }
 
+    /// The device is gone (EOF, ENODEV, the FIFO's writer): whatever it held is released — the
+    /// deadman first, as a level the policies read directly, then as an event. No e-stop press is
+    /// implied (the e-stop device's loss is its own stop cause).
+    public func deviceLost(arrival: Int64) {
+        deadman.store(false, ordering: .releasing)
+        deadmanChangedAt.store(arrival, ordering: .releasing)
+        if !sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: Instant(nanoseconds: arrival)).wasAccepted {
+            refused.add(1, ordering: .relaxed)
+        }
+    }
+
     /// libevdev resynchronised a real device after SYN_DROPPED.
     public func resynchronised(arrival: Int64) {
         state.assembler.resynchronised { change in post(change, release: Instant(nanoseconds: arrival)) }
@@ -91,6 +107,10 @@ public final class GamepadInput: Sendable {
             case .deadman: SignalCode.deadman
             case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
             }
+            if action == .deadman {
+                deadman.store(pressed, ordering: .releasing)
+                deadmanChangedAt.store(release.nanoseconds, ordering: .releasing)
+            }
             if action == .emergencyStop {
                 estop?.set(pressed: pressed, at: release.nanoseconds)  // first: the flag holds even if the event below is refused
                 if let source = sources.emergencyStop,
@@ -104,6 +124,11 @@ public final class GamepadInput: Sendable {
             // (the guard latches; a reset is needed). The held level stays what was last seen:
             // libevdev's resync reports only keys whose state changed, and a stream none.
             estop?.notePossiblePress()
+            if deadman.load(ordering: .acquiring) {
+                // Lost events may have released it: released until pressed again.
+                deadman.store(false, ordering: .releasing)
+                deadmanChangedAt.store(release.nanoseconds, ordering: .releasing)
+            }
             result = sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: release)
         }
         if !result.wasAccepted { refused.add(1, ordering: .relaxed) }

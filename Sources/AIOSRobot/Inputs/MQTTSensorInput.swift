@@ -24,6 +24,7 @@ public final class MQTTSensorInput: Sendable {
     public let posted = Atomic<UInt64>(0)
     public let notANumber = Atomic<UInt64>(0)
     public let refused = Atomic<UInt64>(0)
+    public let retainedIgnored = Atomic<UInt64>(0)
 
     public init(routes: [Route]) { self.routes = routes }
 
@@ -34,6 +35,12 @@ public final class MQTTSensorInput: Sendable {
 
     /// Call from the client's message callback (its network thread).
     public func handle(_ message: MQTTMessage) {
+        // A retained reading is the broker's memory, replayed at every subscribe and stamped now:
+        // a dead sensor's last value must not count as fresh. Counted, not used.
+        guard !message.retained else {
+            retainedIgnored.add(1, ordering: .relaxed)
+            return
+        }
         let release = Instant(nanoseconds: message.arrival)
         for (index, route) in routes.enumerated() where MQTTClient.matches(filter: route.filter, topic: message.topic) {
             switch MQTTPayload.number(message.payload, fieldPath: route.fieldPath) {

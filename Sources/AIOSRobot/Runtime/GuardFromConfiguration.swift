@@ -12,12 +12,21 @@ extension GuardConfiguration {
         // once a period (a 1 s thermostat) must be credited its period, or its rate limit would
         // act ten times tighter than configured.
         for (i, c) in robot.channels.enumerated() {
+            // The fastest: a slow policy's credit must not let a fast one jump after a pause.
             let periods = robot.policies.filter { $0.channels.contains(c.name) }.compactMap(\.periodMs)
-            if let longest = periods.max() { channels[i].maxStepInterval = max(channels[i].maxStepInterval, longest / 1000) }
+            if let fastest = periods.min() { channels[i].maxStepInterval = max(channels[i].maxStepInterval, fastest / 1000) }
         }
         var sensors: [RequiredSensor] = []
         var interlocks: [ValueInterlock] = []
         for s in robot.sensors {
+            guard s.name != RobotRuntime.estopDeviceSensor else {
+                throw KindError("sensor \(s.name): the name is reserved for the e-stop devices' keep-alive")
+            }
+            // With a workspace, the pose comes from the encoders: their silence must stop the robot
+            // (a frozen pose would let it leave the workspace unseen).
+            if robot.workspace != nil, robot.odometry?.encoders == s.name, s.reaction != "stop" {
+                throw KindError("sensor \(s.name): it feeds the odometry that the workspace is checked on, so its reaction must be stop")
+            }
             var range: ClosedRange<Double>?
             if let r = s.validRange {
                 guard r.count == 2, r[0] <= r[1] else { throw KindError("sensor \(s.name): valid_range must be [min, max]") }
@@ -46,6 +55,10 @@ extension GuardConfiguration {
                 }
             }
             if let remote = e.remote {
+                // The topics are compared exactly: a wildcard would subscribe and never match.
+                for topic in [remote.stopTopic] + (remote.resetTopic.map { [$0] } ?? []) where topic.contains("+") || topic.contains("#") {
+                    throw KindError("estop.remote: \(topic): a stop or reset topic names one topic, no + or # wildcards")
+                }
                 let c = try StopCategory(remote.category, owner: "estop.remote")
                 guard c != .two else { throw KindError("estop.remote: category must be 0 or 1, not 2") }
                 reactions[.remoteStop] = .stop(c)

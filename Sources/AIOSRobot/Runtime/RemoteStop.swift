@@ -45,7 +45,9 @@ enum RemoteStop {
                 counters.retainedIgnored.add(1, ordering: .relaxed)
                 return
             }
-            guard word(message.payload, isOneOf: isStop ? ["stop", "1", "true", "on"] : ["reset", "1", "true"]) else {
+            // Any message on the stop topic stops (a stop must never be lost to its wording); a
+            // reset must say so.
+            guard isStop || word(message.payload, isOneOf: ["reset", "1", "true"]) else {
                 counters.unrecognised.add(1, ordering: .relaxed)
                 return
             }
@@ -62,7 +64,7 @@ enum RemoteStop {
     }
 }
 
-/// Remote stop/reset messages not acted on: retained ones and unrecognised payloads.
+/// Remote stop/reset messages not acted on: retained ones and resets that do not say `reset`.
 public final class RemoteStopCounters: Sendable {
     public let retainedIgnored = Atomic<UInt64>(0)
     public let unrecognised = Atomic<UInt64>(0)

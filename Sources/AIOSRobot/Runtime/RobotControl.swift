@@ -15,12 +15,15 @@ struct Control: RuntimeControl {
     /// Per policy (configuration index): its last output and its release, nil when it has no opinion.
     var outputs: [(values: ChannelValues, at: Instant)?] = []
     var odometry: OdometryPlan?
+    /// The gamepads' deadman levels (atomics set by their reader threads), in `world.gamepads` order.
+    var gamepadInputs: [GamepadInput] = []
+    /// Sensors that have carried a value: a sample that only proves a sensor alive (an IMU frame)
+    /// must never keep such a sensor's last value fresh.
+    var valueSensors = Set<Int>()
     var status = RuntimeStatus()
-    /// A back end failed and is inactive until reactivated (a level for the guard).
-    var backendDown = false
-    /// The critical task whose miss streak raised the last deadline fault, and its on-time
-    /// completions then.
-    var missStreak: (task: TaskStatistics, onTimeAtFault: UInt64)?
+    /// The critical tasks whose miss streaks raised a deadline fault, with their on-time
+    /// completions then: the cause holds until every one of them has recovered.
+    var missStreaks: [(task: TaskStatistics, onTimeAtFault: UInt64)] = []
     /// Arrival of the latest remote stop: older resets never release it.
     var lastRemoteStopAt = Instant(nanoseconds: .min)
 
@@ -68,13 +71,20 @@ struct Control: RuntimeControl {
         guardian.observeEStop(asserted: e.asserted, presses: e.presses, releasedAt: e.releasedAt, at: now, emit: write)
     }
 
-    /// Fresh sensor values for the policies (unknown: NaN).
+    /// Fresh sensor values for the policies (unknown: NaN), the deadman levels, and the pose only
+    /// while the encoders that feed it are fresh (a frozen pose is no pose).
     mutating func refreshWorld(at now: Instant) {
         for i in sensorIDs.indices {
             let v = guardian.freshValue(of: sensorIDs[i], now: now) ?? .nan
             world.sensors[i] = v
             if i < RuntimeStatus.sensorCapacity { status.sensors[i] = v }
         }
+        for i in gamepadInputs.indices where i < world.gamepads.count {
+            world.gamepads[i].deadman = gamepadInputs[i].deadman.load(ordering: .acquiring)
+            let changed = gamepadInputs[i].deadmanChangedAt.load(ordering: .acquiring)
+            world.gamepads[i].deadmanChangedAt = changed > 0 ? Instant(nanoseconds: changed) : nil
+        }
+        if let o = odometry, !guardian.isFresh(sensorIDs[o.sensor], now: now) { world.pose = nil }
     }
 
     /// One step of a proposing policy: its output is kept for arbitration; if it wins its channels
@@ -102,7 +112,17 @@ struct Control: RuntimeControl {
         for j in plan.channels.indices {
             let channel = plan.channels[j]
             let id = ChannelID(index: channel)
-            let value: CommandValue = plan.discrete[j] ? .discrete(Int(values[j].rounded())) : .continuous(values[j])
+            let value: CommandValue
+            if plan.discrete[j] {
+                // A state is a whole number: anything else (NaN, ±∞, 0.5) is refused, never rounded.
+                guard values[j].isFinite, let state = Int(exactly: values[j]) else {
+                    status.verdicts.rejected += 1
+                    continue
+                }
+                value = .discrete(state)
+            } else {
+                value = .continuous(values[j])
+            }
             if channel < RuntimeStatus.channelCapacity {
                 status.wanted[channel] = values[j]
                 status.commandedBy[channel] = Int8(truncatingIfNeeded: plan.index)
@@ -139,10 +159,16 @@ struct Control: RuntimeControl {
     mutating func noteSample(_ sensor: Int, _ payload: Payload, rangeMaximum: Double, at release: Instant,
                              write: (ApprovedCommand) -> Void) {
         let id = sensorIDs[sensor]
+        let isOdometry = odometry?.sensor == sensor
+        // The odometry's sensor takes encoder frames only: anything else fed to it (a swapped
+        // `feeds` entry) would keep it fresh while the pose stands still. Refused: it goes stale.
+        if isOdometry, case .values(let v) = payload, v.tag == SampleTag.wheelEncoders {} else if isOdometry { return }
         switch payload {
         case .scalar(let v):
+            valueSensors.insert(sensor)
             guardian.noteSensor(id, value: v, at: release, emit: write)
         case .values(let v) where v.tag == SampleTag.range:
+            valueSensors.insert(sensor)
             let r = ObstacleAvoidingDrive.effectiveRange(value: v[0], status: Int(v[1]), maximum: rangeMaximum)
             guardian.noteSensor(id, value: r, at: release, emit: write)
         case .values(let v) where v.tag == SampleTag.wheelEncoders && odometry?.sensor == sensor:
@@ -165,6 +191,9 @@ struct Control: RuntimeControl {
                 guardian.noteMeasured(ChannelID(index: o.right), value: speeds.right, at: release, emit: write)
             }
         case .values, .signal, .object, .none:
+            // Proof of life only: never for a sensor whose value is read (it would keep a dead
+            // sensor's last value fresh). Refused: that sensor goes stale, as it should.
+            guard !valueSensors.contains(sensor) else { return }
             guardian.noteSensor(id, at: release)
         }
     }

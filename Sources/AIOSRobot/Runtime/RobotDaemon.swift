@@ -83,7 +83,9 @@ public final class RobotDaemon: Sendable {
         let backends = try BackendFactory(configuration: configuration, publisher: client).build()
         self.backends = backends
         var runtimeOptions = options.runtime
-        if let client { runtimeOptions.brokerLink = { client.isConnected } }
+        // The link counts as down while connected with a subscription the broker refused (an ACL
+        // deny): the remote stop or a reading would be deaf without anything else showing it.
+        if let client { runtimeOptions.brokerLink = { client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0 } }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
         let writers = ActuatorSet.WriterOptions(fifoPriority: realtime.fifoPriority.map { max(1, $0 - 1) })

@@ -87,7 +87,15 @@ public final class RobotRuntime: Sendable {
         }
         estops = estopSignals
         links = builder.links
-        shared.withLock { $0.world.gamepads = builder.gamepads.map { GamepadState(axisCount: $0.axes.count) } }
+        let gamepadInputs = builder.gamepads.compactMap { pad in
+            endpoints.lazy.compactMap { e -> GamepadInput? in
+                if e.0 == pad.input, case .inputDevice(let d) = e.1 { d.gamepad } else { nil }
+            }.first
+        }
+        shared.withLock {
+            $0.world.gamepads = builder.gamepads.map { GamepadState(axisCount: $0.axes.count) }
+            $0.gamepadInputs = gamepadInputs
+        }
 
         // Policies: sources compete for their channels, filters adjust the winner.
         let context = PolicyBuildContext(configuration: configuration, sensorNames: sensorNames,
@@ -146,10 +154,10 @@ public final class RobotRuntime: Sendable {
         // must not take the control lock itself.
         faults = scheduler.addSource("faults", queue: QueueSpec(capacity: 16, overflow: .dropOldest),
                                      subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-            guard case .signal(let code, let backendFault) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
+            guard case .signal(let code, _) = event.payload, let kind = FaultKind(rawValue: Int(code)) else { return }
             shared.update(statusCell) { c in
-                // A failed back end stays inactive until reactivated: a level, re-checked every tick.
-                if backendFault != 0 { c.backendDown = true }
+                // A failed back end stays inactive until reactivated: a level the guard tick reads
+                // from the lanes themselves (`anyBackendInactive`).
                 c.guardian.trigger(kind, at: event.release, emit: write)
             }
         }
@@ -162,7 +170,6 @@ public final class RobotRuntime: Sendable {
             shared.update(statusCell) { c in
                 let failed = actuators.state(of: request.name) == .inactive
                 guard actuators.reactivate(request.name) else { return }
-                c.backendDown = false
                 guard failed else { return }
                 for channel in actuators.channels(of: request.name) { c.guardian.noteSafeStateApplied(to: channel, at: event.release) }
                 c.status.reactivations += 1
@@ -218,11 +225,17 @@ public final class RobotRuntime: Sendable {
                 for i in links.indices where links[i].link.isLost(now: now, since: start, startup: startup) { linksUp = false }
                 c.status.linksUp = linksUp
                 c.guardian.setCause(.connectionLost, present: !linksUp, at: now, emit: write)
-                c.guardian.setCause(.actuatorFailure, present: c.backendDown, at: now, emit: write)
-                // The faulting task's streak is broken by an on-time completion after the fault.
-                if let streak = c.missStreak, streak.task.onTimeCompletions > streak.onTimeAtFault {
-                    c.missStreak = nil
-                    c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write)
+                // Any back end not active (failed, not yet reactivated) is the level, whichever one:
+                // another's reactivation must not clear it.
+                c.guardian.setCause(.actuatorFailure, present: actuators.anyBackendInactive, at: now, emit: write)
+                // Each faulting task's streak is broken by an on-time completion after its fault;
+                // the cause clears only when every faulted task has recovered.
+                if !c.missStreaks.isEmpty {
+                    var i = 0
+                    while i < c.missStreaks.count {
+                        if c.missStreaks[i].task.onTimeCompletions > c.missStreaks[i].onTimeAtFault { c.missStreaks.remove(at: i) } else { i += 1 }
+                    }
+                    if c.missStreaks.isEmpty { c.guardian.setCause(.deadlineFault, present: false, at: now, emit: write) }
                 }
                 c.guardian.applySafeStateNotices(from: actuators, at: now)
                 c.guardian.tick(now: now, emit: write)
@@ -247,7 +260,11 @@ public final class RobotRuntime: Sendable {
         scheduler.onDeadlineFault = { [unowned scheduler] fault in
             let task = scheduler.statistics(for: fault.task)
             shared.update(statusCell) { c in
-                c.missStreak = (task, task.onTimeCompletions)
+                if let i = c.missStreaks.firstIndex(where: { $0.task === task }) {
+                    c.missStreaks[i].onTimeAtFault = task.onTimeCompletions
+                } else {
+                    c.missStreaks.append((task, task.onTimeCompletions))
+                }
                 c.status.deadlineFaults += 1
                 c.guardian.handle(fault, emit: write)
             }
@@ -287,19 +304,26 @@ public final class RobotRuntime: Sendable {
         switch notice {
         case .opened(let name):
             signal?.setDeviceLost(false)
+            setLink(input, up: true, at: Instant(nanoseconds: arrival))
             return name
         case .resynchronised:
             gamepad?.resynchronised(arrival: arrival)
             return "SYN_DROPPED: resynchronised"
         case .ended(let reason):
             signal?.setDeviceLost(true)
-            return "ended: \(reason)" + (signal != nil ? " — e-stop device lost" : "")
+            // Whatever it held (a deadman, a stick) is released: a lost device enables nothing.
+            gamepad?.deviceLost(arrival: arrival)
+            setLink(input, up: false, at: Instant(nanoseconds: arrival))
+            return "ended: \(reason)" + (signal != nil ? " — e-stop device lost" : " — input lost")
         case .writerGone:
             signal?.setDeviceLost(true)
             gamepad?.writerGone()  // its unfinished frame must not merge with the next writer's
-            return "the writer went away" + (signal != nil ? " — e-stop device lost" : "")
+            gamepad?.deviceLost(arrival: arrival)
+            setLink(input, up: false, at: Instant(nanoseconds: arrival))
+            return "the writer went away" + (signal != nil ? " — e-stop device lost" : " — input lost")
         case .resumed:
             signal?.setDeviceLost(false)
+            setLink(input, up: true, at: Instant(nanoseconds: arrival))
             return "events again"
         }
     }

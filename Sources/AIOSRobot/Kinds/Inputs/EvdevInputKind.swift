@@ -42,6 +42,9 @@ enum EvdevInputKind: InputKind {
         let mapping = InputMapping(axes: axes, keys: keys)
         do { try mapping.validate() } catch { throw KindError("input \(settings.name): \(error)") }
         let gamepad = try context.gamepad(mapping)
+        // Its loss (EOF, ENODEV, the FIFO's writer gone) is a lost link for the guard: a stop,
+        // whatever the device was for.
+        _ = context.link(timeout: nil)
         return .inputDevice(.init(path: try s.string("path"), grab: try s.bool("grab", default: false), gamepad: gamepad,
                                   isEStop: gamepad.estop != nil))
     }

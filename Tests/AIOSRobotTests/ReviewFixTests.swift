@@ -1,0 +1,85 @@
+import Foundation
+import RTScheduler
+import RobotConfig
+import RobotSim
+import SafetyGuard
+import Testing
+import Transports
+@testable import AIOSRobot
+
+/// What a hostile review of the generic runtime found failing open, each as the test that failed
+/// before its fix.
+@Suite("Generic runtime: the review's fail-open findings stay closed")
+struct ReviewFixTests {
+    /// A teleop gamepad (not an e-stop input) unplugged with the deadman held and the stick
+    /// forward: the deadman counts as released at once, and the lost device is a stop.
+    @Test func when_a_held_teleop_gamepad_is_unplugged_expect_no_more_motion_and_a_latched_stop() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
+            $0 = policies($0, ConfiguredRoverTests.teleopOnly)
+        })
+        try loop.script([.init(at: 1_000_000_000, [.press("BTN_TL"), .axis("ABS_Y", -32767)])])
+        loop.run(until: 3_000_000_000)
+        #expect(loop.snapshot.linearVelocity > 0.4)
+        _ = loop.runtime.handle(.ended("ENODEV"), arrival: 3_000_000_000, input: "gamepad")
+        loop.padAlive.store(false, ordering: .relaxed)
+        loop.run(until: 5_000_000_000)
+        #expect(abs(loop.snapshot.linearVelocity) < 0.01 && abs(loop.snapshot.angularVelocity) < 0.01)
+        #expect(loop.status.latched && loop.status.causes.contains(.connectionLost), "causes \(loop.status.causes)")
+    }
+
+    /// IMU frames fed to the range sensor as well: they prove the IMU alive, they must never keep
+    /// a dead range sensor's last value fresh.
+    @Test func when_alive_only_frames_feed_a_value_sensor_expect_its_death_still_seen() throws {
+        var sim = RoverSimulationConfig()
+        sim.faults = [SimulatorFault(.rangeDead, at: 3_000_000_000)]
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "      imu: imu\n", with: "      imu: range\n")
+        }, simulation: sim)
+        loop.run(until: 5_000_000_000)
+        #expect(loop.status.latched && loop.status.latchCause == .staleSensor, "\(String(describing: loop.status.latchCause))")
+        #expect(abs(loop.snapshot.linearVelocity) < 0.01)
+    }
+
+    /// With a workspace, the encoders feed the pose it is checked on: a reaction weaker than stop
+    /// is refused before anything runs.
+    @Test func when_the_workspace_encoders_only_warn_expect_the_file_refused() throws {
+        let text = try Examples.text("rover-sim.yaml").replacingOccurrences(of: """
+          - name: wheel_encoders
+            max_age_ms: 200
+            reaction: stop                     # odometry feeds the workspace
+            stop_category: 1
+        """, with: """
+          - name: wheel_encoders
+            max_age_ms: 200
+            reaction: warn
+        """)
+        #expect(text.contains("reaction: warn"))
+        let report = RobotFileCheck.load(text: text, file: "rover.yaml")
+        #expect(report.configuration == nil)
+        #expect(report.errors.contains { $0.message.contains("reaction must be stop") }, "\(report)")
+    }
+
+    /// Any message on the remote stop topic stops, whatever it says; a reset must say so.
+    @Test func when_a_remote_stop_says_anything_expect_a_latch() throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
+        loop.run(until: 20_000_000_000)
+        loop.publish("robotd/iot-rig-sim/estop", "STOP!")
+        loop.run(until: 21_000_000_000)
+        #expect(loop.status.latched && loop.status.latchCause == .remoteStop)
+        loop.publish("robotd/iot-rig-sim/estop/reset", "please")
+        loop.run(until: 22_000_000_000)
+        #expect(loop.status.latched && loop.runtime.remoteStopCounters.unrecognised.load(ordering: .relaxed) == 1)
+    }
+
+    /// A retained temperature (the broker's memory of a dead probe) is not a fresh reading.
+    @Test func when_the_only_reading_is_retained_expect_the_heater_held_off() throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
+        loop.readingsFlow.store(false, ordering: .relaxed)
+        for t in stride(from: Int64(1), through: 30, by: 1) {
+            loop.publish("sim/rig/temperature", "{\"value\": 25}", retained: true)
+            loop.run(until: t * 1_000_000_000)
+        }
+        #expect(!loop.rig.snapshot().heaterOn)
+        #expect(loop.status.sensors[0].isNaN)
+    }
+}
