@@ -350,11 +350,12 @@ public final class ActuatorSet: Sendable {
     /// The back ends' names, in the order they were given.
     public var backendNames: [String] { lanes.map(\.backend.name) }
     /// Some back end is not active (failed and not yet reactivated, or never started): lock-free,
-    /// for the guard's tick.
+    /// for the guard's tick. A finalized one (the set's deliberate stop) is not a failure.
     public var anyBackendInactive: Bool {
         var i = 0
         while i < lanes.count {
-            if lanes[i].state != .active { return true }
+            let state = lanes[i].state
+            if state == .inactive || state == .unconfigured { return true }
             i += 1
         }
         return false
