@@ -104,7 +104,8 @@ struct EndToEndBench: ParsableCommand {
         three C threads (topology_floor_*), and scripts/peers/e2e_peer.py (asyncio + pyserial, from \
         .build/venv, which scripts/setup.sh creates: peer_*). Needs root for SCHED_FIFO.
 
-        Example (10 s measured, one JSON object on stdout, progress on stderr):
+        Example:
+          # 10 s measured, one JSON object on stdout, progress on stderr
           swift build -c release
           sudo .build/release/robotd bench e2e --seconds 10 --json
         """)

@@ -11,20 +11,29 @@ import Transports
 /// before its fix.
 @Suite("Generic runtime: the review's fail-open findings stay closed")
 struct ReviewFixTests {
-    /// A teleop gamepad (not an e-stop input) unplugged with the deadman held and the stick
-    /// forward: the deadman counts as released at once, and the lost device is a stop.
-    @Test func when_a_held_teleop_gamepad_is_unplugged_expect_no_more_motion_and_a_latched_stop() throws {
+    /// A teleop gamepad unplugged with the deadman held and the stick forward: the deadman counts
+    /// as released at once, and the lost device is a stop — `connection-lost` for a gamepad that is
+    /// only for teleop, `estop-device-lost` for one that is also the e-stop.
+    @Test(arguments: [false, true])
+    func when_a_held_teleop_gamepad_is_unplugged_expect_no_more_motion_and_a_latched_stop(isEStop: Bool) throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
             $0 = policies($0, ConfiguredRoverTests.teleopOnly)
+            if !isEStop {
+                // The e-stop elsewhere (say, a hard-wired one): this gamepad is for teleop only.
+                if let start = $0.range(of: "\nestop:\n"), let end = $0.range(of: "\npolicies:\n") {
+                    $0.replaceSubrange(start.lowerBound..<end.lowerBound, with: "\nestop: none\n")
+                }
+            }
         })
         try loop.script([.init(at: 1_000_000_000, [.press("BTN_TL"), .axis("ABS_Y", -32767)])])
         loop.run(until: 3_000_000_000)
         #expect(loop.snapshot.linearVelocity > 0.4)
+        #expect(isEStop || !loop.runtime.configuration.inputs.isEmpty && loop.runtime.estops.isEmpty)  // the edit took
         _ = loop.runtime.handle(.ended("ENODEV"), arrival: 3_000_000_000, input: "gamepad")
         loop.padAlive.store(false, ordering: .relaxed)
         loop.run(until: 5_000_000_000)
         #expect(abs(loop.snapshot.linearVelocity) < 0.01 && abs(loop.snapshot.angularVelocity) < 0.01)
-        #expect(loop.status.latched && loop.status.causes.contains(.connectionLost), "causes \(loop.status.causes)")
+        #expect(loop.status.latched && loop.status.causes.contains(isEStop ? .estopDeviceLost : .connectionLost), "causes \(loop.status.causes)")
     }
 
     /// IMU frames fed to the range sensor as well: they prove the IMU alive, they must never keep

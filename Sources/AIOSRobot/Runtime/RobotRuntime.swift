@@ -313,13 +313,17 @@ public final class RobotRuntime: Sendable {
             signal?.setDeviceLost(true)
             // Whatever it held (a deadman, a stick) is released: a lost device enables nothing.
             gamepad?.deviceLost(arrival: arrival)
-            setLink(input, up: false, at: Instant(nanoseconds: arrival))
+            // An e-stop device's loss is its own stop cause (`estop-device-lost`); any other
+            // input device's is a lost link.
+            if signal == nil { setLink(input, up: false, at: Instant(nanoseconds: arrival)) }
             return "ended: \(reason)" + (signal != nil ? " — e-stop device lost" : " — input lost")
         case .writerGone:
             signal?.setDeviceLost(true)
             gamepad?.writerGone()  // its unfinished frame must not merge with the next writer's
             gamepad?.deviceLost(arrival: arrival)
-            setLink(input, up: false, at: Instant(nanoseconds: arrival))
+            // An e-stop device's loss is its own stop cause (`estop-device-lost`); any other
+            // input device's is a lost link.
+            if signal == nil { setLink(input, up: false, at: Instant(nanoseconds: arrival)) }
             return "the writer went away" + (signal != nil ? " — e-stop device lost" : " — input lost")
         case .resumed:
             signal?.setDeviceLost(false)
