@@ -432,7 +432,21 @@ struct SemanticChecker {
                 return
             }
             if state != 0 {
-                diagnostics.warning(node.position, spath, "state \(state) is not off (0): every stop would leave the device on")
+                // An interlock or a thermostat relies on "safe" meaning off: there a state other
+                // than 0 would switch the device on exactly when it must be off.
+                let name = item["name"]?.string ?? ""
+                let interlocked = (root["sensors"]?.items ?? []).contains { sensor in
+                    (sensor["interlocks"]?.items ?? []).contains { ($0["channels"]?.strings ?? []).contains(name) }
+                }
+                let thermostat = (root["policies"]?.items ?? []).contains {
+                    $0["kind"]?.string == "thermostat" && ($0["channels"]?.strings ?? []).contains(name)
+                }
+                if interlocked || thermostat {
+                    diagnostics.error(node.position, spath, "state \(state) is not off (0), and the channel is \(interlocked ? "interlocked" : "a thermostat's"): its stop or lock would switch the device on",
+                                      allowed: "0")
+                } else {
+                    diagnostics.warning(node.position, spath, "state \(state) is not off (0): every stop would leave the device on")
+                }
             }
         default:
             break
