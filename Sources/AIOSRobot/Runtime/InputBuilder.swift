@@ -142,7 +142,7 @@ final class InputBuilder: InputBuildContext {
             // reads are set by the input thread and read again on every guard tick.
             estopSource = scheduler.addSource("\(input.name)/estop", queue: QueueSpec(capacity: 4, overflow: .reject),
                                               subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
-                shared.update(statusCell) { $0.observeEStops(estops, at: event.release, write: write) }
+                shared.update(statusCell) { _ = $0.observeEStops(estops, at: event.release, write: write) }
             }
         }
         return try GamepadInput(mapping: mapping, sources: .init(axes: axes, buttons: buttons, emergencyStop: estopSource), estop: estop)

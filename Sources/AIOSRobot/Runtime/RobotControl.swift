@@ -65,10 +65,13 @@ struct Control: RuntimeControl {
 
     /// Every e-stop device read as one (levels, sticky presses, releases), for the guard. Without
     /// e-stop devices: nothing to observe.
-    mutating func observeEStops(_ estops: [(input: String, signal: EStopSignal)], at now: Instant, write: (ApprovedCommand) -> Void) {
-        guard !estops.isEmpty else { return }
+    @discardableResult
+    mutating func observeEStops(_ estops: [(input: String, signal: EStopSignal)], at now: Instant,
+                                write: (ApprovedCommand) -> Void) -> EStopReading? {
+        guard !estops.isEmpty else { return nil }
         let e = EStopReading(estops)
         guardian.observeEStop(asserted: e.asserted, presses: e.presses, releasedAt: e.releasedAt, at: now, emit: write)
+        return e
     }
 
     /// Fresh sensor values for the policies (unknown: NaN), the deadman levels, and the pose only

@@ -213,9 +213,8 @@ public final class RobotRuntime: Sendable {
             let now = event.release
             let broker = brokerLink?() ?? true
             shared.update(statusCell) { c in
-                if !estops.isEmpty {
-                    c.observeEStops(estops, at: now, write: write)
-                    let e = EStopReading(estops)
+                // One reading of the devices serves the latch, the keep-alive and the device level.
+                if let e = c.observeEStops(estops, at: now, write: write) {
                     if let estopDevice, let oldest = e.oldestFrame { c.guardian.noteSensor(estopDevice, at: oldest) }
                     if superviseEStopDevices { c.guardian.setCause(.estopDeviceLost, present: e.anyLost, at: now, emit: write) }
                 }
