@@ -77,8 +77,12 @@ public struct SafetyGuard: Sendable {
         sealID = seal.id
         audit = AuditLog(capacity: configuration.auditCapacity)
         channels = configuration.channels.map { c in
+            // Room for the largest switch count any origin's limits allow (an envelope may set one
+            // the channel's own limits leave open).
             var capacity = 0
-            if case .discrete(let l) = c.limits { capacity = l.maxSwitchesPerMinute ?? 0 }
+            for limits in [c.limits] + Array(c.originLimits.values) {
+                if case .discrete(let l) = limits { capacity = max(capacity, l.maxSwitchesPerMinute ?? 0) }
+            }
             // Every channel starts at rest at its safe value: the first command is limited from there.
             let rest = Limiter.State(value: c.safeValue.continuousValue ?? 0, rate: 0, second: 0, samples: 3)
             return ChannelState(limiter: rest, current: c.safeValue, switchTimes: [Int64](repeating: 0, count: max(capacity, 1)))
@@ -242,8 +246,10 @@ public struct SafetyGuard: Sendable {
             if current == 0, let minOff = limits.minOffTime, held < minOff.nanoseconds { return .minOffTime }
         }
         if let maxSwitches = limits.maxSwitchesPerMinute, state.switchCount >= maxSwitches {
-            // The oldest of the last `maxSwitches` changes must be a minute old.
-            let oldest = state.switchTimes[state.switchHead]
+            // The oldest of the last `maxSwitches` changes must be a minute old (the ring may hold
+            // more changes than this origin's limit counts).
+            let capacity = state.switchTimes.count
+            let oldest = state.switchTimes[(state.switchHead + state.switchCount - maxSwitches) % capacity]
             if now.nanoseconds - oldest < 60_000_000_000 { return .switchRate }
         }
         return nil

@@ -67,4 +67,29 @@ struct DiscreteLimitTests {
         g.trigger(.emergencyStopInput, category: .zero, at: ms(3)) { emitted.sink($0) }
         #expect(emitted.commands.map(\.value) == [.discrete(0)])
     }
+
+    @Test func when_an_origin_envelope_sets_discrete_times_and_switch_rate_expect_them_enforced_for_that_origin_only() throws {
+        // The channel itself allows 6 switches a minute and no minimum times; the planner's envelope
+        // allows 2 switches a minute and a 10 s minimum on time.
+        var g = try SafetyGuard(configuration: GuardConfiguration(channels: [
+            ChannelConfiguration(name: "relay", limits: .discrete(DiscreteLimits(maxSwitchesPerMinute: 6)),
+                                 originLimits: [.planner: .discrete(DiscreteLimits(minOnTime: .seconds(10), maxSwitchesPerMinute: 2))],
+                                 isMotion: false)]))
+        let relay = ChannelID(index: 0)
+        #expect(g.check(state(relay, 1, at: ms(1_000), origin: .planner), now: ms(1_000)).approved != nil)
+        // On for 2 s: the planner may not switch it off yet, a policy may.
+        #expect(g.check(state(relay, 0, at: ms(3_000), origin: .planner), now: ms(3_000)) == .rejected(.minOnTime))
+        #expect(g.check(state(relay, 0, at: ms(3_000)), now: ms(3_000)).approved != nil)
+        // Two switches in this minute: the planner's third is refused, a policy's is not.
+        #expect(g.check(state(relay, 1, at: ms(20_000), origin: .planner), now: ms(20_000)) == .rejected(.switchRate))
+        #expect(g.check(state(relay, 1, at: ms(20_000)), now: ms(20_000)).approved != nil)
+        #expect(g.check(state(relay, 0, at: ms(21_000)), now: ms(21_000)).approved != nil)
+        #expect(g.check(state(relay, 1, at: ms(22_000)), now: ms(22_000)).approved != nil)
+        #expect(g.check(state(relay, 0, at: ms(23_000)), now: ms(23_000)).approved != nil)
+        // Six switches within the minute: the policy's limit holds too (the ring is sized for it).
+        #expect(g.check(state(relay, 1, at: ms(24_000)), now: ms(24_000)) == .rejected(.switchRate))
+        // The planner's window looks at its own last two switches (at 22 s and 23 s): a minute later it may.
+        #expect(g.check(state(relay, 1, at: ms(81_500), origin: .planner), now: ms(81_500)) == .rejected(.switchRate))
+        #expect(g.check(state(relay, 1, at: ms(82_500), origin: .planner), now: ms(82_500)).approved != nil)
+    }
 }

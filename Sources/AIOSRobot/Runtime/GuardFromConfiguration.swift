@@ -110,8 +110,12 @@ extension ChannelConfiguration {
             }
             switch limits {
             case .discrete(let base):
-                var d = base
-                if let states = envelope.states { d.allowedStates = DiscreteLimits(allowedStates: states).allowedStates }
+                // Every discrete rule of the envelope narrows the channel's (states, minimum on/off
+                // times, switch rate); an envelope cannot widen any of them.
+                var d = DiscreteLimits(minOnTime: envelope.minOnTimeS.map { .milliseconds($0 * 1000) },
+                                       minOffTime: envelope.minOffTimeS.map { .milliseconds($0 * 1000) },
+                                       maxSwitchesPerMinute: envelope.maxSwitchesPerMinute)
+                d.allowedStates = envelope.states.map { DiscreteLimits(allowedStates: $0).allowedStates } ?? base.allowedStates
                 origins[origin] = .discrete(base.tightened(by: d))
             case .continuous(let base):
                 origins[origin] = .continuous(base.tightened(by: try ContinuousLimits(envelope, interface: c.interface ?? "velocity",
