@@ -149,6 +149,15 @@ struct SemanticChecker {
                     }
                 }
             }
+            // Without the grab, another program may take the device exclusively (EVIOCGRAB) and
+            // robotd would see no key at all: the e-stop and the deadman must not depend on that.
+            if item["kind"]?.string == "evdev", let grab = item["grab"], grab.bool == false,
+               let name = item["name"]?.string,
+               estopInputs.contains(name) || (item["keys"]?.items ?? []).contains(where: { $0["action"]?.string == "deadman" }) {
+                diagnostics.warning(grab.position, KeyPath.child(path, "grab"),
+                                    "input `\(name)` carries the e-stop or the deadman but is not grabbed: a program that grabs the device makes robotd deaf to it (ignored for an input_event FIFO)",
+                                    allowed: "true (the default)")
+            }
             // A key mapped to the e-stop on an input the e-stop does not listen to: pressing it
             // would do nothing. That is the one button that must work.
             guard let name = item["name"]?.string, !estopInputs.contains(name) else { continue }

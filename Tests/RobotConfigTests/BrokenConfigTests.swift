@@ -28,6 +28,21 @@ struct BrokenConfigTests {
         expectProblem(report, at: 18, 61, "inputs[0].grab", "only true and false are booleans")
     }
 
+    @Test func an_estop_or_deadman_device_left_ungrabbed_is_a_warning_and_grabbed_by_default() {
+        let report = check(base(replacing: [2: "estop: {inputs: [pad], category: 0}"],
+                                appending: ["inputs:",
+                                            "  - {name: pad, kind: evdev, path: /dev/input/event0, grab: false, keys: [{code: BTN_EAST, action: estop}]}",
+                                            "  - {name: stick, kind: evdev, path: /dev/input/event1, grab: false, keys: [{code: BTN_TL, action: deadman}]}",
+                                            "  - {name: knob, kind: evdev, path: /dev/input/event2, grab: false, keys: [{code: BTN_0, action: mode:slow}]}"]))
+        expectProblem(report, .warning, at: 18, 61, "inputs[0].grab", "not grabbed")
+        expectProblem(report, .warning, at: 19, 63, "inputs[1].grab", "not grabbed")
+        // A device that carries neither may be shared.
+        #expect(!report.warnings.contains { $0.keyPath == "inputs[2].grab" })
+        let byDefault = check(base(replacing: [2: "estop: {inputs: [pad], category: 0}"],
+                                   appending: ["inputs:", "  - {name: pad, kind: evdev, path: /dev/input/event0, keys: [{code: BTN_EAST, action: estop}]}"]))
+        #expect(!byDefault.warnings.contains { $0.keyPath.hasSuffix(".grab") })
+    }
+
     @Test func unknown_keys_get_a_did_you_mean() {
         let report = check(base(replacing: [1: "robot: {id: test, desciption: x}", 9: "      max_velocty: 20"],
                                 appending: ["polcies: []"]))

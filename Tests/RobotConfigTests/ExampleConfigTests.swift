@@ -54,7 +54,7 @@ struct ExampleConfigTests {
         }
         #expect(feeds.map(\.key) == ["range", "wheel_encoders", "imu"])
         guard case .map(let settings) = c.inputs[1].settings else { return }
-        #expect(settings.map(\.key) == ["path", "grab", "axes", "keys"])
+        #expect(settings.map(\.key) == ["path", "axes", "keys"])
         #expect(c.policies.map(\.name) == ["teleop", "wander", "obstacle_stop"])
         #expect(c.policies[0].priority == 100)
         #expect(c.actuators[0].settings["channels"]?["wheel_right"]?["motor"] == .number(1))

@@ -7,7 +7,7 @@ import Transports
 enum EvdevInputKind: InputKind {
     static let spec = KindSpec(kind: "evdev", summary: "an input device: gamepad, e-stop button, switch box", fields: [
         FieldSpec("path", .string, required: true, help: "/dev/input/by-id/…-event-joystick, /dev/input/eventN, or an input_event FIFO"),
-        FieldSpec("grab", .bool, help: "take the device exclusively (EVIOCGRAB), default false"),
+        FieldSpec("grab", .bool, help: "take the device exclusively (EVIOCGRAB), default true"),
         FieldSpec("axes", .list(.object([
             FieldSpec("code", .string, required: true, help: "libevdev name, e.g. ABS_Y"),
             FieldSpec("name", .string, required: true, help: "the name policies use, e.g. linear"),
@@ -45,7 +45,9 @@ enum EvdevInputKind: InputKind {
         // Its loss (EOF, ENODEV, the FIFO's writer gone) is a lost link for the guard: a stop,
         // whatever the device was for.
         _ = context.link(timeout: nil)
-        return .inputDevice(.init(path: try s.string("path"), grab: try s.bool("grab", default: false), gamepad: gamepad,
+        // Grabbed by default: robotd owns the robot's controls; a program that grabbed the device
+        // first makes the start fail instead of leaving robotd deaf.
+        return .inputDevice(.init(path: try s.string("path"), grab: try s.bool("grab", default: true), gamepad: gamepad,
                                   isEStop: gamepad.estop != nil))
     }
 }
