@@ -82,6 +82,35 @@ struct RobotDaemonTests {
         // Nothing moved before the reset (in the simulator's own time, whenever the test looked).
         #expect((second.rover.snapshot().firmware.firstEnergisedAt ?? 0) >= 2_000_000_000)
     }
+
+    @Test func when_an_input_fails_to_open_after_the_dispatch_thread_started_expect_the_start_to_end_in_the_safe_state() throws {
+        let directory = try temporaryDirectory("robotd-daemon-failed-start")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var simOptions = SimulatorRunner.Options()
+        simOptions.roverLinkPath = directory + "/rover"
+        simOptions.gamepadFIFO = directory + "/gamepad"
+        let sim = try SimulatorRunner(options: simOptions)
+        try sim.start()
+        defer { sim.stop() }
+        // A character device that is no input device: it passes the e-stop device check at init,
+        // and libevdev refuses it at start, after the serial reader and the dispatch thread.
+        var configuration = try Examples.roverSim(in: directory)
+        for i in configuration.inputs.indices where configuration.inputs[i].kind == "evdev" {
+            guard case .map(var entries) = configuration.inputs[i].settings else { continue }
+            for j in entries.indices where entries[j].key == "path" { entries[j].value = .string("/dev/null") }
+            configuration.inputs[i].settings = .map(entries)
+        }
+        #expect(configuration.inputs.contains { $0.settings["path"] == .string("/dev/null") })
+        let daemon = try RobotDaemon(configuration: configuration) { _ in }
+        #expect(throws: (any Error).self) { try daemon.start() }
+        // Stopped: the guard task is released no more, and the motors were told to de-energise.
+        let guardReleases = { daemon.scheduler.snapshot().task(named: "guard")?.releases ?? 0 }
+        let before = guardReleases()
+        usleep(300_000)
+        #expect(guardReleases() == before)
+        #expect(sim.rover.snapshot().firmware.deenergiseCommands >= 1)
+        #expect(daemon.actuators.state(of: "rover_motors") != .active)
+    }
 }
 
 /// The IoT rig's configuration (examples/iot-rig-sim.yaml) under the generic daemon in real time,

@@ -134,8 +134,19 @@ public final class RobotDaemon: Sendable {
 
     /// Actuators to their safe state and active, the dispatch thread up, then the readers and the
     /// broker connection.
+    /// A start that fails part way (an input device that cannot be opened after the dispatch
+    /// thread is up) ends like a stop: the actuators in their safe state, every thread stopped.
     @discardableResult
     public func start() throws -> RealtimeReport {
+        do {
+            return try startInOrder()
+        } catch {
+            stop(reason: "start failed: \(error)")
+            throw error
+        }
+    }
+
+    private func startInOrder() throws -> RealtimeReport {
         if let mqtt {
             // The broker first: the guard's first tick re-checks the link, and a start that races
             // the connection would latch `connection-lost` for nothing. A broker that is down stays
