@@ -41,7 +41,10 @@ extension Examples {
 /// as it would run against a USB motor driver that gets unplugged and plugged back in.
 @Suite("RobotDaemon: lost and regained rover link", .serialized)
 struct RobotDaemonTests {
-    @Test func when_the_rover_link_drops_and_returns_expect_a_latched_stop_reactivation_in_safe_state_and_motion_only_after_reset() throws {
+    /// `aliased`: the motor back end names the port by another link than the input does (as a
+    /// by-id path beside /dev/ttyUSB0 would): it is the same device and is reopened all the same.
+    @Test(arguments: [false, true])
+    func when_the_rover_link_drops_and_returns_expect_a_latched_stop_reactivation_in_safe_state_and_motion_only_after_reset(aliased: Bool) throws {
         let directory = try temporaryDirectory("robotd-daemon")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var simOptions = SimulatorRunner.Options()
@@ -52,7 +55,17 @@ struct RobotDaemonTests {
 
         // The real-time setup the example asks for (SCHED_FIFO as root), as `robotd run` has it: on
         // ordinary threads a loaded machine can keep the first frame past the link's 150 ms.
-        let daemon = try RobotDaemon(configuration: try Examples.roverSim(in: directory)) { _ in }
+        var configuration = try Examples.roverSim(in: directory)
+        if aliased {
+            try FileManager.default.createSymbolicLink(atPath: directory + "/motor-port", withDestinationPath: directory + "/rover")
+            for i in configuration.actuators.indices where configuration.actuators[i].kind == "serial_frames" {
+                guard case .map(var entries) = configuration.actuators[i].settings else { continue }
+                for j in entries.indices where entries[j].key == "path" { entries[j].value = .string(directory + "/motor-port") }
+                configuration.actuators[i].settings = .map(entries)
+            }
+            #expect(configuration.actuators.contains { $0.settings["path"] == .string(directory + "/motor-port") })
+        }
+        let daemon = try RobotDaemon(configuration: configuration) { _ in }
         try daemon.start()
         defer { daemon.stop(reason: "test") }
         #expect(waitUntil { (first?.rover.snapshot().odometer ?? 0) > 0.2 })

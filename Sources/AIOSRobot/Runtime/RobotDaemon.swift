@@ -124,6 +124,16 @@ public final class RobotDaemon: Sendable {
         }
     }
 
+    /// Whether a back end's serial path names the device an input just opened at `opened`.
+    static func sameDevice(_ backendPath: String?, as input: SerialEndpoint, openedAt opened: String) -> Bool {
+        guard let backendPath else { return false }
+        if backendPath == input.description { return true }
+        guard let resolved = try? SerialPortOpener.resolve(SerialEndpoint(backendPath)) else { return false }
+        var a = stat(), b = stat()
+        guard stat(resolved, &a) == 0, stat(opened, &b) == 0 else { return false }
+        return (a.st_mode & S_IFMT) == S_IFCHR && a.st_rdev == b.st_rdev
+    }
+
     static func password(_ m: MQTTSettings) throws -> String? {
         do {
             return try MQTTPassword.read(environment: m.passwordEnv, file: m.passwordFile)
@@ -174,8 +184,9 @@ public final class RobotDaemon: Sendable {
             switch endpoint {
             case .serial(let s):
                 // Back ends on the same device are reopened (and reactivated in their safe state)
-                // after every reconnection but the first.
-                let sameDevice = backends.filter { $0.serialPath == s.endpoint.description }
+                // after every reconnection but the first. Same device: the same name in the file,
+                // or the same device node now (a by-id link and its ttyUSB0, a usb-serial: name).
+                let backends = self.backends, inputEndpoint = s.endpoint
                 let counter = ConnectionCounter()
                 let reader = try SerialReader(endpoint: s.endpoint, settings: s.settings, fifoPriority: sensorPriority, onEvent: { event in
                     let now = Instant(nanoseconds: rt_monotonic_ns())
@@ -184,7 +195,7 @@ public final class RobotDaemon: Sendable {
                         log("input \(name): \(path) open (\(backend))")
                         guard counter.value.add(1, ordering: .relaxed).newValue > 1 else { break }
                         runtime.setLink(name, up: true, at: now)
-                        for b in sameDevice {
+                        for b in backends where Self.sameDevice(b.serialPath, as: inputEndpoint, openedAt: path) {
                             do {
                                 try b.serialLink?.reconnect()
                                 runtime.requestReactivation(of: b.backend.name, at: now)
