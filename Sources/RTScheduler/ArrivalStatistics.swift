@@ -6,8 +6,8 @@ import Synchronization
 /// `observed(by:)` posts: a few relaxed atomics, no lock, no allocation; never on the dispatch
 /// thread. Read from any thread.
 public final class ArrivalStatistics: Sendable {
-    /// An interval between two arrivals longer than this is a gap.
-    public let gapThreshold: Duration
+    /// An interval between two arrivals longer than this is a gap; nil: gaps are not counted.
+    public let gapThreshold: Duration?
     private let gapThresholdNs: Int64
     private let arrivals = Atomic<UInt64>(0)
     private let gaps = Atomic<UInt64>(0)
@@ -16,9 +16,9 @@ public final class ArrivalStatistics: Sendable {
     /// The longest interval since the window's reader last took it (`takeWindowMaxInterval`).
     private let windowMaxInterval = Atomic<Int64>(0)
 
-    public init(gapThreshold: Duration) {
+    public init(gapThreshold: Duration?) {
         self.gapThreshold = gapThreshold
-        gapThresholdNs = gapThreshold.nanoseconds
+        gapThresholdNs = gapThreshold?.nanoseconds ?? .max
     }
 
     /// Any producer thread. Arrivals out of order (two producers) give no interval.

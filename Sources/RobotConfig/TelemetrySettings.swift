@@ -21,8 +21,10 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
     public var missEventsPerS: Double = 20
     /// Safety events per second (a burst of as many); the rest are counted as suppressed.
     public var safetyEventsPerS: Double = 20
-    /// An interval between two messages of an input longer than this is a gap.
-    public var inputGapMs: Double = 500
+    /// An interval between two messages of an input longer than this is a gap; nil: the shortest
+    /// `max_age_ms` of the sensors the input feeds (a gap is then a reading gone stale), no gaps
+    /// counted for an input that feeds none.
+    public var inputGapMs: Double?
     /// Diagnostic levels per task: warn above this window miss ratio (0: any miss).
     public var missRatioWarn: Double = 0
     /// Error above this window miss ratio (also on a deadline fault or a stall in the window).
@@ -59,7 +61,7 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
         maxQueuedMessages = try c.decodeIfPresent(Int.self, forKey: .maxQueuedMessages) ?? d.maxQueuedMessages
         missEventsPerS = try c.decodeIfPresent(Double.self, forKey: .missEventsPerS) ?? d.missEventsPerS
         safetyEventsPerS = try c.decodeIfPresent(Double.self, forKey: .safetyEventsPerS) ?? d.safetyEventsPerS
-        inputGapMs = try c.decodeIfPresent(Double.self, forKey: .inputGapMs) ?? d.inputGapMs
+        inputGapMs = try c.decodeIfPresent(Double.self, forKey: .inputGapMs)
         missRatioWarn = try c.decodeIfPresent(Double.self, forKey: .missRatioWarn) ?? d.missRatioWarn
         missRatioError = try c.decodeIfPresent(Double.self, forKey: .missRatioError) ?? d.missRatioError
         stalePeriods = try c.decodeIfPresent(Double.self, forKey: .stalePeriods) ?? d.stalePeriods
@@ -83,7 +85,8 @@ extension ConfigurationSchema {
                   help: "telemetry messages not yet written out beyond this are dropped and counted (default 256)"),
         FieldSpec("miss_events_per_s", .positive, help: "`deadlines/miss` events per second, the rest counted as suppressed (default 20)"),
         FieldSpec("safety_events_per_s", .positive, help: "`safety` events per second, the rest counted as suppressed (default 20)"),
-        FieldSpec("input_gap_ms", .positive, help: "an input silent this long between two messages counts a gap (default 500)"),
+        FieldSpec("input_gap_ms", .positive,
+                  help: "an input silent this long between two messages counts a gap (default: the shortest max_age_ms of the sensors it feeds)"),
         FieldSpec("miss_ratio_warn", .number(0...1), help: "a task's level is warn above this window miss ratio (default 0: any miss)"),
         FieldSpec("miss_ratio_error", .number(0...1), help: "error above this window miss ratio, or on a deadline fault or stall (default 0.1)"),
         FieldSpec("stale_periods", .positive, help: "a periodic task with no release for this many periods is stale (default 3)"),

@@ -23,6 +23,8 @@ public struct TelemetryClock: Sendable, Equatable {
 
 @inline(__always) func microseconds(_ nanoseconds: Int64) -> Double { Double(nanoseconds) / 1000 }
 @inline(__always) func microseconds(_ nanoseconds: UInt64) -> Double { Double(nanoseconds) / 1000 }
+/// A span in seconds, to the microsecond.
+func seconds(_ nanoseconds: Int64) -> Double { (Double(nanoseconds) / 1e3).rounded() / 1e6 }
 
 /// When a task is ok, warn, error or stale (`mqtt.telemetry`; ROS 2 diagnostics' levels).
 public struct LevelThresholds: Sendable, Equatable {
@@ -106,7 +108,7 @@ public struct DeadlinesReporter: Sendable {
             guard let carried = limiter.admit(at: record.at) else { continue }
             missSeq &+= 1
             let name = report.tasks.indices.contains(record.task.index) ? report.tasks[record.task.index].name : "task \(record.task.index)"
-            events.append(MissEvent(seq: missSeq, tUnixS: clock.unix(record.at), task: name, kind: record.kind.rawValue,
+            events.append(MissEvent(seq: missSeq, tUnixS: clock.unix(report.at), task: name, kind: record.kind.rawValue,
                                     latenessUs: microseconds(record.amount), releaseUnixS: clock.unix(record.release),
                                     releaseS: clock.sinceStart(record.release), deadlineUnixS: clock.unix(record.deadline),
                                     suppressed: carried))
@@ -133,7 +135,7 @@ public struct DeadlinesReporter: Sendable {
                                  window: Self.figures(task.window), sinceStart: Self.figures(task.total))
         }
         return DeadlinesPayload(seq: seq, tUnixS: clock.unix(report.at), uptimeS: clock.sinceStart(report.at),
-                                windowS: Double(report.windowNanoseconds) / 1e9, level: worst, tasks: tasks,
+                                windowS: seconds(report.windowNanoseconds), level: worst, tasks: tasks,
                                 missEvents: missCounters, telemetry: telemetry)
     }
 
@@ -172,7 +174,7 @@ public struct QueuesReporter: Sendable {
                 window: .init(produced: q.produced &- (before?.produced ?? 0), dropped: q.dropped &- (before?.dropped ?? 0),
                               rejected: q.rejected &- (before?.rejected ?? 0))))
         }
-        return QueuesPayload(seq: seq, tUnixS: clock.unix(report.at), windowS: Double(report.windowNanoseconds) / 1e9, queues: queues)
+        return QueuesPayload(seq: seq, tUnixS: clock.unix(report.at), windowS: seconds(report.windowNanoseconds), queues: queues)
     }
 }
 
@@ -259,7 +261,7 @@ public struct SafetyReporter: Sendable {
         for r in records {
             var g = Self.record(r, clock: clock, channels: channelNames, sensors: sensorNames)
             guard Self.isSummarised(r.kind) else {
-                append(g, at: r.at, weight: 1, clock: clock, into: &events)
+                append(g, at: r.at, read: now, weight: 1, clock: clock, into: &events)
                 continue
             }
             let key = r.kind.rawValue + "|" + (g.channel ?? g.sensor ?? "")
@@ -285,15 +287,17 @@ public struct SafetyReporter: Sendable {
         }
         for key in order {
             guard let s = summaries[key] else { continue }
-            append(s.record, at: s.at, weight: s.record.count ?? 1, clock: clock, into: &events)
+            append(s.record, at: s.at, read: now, weight: s.record.count ?? 1, clock: clock, into: &events)
         }
         return events
     }
 
-    private mutating func append(_ record: GuardRecord, at: Instant, weight: UInt64, clock: TelemetryClock, into events: inout [SafetyEvent]) {
+    /// Through the rate limit, on the record's own time line (`at`); stamped with the read (`read`).
+    private mutating func append(_ record: GuardRecord, at: Instant, read: Instant, weight: UInt64, clock: TelemetryClock,
+                                 into events: inout [SafetyEvent]) {
         guard let carried = limiter.admit(at: at, weight: weight) else { return }
         seq &+= 1
-        events.append(SafetyEvent(seq: seq, tUnixS: clock.unix(at), suppressed: carried, record: record))
+        events.append(SafetyEvent(seq: seq, tUnixS: clock.unix(read), suppressed: carried, record: record))
     }
 
     /// A safety event whose message was dropped: its records and what it carried are suppressed.

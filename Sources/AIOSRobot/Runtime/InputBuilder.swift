@@ -72,8 +72,16 @@ final class InputBuilder: InputBuildContext {
     private func arrivalStatistics() throws -> ArrivalStatistics {
         let input = try self.input
         if let existing = arrivals.first(where: { $0.input == input.name }) { return existing.statistics }
-        let gap = configuration.mqtt?.telemetry?.inputGapMs ?? TelemetrySettings().inputGapMs
-        let statistics = ArrivalStatistics(gapThreshold: .milliseconds(gap))
+        // Default: a gap is an interval the guard would call stale for a sensor this input feeds.
+        var fed: [String] = []
+        switch input.settings["feeds"] {
+        case .string(let sensor)?: fed = [sensor]
+        case .map(let entries)?: fed = entries.compactMap { if case .string(let s) = $0.value { s } else { nil } }
+        default: break
+        }
+        let gap = configuration.mqtt?.telemetry?.inputGapMs
+            ?? configuration.sensors.filter { fed.contains($0.name) }.map(\.maxAgeMs).min()
+        let statistics = ArrivalStatistics(gapThreshold: gap.map { .milliseconds($0) })
         arrivals.append((input.name, statistics))
         return statistics
     }
