@@ -5,7 +5,7 @@ import Synchronization
 /// without copying or allocating on the recording side.
 ///
 /// The writer records into an "active" interval histogram under a lock held for a few
-/// instructions. A reader swaps in a fresh histogram (allocated on the reader's thread), then adds
+/// instructions. A reader swaps in an empty histogram (kept from the previous read), then adds
 /// the interval into the reader side's two histograms — HdrHistogram's interval-recorder pattern:
 /// the cumulative one (everything since start) and the pending window (everything since the
 /// accounting window's owner last took it). Whoever swaps, both receive the interval, so a reader
@@ -18,6 +18,8 @@ public final class LatencyRecorder: Sendable {
     struct Totals {
         var cumulative: Histogram<UInt64>
         var window: Histogram<UInt64>
+        /// An empty histogram to swap in for the active one: reused, so a read allocates nothing.
+        var spare: Histogram<UInt64>
     }
 
     private let active: Mutex<Histogram<UInt64>>
@@ -25,7 +27,7 @@ public final class LatencyRecorder: Sendable {
 
     public init() {
         active = Mutex(Self.makeHistogram())
-        totals = Mutex(Totals(cumulative: Self.makeHistogram(), window: Self.makeHistogram()))
+        totals = Mutex(Totals(cumulative: Self.makeHistogram(), window: Self.makeHistogram(), spare: Self.makeHistogram()))
     }
 
     static func makeHistogram() -> Histogram<UInt64> {
@@ -46,14 +48,18 @@ public final class LatencyRecorder: Sendable {
         }
     }
 
-    /// Moves the active interval into both reader-side histograms, then runs `body` on them.
+    /// Moves the active interval into both reader-side histograms, then runs `body` on them. An
+    /// empty interval is left alone (readers that poll often cost the writer nothing); otherwise
+    /// the spare goes in, and the interval, merged, becomes the next spare.
     private func collect<R>(_ body: (inout Totals) -> R) -> R {
-        var fresh = Self.makeHistogram()
-        active.withLock { swap(&$0, &fresh) }
-        let interval = fresh
-        return totals.withLock { t in
-            t.cumulative.add(interval)
-            t.window.add(interval)
+        totals.withLock { t in
+            // Lock order: totals, then active; the writer only ever tries the active lock.
+            if active.withLock({ $0.totalCount }) > 0 {
+                active.withLock { swap(&$0, &t.spare) }
+                t.cumulative.add(t.spare)
+                t.window.add(t.spare)
+                t.spare.reset()
+            }
             return body(&t)
         }
     }
