@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "RobotSim", targets: ["RobotSim"]),
         .library(name: "RobotConfig", targets: ["RobotConfig"]),
         .library(name: "RunReport", targets: ["RunReport"]),
+        .library(name: "Telemetry", targets: ["Telemetry"]),
         // Their types appear in the public signatures of the libraries above.
         .library(name: "Codecs", targets: ["Codecs"]),
         .library(name: "Transports", targets: ["Transports"]),
@@ -92,6 +93,10 @@ let package = Package(
                 "SafetyGuard", "RTScheduler", "Codecs", "CRealtime", "Platform", "Transports",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // Telemetry's payloads (one Codable type per topic), diagnostic levels, rate limits and topic
+        // names: pure value types built from the scheduler's accounting and the guard's audit; no
+        // thread, no I/O (the monitor that publishes them lives in AIOSRobot).
+        .target(name: "Telemetry", dependencies: ["RTScheduler", "SafetyGuard"]),
         // The simulator as an actuator back end (lockstep runs, `robotd sim`): a bridge, so that the
         // production actuator library never links the simulator.
         .target(
@@ -100,7 +105,7 @@ let package = Package(
         .target(
             name: "AIOSRobot",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig",
+                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig", "Telemetry",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -141,11 +146,12 @@ let package = Package(
         .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
-        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter"]),
+        .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "Telemetry"]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
+        .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RTScheduler", "SafetyGuard"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],
     swiftLanguageModes: [.v6]

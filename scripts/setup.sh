@@ -15,5 +15,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts no broker on its own here; tests start their own on a free loopback port.
 command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is required)" >&2; exit 1; }
-# The Python peers' virtual environment (.build/venv: pyserial for `robotd bench e2e`).
+# The Python peers' virtual environment (.build/venv: pyserial for `robotd bench e2e`, paho-mqtt and
+# jsonschema for the telemetry tests' independent client).
 "$(dirname "$0")/setup-venv.sh"

@@ -5,18 +5,29 @@ import Synchronization
 /// without copying or allocating on the recording side.
 ///
 /// The writer records into an "active" interval histogram under a lock held for a few
-/// instructions. A reader swaps in a fresh histogram (allocated on the reader's thread), then adds
-/// the interval into its own cumulative histogram — HdrHistogram's interval-recorder pattern.
+/// instructions. A reader swaps in an empty histogram (kept from the previous read), then adds
+/// the interval into the reader side's two histograms — HdrHistogram's interval-recorder pattern:
+/// the cumulative one (everything since start) and the pending window (everything since the
+/// accounting window's owner last took it). Whoever swaps, both receive the interval, so a reader
+/// of the cumulative figures (`histogram()`, `Scheduler.snapshot()`) never steals samples from the
+/// window's owner, and the owner never from them.
 public final class LatencyRecorder: Sendable {
     /// Values are nanoseconds; anything above this is recorded as this.
     public static let highestTrackable: UInt64 = 60_000_000_000
 
+    struct Totals {
+        var cumulative: Histogram<UInt64>
+        var window: Histogram<UInt64>
+        /// An empty histogram to swap in for the active one: reused, so a read allocates nothing.
+        var spare: Histogram<UInt64>
+    }
+
     private let active: Mutex<Histogram<UInt64>>
-    private let cumulative: Mutex<Histogram<UInt64>>
+    private let totals: Mutex<Totals>
 
     public init() {
         active = Mutex(Self.makeHistogram())
-        cumulative = Mutex(Self.makeHistogram())
+        totals = Mutex(Totals(cumulative: Self.makeHistogram(), window: Self.makeHistogram(), spare: Self.makeHistogram()))
     }
 
     static func makeHistogram() -> Histogram<UInt64> {
@@ -37,18 +48,39 @@ public final class LatencyRecorder: Sendable {
         }
     }
 
-    /// Everything recorded so far. Allocates: call it from a reader thread, not the dispatch thread.
-    public func histogram() -> Histogram<UInt64> {
-        var fresh = Self.makeHistogram()
-        active.withLock { swap(&$0, &fresh) }
-        let interval = fresh
-        return cumulative.withLock { total in
-            total.add(interval)
-            return total
+    /// Moves the active interval into both reader-side histograms, then runs `body` on them. An
+    /// empty interval is left alone (readers that poll often cost the writer nothing); otherwise
+    /// the spare goes in, and the interval, merged, becomes the next spare.
+    private func collect<R>(_ body: (inout Totals) -> R) -> R {
+        totals.withLock { t in
+            // Lock order: totals, then active; the writer only ever tries the active lock.
+            if active.withLock({ $0.totalCount }) > 0 {
+                active.withLock { swap(&$0, &t.spare) }
+                t.cumulative.add(t.spare)
+                t.window.add(t.spare)
+                t.spare.reset()
+            }
+            return body(&t)
         }
     }
 
+    /// Everything recorded so far. Allocates: call it from a reader thread, not the dispatch thread.
+    public func histogram() -> Histogram<UInt64> {
+        collect { $0.cumulative }
+    }
+
     public func summary() -> LatencySummary { LatencySummary(histogram()) }
+
+    /// The window since the last call (and everything since start), then a new window begins.
+    /// For the accounting window's single owner (`Scheduler.makeAccountingWindow()`): a second
+    /// caller would split the windows between them.
+    func takeWindow() -> (window: LatencySummary, total: LatencySummary) {
+        collect { t in
+            let window = LatencySummary(t.window)
+            t.window.reset()
+            return (window, LatencySummary(t.cumulative))
+        }
+    }
 }
 
 /// Percentiles of a latency histogram, in nanoseconds.

@@ -11,6 +11,8 @@ import Synchronization
 /// trap on two overlapping appends. Several unsynchronised producers: `MultiProducerRing`.
 /// Drains may come from any thread; they are serialised among themselves by a lock that the
 /// producer never touches, so a drain can wait for another drain, never an append for a drain.
+/// Readers that must not take elements from one another (telemetry beside a run's summary) each
+/// keep a `Cursor` and `read(from:)` instead: nothing is consumed, each counts its own losses.
 ///
 /// How (overwrite-oldest without a lock): element number `p` (counting from 0) lives in slot
 /// `p % capacity`, whose sequence word is `2p + 1` while the producer writes it and `2p + 2` once it
@@ -76,39 +78,76 @@ public final class OverwritingRing<Element: BitwiseCopyable & Sendable>: @unchec
     /// Allocates: not for a real-time thread.
     public func drain() -> [Element] {
         drainLock.withLock { _ in
-            let h = head.load(ordering: .acquiring)
-            var t = tail.load(ordering: .relaxed)
-            let room = UInt64(capacity)
-            var lost: UInt64 = 0
-            if h &- t > room {
-                lost = h &- room &- t
-                t = h &- room
-            }
-            var out: [Element] = []
-            out.reserveCapacity(Int(h &- t))
-            withUnsafeTemporaryAllocation(byteCount: 8 * wordsPerSlot, alignment: 8) { scratch in
-                let scratch = scratch.baseAddress!
-                while t < h {
-                    let slot = Int(t % room)
-                    let complete = 2 &* t &+ 2
-                    if sequences[slot].load(ordering: .acquiring) == complete {
-                        AtomicWords.copy(words + slot &* wordsPerSlot, count: wordsPerSlot, to: scratch)
-                        atomicMemoryFence(ordering: .acquiring)
-                        if sequences[slot].load(ordering: .relaxed) == complete {
-                            out.append(UnsafeRawPointer(scratch).loadUnaligned(as: Element.self))
-                        } else {
-                            lost &+= 1
-                        }
-                    } else {
-                        lost &+= 1  // already overwritten by element t + k * capacity
-                    }
-                    t &+= 1
-                }
-            }
-            if lost > 0 { lostByDrain.add(lost, ordering: .relaxed) }
-            tail.store(h, ordering: .releasing)
+            var cursor = Cursor(position: tail.load(ordering: .relaxed))
+            let out = read(from: &cursor)
+            if cursor.lost > 0 { lostByDrain.add(cursor.lost, ordering: .relaxed) }
+            tail.store(cursor.position, ordering: .releasing)
             return out
         }
+    }
+
+    /// An independent reader's position in the ring (see `read(from:)`).
+    public struct Cursor: Sendable, Equatable {
+        /// The next element position this reader wants.
+        public var position: UInt64
+        /// Elements this reader never saw because the producer overwrote them first.
+        public var lost: UInt64 = 0
+        public init(position: UInt64 = 0) { self.position = position }
+    }
+
+    /// A cursor at the oldest element still in the ring: reading from it gives everything the ring
+    /// holds now (as `recent()` does).
+    public var oldestCursor: Cursor {
+        let h = head.load(ordering: .acquiring)
+        return Cursor(position: h > UInt64(capacity) ? h &- UInt64(capacity) : 0)
+    }
+
+    /// A cursor after the newest element: reading from it gives what is appended from now on.
+    public var newestCursor: Cursor { Cursor(position: head.load(ordering: .acquiring)) }
+
+    /// Everything appended since `cursor` and still in the ring, oldest first, without consuming
+    /// it: `drain()` and other cursors see the same elements (each reader keeps its own cursor, so
+    /// a telemetry reader never takes records from the run's summary). Elements overwritten before
+    /// this read reached them are added to `cursor.lost`. The same per-slot sequence check as
+    /// `drain()` (see the type's comment). Allocates: not for a real-time thread.
+    public func read(from cursor: inout Cursor) -> [Element] {
+        let h = head.load(ordering: .acquiring)
+        var t = cursor.position
+        let room = UInt64(capacity)
+        if t > h { t = h }  // a cursor from the future (another ring's): nothing to read
+        if h &- t > room {
+            cursor.lost &+= h &- room &- t
+            t = h &- room
+        }
+        var out: [Element] = []
+        out.reserveCapacity(Int(h &- t))
+        withUnsafeTemporaryAllocation(byteCount: 8 * wordsPerSlot, alignment: 8) { scratch in
+            let scratch = scratch.baseAddress!
+            while t < h {
+                let slot = Int(t % room)
+                let complete = 2 &* t &+ 2
+                if sequences[slot].load(ordering: .acquiring) == complete {
+                    AtomicWords.copy(words + slot &* wordsPerSlot, count: wordsPerSlot, to: scratch)
+                    atomicMemoryFence(ordering: .acquiring)
+                    if sequences[slot].load(ordering: .relaxed) == complete {
+                        out.append(UnsafeRawPointer(scratch).loadUnaligned(as: Element.self))
+                    } else {
+                        cursor.lost &+= 1
+                    }
+                } else {
+                    cursor.lost &+= 1
+                }
+                t &+= 1
+            }
+        }
+        cursor.position = h
+        return out
+    }
+
+    /// Everything the ring holds now, oldest first, without consuming it.
+    public func recent() -> [Element] {
+        var cursor = oldestCursor
+        return read(from: &cursor)
     }
 
     /// Elements ever appended.

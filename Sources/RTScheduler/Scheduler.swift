@@ -73,6 +73,8 @@ public final class Scheduler: @unchecked Sendable {
         let critical: CriticalPolicy?
         let budget: Duration?
         let period: Duration?
+        /// The relative deadline of its jobs (release → deadline).
+        let relativeDeadline: Duration
         let stats: TaskStatistics
         let queue: IngressQueue?
         let handler: EventHandler
@@ -109,9 +111,14 @@ public final class Scheduler: @unchecked Sendable {
 
     private let core: UnsafeMutablePointer<DispatchState>
     private let frozen = Atomic<Bool>(false)
+    /// Set once an accounting window has been handed out.
+    private let windowOwned = Atomic<Bool>(false)
     var isFrozen: Bool { frozen.load(ordering: .acquiring) }
     /// Periodic releases are at origin + phase + k·period; origin is the clock at the first dispatch.
     public var origin: Instant { core.pointee.origin }
+    /// The origin once dispatch has begun, nil before: safe to read from any thread (the freeze's
+    /// release store publishes it).
+    public var dispatchOrigin: Instant? { isFrozen ? core.pointee.origin : nil }
 
     // Thread mode.
     let stopRequested = Atomic<Bool>(false)
@@ -146,7 +153,8 @@ public final class Scheduler: @unchecked Sendable {
         core.pointee.sourceTasks.append(core.pointee.descriptors.count)
         core.pointee.descriptors.append(TaskDescriptor(
             name: name, kind: .event, priority: subscription.priority, whenLate: subscription.whenLate,
-            critical: subscription.critical, budget: subscription.budget, period: nil, stats: TaskStatistics(),
+            critical: subscription.critical, budget: subscription.budget, period: nil,
+            relativeDeadline: subscription.relativeDeadline, stats: TaskStatistics(),
             queue: ingress, handler: handler))
         core.pointee.consecutiveMisses.append(0)
         core.pointee.staged.append(Event.empty)
@@ -167,7 +175,8 @@ public final class Scheduler: @unchecked Sendable {
         core.pointee.periodicTasks.append(core.pointee.descriptors.count)
         core.pointee.descriptors.append(TaskDescriptor(
             name: name, kind: .periodic, priority: spec.priority, whenLate: spec.whenLate,
-            critical: spec.critical, budget: spec.budget, period: spec.period, stats: TaskStatistics(),
+            critical: spec.critical, budget: spec.budget, period: spec.period,
+            relativeDeadline: spec.relativeDeadline, stats: TaskStatistics(),
             queue: nil, handler: handler))
         core.pointee.periodicSpecs.append((spec.phase.nanoseconds, spec.period.nanoseconds, spec.relativeDeadline.nanoseconds))
         core.pointee.consecutiveMisses.append(0)
@@ -418,7 +427,8 @@ public final class Scheduler: @unchecked Sendable {
 
     // MARK: accounting
 
-    /// A consistent-per-counter copy of every task's accounting. Any thread; allocates.
+    /// A consistent-per-counter copy of every task's accounting since start. Any thread; allocates.
+    /// It never takes the accounting window's samples (see `makeAccountingWindow()`).
     public func snapshot() -> SchedulerSnapshot {
         let tasks = core.pointee.descriptors.enumerated().map { index, d -> TaskSnapshot in
             let s = d.stats
@@ -438,19 +448,25 @@ public final class Scheduler: @unchecked Sendable {
                 startLatency: s.startLatency.summary(),
                 responseTime: s.responseTime.summary(),
                 latencySamplesSkipped: s.startLatency.skipped.load(ordering: .relaxed) &+ s.responseTime.skipped.load(ordering: .relaxed),
-                queue: d.queue.map { q in
-                    QueueSnapshot(capacity: q.spec.capacity, overflow: q.spec.overflow,
-                                  depth: q.depth.load(ordering: .relaxed),
-                                  highWater: q.highWater.load(ordering: .relaxed),
-                                  produced: q.produced.load(ordering: .relaxed),
-                                  dropped: q.dropped.load(ordering: .relaxed),
-                                  rejected: q.rejected.load(ordering: .relaxed))
-                })
+                queue: d.queue.map(QueueSnapshot.init))
         }
         return SchedulerSnapshot(at: clock.now(), tasks: tasks,
                                  missLogOverwritten: missLog.lost,
                                  stalls: progress.stalls.load(ordering: .relaxed))
     }
+
+    /// The one reader of accounting windows (see `AccountingWindow`): the first call returns it,
+    /// every later call throws, since two owners would split each window between them. Any
+    /// thread; `snapshot()` keeps working beside it and never takes its samples.
+    public func makeAccountingWindow() throws(AccountingWindowError) -> AccountingWindow {
+        guard windowOwned.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            throw AccountingWindowError.alreadyOwned
+        }
+        return AccountingWindow(scheduler: self)
+    }
+
+    /// What the window's owner needs of every task: its descriptor (never mutated after the freeze).
+    var taskDescriptors: [TaskDescriptor] { core.pointee.descriptors }
 
     /// The statistics object of one task (for latency histograms in benchmarks).
     public func statistics(for task: TaskID) -> TaskStatistics { core.pointee.descriptors[task.index].stats }

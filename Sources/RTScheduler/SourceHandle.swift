@@ -25,6 +25,27 @@ public struct SourceHandle: Sendable {
     let deadlineNanoseconds: Int64
     let queue: IngressQueue
     let hub: IngressHub
+    /// Told of every post (an input's arrival statistics); nil: not observed.
+    public let arrivals: ArrivalStatistics?
+
+    init(id: SourceID, name: String, priority: PriorityClass, relativeDeadline: Duration, deadlineNanoseconds: Int64,
+         queue: IngressQueue, hub: IngressHub, arrivals: ArrivalStatistics? = nil) {
+        self.id = id
+        self.name = name
+        self.priority = priority
+        self.relativeDeadline = relativeDeadline
+        self.deadlineNanoseconds = deadlineNanoseconds
+        self.queue = queue
+        self.hub = hub
+        self.arrivals = arrivals
+    }
+
+    /// The same source, with every post through the copy noted in `statistics` (an input's rate
+    /// and gaps, for telemetry).
+    public func observed(by statistics: ArrivalStatistics) -> SourceHandle {
+        SourceHandle(id: id, name: name, priority: priority, relativeDeadline: relativeDeadline,
+                     deadlineNanoseconds: deadlineNanoseconds, queue: queue, hub: hub, arrivals: statistics)
+    }
 
     /// Stamps the event with `release` (default: now on the scheduler's clock), its deadline
     /// (release + the subscription's relative deadline) and a sequence number, then queues it.
@@ -35,6 +56,7 @@ public struct SourceHandle: Sendable {
     public func post(_ payload: Payload, key: UInt32 = 0, release: Instant? = nil) -> PostResult {
         if hub.closed.load(ordering: .relaxed) { return .stopped }
         let released = release ?? hub.clock.now()
+        arrivals?.note(released)
         let event = Event(source: id, key: key, priority: priority, release: released,
                           deadline: released.advanced(byNanoseconds: deadlineNanoseconds),
                           sequence: hub.nextSequence(), payload: payload)

@@ -19,6 +19,10 @@ public final class TaskStatistics: Sendable {
     let faults = Atomic<UInt64>(0)
     let stalls = Atomic<UInt64>(0)
     let worstLateness = Atomic<Int64>(.min)
+    /// The same since the accounting window's owner last took it (`exchange(.min)` there). A job
+    /// finishing while the owner takes it lands in one window or the other, never in neither
+    /// unless the older window already holds a worse one.
+    let windowWorstLateness = Atomic<Int64>(.min)
     /// Release → handler start.
     public let startLatency = LatencyRecorder()
     /// Release → handler end.
@@ -28,6 +32,7 @@ public final class TaskStatistics: Sendable {
 
     @inline(__always) func noteLateness(_ lateness: Int64) {
         if lateness > worstLateness.load(ordering: .relaxed) { worstLateness.store(lateness, ordering: .relaxed) }
+        if lateness > windowWorstLateness.load(ordering: .relaxed) { windowWorstLateness.store(lateness, ordering: .relaxed) }
     }
 }
 

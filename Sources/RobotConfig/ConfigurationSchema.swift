@@ -7,7 +7,7 @@ public enum ConfigurationSchema {
         FieldSpec("robot", .object(robot), required: true, help: "who this is"),
         FieldSpec("scheduler", .object(scheduler), help: "the real-time setup of the dispatch and input threads"),
         FieldSpec("safety", .object(safety), help: "the safety guard's own settings"),
-        FieldSpec("mqtt", .object(mqtt), help: "the broker used by `mqtt` inputs and actuators and the remote stop"),
+        FieldSpec("mqtt", .object(mqtt), help: "the broker used by `mqtt` inputs and actuators, the remote stop and telemetry"),
         FieldSpec("inputs", .list(.object(inputCommon)), help: "devices and subscriptions that post events"),
         FieldSpec("sensors", .list(.object(sensor)), help: "sensors the guard requires fresh"),
         FieldSpec("odometry", .object(odometry), help: "differential-drive odometry from wheel encoders"),
@@ -52,6 +52,7 @@ public enum ConfigurationSchema {
         FieldSpec("password_file", .string, help: "a file holding the password (one line)"),
         FieldSpec("ca_file", .string, help: "CA certificate: TLS is on when set"),
         FieldSpec("keepalive_s", .number(1...65535), help: "MQTT keep-alive interval"),
+        FieldSpec("telemetry", .object(telemetry), help: "what robotd publishes about itself (docs/mqtt.md)"),
     ]
 
     /// Keys every input has beside its kind's (`InputSettings.commonKeys`).

@@ -136,6 +136,8 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     /// TLS: the CA certificate file (TLS is on when set).
     public var caFile: String?
     public var keepaliveS: Double = 10
+    /// What robotd publishes about itself (defaults when absent; docs/mqtt.md).
+    public var telemetry: TelemetrySettings?
 
     public init(broker: String) { self.broker = broker }
 
@@ -147,6 +149,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         case passwordFile = "password_file"
         case caFile = "ca_file"
         case keepaliveS = "keepalive_s"
+        case telemetry
     }
 
     public init(from decoder: any Decoder) throws {
@@ -158,6 +161,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         keepaliveS = try c.decodeIfPresent(Double.self, forKey: .keepaliveS) ?? 10
+        telemetry = try c.decodeIfPresent(TelemetrySettings.self, forKey: .telemetry)
     }
 }
 

@@ -132,6 +132,7 @@ struct SemanticChecker {
                                   allowed: "add username")
             }
         }
+        checkTelemetry(mqtt["telemetry"])
     }
 
     private mutating func checkInputs() {

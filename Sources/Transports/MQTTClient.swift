@@ -17,6 +17,10 @@ public struct MQTTError: Error, CustomStringConvertible, Equatable, Sendable {
     /// errno when `code` is MOSQ_ERR_ERRNO (or a file could not be read).
     public var errno: Int32?
     public var description: String { "mqtt \(operation): \(MQTTWords.error(code, errno: errno))" }
+
+    /// Not a libmosquitto code: the client's own bound on messages not yet written out
+    /// (`MQTTOptions.maxQueuedMessages`) refused the message.
+    public static let queueFullCode: Int32 = -1000
 }
 
 /// libmosquitto's result codes, CONNACK codes and errno in words ("connection refused", "host
@@ -25,6 +29,7 @@ public enum MQTTWords {
     /// A libmosquitto result code; `errno` is read when the code is MOSQ_ERR_ERRNO.
     public static func error(_ code: Int32, errno: Int32? = nil) -> String {
         switch code {
+        case MQTTError.queueFullCode: return "outgoing queue full (max_queued_messages): message dropped"
         case MOSQ_ERR_ERRNO.rawValue:
             guard let errno, errno != 0 else { return "system error" }
             return SystemErrorWords.text(errno)
@@ -88,10 +93,20 @@ public struct MQTTOptions: Sendable, Equatable {
     public var will: Will?
     public var reconnectMinSeconds: UInt32
     public var reconnectMaxSeconds: UInt32
+    /// At most this many published messages not yet written out (QoS 0) or acknowledged (QoS 1,
+    /// 2) at once; a publish beyond is refused with `MQTTError.queueFullCode` and counted
+    /// (`Counters.droppedQueueFull`). libmosquitto's own outgoing queue has no bound for QoS 0:
+    /// a stalled broker would otherwise grow it without end. nil: no bound.
+    public var maxQueuedMessages: Int?
+    /// SO_SNDBUF for the connection's socket, set after every connect (the kernel doubles it and
+    /// keeps a floor); nil: the system's default. Small values make a stalled broker fill the
+    /// socket quickly (the isolation test).
+    public var sendBufferBytes: Int?
 
     public init(host: String = "127.0.0.1", port: Int = 1883, clientID: String, username: String? = nil,
                 password: String? = nil, caFile: String? = nil, keepaliveSeconds: Int = 10, cleanSession: Bool = true,
-                will: Will? = nil, reconnectMinSeconds: UInt32 = 1, reconnectMaxSeconds: UInt32 = 8) {
+                will: Will? = nil, reconnectMinSeconds: UInt32 = 1, reconnectMaxSeconds: UInt32 = 8,
+                maxQueuedMessages: Int? = nil, sendBufferBytes: Int? = nil) {
         self.host = host
         self.port = port
         self.clientID = clientID
@@ -103,6 +118,8 @@ public struct MQTTOptions: Sendable, Equatable {
         self.will = will
         self.reconnectMinSeconds = reconnectMinSeconds
         self.reconnectMaxSeconds = reconnectMaxSeconds
+        self.maxQueuedMessages = maxQueuedMessages
+        self.sendBufferBytes = sendBufferBytes
     }
 
     /// `host:port` (port defaults to 1883).
@@ -180,6 +197,11 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         public let subscribed = Atomic<UInt64>(0)
         /// SUBACKs in which the broker refused the subscription (granted QoS 0x80).
         public let subscriptionsRefused = Atomic<UInt64>(0)
+        /// Publications libmosquitto reported done (on_publish: a QoS 0 message written to the
+        /// socket, a QoS 1 or 2 message acknowledged).
+        public let confirmed = Atomic<UInt64>(0)
+        /// Publications refused because `maxQueuedMessages` were outstanding.
+        public let droppedQueueFull = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -187,6 +209,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let mosq: OpaquePointer
     private let subscriptions = Mutex<[Subscription]>([])
     private let connected = Atomic<Bool>(false)
+    /// Messages handed to libmosquitto and not yet confirmed by on_publish (reset at each connect:
+    /// libmosquitto discards what it had not sent of QoS 0 when it reconnects).
+    private let outstanding = Atomic<Int>(0)
     private let onMessage: @Sendable (MQTTMessage) -> Void
     private let onEvent: @Sendable (LinkEvent) -> Void
     private let aborting = Atomic<Bool>(false)
@@ -256,6 +281,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                 }
                 haveConnected = true
                 linkUp = true
+                applySendBuffer()
                 delay = max(options.reconnectMinSeconds, 1) * 1000
             }
             let rc = mosquitto_loop(mosq, 100, 1)
@@ -322,14 +348,56 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     }
 
     public func publish(topic: String, payload: [UInt8], qos: Int = 0, retain: Bool = false) throws {
+        // Counted before the hand-off: on_publish may run on the network thread before
+        // mosquitto_publish returns here.
+        let before = outstanding.add(1, ordering: .relaxed).oldValue
+        if let limit = options.maxQueuedMessages, before >= limit {
+            outstanding.subtract(1, ordering: .relaxed)
+            counters.droppedQueueFull.add(1, ordering: .relaxed)
+            throw MQTTError(code: MQTTError.queueFullCode, operation: "publish \(topic)")
+        }
         let rc = payload.withUnsafeBytes {
             mosquitto_publish(mosq, nil, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
         }
         guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            outstanding.subtract(1, ordering: .relaxed)
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: rc, operation: "publish \(topic)")
         }
         counters.published.add(1, ordering: .relaxed)
+    }
+
+    /// Messages handed to libmosquitto and not yet written out (QoS 0) or acknowledged (QoS 1, 2).
+    public var queuedMessages: Int { max(0, outstanding.load(ordering: .relaxed)) }
+
+    private func applySendBuffer() {
+        guard let bytes = options.sendBufferBytes else { return }
+        let fd = mosquitto_socket(mosq)
+        guard fd >= 0 else { return }
+        var value = Int32(clamping: bytes)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// The socket's send buffer as the kernel set it (bytes; nil: not connected).
+    public var sendBufferSize: Int? {
+        let fd = mosquitto_socket(mosq)
+        guard fd >= 0 else { return nil }
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, &length) == 0 else { return nil }
+        return Int(value)
+    }
+
+    fileprivate func didPublish() {
+        counters.confirmed.add(1, ordering: .relaxed)
+        // Never below zero: a QoS 1 message re-sent after a reconnect (when the count was reset)
+        // is confirmed once more.
+        var current = outstanding.load(ordering: .relaxed)
+        while current > 0 {
+            let (exchanged, original) = outstanding.compareExchange(expected: current, desired: current - 1, ordering: .relaxed)
+            if exchanged { break }
+            current = original
+        }
     }
 
     /// True if `topic` matches the subscription `filter` (MQTT wildcard rules, libmosquitto's check).
@@ -347,6 +415,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             return
         }
         connected.store(true, ordering: .relaxed)
+        outstanding.store(0, ordering: .relaxed)
         counters.connects.add(1, ordering: .relaxed)
         for subscription in subscriptions.withLock({ $0 }) {
             _ = mosquitto_subscribe(mosq, nil, subscription.filter, Int32(subscription.qos))
@@ -388,6 +457,10 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             var refused = false
             if let granted { for i in 0..<Int(max(0, count)) where granted[i] >= 0x80 { refused = true } }
             if refused { client.counters.subscriptionsRefused.add(1, ordering: .relaxed) } else { client.counters.subscribed.add(1, ordering: .relaxed) }
+        }
+        mosquitto_publish_callback_set(mosq) { _, user, _ in
+            guard let user else { return }
+            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didPublish()
         }
         mosquitto_message_callback_set(mosq) { _, user, message in
             guard let user, let message else { return }

@@ -40,6 +40,8 @@ public enum InputEndpoint: Sendable {
     public struct MQTTInput: Sendable {
         public var subscriptions: [(filter: String, qos: Int)]
         public var handle: @Sendable (MQTTMessage) -> Void
+        /// Messages without a usable value (not a number, no such field), for telemetry; nil: none counted.
+        public var rejected: (@Sendable () -> Int)? = nil
     }
 }
 

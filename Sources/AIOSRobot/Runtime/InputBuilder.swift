@@ -21,6 +21,8 @@ final class InputBuilder: InputBuildContext {
     /// E-stop inputs bound to a device's `estop` key so far.
     private(set) var boundEStops: Set<String> = []
     private(set) var links: [(input: String, link: InputLink)] = []
+    /// Per input: its messages' rate and gaps (telemetry), told by every source it posts to.
+    private(set) var arrivals: [(input: String, statistics: ArrivalStatistics)] = []
 
     init(configuration: RobotConfiguration, scheduler: Scheduler, shared: SharedState<Control>,
          statusCell: LatestValue<RuntimeStatus>, write: @escaping @Sendable (ApprovedCommand) -> Void, sensorNames: [String],
@@ -66,6 +68,24 @@ final class InputBuilder: InputBuildContext {
         return (QueueSpec(capacity: capacity, overflow: overflow), Subscription(priority: priority, relativeDeadline: .milliseconds(deadline)))
     }
 
+    /// The current input's arrival statistics (one per input, whatever its sources).
+    private func arrivalStatistics() throws -> ArrivalStatistics {
+        let input = try self.input
+        if let existing = arrivals.first(where: { $0.input == input.name }) { return existing.statistics }
+        // Default: a gap is an interval the guard would call stale for a sensor this input feeds.
+        var fed: [String] = []
+        switch input.settings["feeds"] {
+        case .string(let sensor)?: fed = [sensor]
+        case .map(let entries)?: fed = entries.compactMap { if case .string(let s) = $0.value { s } else { nil } }
+        default: break
+        }
+        let gap = configuration.mqtt?.telemetry?.inputGapMs
+            ?? configuration.sensors.filter { fed.contains($0.name) }.map(\.maxAgeMs).min()
+        let statistics = ArrivalStatistics(gapThreshold: gap.map { .milliseconds($0) })
+        arrivals.append((input.name, statistics))
+        return statistics
+    }
+
     func sensorSource(_ sensor: String) throws -> SourceHandle {
         let input = try self.input
         guard let index = sensorNames.firstIndex(of: sensor) else {
@@ -78,7 +98,7 @@ final class InputBuilder: InputBuildContext {
         let shared = self.shared, statusCell = self.statusCell, write = self.write
         return scheduler.addSource("\(input.name)/\(sensor)", queue: queue, subscription: subscription) { event in
             shared.update(statusCell) { $0.noteSample(index, event.payload, rangeMaximum: rangeMaximum, at: event.release, write: write) }
-        }
+        }.observed(by: try arrivalStatistics())
     }
 
     func link(timeout: Duration?) -> InputLink {
@@ -145,6 +165,8 @@ final class InputBuilder: InputBuildContext {
                 shared.update(statusCell) { _ = $0.observeEStops(estops, at: event.release, write: write) }
             }
         }
-        return try GamepadInput(mapping: mapping, sources: .init(axes: axes, buttons: buttons, emergencyStop: estopSource), estop: estop)
+        let arrivals = try arrivalStatistics()
+        return try GamepadInput(mapping: mapping, sources: .init(axes: axes.observed(by: arrivals), buttons: buttons.observed(by: arrivals),
+                                                                 emergencyStop: estopSource?.observed(by: arrivals)), estop: estop)
     }
 }

@@ -22,6 +22,8 @@ public final class RobotDaemon: Sendable {
         /// How long `start` waits for the broker before the control path starts.
         public var connectWait: Duration = .seconds(3)
         public var runtime = RobotRuntime.Options()
+        /// SO_SNDBUF of the telemetry connection (nil: the system's): the isolation test makes it small.
+        public var telemetrySendBufferBytes: Int?
         public init() {}
     }
 
@@ -30,6 +32,9 @@ public final class RobotDaemon: Sendable {
     public let runtime: RobotRuntime
     public let actuators: ActuatorSet
     public let mqtt: MQTTClient?
+    /// Deadline monitoring over MQTT (docs/mqtt.md): with an `mqtt` section, unless
+    /// `mqtt.telemetry.enabled` is false.
+    public let telemetry: TelemetryMonitor?
     public let realtime: RealtimeOptions
     private let connectWait: Duration
     private let backends: [BuiltBackend]
@@ -52,7 +57,9 @@ public final class RobotDaemon: Sendable {
         // Weak: the runtime owns the actuator set, whose callbacks must not own the runtime back.
         let holder = Mutex(WeakRobotRuntime())
         var client: MQTTClient?
-        if let m = configuration.mqtt {
+        // The control connection only when control uses the broker: a broker that carries nothing
+        // but telemetry must not be a stop cause (it has a connection of its own).
+        if let m = configuration.mqtt, Self.controlUsesBroker(configuration) {
             let endpoint = try BrokerAddress(m.broker)
             let password = try Self.password(m)
             client = try MQTTClient(options: MQTTOptions(
@@ -100,12 +107,36 @@ public final class RobotDaemon: Sendable {
         holder.withLock { $0.runtime = runtime }
         self.runtime = runtime
         actuators = runtime.actuators
+        telemetry = try Self.telemetry(configuration, options: options, scheduler: scheduler, runtime: runtime, control: client)
         if let client {
             for (_, endpoint) in runtime.endpoints {
                 guard case .mqtt(let m) = endpoint else { continue }
                 for s in m.subscriptions { try client.subscribe(.init(filter: s.filter, qos: s.qos)) }
             }
         }
+    }
+
+    /// Whether an input, an actuator or the remote stop uses the broker.
+    static func controlUsesBroker(_ configuration: RobotConfiguration) -> Bool {
+        if case .configured(let e) = configuration.estop, e.remote != nil { return true }
+        return configuration.inputs.contains { $0.kind == "mqtt" } || configuration.actuators.contains { $0.kind == "mqtt" }
+    }
+
+    /// The telemetry monitor on its own connection: same broker, credentials and CA as `mqtt`,
+    /// client id `<client_id>-telemetry`.
+    static func telemetry(_ configuration: RobotConfiguration, options: Options, scheduler: Scheduler, runtime: RobotRuntime,
+                          control: MQTTClient?) throws -> TelemetryMonitor? {
+        guard let m = configuration.mqtt else { return nil }
+        let settings = m.telemetry ?? TelemetrySettings()
+        guard settings.enabled else { return nil }
+        let base = control?.options.clientID ?? m.clientID ?? "robotd-\(configuration.robot.id)-\(getpid())"
+        let monitorOptions = TelemetryMonitor.Options(
+            settings: settings, broker: try BrokerAddress(m.broker), clientID: base + "-telemetry", username: m.username,
+            password: try password(m), caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
+            sendBufferBytes: options.telemetrySendBufferBytes)
+        var link: (@Sendable () -> Bool)?
+        if let control { link = { control.isConnected } }
+        return try TelemetryMonitor(options: monitorOptions, scheduler: scheduler, runtime: runtime, controlLink: link)
     }
 
     /// An e-stop device behind a stream (a FIFO, a file) has no unplug event, and a writer that
@@ -224,6 +255,8 @@ public final class RobotDaemon: Sendable {
                 break  // subscribed at init; the client delivers
             }
         }
+        // Last, and without waiting for its broker: telemetry never holds up the start.
+        try telemetry?.start()
         return report
     }
 
@@ -240,6 +273,8 @@ public final class RobotDaemon: Sendable {
             list.removeAll()
         }
         scheduler.stop()
+        // After the scheduler: its last figures are final. Before the control connection.
+        telemetry?.stop()
         mqtt?.stop()
         for b in backends { b.serialLink?.close() }
     }

@@ -22,6 +22,8 @@ public final class RobotRuntime: Sendable {
         /// TEST HOOK: while set, every policy task runs but sends nothing (a control path gone
         /// quiet); the guard's command watchdogs must then act.
         public var policySilence: PolicySilence?
+        /// TEST HOOK: the first critical policy's step overruns its deadline a given number of times.
+        public var policyOverrun: PolicyOverrunHook?
         /// Whether the broker link is up (the MQTT client's state; an atomic read), re-checked every
         /// guard tick. nil: no broker.
         public var brokerLink: (@Sendable () -> Bool)?
@@ -41,6 +43,8 @@ public final class RobotRuntime: Sendable {
     public let estops: [(input: String, signal: EStopSignal)]
     /// Input links the guard watches, by input name.
     public let links: [(input: String, link: InputLink)]
+    /// Each input's message rate and gaps (telemetry), by input name.
+    public let inputArrivals: [(input: String, statistics: ArrivalStatistics)]
     /// Remote stop/reset messages not acted on: retained ones and unrecognised payloads.
     public let remoteStopCounters = RemoteStopCounters()
 
@@ -87,6 +91,7 @@ public final class RobotRuntime: Sendable {
         }
         estops = estopSignals
         links = builder.links
+        inputArrivals = builder.arrivals
         let gamepadInputs = builder.gamepads.compactMap { pad in
             endpoints.lazy.compactMap { e -> GamepadInput? in
                 if e.0 == pad.input, case .inputDevice(let d) = e.1 { d.gamepad } else { nil }
@@ -190,6 +195,7 @@ public final class RobotRuntime: Sendable {
             let period = Duration.milliseconds(policy.periodMs ?? 0)
             let hook = plan.index == firstCritical ? options.policyFault : nil
             let silence = options.policySilence
+            let overrun = plan.index == firstCritical ? options.policyOverrun : nil
             scheduler.addPeriodic(plan.name, PeriodicSpec(
                 period: period, relativeDeadline: policy.deadlineMs.map { .milliseconds($0) }, priority: policy.critical ? .high : .normal,
                 critical: policy.critical ? CriticalPolicy(consecutiveMisses: criticalMisses) : nil)) { event in
@@ -197,6 +203,7 @@ public final class RobotRuntime: Sendable {
                 shared.update(statusCell) { c in
                     // The test hook strikes inside the control lock, as a real stuck policy would.
                     hook?.strike(at: event.release)
+                    overrun?.strike(release: event.release, deadline: event.deadline, clock: clock)
                     c.step(plan, release: event.release, now: clock.now(), write: write)
                 }
             }

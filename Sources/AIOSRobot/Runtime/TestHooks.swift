@@ -36,6 +36,37 @@ public final class PolicyFaultHook: Sendable {
     }
 }
 
+/// TEST HOOK: makes the first critical policy's step overrun its deadline a fixed number of times
+/// (`count` steps in a row, from `after` past its first step), each finishing `lateness` after its
+/// deadline: a deterministic source of deadline misses for telemetry tests. It sleeps rather than
+/// spins, so a shared machine keeps its other CPU. Never configured outside tests.
+public final class PolicyOverrunHook: Sendable {
+    public let count: Int
+    public let lateness: Duration
+    public let after: Duration
+    private let first = Atomic<Int64>(0)
+    private let done = Atomic<Int>(0)
+
+    public init(count: Int, lateness: Duration, after: Duration = .zero) {
+        self.count = count
+        self.lateness = lateness
+        self.after = after
+    }
+
+    /// Overruns done so far.
+    public var overruns: Int { done.load(ordering: .acquiring) }
+
+    func strike(release: Instant, deadline: Instant, clock: any SchedulerClock) {
+        if first.load(ordering: .relaxed) == 0 { first.store(release.nanoseconds, ordering: .relaxed) }
+        guard done.load(ordering: .relaxed) < count, release.nanoseconds - first.load(ordering: .relaxed) >= after.nanoseconds else { return }
+        let until = deadline.advanced(byNanoseconds: lateness.nanoseconds)
+        while clock.now() <= until {
+            usleep(UInt32(clamping: max(50, until.nanoseconds(since: clock.now()) / 1000 + 1)))
+        }
+        done.add(1, ordering: .releasing)
+    }
+}
+
 /// TEST HOOK: silences the policy tasks (they run but send nothing), as a control path that
 /// stopped producing commands would; the guard's command watchdog must then act.
 public final class PolicySilence: Sendable {

@@ -1,4 +1,5 @@
 import RobotConfig
+import Synchronization
 import Transports
 
 /// `mqtt`: a number from an MQTT topic (the payload itself, or a field of a JSON payload) feeding
@@ -16,6 +17,7 @@ enum MQTTInputKind: InputKind {
         let route = MQTTSensorInput.Route(filter: try s.string("topic"), fieldPath: try s.optionalString("field"),
                                           qos: try s.integer("qos", default: 1), source: try context.sensorSource(try s.string("feeds")))
         let input = MQTTSensorInput(routes: [route])
-        return .mqtt(.init(subscriptions: [(route.filter, route.qos)], handle: { input.handle($0) }))
+        return .mqtt(.init(subscriptions: [(route.filter, route.qos)], handle: { input.handle($0) },
+                           rejected: { Int(input.notANumber.load(ordering: .relaxed)) }))
     }
 }

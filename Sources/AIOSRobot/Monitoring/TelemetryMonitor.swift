@@ -1,0 +1,302 @@
+import CRealtime
+import Foundation
+import Glibc
+import Platform
+import RTScheduler
+import RobotConfig
+import SafetyGuard
+import Synchronization
+import Telemetry
+import Transports
+
+/// Deadline monitoring over MQTT (docs/mqtt.md): a thread of normal priority reads the scheduler's
+/// accounting window, the guard's audit ring and the runtime's status every `interval_ms` and
+/// publishes them on a connection of its own (client id `<client_id>-telemetry`), so that actuator
+/// commands over MQTT never queue behind telemetry. Nothing here runs on, or waits for, the control
+/// path: the reads are atomics, a lock-free status cell, the audit ring's seqlocked slots and the
+/// histograms' reader side. libmosquitto's outgoing queue is bounded (`max_queued_messages`); what
+/// does not fit is dropped and counted, and a broker that is slow, full or gone costs this thread
+/// only.
+public final class TelemetryMonitor: Sendable {
+    public struct Options: Sendable {
+        public var settings: TelemetrySettings
+        public var broker: BrokerAddress
+        public var clientID: String
+        public var username: String?
+        public var password: String?
+        public var caFile: String?
+        public var keepaliveSeconds: Int
+        /// SO_SNDBUF of the telemetry connection (nil: the system's); small in the isolation test.
+        public var sendBufferBytes: Int?
+
+        public init(settings: TelemetrySettings, broker: BrokerAddress, clientID: String, username: String? = nil, password: String? = nil,
+                    caFile: String? = nil, keepaliveSeconds: Int = 10, sendBufferBytes: Int? = nil) {
+            self.settings = settings
+            self.broker = broker
+            self.clientID = clientID
+            self.username = username
+            self.password = password
+            self.caFile = caFile
+            self.keepaliveSeconds = keepaliveSeconds
+            self.sendBufferBytes = sendBufferBytes
+        }
+    }
+
+    /// What telemetry did (any thread).
+    public final class Counters: Sendable {
+        /// Messages handed to the connection.
+        public let published = Atomic<UInt64>(0)
+        /// Messages dropped: the queue was full or the broker not connected.
+        public let dropped = Atomic<UInt64>(0)
+        /// Reads of the accounting window (one per interval).
+        public let cycles = Atomic<UInt64>(0)
+        public let auditsPublished = Atomic<UInt64>(0)
+    }
+
+    public let topics: TelemetryTopics
+    public let settings: TelemetrySettings
+    public let counters = Counters()
+    public let client: MQTTClient
+    private let sources: Sources
+    private let worker = WorkerSlot()
+    private let flags = Flags()
+
+    /// Set by the network thread (an audit request) and the monitor thread (its last message out).
+    final class Flags: Sendable {
+        let auditRequested = Atomic<Bool>(false)
+        let finished = Atomic<Bool>(false)
+    }
+
+    /// What the monitor reads (all of it readable from any thread).
+    struct Sources: Sendable {
+        let window: AccountingWindow
+        let scheduler: Scheduler
+        let runtime: RobotRuntime
+        let configuration: RobotConfiguration
+        let configHash: String
+        let bootID: String
+        /// The control connection, for the link state of `mqtt` inputs; nil: none.
+        let controlLink: (@Sendable () -> Bool)?
+    }
+
+    /// Takes the scheduler's accounting window (its one owner) and prepares the connection;
+    /// nothing is sent before `start()`.
+    public init(options: Options, scheduler: Scheduler, runtime: RobotRuntime, controlLink: (@Sendable () -> Bool)?) throws {
+        let configuration = runtime.configuration
+        settings = options.settings
+        topics = TelemetryTopics(prefix: options.settings.topicPrefix(robotID: configuration.robot.id))
+        sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
+                          configuration: configuration, configHash: Self.hash(configuration), bootID: Self.bootID(),
+                          controlLink: controlLink)
+        let requestTopic = topics.auditRequest
+        let flags = self.flags
+        client = try MQTTClient(options: MQTTOptions(
+            host: options.broker.host, port: options.broker.port, clientID: options.clientID, username: options.username,
+            password: options.password, caFile: options.caFile, keepaliveSeconds: options.keepaliveSeconds,
+            // Home Assistant's default availability payloads; the broker publishes `offline` when
+            // the connection ends without a DISCONNECT (a crash, SIGKILL, a cut cable).
+            will: .init(topic: topics.status, payload: Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true),
+            reconnectMaxSeconds: 4, maxQueuedMessages: options.settings.maxQueuedMessages,
+            sendBufferBytes: options.sendBufferBytes)) { message in
+            // A retained request is history replayed at every subscribe: not a request now.
+            if message.topic == requestTopic && !message.retained { flags.auditRequested.store(true, ordering: .releasing) }
+        }
+        try client.subscribe(.init(filter: requestTopic, qos: 1))
+    }
+
+    /// The canonical configuration's SHA-256: JSON with sorted keys of what robotd read (the same
+    /// file, whatever its comments and layout, hashes the same).
+    static func hash(_ configuration: RobotConfiguration) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return SHA256.hex((try? Array(encoder.encode(configuration))) ?? [])
+    }
+
+    static func bootID() -> String {
+        let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
+        let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return id.isEmpty ? "unknown" : id
+    }
+
+    /// Connects (in the background: a broker that is down is retried, nothing waits for it) and
+    /// starts the monitor thread.
+    public func start() throws {
+        try client.start()
+        let client = self.client, sources = self.sources, counters = self.counters, topics = self.topics
+        let settings = self.settings, flags = self.flags
+        try worker.start(name: "robotd-telemetry") { stop in
+            var loop = MonitorLoop(client: client, sources: sources, counters: counters, topics: topics, settings: settings)
+            loop.run(stop: stop, flags: flags)
+            flags.finished.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Publishes the last figures (call it after the scheduler has stopped, so they are final) and
+    /// `offline`, waits up to `flush` for them to go out, then disconnects cleanly.
+    public func stop(flush: Duration = .seconds(2)) {
+        worker.stop()
+        let deadline = rt_monotonic_ns() + Int64(flush.nanoseconds)
+        while flags.finished.load(ordering: .acquiring) && client.isConnected && client.queuedMessages > 0 && rt_monotonic_ns() < deadline {
+            usleep(5_000)
+        }
+        client.stop()
+    }
+}
+
+/// The monitor thread's state: the reporters (sequence numbers, windows, rate limits) live here,
+/// on that thread only.
+private struct MonitorLoop {
+    let client: MQTTClient
+    let sources: TelemetryMonitor.Sources
+    let counters: TelemetryMonitor.Counters
+    let topics: TelemetryTopics
+    let settings: TelemetrySettings
+    let clock: TelemetryClock
+    var deadlines: DeadlinesReporter
+    var queues = QueuesReporter()
+    var inputs = InputsReporter()
+    var safety: SafetyReporter
+    var audit = AuditReporter()
+    var auditCursor: AuditLog.Cursor
+    var stateSeq: UInt64 = 0
+    var lastState: StatePayload?
+    var lastStateAt: Int64 = 0
+    var connects: UInt64 = 0
+
+    init(client: MQTTClient, sources: TelemetryMonitor.Sources, counters: TelemetryMonitor.Counters, topics: TelemetryTopics,
+         settings: TelemetrySettings) {
+        self.client = client
+        self.sources = sources
+        self.counters = counters
+        self.topics = topics
+        self.settings = settings
+        let now = sources.scheduler.clock.now()
+        clock = TelemetryClock(origin: sources.scheduler.dispatchOrigin ?? now, monotonicNow: now, unixNow: Date().timeIntervalSince1970)
+        deadlines = DeadlinesReporter(thresholds: LevelThresholds(missRatioWarn: settings.missRatioWarn, missRatioError: settings.missRatioError,
+                                                                  stalePeriods: settings.stalePeriods),
+                                      missEventsPerSecond: settings.missEventsPerS)
+        safety = SafetyReporter(channelNames: sources.runtime.channelNames, sensorNames: sources.runtime.sensorNames,
+                                eventsPerSecond: settings.safetyEventsPerS)
+        // Every record still in the ring: the start's power-on latch is an intervention too.
+        auditCursor = sources.runtime.audit.oldestCursor
+    }
+
+    mutating func run(stop: StopFlag, flags: TelemetryMonitor.Flags) {
+        let interval = Int64(settings.intervalMs * 1e6)
+        var next = rt_monotonic_ns() + interval
+        while !stop.isSet {
+            let now = rt_monotonic_ns()
+            if flags.auditRequested.exchange(false, ordering: .acquiring) { publishAudit() }
+            announceIfConnected()
+            if now >= next {
+                cycle(final: false)
+                next += interval
+                if next < now { next = now + interval }  // fell behind (a stalled machine): no burst
+            }
+            // Short naps: a request for the audit and a stop are seen within 10 ms.
+            let left = max(0, min(next - rt_monotonic_ns(), 10_000_000))
+            if left > 0 { usleep(UInt32(left / 1000)) }
+        }
+        cycle(final: true)
+        send(topics.status, Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true)
+    }
+
+    /// After each (re)connect: `online` and the state again (the last will may have said `offline`
+    /// meanwhile).
+    private mutating func announceIfConnected() {
+        let now = client.counters.connects.load(ordering: .relaxed)
+        guard now != connects, client.isConnected else { return }
+        connects = now
+        send(topics.status, Array(TelemetryTopics.statusOnline.utf8), qos: 1, retain: true)
+        publishState(force: true)
+    }
+
+    private mutating func cycle(final: Bool) {
+        counters.cycles.add(1, ordering: .relaxed)
+        let report = sources.window.read()
+        // Events first, so the `deadlines` that follows counts them (published or suppressed).
+        for event in deadlines.missEvents(report, clock: clock) {
+            if !send(topics.miss, TelemetryJSON.encode(event), qos: settings.eventQos, retain: false) { deadlines.noteDropped(event) }
+        }
+        let records = sources.runtime.audit.read(from: &auditCursor)
+        for event in safety.events(records, at: report.at, clock: clock) {
+            if !send(topics.safety, TelemetryJSON.encode(event), qos: settings.eventQos, retain: false) { safety.noteDropped(event) }
+        }
+        send(topics.deadlines, TelemetryJSON.encode(deadlines.deadlines(report, clock: clock, telemetry: telemetryCounters())),
+             qos: settings.qos, retain: settings.retain)
+        send(topics.queues, TelemetryJSON.encode(queues.queues(report, clock: clock)), qos: settings.qos, retain: settings.retain)
+        send(topics.inputs, TelemetryJSON.encode(inputs.inputs(inputReadings(at: report.at), at: report.at, clock: clock)),
+             qos: settings.qos, retain: settings.retain)
+        publishState(force: final)
+    }
+
+    private func telemetryCounters() -> TelemetryCounters {
+        TelemetryCounters(published: counters.published.load(ordering: .relaxed), dropped: counters.dropped.load(ordering: .relaxed),
+                          queued: client.queuedMessages, connected: client.isConnected)
+    }
+
+    /// `state` when it changed (but for its clock and counters), at least every `state_interval_ms`.
+    private mutating func publishState(force: Bool) {
+        let now = rt_monotonic_ns()
+        let status = sources.runtime.status
+        let mode = status.latched ? "stopped" : status.inRecovery ? "recovery" : status.workspaceHold ? "holding" : "running"
+        let estop = StatePayload.EStopState(latched: status.latched, latchCause: status.latched ? status.latchCause?.description : nil,
+                                            activeCauses: status.causes.kinds.map(\.description), linksUp: status.linksUp,
+                                            resets: status.resets, refusedResets: status.refusedResets)
+        let due = now - lastStateAt >= Int64(settings.stateIntervalMs * 1e6)
+        guard force || due || lastState?.mode != mode || lastState?.estop != estop else { return }
+        stateSeq &+= 1
+        let at = Instant(nanoseconds: now)
+        let state = StatePayload(seq: stateSeq, tUnixS: clock.unix(at), robotId: sources.configuration.robot.id, version: RobotdVersion.current,
+                                 uptimeS: clock.sinceStart(at), mode: mode, estop: estop, configSha256: sources.configHash,
+                                 bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters())
+        lastState = state
+        lastStateAt = now
+        send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true)
+    }
+
+    private mutating func publishAudit() {
+        let ring = sources.runtime.audit
+        let payload = audit.audit(ring.recent(), capacity: ring.capacity, at: sources.scheduler.clock.now(), clock: clock,
+                                  channels: sources.runtime.channelNames, sensors: sources.runtime.sensorNames)
+        if send(topics.audit, TelemetryJSON.encode(payload), qos: settings.eventQos, retain: false) {
+            counters.auditsPublished.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Each configured input: its link, its traffic, what its decoder rejected.
+    private func inputReadings(at now: Instant) -> [InputReading] {
+        let runtime = sources.runtime
+        let startup = Duration.milliseconds(sources.configuration.safety.startupTimeoutMs)
+        return sources.configuration.inputs.map { input in
+            let arrivals = runtime.inputArrivals.first { $0.input == input.name }?.statistics
+            var link = "up"
+            if let l = runtime.links.first(where: { $0.input == input.name })?.link {
+                link = !l.isUp ? "down" : l.isLost(now: now, since: clock.origin, startup: startup) ? "silent" : "up"
+            } else if input.kind == "mqtt" {
+                link = (sources.controlLink?() ?? false) ? "up" : "down"
+            }
+            var rejected: UInt64?
+            switch runtime.endpoints.first(where: { $0.name == input.name })?.endpoint {
+            case .serial(let s)?: rejected = UInt64(max(0, s.rejected()))
+            case .mqtt(let m)?: rejected = m.rejected.map { UInt64(max(0, $0())) }
+            case .inputDevice?, nil: rejected = nil
+            }
+            return InputReading(name: input.name, kind: input.kind, link: link, messages: arrivals?.count ?? 0, gaps: arrivals?.gapCount ?? 0,
+                                rejected: rejected, last: arrivals?.last, windowMaxInterval: arrivals?.takeWindowMaxInterval() ?? .zero)
+        }
+    }
+
+    /// Hands a message to the connection; a refusal (queue full, not connected) is counted, never waited on.
+    @discardableResult
+    private func send(_ topic: String, _ payload: [UInt8], qos: Int, retain: Bool) -> Bool {
+        do {
+            try client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+            counters.published.add(1, ordering: .relaxed)
+            return true
+        } catch {
+            counters.dropped.add(1, ordering: .relaxed)
+            return false
+        }
+    }
+}
