@@ -136,6 +136,9 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     /// TLS: the CA certificate file (TLS is on when set).
     public var caFile: String?
     public var keepaliveS: Double = 10
+    /// Every robotd topic (inbound and telemetry) starts with this; nil: `robotd/<robot id>/`
+    /// (`RobotConfiguration.topicPrefix`).
+    public var prefix: String?
 
     public init(broker: String) { self.broker = broker }
 
@@ -147,6 +150,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         case passwordFile = "password_file"
         case caFile = "ca_file"
         case keepaliveS = "keepalive_s"
+        case prefix
     }
 
     public init(from decoder: any Decoder) throws {
@@ -158,6 +162,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         keepaliveS = try c.decodeIfPresent(Double.self, forKey: .keepaliveS) ?? 10
+        prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
     }
 }
 

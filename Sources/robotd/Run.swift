@@ -18,9 +18,15 @@ struct Run: ParsableCommand {
         SIGTERM puts every actuator in its safe state first, then prints a summary (every latch with its cause, \
         every refused reset with its reasons). A file that does not pass `robotd check` never starts.
 
+        --broker, --robot-id, --username, --password-file and --ca-file override the file's `mqtt` section and \
+        `robot.id` (the password from a file or the environment variable ROBOTD_MQTT_PASSWORD, never the command line).
+
         Example:
           robotd-sim --world rover &          # the simulated rover on /tmp/robotd-sim/rover
           robotd run --config examples/rover-sim.yaml
+          # the rig on a broker that wants a login (examples/mosquitto/)
+          robotd run --config examples/iot-rig-sim.yaml --broker 127.0.0.1:1883 \
+            --robot-id rig-2 --username robot --password-file ~/.robotd-mqtt-password
         """)
 
     @Option(help: "The robot's configuration (YAML; see docs/configuration.md).")
@@ -29,13 +35,16 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
     var seconds: Double?
 
+    @OptionGroup var connection: BrokerOptions
+
     func validate() throws {
         if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
     }
 
     func run() throws {
         RealtimeSetup.prepareProcess()
-        let configuration = try ConfigurationFile.load(config)
+        var configuration = try ConfigurationFile.load(config)
+        try connection.apply(to: &configuration)
         let daemon: RobotDaemon
         do {
             daemon = try RobotDaemon(configuration: configuration, log: stderrLine)

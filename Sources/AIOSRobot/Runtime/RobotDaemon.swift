@@ -85,7 +85,11 @@ public final class RobotDaemon: Sendable {
         var runtimeOptions = options.runtime
         // The link counts as down while connected with a subscription the broker refused (an ACL
         // deny): the remote stop or a reading would be deaf without anything else showing it.
-        if let client { runtimeOptions.brokerLink = { client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0 } }
+        // Only when control depends on the broker: a connection made for nothing else (`robotd
+        // sim` gives every run a broker, for telemetry) must not stop the robot when it drops.
+        if let client, Self.controlUsesBroker(configuration) {
+            runtimeOptions.brokerLink = { client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0 }
+        }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
         let writers = ActuatorSet.WriterOptions(fifoPriority: realtime.fifoPriority.map { max(1, $0 - 1) })
@@ -132,6 +136,12 @@ public final class RobotDaemon: Sendable {
         var a = stat(), b = stat()
         guard stat(resolved, &a) == 0, stat(opened, &b) == 0 else { return false }
         return (a.st_mode & S_IFMT) == S_IFCHR && a.st_rdev == b.st_rdev
+    }
+
+    /// `mqtt` inputs or actuators, or the remote stop.
+    public static func controlUsesBroker(_ configuration: RobotConfiguration) -> Bool {
+        configuration.inputs.contains { $0.kind == "mqtt" } || configuration.actuators.contains { $0.kind == "mqtt" }
+            || configuration.inboundTopics != nil
     }
 
     static func password(_ m: MQTTSettings) throws -> String? {
