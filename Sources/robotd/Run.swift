@@ -67,6 +67,7 @@ struct Run: ParsableCommand {
         summary.addRaw("latches", json: running.history.latchesJSON)
         summary.addRaw("refused_resets", json: running.history.refusalsJSON)
         summary.addRaw("warnings", json: running.history.warningsJSON)
+        summary.addRaw("remote_resets", json: RunStatusLine.remoteResetsJSON(daemon))
         stdoutLine(summary.text)
     }
 }
@@ -94,6 +95,8 @@ enum RunStatusLine {
         j.add("deadline_faults", status.deadlineFaults)
         j.add("stalls", status.stalls)
         j.add("remote_stops", status.remoteStops)
+        // What a remote reset request must name (`reset N`).
+        j.add("latch_sequence", Int(status.latchSequence))
         j.add("verdicts_pass", status.verdicts.passed)
         j.add("verdicts_clamped", status.verdicts.clamped)
         j.add("verdicts_rejected", status.verdicts.rejected)
@@ -138,5 +141,20 @@ enum RunStatusLine {
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         j.add("cpu_percent", elapsed > 0 ? (cpu / elapsed * 1000).rounded() / 10 : 0)
         return j
+    }
+
+    /// The remote reset requests kept (the latest 64): when (s since the start), who, the latch
+    /// named, the outcome and its reasons.
+    static func remoteResetsJSON(_ daemon: RobotDaemon) -> String {
+        let origin = daemon.scheduler.origin
+        return "[" + daemon.runtime.remoteResets.records().map { r in
+            var j = JSONLine()
+            j.add("t_s", (Double(r.at.nanoseconds(since: origin)) / 1e6).rounded() / 1e3)
+            j.add("user", r.user)
+            if let latch = r.latch { j.add("latch", Int(latch)) } else { j.addRaw("latch", json: "null") }
+            j.add("outcome", r.outcome.rawValue)
+            j.addRaw("reasons", json: "[" + r.reasons.map { "\"\($0)\"" }.joined(separator: ",") + "]")
+            return j.text
+        }.joined(separator: ",") + "]"
     }
 }

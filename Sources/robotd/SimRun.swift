@@ -194,6 +194,7 @@ enum SimRun {
             summary.addRaw("latches", json: history.latchesJSON)
             summary.addRaw("refused_resets", json: history.refusalsJSON)
             summary.addRaw("warnings", json: history.warningsJSON)
+            summary.addRaw("remote_resets", json: RunStatusLine.remoteResetsJSON(daemon))
             summary.addRaw("sim", json: truthJSON())
             summary.add("critical_misses", criticalMisses)
             summary.addRaw("criteria", json: "[" + results.map { r in
