@@ -164,3 +164,57 @@ struct BrokerACLTests {
 final class LogLines: Sendable {
     let list = Mutex<[String]>([])
 }
+
+/// TLS for robotd's own connection: a broker with a TLS listener (a CA and a server certificate
+/// for 127.0.0.1 made with openssl) and logins; `robotd run --ca-file` connects and logs in, while
+/// the wrong CA or no TLS at all cannot connect, said in words.
+@Suite("robotd run over TLS with a login", .serialized,
+       .enabled(if: MosquittoBroker.isInstalled && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"),
+                "mosquitto or openssl is not installed"))
+struct BrokerTLSTests {
+    @Test func when_robotd_run_is_given_the_ca_file_expect_it_connected_and_without_it_or_with_another_ca_a_refusal_in_words() throws {
+        let directory = try temporaryDirectory("robotd-tls")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func openssl(_ arguments: String) throws {
+            let tool = try Subprocess("/usr/bin/openssl", arguments.split(separator: " ").map { String($0).replacingOccurrences(of: "DIR", with: directory) })
+            #expect(tool.wait(seconds: 60) == 0, "openssl \(arguments): \(tool.stderr)")
+        }
+        try openssl("req -x509 -newkey rsa:2048 -nodes -keyout DIR/ca.key -out DIR/ca.pem -days 2 -subj /CN=robotd-test-ca")
+        try openssl("req -x509 -newkey rsa:2048 -nodes -keyout DIR/other.key -out DIR/other.pem -days 2 -subj /CN=another-ca")
+        try openssl("req -newkey rsa:2048 -nodes -keyout DIR/server.key -out DIR/server.csr -subj /CN=127.0.0.1")
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: directory + "/ext", atomically: true, encoding: .utf8)
+        try openssl("x509 -req -in DIR/server.csr -CA DIR/ca.pem -CAkey DIR/ca.key -CAcreateserial -out DIR/server.pem -days 2 -extfile DIR/ext")
+        // Mosquitto started as root reads its key after dropping to its own user.
+        chmod(directory + "/server.key", 0o644)
+        let example = Examples.folder.appendingPathComponent("mosquitto")
+        let broker = try MosquittoBroker(settings: [
+            "allow_anonymous false",
+            "password_file \(example.appendingPathComponent("passwd").path)", "acl_file \(example.appendingPathComponent("acl").path)",
+            "cafile \(directory)/ca.pem", "certfile \(directory)/server.pem", "keyfile \(directory)/server.key",
+        ])
+        try broker.start()
+        defer { broker.stop() }
+        let config = directory + "/rig.yaml"
+        try FileManager.default.copyItem(atPath: Examples.folder.appendingPathComponent("iot-rig-sim.yaml").path, toPath: config)
+        try "robot-demo-password\n".write(toFile: directory + "/password", atomically: true, encoding: .utf8)
+        let flags = ["run", "--config", config, "--seconds", "3", "--broker", "127.0.0.1:\(broker.port)", "--username", "robot",
+                     "--password-file", directory + "/password"]
+        let address = "broker 127.0.0.1:\(broker.port)"
+
+        let tls = try Subprocess(builtProduct("robotd"), flags + ["--ca-file", directory + "/ca.pem"])
+        #expect(tls.wait(seconds: 20) == 0)
+        #expect(tls.stderr.contains("\(address): connected"), "\(tls.stderr)")
+        #expect(tls.jsonLines.last?["links_up"] as? Bool == true, "\(tls.stdout)")
+
+        let otherCA = try Subprocess(builtProduct("robotd"), flags + ["--ca-file", directory + "/other.pem"])
+        #expect(otherCA.wait(seconds: 20) == 0)
+        #expect(otherCA.stderr.contains("\(address): cannot connect: TLS error"), "\(otherCA.stderr)")
+        #expect(!otherCA.stderr.contains("\(address): connected"))
+
+        let plain = try Subprocess(builtProduct("robotd"), flags)
+        #expect(plain.wait(seconds: 20) == 0)
+        #expect(plain.stderr.contains("\(address): cannot connect") || plain.stderr.contains("\(address): link lost"), "\(plain.stderr)")
+        #expect(!plain.stderr.contains("\(address): connected"))
+        #expect(plain.jsonLines.last?["links_up"] as? Bool == false)
+    }
+}
