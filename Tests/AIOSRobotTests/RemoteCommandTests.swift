@@ -218,6 +218,19 @@ struct RemoteCommandTests {
         #expect(log.records(after: 101).isEmpty)
     }
 
+    /// Decisions of the control path are kept even when no reader comes for a long time: 40
+    /// answered requests, the log read only at the end, every one there, in order.
+    @Test func when_no_one_reads_the_log_for_many_requests_expect_every_decision_kept() throws {
+        let loop = try Self.stoppedRig()
+        for _ in 0..<40 {
+            loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+            Self.step(loop)
+        }
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.count == 40 && records.map(\.sequence) == Array(1...40))
+        #expect(records.first?.outcome == .released && records.dropFirst().allSatisfy { $0.reason == .notLatched })
+    }
+
     /// Without `reset_users` every remote request is refused: the stop can only be released by a
     /// reset key (the rig has none; `robotd check` warns).
     @Test func when_no_reset_users_are_configured_expect_every_request_refused() throws {

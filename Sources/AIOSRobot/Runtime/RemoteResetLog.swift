@@ -94,6 +94,13 @@ public final class RemoteResetLog: Sendable {
     /// The sequence number of the latest record (0: none yet).
     public var latestSequence: UInt64 { kept.withLock { k in fold(&k); return k.next - 1 } }
 
+    /// Folds the control path's decisions in (MQTT thread, before each request it passes on): the
+    /// ring then never holds more than the reset queue's few undecided requests' decisions, so
+    /// none is overwritten even when no reader comes for a long time.
+    func collect() {
+        kept.withLock { fold(&$0) }
+    }
+
     /// A request answered before the control path (MQTT thread).
     func note(at: Instant, user: String, latch: UInt64?, _ outcome: RemoteResetRecord.Outcome, _ reason: RemoteResetRecord.Reason) {
         kept.withLock { k in

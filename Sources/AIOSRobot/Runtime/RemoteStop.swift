@@ -105,6 +105,7 @@ enum RemoteStop {
                 log.note(at: arrival, user: user, latch: nil, .refused, .noLatchNumber)
                 return
             }
+            log.collect()
             let request = SampleValues(tag: requestTag, values: [Double(index), Double(latch)])
             if !reset.post(.values(request), release: arrival).wasAccepted {
                 counters.queueFull.add(1, ordering: .relaxed)
