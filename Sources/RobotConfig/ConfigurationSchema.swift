@@ -53,6 +53,7 @@ public enum ConfigurationSchema {
         FieldSpec("ca_file", .string, help: "CA certificate: TLS is on when set"),
         FieldSpec("keepalive_s", .number(1...65535), help: "MQTT keep-alive interval"),
         FieldSpec("telemetry", .object(telemetry), help: "what robotd publishes about itself (docs/mqtt.md)"),
+        FieldSpec("prefix", .string, help: "every robotd topic starts with it (default `robotd/<robot id>/`)"),
     ]
 
     /// Keys every input has beside its kind's (`InputSettings.commonKeys`).
@@ -158,9 +159,12 @@ public enum ConfigurationSchema {
                   help: "the e-stop device lost: a stop of this category (0 or 1: without it nothing can stop the robot)"),
         FieldSpec("liveness_ms", .positive, help: "a stream device (a FIFO) must show a frame this often"),
         FieldSpec("remote", .object([
-            FieldSpec("stop_topic", .string, required: true, help: "any message latches a stop"),
-            FieldSpec("reset_topic", .string, help: "a message asks for a reset"),
+            FieldSpec("stop_topic", .string, help: "any message latches a stop (default `<prefix>estop`)"),
+            FieldSpec("reset_topic", .string,
+                      help: "reset requests arrive on `<reset_topic>/<user>` (default `<prefix>estop/reset`)"),
             FieldSpec("category", .integer(0...1), required: true, help: "0 or 1, as the e-stop"),
+            FieldSpec("reset_users", .list(.string),
+                      help: "MQTT users whose reset requests are acted on (none: every remote reset is refused)"),
         ]), help: "a latching stop and reset over MQTT"),
     ]
 

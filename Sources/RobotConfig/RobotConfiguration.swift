@@ -138,6 +138,9 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     public var keepaliveS: Double = 10
     /// What robotd publishes about itself (defaults when absent; docs/mqtt.md).
     public var telemetry: TelemetrySettings?
+    /// Every robotd topic (inbound and telemetry) starts with this; nil: `robotd/<robot id>/`
+    /// (`RobotConfiguration.topicPrefix`).
+    public var prefix: String?
 
     public init(broker: String) { self.broker = broker }
 
@@ -150,6 +153,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         case caFile = "ca_file"
         case keepaliveS = "keepalive_s"
         case telemetry
+        case prefix
     }
 
     public init(from decoder: any Decoder) throws {
@@ -162,6 +166,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         keepaliveS = try c.decodeIfPresent(Double.self, forKey: .keepaliveS) ?? 10
         telemetry = try c.decodeIfPresent(TelemetrySettings.self, forKey: .telemetry)
+        prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
     }
 }
 

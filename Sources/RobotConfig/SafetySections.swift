@@ -246,15 +246,40 @@ public enum EStopSettings: Sendable, Equatable, Codable {
     }
 }
 
-/// A remote stop (latching) and reset over MQTT. Retained messages are ignored.
+/// A remote stop (latching) and reset over MQTT (docs/mqtt.md, "Inbound topics and security").
+/// Retained messages are ignored. The topics default to the robot's prefix
+/// (`RobotConfiguration.inboundTopics`): `<prefix>estop`, and reset requests on
+/// `<prefix>estop/reset/<user>`.
 public struct RemoteStopSettings: Sendable, Equatable, Codable {
-    public var stopTopic: String
+    /// nil: `<prefix>estop`.
+    public var stopTopic: String?
+    /// The base of the reset requests: a request is published on `<reset_topic>/<user>`. nil:
+    /// `<prefix>estop/reset`.
     public var resetTopic: String?
     public var category: Int
+    /// MQTT user names whose reset requests robotd acts on (the broker's ACL makes the name in
+    /// the topic the publisher's own); empty: every remote reset is refused.
+    public var resetUsers: [String] = []
+
+    public init(stopTopic: String? = nil, resetTopic: String? = nil, category: Int, resetUsers: [String] = []) {
+        self.stopTopic = stopTopic
+        self.resetTopic = resetTopic
+        self.category = category
+        self.resetUsers = resetUsers
+    }
 
     enum CodingKeys: String, CodingKey {
         case category
         case stopTopic = "stop_topic"
         case resetTopic = "reset_topic"
+        case resetUsers = "reset_users"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        stopTopic = try c.decodeIfPresent(String.self, forKey: .stopTopic)
+        resetTopic = try c.decodeIfPresent(String.self, forKey: .resetTopic)
+        category = try c.decode(Int.self, forKey: .category)
+        resetUsers = try c.decodeIfPresent([String].self, forKey: .resetUsers) ?? []
     }
 }

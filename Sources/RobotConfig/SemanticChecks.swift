@@ -40,6 +40,7 @@ struct SemanticChecker {
         checkChannels()
         checkWorkspace()
         checkEStop()
+        checkInbound()
         checkPolicies()
         checkActuators()
         checkUnfedSensors()

@@ -2,15 +2,6 @@ extension SemanticChecker {
     /// `mqtt.telemetry`: what the schema's types cannot say about it.
     mutating func checkTelemetry(_ telemetry: Located?) {
         guard let telemetry, telemetry.map != nil else { return }
-        if let prefix = telemetry["prefix"], let text = prefix.string {
-            if text.contains("+") || text.contains("#") {
-                diagnostics.error(prefix.position, "mqtt.telemetry.prefix", "`\(text)` has an MQTT wildcard: topics are published, not subscribed",
-                                  allowed: "a topic prefix without + or #")
-            } else if text.hasPrefix("/") || !text.hasSuffix("/") || text.contains("//") {
-                diagnostics.error(prefix.position, "mqtt.telemetry.prefix", "`\(text)` must end in `/` and have no empty level",
-                                  allowed: "e.g. robotd/rover-1/")
-            }
-        }
         if let warn = telemetry["miss_ratio_warn"]?.number, let error = telemetry["miss_ratio_error"], let value = error.number, value < warn {
             diagnostics.error(error.position, "mqtt.telemetry.miss_ratio_error",
                               "\(value) is below miss_ratio_warn (\(warn)): a task would be in error before it warns",

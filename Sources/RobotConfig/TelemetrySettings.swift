@@ -3,8 +3,6 @@
 /// alone publishes telemetry.
 public struct TelemetrySettings: Sendable, Equatable, Codable {
     public var enabled: Bool = true
-    /// Topic prefix, ending in `/`; nil: `robotd/<robot.id>/`.
-    public var prefix: String?
     /// `deadlines`, `queues` and `inputs` every this often.
     public var intervalMs: Double = 1000
     /// `state` (retained) at least this often; also whenever it changes.
@@ -35,7 +33,7 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case enabled, prefix, qos, retain
+        case enabled, qos, retain
         case intervalMs = "interval_ms"
         case stateIntervalMs = "state_interval_ms"
         case eventQos = "event_qos"
@@ -52,7 +50,6 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = TelemetrySettings()
         enabled = try c.decodeIfPresent(Bool.self, forKey: .enabled) ?? d.enabled
-        prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
         intervalMs = try c.decodeIfPresent(Double.self, forKey: .intervalMs) ?? d.intervalMs
         stateIntervalMs = try c.decodeIfPresent(Double.self, forKey: .stateIntervalMs) ?? d.stateIntervalMs
         qos = try c.decodeIfPresent(Int.self, forKey: .qos) ?? d.qos
@@ -66,16 +63,12 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
         missRatioError = try c.decodeIfPresent(Double.self, forKey: .missRatioError) ?? d.missRatioError
         stalePeriods = try c.decodeIfPresent(Double.self, forKey: .stalePeriods) ?? d.stalePeriods
     }
-
-    /// The prefix in force for a robot.
-    public func topicPrefix(robotID: String) -> String { prefix ?? "robotd/\(robotID)/" }
 }
 
 extension ConfigurationSchema {
     /// `mqtt.telemetry`.
     public static let telemetry: [FieldSpec] = [
         FieldSpec("enabled", .bool, help: "publish telemetry (default true when `mqtt` is there)"),
-        FieldSpec("prefix", .string, help: "topic prefix ending in `/`, no wildcards; default `robotd/<robot.id>/`"),
         FieldSpec("interval_ms", .number(1...3_600_000), help: "`deadlines`, `queues` and `inputs` every this often (default 1000)"),
         FieldSpec("state_interval_ms", .number(10...86_400_000), help: "`state` at least this often, and on every change (default 10000)"),
         FieldSpec("qos", .integer(0...2), help: "QoS of `deadlines`, `queues`, `inputs` (default 0)"),

@@ -22,6 +22,28 @@ public final class MosquittoBroker: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
+    /// A broker set up by a mosquitto.conf such as examples/mosquitto/mosquitto.conf, on a free
+    /// loopback port: the file's own `listener`, `port`, `persistence*`, `log_dest` and `pid_file`
+    /// lines give way to this broker's, and relative `password_file` and `acl_file` paths are
+    /// taken from the file's folder. Everything else (`allow_anonymous false`, …) is kept.
+    public convenience init(configurationFile path: String, port: Int? = nil, executable: String = "/usr/sbin/mosquitto") throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var settings: [String] = []
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.isEmpty, !line.hasPrefix("#") else { continue }
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            if ["listener", "port", "persistence", "persistence_location", "log_dest", "pid_file"].contains(parts[0]) { continue }
+            if ["password_file", "acl_file"].contains(parts[0]), parts.count == 2, !parts[1].hasPrefix("/") {
+                settings.append("\(parts[0]) \(folder)/\(parts[1])")
+            } else {
+                settings.append(line)
+            }
+        }
+        try self.init(port: port, executable: executable, settings: settings)
+    }
+
     public static var isInstalled: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/mosquitto") }
 
     public var pid: Int32? { process?.processIdentifier }

@@ -18,9 +18,15 @@ struct Run: ParsableCommand {
         SIGTERM puts every actuator in its safe state first, then prints a summary (every latch with its cause, \
         every refused reset with its reasons). A file that does not pass `robotd check` never starts.
 
+        --broker, --robot-id, --username, --password-file and --ca-file override the file's `mqtt` section and \
+        `robot.id` (the password from a file or the environment variable ROBOTD_MQTT_PASSWORD, never the command line).
+
         Example:
           robotd-sim --world rover &          # the simulated rover on /tmp/robotd-sim/rover
           robotd run --config examples/rover-sim.yaml
+          # the rig on a broker that wants a login (examples/mosquitto/)
+          robotd run --config examples/iot-rig-sim.yaml --broker 127.0.0.1:1883 \
+            --robot-id rig-2 --username robot --password-file ~/.robotd-mqtt-password
         """)
 
     @Option(help: "The robot's configuration (YAML; see docs/configuration.md).")
@@ -29,13 +35,16 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
     var seconds: Double?
 
+    @OptionGroup var connection: BrokerOptions
+
     func validate() throws {
         if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
     }
 
     func run() throws {
         RealtimeSetup.prepareProcess()
-        let configuration = try ConfigurationFile.load(config)
+        var configuration = try ConfigurationFile.load(config)
+        try connection.apply(to: &configuration)
         let daemon: RobotDaemon
         do {
             daemon = try RobotDaemon(configuration: configuration, log: stderrLine)
@@ -58,6 +67,7 @@ struct Run: ParsableCommand {
         summary.addRaw("latches", json: running.history.latchesJSON)
         summary.addRaw("refused_resets", json: running.history.refusalsJSON)
         summary.addRaw("warnings", json: running.history.warningsJSON)
+        summary.addRaw("remote_resets", json: RunStatusLine.remoteResetsJSON(daemon))
         stdoutLine(summary.text)
     }
 }
@@ -85,6 +95,8 @@ enum RunStatusLine {
         j.add("deadline_faults", status.deadlineFaults)
         j.add("stalls", status.stalls)
         j.add("remote_stops", status.remoteStops)
+        // What a remote reset request must name (`reset N`).
+        j.add("latch_sequence", Int(status.latchSequence))
         j.add("verdicts_pass", status.verdicts.passed)
         j.add("verdicts_clamped", status.verdicts.clamped)
         j.add("verdicts_rejected", status.verdicts.rejected)
@@ -129,5 +141,20 @@ enum RunStatusLine {
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         j.add("cpu_percent", elapsed > 0 ? (cpu / elapsed * 1000).rounded() / 10 : 0)
         return j
+    }
+
+    /// The remote reset requests kept (the latest 64): when (s since the start), who, the latch
+    /// named, the outcome and its reasons.
+    static func remoteResetsJSON(_ daemon: RobotDaemon) -> String {
+        let origin = daemon.scheduler.origin
+        return "[" + daemon.runtime.remoteResets.records().map { r in
+            var j = JSONLine()
+            j.add("t_s", (Double(r.at.nanoseconds(since: origin)) / 1e6).rounded() / 1e3)
+            j.add("user", r.user)
+            if let latch = r.latch { j.add("latch", Int(latch)) } else { j.addRaw("latch", json: "null") }
+            j.add("outcome", r.outcome.rawValue)
+            j.addRaw("reasons", json: "[" + r.reasons.map { "\"\($0)\"" }.joined(separator: ",") + "]")
+            return j.text
+        }.joined(separator: ",") + "]"
     }
 }

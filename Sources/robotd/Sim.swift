@@ -29,6 +29,12 @@ struct Sim: ParsableCommand {
         scenario (examples/scenarios/) its success criteria are judged on the simulator's ground truth, and the \
         exit status is 1 when one fails. Precedence: flags over the scenario over the configuration.
 
+        MQTT: the broker of --broker (with --username, --password-file or ROBOTD_MQTT_PASSWORD, --ca-file), or the \
+        configuration's unless it names robotd-sim's default (127.0.0.1:18830); otherwise a Mosquitto of its own on a \
+        free loopback port, said on stderr (`broker: mosquitto on 127.0.0.1:PORT (pid N)`) so that a monitor can be \
+        pointed at it. Without mosquitto installed, the rover runs without MQTT (and says so). --robot-id renames the \
+        robot (its topics, robotd/ID/…) for several instances of one file.
+
         `robotd demo` is the same command under its former name. Hardware runs with `robotd run --config FILE`.
 
         Example:
@@ -40,6 +46,8 @@ struct Sim: ParsableCommand {
           robotd sim --scenario examples/scenarios/rover-square.yaml
           # the IoT rig over MQTT, an operator's remote stop at 8 s
           robotd sim --world iot-rig --remote-stop-at 8
+          # a second rover on a broker that is already running
+          robotd sim --broker 127.0.0.1:1883 --robot-id rover-2 --priority 0
         """,
         aliases: ["demo"])
 
@@ -95,6 +103,8 @@ struct Sim: ParsableCommand {
     @Option(help: "CPU to pin the dispatch thread to.")
     var cpu: Int?
 
+    @OptionGroup var connection: BrokerOptions
+
     func validate() throws {
         if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
         if let priority, !(0...99).contains(priority) { throw ValidationError("--priority must be 0…99") }
@@ -135,6 +145,9 @@ struct SimPlan {
     var criteria: [ScenarioCriterion]
     var waypoints: [[Double]]
     var realtime: RealtimeOptions?
+    /// A broker named by `--broker` or by the configuration (not robotd-sim's default): the run
+    /// uses it instead of starting its own.
+    var brokerGiven: Bool
 
     init(_ command: Sim) throws {
         var scenario: Scenario?
@@ -157,6 +170,8 @@ struct SimPlan {
             configPath = try ExampleFiles.path(world == .rover ? "rover-sim.yaml" : "iot-rig-sim.yaml")
         }
         configuration = try ConfigurationFile.load(configPath)
+        try command.connection.apply(to: &configuration)
+        brokerGiven = command.connection.broker != nil || configuration.mqtt.map { $0.broker != SimBroker.simulatorDefault } == true
         seconds = command.seconds ?? scenario?.seconds ?? 20
         seed = command.seed ?? scenario?.seed ?? 1
         estopAt = command.estopAt ?? scenario?.estopAtS

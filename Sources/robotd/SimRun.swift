@@ -50,6 +50,9 @@ enum SimRun {
         try sim.start()
         defer { sim.stop() }
         try SimulatorEndpoints.rewrite(&configuration, folder: folder, broker: nil)
+        let broker = try SimBroker.prepare(&configuration, given: plan.brokerGiven,
+                                           required: RobotDaemon.controlUsesBroker(configuration))
+        defer { broker?.stop() }
 
         var recorder = RunRecorder(robot: configuration.robot.id, seed: plan.seed, rover: sim.rover.config,
                                    faults: injected(plan), waypoints: plan.waypoints)
@@ -61,13 +64,14 @@ enum SimRun {
 
     static func rig(_ plan: SimPlan) throws {
         var configuration = plan.configuration
-        guard MosquittoBroker.isInstalled else { throw ValidationError("--world iot-rig needs mosquitto (/usr/sbin/mosquitto)") }
-        let broker = try MosquittoBroker()
-        try broker.start()
-        defer { broker.stop() }
-        stderrLine("broker: mosquitto on 127.0.0.1:\(broker.port) (pid \(broker.pid ?? -1))")
+        let broker = try SimBroker.prepare(&configuration, given: plan.brokerGiven, required: true)
+        defer { broker?.stop() }
+        guard let m = configuration.mqtt else { throw ValidationError("--world iot-rig needs a broker") }
+        let address = try BrokerAddress(m.broker)
+        let login = try SimBroker.login(m)
         var options = SimulatorRunner.Options()
-        options.broker = ("127.0.0.1", broker.port)
+        options.broker = (address.host, address.port)
+        (options.brokerUsername, options.brokerPassword, options.brokerCAFile) = (login.username, login.password, login.caFile)
         options.rig.seed = plan.seed
         options.rig.sampleHz = 2
         options.rigReconnectMaxSeconds = 2
@@ -77,33 +81,39 @@ enum SimRun {
         try sim.start()
         defer { sim.stop() }
         guard let rig = sim.rig else { throw ValidationError("the simulated rig did not start") }
-        try SimulatorEndpoints.rewrite(&configuration, folder: NSTemporaryDirectory(), broker: "127.0.0.1:\(broker.port)")
+        try SimulatorEndpoints.rewrite(&configuration, folder: NSTemporaryDirectory(), broker: nil)
 
         let thermostat = configuration.policies.first { $0.kind == "thermostat" }
         let setpoint = thermostat.flatMap { if case .number(let c)? = $0.settings["setpoint"] { c } else { nil } } ?? .nan
         let band = thermostat.flatMap { if case .number(let b)? = $0.settings["band"] { b } else { nil } } ?? 0.5
         // The operator's console: a separate client, as a person with a phone would be.
-        let console = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "robotd-sim-operator-\(getpid())")) { _ in }
+        // On a broker of its own (anonymous) it is the first of `reset_users` (else `operator`); on
+        // a broker that wants a login, the run's user, whose name the broker's ACL lets it use.
+        let console = try MQTTClient(options: MQTTOptions(host: address.host, port: address.port, clientID: "robotd-sim-operator-\(getpid())",
+                                                          username: login.username, password: login.password, caFile: login.caFile)) { _ in }
         try console.start()
         defer { console.stop() }
-        var remote: RemoteStopSettings?
-        if case .configured(let e) = configuration.estop { remote = e.remote }
-        if (plan.remoteStopAt != nil || plan.remoteResetAt != nil) && remote == nil {
-            throw ValidationError("--remote-stop-at/--remote-reset-at need `estop.remote` topics in the configuration")
+        let topics = configuration.inboundTopics
+        var resetUsers: [String] = []
+        if case .configured(let e) = configuration.estop { resetUsers = e.remote?.resetUsers ?? [] }
+        let operatorName = login.username ?? resetUsers.first ?? "operator"
+        if (plan.remoteStopAt != nil || plan.remoteResetAt != nil) && topics == nil {
+            throw ValidationError("--remote-stop-at/--remote-reset-at need `estop.remote` in the configuration")
         }
         var stopSent = false, resetSent = false
         var recorder = RunRecorder(robot: configuration.robot.id, seed: plan.seed, rigBand: band,
                                    faults: injected(plan))
         try drive(plan, configuration, recorder: &recorder, sample: { r, latched in
             r.sample(rig.snapshot(), simulatorTime: sim.rover.time, setpoint: setpoint, latched: latched)
-        }, act: { elapsed in
-            if let at = plan.remoteStopAt, !stopSent, elapsed >= at, let topic = remote?.stopTopic {
+        }, act: { daemon, elapsed in
+            if let at = plan.remoteStopAt, !stopSent, elapsed >= at, let topic = topics?.stop {
                 stopSent = true
                 publish(console, topic, "stop")
             }
-            if let at = plan.remoteResetAt, !resetSent, elapsed >= at, let topic = remote?.resetTopic {
+            if let at = plan.remoteResetAt, !resetSent, elapsed >= at, let topic = topics?.resetTopic(user: operatorName) {
                 resetSent = true
-                publish(console, topic, "reset")
+                // The latch the operator sees (a console reads it from the `state` topic).
+                publish(console, topic, "reset \(daemon.runtime.status.latchSequence)")
             }
         }, progress: { daemon, elapsed in
             progressLine(rig: rig.snapshot(), setpoint: setpoint, daemon, elapsed: elapsed)
@@ -137,7 +147,7 @@ enum SimRun {
     /// Runs the daemon on `configuration` for the plan's seconds (or until SIGINT/SIGTERM), samples
     /// the ground truth, prints progress, then the summary and the criteria; exits 1 when one fails.
     private static func drive(_ plan: SimPlan, _ configuration: RobotConfiguration, recorder: inout RunRecorder,
-                              sample: (inout RunRecorder, Bool) -> Void, act: (Double) -> Void = { _ in },
+                              sample: (inout RunRecorder, Bool) -> Void, act: (RobotDaemon, Double) -> Void = { _, _ in },
                               progress: (RobotDaemon, Double) -> String,
                               truthJSON: () -> String, finish: (inout RunRecorder, Bool) -> Void) throws {
         var daemonOptions = RobotDaemon.Options()
@@ -156,7 +166,7 @@ enum SimRun {
             if elapsed >= plan.seconds { break }
             recorder.sleep(min(0.1, plan.seconds - elapsed)) { r in sample(&r, daemon.runtime.isLatched) }
             let now = running.elapsed
-            act(now)
+            act(daemon, now)
             guard now >= nextLine else { continue }
             nextLine += 1
             recorder.note(running.drainAudit())
@@ -184,6 +194,7 @@ enum SimRun {
             summary.addRaw("latches", json: history.latchesJSON)
             summary.addRaw("refused_resets", json: history.refusalsJSON)
             summary.addRaw("warnings", json: history.warningsJSON)
+            summary.addRaw("remote_resets", json: RunStatusLine.remoteResetsJSON(daemon))
             summary.addRaw("sim", json: truthJSON())
             summary.add("critical_misses", criticalMisses)
             summary.addRaw("criteria", json: "[" + results.map { r in
@@ -266,5 +277,42 @@ enum SimRun {
         let memory = RealtimeSetup.memory
         lines.append(String(format: "  footprint: %.1f MiB resident, %.1f MiB locked", Double(memory.residentKiB) / 1024, Double(memory.lockedKiB) / 1024))
         return lines
+    }
+}
+
+/// The broker of one `robotd sim` run: the one `--broker` or the configuration names (other than
+/// robotd-sim's default, 127.0.0.1:18830, which stands for "the simulator's broker"), else a
+/// Mosquitto of its own on a free loopback port, said on stderr so that a monitor can be pointed
+/// at it. Without mosquitto, a configuration whose control needs no broker runs without MQTT (and
+/// says so); one that needs it cannot run.
+enum SimBroker {
+    static let simulatorDefault = "127.0.0.1:18830"
+
+    static func prepare(_ configuration: inout RobotConfiguration, given: Bool, required: Bool) throws -> MosquittoBroker? {
+        if given, let m = configuration.mqtt {
+            stderrLine("broker: \(m.broker)")
+            return nil
+        }
+        guard MosquittoBroker.isInstalled else {
+            if required { throw ValidationError("this run needs a broker: install mosquitto (/usr/sbin/mosquitto) or give --broker HOST:PORT") }
+            configuration.mqtt = nil
+            stderrLine("broker: none (mosquitto is not installed): running without MQTT")
+            return nil
+        }
+        let broker = try MosquittoBroker()
+        try broker.start()
+        let address = "127.0.0.1:\(broker.port)"
+        if configuration.mqtt == nil { configuration.mqtt = MQTTSettings(broker: address) } else { configuration.mqtt?.broker = address }
+        stderrLine("broker: mosquitto on \(address) (pid \(broker.pid ?? -1))")
+        return broker
+    }
+
+    /// The run's login, for the clients that stand for the world (the simulated rig, the operator's console).
+    static func login(_ m: MQTTSettings) throws -> (username: String?, password: String?, caFile: String?) {
+        do {
+            return (m.username, try MQTTPassword.read(environment: m.passwordEnv, file: m.passwordFile), m.caFile)
+        } catch {
+            throw ValidationError("mqtt: \(error)")
+        }
     }
 }

@@ -114,7 +114,7 @@ final class ConfiguredRigLoop: Sendable {
 @Suite("Configured rig: examples/iot-rig-sim.yaml in lockstep with the simulated rig")
 struct ConfiguredRigTests {
     static let stop = "robotd/iot-rig-sim/estop"
-    static let reset = "robotd/iot-rig-sim/estop/reset"
+    static let reset = "robotd/iot-rig-sim/estop/reset/operator"
 
     /// The example as a two-point thermostat (heater on below 34.5 °C, off above 35.5 °C; the fan
     /// from 36.5 °C to full at 39 °C): a relay that cycles, so the guard's discrete limits act.
@@ -200,7 +200,7 @@ struct ConfiguredRigTests {
         #expect(!loop.heaterOn && loop.status.verdicts.stopped >= 4)  // the thermostat still wants heat
         #expect(loop.status.wanted[0] == 1 && loop.status.approved[0] == 0)
         // The stop message is the only cause: the reset releases.
-        loop.publish(Self.reset, "reset")
+        loop.publish(Self.reset, "reset \(loop.status.latchSequence)")
         loop.run(until: loop.rig.time + 200_000_000)
         status = loop.status
         #expect(!status.latched && status.resets == 1 && status.refusedResets == 0)
@@ -214,7 +214,7 @@ struct ConfiguredRigTests {
     @Test func when_a_reset_arrives_before_a_stop_but_is_dispatched_after_it_expect_the_stop_to_hold() throws {
         let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
         loop.run(until: 20_000_000_000)
-        loop.publish(Self.reset, "reset")
+        loop.publish(Self.reset, "reset \(loop.status.latchSequence)")
         loop.publish(Self.stop, "stop")  // same arrival instant, queued together
         loop.run(until: loop.rig.time + 500_000_000)
         let status = loop.status
@@ -262,7 +262,7 @@ struct ConfiguredRigTests {
         // It did get there: the interlock, not a weak heater, held it.
         #expect((loop.truth.withLock { $0 }.map(\.celsius).max() ?? 0) > 59)
         // Refused while the reading is beyond the limit.
-        loop.publish(Self.reset, "reset")
+        loop.publish(Self.reset, "reset \(loop.status.latchSequence)")
         loop.run(until: loop.rig.time + 100_000_000)
         status = loop.status
         #expect(status.refusedResets == 1 && status.lastRefusal.contains(.valueInterlock) && status.resets == 0)
@@ -272,7 +272,7 @@ struct ConfiguredRigTests {
         loop.run(until: loop.rig.time + 10_000_000_000)
         status = loop.status
         #expect(!status.causes.contains(.valueInterlock) && !loop.heaterOn && status.wanted[0] == 1)
-        loop.publish(Self.reset, "reset")
+        loop.publish(Self.reset, "reset \(loop.status.latchSequence)")
         loop.run(until: loop.rig.time + 100_000_000)
         #expect(loop.status.resets == 1)
         #expect(loop.run(for: 5_000_000_000) { loop.heaterOn })
@@ -337,7 +337,7 @@ struct ConfiguredRigTests {
         #expect(loop.run(for: 3_000_000_000) { loop.status.causes.isEmpty })  // link up, reading fresh
         status = loop.status
         #expect(status.reactivations == 1 && status.latched && status.linksUp && !loop.heaterOn)
-        loop.publish(Self.reset, "reset")
+        loop.publish(Self.reset, "reset \(loop.status.latchSequence)")
         #expect(loop.run(for: 3_000_000_000) { loop.heaterOn })
         #expect(loop.status.resets == 1)
         loop.run(until: 900_000_000_000)
@@ -367,7 +367,7 @@ struct ConfiguredRigTests {
         hogging.store(false, ordering: .relaxed)
         // An on-time run breaks the streak; then a reset releases.
         #expect(loop.run(for: 3_000_000_000) { loop.status.causes.isEmpty })
-        loop.publish(Self.reset, "reset")
+        loop.publish(Self.reset, "reset \(loop.status.latchSequence)")
         loop.run(until: loop.rig.time + 200_000_000)
         #expect(!loop.status.latched && loop.status.resets == 1)
     }

@@ -75,7 +75,7 @@ struct ReviewFixTests {
         loop.publish("robotd/iot-rig-sim/estop", "STOP!")
         loop.run(until: 21_000_000_000)
         #expect(loop.status.latched && loop.status.latchCause == .remoteStop)
-        loop.publish("robotd/iot-rig-sim/estop/reset", "please")
+        loop.publish("robotd/iot-rig-sim/estop/reset/operator", "please")
         loop.run(until: 22_000_000_000)
         #expect(loop.status.latched && loop.runtime.remoteStopCounters.unrecognised.load(ordering: .relaxed) == 1)
     }

@@ -49,6 +49,9 @@ struct RigDemoCommandTests {
         let latches = summary["latches"] as? [[String: Any]] ?? []
         #expect(latches.count == 1 && latches.first?["cause"] as? String == "remote-stop")
         #expect((summary["refused_resets"] as? [Any])?.isEmpty == true)
+        // The console's request, in the first reset user's name, naming the latch it saw.
+        let requests = summary["remote_resets"] as? [[String: Any]] ?? []
+        #expect(requests.count == 1 && requests.first?["user"] as? String == "operator" && requests.first?["outcome"] as? String == "released")
         #expect(sim(summary)["heater"] as? Bool == false)  // the safe stop at the end
         #expect(sim(summary)["ignored"] as? Int == 0)
     }

@@ -145,11 +145,10 @@ struct RigOverMQTTTests {
         return configuration
     }
 
+    /// The operator's reset request topic (`…/estop/reset/operator`).
     static func resetTopic(_ configuration: RobotConfiguration) throws -> String {
-        guard case .configured(let estop) = configuration.estop, let topic = estop.remote?.resetTopic else {
-            throw KindError("the example has no remote reset topic")
-        }
-        return topic
+        guard let topics = configuration.inboundTopics else { throw KindError("the example has no remote stop") }
+        return topics.resetTopic(user: "operator")
     }
 
     /// What an operator's console does: connect, publish one message, disconnect.
@@ -237,7 +236,7 @@ struct RigOverMQTTTests {
         defer { again.stop() }
         #expect(waitUntil(seconds: 15) { client.isConnected && sim.isRigConnected && daemon.runtime.status.causes.isEmpty })
         #expect(daemon.runtime.status.latched && daemon.actuators.state(of: "rig_relays") == .active)
-        try Self.publish("reset", to: try Self.resetTopic(configuration), port: broker.port)
+        try Self.publish("reset \(daemon.runtime.status.latchSequence)", to: try Self.resetTopic(configuration), port: broker.port)
         #expect(waitUntil(seconds: 5) { !daemon.runtime.status.latched })
         #expect(daemon.runtime.status.resets == 1)
         // After its minimum off time (10 s) from the stop.

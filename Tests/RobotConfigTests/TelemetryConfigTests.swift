@@ -5,35 +5,31 @@ import Testing
 @Suite("robotd check: mqtt.telemetry")
 struct TelemetryConfigTests {
     @Test func a_valid_telemetry_section_decodes_with_its_defaults_for_what_it_leaves_out() throws {
-        let report = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:", "    interval_ms: 250",
-                                            "    prefix: fleet/rover-1/", "    miss_ratio_warn: 0.01"]))
+        let report = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  prefix: fleet/rover-1/", "  telemetry:",
+                                            "    interval_ms: 250", "    miss_ratio_warn: 0.01"]))
         #expect(report.errors.isEmpty, "\(report)")
         let telemetry = try #require(report.configuration?.mqtt?.telemetry)
         #expect(telemetry.intervalMs == 250 && telemetry.missRatioWarn == 0.01)
-        #expect(telemetry.topicPrefix(robotID: "test") == "fleet/rover-1/")
+        // One prefix for every robotd topic, telemetry and inbound alike.
+        #expect(report.configuration?.topicPrefix == "fleet/rover-1/")
         #expect(telemetry.enabled && telemetry.maxQueuedMessages == 256 && telemetry.eventQos == 1 && telemetry.inputGapMs == nil)
-        // Without the section: the defaults, and the prefix from the robot's id.
-        #expect(TelemetrySettings().topicPrefix(robotID: "rover-1") == "robotd/rover-1/")
+        // Without a prefix: the robot's id.
+        #expect(check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883"])).configuration?.topicPrefix == "robotd/test/")
     }
 
     @Test func wrong_values_are_reported_at_their_place() {
         let report = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:",
                                             "    interval_ms: 0",                // 20
                                             "    qos: 3",                        // 21
-                                            "    prefix: robotd/+/",             // 22
+                                            "    prefix: robotd/+/",             // 22: the prefix is mqtt.prefix
                                             "    miss_ratio_warn: 0.5",          // 23
                                             "    miss_ratio_error: 0.2",         // 24
                                             "    max_queued_mesages: 10"]))      // 25
         #expect(report.configuration == nil)
         expectProblem(report, at: 20, 18, "mqtt.telemetry.interval_ms", "out of range")
         expectProblem(report, at: 21, 10, "mqtt.telemetry.qos", "out of range")
-        expectProblem(report, at: 22, 13, "mqtt.telemetry.prefix", "wildcard")
+        expectProblem(report, at: 22, 5, "mqtt.telemetry.prefix", "unknown key")
         expectProblem(report, at: 24, 23, "mqtt.telemetry.miss_ratio_error", "below miss_ratio_warn")
         expectProblem(report, at: 25, 5, "mqtt.telemetry.max_queued_mesages", "did you mean `max_queued_messages`?")
-    }
-
-    @Test func a_prefix_must_end_in_a_slash() {
-        let report = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry: {prefix: robotd/rover}"]))
-        expectProblem(report, at: 19, 23, "mqtt.telemetry.prefix", "must end in `/`")
     }
 }

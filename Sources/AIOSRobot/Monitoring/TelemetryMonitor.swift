@@ -84,7 +84,7 @@ public final class TelemetryMonitor: Sendable {
     public init(options: Options, scheduler: Scheduler, runtime: RobotRuntime, controlLink: (@Sendable () -> Bool)?) throws {
         let configuration = runtime.configuration
         settings = options.settings
-        topics = TelemetryTopics(prefix: options.settings.topicPrefix(robotID: configuration.robot.id))
+        topics = TelemetryTopics(prefix: configuration.topicPrefix)
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
                           configuration: configuration, configHash: Self.hash(configuration), bootID: Self.bootID(),
                           controlLink: controlLink)

@@ -56,7 +56,8 @@ extension GuardConfiguration {
             }
             if let remote = e.remote {
                 // The topics are compared exactly: a wildcard would subscribe and never match.
-                for topic in [remote.stopTopic] + (remote.resetTopic.map { [$0] } ?? []) where topic.contains("+") || topic.contains("#") {
+                let topics = robot.inboundTopics.map { [$0.stop, $0.resetBase] } ?? []
+                for topic in topics where topic.contains("+") || topic.contains("#") {
                     throw KindError("estop.remote: \(topic): a stop or reset topic names one topic, no + or # wildcards")
                 }
                 let c = try StopCategory(remote.category, owner: "estop.remote")

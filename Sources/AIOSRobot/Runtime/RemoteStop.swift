@@ -1,71 +1,147 @@
 import Actuators
+import Foundation
 import RTScheduler
 import RobotConfig
 import SafetyGuard
 import Synchronization
 import Transports
 
-/// The remote stop and reset over MQTT (`estop.remote`): a stop latches (released only by a reset);
-/// a reset asks the guard, which refuses it while a cause persists. Separate sources, so resets
-/// cannot crowd out a stop. Retained messages are history the broker replays at every subscribe:
-/// a stale "stop" or "reset" must not act at connect. Not authorised yet: anyone who may publish
-/// on these topics can stop the robot or ask for a reset (the broker's ACL decides who may).
+/// The remote stop and reset over MQTT (`estop.remote`; docs/mqtt.md, "Inbound topics and
+/// security"). A stop latches (released only by a reset); a reset request asks the guard, which
+/// refuses it while a cause persists. Separate sources, so requests cannot crowd out a stop.
+///
+/// - Any message on the stop topic stops (a stop must never be lost to its wording). Retained
+///   messages are history the broker replays at every subscribe: ignored, on both topics.
+/// - Reset requests arrive on `<reset base>/<user>`: MQTT does not say who published, so the
+///   broker's ACL ties that level to the publisher's login (`pattern write …/estop/reset/%u`), and
+///   robotd acts only for users in `reset_users`.
+/// - A request names the latch it releases (`reset 7`, or `{"latch": 7}`): the runtime's latch
+///   number (`RuntimeStatus.latchSequence`), which advances at every new stop state (a latch, an
+///   escalation, a remote stop, a rising stop cause, a release) and whenever a request naming it
+///   is answered, accepted or refused. So a request acts at most once — a QoS 1 redelivery or any
+///   duplicate names a number already used — and never on a stop state its sender did not see.
+///
+/// Every request, whatever became of it, goes to `RemoteResetLog` with its user and reasons.
 enum RemoteStop {
-    static func register(_ remote: RemoteStopSettings, scheduler: Scheduler, shared: SharedState<Control>,
+    /// `SampleValues` tag of a reset request on its way to the control path: [user index, latch].
+    static let requestTag: UInt32 = 0x5245_5354  // "REST"
+    /// Latch numbers travel as doubles: exact up to 2^53.
+    static let largestLatch: UInt64 = 1 << 53
+
+    static func register(_ remote: RemoteStopSettings, topics: InboundTopics, scheduler: Scheduler, shared: SharedState<Control>,
                          statusCell: LatestValue<RuntimeStatus>, write: @escaping @Sendable (ApprovedCommand) -> Void,
-                         counters: RemoteStopCounters) -> InputEndpoint {
+                         counters: RemoteStopCounters, log: RemoteResetLog) -> InputEndpoint {
         let category = StopCategory(rawValue: remote.category) ?? .zero
         let stop = scheduler.addSource("remote-stop", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             shared.update(statusCell) { c in
                 c.status.remoteStops += 1
-                c.lastRemoteStopAt = max(c.lastRemoteStopAt, event.release)
+                // A new stop state even while latched: a request sent before it must not release it.
+                c.stopStateChanged = true
                 c.guardian.trigger(.remoteStop, category: category, at: event.release, emit: write)
             }
         }
-        let reset = scheduler.addSource("remote-reset", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
+        let decisions = log.decisions
+        // `reject`, not `dropOldest`: a request that finds the queue full is refused and recorded;
+        // one already queued is never dropped unseen.
+        let reset = scheduler.addSource("remote-reset", queue: QueueSpec(capacity: 4, overflow: .reject),
                                         subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(50))) { event in
+            guard case .values(let v) = event.payload, v.tag == requestTag, v.count == 2,
+                  let user = Int(exactly: v[0]), let latch = UInt64(exactly: v[1]) else { return }
             shared.update(statusCell) { c in
-                // Stops are dispatched first (critical): a reset that arrived before the latest
-                // stop is older than it and must not release it.
-                guard event.release > c.lastRemoteStopAt else {
+                var d = RemoteResetLog.Decision(at: event.release, user: user, latch: latch, outcome: .refused, reason: nil, causes: [])
+                // Stops are dispatched first (critical): a stop that arrived with this request has
+                // already advanced the number, so the request names an older stop state.
+                guard latch == c.latchSequence else {
                     c.status.staleResetsIgnored += 1
+                    d.reason = .staleLatch
+                    decisions.append(d)
                     return
                 }
-                c.noteReset(c.guardian.reset(at: event.release))
+                // Answered: the number is used up, whatever the guard says.
+                c.stopStateChanged = true
+                let outcome = c.guardian.reset(at: event.release)
+                c.noteReset(outcome)
+                switch outcome {
+                case .released: d.outcome = .released
+                case .releasedIntoRecovery: d.outcome = .releasedIntoRecovery
+                case .notLatched: d.reason = .notLatched
+                case .stillStopping: d.reason = .stillStopping
+                case .refused(let causes):
+                    d.reason = .causesPersist
+                    d.causes = causes
+                case .resetKeyHeldThrough:
+                    d.reason = .causesPersist
+                    d.causes = StopCauses(.emergencyStopInput)
+                }
+                decisions.append(d)
             }
         }
-        var subscriptions = [(filter: remote.stopTopic, qos: 1)]
-        if let resetTopic = remote.resetTopic { subscriptions.append((resetTopic, 1)) }
-        let stopTopic = remote.stopTopic, resetTopic = remote.resetTopic
-        return .mqtt(.init(subscriptions: subscriptions, handle: { message in
-            let isStop = message.topic == stopTopic
-            guard isStop || message.topic == resetTopic else { return }
-            guard !message.retained else {
+        let users = remote.resetUsers
+        return .mqtt(.init(subscriptions: [(topics.stop, 1), (topics.resetFilter, 1)], handle: { message in
+            let arrival = Instant(nanoseconds: message.arrival)
+            if message.topic == topics.stop {
+                guard !message.retained else {
+                    counters.retainedIgnored.add(1, ordering: .relaxed)
+                    return
+                }
+                _ = stop.post(.signal(code: 0, value: 0), release: arrival)
+                return
+            }
+            guard let user = topics.user(inResetTopic: message.topic) else { return }
+            let latch = latchNumber(message.payload)
+            if message.retained {
                 counters.retainedIgnored.add(1, ordering: .relaxed)
+                log.note(at: arrival, user: user, latch: latch, .ignored, .retained)
                 return
             }
-            // Any message on the stop topic stops (a stop must never be lost to its wording); a
-            // reset must say so.
-            guard isStop || word(message.payload, isOneOf: ["reset", "1", "true"]) else {
+            guard let index = users.firstIndex(of: user) else {
+                counters.unauthorised.add(1, ordering: .relaxed)
+                log.note(at: arrival, user: user, latch: latch, .refused, .notAuthorised)
+                return
+            }
+            guard let latch else {
                 counters.unrecognised.add(1, ordering: .relaxed)
+                log.note(at: arrival, user: user, latch: nil, .refused, .noLatchNumber)
                 return
             }
-            _ = (isStop ? stop : reset).post(.signal(code: 0, value: 0), release: Instant(nanoseconds: message.arrival))
+            log.collect()
+            let request = SampleValues(tag: requestTag, values: [Double(index), Double(latch)])
+            if !reset.post(.values(request), release: arrival).wasAccepted {
+                counters.queueFull.add(1, ordering: .relaxed)
+                log.note(at: arrival, user: user, latch: latch, .refused, .queueFull)
+            }
         }))
     }
 
-    static func word(_ payload: [UInt8], isOneOf words: [String]) -> Bool {
-        guard payload.count <= 32 else { return false }
-        var text = Substring(String(decoding: payload, as: UTF8.self))
-        while text.first?.isWhitespace == true { text.removeFirst() }
-        while text.last?.isWhitespace == true { text.removeLast() }
-        return words.contains(text.lowercased())
+    /// The latch a reset request names: `reset 7`, `7`, or JSON `{"latch": 7}`; nil otherwise
+    /// (the bare word `reset` names none: it could release a later latch than the one it was
+    /// sent for).
+    static func latchNumber(_ payload: [UInt8]) -> UInt64? {
+        guard payload.count <= 256 else { return nil }
+        let text = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let number: UInt64?
+        if text.hasPrefix("{") {
+            number = try? JSONDecoder().decode(RequestJSON.self, from: Data(text.utf8)).latch
+        } else {
+            let words = text.split(whereSeparator: \.isWhitespace)
+            let digits = words.count == 2 && words[0].lowercased() == "reset" ? words[1] : words.count == 1 ? words[0] : nil
+            number = digits.flatMap { $0.allSatisfy(\.isASCII) ? UInt64($0) : nil }
+        }
+        return number.flatMap { $0 <= largestLatch ? $0 : nil }
+    }
+
+    private struct RequestJSON: Decodable {
+        var latch: UInt64
     }
 }
 
-/// Remote stop/reset messages not acted on: retained ones and resets that do not say `reset`.
+/// Remote stop/reset messages not acted on: retained ones, resets that name no latch, resets of
+/// users not in `reset_users`, resets that found the queue full. (Each reset is also in
+/// `RemoteResetLog` with its user.)
 public final class RemoteStopCounters: Sendable {
     public let retainedIgnored = Atomic<UInt64>(0)
     public let unrecognised = Atomic<UInt64>(0)
+    public let unauthorised = Atomic<UInt64>(0)
+    public let queueFull = Atomic<UInt64>(0)
 }

@@ -24,19 +24,39 @@ struct Control: RuntimeControl {
     /// The critical tasks whose miss streaks raised a deadline fault, with their on-time
     /// completions then: the cause holds until every one of them has recovered.
     var missStreaks: [(task: TaskStatistics, onTimeAtFault: UInt64)] = []
-    /// Arrival of the latest remote stop: older resets never release it.
-    var lastRemoteStopAt = Instant(nanoseconds: .min)
+    /// The latch number a remote reset request must name (`RuntimeStatus.latchSequence`; see
+    /// `RemoteStop`): it advances once per handler that changed the stop state.
+    var latchSequence: UInt64 = 0
+    /// Set by a handler whose change the guard's epoch and causes do not show (a remote stop
+    /// while latched, an answered reset request).
+    var stopStateChanged = false
+    /// The guard's epoch (latches, escalations, releases) as `refreshStatus` last saw it.
+    var seenEpoch: UInt64 = 0
 
     init(guardian: SafetyGuard, world: World) {
         self.guardian = guardian
         self.world = world
         sensorIDs = guardian.configuration.sensors.compactMap { guardian.sensor(named: $0.name) }
+        // A guard that starts latched (power-on) starts at latch 1.
+        seenEpoch = guardian.epoch
+        latchSequence = guardian.latch.isLatched ? 1 : 0
+        status.latchSequence = latchSequence
     }
 
     mutating func refreshStatus() {
         status.latched = guardian.latch.isLatched
         status.latchCause = guardian.latch.cause
-        status.causes = guardian.blockingCauses
+        let causes = guardian.blockingCauses
+        // A new stop state: a latch, an escalation or a release (the epoch moved), a stop cause
+        // that was not there, or what a handler said. One step per handler is enough: numbers
+        // are compared for equality only.
+        if stopStateChanged || guardian.epoch != seenEpoch || !causes.isSubset(of: status.causes) {
+            latchSequence += 1
+            stopStateChanged = false
+            seenEpoch = guardian.epoch
+        }
+        status.latchSequence = latchSequence
+        status.causes = causes
         status.inRecovery = guardian.inRecovery
         status.workspaceHold = guardian.isHolding
         for i in 0..<min(guardian.configuration.channels.count, RuntimeStatus.channelCapacity) {

@@ -92,7 +92,10 @@ public final class RobotDaemon: Sendable {
         var runtimeOptions = options.runtime
         // The link counts as down while connected with a subscription the broker refused (an ACL
         // deny): the remote stop or a reading would be deaf without anything else showing it.
-        if let client { runtimeOptions.brokerLink = { client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0 } }
+        // The client exists only when control depends on the broker (`controlUsesBroker`).
+        if let client {
+            runtimeOptions.brokerLink = { client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0 }
+        }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
         let writers = ActuatorSet.WriterOptions(fifoPriority: realtime.fifoPriority.map { max(1, $0 - 1) })
@@ -114,12 +117,6 @@ public final class RobotDaemon: Sendable {
                 for s in m.subscriptions { try client.subscribe(.init(filter: s.filter, qos: s.qos)) }
             }
         }
-    }
-
-    /// Whether an input, an actuator or the remote stop uses the broker.
-    static func controlUsesBroker(_ configuration: RobotConfiguration) -> Bool {
-        if case .configured(let e) = configuration.estop, e.remote != nil { return true }
-        return configuration.inputs.contains { $0.kind == "mqtt" } || configuration.actuators.contains { $0.kind == "mqtt" }
     }
 
     /// The telemetry monitor on its own connection: same broker, credentials and CA as `mqtt`,
@@ -163,6 +160,12 @@ public final class RobotDaemon: Sendable {
         var a = stat(), b = stat()
         guard stat(resolved, &a) == 0, stat(opened, &b) == 0 else { return false }
         return (a.st_mode & S_IFMT) == S_IFCHR && a.st_rdev == b.st_rdev
+    }
+
+    /// `mqtt` inputs or actuators, or the remote stop.
+    public static func controlUsesBroker(_ configuration: RobotConfiguration) -> Bool {
+        configuration.inputs.contains { $0.kind == "mqtt" } || configuration.actuators.contains { $0.kind == "mqtt" }
+            || configuration.inboundTopics != nil
     }
 
     static func password(_ m: MQTTSettings) throws -> String? {

@@ -47,6 +47,9 @@ public final class RobotRuntime: Sendable {
     public let inputArrivals: [(input: String, statistics: ArrivalStatistics)]
     /// Remote stop/reset messages not acted on: retained ones and unrecognised payloads.
     public let remoteStopCounters = RemoteStopCounters()
+    /// The latest remote reset requests with their users, outcomes and reasons (the `safety`
+    /// topic's source); empty without `estop.remote`.
+    public let remoteResets: RemoteResetLog
 
     private let shared: SharedState<Control>
     private let statusCell = LatestValue(RuntimeStatus())
@@ -180,9 +183,13 @@ public final class RobotRuntime: Sendable {
                 c.status.reactivations += 1
             }
         }
-        if case .configured(let e) = configuration.estop, let remote = e.remote {
-            endpoints.append(("estop.remote", RemoteStop.register(remote, scheduler: scheduler, shared: shared, statusCell: statusCell,
-                                                                  write: write, counters: remoteStopCounters)))
+        if case .configured(let e) = configuration.estop, let remote = e.remote, let topics = configuration.inboundTopics {
+            let log = RemoteResetLog(users: remote.resetUsers)
+            remoteResets = log
+            endpoints.append(("estop.remote", RemoteStop.register(remote, topics: topics, scheduler: scheduler, shared: shared,
+                                                                  statusCell: statusCell, write: write, counters: remoteStopCounters, log: log)))
+        } else {
+            remoteResets = RemoteResetLog(users: [])
         }
         self.endpoints = endpoints
 

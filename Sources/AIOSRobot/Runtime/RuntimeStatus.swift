@@ -22,8 +22,13 @@ public struct RuntimeStatus: Sendable, BitwiseCopyable {
     public var stalls = 0
     public var reactivations = 0
     public var remoteStops = 0
-    /// Remote resets that arrived before the latest remote stop (ignored).
+    /// Remote reset requests that named a latch number other than the current one (ignored):
+    /// sent for an earlier stop state, or duplicates of a request already answered.
     public var staleResetsIgnored = 0
+    /// The latch number a remote reset request must name (`reset N`): it advances at every new
+    /// stop state — a latch, an escalation, a remote stop, a stop cause appearing, a release — and
+    /// whenever a remote request naming it is answered (docs/mqtt.md, "Inbound topics and security").
+    public var latchSequence: UInt64 = 0
     /// Every input link and the broker up (and not silent).
     public var linksUp = true
     /// The odometry pose (NaN without one).

@@ -18,6 +18,10 @@ public final class SimulatorRunner: Sendable {
         /// The rig runs when a broker is given.
         public var rig = RigSimulationConfig()
         public var broker: (host: String, port: Int)?
+        /// The rig's login on `broker` (a broker that wants one) and TLS (a CA file).
+        public var brokerUsername: String?
+        public var brokerPassword: String?
+        public var brokerCAFile: String?
         /// The rig's MQTT client retries a lost broker with backoff up to this (s).
         public var rigReconnectMaxSeconds: UInt32 = 8
         /// The rig's MQTT link events (connected, connection refused, lost…), on its network thread.
@@ -106,7 +110,8 @@ public final class SimulatorRunner: Sendable {
             let rig = RigSimulation(config: rigConfig)
             self.rig = rig
             let client = try MQTTClient(options: MQTTOptions(host: broker.host, port: broker.port, clientID: "robotd-sim-rig-\(getpid())",
-                                                                reconnectMaxSeconds: options.rigReconnectMaxSeconds),
+                                                                username: options.brokerUsername, password: options.brokerPassword,
+                                                                caFile: options.brokerCAFile, reconnectMaxSeconds: options.rigReconnectMaxSeconds),
                                         onEvent: options.onRigLink ?? { _ in }) { message in
                 rig.handle(topic: message.topic, payload: message.payload)
             }

@@ -1,0 +1,220 @@
+import Foundation
+import RTScheduler
+import RobotConfig
+import RobotSim
+import Synchronization
+import TestSupport
+import Testing
+import Transports
+@testable import AIOSRobot
+
+/// examples/mosquitto/ on a real broker (a copy of its mosquitto.conf, passwd and acl on a free
+/// port) with the rig example logged in as `robot`: the broker refuses what its ACL does not
+/// allow — a viewer's or robot's reset request in the operator's name never reaches robotd, an
+/// anonymous client cannot connect — and robotd refuses a user not in `reset_users`; the
+/// operator's request naming the latch releases it, recorded with the operator's name.
+@Suite("examples/mosquitto: logins and the ACL on a real broker", .serialized,
+       .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+struct BrokerACLTests {
+    static let passwords = ["robot": "robot-demo-password", "operator": "operator-demo-password", "viewer": "viewer-demo-password"]
+    static let stop = "robotd/iot-rig-sim/estop"
+    static func reset(_ user: String) -> String { "robotd/iot-rig-sim/estop/reset/\(user)" }
+
+    /// A copy of examples/mosquitto/ in `directory`, started on a free port.
+    static func broker(in directory: String) throws -> MosquittoBroker {
+        let source = Examples.folder.appendingPathComponent("mosquitto")
+        for name in ["mosquitto.conf", "passwd", "acl"] {
+            try FileManager.default.copyItem(atPath: source.appendingPathComponent(name).path, toPath: directory + "/" + name)
+        }
+        let broker = try MosquittoBroker(configurationFile: directory + "/mosquitto.conf")
+        try broker.start()
+        return broker
+    }
+
+    /// A client logged in as `user` (nil: anonymous), with its link events.
+    final class Client: Sendable {
+        final class Events: Sendable {
+            let list = Mutex<[MQTTClient.LinkEvent]>([])
+        }
+        let mqtt: MQTTClient
+        let events = Events()
+        init(_ user: String?, port: Int) throws {
+            let events = self.events
+            mqtt = try MQTTClient(options: MQTTOptions(port: port, clientID: "acl-test-\(user ?? "anonymous")-\(getpid())", username: user,
+                                                       password: user.flatMap { BrokerACLTests.passwords[$0] }),
+                                    onEvent: { event in events.list.withLock { $0.append(event) } }) { _ in }
+            try mqtt.start()
+        }
+        func publish(_ topic: String, _ text: String) throws {
+            try mqtt.publish(topic: topic, payload: Array(text.utf8), qos: 1, retain: false)
+        }
+        deinit { mqtt.stop() }
+    }
+
+    @Test func when_unauthorised_clients_ask_for_a_reset_expect_the_broker_or_robotd_to_refuse_and_the_operator_to_release() throws {
+        let directory = try temporaryDirectory("robotd-acl")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try Self.broker(in: directory)
+        defer { broker.stop() }
+        try "robot-demo-password\n".write(toFile: directory + "/robot-password", atomically: true, encoding: .utf8)
+
+        // The simulated rig's devices on the broker, as `robot` (the ACL gives it sim/#).
+        var simOptions = SimulatorRunner.Options()
+        simOptions.broker = ("127.0.0.1", broker.port)
+        (simOptions.brokerUsername, simOptions.brokerPassword) = ("robot", Self.passwords["robot"])
+        simOptions.rig.sampleHz = 5
+        let sim = try SimulatorRunner(options: simOptions)
+        try sim.start()
+        defer { sim.stop() }
+
+        let configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
+            $0 = $0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(broker.port)")
+                .replacingOccurrences(of: "client_id: robotd-iot-rig-sim",
+                                      with: "client_id: robotd-acl-\(getpid())\n  username: robot\n  password_file: \(directory)/robot-password")
+        }
+        #expect(configuration.mqtt?.username == "robot")
+        var options = RobotDaemon.Options()
+        options.realtime = RealtimeOptions()
+        let lines = LogLines()
+        let daemon = try RobotDaemon(configuration: configuration, options: options) { line in lines.list.withLock { $0.append(line) } }
+        try daemon.start()
+        defer { daemon.stop(reason: "test") }
+        let client = try #require(daemon.mqtt)
+        // `robot` connects, and the ACL lets it subscribe to the reading and both inbound topics.
+        #expect(waitUntil { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 3 })
+        #expect(client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0)
+        #expect(waitUntil(seconds: 15) { sim.rig?.snapshot().heaterOn == true }, "\(lines.list.withLock { $0 })")
+
+        let operatorClient = try Client("operator", port: broker.port)
+        let viewer = try Client("viewer", port: broker.port)
+        let robot = try Client("robot", port: broker.port)
+        let anonymous = try Client(nil, port: broker.port)
+        #expect(waitUntil { operatorClient.mqtt.isConnected && viewer.mqtt.isConnected && robot.mqtt.isConnected })
+
+        // The operator stops the rig (the ACL lets operators publish on …/estop).
+        try operatorClient.publish(Self.stop, "stop")
+        #expect(waitUntil { daemon.runtime.status.latched && daemon.runtime.status.latchCause == .remoteStop })
+        #expect(waitUntil(seconds: 10) { sim.rig?.snapshot().heaterOn == false })
+        let latch = daemon.runtime.status.latchSequence
+
+        // In the operator's name: the broker drops the viewer's and robot's requests. Each then
+        // publishes on its own name (allowed by the pattern): on one connection messages keep their
+        // order, so once that one is recorded the refused one would have been there before it.
+        try viewer.publish(Self.reset("operator"), "reset \(latch)")
+        try viewer.publish(Self.reset("viewer"), "reset \(latch)")
+        try robot.publish(Self.reset("operator"), "reset \(latch)")
+        try robot.publish(Self.reset("robot"), "reset \(latch)")
+        #expect(waitUntil { daemon.runtime.remoteResets.records().count == 2 })
+        // An anonymous client is not even let in.
+        #expect(waitUntil { anonymous.events.list.withLock { $0.contains { if case .connectRefused = $0 { true } else { false } } } })
+        #expect(!anonymous.mqtt.isConnected)
+        usleep(500_000)
+
+        var status = daemon.runtime.status
+        #expect(status.latched && status.resets == 0 && status.refusedResets == 0 && status.latchSequence == latch)
+        #expect(sim.rig?.snapshot().heaterOn == false)
+        let refused = daemon.runtime.remoteResets.records()
+        // robotd saw only the requests in the viewer's and robot's own names, and refused them.
+        #expect(Set(refused.map(\.user)) == ["viewer", "robot"])
+        #expect(refused.allSatisfy { $0.outcome == .refused && $0.reason == .notAuthorised && $0.latch == latch })
+
+        // The operator, naming the latch: released (nothing persists), recorded with its name.
+        try operatorClient.publish(Self.reset("operator"), "reset \(latch)")
+        #expect(waitUntil { !daemon.runtime.status.latched })
+        status = daemon.runtime.status
+        #expect(status.resets == 1)
+        let last = try #require(daemon.runtime.remoteResets.records().last)
+        #expect(last.user == "operator" && last.outcome == .released && last.latch == latch && last.sequence == 3)
+        #expect(waitUntil(seconds: 20) { sim.rig?.snapshot().heaterOn == true })
+    }
+
+    /// `robotd run` with the credentials as flags: `robot` connects and its robot id (a flag too)
+    /// names the topics it listens on; a wrong password is the broker's refusal, said in words.
+    @Test func when_robotd_run_logs_in_by_flags_expect_it_connected_and_a_wrong_password_refused_in_words() throws {
+        let directory = try temporaryDirectory("robotd-acl")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try Self.broker(in: directory)
+        defer { broker.stop() }
+        let config = directory + "/rig.yaml"
+        try FileManager.default.copyItem(atPath: Examples.folder.appendingPathComponent("iot-rig-sim.yaml").path, toPath: config)
+        try "robot-demo-password\n".write(toFile: directory + "/good", atomically: true, encoding: .utf8)
+        try "not-the-password\n".write(toFile: directory + "/wrong", atomically: true, encoding: .utf8)
+        let flags = ["--broker", "127.0.0.1:\(broker.port)", "--username", "robot", "--robot-id", "rig-acl"]
+
+        let wrong = try Subprocess(builtProduct("robotd"), ["run", "--config", config, "--seconds", "3", "--password-file", directory + "/wrong"] + flags)
+        #expect(wrong.wait(seconds: 20) == 0)
+        #expect(wrong.stderr.contains("broker 127.0.0.1:\(broker.port): cannot connect: the broker refused the connection: not authorised"),
+                "\(wrong.stderr)")
+        #expect(wrong.jsonLines.last?["links_up"] as? Bool == false)
+
+        let run = try Subprocess(builtProduct("robotd"), ["run", "--config", config, "--seconds", "6", "--password-file", directory + "/good"] + flags)
+        #expect(run.waitFor("broker 127.0.0.1:\(broker.port): connected", inStandardError: true), "\(run.stderr)")
+        let operatorClient = try Client("operator", port: broker.port)
+        #expect(waitUntil { operatorClient.mqtt.isConnected })
+        #expect(run.waitFor("\"links_up\":true"), "\(run.stdout)")
+        try operatorClient.publish("robotd/rig-acl/estop", "stop")  // the flag's robot id names the topic
+        #expect(run.wait(seconds: 20) == 0)
+        let summary = try #require(run.jsonLines.last)
+        #expect(summary["kind"] as? String == "summary" && summary["remote_stops"] as? Int == 1 && summary["latched"] as? Bool == true,
+                "\(run.stdout)\n\(run.stderr)")
+    }
+}
+
+/// A daemon's log lines, kept for a failure's message.
+final class LogLines: Sendable {
+    let list = Mutex<[String]>([])
+}
+
+/// TLS for robotd's own connection: a broker with a TLS listener (a CA and a server certificate
+/// for 127.0.0.1 made with openssl) and logins; `robotd run --ca-file` connects and logs in, while
+/// the wrong CA or no TLS at all cannot connect, said in words.
+@Suite("robotd run over TLS with a login", .serialized,
+       .enabled(if: MosquittoBroker.isInstalled && FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"),
+                "mosquitto or openssl is not installed"))
+struct BrokerTLSTests {
+    @Test func when_robotd_run_is_given_the_ca_file_expect_it_connected_and_without_it_or_with_another_ca_a_refusal_in_words() throws {
+        let directory = try temporaryDirectory("robotd-tls")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func openssl(_ arguments: String) throws {
+            let tool = try Subprocess("/usr/bin/openssl", arguments.split(separator: " ").map { String($0).replacingOccurrences(of: "DIR", with: directory) })
+            #expect(tool.wait(seconds: 60) == 0, "openssl \(arguments): \(tool.stderr)")
+        }
+        try openssl("req -x509 -newkey rsa:2048 -nodes -keyout DIR/ca.key -out DIR/ca.pem -days 2 -subj /CN=robotd-test-ca")
+        try openssl("req -x509 -newkey rsa:2048 -nodes -keyout DIR/other.key -out DIR/other.pem -days 2 -subj /CN=another-ca")
+        try openssl("req -newkey rsa:2048 -nodes -keyout DIR/server.key -out DIR/server.csr -subj /CN=127.0.0.1")
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: directory + "/ext", atomically: true, encoding: .utf8)
+        try openssl("x509 -req -in DIR/server.csr -CA DIR/ca.pem -CAkey DIR/ca.key -CAcreateserial -out DIR/server.pem -days 2 -extfile DIR/ext")
+        // Mosquitto started as root reads its key after dropping to its own user.
+        chmod(directory + "/server.key", 0o644)
+        let example = Examples.folder.appendingPathComponent("mosquitto")
+        let broker = try MosquittoBroker(settings: [
+            "allow_anonymous false",
+            "password_file \(example.appendingPathComponent("passwd").path)", "acl_file \(example.appendingPathComponent("acl").path)",
+            "cafile \(directory)/ca.pem", "certfile \(directory)/server.pem", "keyfile \(directory)/server.key",
+        ])
+        try broker.start()
+        defer { broker.stop() }
+        let config = directory + "/rig.yaml"
+        try FileManager.default.copyItem(atPath: Examples.folder.appendingPathComponent("iot-rig-sim.yaml").path, toPath: config)
+        try "robot-demo-password\n".write(toFile: directory + "/password", atomically: true, encoding: .utf8)
+        let flags = ["run", "--config", config, "--seconds", "3", "--broker", "127.0.0.1:\(broker.port)", "--username", "robot",
+                     "--password-file", directory + "/password"]
+        let address = "broker 127.0.0.1:\(broker.port)"
+
+        let tls = try Subprocess(builtProduct("robotd"), flags + ["--ca-file", directory + "/ca.pem"])
+        #expect(tls.wait(seconds: 20) == 0)
+        #expect(tls.stderr.contains("\(address): connected"), "\(tls.stderr)")
+        #expect(tls.jsonLines.last?["links_up"] as? Bool == true, "\(tls.stdout)")
+
+        let otherCA = try Subprocess(builtProduct("robotd"), flags + ["--ca-file", directory + "/other.pem"])
+        #expect(otherCA.wait(seconds: 20) == 0)
+        #expect(otherCA.stderr.contains("\(address): cannot connect: TLS error"), "\(otherCA.stderr)")
+        #expect(!otherCA.stderr.contains("\(address): connected"))
+
+        let plain = try Subprocess(builtProduct("robotd"), flags)
+        #expect(plain.wait(seconds: 20) == 0)
+        #expect(plain.stderr.contains("\(address): cannot connect") || plain.stderr.contains("\(address): link lost"), "\(plain.stderr)")
+        #expect(!plain.stderr.contains("\(address): connected"))
+        #expect(plain.jsonLines.last?["links_up"] as? Bool == false)
+    }
+}

@@ -1,0 +1,255 @@
+import Foundation
+import RTScheduler
+import RobotConfig
+import SafetyGuard
+import Testing
+@testable import AIOSRobot
+
+/// The inbound topics (docs/mqtt.md, "Inbound topics and security") on the rig example in
+/// lockstep: the remote stop under the prefix, reset requests on `estop/reset/<user>` acted on only
+/// for `reset_users`, each naming the latch it releases, each acted on at most once, and every
+/// one recorded with its user, outcome and reasons.
+@Suite("Remote stop and reset requests: users, latch numbers, at most once, recorded")
+struct RemoteCommandTests {
+    static let stop = "robotd/iot-rig-sim/estop"
+    static func reset(_ user: String) -> String { "robotd/iot-rig-sim/estop/reset/\(user)" }
+
+    /// The rig heating (20 s), then stopped by a remote stop.
+    static func stoppedRig(edit: (inout String) -> Void = { _ in }) throws -> ConfiguredRigLoop {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml", edit: edit))
+        loop.run(until: 20_000_000_000)
+        #expect(loop.heaterOn && !loop.status.latched)
+        loop.publish(stop, "stop")
+        loop.run(until: loop.rig.time + 200_000_000)
+        #expect(loop.status.latched && loop.status.latchCause == .remoteStop && !loop.heaterOn)
+        return loop
+    }
+
+    static func step(_ loop: ConfiguredRigLoop) { loop.run(until: loop.rig.time + 200_000_000) }
+
+    @Test func the_topics_default_to_the_prefix_and_follow_mqtt_prefix() throws {
+        let configuration = try Examples.configuration("iot-rig-sim.yaml")
+        let topics = try #require(configuration.inboundTopics)
+        #expect(topics.stop == "robotd/iot-rig-sim/estop" && topics.resetFilter == "robotd/iot-rig-sim/estop/reset/+")
+        #expect(topics.goalBase == "robotd/iot-rig-sim/goal")
+        #expect(topics.user(inResetTopic: "robotd/iot-rig-sim/estop/reset/alice") == "alice")
+        #expect(topics.user(inResetTopic: "robotd/iot-rig-sim/estop/reset/a/b") == nil)
+        #expect(topics.user(inResetTopic: "robotd/iot-rig-sim/estop/reset") == nil)
+        let subscribed = try #require(ConfiguredRigLoop(configuration).runtime.endpoints.first { $0.name == "estop.remote" })
+        guard case .mqtt(let m) = subscribed.endpoint else { Issue.record("not an MQTT endpoint"); return }
+        #expect(m.subscriptions.map(\.filter) == ["robotd/iot-rig-sim/estop", "robotd/iot-rig-sim/estop/reset/+"])
+
+        let moved = try Examples.configuration("iot-rig-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "  keepalive_s: 5", with: "  keepalive_s: 5\n  prefix: plant/7")
+        }
+        #expect(moved.topicPrefix == "plant/7/")
+        #expect(moved.inboundTopics?.stop == "plant/7/estop" && moved.inboundTopics?.resetBase == "plant/7/estop/reset")
+    }
+
+    @Test func a_request_names_its_latch_as_reset_n_n_or_json() {
+        #expect(RemoteStop.latchNumber(Array("reset 7".utf8)) == 7)
+        #expect(RemoteStop.latchNumber(Array(" RESET\t12\n".utf8)) == 12)
+        #expect(RemoteStop.latchNumber(Array("3".utf8)) == 3)
+        #expect(RemoteStop.latchNumber(Array(#"{"latch": 5, "note": "cleared"}"#.utf8)) == 5)
+        for text in ["reset", "", "reset -1", "reset 1.5", "reset seven", "release 4", #"{"latch": 2.5}"#, #"{"latch": true}"#,
+                     "reset 9007199254740993", "reset ٣"] {
+            #expect(RemoteStop.latchNumber(Array(text.utf8)) == nil, "\(text)")
+        }
+        #expect(RemoteStop.latchNumber(Array(repeating: UInt8(ascii: "1"), count: 300)) == nil)
+    }
+
+    @Test func when_an_authorised_user_names_the_current_latch_expect_the_release_recorded_with_the_user() throws {
+        let loop = try Self.stoppedRig()
+        let latch = loop.status.latchSequence
+        loop.publish(Self.reset("operator"), "reset \(latch)")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        #expect(loop.status.latchSequence > latch)  // the release is a new stop state
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.count == 1)
+        let r = try #require(records.first)
+        #expect(r.user == "operator" && r.latch == latch && r.outcome == .released && r.reason == nil && r.reasons.isEmpty)
+        #expect(r.sequence == 1 && r.at.nanoseconds >= 20_000_000_000)
+    }
+
+    @Test func when_a_user_not_in_reset_users_asks_expect_a_refusal_recorded_and_the_latch_held() throws {
+        let loop = try Self.stoppedRig()
+        let latch = loop.status.latchSequence
+        loop.publish(Self.reset("mallory"), "reset \(latch)")
+        loop.publish(Self.reset(""), "reset \(latch)")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.resets == 0 && loop.status.refusedResets == 0)
+        #expect(loop.status.latchSequence == latch)  // nothing reached the control path
+        #expect(loop.runtime.remoteStopCounters.unauthorised.load(ordering: .relaxed) == 2)
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.map(\.user) == ["mallory", ""])
+        #expect(records.allSatisfy { $0.outcome == .refused && $0.reason == .notAuthorised && $0.latch == latch })
+        #expect(records.first?.reasons == ["user-not-authorised"])
+    }
+
+    @Test func when_a_request_names_no_latch_or_an_old_one_expect_a_refusal_and_the_latch_held() throws {
+        let loop = try Self.stoppedRig()
+        let latch = loop.status.latchSequence
+        loop.publish(Self.reset("operator"), "reset")
+        loop.publish(Self.reset("operator"), "reset \(latch - 1)")
+        loop.publish(Self.reset("operator"), "reset \(latch + 1)")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.resets == 0 && loop.status.staleResetsIgnored == 2)
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.map(\.reason) == [.noLatchNumber, .staleLatch, .staleLatch])
+        #expect(records.map(\.latch) == [nil, latch - 1, latch + 1])
+        // A stale request does not use up the current number.
+        loop.publish(Self.reset("operator"), #"{"latch": \#(latch)}"#)
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+    }
+
+    /// QoS 1 delivers at least once: the broker may hand the same request over again (after a
+    /// reconnect) long after it was answered. A duplicate of a released request must not release
+    /// the next latch.
+    @Test func when_an_accepted_request_is_delivered_again_after_a_new_stop_expect_the_new_latch_held() throws {
+        let loop = try Self.stoppedRig()
+        let request = "reset \(loop.status.latchSequence)"
+        loop.publish(Self.reset("operator"), request)
+        Self.step(loop)
+        #expect(!loop.status.latched)
+        loop.publish(Self.reset("operator"), request)  // a redelivery while running: nothing to do
+        Self.step(loop)
+        loop.publish(Self.stop, "stop")
+        Self.step(loop)
+        #expect(loop.status.latched)
+        loop.publish(Self.reset("operator"), request)  // and again, now that a new stop holds
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.resets == 1 && loop.status.remoteStops == 2)
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.map(\.outcome) == [.released, .refused, .refused])
+        #expect(records.dropFirst().allSatisfy { $0.reason == .staleLatch })
+    }
+
+    /// A request refused while a cause persists is answered: its redelivery after the cause has
+    /// gone must not release the latch behind the operator's back (they saw "refused" and left).
+    @Test func when_a_refused_request_is_delivered_again_after_the_cause_clears_expect_no_release() throws {
+        let loop = try Self.stoppedRig()
+        loop.readingsFlow.store(false, ordering: .relaxed)  // the temperature reading goes stale
+        #expect(loop.run(for: 10_000_000_000) { loop.status.causes.contains(.staleSensor) })
+        let request = "reset \(loop.status.latchSequence)"
+        loop.publish(Self.reset("operator"), request)
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.refusedResets == 1)
+        loop.readingsFlow.store(true, ordering: .relaxed)
+        #expect(loop.run(for: 10_000_000_000) { loop.status.causes.isEmpty })
+        loop.publish(Self.reset("operator"), request)  // the redelivery
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.resets == 0)
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.count == 2)
+        #expect(records.first?.reason == .causesPersist && records.first?.causes.contains(.staleSensor) == true)
+        #expect(records.first?.reasons.contains("stale-sensor") == true)
+        #expect(records.last?.reason == .staleLatch)
+        // The operator reads the number again and asks once more: released.
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+    }
+
+    /// A second stop while latched is a new stop state: a request sent for the first one (read
+    /// before the second arrived) does not release the second.
+    @Test func when_a_second_stop_arrives_while_latched_expect_a_request_for_the_first_one_refused() throws {
+        let loop = try Self.stoppedRig()
+        let first = loop.status.latchSequence
+        loop.publish(Self.stop, "stop again")
+        Self.step(loop)
+        #expect(loop.status.latchSequence > first)
+        loop.publish(Self.reset("operator"), "reset \(first)")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.runtime.remoteResets.records().last?.reason == .staleLatch)
+    }
+
+    /// A stop and a request that arrive together: the stop is dispatched first (critical) and
+    /// advances the number, so the request — sent before the sender could see the stop — names an
+    /// older state and does not release it.
+    @Test func when_a_request_arrives_with_a_stop_expect_the_stop_to_hold() throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
+        loop.run(until: 20_000_000_000)
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        loop.publish(Self.stop, "stop")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.resets == 0 && loop.status.staleResetsIgnored == 1)
+    }
+
+    @Test func when_requests_are_retained_expect_them_ignored_and_recorded() throws {
+        let loop = try Self.stoppedRig()
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)", retained: true)
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.resets == 0)
+        let r = try #require(loop.runtime.remoteResets.records().first)
+        #expect(r.outcome == .ignored && r.reason == .retained && r.user == "operator")
+    }
+
+    /// A flood of requests at one instant: the reset queue holds 4; the others are refused and
+    /// recorded (`queue-full`), none is dropped unseen; only one can act.
+    @Test func when_requests_flood_in_at_once_expect_each_recorded_and_one_acted_on() throws {
+        let loop = try Self.stoppedRig()
+        let latch = loop.status.latchSequence
+        for _ in 0..<6 { loop.publish(Self.reset("operator"), "reset \(latch)") }
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.count == 6)
+        #expect(records.filter { $0.reason == .queueFull }.count == 2)
+        #expect(records.filter { $0.outcome == .released }.count == 1)
+        #expect(records.filter { $0.reason == .staleLatch }.count == 3)
+        #expect(loop.runtime.remoteStopCounters.queueFull.load(ordering: .relaxed) == 2)
+    }
+
+    /// The log keeps the latest 64 records; a reader's cursor (`records(after:)`) sees only what
+    /// is new, and a gap in the sequence numbers when it fell behind.
+    @Test func the_log_is_bounded_and_readers_follow_it_by_sequence() throws {
+        let loop = try Self.stoppedRig()
+        for i in 0..<100 { loop.publish(Self.reset("user\(i)"), "reset 1") }
+        let log = loop.runtime.remoteResets
+        let all = log.records()
+        #expect(all.count == RemoteResetLog.capacity && all.first?.sequence == 37 && all.last?.sequence == 100)
+        #expect(all.last?.user == "user99" && log.latestSequence == 100)
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        let new = log.records(after: 100)
+        #expect(new.count == 1 && new.first?.user == "operator" && new.first?.outcome == .released)
+        #expect(log.records(after: 101).isEmpty)
+    }
+
+    /// Decisions of the control path are kept even when no reader comes for a long time: 40
+    /// answered requests, the log read only at the end, every one there, in order.
+    @Test func when_no_one_reads_the_log_for_many_requests_expect_every_decision_kept() throws {
+        let loop = try Self.stoppedRig()
+        for _ in 0..<40 {
+            loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+            Self.step(loop)
+        }
+        let records = loop.runtime.remoteResets.records()
+        #expect(records.count == 40 && records.map(\.sequence) == Array(1...40))
+        #expect(records.first?.outcome == .released && records.dropFirst().allSatisfy { $0.reason == .notLatched })
+    }
+
+    /// Without `reset_users` every remote request is refused: the stop can only be released by a
+    /// reset key (the rig has none; `robotd check` warns).
+    @Test func when_no_reset_users_are_configured_expect_every_request_refused() throws {
+        let loop = try Self.stoppedRig { $0 = $0.replacingOccurrences(of: "    reset_users: [operator]", with: "") }
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.runtime.remoteResets.records().first?.reason == .notAuthorised)
+    }
+
+    /// The latch number starts at 1 on a guard that starts latched (power-on) and is the number a
+    /// reset of that latch names.
+    @Test func when_the_robot_starts_latched_expect_latch_one_and_a_reset_naming_it_to_release() throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "start_latched: false", with: "start_latched: true")
+        })
+        loop.run(until: 2_000_000_000)
+        #expect(loop.status.latched && loop.status.latchCause == .powerOn && loop.status.latchSequence == 1)
+        loop.publish(Self.reset("operator"), "reset 1")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.runtime.remoteResets.records().first?.latch == 1)
+    }
+}
