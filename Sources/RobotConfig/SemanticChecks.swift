@@ -624,7 +624,37 @@ struct SemanticChecker {
                 claims.append((priority, commanded, name, node.position.line))
             }
             if let spec { checkKindReferences(item, spec: spec, path: path) }
+            if item["kind"]?.string == "teleop" { checkTeleop(item, index: index, path: path) }
         }
+    }
+
+    private func list(of policy: Located) -> [String] { policy["channels"]?.items.compactMap(\.string) ?? [] }
+
+    /// Teleop's deadman is an enabling device: after its release teleop holds the wheels stopped
+    /// until the input's `handback` key, unless `on_release: yield` is written out (a warning).
+    private mutating func checkTeleop(_ item: Located, index: Int, path: String) {
+        let onRelease = item["on_release"]
+        if let onRelease, onRelease.string == "yield" {
+            diagnostics.warning(onRelease.position, KeyPath.child(path, "on_release"),
+                                "yield: after the deadman's release (or a stop) teleop stops for release_hold_ms, then the policies below it drive again by themselves, with nobody asking for it")
+            return
+        }
+        if let entry = item.entry("release_hold_ms") {
+            diagnostics.error(entry.keyPosition, KeyPath.child(path, "release_hold_ms"),
+                              "is only used with `on_release: yield`: with hold (the default) teleop holds the stop until the hand-back key; it would be ignored",
+                              allowed: "remove it, or on_release: yield")
+        }
+        guard let inputNode = item["input"], let inputName = inputNode.string, let input = inputs[inputName] else { return }
+        let hasHandback = (input["keys"]?.items ?? []).contains { $0["action"]?.string == "handback" }
+        guard !hasHandback else { return }
+        let mine = Set(list(of: item))
+        let below = (root["policies"]?.items ?? []).enumerated().first { i, other in
+            i != index && kindSpec(other, in: catalog.policies).map { !$0.isFilter } == true && !mine.isDisjoint(with: list(of: other))
+        }
+        guard let below, let name = below.element["name"]?.string else { return }
+        diagnostics.error(inputNode.position, KeyPath.child(path, "input"),
+                          "input `\(inputName)` has no key with `action: handback`: after the deadman's release teleop holds the wheels stopped until one is pressed, so `\(name)` could never drive again",
+                          allowed: "a key {code: …, action: handback} on input \(inputName), or on_release: yield written out (a warning)")
     }
 
     private mutating func checkKindReferences(_ item: Located, spec: KindSpec, path: String) {
