@@ -136,10 +136,10 @@ public enum ConfigurationSchema {
         FieldSpec("watchdog_timeout_ms", .positive, help: "no fresh approved command this long: the safe value"),
         FieldSpec("motion", .bool, help: "zeroed by a hold (default: true for continuous channels, false for discrete ones)"),
         FieldSpec("stop_rate", .positive, help: "ramp toward the safe value (units/s)"),
-        FieldSpec("motion_monitor", .object([
+        FieldSpec("motion_monitor", .either([.word("none"), .object([
             FieldSpec("tolerance", .positive, required: true, help: "commanded versus measured (channel units)"),
             FieldSpec("time_ms", .nonNegative, required: true, help: "for this long before it counts"),
-        ])),
+        ])]), help: "runaway, standstill, stalled wheel; required on a channel with a measured speed (an odometry wheel) unless `none` is written out"),
     ]
 
     public static let workspace: [FieldSpec] = [

@@ -18,6 +18,7 @@ public struct ChannelSettings: Sendable, Equatable, Codable {
     /// Ramp speed toward the safe value on category-1/2 stops (units/s); default: the deceleration limit.
     public var stopRate: Double?
     /// Commanded versus measured (a wheel with an encoder): runaway, standstill, stalled wheel.
+    /// nil: none (`motion_monitor: none` written out, or a channel with no measured speed).
     public var motionMonitor: MotionMonitorSettings?
     /// Whether it moves something: motion channels are zeroed by a hold (workspace edge, a sensor
     /// not yet reporting). Default: true for continuous channels, false for discrete ones.
@@ -39,6 +40,26 @@ public struct ChannelSettings: Sendable, Equatable, Codable {
         case stopRate = "stop_rate"
         case motionMonitor = "motion_monitor"
         case motion
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        kind = try c.decode(String.self, forKey: .kind)
+        interface = try c.decodeIfPresent(String.self, forKey: .interface)
+        limits = try c.decode(LimitSettings.self, forKey: .limits)
+        envelopes = try c.decodeIfPresent([String: LimitSettings].self, forKey: .envelopes)
+        safeValue = try c.decode(Double.self, forKey: .safeValue)
+        stopCategory = try c.decode(Int.self, forKey: .stopCategory)
+        watchdogTimeoutMs = try c.decodeIfPresent(Double.self, forKey: .watchdogTimeoutMs)
+        stopRate = try c.decodeIfPresent(Double.self, forKey: .stopRate)
+        // `motion_monitor: none` is the explicit choice of no monitor (check warns about it).
+        if (try? c.decode(String.self, forKey: .motionMonitor)) == "none" {
+            motionMonitor = nil
+        } else {
+            motionMonitor = try c.decodeIfPresent(MotionMonitorSettings.self, forKey: .motionMonitor)
+        }
+        motion = try c.decodeIfPresent(Bool.self, forKey: .motion)
     }
 }
 

@@ -33,6 +33,7 @@ struct SemanticChecker {
         _ = declare("actuators", noun: "actuator")
 
         checkRobot()
+        checkSafety()
         checkMQTT()
         checkInputs()
         checkSensors()
@@ -112,6 +113,32 @@ struct SemanticChecker {
         }
     }
 
+    /// `start_latched: false` is allowed (a simulator), but it is the weaker choice: said out loud.
+    private mutating func checkSafety() {
+        if let node = root["safety"]?["start_latched"], node.bool == false {
+            diagnostics.warning(node.position, "safety.start_latched",
+                                "false: after a start or a restart (systemd Restart=on-failure) the robot may move without a deliberate reset; keep true on hardware")
+        }
+    }
+
+    /// Whether a channel moves something: continuous ones unless `motion: false`, discrete ones only
+    /// with `motion: true` (the guard's `isMotion` default).
+    private func isMotion(_ channel: Located) -> Bool {
+        let motion = channel["motion"]?.bool
+        return channel["kind"]?.string == "discrete" ? motion == true : motion != false
+    }
+
+    /// The heater of each thermostat policy: its first channel.
+    private var thermostatHeaters: Set<String> {
+        Set((root["policies"]?.items ?? []).compactMap { $0["kind"]?.string == "thermostat" ? $0["channels"]?.items.first?.string : nil })
+    }
+
+    /// A loopback broker (TLS adds nothing that the host's own protection does not give).
+    private func isLoopback(_ host: String) -> Bool {
+        let h = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        return h == "localhost" || h == "::1" || h.hasPrefix("127.")
+    }
+
     private mutating func checkMQTT() {
         guard let mqtt = root["mqtt"], mqtt.map != nil else { return }
         if let broker = mqtt["broker"], let text = broker.string {
@@ -120,6 +147,10 @@ struct SemanticChecker {
             let host = parts.dropLast().joined(separator: ":")
             if parts.count < 2 || host.isEmpty || port == nil || !(1...65535).contains(port ?? 0) {
                 diagnostics.error(broker.position, "mqtt.broker", "`\(text)` is not HOST:PORT", allowed: "e.g. 127.0.0.1:1883")
+            } else if !isLoopback(host), !mqtt.has("ca_file") {
+                diagnostics.warning(broker.position, "mqtt.broker",
+                                    "`\(host)` is not this machine and `ca_file` is not set: stops, readings and commands cross the network without TLS (anyone on it can read or forge them)",
+                                    allowed: "ca_file: the broker's CA certificate")
             }
         }
         if let env = mqtt.entry("password_env"), let file = mqtt.entry("password_file") {
@@ -141,6 +172,7 @@ struct SemanticChecker {
         for (index, item) in (root["inputs"]?.items ?? []).enumerated() {
             let path = KeyPath.item("inputs", index)
             checkNeedsMQTT(item, path: path, noun: "input")
+            checkInputLiveness(item, path: path)
             if let spec = kindSpec(item, in: catalog.inputs) {
                 for field in spec.fields {
                     guard let ref = field.refersTo, let value = item[field.key] else { continue }
@@ -173,6 +205,31 @@ struct SemanticChecker {
     }
 
     private func isEStopAction(_ action: String?) -> Bool { action == "estop" || action == "e-stop" }
+
+    /// A link that can go silent must say how long silence may last (`link_timeout_ms`, where the
+    /// kind has it), or say `none`; a safety reading over MQTT should not be fire-and-forget.
+    private mutating func checkInputLiveness(_ item: Located, path: String) {
+        guard let spec = kindSpec(item, in: catalog.inputs) else { return }
+        if spec.fields.contains(where: { $0.key == "link_timeout_ms" }) {
+            let lpath = KeyPath.child(path, "link_timeout_ms")
+            if let node = item["link_timeout_ms"] {
+                if node.string == "none" {
+                    diagnostics.warning(node.position, lpath,
+                                        "none: a link that goes silent is not a lost link; only its sensors' `max_age_ms` notice it")
+                }
+            } else {
+                diagnostics.error(item.position, lpath,
+                                  "missing: without it a device that stops talking is never a lost link (a stop); only its sensors' ages might notice",
+                                  allowed: "a number of ms, or `none` written out (a warning)")
+            }
+        }
+        if item["kind"]?.string == "mqtt", let qos = item["qos"], qos.integer == 0, let fed = item["feeds"]?.string,
+           let sensor = sensors[fed], sensor["reaction"]?.string == "stop" || !(sensor["interlocks"]?.items ?? []).isEmpty {
+            diagnostics.warning(qos.position, KeyPath.child(path, "qos"),
+                                "0 for sensor `\(fed)`, which stops the robot or locks channels: a reading the broker or the network loses is not sent again",
+                                allowed: "1 (the default) or 2")
+        }
+    }
 
     private mutating func checkNeedsMQTT(_ item: Located, path: String, noun: String) {
         guard let kind = item["kind"], kind.string == "mqtt", root["mqtt"] == nil else { return }
@@ -332,17 +389,54 @@ struct SemanticChecker {
                                   "a velocity channel moves something: with `motion: false` a hold (workspace edge, a sensor not yet reporting) would leave it moving",
                                   allowed: "true, or remove it")
             }
+            if interface == "position" || interface == "effort", let node = item["motion"], node.bool == false {
+                diagnostics.warning(node.position, KeyPath.child(path, "motion"),
+                                    "false on a\(interface == "effort" ? "n" : "") \(interface) channel, which moves a joint: a hold (workspace edge, a sensor not yet reporting) would not stop it")
+            }
+            if let limits, limits.map != nil, interface == "velocity" || interface == "position", isMotion(item) {
+                checkAccelerationLimit(limits, interface: interface, path: KeyPath.child(path, "limits"))
+            }
             checkSafeValue(item, interface: interface, limits: limits, path: path)
             checkWatchdog(item, interface: interface, guardPeriod: guardPeriod, path: path)
             if interface == "discrete", let entry = item.entry("stop_rate") {
                 diagnostics.error(entry.keyPosition, KeyPath.child(path, "stop_rate"),
                                   "a discrete channel switches, it has no ramp: it would be ignored", allowed: "remove it")
             }
-            if let entry = item.entry("motion_monitor"), let name = item["name"]?.string, !wheels.contains(name) {
-                diagnostics.error(entry.keyPosition, KeyPath.child(path, "motion_monitor"),
+            let mpath = KeyPath.child(path, "motion_monitor")
+            let monitor = item.entry("motion_monitor")
+            let isWheel = item["name"]?.string.map { wheels.contains($0) } ?? false
+            if let monitor, monitor.value.string == "none" {
+                if isWheel {
+                    diagnostics.warning(monitor.value.position, mpath,
+                                        "none: this wheel's measured speed is not compared with its command: a runaway, a wheel that does not stop or a stalled wheel goes unseen")
+                }
+            } else if let monitor, !isWheel {
+                diagnostics.error(monitor.keyPosition, mpath,
                                   "needs a measured speed, and only the odometry wheels have one: it would never trip",
                                   allowed: "odometry.left_wheel or right_wheel channels")
+            } else if monitor == nil, isWheel {
+                diagnostics.error(item.position, mpath,
+                                  "missing: this wheel has a measured speed (odometry); without a monitor a runaway, a wheel that does not stop or a stalled wheel goes unseen",
+                                  allowed: "{tolerance: …, time_ms: …}, or `none` written out (a warning)")
             }
+        }
+    }
+
+    /// A motion channel's speed must not jump: an acceleration limit, or `has_acceleration_limits:
+    /// false` written out (a warning).
+    private mutating func checkAccelerationLimit(_ limits: Located, interface: String, path: String) {
+        guard !limits.has("max_acceleration") else { return }
+        let flag = limits["has_acceleration_limits"]
+        switch flag?.bool {
+        case false?:
+            diagnostics.warning(flag?.position ?? limits.position, KeyPath.child(path, "has_acceleration_limits"),
+                                "false on a motion channel: any step in \(interface == "velocity" ? "speed" : "rate") passes the guard (standstill to full speed in one command)")
+        case true?:
+            break  // "is true but max_acceleration is missing" is reported by checkLimits
+        case nil:
+            diagnostics.error(limits.position, KeyPath.child(path, "max_acceleration"),
+                              "missing: a motion channel needs an acceleration limit; without it any step in \(interface == "velocity" ? "speed" : "rate") passes (standstill to full speed in one command)",
+                              allowed: "a number > 0, or has_acceleration_limits: false written out (a warning)")
         }
     }
 
@@ -471,6 +565,8 @@ struct SemanticChecker {
             switch interface {
             case "velocity", "effort":
                 diagnostics.error(item.position, wpath, message, allowed: "a number > 0 (ms)")
+            case "discrete" where item["name"]?.string.map({ thermostatHeaters.contains($0) }) ?? false:
+                diagnostics.error(item.position, wpath, message + " (a heater left on)", allowed: "a number > 0 (ms)")
             case "duty", "discrete":
                 diagnostics.warning(item.position, wpath, message, allowed: "a number > 0 (ms)")
             default:
@@ -635,6 +731,77 @@ struct SemanticChecker {
                 claims.append((priority, commanded, name, node.position.line))
             }
             if let spec { checkKindReferences(item, spec: spec, path: path) }
+            if let spec, !spec.isFilter { checkCritical(item, commanded: list(of: item), path: path) }
+            switch item["kind"]?.string {
+            case "teleop": checkTeleop(item, index: index, path: path)
+            case "thermostat": checkThermostat(item, path: path)
+            default: break
+            }
+        }
+    }
+
+    private func list(of policy: Located) -> [String] { policy["channels"]?.items.compactMap(\.string) ?? [] }
+
+    /// A policy that commands a motion channel must say whether its miss streak is a stop.
+    private mutating func checkCritical(_ item: Located, commanded: [String], path: String) {
+        guard let moving = commanded.first(where: { name in channels[name].map { isMotion($0) } ?? false }) else { return }
+        let cpath = KeyPath.child(path, "critical")
+        if let node = item["critical"] {
+            if node.bool == false {
+                diagnostics.warning(node.position, cpath,
+                                    "false, and it commands motion channel `\(moving)`: its missed deadlines are counted but never stop the robot (only the channel's watchdog acts once it goes silent)")
+            }
+        } else {
+            diagnostics.error(item.position, cpath,
+                              "missing: it commands motion channel `\(moving)`; a critical policy's miss streak is a stop",
+                              allowed: "true, or false written out (a warning)")
+        }
+    }
+
+    /// Teleop's deadman is an enabling device: after its release teleop holds the wheels stopped
+    /// until the input's `handback` key, unless `on_release: yield` is written out (a warning).
+    private mutating func checkTeleop(_ item: Located, index: Int, path: String) {
+        let onRelease = item["on_release"]
+        if let onRelease, onRelease.string == "yield" {
+            diagnostics.warning(onRelease.position, KeyPath.child(path, "on_release"),
+                                "yield: after the deadman's release (or a stop) teleop stops for release_hold_ms, then the policies below it drive again by themselves, with nobody asking for it")
+            return
+        }
+        if let entry = item.entry("release_hold_ms") {
+            diagnostics.error(entry.keyPosition, KeyPath.child(path, "release_hold_ms"),
+                              "is only used with `on_release: yield`: with hold (the default) teleop holds the stop until the hand-back key; it would be ignored",
+                              allowed: "remove it, or on_release: yield")
+        }
+        guard let inputNode = item["input"], let inputName = inputNode.string, let input = inputs[inputName] else { return }
+        let hasHandback = (input["keys"]?.items ?? []).contains { $0["action"]?.string == "handback" }
+        guard !hasHandback else { return }
+        let mine = Set(list(of: item))
+        let below = (root["policies"]?.items ?? []).enumerated().first { i, other in
+            i != index && kindSpec(other, in: catalog.policies).map { !$0.isFilter } == true && !mine.isDisjoint(with: list(of: other))
+        }
+        guard let below, let name = below.element["name"]?.string else { return }
+        diagnostics.error(inputNode.position, KeyPath.child(path, "input"),
+                          "input `\(inputName)` has no key with `action: handback`: after the deadman's release teleop holds the wheels stopped until one is pressed, so `\(name)` could never drive again",
+                          allowed: "a key {code: …, action: handback} on input \(inputName), or on_release: yield written out (a warning)")
+    }
+
+    /// A thermostat's heater needs an over-temperature interlock (a sensor's `max` locking it off),
+    /// or `interlock: none` written out (a warning).
+    private mutating func checkThermostat(_ item: Located, path: String) {
+        guard let heater = item["channels"]?.items.first?.string else { return }
+        let interlocked = (root["sensors"]?.items ?? []).contains { sensor in
+            (sensor["interlocks"]?.items ?? []).contains { $0.has("max") && ($0["channels"]?.strings ?? []).contains(heater) }
+        }
+        let ipath = KeyPath.child(path, "interlock")
+        if let node = item["interlock"], node.string == "none" {
+            if !interlocked {
+                diagnostics.warning(node.position, ipath,
+                                    "none: nothing but this policy switches heater `\(heater)` off when it overheats (a stuck policy, a wrong setpoint, a relay that sticks on a reading)")
+            }
+        } else if !interlocked {
+            diagnostics.error(item.position, ipath,
+                              "missing: no sensor interlock with `max` locks heater `\(heater)` off on over-temperature; only this policy would switch it off",
+                              allowed: "a sensor interlock {max: °C, channels: [\(heater)]}, or interlock: none written out (a warning)")
         }
     }
 

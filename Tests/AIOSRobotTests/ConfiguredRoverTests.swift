@@ -81,7 +81,8 @@ struct ConfiguredRoverTests {
     @Test func when_the_deadman_is_released_expect_teleop_to_stop_the_rover() throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") { $0 = policies($0, Self.teleopOnly) })
         try loop.script([
-            .init(at: 1_000_000_000, [.press("BTN_TL"), .axis("ABS_Y", -32767)]),  // inverted: full forward
+            .init(at: 1_000_000_000, [.press("BTN_TL")]),  // enabled with the sticks centred
+            .init(at: 1_100_000_000, [.axis("ABS_Y", -32767)]),  // inverted: full forward
             .init(at: 3_000_000_000, [.release("BTN_TL")]),
         ])
         loop.run(until: 2_900_000_000)
@@ -95,22 +96,29 @@ struct ConfiguredRoverTests {
     }
 
     /// twist_mux's idiom: teleop (priority 100) takes the wheels from waypoints (50) while its
-    /// deadman is held, and hands them back after its release.
+    /// deadman is held, keeps them stopped after its release, and hands them back on the
+    /// hand-back key (BTN_NORTH) pressed with the deadman released.
     @Test func when_teleop_takes_over_from_waypoints_expect_it_to_win_then_hand_back() throws {
         let square = [(-2.5, -0.5), (-0.5, -0.5), (-0.5, 1.0), (-2.5, 1.0)]
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
             $0 = policies($0, Self.teleop + Self.waypoints(square))
         })
         try loop.script([
-            .init(at: 4_000_000_000, [.press("BTN_TL"), .axis("ABS_RX", -20000)]),  // turn on the spot
+            .init(at: 4_000_000_000, [.press("BTN_TL")]),
+            .init(at: 4_050_000_000, [.axis("ABS_RX", -20000)]),  // turn on the spot
             .init(at: 6_000_000_000, [.release("BTN_TL"), .axis("ABS_RX", 0)]),
+            .init(at: 8_000_000_000, [.press("BTN_NORTH")]),
+            .init(at: 8_050_000_000, [.release("BTN_NORTH")]),  // the hand-back acts on the key's release
         ])
         loop.run(until: 3_900_000_000)
         #expect(loop.status.commandedBy[0] == 1)  // waypoints
         loop.run(until: 5_900_000_000)
         #expect(loop.status.commandedBy[0] == 0 && loop.status.commandedBy[1] == 0)  // teleop
         #expect(abs(loop.snapshot.linearVelocity) < 0.05 && abs(loop.snapshot.angularVelocity) > 0.3)
-        loop.run(until: 7_500_000_000)
+        loop.run(until: 7_900_000_000)
+        // Released: teleop still has the wheels, at rest; waypoints does not resume by itself.
+        #expect(loop.status.commandedBy[0] == 0 && abs(loop.snapshot.angularVelocity) < 0.01 && abs(loop.snapshot.linearVelocity) < 0.01)
+        loop.run(until: 8_500_000_000)
         #expect(loop.status.commandedBy[0] == 1)  // handed back
         loop.run(until: 40_000_000_000)
         #expect(square.map { loop.closestApproach(to: $0).distance }.allSatisfy { $0 < 0.2 })

@@ -53,8 +53,9 @@ struct ControlPathAllocationTests {
         actuators.start()
         // Ranges that sweep through cruise, slow-down, turning and obstacle_stop's band, and encoder
         // counts, encoded before the measurement; the empty report a wireless pad sends as its
-        // keep-alive; the deadman held with the stick forward (teleop takes the wheels from wander
-        // and obstacle_stop acts on it), then released (wander again).
+        // keep-alive; the deadman pressed, then the stick forward (teleop takes the wheels from wander
+        // and obstacle_stop acts on it), then released (teleop holds the wheels stopped) and the
+        // hand-back key (wander again).
         let frames: [[UInt8]] = (0...240).map { i in  // one per 50 ms for 12 s: counts only grow
             let range = RangeMessage(deviceTimeMicros: UInt32(i) * 50_000, range: Float(0.2 + Double(i % 20) * 0.1))
             let encoders = WheelEncodersMessage(deviceTimeMicros: UInt32(i) * 50_000, leftTicks: Int32(i * 300), rightTicks: Int32(i * 310))
@@ -64,10 +65,13 @@ struct ControlPathAllocationTests {
         var keepAlive: [UInt8] = []
         InputEvent(type: 0, code: 0, value: 0).write(into: &keepAlive)
         var pad = try SimulatedGamepad(script: [
-            .init(at: 1, [.press("BTN_TL"), .axis("ABS_Y", -32767)]), .init(at: 2, [.release("BTN_TL"), .axis("ABS_Y", 0)]),
+            .init(at: 1, [.press("BTN_TL")]), .init(at: 2, [.axis("ABS_Y", -32767)]),
+            .init(at: 3, [.release("BTN_TL"), .axis("ABS_Y", 0)]),
+            .init(at: 4, [.press("BTN_NORTH")]), .init(at: 5, [.release("BTN_NORTH")]),
         ])
-        let press = pad.advance(to: 1), release = pad.advance(to: 2)
-        #expect(!press.isEmpty && !release.isEmpty)
+        let press = pad.advance(to: 1), forward = pad.advance(to: 2), release = pad.advance(to: 3)
+        let handback = pad.advance(to: 4) + pad.advance(to: 5)
+        #expect(!press.isEmpty && !forward.isEmpty && !release.isEmpty && !handback.isEmpty)
         // A while loop: iterating a ClosedRange<Int64> allocates in debug builds (not the code under test).
         func run(milliseconds: ClosedRange<Int64>) {
             var ms = milliseconds.lowerBound - 1
@@ -79,8 +83,12 @@ struct ControlPathAllocationTests {
                 }
                 if ms == 1_000 {
                     press.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
+                } else if ms == 1_100 {
+                    forward.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
                 } else if ms == 1_500 {
                     release.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
+                } else if ms == 1_700 {
+                    handback.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
                 } else if ms % 200 == 0 {
                     keepAlive.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
                 }
@@ -93,20 +101,27 @@ struct ControlPathAllocationTests {
             run(milliseconds: milliseconds)
             allocations += alloc_counter_thread_total() - before
         }
-        // Warm-up: every path once (the deadman pressed at 1 s, released at 1.5 s).
+        // Warm-up: every path once (the deadman pressed at 1 s, the stick at 1.1 s, released at 1.5 s,
+        // handed back at 1.7 s).
         run(milliseconds: 1...2_000)
         _ = runtime.status  // its first read instantiates generic metadata (once per process)
         // The gamepad's reports are decoded on its reader thread in the daemon, not here: fed
         // between the measured stretches (their dispatch-side handlers run inside them).
         press.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: 2_000_000_000) }
-        measured(milliseconds: 2_001...7_000)
+        measured(milliseconds: 2_001...2_100)
+        forward.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: 2_100_000_000) }
+        measured(milliseconds: 2_101...7_000)
         let teleop = runtime.status
         release.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: 7_000_000_000) }
-        measured(milliseconds: 7_001...12_000)
+        measured(milliseconds: 7_001...7_500)
+        let holding = runtime.status
+        handback.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: 7_500_000_000) }
+        measured(milliseconds: 7_501...12_000)
         let status = runtime.status
         #expect(allocations == 0, "\(allocations) allocations in 500 cycles of two policies")
         #expect(!status.latched, "latched: \(String(describing: status.latchCause)), causes \(status.causes)")
         #expect(teleop.commandedBy[0] == 0 && teleop.filtered > 0)  // teleop drove; obstacle_stop acted on it
+        #expect(holding.commandedBy[0] == 0 && holding.wanted[0] == 0 && holding.wanted[1] == 0)  // released: teleop holds a stop
         #expect(status.commandedBy[0] == 1 && status.commandedBy[1] == 1)  // then wander again
         #expect(status.verdicts.passed + status.verdicts.clamped > 900 && actuators.written.load(ordering: .relaxed) > 900)
         // The encoder frames moved the odometry (from the example's initial pose, x = -3.5).

@@ -25,7 +25,7 @@ struct ReviewFixTests {
                 }
             }
         })
-        try loop.script([.init(at: 1_000_000_000, [.press("BTN_TL"), .axis("ABS_Y", -32767)])])
+        try loop.script([.init(at: 1_000_000_000, [.press("BTN_TL")]), .init(at: 1_100_000_000, [.axis("ABS_Y", -32767)])])
         loop.run(until: 3_000_000_000)
         #expect(loop.snapshot.linearVelocity > 0.4)
         #expect(isEStop || !loop.runtime.configuration.inputs.isEmpty && loop.runtime.estops.isEmpty)  // the edit took

@@ -327,14 +327,16 @@ struct BrokenConfigTests {
             "error 7:12 estop.inputs[0]",
             "error 8:13 estop.category",
             "error 10:5 channels[0].safe_value",
+            "error 14:7 channels[0].limits.max_acceleration",
             "error 14:28 channels[0].limits.has_velocity_limits",
             "error 19:5 policies[0].max_linear",
             "error 19:5 policies[0].max_angular",
+            "error 19:5 policies[0].critical",
             "error 21:16 policies[0].period_ms",
             "error 22:23 policies[0].channels[1]",
             "error 23:12 policies[0].input",
         ], "\(report)")
-        #expect(report.summary == "test.yaml: 11 errors, 0 warnings: refused")
+        #expect(report.summary == "test.yaml: 13 errors, 0 warnings: refused")
         #expect(report.configuration == nil)
     }
 

@@ -29,6 +29,9 @@ public final class GamepadInput: Sendable {
         public static let actionBase: Int32 = 100
     }
 
+    /// The key action that hands the wheels back from a holding teleop to the policies below it.
+    public static let handback = InputMapping.Action.named("handback")
+
     public let mapping: InputMapping
     public let sources: Sources
     /// The e-stop key's level and sticky press count, set here on the reader thread and read by
@@ -40,10 +43,25 @@ public final class GamepadInput: Sendable {
     public let deadman = Atomic<Bool>(false)
     /// When the deadman last changed (arrival, ns); 0: never.
     public let deadmanChangedAt = Atomic<Int64>(0)
+    /// When the deadman was last pressed from released — an edge (arrival, ns); 0: never. The
+    /// kernel reports a key only when it changes, so a key held since before the device was opened
+    /// never shows one: teleop enables only on an edge after its last disarming event.
+    public let deadmanPressedAt = Atomic<Int64>(0)
+    /// When the device was last opened, came back or was lost (arrival, ns); 0: never. A deadman
+    /// press must come after it to enable anything.
+    public let connectionChangedAt = Atomic<Int64>(0)
+    /// When the `handback` key was last released after a press seen here, with the deadman
+    /// released at that moment (arrival, ns); 0: never. It acts on the release edge, as the reset
+    /// does: a key stuck down hands nothing back.
+    public let handbackAt = Atomic<Int64>(0)
+    /// Hand-back releases refused because the deadman was held.
+    public let handbacksRefused = Atomic<UInt64>(0)
     final class State: @unchecked Sendable {
         // Touched only by the reader thread that calls `feed`.
         var decoder = InputEventStreamDecoder()
         var assembler: InputFrameAssembler
+        /// The hand-back key's press was seen (its release acts).
+        var handbackDown = false
         init(_ assembler: InputFrameAssembler) { self.assembler = assembler }
     }
     private let state: State
@@ -86,9 +104,17 @@ public final class GamepadInput: Sendable {
     public func deviceLost(arrival: Int64) {
         deadman.store(false, ordering: .releasing)
         deadmanChangedAt.store(arrival, ordering: .releasing)
+        connectionChangedAt.store(arrival, ordering: .releasing)
+        state.handbackDown = false
         if !sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: Instant(nanoseconds: arrival)).wasAccepted {
             refused.add(1, ordering: .relaxed)
         }
+    }
+
+    /// The device was opened or is back (a FIFO's next writer): whatever it reports from now on is
+    /// new, and a deadman held through the reconnection enables nothing until pressed again.
+    public func deviceOpened(arrival: Int64) {
+        connectionChangedAt.store(arrival, ordering: .releasing)
     }
 
     /// libevdev resynchronised a real device after SYN_DROPPED.
@@ -108,8 +134,21 @@ public final class GamepadInput: Sendable {
             case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
             }
             if action == .deadman {
+                if pressed && !deadman.load(ordering: .acquiring) { deadmanPressedAt.store(release.nanoseconds, ordering: .releasing) }
                 deadman.store(pressed, ordering: .releasing)
                 deadmanChangedAt.store(release.nanoseconds, ordering: .releasing)
+            }
+            if action == Self.handback {
+                if pressed {
+                    state.handbackDown = true
+                } else if state.handbackDown {
+                    state.handbackDown = false
+                    if deadman.load(ordering: .acquiring) {
+                        handbacksRefused.add(1, ordering: .relaxed)  // only with the deadman released
+                    } else {
+                        handbackAt.store(release.nanoseconds, ordering: .releasing)
+                    }
+                }
             }
             if action == .emergencyStop {
                 estop?.set(pressed: pressed, at: release.nanoseconds)  // first: the flag holds even if the event below is refused

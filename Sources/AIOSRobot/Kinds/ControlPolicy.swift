@@ -12,6 +12,11 @@ public struct World: Sendable {
     public internal(set) var pose: Pose?
     /// Gamepads (evdev inputs), in configuration order.
     public internal(set) var gamepads: [GamepadState]
+    /// The guard is latched (every command gets a stop until a reset).
+    public internal(set) var latched = false
+    /// When the guard's latch was last reset; nil: never. A person's enabling action from before
+    /// it (a deadman held through the stop) enables nothing after it.
+    public internal(set) var lastReset: Instant?
 
     public struct Pose: Sendable, Equatable, BitwiseCopyable {
         public var x: Double
@@ -36,8 +41,20 @@ public struct GamepadState: Sendable {
     public internal(set) var deadman = false
     /// When the deadman was last pressed or released.
     public internal(set) var deadmanChangedAt: Instant?
+    /// When the deadman was last pressed from released (an edge); nil: never.
+    public internal(set) var deadmanPressedAt: Instant?
+    /// When the device was last opened, came back or was lost; nil: never. Axes reported before it
+    /// are forgotten (NaN): a stick's last position from before a loss is no position.
+    public internal(set) var connectionChangedAt: Instant?
+    /// When the `handback` key was last released with the deadman released; nil: never.
+    public internal(set) var handbackAt: Instant?
+    /// When each axis was last reported (arrival), by the mapping's axis order.
+    var axisReportedAt: [Instant]
 
-    init(axisCount: Int) { axes = Array(repeating: .nan, count: axisCount) }
+    init(axisCount: Int) {
+        axes = Array(repeating: .nan, count: axisCount)
+        axisReportedAt = Array(repeating: Instant(nanoseconds: .min), count: axisCount)
+    }
 }
 
 /// Up to four channel values, in the order of the policy's `channels` (no allocation per step).

@@ -127,8 +127,12 @@ final class InputBuilder: InputBuildContext {
             guard case .scalar(let v) = event.payload else { return }
             shared.update(statusCell) { c in
                 let axis = Int(event.key)
+                // Reported before the device was lost or reopened: no position now.
+                if c.gamepadInputs.indices.contains(index),
+                   event.release.nanoseconds < c.gamepadInputs[index].connectionChangedAt.load(ordering: .acquiring) { return }
                 if c.world.gamepads.indices.contains(index), c.world.gamepads[index].axes.indices.contains(axis) {
                     c.world.gamepads[index].axes[axis] = v
+                    c.world.gamepads[index].axisReportedAt[axis] = event.release
                 }
             }
         }

@@ -102,10 +102,25 @@ struct Control: RuntimeControl {
             world.sensors[i] = v
             if i < RuntimeStatus.sensorCapacity { status.sensors[i] = v }
         }
+        world.latched = guardian.latch.isLatched
+        world.lastReset = guardian.latch.lastReset
         for i in gamepadInputs.indices where i < world.gamepads.count {
-            world.gamepads[i].deadman = gamepadInputs[i].deadman.load(ordering: .acquiring)
-            let changed = gamepadInputs[i].deadmanChangedAt.load(ordering: .acquiring)
-            world.gamepads[i].deadmanChangedAt = changed > 0 ? Instant(nanoseconds: changed) : nil
+            let pad = gamepadInputs[i]
+            world.gamepads[i].deadman = pad.deadman.load(ordering: .acquiring)
+            world.gamepads[i].deadmanChangedAt = Self.instant(pad.deadmanChangedAt.load(ordering: .acquiring))
+            world.gamepads[i].deadmanPressedAt = Self.instant(pad.deadmanPressedAt.load(ordering: .acquiring))
+            world.gamepads[i].handbackAt = Self.instant(pad.handbackAt.load(ordering: .acquiring))
+            let connection = Self.instant(pad.connectionChangedAt.load(ordering: .acquiring))
+            if let connection, connection != world.gamepads[i].connectionChangedAt {
+                // Opened, back or lost: a stick position reported before it is no position now
+                // (the kernel reports an axis only when it changes). Index loop: no iterator.
+                world.gamepads[i].connectionChangedAt = connection
+                var a = 0
+                while a < world.gamepads[i].axes.count {
+                    if world.gamepads[i].axisReportedAt[a] < connection { world.gamepads[i].axes[a] = .nan }
+                    a += 1
+                }
+            }
         }
         if let o = odometry, !guardian.isFresh(sensorIDs[o.sensor], now: now) { world.pose = nil }
     }
@@ -166,6 +181,9 @@ struct Control: RuntimeControl {
             }
         }
     }
+
+    /// An atomic's arrival (ns) as an instant; 0 means never.
+    static func instant(_ nanoseconds: Int64) -> Instant? { nanoseconds > 0 ? Instant(nanoseconds: nanoseconds) : nil }
 
     /// Whether two policies' channel lists share a channel.
     static func share(_ a: [Int], _ b: [Int]) -> Bool {

@@ -317,6 +317,8 @@ public final class RobotRuntime: Sendable {
         switch notice {
         case .opened(let name):
             signal?.setDeviceLost(false)
+            // A deadman held while it was opened enables nothing: teleop waits for a press after this.
+            gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
             return name
         case .resynchronised:
@@ -340,6 +342,7 @@ public final class RobotRuntime: Sendable {
             return "the writer went away" + (signal != nil ? " — e-stop device lost" : " — input lost")
         case .resumed:
             signal?.setDeviceLost(false)
+            gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
             return "events again"
         }

@@ -14,7 +14,8 @@ enum SerialInputKind: InputKind {
         FieldSpec("feeds", .dictionary(.string), required: true,
                   help: "message → sensor: frame `range`, `wheel_encoders`, `imu`; nmea `heading`, `speed`, `fix_quality`, `hdop`, `satellites`; kv: the line's keys",
                   refersTo: .sensor),
-        FieldSpec("link_timeout_ms", .number(1...60_000), help: "no complete message this long: the link counts as lost"),
+        FieldSpec("link_timeout_ms", .either([.word("none"), .number(1...60_000)]),
+                  help: "no complete message this long: the link counts as lost (a stop); required, `none` written out for no time-out"),
     ])
 
     static let frameMessages = ["range", "wheel_encoders", "imu"]
@@ -36,7 +37,9 @@ enum SerialInputKind: InputKind {
             guard case .string(let sensor) = entry.value else { throw KindError("input \(settings.name): feeds.\(entry.key) must name a sensor") }
             return (entry.key, sensor)
         }
-        let link = context.link(timeout: try s.optionalNumber("link_timeout_ms").map { .milliseconds($0) })
+        // `none` (written out; check warns): no time-out, only the device's loss is a lost link.
+        let timeout = s.value["link_timeout_ms"] == .string("none") ? nil : try s.optionalNumber("link_timeout_ms")
+        let link = context.link(timeout: timeout.map { .milliseconds($0) })
         switch try s.string("codec") {
         case "frame":
             var sources = FrameSensorInput.Sources()

@@ -114,6 +114,8 @@ enum ThermostatKind: PolicyKind {
         FieldSpec("ki", .number(0...1000), help: "PID: integral gain (1/(°C·s)), default 0.02"),
         FieldSpec("kd", .number(0...1000), help: "PID: derivative gain (s/°C), default 0"),
         FieldSpec("window_s", .number(1...3600), help: "PID without a fan: time-proportioning window (s), default 60"),
+        FieldSpec("interlock", .word("none"),
+                  help: "`none` written out: no sensor interlock locks the heater off on over-temperature (a warning); without it one is required"),
     ])
 
     static func make(_ settings: PolicySettings, context: PolicyBuildContext) throws -> PolicyBehaviour {

@@ -1,0 +1,278 @@
+import Foundation
+import RTScheduler
+import RobotConfig
+import RobotSim
+import SafetyGuard
+import Testing
+import Transports
+@testable import AIOSRobot
+
+/// Teleop's deadman as an enabling device (IEC 60204-1 10.9, ISO 10218 habits): motion needs a
+/// fresh press, with the sticks centred; a release keeps the wheels stopped until a deliberate
+/// hand-back. Judged on the simulator's ground truth in lockstep, and on the policy alone where a
+/// rule needs isolating.
+@Suite("Teleop's deadman: an enabling device")
+struct DeadmanTests {
+    // MARK: On the simulated rover (examples/rover-sim.yaml: teleop above wander)
+
+    /// Released after driving: teleop keeps the wheels at rest for ten seconds — twenty times the
+    /// former release hold — while wander, below it, runs every period and would drive; only the
+    /// hand-back key (pressed with the deadman released) lets wander drive again. A hand-back
+    /// pressed while the deadman is held does nothing.
+    @Test func when_the_deadman_is_released_expect_a_stop_held_until_the_handback_key() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        try loop.script([
+            .init(at: 2_000_000_000, [.press("BTN_TL")]),
+            .init(at: 2_100_000_000, [.axis("ABS_RX", -20000)]),  // turn on the spot
+            .init(at: 3_000_000_000, [.press("BTN_NORTH")]),
+            .init(at: 3_050_000_000, [.release("BTN_NORTH")]),  // deadman held: refused
+            .init(at: 4_000_000_000, [.release("BTN_TL"), .axis("ABS_RX", 0)]),
+            .init(at: 15_000_000_000, [.press("BTN_NORTH")]),
+            .init(at: 15_050_000_000, [.release("BTN_NORTH")]),
+        ])
+        loop.run(until: 1_900_000_000)
+        #expect(loop.status.commandedBy[0] == 1 && loop.snapshot.linearVelocity > 0.1)  // wander drives
+        loop.run(until: 3_900_000_000)
+        #expect(loop.status.commandedBy[0] == 0 && abs(loop.snapshot.angularVelocity) > 0.3)  // teleop turns it
+        #expect(try loop.gamepadInput().handbacksRefused.load(ordering: .relaxed) == 1)
+        loop.run(until: 5_000_000_000)
+        let stopped = loop.snapshot
+        #expect(abs(stopped.linearVelocity) < 0.01 && abs(stopped.angularVelocity) < 0.01)
+        let wanderRuns = loop.task("wander")?.completions ?? 0
+        for second in 6...14 {
+            loop.run(until: Int64(second) * 1_000_000_000)
+            #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0 && loop.status.wanted[1] == 0)
+            #expect(abs(loop.snapshot.linearVelocity) < 0.01 && abs(loop.snapshot.angularVelocity) < 0.01, "at \(second) s")
+        }
+        #expect(loop.snapshot.odometer - stopped.odometer < 0.005)
+        #expect((loop.task("wander")?.completions ?? 0) - wanderRuns >= 440)  // wander ran all along (50 Hz)
+        #expect(!loop.status.latched)
+        loop.run(until: 17_000_000_000)
+        #expect(loop.status.commandedBy[0] == 1)  // handed back
+        #expect(loop.snapshot.odometer - stopped.odometer > 0.3)
+        #expect(loop.snapshot.collisions == 0)
+    }
+
+    /// `on_release: yield` keeps the former behaviour: a stop for `release_hold_ms`, then wander
+    /// drives by itself — and `robotd check` names the choice in a warning.
+    @Test func when_on_release_is_yield_expect_wander_to_resume_by_itself_and_a_check_warning() throws {
+        let edit: (inout String) -> Void = {
+            $0 = $0.replacingOccurrences(of: "    on_release: hold ", with: "    on_release: yield")
+        }
+        var text = try Examples.text("rover-sim.yaml")
+        edit(&text)
+        #expect(text.contains("on_release: yield"))
+        let report = RobotFileCheck.load(text: text, file: "rover.yaml")
+        #expect(report.errors.isEmpty, "\(report)")
+        #expect(report.warnings.contains { $0.keyPath == "policies[0].on_release" && $0.message.contains("by themselves") }, "\(report)")
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml", edit: edit))
+        try loop.script([
+            .init(at: 2_000_000_000, [.press("BTN_TL")]),
+            .init(at: 4_000_000_000, [.release("BTN_TL")]),
+        ])
+        loop.run(until: 4_300_000_000)
+        #expect(loop.status.commandedBy[0] == 0 && abs(loop.snapshot.linearVelocity) < 0.01)  // inside the release hold
+        let held = loop.snapshot
+        loop.run(until: 6_500_000_000)
+        #expect(loop.status.commandedBy[0] == 1)  // wander again, nobody asked
+        #expect(loop.snapshot.odometer - held.odometer > 0.3)
+    }
+
+    /// Driving with the deadman held and the stick forward, the e-stop, then a reset with both
+    /// held — held since before the stop, or released and pressed again while latched: nothing
+    /// moves. A release and a press with the stick still forward: refused (a stick held deflected
+    /// on enable is a runaway). Release, centre, press, then the stick: it drives.
+    @Test(arguments: [false, true])
+    func when_reset_with_the_deadman_held_and_the_stick_deflected_expect_no_motion_until_released_centred_and_pressed(pressedWhileLatched: Bool) throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        var script: [SimulatedGamepad.Step] = [
+            .init(at: 1_000_000_000, [.press("BTN_TL")]),
+            .init(at: 1_100_000_000, [.axis("ABS_Y", -20000)]),  // forward
+            .init(at: 2_000_000_000, [.press("BTN_EAST")]),
+            .init(at: 2_100_000_000, [.release("BTN_EAST")]),
+            .init(at: 4_000_000_000, [.press("BTN_START")]),
+            .init(at: 4_050_000_000, [.release("BTN_START")]),  // reset, the deadman held
+            .init(at: 7_000_000_000, [.release("BTN_TL")]),
+            .init(at: 7_500_000_000, [.press("BTN_TL")]),  // the stick still forward: refused
+            .init(at: 9_000_000_000, [.release("BTN_TL"), .axis("ABS_Y", 0)]),
+            .init(at: 9_500_000_000, [.press("BTN_TL")]),
+            .init(at: 9_600_000_000, [.axis("ABS_Y", -20000)]),
+        ]
+        if pressedWhileLatched {
+            // A fresh press, centred — but while latched: it is no enable edge after the reset.
+            script += [.init(at: 2_500_000_000, [.release("BTN_TL"), .axis("ABS_Y", 0)]), .init(at: 3_000_000_000, [.press("BTN_TL")]),
+                       .init(at: 5_000_000_000, [.axis("ABS_Y", -20000)])]
+        }
+        try loop.script(script)
+        loop.run(until: 1_900_000_000)
+        #expect(loop.snapshot.linearVelocity > 0.2)
+        loop.run(until: 3_900_000_000)
+        #expect(loop.status.latched && abs(loop.snapshot.linearVelocity) < 0.01)
+        loop.run(until: 4_200_000_000)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        let afterReset = loop.snapshot
+        loop.run(until: 7_000_000_000)
+        #expect(abs(loop.snapshot.linearVelocity) < 0.01 && loop.snapshot.odometer - afterReset.odometer < 0.005)
+        #expect(loop.status.commandedBy[0] == 0)  // teleop holds the wheels: wander does not take them either
+        loop.run(until: 9_000_000_000)
+        #expect(abs(loop.snapshot.linearVelocity) < 0.01 && loop.snapshot.odometer - afterReset.odometer < 0.005)
+        loop.run(until: 11_000_000_000)
+        #expect(loop.snapshot.linearVelocity > 0.2 && !loop.status.latched)
+        #expect(loop.snapshot.collisions == 0)
+    }
+
+    /// Driving slowly (a stick just inside the centre band), the gamepad's stream writer goes away
+    /// (a stop) and comes back reporting the deadman held; after the reset nothing moves. The
+    /// stick's position from before the loss is forgotten: a release and a press enable teleop, and
+    /// the old slight deflection does not drive it.
+    @Test func when_the_gamepad_reconnects_with_the_deadman_held_expect_no_motion_until_pressed_again() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        try loop.script([
+            .init(at: 1_000_000_000, [.press("BTN_TL")]),
+            .init(at: 1_100_000_000, [.axis("ABS_Y", -20000)]),
+            .init(at: 2_000_000_000, [.axis("ABS_Y", -4300)]),  // ≈ 0.09 of full: inside the centre band
+        ])
+        loop.run(until: 2_900_000_000)
+        #expect(loop.snapshot.linearVelocity > 0.02 && loop.snapshot.linearVelocity < 0.08, "v = \(loop.snapshot.linearVelocity)")
+        _ = loop.runtime.handle(.writerGone, arrival: 3_000_000_000, input: "gamepad")
+        loop.padAlive.store(false, ordering: .relaxed)
+        loop.run(until: 3_999_000_000)
+        #expect(loop.status.latched && abs(loop.snapshot.linearVelocity) < 0.01)
+        // The next writer's first frame reports the deadman down (a stream that replays its state).
+        _ = loop.runtime.handle(.resumed, arrival: 4_000_000_000, input: "gamepad")
+        loop.padAlive.store(true, ordering: .relaxed)
+        try loop.script([
+            .init(at: 4_000_000_000, [.press("BTN_TL")]),
+            .init(at: 5_000_000_000, [.press("BTN_START")]),
+            .init(at: 5_050_000_000, [.release("BTN_START")]),
+            .init(at: 8_000_000_000, [.release("BTN_TL")]),
+            .init(at: 8_500_000_000, [.press("BTN_TL")]),
+        ])
+        loop.run(until: 5_200_000_000)
+        #expect(!loop.status.latched, "causes \(loop.status.causes)")
+        let afterReset = loop.snapshot
+        loop.run(until: 8_000_000_000)
+        #expect(loop.snapshot.odometer - afterReset.odometer < 0.005 && abs(loop.snapshot.linearVelocity) < 0.01)
+        loop.run(until: 10_500_000_000)
+        // Enabled again (teleop holds the wheels), and the stale deflection drives nothing.
+        #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0 && loop.status.wanted[1] == 0)
+        #expect(loop.snapshot.odometer - afterReset.odometer < 0.005)
+        #expect(!loop.status.latched)
+    }
+
+    // MARK: The policy alone
+
+    static func policy(_ onRelease: TeleopPolicy.OnRelease = .hold) throws -> TeleopPolicy {
+        let odometry = try #require(try Examples.configuration("rover-sim.yaml").odometry)
+        return TeleopPolicy(gamepad: 0, linearAxis: 0, angularAxis: 1, maxLinear: 0.5, maxAngular: 1.5, kinematics: DiffDrive(odometry),
+                            onRelease: onRelease, releaseHold: .milliseconds(500))
+    }
+
+    static func world(deadman: Bool, pressedAt: Int64?, connectedAt: Int64? = nil, lastReset: Int64? = nil, latched: Bool = false,
+                      axes: (Double, Double) = (.nan, .nan), handbackAt: Int64? = nil, changedAt: Int64? = nil) -> World {
+        var pad = GamepadState(axisCount: 2)
+        pad.axes = [axes.0, axes.1]
+        pad.deadman = deadman
+        pad.deadmanPressedAt = pressedAt.map { Instant(nanoseconds: $0) }
+        pad.deadmanChangedAt = (changedAt ?? pressedAt).map { Instant(nanoseconds: $0) }
+        pad.connectionChangedAt = connectedAt.map { Instant(nanoseconds: $0) }
+        pad.handbackAt = handbackAt.map { Instant(nanoseconds: $0) }
+        var world = World(sensorCount: 0, gamepads: [pad])
+        world.latched = latched
+        world.lastReset = lastReset.map { Instant(nanoseconds: $0) }
+        return world
+    }
+
+    static func t(_ ms: Int64) -> Instant { Instant(nanoseconds: ms * 1_000_000) }
+
+    @Test func a_press_before_the_device_was_opened_or_the_last_reset_or_while_latched_enables_nothing() throws {
+        var p = try Self.policy()
+        // Held since before the device (re)opened: its press is as old as the opening, or older.
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_000_000_000, connectedAt: 1_000_000_000), now: Self.t(1_020)) == nil)
+        #expect(p.step(Self.world(deadman: true, pressedAt: 500_000_000, connectedAt: 1_000_000_000), now: Self.t(1_040)) == nil)
+        // Held through a reset.
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_500_000_000, connectedAt: 1_000_000_000, lastReset: 2_000_000_000),
+                       now: Self.t(2_020)) == nil)
+        // Pressed while latched.
+        #expect(p.step(Self.world(deadman: true, pressedAt: 3_000_000_000, latched: true), now: Self.t(3_020)) == nil)
+        // A press after all of them: enabled (sticks centred, so zeros — teleop has the wheels).
+        #expect(p.step(Self.world(deadman: true, pressedAt: 4_000_000_000, connectedAt: 1_000_000_000, lastReset: 2_000_000_000),
+                       now: Self.t(4_020)) == ChannelValues(count: 2))
+        #expect(p.mode == .driving(press: Self.t(4_000)))
+    }
+
+    @Test func a_press_with_a_stick_deflected_is_refused_until_the_next_press() throws {
+        var p = try Self.policy()
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_000_000_000, axes: (0.5, 0)), now: Self.t(1_020)) == nil)
+        // The same press, the stick now centred: still refused (release, centre, press again).
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_000_000_000, axes: (0, 0)), now: Self.t(1_040)) == nil)
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_000_000_000, axes: (0, 0.3)), now: Self.t(1_060)) == nil)
+        // A new press with both centred (within 10 %): enabled, and the sticks then drive.
+        #expect(p.step(Self.world(deadman: true, pressedAt: 2_000_000_000, axes: (0.05, -0.08)), now: Self.t(2_020)) != nil)
+        let output = p.step(Self.world(deadman: true, pressedAt: 2_000_000_000, axes: (1, 0)), now: Self.t(2_040))
+        let forward = try #require(output)
+        #expect(abs(forward[0] - 10) < 1e-9 && abs(forward[1] - 10) < 1e-9)  // 0.5 m/s on 0.05 m wheels
+    }
+
+    @Test func on_hold_a_release_keeps_zero_until_a_handback_made_after_it() throws {
+        var p = try Self.policy(.hold)
+        _ = p.step(Self.world(deadman: true, pressedAt: 1_000_000_000), now: Self.t(1_020))
+        // Released at 2 s; a hand-back from before the release does not count.
+        for ms in stride(from: Int64(2_020), through: 60_000, by: 1_000) {
+            #expect(p.step(Self.world(deadman: false, pressedAt: 1_000_000_000, handbackAt: 1_500_000_000, changedAt: 2_000_000_000),
+                           now: Self.t(ms)) == ChannelValues(count: 2))
+        }
+        #expect(p.step(Self.world(deadman: false, pressedAt: 1_000_000_000, handbackAt: 61_000_000_000, changedAt: 2_000_000_000),
+                       now: Self.t(61_020)) == nil)
+        #expect(p.mode == .idle)
+        #expect(p.step(Self.world(deadman: false, pressedAt: 1_000_000_000, handbackAt: 61_000_000_000, changedAt: 2_000_000_000),
+                       now: Self.t(61_040)) == nil)
+    }
+
+    @Test func on_yield_a_release_stops_for_the_release_hold_then_yields() throws {
+        var p = try Self.policy(.yield)
+        _ = p.step(Self.world(deadman: true, pressedAt: 1_000_000_000), now: Self.t(1_020))
+        let released = Self.world(deadman: false, pressedAt: 1_000_000_000, changedAt: 2_000_000_000)
+        #expect(p.step(released, now: Self.t(2_020)) == ChannelValues(count: 2))
+        #expect(p.step(released, now: Self.t(2_480)) == ChannelValues(count: 2))
+        #expect(p.step(released, now: Self.t(2_520)) == nil)
+    }
+
+    // MARK: The gamepad's levels
+
+    /// Edges, not levels: a repeated press is no new edge; the hand-back acts on its release and
+    /// only with the deadman released; the device's (re)opening is stamped.
+    @Test func when_keys_arrive_expect_press_edges_and_handbacks_stamped_on_the_reader_side() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        func feed(_ changes: [SimulatedGamepad.Change], at t: Int64) throws {
+            var g = try SimulatedGamepad(script: [.init(at: t, changes)])
+            g.advance(to: t).withUnsafeBytes { pad.feed(bytes: $0, arrival: t) }
+        }
+        try feed([.press("BTN_TL")], at: 100)
+        try feed([.press("BTN_TL")], at: 200)  // a stream repeating the level: no new edge
+        #expect(pad.deadmanPressedAt.load(ordering: .relaxed) == 100)
+        try feed([.press("BTN_NORTH")], at: 300)
+        try feed([.release("BTN_NORTH")], at: 400)
+        #expect(pad.handbackAt.load(ordering: .relaxed) == 0 && pad.handbacksRefused.load(ordering: .relaxed) == 1)
+        try feed([.release("BTN_TL")], at: 500)
+        try feed([.release("BTN_NORTH")], at: 550)  // a release without its press: nothing
+        try feed([.press("BTN_NORTH")], at: 600)
+        #expect(pad.handbackAt.load(ordering: .relaxed) == 0)  // not on the press
+        try feed([.release("BTN_NORTH")], at: 700)
+        #expect(pad.handbackAt.load(ordering: .relaxed) == 700)
+        try feed([.press("BTN_TL")], at: 800)
+        #expect(pad.deadmanPressedAt.load(ordering: .relaxed) == 800)
+        pad.deviceLost(arrival: 900)
+        #expect(!pad.deadman.load(ordering: .relaxed) && pad.connectionChangedAt.load(ordering: .relaxed) == 900)
+        _ = loop.runtime.handle(.opened("pad"), arrival: 1_000, input: "gamepad")
+        #expect(pad.connectionChangedAt.load(ordering: .relaxed) == 1_000)
+    }
+}
+
+extension ConfiguredRoverLoop {
+    /// The (first) gamepad's input, as its reader thread would feed it.
+    func gamepadInput() throws -> GamepadInput {
+        try #require(runtime.endpoints.lazy.compactMap { if case .inputDevice(let d) = $0.endpoint { d.gamepad } else { nil } }.first)
+    }
+}
