@@ -49,7 +49,11 @@ public struct StatePayload: Codable, Sendable, Equatable {
         public var linksUp: Bool
         public var resets: Int
         public var refusedResets: Int
-        public init(latched: Bool, latchCause: String?, activeCauses: [String], linksUp: Bool, resets: Int, refusedResets: Int) {
+        /// The latch number a remote reset request must name (docs/mqtt.md, "The latch number").
+        public var latchSequence: UInt64
+        public init(latched: Bool, latchCause: String?, activeCauses: [String], linksUp: Bool, resets: Int, refusedResets: Int,
+                    latchSequence: UInt64) {
+            self.latchSequence = latchSequence
             self.latched = latched
             self.latchCause = latchCause
             self.activeCauses = activeCauses
@@ -285,6 +289,12 @@ public struct GuardRecord: Codable, Sendable, Equatable {
     public var requested: Double?
     public var approved: Double?
     public var clampReasons: [String]?
+    /// For `remote-reset-request`: the MQTT user who asked (the topic's last level, tied to the
+    /// login by the broker's ACL), the latch number named, and what came of it (`released`,
+    /// `released-into-recovery`, `refused`, `ignored`); `reason` says why not.
+    public var user: String?
+    public var latch: UInt64?
+    public var outcome: String?
     /// For `summary`: the kind it summarises, how many, and the first and last of them.
     public var summaryOf: String?
     public var count: UInt64?

@@ -254,8 +254,18 @@ public struct SafetyReporter: Sendable {
         kind == .clamped || kind == .refusedWhileStopped || kind == .recoveryCommand || kind == .sampleRejected
     }
 
-    public mutating func events(_ records: [AuditRecord], at now: Instant, clock: TelemetryClock) -> [SafetyEvent] {
+    public mutating func events(_ records: [AuditRecord], remoteResets: [RemoteResetRequest] = [], at now: Instant,
+                                clock: TelemetryClock) -> [SafetyEvent] {
         var events: [SafetyEvent] = []
+        // Every remote reset request, whoever asked and whatever came of it (never summarised).
+        for r in remoteResets {
+            var g = GuardRecord(kind: "remote-reset-request", atUnixS: clock.unix(r.at), atS: clock.sinceStart(r.at), causes: r.causes)
+            g.user = r.user
+            g.latch = r.latch
+            g.outcome = r.outcome
+            g.reason = r.reason
+            append(g, at: r.at, read: now, weight: 1, clock: clock, into: &events)
+        }
         var summaries: [String: (record: GuardRecord, at: Instant)] = [:]
         var order: [String] = []
         for r in records {
@@ -325,6 +335,24 @@ public struct SafetyReporter: Sendable {
         g.approved = r.approved.isFinite ? r.approved : nil
         if !r.clampReasons.isEmpty { g.clampReasons = r.clampReasons.description.split(separator: ",").map(String.init) }
         return g
+    }
+}
+
+/// A remote reset request (`estop/reset/<user>`) and its outcome, for the `safety` topic.
+public struct RemoteResetRequest: Sendable, Equatable {
+    public var at: Instant
+    public var user: String
+    public var latch: UInt64?
+    public var outcome: String
+    public var reason: String?
+    public var causes: [String]
+    public init(at: Instant, user: String, latch: UInt64?, outcome: String, reason: String?, causes: [String]) {
+        self.at = at
+        self.user = user
+        self.latch = latch
+        self.outcome = outcome
+        self.reason = reason
+        self.causes = causes
     }
 }
 

@@ -195,8 +195,11 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         public let disconnects = Atomic<UInt64>(0)
         /// SUBACKs received (each subscription, after every (re)connect).
         public let subscribed = Atomic<UInt64>(0)
-        /// SUBACKs in which the broker refused the subscription (granted QoS 0x80).
+        /// SUBACKs in which the broker refused the subscription (granted QoS 0x80), since start.
         public let subscriptionsRefused = Atomic<UInt64>(0)
+        /// The same, in the current connection only: a broker that refused a subscription (an ACL
+        /// deny) and grants it after a reconnect (the ACL fixed) is healthy again.
+        let refusedThisConnection = Atomic<UInt64>(0)
         /// Publications libmosquitto reported done (on_publish: a QoS 0 message written to the
         /// socket, a QoS 1 or 2 message acknowledged).
         public let confirmed = Atomic<UInt64>(0)
@@ -334,6 +337,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
 
     public var isConnected: Bool { connected.load(ordering: .relaxed) }
 
+    /// Whether the broker refused one of this connection's subscriptions (an ACL deny).
+    public var hasRefusedSubscription: Bool { counters.refusedThisConnection.load(ordering: .relaxed) > 0 }
+
     /// Adds a subscription (wildcards `+` and `#` allowed); it is renewed after every reconnect.
     public func subscribe(_ subscription: Subscription) throws(MQTTError) {
         var valid = false
@@ -416,6 +422,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         }
         connected.store(true, ordering: .relaxed)
         outstanding.store(0, ordering: .relaxed)
+        // Before the re-subscriptions below: their SUBACKs (on this thread) count anew.
+        counters.refusedThisConnection.store(0, ordering: .relaxed)
         counters.connects.add(1, ordering: .relaxed)
         for subscription in subscriptions.withLock({ $0 }) {
             _ = mosquitto_subscribe(mosq, nil, subscription.filter, Int32(subscription.qos))
@@ -456,7 +464,12 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             // subscription that never happened is not mistaken for one that did.
             var refused = false
             if let granted { for i in 0..<Int(max(0, count)) where granted[i] >= 0x80 { refused = true } }
-            if refused { client.counters.subscriptionsRefused.add(1, ordering: .relaxed) } else { client.counters.subscribed.add(1, ordering: .relaxed) }
+            if refused {
+                client.counters.subscriptionsRefused.add(1, ordering: .relaxed)
+                client.counters.refusedThisConnection.add(1, ordering: .relaxed)
+            } else {
+                client.counters.subscribed.add(1, ordering: .relaxed)
+            }
         }
         mosquitto_publish_callback_set(mosq) { _, user, _ in
             guard let user else { return }

@@ -44,6 +44,36 @@ struct MQTTClientTests {
         rig.stop()
     }
 
+    /// A subscription the broker's ACL refuses marks this connection; once a broker grants it
+    /// after a reconnect (the ACL fixed), the client is healthy again (robotd's broker link, a stop
+    /// cause, follows `hasRefusedSubscription`).
+    @Test func when_a_refused_subscription_is_granted_after_a_reconnect_expect_the_refusal_to_clear() throws {
+        let directory = try temporaryDirectory("robotd-mqtt-acl")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "topic read other/#\n".write(toFile: directory + "/acl", atomically: true, encoding: .utf8)
+        let deny = try MosquittoBroker(settings: ["allow_anonymous true", "acl_file \(directory)/acl"])
+        try deny.start()
+        let inbox = Inbox()
+        let client = try Self.client("robotd-acl-refusal", port: deny.port, inbox: inbox)
+        try client.subscribe(.init(filter: "robotd/r1/estop", qos: 1))
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.hasRefusedSubscription })
+        #expect(client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 1)
+        deny.stop()
+        #expect(waitUntil { !client.isConnected })
+
+        // The same port, the topic allowed now.
+        try "topic read robotd/#\n".write(toFile: directory + "/acl", atomically: true, encoding: .utf8)
+        let allow = try MosquittoBroker(port: deny.port, settings: ["allow_anonymous true", "acl_file \(directory)/acl"])
+        try allow.start()
+        defer { allow.stop() }
+        #expect(waitUntil(seconds: 10) { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 1 })
+        #expect(!client.hasRefusedSubscription)
+        // The count since start keeps the history.
+        #expect(client.counters.subscriptionsRefused.load(ordering: .relaxed) == 1)
+    }
+
     /// The broker is stopped and started again mid-test: the client reconnects by itself,
     /// re-subscribes, and receives again.
     @Test func when_the_broker_restarts_expect_reconnect_resubscribe_and_messages_again() throws {

@@ -158,6 +158,8 @@ private struct MonitorLoop {
     var safety: SafetyReporter
     var audit = AuditReporter()
     var auditCursor: AuditLog.Cursor
+    /// The last remote reset request published (`RemoteResetLog`'s sequence).
+    var remoteResetCursor: UInt64 = 0
     var stateSeq: UInt64 = 0
     var lastState: StatePayload?
     var lastStateAt: Int64 = 0
@@ -219,7 +221,9 @@ private struct MonitorLoop {
             if !send(topics.miss, TelemetryJSON.encode(event), qos: settings.eventQos, retain: false) { deadlines.noteDropped(event) }
         }
         let records = sources.runtime.audit.read(from: &auditCursor)
-        for event in safety.events(records, at: report.at, clock: clock) {
+        let requests = sources.runtime.remoteResets.records(after: remoteResetCursor)
+        remoteResetCursor = requests.last?.sequence ?? remoteResetCursor
+        for event in safety.events(records, remoteResets: requests.map(Self.request), at: report.at, clock: clock) {
             if !send(topics.safety, TelemetryJSON.encode(event), qos: settings.eventQos, retain: false) { safety.noteDropped(event) }
         }
         send(topics.deadlines, TelemetryJSON.encode(deadlines.deadlines(report, clock: clock, telemetry: telemetryCounters())),
@@ -242,7 +246,8 @@ private struct MonitorLoop {
         let mode = status.latched ? "stopped" : status.inRecovery ? "recovery" : status.workspaceHold ? "holding" : "running"
         let estop = StatePayload.EStopState(latched: status.latched, latchCause: status.latched ? status.latchCause?.description : nil,
                                             activeCauses: status.causes.kinds.map(\.description), linksUp: status.linksUp,
-                                            resets: status.resets, refusedResets: status.refusedResets)
+                                            resets: status.resets, refusedResets: status.refusedResets,
+                                            latchSequence: status.latchSequence)
         let due = now - lastStateAt >= Int64(settings.stateIntervalMs * 1e6)
         guard force || due || lastState?.mode != mode || lastState?.estop != estop else { return }
         stateSeq &+= 1
@@ -265,6 +270,12 @@ private struct MonitorLoop {
     }
 
     /// Each configured input: its link, its traffic, what its decoder rejected.
+    /// A remote reset request as the `safety` topic tells it.
+    static func request(_ r: RemoteResetRecord) -> RemoteResetRequest {
+        RemoteResetRequest(at: r.at, user: r.user, latch: r.latch, outcome: r.outcome.rawValue, reason: r.reason?.rawValue,
+                           causes: r.causes.kinds.map(\.description))
+    }
+
     private func inputReadings(at now: Instant) -> [InputReading] {
         let runtime = sources.runtime
         let startup = Duration.milliseconds(sources.configuration.safety.startupTimeoutMs)

@@ -94,7 +94,7 @@ public final class RobotDaemon: Sendable {
         // deny): the remote stop or a reading would be deaf without anything else showing it.
         // The client exists only when control depends on the broker (`controlUsesBroker`).
         if let client {
-            runtimeOptions.brokerLink = { client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0 }
+            runtimeOptions.brokerLink = { client.isConnected && !client.hasRefusedSubscription }
         }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
