@@ -138,6 +138,8 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     public var keepaliveS: Double = 10
     /// What robotd publishes about itself (defaults when absent; docs/mqtt.md).
     public var telemetry: TelemetrySettings?
+    /// Home Assistant discovery; nil: off (docs/mqtt.md).
+    public var homeAssistant: HomeAssistantSettings?
 
     public init(broker: String) { self.broker = broker }
 
@@ -150,6 +152,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         case caFile = "ca_file"
         case keepaliveS = "keepalive_s"
         case telemetry
+        case homeAssistant = "home_assistant"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -162,6 +165,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         keepaliveS = try c.decodeIfPresent(Double.self, forKey: .keepaliveS) ?? 10
         telemetry = try c.decodeIfPresent(TelemetrySettings.self, forKey: .telemetry)
+        homeAssistant = try HomeAssistantSettings.decode(from: c, forKey: .homeAssistant)
     }
 }
 

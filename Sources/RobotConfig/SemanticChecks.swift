@@ -133,6 +133,7 @@ struct SemanticChecker {
             }
         }
         checkTelemetry(mqtt["telemetry"])
+        checkHomeAssistant(mqtt["home_assistant"], telemetry: mqtt["telemetry"])
     }
 
     private mutating func checkInputs() {

@@ -21,6 +21,7 @@ struct Run: ParsableCommand {
         Example:
           robotd-sim --world rover &          # the simulated rover on /tmp/robotd-sim/rover
           robotd run --config examples/rover-sim.yaml
+          robotd run --config examples/iot-rig-sim.yaml --ha-remove   # its Home Assistant entities gone
         """)
 
     @Option(help: "The robot's configuration (YAML; see docs/configuration.md).")
@@ -29,11 +30,16 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds (default: until SIGINT/SIGTERM).")
     var seconds: Double?
 
+    @Flag(name: .customLong("ha-remove"),
+          help: "Remove this robot's Home Assistant entities (empty retained discovery configs on the file's broker), then exit.")
+    var haRemove = false
+
     func validate() throws {
         if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
     }
 
     func run() throws {
+        if haRemove { return try removeHomeAssistantEntities() }
         RealtimeSetup.prepareProcess()
         let configuration = try ConfigurationFile.load(config)
         let daemon: RobotDaemon
@@ -59,6 +65,26 @@ struct Run: ParsableCommand {
         summary.addRaw("refused_resets", json: running.history.refusalsJSON)
         summary.addRaw("warnings", json: running.history.warningsJSON)
         stdoutLine(summary.text)
+    }
+}
+
+extension Run {
+    /// `--ha-remove`: nothing is started; one JSON line says what was cleared.
+    func removeHomeAssistantEntities() throws {
+        let configuration = try ConfigurationFile.load(config)
+        do {
+            let removal = try HomeAssistantEntities.remove(configuration)
+            var line = JSONLine()
+            line.add("kind", "ha-remove")
+            line.add("discovery_prefix", removal.discoveryPrefix)
+            line.add("removed", removal.topics.count)
+            line.add("topics", strings: removal.topics)
+            line.add("found_retained", strings: removal.foundRetained)
+            stdoutLine(line.text)
+        } catch {
+            stderrLine("robotd run --ha-remove: \(error)")
+            throw ExitCode.failure
+        }
     }
 }
 
