@@ -54,6 +54,8 @@ public enum ConfigurationSchema {
         FieldSpec("keepalive_s", .number(1...65535), help: "MQTT keep-alive interval"),
         FieldSpec("telemetry", .object(telemetry), help: "what robotd publishes about itself (docs/mqtt.md)"),
         FieldSpec("prefix", .string, help: "every robotd topic starts with it (default `robotd/<robot id>/`)"),
+        FieldSpec("home_assistant", .either([.bool, .object(homeAssistant)]),
+                  help: "Home Assistant MQTT discovery: true, or {discovery_prefix: …} (docs/mqtt.md)"),
     ]
 
     /// Keys every input has beside its kind's (`InputSettings.commonKeys`).

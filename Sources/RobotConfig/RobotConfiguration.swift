@@ -141,6 +141,8 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     /// Every robotd topic (inbound and telemetry) starts with this; nil: `robotd/<robot id>/`
     /// (`RobotConfiguration.topicPrefix`).
     public var prefix: String?
+    /// Home Assistant discovery; nil: off (docs/mqtt.md).
+    public var homeAssistant: HomeAssistantSettings?
 
     public init(broker: String) { self.broker = broker }
 
@@ -154,6 +156,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         case keepaliveS = "keepalive_s"
         case telemetry
         case prefix
+        case homeAssistant = "home_assistant"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -167,6 +170,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         keepaliveS = try c.decodeIfPresent(Double.self, forKey: .keepaliveS) ?? 10
         telemetry = try c.decodeIfPresent(TelemetrySettings.self, forKey: .telemetry)
         prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
+        homeAssistant = try HomeAssistantSettings.decode(from: c, forKey: .homeAssistant)
     }
 }
 

@@ -165,6 +165,7 @@ struct SemanticChecker {
             }
         }
         checkTelemetry(mqtt["telemetry"])
+        checkHomeAssistant(mqtt["home_assistant"], telemetry: mqtt["telemetry"])
     }
 
     private mutating func checkInputs() {

@@ -266,6 +266,23 @@ public struct InputPayload: Codable, Sendable, Equatable {
     }
 }
 
+/// `sensors`: the configuration's sensors, each with its fresh value (absent: unknown — not yet
+/// reporting, stale, or invalid).
+public struct SensorsPayload: Codable, Sendable, Equatable {
+    public var seq: UInt64
+    public var tUnixS: Double
+    public var sensors: [SensorValue]
+
+    public struct SensorValue: Codable, Sendable, Equatable {
+        public var name: String
+        public var value: Double?
+        public init(name: String, value: Double?) {
+            self.name = name
+            self.value = value
+        }
+    }
+}
+
 /// One guard intervention from its audit ring, or a summary of many of one kind on one channel
 /// (`kind: summary`).
 public struct GuardRecord: Codable, Sendable, Equatable {

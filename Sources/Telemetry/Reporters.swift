@@ -234,6 +234,19 @@ public struct InputsReporter: Sendable {
     }
 }
 
+/// `sensors`: the fresh values the control path last published (NaN, unknown, is left out).
+public struct SensorsReporter: Sendable {
+    private var seq: UInt64 = 0
+
+    public init() {}
+
+    public mutating func sensors(_ values: [(name: String, value: Double)], at now: Instant, clock: TelemetryClock) -> SensorsPayload {
+        seq &+= 1
+        return SensorsPayload(seq: seq, tUnixS: clock.unix(now),
+                              sensors: values.map { .init(name: $0.name, value: $0.value.isFinite ? $0.value : nil) })
+    }
+}
+
 /// `safety` from the guard's audit records: every record on its own, except the frequent kinds
 /// (clamps, commands refused while stopped, recovery commands, rejected samples), which become one
 /// summary per kind and channel per read. All through a rate limit that counts what it refuses.

@@ -13,6 +13,8 @@ public struct TelemetryTopics: Sendable, Equatable {
     public var queues: String { prefix + "queues" }
     public var safety: String { prefix + "safety" }
     public var inputs: String { prefix + "inputs" }
+    /// The configuration's sensors: their fresh values.
+    public var sensors: String { prefix + "sensors" }
     /// Inbound: any message asks for the audit ring on `audit`.
     public var auditRequest: String { prefix + "audit/request" }
     public var audit: String { prefix + "audit" }
@@ -20,7 +22,7 @@ public struct TelemetryTopics: Sendable, Equatable {
     public var plan: String { prefix + "plan" }
 
     /// Every topic robotd publishes here, relative to the prefix (the schemas' names with `/` as `.`).
-    public static let published = ["status", "state", "deadlines", "deadlines/miss", "queues", "safety", "inputs", "audit"]
+    public static let published = ["status", "state", "deadlines", "deadlines/miss", "queues", "safety", "inputs", "sensors", "audit"]
 
     public static let statusOnline = "online"
     public static let statusOffline = "offline"

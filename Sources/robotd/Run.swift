@@ -27,6 +27,7 @@ struct Run: ParsableCommand {
           # the rig on a broker that wants a login (examples/mosquitto/)
           robotd run --config examples/iot-rig-sim.yaml --broker 127.0.0.1:1883 \
             --robot-id rig-2 --username robot --password-file ~/.robotd-mqtt-password
+          robotd run --config examples/iot-rig-sim.yaml --ha-remove   # its Home Assistant entities gone
         """)
 
     @Option(help: "The robot's configuration (YAML; see docs/configuration.md).")
@@ -36,12 +37,16 @@ struct Run: ParsableCommand {
     var seconds: Double?
 
     @OptionGroup var connection: BrokerOptions
+    @Flag(name: .customLong("ha-remove"),
+          help: "Remove this robot's Home Assistant entities (empty retained discovery configs on the file's broker), then exit.")
+    var haRemove = false
 
     func validate() throws {
         if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
     }
 
     func run() throws {
+        if haRemove { return try removeHomeAssistantEntities() }
         RealtimeSetup.prepareProcess()
         var configuration = try ConfigurationFile.load(config)
         try connection.apply(to: &configuration)
@@ -69,6 +74,27 @@ struct Run: ParsableCommand {
         summary.addRaw("warnings", json: running.history.warningsJSON)
         summary.addRaw("remote_resets", json: RunStatusLine.remoteResetsJSON(daemon))
         stdoutLine(summary.text)
+    }
+}
+
+extension Run {
+    /// `--ha-remove`: nothing is started; one JSON line says what was cleared.
+    func removeHomeAssistantEntities() throws {
+        var configuration = try ConfigurationFile.load(config)
+        try connection.apply(to: &configuration)
+        do {
+            let removal = try HomeAssistantEntities.remove(configuration)
+            var line = JSONLine()
+            line.add("kind", "ha-remove")
+            line.add("discovery_prefix", removal.discoveryPrefix)
+            line.add("removed", removal.topics.count)
+            line.add("topics", strings: removal.topics)
+            line.add("found_retained", strings: removal.foundRetained)
+            stdoutLine(line.text)
+        } catch {
+            stderrLine("robotd run --ha-remove: \(error)")
+            throw ExitCode.failure
+        }
     }
 }
 

@@ -17,6 +17,9 @@ public struct JSONLine: Sendable {
     public mutating func add(_ key: String, vector: [Double]) {
         parts.append("\(Self.quote(key)):[\(vector.map { $0.isFinite ? Self.number($0) : "null" }.joined(separator: ","))]")
     }
+    public mutating func add(_ key: String, strings: [String]) {
+        parts.append("\(Self.quote(key)):[\(strings.map(Self.quote).joined(separator: ","))]")
+    }
     public mutating func addRaw(_ key: String, json: String) { parts.append("\(Self.quote(key)):\(json)") }
 
     public var text: String { "{" + parts.joined(separator: ",") + "}" }

@@ -51,6 +51,8 @@ public final class TelemetryMonitor: Sendable {
         /// Reads of the accounting window (one per interval).
         public let cycles = Atomic<UInt64>(0)
         public let auditsPublished = Atomic<UInt64>(0)
+        /// Home Assistant discovery configs handed to the connection (all of them at each connect).
+        public let discoveryPublished = Atomic<UInt64>(0)
     }
 
     public let topics: TelemetryTopics
@@ -77,6 +79,10 @@ public final class TelemetryMonitor: Sendable {
         let bootID: String
         /// The control connection, for the link state of `mqtt` inputs; nil: none.
         let controlLink: (@Sendable () -> Bool)?
+        /// Home Assistant discovery configs, published at each connect; nil: off.
+        let discovery: HomeAssistantDiscovery?
+        /// The sensors `sensors` carries, with their index in the runtime's status.
+        let sensorSlots: [(name: String, index: Int)]
     }
 
     /// Takes the scheduler's accounting window (its one owner) and prepares the connection;
@@ -85,9 +91,13 @@ public final class TelemetryMonitor: Sendable {
         let configuration = runtime.configuration
         settings = options.settings
         topics = TelemetryTopics(prefix: configuration.topicPrefix)
+        let sensorSlots = HomeAssistantEntities.sensorsPublished(configuration).compactMap { name in
+            runtime.sensorNames.firstIndex(of: name).flatMap { $0 < RuntimeStatus.sensorCapacity ? (name: name, index: $0) : nil }
+        }
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
                           configuration: configuration, configHash: Self.hash(configuration), bootID: Self.bootID(),
-                          controlLink: controlLink)
+                          controlLink: controlLink, discovery: HomeAssistantEntities.discovery(for: configuration),
+                          sensorSlots: sensorSlots)
         let requestTopic = topics.auditRequest
         let flags = self.flags
         client = try MQTTClient(options: MQTTOptions(
@@ -155,6 +165,7 @@ private struct MonitorLoop {
     var deadlines: DeadlinesReporter
     var queues = QueuesReporter()
     var inputs = InputsReporter()
+    var sensors = SensorsReporter()
     var safety: SafetyReporter
     var audit = AuditReporter()
     var auditCursor: AuditLog.Cursor
@@ -164,6 +175,8 @@ private struct MonitorLoop {
     var lastState: StatePayload?
     var lastStateAt: Int64 = 0
     var connects: UInt64 = 0
+    /// Discovery configs not yet handed over since the last connect (the queue was full).
+    var discoveryPending: [Int] = []
 
     init(client: MQTTClient, sources: TelemetryMonitor.Sources, counters: TelemetryMonitor.Counters, topics: TelemetryTopics,
          settings: TelemetrySettings) {
@@ -190,6 +203,7 @@ private struct MonitorLoop {
             let now = rt_monotonic_ns()
             if flags.auditRequested.exchange(false, ordering: .acquiring) { publishAudit() }
             announceIfConnected()
+            if !discoveryPending.isEmpty && client.isConnected { publishDiscovery() }
             if now >= next {
                 cycle(final: false)
                 next += interval
@@ -203,14 +217,30 @@ private struct MonitorLoop {
         send(topics.status, Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true)
     }
 
-    /// After each (re)connect: `online` and the state again (the last will may have said `offline`
-    /// meanwhile).
+    /// After each (re)connect: the Home Assistant discovery configs (a broker restarted without
+    /// persistence has lost them), then `online` and the state again (the last will may have said
+    /// `offline` meanwhile).
     private mutating func announceIfConnected() {
         let now = client.counters.connects.load(ordering: .relaxed)
         guard now != connects, client.isConnected else { return }
         connects = now
+        if let discovery = sources.discovery {
+            discoveryPending = Array(discovery.messages.indices)
+            publishDiscovery()
+        }
         send(topics.status, Array(TelemetryTopics.statusOnline.utf8), qos: 1, retain: true)
         publishState(force: true)
+    }
+
+    /// The discovery configs still pending, retained at QoS 1; one the queue refuses is tried again
+    /// on the next turn of the loop.
+    private mutating func publishDiscovery() {
+        guard let discovery = sources.discovery else { return }
+        discoveryPending = discoveryPending.filter { i in
+            let sent = send(discovery.messages[i].topic, discovery.messages[i].payload, qos: 1, retain: true)
+            if sent { counters.discoveryPublished.add(1, ordering: .relaxed) }
+            return !sent
+        }
     }
 
     private mutating func cycle(final: Bool) {
@@ -231,6 +261,9 @@ private struct MonitorLoop {
         send(topics.queues, TelemetryJSON.encode(queues.queues(report, clock: clock)), qos: settings.qos, retain: settings.retain)
         send(topics.inputs, TelemetryJSON.encode(inputs.inputs(inputReadings(at: report.at), at: report.at, clock: clock)),
              qos: settings.qos, retain: settings.retain)
+        let status = sources.runtime.status
+        let values = sources.sensorSlots.map { (name: $0.name, value: status.sensors[$0.index]) }
+        send(topics.sensors, TelemetryJSON.encode(sensors.sensors(values, at: report.at, clock: clock)), qos: settings.qos, retain: settings.retain)
         publishState(force: final)
     }
 

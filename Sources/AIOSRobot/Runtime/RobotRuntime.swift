@@ -15,6 +15,8 @@ import Transports
 public final class RobotRuntime: Sendable {
     /// The required sensor that stands for e-stop devices' keep-alive frames.
     public static let estopDeviceSensor = "estop-device"
+    /// The guard's own periodic task (critical), as the scheduler and telemetry name it.
+    public static let guardTaskName = "guard"
 
     public struct Options: Sendable {
         /// TEST HOOK (`--fault policy-hang|policy-spin`): strikes inside the first critical policy's step.
@@ -222,7 +224,7 @@ public final class RobotRuntime: Sendable {
         let estopDevice = guardian.sensor(named: Self.estopDeviceSensor)
         let startup = guardian.configuration.startupTimeout
         let superviseEStopDevices = !estops.isEmpty
-        scheduler.addPeriodic("guard", PeriodicSpec(period: .milliseconds(configuration.safety.guardPeriodMs), priority: .high,
+        scheduler.addPeriodic(Self.guardTaskName, PeriodicSpec(period: .milliseconds(configuration.safety.guardPeriodMs), priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: criticalMisses))) { event in
             let now = event.release
             let broker = brokerLink?() ?? true
