@@ -44,32 +44,27 @@ struct MQTTClientTests {
         rig.stop()
     }
 
-    /// A subscription the broker's ACL refuses marks this connection; once a broker grants it
-    /// after a reconnect (the ACL fixed), the client is healthy again (robotd's broker link, a stop
-    /// cause, follows `hasRefusedSubscription`).
+    /// A subscription the broker refuses (SUBACK 0x80: an ACL plugin's deny — Mosquitto's own
+    /// acl_file grants every SUBSCRIBE and filters deliveries instead, so an independent minimal
+    /// broker plays the part) marks that connection; when the next connection's are granted, the
+    /// client is healthy again (robotd's broker link, a stop cause, follows `hasRefusedSubscription`).
     @Test func when_a_refused_subscription_is_granted_after_a_reconnect_expect_the_refusal_to_clear() throws {
-        let directory = try temporaryDirectory("robotd-mqtt-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try "topic read other/#\n".write(toFile: directory + "/acl", atomically: true, encoding: .utf8)
-        let deny = try MosquittoBroker(settings: ["allow_anonymous true", "acl_file \(directory)/acl"])
-        try deny.start()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/peers/refusing_broker.py").path
+        let peer = try Subprocess("/usr/bin/python3", [script, "--refusals", "1"])
+        defer { peer.signal(SIGKILL); _ = peer.wait(seconds: 5) }
+        #expect(peer.waitFor("listening"))
+        let port = try #require(peer.stdout.split(separator: " ").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
         let inbox = Inbox()
-        let client = try Self.client("robotd-acl-refusal", port: deny.port, inbox: inbox)
+        let client = try Self.client("robotd-acl-refusal", port: port, inbox: inbox)
         try client.subscribe(.init(filter: "robotd/r1/estop", qos: 1))
         try client.start()
         defer { client.stop() }
         #expect(waitUntil { client.hasRefusedSubscription })
-        #expect(client.isConnected && client.counters.subscriptionsRefused.load(ordering: .relaxed) == 1)
-        deny.stop()
-        #expect(waitUntil { !client.isConnected })
-
-        // The same port, the topic allowed now.
-        try "topic read robotd/#\n".write(toFile: directory + "/acl", atomically: true, encoding: .utf8)
-        let allow = try MosquittoBroker(port: deny.port, settings: ["allow_anonymous true", "acl_file \(directory)/acl"])
-        try allow.start()
-        defer { allow.stop() }
-        #expect(waitUntil(seconds: 10) { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 1 })
-        #expect(!client.hasRefusedSubscription)
+        #expect(client.counters.subscriptionsRefused.load(ordering: .relaxed) == 1)
+        // The peer drops that connection after a second; the client comes back and is granted.
+        #expect(waitUntil(seconds: 10) { client.counters.connects.load(ordering: .relaxed) >= 2 && client.counters.subscribed.load(ordering: .relaxed) >= 1 })
+        #expect(client.isConnected && !client.hasRefusedSubscription)
         // The count since start keeps the history.
         #expect(client.counters.subscriptionsRefused.load(ordering: .relaxed) == 1)
     }
