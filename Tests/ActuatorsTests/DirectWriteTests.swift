@@ -458,6 +458,66 @@ struct DirectWriteTests {
         #expect(set.state(of: "drive") == .active)
     }
 
+    /// A device that stops taking bytes (a pipe shrunk to a page, filled, nobody reading): the
+    /// direct attempts find it full and hand over; the writer's bounded wait turns it into a stall
+    /// fault within 100 ms, reported on the writer; `write` never waits.
+    @Test func when_the_device_stalls_expect_the_writer_to_report_it_and_write_never_waiting() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let pipe = try Pipe()
+        var rig = try Rig()
+        let faults = FaultLog()
+        let faultAt = Atomic<Int64>(0)
+        let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write, stallTimeout: .milliseconds(50))) { fault in
+            _ = faultAt.compareExchange(expected: 0, desired: nanoseconds(), ordering: .relaxed)
+            faults.append(fault)
+        }
+        set.start()
+        defer { set.safeStop(reason: "test") }
+        _ = drain(pipe.read)
+        #expect(set.write(try rig.approve(0, .continuous(0.1))) == .written)
+        #expect(Received.decode(drain(pipe.read)).values(motor: 0) == [0.1])
+        // F_SETPIPE_SZ (1031) is not imported into Swift.
+        try #require(fcntl(pipe.write, 1031, 4096) >= 4096)
+        let page = [UInt8](repeating: 0x55, count: 4096)
+        while Glibc.write(pipe.write, page, page.count) > 0 {}
+        let approvals = try (0..<200).map { i in try rig.approve(i % 2, .continuous(0.001 * Double(i % 100)), at: Int64(2 + i)) }
+        var durations: [Int64] = []
+        let begin = nanoseconds()
+        var next = begin
+        for approval in approvals {
+            let t0 = nanoseconds()
+            _ = set.write(approval)
+            durations.append(nanoseconds() - t0)
+            next += 1_000_000
+            let left = next - nanoseconds()
+            if left > 0 { usleep(UInt32(left / 1000)) }
+        }
+        #expect(waitUntil(seconds: 2) { !faults.all.isEmpty })
+        #expect(faults.all.first?.error.code == .stalled && faults.all.count == 1)
+        let latency = Double(faultAt.load(ordering: .relaxed) - begin) / 1e6
+        #expect(latency < 100, "link fault after \(latency) ms")
+        #expect(set.state(of: "drive") == .inactive)
+        #expect(percentile(durations, 0.99) < 1_000_000, "write() p99 \(percentile(durations, 0.99)) ns")
+        #expect(set.directDeferred.load(ordering: .relaxed) >= 1)
+    }
+
+    /// Heartbeats stay the writer's on a direct lane, between direct frames, whole.
+    @Test func when_a_heartbeat_is_asked_for_on_a_direct_lane_expect_the_writer_to_send_it() throws {
+        let pipe = try Pipe()
+        var rig = try Rig()
+        let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write))
+        set.start()
+        defer { set.safeStop(reason: "test") }
+        _ = drain(pipe.read)
+        #expect(set.write(try rig.approve(0, .continuous(0.3))) == .written)
+        set.heartbeat()
+        #expect(waitUntil { set.heartbeats.load(ordering: .relaxed) == 1 })
+        #expect(set.write(try rig.approve(1, .continuous(0.4), at: 2)) == .written)
+        let received = Received.decode(drain(pipe.read))
+        #expect(received.values(motor: 0) == [0.3] && received.values(motor: 1) == [0.4])
+        #expect(received.others == 1 && received.rejected == 0)
+    }
+
     @Test func when_direct_writes_run_in_steady_state_expect_zero_allocations() throws {
         try #require(alloc_counter_is_active() != 0, "the malloc interposer is not active in this binary")
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
