@@ -143,7 +143,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "RTSchedulerTests", dependencies: ["RTScheduler", "CAllocCounter", "CRealtime", "Platform"]),
         .testTarget(name: "SafetyGuardTests", dependencies: ["TestSupport", "SafetyGuard", "RTScheduler", "CAllocCounter"]),
-        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter"]),
+        .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "CTransport"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "Telemetry"]),

@@ -74,3 +74,33 @@ public protocol EmergencyStopping: ActuatorBackend {
     /// One non-blocking attempt; throws when it did not (entirely) get out.
     func emergencySafeState(token: DeviceWriteToken) throws
 }
+
+/// What one direct attempt did (`DirectWriting.tryWrite`).
+public enum DirectWriteAttempt: Sendable, Equatable {
+    /// The whole frame is on the device.
+    case written
+    /// Nothing went out (a lock busy, the device full, the link down, a fragment to resynchronise):
+    /// the caller hands the command to the writer thread.
+    case notSent
+    /// Part of the frame went out; the rest waits in the back end until the writer thread finishes
+    /// it (`finishPartialWrite`) or drops it (`abandonPartialWrite`). Nothing else may be written
+    /// through the back end before either.
+    case partial
+}
+
+/// A back end whose commands can leave from the dispatch thread itself when that costs no wait:
+/// one attempt that takes no lock another thread may hold for long (try-locks only), makes at most
+/// one non-blocking write(2) and allocates nothing (`ActuatorSet`'s direct lanes). Whatever the
+/// attempt could not do, the set hands to the back end's writer thread.
+public protocol DirectWriting: ActuatorBackend {
+    /// One attempt at the command's frame. Caller holds the set's device lock of this back end.
+    func tryWrite(_ command: ApprovedCommand, token: DeviceWriteToken) -> DirectWriteAttempt
+    /// One attempt at a channel's safe value (de-energised), the same way.
+    func trySafeValue(channel: ChannelID, token: DeviceWriteToken) -> DirectWriteAttempt
+    /// Writer thread: sends the rest of the frame a `.partial` attempt left, with the bounded wait
+    /// of an ordinary write. Nothing pending: nothing to do.
+    func finishPartialWrite(token: DeviceWriteToken) throws
+    /// Drops the rest of a partly written frame without a wait: the next frame then starts with a
+    /// delimiter, so the receiver discards the fragment (its CRC fails) instead of gluing it on.
+    func abandonPartialWrite()
+}

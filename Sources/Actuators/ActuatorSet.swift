@@ -13,14 +13,20 @@ import Synchronization
 /// Two modes. `.threaded` (the daemon): one writer thread per back end; `write` only drops the
 /// command into the channel's latest-value mailbox and rings the writer — no lock, no allocation,
 /// no system call but a futex wake, so the dispatch thread never blocks on a device.
+/// A back end named in `WriterOptions.directWrites` (a `DirectWriting` one: serial frames) is a
+/// *direct lane*: `write` sends the frame itself when that costs no wait — the device lock free
+/// (tried, never waited for), nothing older of the channel waiting for the writer, the seal's
+/// admission, one non-blocking write(2) that takes the whole frame — and otherwise hands the
+/// command to the writer exactly as above (a partly written frame: the writer finishes it).
 /// `.inline` (lockstep tests on a virtual clock): no threads; the same checks and the device write
 /// run inside `write`, so runs stay deterministic.
 public final class ActuatorSet: Sendable {
     /// What happened to one write.
     public enum WriteOutcome: Sendable, Equatable {
-        /// Inline: on the device.
+        /// Inline, or a direct lane's direct write: on the device.
         case written
         /// Threaded: in the channel's mailbox; the writer checks and sends it (or a newer one).
+        /// A direct lane's frame that went out only partly is `queued` too: the writer finishes it.
         case queued
         /// Not active (or finalized): refused and counted.
         case refused
@@ -43,9 +49,13 @@ public final class ActuatorSet: Sendable {
         public var fifoPriority: Int?
         /// The writer wakes at least this often even when not rung.
         public var idleWake: Duration
-        public init(fifoPriority: Int? = nil, idleWake: Duration = .milliseconds(100)) {
+        /// The back ends (by name; each must be `DirectWriting`) whose commands the dispatch
+        /// thread writes itself when it can do so without waiting (the type's comment).
+        public var directWrites: Set<String>
+        public init(fifoPriority: Int? = nil, idleWake: Duration = .milliseconds(100), directWrites: Set<String> = []) {
             self.fifoPriority = fifoPriority
             self.idleWake = idleWake
+            self.directWrites = directWrites
         }
     }
 
@@ -88,19 +98,36 @@ public final class ActuatorSet: Sendable {
         let flushPending = Atomic<Bool>(false)
         let heartbeatPending = Atomic<Bool>(false)
         let stopping = Atomic<Bool>(false)
+        /// Tests only (`withWritersPaused`): the writer wakes but does nothing.
+        let paused = Atomic<Bool>(false)
         let bell = WriterBell()
-        /// Serialises device I/O between the writer and start/stop/inline callers. The dispatch
-        /// thread takes it only in inline mode; the emergency path never does.
-        let io = Mutex<Int>(0)
+        /// A direct lane's back end (nil: every command goes through the writer).
+        let direct: (any DirectWriting)?
+        /// Direct lanes: channels (bit per slot) whose safe value an overtaken direct write could
+        /// not follow at once; the writer sends them before anything else.
+        let pendingSafeValues = Atomic<UInt64>(0)
+        /// Serialises device I/O between the writer and start/stop/inline callers; holds the frame
+        /// a direct write left partly written. The dispatch thread takes it in inline mode, and
+        /// on a direct lane only tries it; the emergency path never waits for it.
+        let io = Mutex<PartialFrame?>(nil)
         let thread = Mutex<RealtimeThread?>(nil)
 
-        init(_ backend: any ActuatorBackend) {
+        init(_ backend: any ActuatorBackend, direct: Bool) {
             self.backend = backend
             name = backend.name
             channels = backend.channels
             beat = backend as? any HeartbeatSending
             emergency = backend as? any EmergencyStopping
+            self.direct = direct ? backend as? any DirectWriting : nil
             mailboxes = channels.map { _ in ChannelMailbox() }
+        }
+
+        /// Caller holds `io`: a partly written frame is dropped (the next frame starts with a
+        /// delimiter), before a safe state or at a stop.
+        func dropPartial(_ partial: inout PartialFrame?) {
+            guard partial != nil else { return }
+            partial = nil
+            direct?.abandonPartialWrite()
         }
 
         var acceptsCommands: Bool { ActuatorLifecycle(code: lifecycle.load(ordering: .acquiring)).acceptsCommands }
@@ -122,6 +149,22 @@ public final class ActuatorSet: Sendable {
     private struct Route {
         let lane: Int
         let slot: Int
+    }
+
+    /// A frame a direct write left partly on the wire, for the writer to finish or drop.
+    struct PartialFrame: Sendable, Equatable {
+        /// nil: a channel's safe value (always finished).
+        var command: ApprovedCommand?
+        /// `emergencyStops` read before the direct write's checks.
+        var stopsBefore: UInt64
+    }
+
+    private enum DirectOutcome {
+        case written
+        /// Partly written: the writer finishes it.
+        case handedOver
+        /// Not attempted or nothing went out: the mailbox, as a threaded lane.
+        case deferred
     }
 
     public let seal: GuardSeal
@@ -153,6 +196,12 @@ public final class ActuatorSet: Sendable {
     /// in `lost`). Appended by every lane's writer (threaded) or the dispatch thread (inline):
     /// several producers, hence the multi-producer ring.
     public let sealRefusals: MultiProducerRing<SealRefusalRecord>
+    /// Direct lanes: commands the dispatch thread wrote itself, ones it handed to the writer
+    /// instead (device lock busy, an older command of the channel still waiting, a safe state to
+    /// apply first, a seal refusal, the device full), and frames it left partly written.
+    public let directWritten = Atomic<UInt64>(0)
+    public let directDeferred = Atomic<UInt64>(0)
+    public let directPartial = Atomic<UInt64>(0)
     /// Writers that got SCHED_FIFO.
     public let writersAtFIFO = Atomic<Int>(0)
     private let fifoWarned = Atomic<Bool>(false)
@@ -179,11 +228,22 @@ public final class ActuatorSet: Sendable {
                 routes[channel.index] = Route(lane: i, slot: slot)
             }
         }
+        var direct: Set<String> = []
+        if case .threaded(let options) = mode { direct = options.directWrites }
+        for name in direct {
+            guard let backend = backends.first(where: { $0.name == name }) else {
+                throw ActuatorError(.unknownChannel, backend: name, detail: "direct writes asked for a back end the set does not have")
+            }
+            guard backend is any DirectWriting, backend.channels.count <= 64 else {
+                throw ActuatorError(.unsupported, backend: name,
+                                    detail: "direct writes need a back end that can send a frame without waiting (serial frames), with at most 64 channels")
+            }
+        }
         self.seal = seal
         self.mode = mode
         self.clock = clock
         self.routes = routes
-        lanes = backends.map(Lane.init)
+        lanes = backends.map { Lane($0, direct: direct.contains($0.name)) }
         sealRefusals = MultiProducerRing(capacity: max(1, refusalLogCapacity))
         self.logger = logger
         self.onFault = onFault
@@ -199,7 +259,8 @@ public final class ActuatorSet: Sendable {
     /// the writers.
     public func start() {
         for lane in lanes {
-            lane.io.withLock { _ in
+            lane.io.withLock { partial in
+                lane.dropPartial(&partial)
                 _ = lane.transition { $0.configure() }
                 perform(lane.transition { $0.activate() }, on: lane, logFailure: true)
             }
@@ -214,7 +275,10 @@ public final class ActuatorSet: Sendable {
         guard let lane = lane(named: name), lane.backend.isConnected else { return false }
         switch mode {
         case .inline:
-            return lane.io.withLock { _ in perform(lane.transition { $0.activate() }, on: lane, logFailure: false) }
+            return lane.io.withLock { partial in
+                lane.dropPartial(&partial)
+                return perform(lane.transition { $0.activate() }, on: lane, logFailure: false)
+            }
         case .threaded:
             let action = lane.transition { $0.activate() }
             if action == .applySafeState {
@@ -232,7 +296,10 @@ public final class ActuatorSet: Sendable {
     public func safeStop(reason: String) {
         for lane in lanes {
             _ = lane.transition { $0.finalize() }
-            _ = lane.io.withLock { _ in perform(.applySafeState, on: lane, logFailure: true) }
+            _ = lane.io.withLock { partial in
+                lane.dropPartial(&partial)
+                return perform(.applySafeState, on: lane, logFailure: true)
+            }
         }
         stopWriters()
         logger.notice("actuators in safe state: \(reason)")
@@ -249,22 +316,31 @@ public final class ActuatorSet: Sendable {
     /// Returns true when every back end's safe state went out now. Never logs, never throws.
     @discardableResult
     public func emergencySafeState() -> Bool {
-        emergencyStops.add(1, ordering: .acquiringAndReleasing)  // before any safe frame: a writer mid-write sees it
-        var all = true
+        // Every back end out of active first, then the count, then the frames: a writer (or a
+        // direct write) reads the count before its lifecycle check and again after its device
+        // write, so either it saw the back end inactive and wrote nothing, or its write precedes
+        // the safe frames, or it sees the count moved and follows with the safe value.
         var i = 0
+        while i < lanes.count {
+            _ = lanes[i].transition { $0.fault() }
+            lanes[i].flushPending.store(true, ordering: .releasing)
+            i += 1
+        }
+        emergencyStops.add(1, ordering: .acquiringAndReleasing)
+        var all = true
+        i = 0
         while i < lanes.count {
             let lane = lanes[i]
             i += 1
-            _ = lane.transition { $0.fault() }
-            lane.flushPending.store(true, ordering: .releasing)
             if let emergency = lane.emergency {
                 do { try emergency.emergencySafeState(token: DeviceWriteToken()) } catch {
                     all = false
                     lane.safeStatePending.store(true, ordering: .releasing)
                 }
             } else {
-                let done = lane.io.withLockIfAvailable { _ -> Bool in
-                    (try? lane.backend.applySafeState(token: DeviceWriteToken())) != nil
+                let done = lane.io.withLockIfAvailable { partial -> Bool in
+                    lane.dropPartial(&partial)
+                    return (try? lane.backend.applySafeState(token: DeviceWriteToken())) != nil
                 } ?? false
                 if !done {
                     all = false
@@ -280,8 +356,9 @@ public final class ActuatorSet: Sendable {
 
     /// Hands one guard-approved command to its back end. Threaded: lock-free and allocation-free
     /// (the latest-per-channel mailbox and a futex wake); the seal is checked by the writer when it
-    /// dequeues. Inline: checked and written here. One caller at a time (the runtime's control lock
-    /// serialises its writes).
+    /// dequeues. A direct lane: written here when that costs no wait (`writeDirect`), else as
+    /// threaded. Inline: checked and written here. One caller at a time (the runtime's control
+    /// lock serialises its writes).
     @discardableResult
     public func write(_ command: ApprovedCommand) -> WriteOutcome {
         let index = command.channel.index
@@ -293,6 +370,15 @@ public final class ActuatorSet: Sendable {
         }
         switch mode {
         case .threaded:
+            if let direct = lane.direct {
+                switch writeDirect(command, on: lane, slot: route.slot, backend: direct) {
+                case .written: return .written
+                case .handedOver:
+                    lane.bell.ring()
+                    return .queued
+                case .deferred: break
+                }
+            }
             lane.mailboxes[route.slot].publish(command)
             lane.bell.ring()
             return .queued
@@ -401,11 +487,111 @@ public final class ActuatorSet: Sendable {
         hold(0)
     }
 
+    /// Runs `body` while every writer thread wakes but does nothing (tests: "the writer has not
+    /// got round to it yet"), then lets them catch up.
+    func withWritersPaused(_ body: () throws -> Void) rethrows {
+        for lane in lanes { lane.paused.store(true, ordering: .releasing) }
+        withDeviceLocksHeld {}  // a pass already under way ends first
+        defer {
+            for lane in lanes {
+                lane.paused.store(false, ordering: .releasing)
+                lane.bell.ring()
+            }
+        }
+        try body()
+    }
+
+    // MARK: The direct path (dispatch thread, a direct lane)
+
+    /// Writes `command` now if and only if nothing has to wait for it: the device lock is free
+    /// (tried once), no older command of this channel is waiting for the writer, no frame is left
+    /// half written, no safe state is pending, the seal admits it, and the back end's one
+    /// non-blocking write(2) takes the whole frame. `.deferred`: nothing went out — the caller
+    /// queues the command, and the writer then does what it does for any command (a seal refusal
+    /// included: counted, recorded and replaced by the safe value there, by the same code).
+    /// No allocation, no lock waited for, no log, no fault reported here.
+    private func writeDirect(_ command: ApprovedCommand, on lane: Lane, slot: Int, backend: any DirectWriting) -> DirectOutcome {
+        // Read before the lifecycle check, as in `deliver` (see `emergencySafeState`).
+        let stopsBefore = emergencyStops.load(ordering: .acquiring)
+        let outcome = lane.io.withLockIfAvailable { partial -> DirectOutcome in
+            guard partial == nil, lane.acceptsCommands, !lane.mailboxes[slot].hasPending,
+                  !lane.safeStatePending.load(ordering: .acquiring), !lane.flushPending.load(ordering: .acquiring),
+                  lane.pendingSafeValues.load(ordering: .acquiring) == 0, backend.isConnected,
+                  seal.admit(command, now: clock.now()) == nil else { return .deferred }
+            switch backend.tryWrite(command, token: DeviceWriteToken()) {
+            case .notSent:
+                return .deferred
+            case .partial:
+                partial = PartialFrame(command: command, stopsBefore: stopsBefore)
+                directPartial.add(1, ordering: .relaxed)
+                return .handedOver
+            case .written:
+                written.add(1, ordering: .relaxed)
+                directWritten.add(1, ordering: .relaxed)
+                if emergencyStops.load(ordering: .acquiring) != stopsBefore || seal.epoch != command.epoch {
+                    // Overtaken, as in `deliver`: the channel's safe value follows at once, or
+                    // from the writer before anything else when it cannot go out now.
+                    overtaken.add(1, ordering: .relaxed)
+                    switch backend.trySafeValue(channel: command.channel, token: DeviceWriteToken()) {
+                    case .written: break
+                    case .partial:
+                        partial = PartialFrame(command: nil, stopsBefore: stopsBefore)
+                        lane.bell.ring()
+                    case .notSent:
+                        lane.pendingSafeValues.bitwiseOr(1 << UInt64(slot), ordering: .releasing)
+                        lane.bell.ring()
+                    }
+                    noteSafeState(command)
+                }
+                return .written
+            }
+        } ?? .deferred
+        if outcome == .deferred { directDeferred.add(1, ordering: .relaxed) }
+        return outcome
+    }
+
+    /// Writer thread, holding `io`: the frame a direct write left partly written is finished when
+    /// it may still go out — the checks of `deliver` — and dropped otherwise (a refusal then gets
+    /// the channel's safe value, as in `deliver`). A safe value's rest is always finished.
+    private func settle(_ pending: PartialFrame, on lane: Lane, fault: inout Fault?) {
+        guard let direct = lane.direct else { return }
+        guard let command = pending.command else {
+            do { try direct.finishPartialWrite(token: DeviceWriteToken()) } catch { fault = fail(lane, error) }
+            return
+        }
+        let now = clock.now()
+        let refusal = seal.admit(command, now: now)
+        guard refusal == nil, lane.acceptsCommands, emergencyStops.load(ordering: .acquiring) == pending.stopsBefore,
+              lane.backend.isConnected else {
+            // Stopped, faulted or refused meanwhile: the fragment is dropped (whoever stopped the
+            // back end applies its safe state; a refusal gets the channel's safe value here).
+            direct.abandonPartialWrite()
+            if let refusal { refuse(command, refusal, now: now, on: lane, fault: &fault) }
+            return
+        }
+        do {
+            try direct.finishPartialWrite(token: DeviceWriteToken())
+            written.add(1, ordering: .relaxed)
+            if emergencyStops.load(ordering: .acquiring) != pending.stopsBefore || seal.epoch != command.epoch {
+                overtaken.add(1, ordering: .relaxed)
+                try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken())
+                noteSafeState(command)
+            }
+        } catch {
+            fault = fail(lane, error)
+        }
+    }
+
     // MARK: Where the bytes leave (caller holds the lane's io lock)
 
     /// Lifecycle, pending safe state, seal — then the device. A refused approval is replaced by the
     /// channel's safe value, de-energised.
     private func deliver(_ command: ApprovedCommand, on lane: Lane, fault: inout Fault?) -> WriteOutcome {
+        // Read before every check: if the supervisor's emergency stop (or a latch) lands between
+        // these checks and the device write, the write below must not be the last word. Before
+        // the lifecycle check too: the emergency stop takes the back end out of active before it
+        // counts (`emergencySafeState`).
+        let stopsBefore = emergencyStops.load(ordering: .acquiring)
         guard lane.acceptsCommands else {
             refused.add(1, ordering: .relaxed)
             return .refused
@@ -417,22 +603,8 @@ public final class ActuatorSet: Sendable {
             }
         }
         let now = clock.now()
-        // Read before the checks: if the supervisor's emergency stop (or a latch) lands between
-        // these checks and the device write, the write below must not be the last word.
-        let stopsBefore = emergencyStops.load(ordering: .acquiring)
         if let refusal = seal.admit(command, now: now) {
-            switch refusal {
-            case .foreignGuard: foreignGuardRefusals.add(1, ordering: .relaxed)
-            case .beforeLatch: beforeLatchRefusals.add(1, ordering: .relaxed)
-            case .expired: expiredRefusals.add(1, ordering: .relaxed)
-            }
-            sealRefusals.append(SealRefusalRecord(channel: command.channel, refusal: refusal, approvedAt: command.approvedAt, at: now))
-            do { try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken()) } catch {
-                fault = fail(lane, error)
-            }
-            // The guard must learn that this channel is at its safe value now, or its limiter would
-            // allow the next approval a step from a speed the actuator no longer has.
-            noteSafeState(command)
+            refuse(command, refusal, now: now, on: lane, fault: &fault)
             return .sealRefused(refusal)
         }
         do {
@@ -454,6 +626,22 @@ public final class ActuatorSet: Sendable {
         }
     }
 
+    /// A refused approval: counted, recorded, replaced by the channel's safe value.
+    private func refuse(_ command: ApprovedCommand, _ refusal: GuardSeal.Refusal, now: Instant, on lane: Lane, fault: inout Fault?) {
+        switch refusal {
+        case .foreignGuard: foreignGuardRefusals.add(1, ordering: .relaxed)
+        case .beforeLatch: beforeLatchRefusals.add(1, ordering: .relaxed)
+        case .expired: expiredRefusals.add(1, ordering: .relaxed)
+        }
+        sealRefusals.append(SealRefusalRecord(channel: command.channel, refusal: refusal, approvedAt: command.approvedAt, at: now))
+        do { try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken()) } catch {
+            fault = fail(lane, error)
+        }
+        // The guard must learn that this channel is at its safe value now, or its limiter would
+        // allow the next approval a step from a speed the actuator no longer has.
+        noteSafeState(command)
+    }
+
     private func sendHeartbeat(on lane: Lane, fault: inout Fault?) {
         guard let beat = lane.beat, lane.acceptsCommands else { return }
         do {
@@ -473,6 +661,7 @@ public final class ActuatorSet: Sendable {
         let failure = error as? ActuatorError ?? ActuatorError(.writeFailed, backend: lane.name, detail: "\(error)")
         _ = lane.transition { $0.fault() }
         lane.safeStatePending.store(false, ordering: .relaxed)
+        lane.pendingSafeValues.store(0, ordering: .relaxed)  // the whole safe state follows
         let applied: Bool
         if let emergency = lane.emergency, failure.code == .stalled || mode != .inline {
             applied = (try? emergency.emergencySafeState(token: DeviceWriteToken())) != nil
@@ -508,6 +697,7 @@ public final class ActuatorSet: Sendable {
                     while !lane.stopping.load(ordering: .acquiring) {
                         lane.bell.wait(until: rt_monotonic_ns() + idle)
                         guard let set = self, !lane.stopping.load(ordering: .acquiring) else { return }
+                        if lane.paused.load(ordering: .acquiring) { continue }
                         set.service(lane)
                     }
                 }
@@ -526,14 +716,25 @@ public final class ActuatorSet: Sendable {
         }
     }
 
-    /// One writer pass: flush after an emergency, the pending safe state, the newest command per
-    /// channel, a heartbeat. Failures are logged and reported here, on the writer thread.
+    /// One writer pass: flush after an emergency, a frame a direct write left partly written,
+    /// safe values an overtaken direct write could not send, the pending safe state, the newest
+    /// command per channel, a heartbeat. Failures are logged and reported here, on the writer thread.
     private func service(_ lane: Lane) {
         var fault: Fault?
         var refusedNow = 0
-        lane.io.withLock { _ in
+        lane.io.withLock { partial in
             if lane.flushPending.exchange(false, ordering: .acquiringAndReleasing) {
                 for box in lane.mailboxes where box.take() != nil { refused.add(1, ordering: .relaxed) }
+            }
+            if let pending = partial {
+                partial = nil
+                settle(pending, on: lane, fault: &fault)
+            }
+            var safeValues = lane.pendingSafeValues.exchange(0, ordering: .acquiringAndReleasing)
+            while safeValues != 0 && fault == nil {
+                let slot = safeValues.trailingZeroBitCount
+                safeValues &= safeValues &- 1
+                do { try lane.backend.applySafeState(channel: lane.channels[slot], token: DeviceWriteToken()) } catch { fault = fail(lane, error) }
             }
             if lane.safeStatePending.exchange(false, ordering: .acquiringAndReleasing) {
                 do { try lane.backend.applySafeState(token: DeviceWriteToken()) } catch { fault = fail(lane, error) }

@@ -13,11 +13,29 @@ public protocol ByteWriter: AnyObject, Sendable {
     /// One non-blocking write(2) from any thread, taking no lock (a descriptor read from an
     /// atomic); true when all of `bytes` went out. Default: not supported (false).
     func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool
+    /// The dispatch thread's attempt (direct writes): at most one write(2) on a non-blocking
+    /// descriptor, no lock waited for, no allocation. `.nothing` whenever that is not possible
+    /// (a lock busy, a blocking descriptor, a fragment to resynchronise first, the device full, an
+    /// error the writer thread will meet again and report). Default: not supported (`.nothing`).
+    func writeOnce(_ bytes: UnsafeRawBufferPointer) -> SingleWrite
+    /// A frame was left partly written and will not be finished: the next write starts with a
+    /// 0x00 delimiter, so the receiver drops the fragment. Default: nothing (no partial writes).
+    func dropFragment()
 }
 
 extension ByteWriter {
     public var isConnected: Bool { true }
     public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool { false }
+    public func writeOnce(_ bytes: UnsafeRawBufferPointer) -> SingleWrite { .nothing }
+    public func dropFragment() {}
+}
+
+/// What one `ByteWriter.writeOnce` did.
+public enum SingleWrite: Sendable, Equatable {
+    case all
+    case nothing
+    /// This many bytes (fewer than asked, more than none) went out.
+    case partial(Int)
 }
 
 /// A non-blocking descriptor written with a bounded wait: on EAGAIN the caller (a writer thread)
@@ -37,17 +55,28 @@ public final class DescriptorLink: Sendable {
     public let partialFrames = Atomic<UInt64>(0)
     /// Emergency writes that the device took only partly or not at all.
     public let emergencyShortWrites = Atomic<UInt64>(0)
+    /// `writeOnce` (the dispatch thread's direct writes) that found the device full (EAGAIN) and
+    /// that it took only partly.
+    public let onceWouldBlock = Atomic<UInt64>(0)
+    public let oncePartial = Atomic<UInt64>(0)
+    /// The descriptor is known to be O_NONBLOCK (checked when it was set): only then may
+    /// `writeOnce` write from the dispatch thread.
+    private let nonBlocking: Atomic<Bool>
 
     public init(fd: Int32, stallTimeout: Duration = .milliseconds(50)) {
         descriptor = Atomic(fd)
         self.stallTimeout = stallTimeout
-        Self.makeNonBlocking(fd)
+        nonBlocking = Atomic(Self.makeNonBlocking(fd))
     }
 
-    static func makeNonBlocking(_ fd: Int32) {
-        guard fd >= 0 else { return }
+    /// True when the descriptor is O_NONBLOCK afterwards.
+    @discardableResult
+    static func makeNonBlocking(_ fd: Int32) -> Bool {
+        guard fd >= 0 else { return false }
         let flags = fcntl(fd, F_GETFL)
-        if flags >= 0 && flags & O_NONBLOCK == 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+        guard flags >= 0 else { return false }
+        if flags & O_NONBLOCK != 0 { return true }
+        return fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 && fcntl(fd, F_GETFL) & O_NONBLOCK != 0
     }
 
     public var fd: Int32 { descriptor.load(ordering: .acquiring) }
@@ -55,7 +84,7 @@ public final class DescriptorLink: Sendable {
 
     /// A new descriptor (a reopened port): non-blocking, link up, no fragment pending.
     public func replace(fd: Int32) {
-        Self.makeNonBlocking(fd)
+        nonBlocking.store(Self.makeNonBlocking(fd), ordering: .relaxed)
         resync.store(false, ordering: .relaxed)
         descriptor.store(fd, ordering: .releasing)
         up.store(fd >= 0, ordering: .relaxed)
@@ -131,6 +160,29 @@ public final class DescriptorLink: Sendable {
         return false
     }
 
+    /// One write(2), never a wait (see `ByteWriter.writeOnce`). A fragment left by an earlier
+    /// failure needs its 0x00 first: left to the writer thread (`.nothing`). An error is not acted
+    /// on here either: the writer thread meets it again, marks the link and reports the fault.
+    public func writeOnce(_ bytes: UnsafeRawBufferPointer) -> SingleWrite {
+        let fd = self.fd
+        guard fd >= 0, up.load(ordering: .relaxed), nonBlocking.load(ordering: .relaxed), !resync.load(ordering: .relaxed),
+              let base = bytes.baseAddress, bytes.count > 0 else { return .nothing }
+        let n = Glibc.write(fd, base, bytes.count)
+        if n == bytes.count { return .all }
+        if n > 0 {
+            oncePartial.add(1, ordering: .relaxed)
+            return .partial(n)
+        }
+        if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { onceWouldBlock.add(1, ordering: .relaxed) }
+        return .nothing
+    }
+
+    /// A fragment stays on the wire: count it; the next write starts with a 0x00.
+    public func dropFragment() {
+        partialFrames.add(1, ordering: .relaxed)
+        resync.store(true, ordering: .relaxed)
+    }
+
     static func monotonicMilliseconds() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -152,6 +204,8 @@ public final class FileDescriptorWriter: ByteWriter {
     public var isConnected: Bool { link.isConnected }
     public func write(_ bytes: UnsafeRawBufferPointer) throws { try link.write(bytes, name: label) }
     public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool { link.emergencyWrite(bytes) }
+    public func writeOnce(_ bytes: UnsafeRawBufferPointer) -> SingleWrite { link.writeOnce(bytes) }
+    public func dropFragment() { link.dropFragment() }
 }
 
 /// Writes to a serial port of Transports (libserialport for real ports, termios for ptys), so a
@@ -187,6 +241,15 @@ public final class SerialPortWriter: ByteWriter {
     /// An atomic read: the dispatch thread asks this, so it must not take the port's lock.
     public var isConnected: Bool { link.isConnected }
     public func emergencyWrite(_ bytes: UnsafeRawBufferPointer) -> Bool { link.emergencyWrite(bytes) }
+    public func dropFragment() { link.dropFragment() }
+
+    /// The port's lock only if free (a reconnect holds it while it opens the device): the
+    /// descriptor cannot be closed under this write.
+    public func writeOnce(_ bytes: UnsafeRawBufferPointer) -> SingleWrite {
+        port.withLockIfAvailable { current -> SingleWrite in
+            current == nil ? .nothing : link.writeOnce(bytes)
+        } ?? .nothing
+    }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         try port.withLock { current in
@@ -227,9 +290,10 @@ public final class SerialPortWriter: ByteWriter {
 
 /// Motor drivers on a serial link speaking robotd's framed protocol (docs/serial-protocol.md):
 /// each approved command becomes one motor-command frame. Encoding uses a preallocated buffer;
-/// the device write runs on the set's writer thread (never the dispatch thread). The safe-state
-/// frames are encoded once, at init, for the emergency path.
-public final class SerialFrameBackend: ActuatorBackend, HeartbeatSending, EmergencyStopping {
+/// the device write runs on the set's writer thread, or — a direct lane — on the dispatch thread
+/// when one non-blocking write(2) takes the whole frame (`DirectWriting`). The safe-state frames
+/// are encoded once, at init, for the emergency path.
+public final class SerialFrameBackend: ActuatorBackend, HeartbeatSending, EmergencyStopping, DirectWriting {
     /// How a guard channel maps onto the wire.
     public struct Mapping: Sendable, Equatable {
         public var channel: ChannelID
@@ -252,9 +316,13 @@ public final class SerialFrameBackend: ActuatorBackend, HeartbeatSending, Emerge
     private struct Buffer: ~Copyable {
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: Frame.maxWireCount, alignment: 1)
         var sequence: UInt8 = 0
+        /// bytes[pendingStart..<pendingEnd]: the rest of a frame a direct attempt left partly written.
+        var pendingStart = 0
+        var pendingEnd = 0
         deinit { bytes.deallocate() }
     }
-    /// Taken by the writer thread (and by start/stop on their threads); never by the dispatch thread.
+    /// Taken by the writer thread (and by start/stop on their threads); the dispatch thread only
+    /// tries it (direct writes).
     private let buffer = Mutex(Buffer())
     private let emergency: EmergencyFrames
 
@@ -313,12 +381,82 @@ public final class SerialFrameBackend: ActuatorBackend, HeartbeatSending, Emerge
         }
     }
 
+    // MARK: Direct writes (DirectWriting)
+
+    public func tryWrite(_ command: ApprovedCommand, token: DeviceWriteToken) -> DirectWriteAttempt {
+        guard let i = byChannel[command.channel.index] else { return .notSent }
+        let value: Float = switch command.value {
+        case .continuous(let v): Float(v)
+        case .discrete(let s): Float(s)
+        }
+        return tryFrame(MotorCommandMessage(channel: mappings[i].motor, mode: mappings[i].mode,
+                                            deenergize: command.deenergize, value: value))
+    }
+
+    public func trySafeValue(channel: ChannelID, token: DeviceWriteToken) -> DirectWriteAttempt {
+        guard let i = byChannel[channel.index] else { return .notSent }
+        let m = mappings[i]
+        return tryFrame(MotorCommandMessage(channel: m.motor, mode: m.mode, deenergize: true, value: m.safeValue))
+    }
+
+    public func finishPartialWrite(token: DeviceWriteToken) throws {
+        try buffer.withLock { buffer in
+            guard buffer.pendingEnd > buffer.pendingStart else { return }
+            let rest = UnsafeRawBufferPointer(rebasing: buffer.bytes[buffer.pendingStart..<buffer.pendingEnd])
+            buffer.pendingStart = 0
+            buffer.pendingEnd = 0
+            do {
+                try writer.write(rest)
+            } catch var error as ActuatorError {
+                error.backend = name
+                throw error
+            }
+        }
+    }
+
+    public func abandonPartialWrite() {
+        buffer.withLock { dropPending(&$0) }
+    }
+
+    private func dropPending(_ buffer: inout Buffer) {
+        guard buffer.pendingEnd > buffer.pendingStart else { return }
+        buffer.pendingStart = 0
+        buffer.pendingEnd = 0
+        writer.dropFragment()
+    }
+
+    /// The sequence number advances only when bytes went out (a retry by the writer takes the next).
+    private func tryFrame(_ message: MotorCommandMessage) -> DirectWriteAttempt {
+        buffer.withLockIfAvailable { buffer -> DirectWriteAttempt in
+            guard buffer.pendingEnd == buffer.pendingStart else { return .notSent }
+            let sequence = buffer.sequence &+ 1
+            guard let n = message.encode(sequence: sequence, into: buffer.bytes) else { return .notSent }
+            switch writer.writeOnce(UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<n])) {
+            case .all:
+                buffer.sequence = sequence
+                return .written
+            case .nothing:
+                return .notSent
+            case .partial(let sent):
+                buffer.sequence = sequence
+                buffer.pendingStart = sent
+                buffer.pendingEnd = n
+                return .partial
+            }
+        } ?? .notSent
+    }
+
+    // MARK: Frames
+
     private func send(_ message: MotorCommandMessage) throws {
         try frame { sequence, out in message.encode(sequence: sequence, into: out) }
     }
 
     private func frame(_ encode: (UInt8, UnsafeMutableRawBufferPointer) -> Int?) throws {
         try buffer.withLock { buffer in
+            // A fragment nobody finished (the set settles it first; this is the backstop): the
+            // new frame must not be glued onto it.
+            dropPending(&buffer)
             buffer.sequence &+= 1
             guard let n = encode(buffer.sequence, buffer.bytes) else {
                 throw ActuatorError(.encodingFailed, backend: name)

@@ -23,13 +23,15 @@ import Transports
 /// it (`FrameSensorInput`) and posts a deadline-tagged event → on the dispatch thread, the event's
 /// handler runs the obstacle-avoiding policy and the safety guard's checks → the actuator set →
 /// the serial frame back end writes one motor-command frame per wheel → the driver reads both
-/// back from the pty master. Measured with the actuator set in both of its modes: `.threaded`
-/// (what the daemon uses: a writer thread does the device write) and `.inline` (the dispatch
-/// thread writes).
+/// back from the pty master. Measured with the actuator set three ways: `.threaded` with a writer
+/// thread doing every device write, `.threaded` with the back end as a direct lane (the dispatch
+/// thread writes when that costs no wait, the writer takes over otherwise), and `.inline` (the
+/// dispatch thread writes and may wait: lockstep tests only).
 public struct EndToEndBenchmark: Sendable {
     public enum Pipeline: String, CaseIterable, Sendable, Codable {
         case robotdThreaded = "robotd-threaded"
         case robotdInline = "robotd-inline"
+        case robotdDirect = "robotd-direct"
         case floor = "c-one-thread"
         case topology = "c-three-threads"
         case peer = "python-asyncio"
@@ -148,7 +150,8 @@ public struct EndToEndBenchmark: Sendable {
     public struct Result: Sendable, Codable {
         public var machine: String
         public var realtime: String
-        /// The actuator-set mode robotd's daemon uses; the `e2e_*` figures are measured with it.
+        /// How robotd's daemon writes serial frames by default (`write:` of `serial_frames`):
+        /// "direct" (the `e2e_direct_*` figures) or "writer" (the `e2e_*` figures).
         public var actuatorMode: String
         public var rateHz: Int
         public var seconds: Double
@@ -163,6 +166,12 @@ public struct EndToEndBenchmark: Sendable {
         public var e2eInlineP999Us: Double
         public var e2eInlineMaxUs: Double
         public var e2eInlineSamples: Int
+        /// The direct lane (`write: direct`).
+        public var e2eDirectP50Us: Double
+        public var e2eDirectP99Us: Double
+        public var e2eDirectP999Us: Double
+        public var e2eDirectMaxUs: Double
+        public var e2eDirectSamples: Int
         public var floorP50Us: Double
         public var floorP99Us: Double
         public var floorSamples: Int
@@ -178,10 +187,19 @@ public struct EndToEndBenchmark: Sendable {
         public var peerRatio: Double?
         public var inlineFloorRatio: Double
         public var inlinePeerRatio: Double?
+        public var directFloorRatio: Double
+        public var directPeerRatio: Double?
         /// robotd's dispatch hop alone (serial reader posts → the handler starts), from the
         /// scheduler's own histogram, per mode.
         public var dispatchHopP99Us: Double
         public var inlineDispatchHopP99Us: Double
+        public var directDispatchHopP99Us: Double
+        /// The direct lane's commands: written by the dispatch thread itself, handed to the writer
+        /// (the device lock busy, an older command waiting, the pty full, …), and frames it left
+        /// partly written for the writer to finish.
+        public var directWritten: UInt64
+        public var directDeferred: UInt64
+        public var directPartial: UInt64
         /// Inline writes that found the pty full and had to wait (a blocking wait on the dispatch
         /// thread); must be 0 for the inline figures to describe a non-blocking write.
         public var inlineWriteWaits: UInt64
@@ -205,6 +223,11 @@ public struct EndToEndBenchmark: Sendable {
             case e2eInlineP999Us = "e2e_inline_p999_us"
             case e2eInlineMaxUs = "e2e_inline_max_us"
             case e2eInlineSamples = "e2e_inline_samples"
+            case e2eDirectP50Us = "e2e_direct_p50_us"
+            case e2eDirectP99Us = "e2e_direct_p99_us"
+            case e2eDirectP999Us = "e2e_direct_p999_us"
+            case e2eDirectMaxUs = "e2e_direct_max_us"
+            case e2eDirectSamples = "e2e_direct_samples"
             case floorP50Us = "floor_p50_us"
             case floorP99Us = "floor_p99_us"
             case floorSamples = "floor_samples"
@@ -218,8 +241,14 @@ public struct EndToEndBenchmark: Sendable {
             case peerRatio = "peer_ratio"
             case inlineFloorRatio = "inline_floor_ratio"
             case inlinePeerRatio = "inline_peer_ratio"
+            case directFloorRatio = "direct_floor_ratio"
+            case directPeerRatio = "direct_peer_ratio"
             case dispatchHopP99Us = "dispatch_hop_p99_us"
             case inlineDispatchHopP99Us = "inline_dispatch_hop_p99_us"
+            case directDispatchHopP99Us = "direct_dispatch_hop_p99_us"
+            case directWritten = "direct_written"
+            case directDeferred = "direct_deferred"
+            case directPartial = "direct_partial"
             case inlineWriteWaits = "inline_write_waits"
             case guardPassed = "guard_passed"
             case guardClamped = "guard_clamped"
@@ -245,6 +274,11 @@ public struct EndToEndBenchmark: Sendable {
             try c.encode(jsonNumber(e2eInlineP999Us), forKey: .e2eInlineP999Us)
             try c.encode(jsonNumber(e2eInlineMaxUs), forKey: .e2eInlineMaxUs)
             try c.encode(e2eInlineSamples, forKey: .e2eInlineSamples)
+            try c.encode(jsonNumber(e2eDirectP50Us), forKey: .e2eDirectP50Us)
+            try c.encode(jsonNumber(e2eDirectP99Us), forKey: .e2eDirectP99Us)
+            try c.encode(jsonNumber(e2eDirectP999Us), forKey: .e2eDirectP999Us)
+            try c.encode(jsonNumber(e2eDirectMaxUs), forKey: .e2eDirectMaxUs)
+            try c.encode(e2eDirectSamples, forKey: .e2eDirectSamples)
             try c.encode(jsonNumber(floorP50Us), forKey: .floorP50Us)
             try c.encode(jsonNumber(floorP99Us), forKey: .floorP99Us)
             try c.encode(floorSamples, forKey: .floorSamples)
@@ -258,8 +292,14 @@ public struct EndToEndBenchmark: Sendable {
             try c.encode(peerRatio.flatMap(jsonNumber), forKey: .peerRatio)
             try c.encode(jsonNumber(inlineFloorRatio), forKey: .inlineFloorRatio)
             try c.encode(inlinePeerRatio.flatMap(jsonNumber), forKey: .inlinePeerRatio)
+            try c.encode(jsonNumber(directFloorRatio), forKey: .directFloorRatio)
+            try c.encode(directPeerRatio.flatMap(jsonNumber), forKey: .directPeerRatio)
             try c.encode(jsonNumber(dispatchHopP99Us), forKey: .dispatchHopP99Us)
             try c.encode(jsonNumber(inlineDispatchHopP99Us), forKey: .inlineDispatchHopP99Us)
+            try c.encode(jsonNumber(directDispatchHopP99Us), forKey: .directDispatchHopP99Us)
+            try c.encode(directWritten, forKey: .directWritten)
+            try c.encode(directDeferred, forKey: .directDeferred)
+            try c.encode(directPartial, forKey: .directPartial)
             try c.encode(inlineWriteWaits, forKey: .inlineWriteWaits)
             try c.encode(guardPassed, forKey: .guardPassed)
             try c.encode(guardClamped, forKey: .guardClamped)
@@ -292,7 +332,7 @@ public struct EndToEndBenchmark: Sendable {
         // Everything started is stopped in reverse order, on the way out or on an error.
         let cleanup = Cleanup()
         defer { cleanup.run() }
-        var pipelines: [Pipeline] = [.robotdThreaded, .robotdInline, .floor, .topology]
+        var pipelines: [Pipeline] = [.robotdThreaded, .robotdDirect, .robotdInline, .floor, .topology]
         if options.peer != nil { pipelines.append(.peer) } else {
             notes.append("python peer not run: no .build/venv/bin/python3 beside scripts/peers/e2e_peer.py (run scripts/setup.sh)")
         }
@@ -303,13 +343,16 @@ public struct EndToEndBenchmark: Sendable {
             return found
         }
 
-        // robotd: one scheduler (one dispatch thread) serving both actuator modes.
+        // robotd: one scheduler (one dispatch thread) serving the three actuator-set variants.
         let scheduler = Scheduler(clock: MonotonicClock(), logger: logger)
         let threaded = try RobotdLane(name: "threaded", slave: pty(.robotdThreaded).slavePath, scheduler: scheduler,
                                       mode: .threaded(ActuatorSet.WriterOptions(fifoPriority: writerPriority)), logger: logger)
+        let direct = try RobotdLane(name: "direct", slave: pty(.robotdDirect).slavePath, scheduler: scheduler,
+                                    mode: .threaded(ActuatorSet.WriterOptions(fifoPriority: writerPriority, directWrites: ["motors-direct"])),
+                                    logger: logger)
         let inline = try RobotdLane(name: "inline", slave: pty(.robotdInline).slavePath, scheduler: scheduler,
                                     mode: .inline, logger: logger)
-        let lanes = [threaded, inline]
+        let lanes = [threaded, direct, inline]
 
         // (a) one C thread, set up as the dispatch thread is.
         let floorFD = try pty(.floor).openSlave()
@@ -407,7 +450,9 @@ public struct EndToEndBenchmark: Sendable {
         let floorCounts = bf_echo_counts(echo)
         let topologyCounts = bf_topology_counts(topology)
         let inlineWaits = inline.link.link.waits.load(ordering: .relaxed)
-        let hops = (threaded.dispatchHop(scheduler), inline.dispatchHop(scheduler))
+        let hops = (threaded.dispatchHop(scheduler), inline.dispatchHop(scheduler), direct.dispatchHop(scheduler))
+        let directCounts = (direct.actuators.directWritten.load(ordering: .relaxed), direct.actuators.directDeferred.load(ordering: .relaxed),
+                            direct.actuators.directPartial.load(ordering: .relaxed))
         let verdicts = lanes.map { $0.verdicts }
         cleanup.run()
         if floorCounts.rejected + topologyCounts.rejected + floorCounts.write_errors + topologyCounts.write_errors > 0 {
@@ -423,7 +468,8 @@ public struct EndToEndBenchmark: Sendable {
         func find(_ p: Pipeline) -> Figures {
             figures.first { $0.pipeline == p } ?? Figures(pipeline: p, samples: 0, lost: 0, strayFrames: 0, p50Us: .nan, p99Us: .nan, p999Us: .nan, maxUs: .nan)
         }
-        let e2e = find(.robotdThreaded), e2eInline = find(.robotdInline), floor = find(.floor), topo = find(.topology)
+        let e2e = find(.robotdThreaded), e2eInline = find(.robotdInline), e2eDirect = find(.robotdDirect)
+        let floor = find(.floor), topo = find(.topology)
         let peerFigures = figures.first { $0.pipeline == .peer }
         for f in figures where f.lost > 0 { notes.append("\(f.pipeline.rawValue): \(f.lost) samples lost (no answer within \(options.replyTimeoutMilliseconds) ms)") }
         for (i, p) in pipelines.enumerated() where driver.abandoned[i] {
@@ -442,17 +488,21 @@ public struct EndToEndBenchmark: Sendable {
         case .other: "SCHED_OTHER (not permitted: \(report.notApplied.joined(separator: "; ")))"
         }
         return Result(
-            machine: SchedulerBenchmark.machineDescription(), realtime: policy, actuatorMode: "threaded",
+            machine: SchedulerBenchmark.machineDescription(), realtime: policy, actuatorMode: RobotKinds.serialFramesWriteDefault,
             rateHz: options.rateHz, seconds: options.seconds, pipelines: figures,
             e2eP50Us: e2e.p50Us, e2eP99Us: e2e.p99Us, e2eP999Us: e2e.p999Us, e2eMaxUs: e2e.maxUs, e2eSamples: e2e.samples,
             e2eInlineP50Us: e2eInline.p50Us, e2eInlineP99Us: e2eInline.p99Us, e2eInlineP999Us: e2eInline.p999Us,
             e2eInlineMaxUs: e2eInline.maxUs, e2eInlineSamples: e2eInline.samples,
+            e2eDirectP50Us: e2eDirect.p50Us, e2eDirectP99Us: e2eDirect.p99Us, e2eDirectP999Us: e2eDirect.p999Us,
+            e2eDirectMaxUs: e2eDirect.maxUs, e2eDirectSamples: e2eDirect.samples,
             floorP50Us: floor.p50Us, floorP99Us: floor.p99Us, floorSamples: floor.samples,
             topologyFloorP50Us: topo.p50Us, topologyFloorP99Us: topo.p99Us, topologyFloorSamples: topo.samples,
             peerP50Us: peerFigures?.p50Us, peerP99Us: peerFigures?.p99Us, peerSamples: peerFigures?.samples,
             floorRatio: e2e.p99Us / floor.p99Us, peerRatio: peerFigures.map { $0.p99Us / e2e.p99Us },
             inlineFloorRatio: e2eInline.p99Us / floor.p99Us, inlinePeerRatio: peerFigures.map { $0.p99Us / e2eInline.p99Us },
-            dispatchHopP99Us: hops.0.p99Us, inlineDispatchHopP99Us: hops.1.p99Us, inlineWriteWaits: inlineWaits,
+            directFloorRatio: e2eDirect.p99Us / floor.p99Us, directPeerRatio: peerFigures.map { $0.p99Us / e2eDirect.p99Us },
+            dispatchHopP99Us: hops.0.p99Us, inlineDispatchHopP99Us: hops.1.p99Us, directDispatchHopP99Us: hops.2.p99Us,
+            directWritten: directCounts.0, directDeferred: directCounts.1, directPartial: directCounts.2, inlineWriteWaits: inlineWaits,
             guardPassed: verdicts.reduce(0) { $0 + $1.passed }, guardClamped: verdicts.reduce(0) { $0 + $1.clamped },
             guardRefused: verdicts.reduce(0) { $0 + $1.rejected + $1.stopped }, notes: notes)
     }

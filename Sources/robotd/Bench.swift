@@ -99,8 +99,8 @@ struct EndToEndBench: ParsableCommand {
         discussion: """
         At --rate rounds per second, one driver thread writes a range frame into a pty for each \
         pipeline in turn (the order rotating each round) and times until both motor-command frames \
-        are back: robotd's real path with its actuator set threaded (the daemon's mode: the e2e_* \
-        figures) and inline, a one-thread C echo (the pty's own cost: floor_*), the same work on \
+        are back: robotd's real path with every device write on the writer thread (e2e_*), with \
+        direct writes from the dispatch thread (e2e_direct_*) and inline (e2e_inline_*), a one-thread C echo (the pty's own cost: floor_*), the same work on \
         three C threads (topology_floor_*), and scripts/peers/e2e_peer.py (asyncio + pyserial, from \
         .build/venv, which scripts/setup.sh creates: peer_*). Needs root for SCHED_FIFO.
 

@@ -33,9 +33,12 @@ enum BenchReport {
                                               f.p50Us, f.p99Us, f.p999Us, f.maxUs, f.samples, f.lost))
         }
         lines.append("")
-        lines.append("robotd (actuator set \(r.actuatorMode), as the daemon runs): floor ratio \(ratio(r.floorRatio)) (aim ≤ 1.5), peer ratio \(ratio(r.peerRatio)) (aim ≥ 2)")
-        lines.append("robotd, inline actuator writes on the dispatch thread: floor ratio \(ratio(r.inlineFloorRatio)), peer ratio \(ratio(r.inlinePeerRatio)); writes that had to wait: \(r.inlineWriteWaits)")
-        lines.append("dispatch hop (serial reader posts → handler starts) p99: threaded \(us(r.dispatchHopP99Us)), inline \(us(r.inlineDispatchHopP99Us))")
+        lines.append("daemon default for serial frames: write: \(r.actuatorMode)   (aims: floor ratio ≤ 1.5, peer ratio ≥ 2)")
+        lines.append("robotd, every write on the writer thread: floor ratio \(ratio(r.floorRatio)), peer ratio \(ratio(r.peerRatio))")
+        lines.append("robotd, direct writes from the dispatch thread: floor ratio \(ratio(r.directFloorRatio)), peer ratio \(ratio(r.directPeerRatio)); "
+                     + "\(r.directWritten) written directly, \(r.directDeferred) handed to the writer, \(r.directPartial) partly written")
+        lines.append("robotd, inline writes (lockstep mode, may wait): floor ratio \(ratio(r.inlineFloorRatio)), peer ratio \(ratio(r.inlinePeerRatio)); writes that had to wait: \(r.inlineWriteWaits)")
+        lines.append("dispatch hop (serial reader posts → handler starts) p99: threaded \(us(r.dispatchHopP99Us)), direct \(us(r.directDispatchHopP99Us)), inline \(us(r.inlineDispatchHopP99Us))")
         lines.append("guard verdicts: \(r.guardPassed) passed, \(r.guardClamped) clamped, \(r.guardRefused) refused")
         for note in r.notes { lines.append("note: \(note)") }
         return lines.joined(separator: "\n")

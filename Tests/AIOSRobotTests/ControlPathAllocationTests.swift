@@ -18,6 +18,16 @@ import Transports
 @Suite("No allocation on the control path")
 struct ControlPathAllocationTests {
     @Test func when_the_rover_control_path_runs_in_steady_state_expect_zero_allocations() throws {
+        try controlPath(direct: false)
+    }
+
+    /// The same with the motor back end as a direct lane: the dispatch thread's part — the try-lock,
+    /// the checks, the encoding and the one write(2) — runs on this thread and is counted.
+    @Test func when_the_rover_control_path_writes_its_frames_directly_expect_zero_allocations() throws {
+        try controlPath(direct: true)
+    }
+
+    func controlPath(direct: Bool) throws {
         try #require(alloc_counter_is_active() != 0, "the malloc interposer is not active in this binary")
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
         try #require(null >= 0)
@@ -44,9 +54,12 @@ struct ControlPathAllocationTests {
         let scheduler = Scheduler(clock: clock)
         let motors = SerialFrameBackend(name: "rover_motors", mappings: mappings, writer: FileDescriptorWriter(fd: null))
         // Inline: the device write (and the seal check) run on this thread, so they are measured too.
+        // Direct: the same here when the device takes the frame at once (/dev/null always does).
+        let mode: ActuatorSet.Mode = direct ? .threaded(.init(directWrites: [motors.name])) : .inline
         let runtime = try RobotRuntime(configuration: configuration, scheduler: scheduler) { seal in
-            try ActuatorSet(seal: seal, backends: [motors], clock: clock)
+            try ActuatorSet(seal: seal, backends: [motors], clock: clock, mode: mode)
         }
+        defer { if direct { runtime.actuators.safeStop(reason: "test") } }
         let feed = try #require(runtime.endpoints.lazy.compactMap { if case .serial(let s) = $0.endpoint { s.feed } else { nil } }.first)
         let gamepad = try #require(runtime.endpoints.lazy.compactMap { if case .inputDevice(let d) = $0.endpoint { d.gamepad } else { nil } }.first)
         let actuators = runtime.actuators
@@ -124,6 +137,7 @@ struct ControlPathAllocationTests {
         #expect(holding.commandedBy[0] == 0 && holding.wanted[0] == 0 && holding.wanted[1] == 0)  // released: teleop holds a stop
         #expect(status.commandedBy[0] == 1 && status.commandedBy[1] == 1)  // then wander again
         #expect(status.verdicts.passed + status.verdicts.clamped > 900 && actuators.written.load(ordering: .relaxed) > 900)
+        if direct { #expect(actuators.directWritten.load(ordering: .relaxed) > 900) }
         // The encoder frames moved the odometry (from the example's initial pose, x = -3.5).
         #expect(hypot(status.pose.x + 3.5, status.pose.y) > 5)
     }

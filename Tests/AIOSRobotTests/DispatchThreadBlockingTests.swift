@@ -16,10 +16,13 @@ import Transports
 /// reset, status read as `robotd run` reads it), the dispatch thread makes no call that can block
 /// on anything but its own doorbell: no read or write on a blocking descriptor, no poll with a
 /// timeout, no futex wait elsewhere, no sleep (CBlockingCallCounter interposes them;
-/// docs/scheduler.md explains the method).
+/// docs/scheduler.md explains the method). Run with the motor frames written both ways
+/// (`write: direct` — the dispatch thread writes them itself when that costs no wait — and
+/// `write: writer`).
 @Suite("The dispatch thread never blocks", .serialized)
 struct DispatchThreadBlockingTests {
-    @Test func when_the_rover_runs_closed_loop_with_an_estop_and_a_reset_expect_zero_blocking_calls_on_the_dispatch_thread() throws {
+    @Test(arguments: ["direct", "writer"])
+    func when_the_rover_runs_closed_loop_with_an_estop_and_a_reset_expect_zero_blocking_calls_on_the_dispatch_thread(write: String) throws {
         let directory = try temporaryDirectory("robotd-blocking")
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var simOptions = SimulatorRunner.Options()
@@ -35,7 +38,12 @@ struct DispatchThreadBlockingTests {
 
         var options = RobotDaemon.Options()
         options.realtime = geteuid() == 0 ? .realtime(priority: 80, cpu: nil) : RealtimeOptions()
-        let daemon = try RobotDaemon(configuration: try Examples.roverSim(in: directory), options: options) { _ in }
+        let configuration = try Examples.temporaryCopy("rover-sim.yaml", in: directory) {
+            $0 = $0.replacingOccurrences(of: "/tmp/robotd-sim/", with: directory + "/")
+                .replacingOccurrences(of: "    kind: serial_frames\n", with: "    kind: serial_frames\n    write: \(write)\n")
+        }
+        #expect(configuration.actuators.first { $0.kind == "serial_frames" }?.settings["write"] == .string(write))
+        let daemon = try RobotDaemon(configuration: configuration, options: options) { _ in }
         let word = UInt(bitPattern: daemon.scheduler.doorbellFutexWord)
         let armed = Atomic<Bool>(false)
         let tid = Atomic<Int32>(0)
@@ -98,5 +106,8 @@ struct DispatchThreadBlockingTests {
         records += daemon.runtime.audit.drain()
         #expect(records.contains { $0.kind == .latched && $0.fault == .emergencyStopInput }, "the latch should have been the e-stop's")
         #expect(sim.rover.snapshot().odometer > 0.3)
+        // The dispatch thread did write motor frames itself (direct), or never (writer).
+        let direct = daemon.actuators.directWritten.load(ordering: .relaxed)
+        #expect(write == "direct" ? direct > 100 : direct == 0, "\(direct) frames written directly")
     }
 }

@@ -10,6 +10,8 @@ struct EndToEndBenchmarkTests {
     static let e2eKeys = [
         "e2e_p50_us", "e2e_p99_us", "e2e_p999_us", "e2e_max_us", "e2e_samples",
         "e2e_inline_p50_us", "e2e_inline_p99_us", "e2e_inline_p999_us", "e2e_inline_max_us", "e2e_inline_samples",
+        "e2e_direct_p50_us", "e2e_direct_p99_us", "e2e_direct_p999_us", "e2e_direct_max_us", "e2e_direct_samples",
+        "direct_floor_ratio", "direct_peer_ratio", "direct_dispatch_hop_p99_us", "direct_written", "direct_deferred", "direct_partial",
         "floor_p50_us", "floor_p99_us", "floor_samples", "topology_floor_p50_us", "topology_floor_p99_us",
         "topology_floor_samples", "peer_p50_us", "peer_p99_us", "peer_samples", "floor_ratio", "peer_ratio",
         "inline_floor_ratio", "inline_peer_ratio", "dispatch_hop_p99_us", "inline_dispatch_hop_p99_us",
@@ -37,7 +39,7 @@ struct EndToEndBenchmarkTests {
         options.peer = peer
         let result = try EndToEndBenchmark(options: options).run()
 
-        var expected: [EndToEndBenchmark.Pipeline] = [.robotdThreaded, .robotdInline, .floor, .topology]
+        var expected: [EndToEndBenchmark.Pipeline] = [.robotdThreaded, .robotdDirect, .robotdInline, .floor, .topology]
         if peer != nil { expected.append(.peer) }
         #expect(result.pipelines.map(\.pipeline) == expected, "notes: \(result.notes)")
         let rounds = Int(options.seconds * Double(options.rateHz))
@@ -49,18 +51,23 @@ struct EndToEndBenchmarkTests {
             #expect(f.p50Us < 20_000, "\(f.pipeline.rawValue) p50 \(f.p50Us) µs")
         }
         // Every command went through the guard; approved ones (passed or clamped) are what came back.
-        #expect(result.guardPassed + result.guardClamped >= 2 * (result.e2eSamples + result.e2eInlineSamples))
+        #expect(result.guardPassed + result.guardClamped >= 2 * (result.e2eSamples + result.e2eInlineSamples + result.e2eDirectSamples))
         #expect(result.e2eSamples == result.figures(.robotdThreaded)?.samples)
+        #expect(result.e2eDirectSamples == result.figures(.robotdDirect)?.samples)
         #expect(result.floorRatio == result.e2eP99Us / result.floorP99Us)
+        #expect(result.directFloorRatio == result.e2eDirectP99Us / result.floorP99Us)
+        // The direct lane wrote most of its frames itself (two per answered sample).
+        #expect(result.directWritten >= UInt64(result.e2eDirectSamples), "direct: \(result.directWritten) written, \(result.directDeferred) handed over")
 
         let object = try Self.json(result)
         for key in Self.e2eKeys { #expect(object.keys.contains(key), "missing key \(key)") }
-        #expect(object["actuator_mode"] as? String == "threaded")
-        for key in ["e2e_p50_us", "e2e_p99_us", "floor_p99_us", "topology_floor_p99_us", "floor_ratio"] {
+        #expect(object["actuator_mode"] as? String == "direct")
+        for key in ["e2e_p50_us", "e2e_p99_us", "e2e_direct_p50_us", "e2e_direct_p99_us", "floor_p99_us", "topology_floor_p99_us",
+                    "floor_ratio", "direct_floor_ratio"] {
             #expect(object[key] is NSNumber, "\(key) is not a number")
         }
         if peer != nil {
-            #expect(object["peer_p99_us"] is NSNumber && object["peer_ratio"] is NSNumber)
+            #expect(object["peer_p99_us"] is NSNumber && object["peer_ratio"] is NSNumber && object["direct_peer_ratio"] is NSNumber)
         } else {
             #expect(object["peer_p99_us"] is NSNull)
         }

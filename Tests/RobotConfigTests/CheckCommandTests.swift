@@ -71,6 +71,28 @@ struct CheckCommandTests {
                 "\(output)")
     }
 
+    /// `serial_frames`' `write` (direct or writer) is validated like every key of a kind.
+    @Test func a_serial_frames_write_mode_is_checked() throws {
+        let lines = try String(contentsOf: repositoryRoot.appendingPathComponent("examples/rover-hardware.yaml"), encoding: .utf8)
+            .components(separatedBy: "\n")
+        let kind = try #require(lines.firstIndex { $0.contains("kind: serial_frames") })
+        for (mode, valid) in [("writer", true), ("direct", true), ("sideways", false)] {
+            var edited = lines
+            edited.insert("    write: \(mode)", at: kind + 1)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("robotd-check-write-\(mode)-\(getpid()).yaml").path
+            try edited.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let (status, output) = try run(["--config", path])
+            if valid {
+                #expect(status == 0, "write: \(mode): \(output)")
+            } else {
+                #expect(status == 1)
+                #expect(output.contains("\(path):\(kind + 2):12: error: actuators[0].write:"), "\(output)")
+                #expect(output.contains("direct") && output.contains("writer"), "\(output)")
+            }
+        }
+    }
+
     @Test func json_output_carries_the_counts_and_every_problem() throws {
         let (path, places) = try brokenHardwareExample("json", [("stop_category: 1", "    stop_category: 5", "5")])
         defer { try? FileManager.default.removeItem(atPath: path) }

@@ -16,10 +16,13 @@ public struct BuiltBackend: Sendable {
     /// A serial link that can be reopened when the device comes back (its path names it).
     public var serialLink: SerialPortWriter?
     public var serialPath: String?
-    public init(backend: any ActuatorBackend, serialLink: SerialPortWriter? = nil, serialPath: String? = nil) {
+    /// The dispatch thread may write this back end's frames itself (`ActuatorSet.WriterOptions.directWrites`).
+    public var directWrite: Bool
+    public init(backend: any ActuatorBackend, serialLink: SerialPortWriter? = nil, serialPath: String? = nil, directWrite: Bool = false) {
         self.backend = backend
         self.serialLink = serialLink
         self.serialPath = serialPath
+        self.directWrite = directWrite
     }
 }
 

@@ -98,7 +98,9 @@ public final class RobotDaemon: Sendable {
         }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
-        let writers = ActuatorSet.WriterOptions(fifoPriority: realtime.fifoPriority.map { max(1, $0 - 1) })
+        // Direct back ends (`write: direct`): the dispatch thread writes when that costs no wait.
+        let writers = ActuatorSet.WriterOptions(fifoPriority: realtime.fifoPriority.map { max(1, $0 - 1) },
+                                                directWrites: Set(backends.filter(\.directWrite).map(\.backend.name)))
         let runtime = try RobotRuntime(configuration: configuration, scheduler: scheduler, options: runtimeOptions) { seal in
             try ActuatorSet(seal: seal, backends: backends.map(\.backend), clock: scheduler.clock, mode: .threaded(writers)) { fault in
                 log("actuator \(fault.backend): \(fault.error) (safe state \(fault.safeStateApplied ? "applied" : "not applied"))")

@@ -6,8 +6,13 @@ import Transports
 
 /// `serial_frames`: motor drivers on a serial link speaking robotd's frames
 /// (docs/serial-protocol.md); each channel maps to a motor index and a mode. A heartbeat frame
-/// goes out every guard tick (the protocol's firmware de-energises when they stop).
+/// goes out every guard tick (the protocol's firmware de-energises when they stop). `write`:
+/// `direct` (default) — the dispatch thread writes a command's frame itself when one non-blocking
+/// write(2) takes it and nothing has to wait, the writer thread otherwise — or `writer` (every
+/// frame through the writer thread). docs/benchmarks.md has the measurement behind the default.
 enum SerialFramesActuatorKind: ActuatorKind {
+    static let writeDefault = "direct"
+
     static let spec = KindSpec(kind: "serial_frames", summary: "motor drivers on a serial link speaking robotd frames", fields: [
         FieldSpec("path", .string, required: true, help: "a device, a pty, or usb-serial:SERIAL (may be an input's device too)"),
         FieldSpec("baud", .integer(50...4_000_000), help: "default 115200"),
@@ -15,6 +20,8 @@ enum SerialFramesActuatorKind: ActuatorKind {
             FieldSpec("motor", .integer(0...255), required: true, help: "motor index on the wire"),
             FieldSpec("mode", .oneOf(["velocity", "position", "effort", "duty"]), help: "default velocity"),
         ])), required: true, help: "channel → {motor, mode}", refersTo: NameReference(.channel, inKeys: true)),
+        FieldSpec("write", .oneOf(["direct", "writer"]),
+                  help: "direct (default): the dispatch thread writes a frame itself when that costs no wait; writer: always the writer thread"),
     ])
 
     static func make(_ settings: ActuatorSettings, context: ActuatorBuildContext) throws -> BuiltBackend {
@@ -36,6 +43,12 @@ enum SerialFramesActuatorKind: ActuatorKind {
         }
         let link = try SerialPortWriter(endpoint: endpoint, settings: SerialSettings(baud: try s.integer("baud", default: 115_200)))
         let backend = SerialFrameBackend(name: settings.name, mappings: mappings, writer: link)
-        return BuiltBackend(backend: backend, serialLink: link, serialPath: path)
+        return BuiltBackend(backend: backend, serialLink: link, serialPath: path,
+                            directWrite: try s.string("write", default: writeDefault) == "direct")
     }
+}
+
+extension RobotKinds {
+    /// `serial_frames`' `write` when a file does not say (what `robotd bench e2e` reports as the daemon's).
+    public static var serialFramesWriteDefault: String { SerialFramesActuatorKind.writeDefault }
 }
