@@ -10,6 +10,9 @@ public struct InboundTopics: Sendable, Equatable {
     public var resetBase: String
     /// Reserved for the planner (`<prefix>goal/<user>`): nothing subscribes to it yet.
     public var goalBase: String
+    /// The operator station's keep-alive (`estop.remote.heartbeat_ms`): proof that messages on
+    /// the stop path reach robotd.
+    public var alive: String = ""
 
     /// What robotd subscribes to for reset requests.
     public var resetFilter: String { resetBase + "/+" }
@@ -40,6 +43,7 @@ extension RobotConfiguration {
         let prefix = topicPrefix
         var reset = remote.resetTopic ?? prefix + "estop/reset"
         while reset.hasSuffix("/") { reset.removeLast() }
-        return InboundTopics(stop: remote.stopTopic ?? prefix + "estop", resetBase: reset, goalBase: prefix + "goal")
+        return InboundTopics(stop: remote.stopTopic ?? prefix + "estop", resetBase: reset, goalBase: prefix + "goal",
+                             alive: prefix + "estop/alive")
     }
 }

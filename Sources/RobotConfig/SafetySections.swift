@@ -281,12 +281,17 @@ public struct RemoteStopSettings: Sendable, Equatable, Codable {
     /// MQTT user names whose reset requests robotd acts on (the broker's ACL makes the name in
     /// the topic the publisher's own); empty: every remote reset is refused.
     public var resetUsers: [String] = []
+    /// The operator station's keep-alive on `<prefix>estop/alive`: silence longer than this is a
+    /// lost link (a stop). nil: `heartbeat_ms: none` — the stop path is not supervised end to end.
+    public var heartbeatMs: Double?
 
-    public init(stopTopic: String? = nil, resetTopic: String? = nil, category: Int, resetUsers: [String] = []) {
+    public init(stopTopic: String? = nil, resetTopic: String? = nil, category: Int, resetUsers: [String] = [],
+                heartbeatMs: Double? = nil) {
         self.stopTopic = stopTopic
         self.resetTopic = resetTopic
         self.category = category
         self.resetUsers = resetUsers
+        self.heartbeatMs = heartbeatMs
     }
 
     enum CodingKeys: String, CodingKey {
@@ -294,6 +299,7 @@ public struct RemoteStopSettings: Sendable, Equatable, Codable {
         case stopTopic = "stop_topic"
         case resetTopic = "reset_topic"
         case resetUsers = "reset_users"
+        case heartbeatMs = "heartbeat_ms"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -302,5 +308,17 @@ public struct RemoteStopSettings: Sendable, Equatable, Codable {
         resetTopic = try c.decodeIfPresent(String.self, forKey: .resetTopic)
         category = try c.decode(Int.self, forKey: .category)
         resetUsers = try c.decodeIfPresent([String].self, forKey: .resetUsers) ?? []
+        // `none` (the weaker choice written out) or a number of ms.
+        heartbeatMs = (try? c.decodeIfPresent(String.self, forKey: .heartbeatMs)) == "none" ? nil
+            : try c.decodeIfPresent(Double.self, forKey: .heartbeatMs)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(stopTopic, forKey: .stopTopic)
+        try c.encodeIfPresent(resetTopic, forKey: .resetTopic)
+        try c.encode(category, forKey: .category)
+        try c.encode(resetUsers, forKey: .resetUsers)
+        if let heartbeatMs { try c.encode(heartbeatMs, forKey: .heartbeatMs) } else { try c.encode("none", forKey: .heartbeatMs) }
     }
 }

@@ -33,6 +33,14 @@ extension SemanticChecker {
                                 "no `reset_users`: every remote reset request is refused (and recorded); only a reset key can release a remote stop",
                                 allowed: "reset_users: [operator]")
         }
+        // A broker that grants the subscription and drops the messages (Mosquitto's acl_file
+        // filters deliveries and never refuses a SUBSCRIBE) leaves robotd deaf to the stop with
+        // nothing to show it: only an end-to-end keep-alive notices.
+        if let heartbeat = remote["heartbeat_ms"], heartbeat.string == "none" {
+            diagnostics.warning(heartbeat.position, "estop.remote.heartbeat_ms",
+                                "none: nothing notices a remote stop path that drops messages (an ACL, a bridge, a broker that grants the subscription and delivers nothing); robotd would be deaf to the stop without a stop cause",
+                                allowed: "a number of ms: the operator station publishes on `<prefix>estop/alive` at least that often")
+        }
         // The topics as the runtime will use them (defaults under the prefix).
         guard let id = root["robot"]?["id"]?.string else { return }
         var prefix = root["mqtt"]?["prefix"]?.string ?? "robotd/\(id)/"

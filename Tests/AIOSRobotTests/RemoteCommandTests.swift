@@ -46,6 +46,47 @@ struct RemoteCommandTests {
         #expect(moved.inboundTopics?.stop == "plant/7/estop" && moved.inboundTopics?.resetBase == "plant/7/estop/reset")
     }
 
+    /// `heartbeat_ms`: the operator station's keep-alive proves the stop path end to end. Its
+    /// silence (a broker or ACL that grants the subscription and drops the messages) is a lost
+    /// link: a stop, and a reset is refused until the keep-alives are back.
+    @Test func when_the_operator_stations_keepalive_goes_silent_expect_a_stop_and_no_reset_until_it_is_back() throws {
+        let alive = "robotd/iot-rig-sim/estop/alive"
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "heartbeat_ms: none", with: "heartbeat_ms: 500")
+        })
+        guard case .mqtt(let m)? = loop.runtime.endpoints.first(where: { $0.name == "estop.remote" })?.endpoint else {
+            Issue.record("no remote stop endpoint")
+            return
+        }
+        #expect(m.subscriptions.map(\.filter).contains(alive))
+        // Keep-alives every 200 ms: the rig heats, nothing latches.
+        for _ in 0..<100 {
+            loop.publish(alive, "1")
+            Self.step(loop)
+        }
+        #expect(!loop.status.latched && loop.heaterOn)
+        // Silent (only a retained keep-alive, the broker's memory): a lost link within about 0.5 s.
+        loop.publish(alive, "1", retained: true)
+        #expect(loop.run(for: 1_000_000_000) { loop.status.latched })
+        #expect(loop.status.latchCause == .connectionLost && loop.status.causes.contains(.connectionLost) && !loop.status.linksUp)
+        loop.run(until: loop.rig.time + 2_000_000_000)
+        #expect(!loop.heaterOn)
+        // A reset while it stays silent is refused: the cause persists.
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.refusedResets == 1)
+        // The keep-alives come back: the link is up again, and a reset naming the latch releases it.
+        for _ in 0..<5 {
+            loop.publish(alive, "1")
+            Self.step(loop)
+        }
+        #expect(loop.status.linksUp && loop.status.latched)
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        loop.publish(alive, "1")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+    }
+
     @Test func a_request_names_its_latch_as_reset_n_n_or_json() {
         #expect(RemoteStop.latchNumber(Array("reset 7".utf8)) == 7)
         #expect(RemoteStop.latchNumber(Array(" RESET\t12\n".utf8)) == 12)

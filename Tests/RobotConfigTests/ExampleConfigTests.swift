@@ -27,7 +27,7 @@ struct ExampleConfigTests {
     static let writtenOutChoices: [String: [String]] = [
         "rover-sim.yaml": ["safety.start_latched"],
         "rover-waypoints-sim.yaml": ["safety.start_latched"],
-        "iot-rig-sim.yaml": ["safety.start_latched"],
+        "iot-rig-sim.yaml": ["safety.start_latched", "estop.remote.heartbeat_ms"],
     ]
 
     @Test(arguments: examples)

@@ -17,6 +17,7 @@ struct InboundTopicsCheckTests {
         "  remote:",                                    // 8
         "    category: 1",                              // 9
         "    reset_users: [operator, viewer]",          // 10
+        "    heartbeat_ms: 1000",                       // 11
     ] + baseLines.dropFirst(2)
 
     static func file(replacing replacements: [Int: String] = [:], removing removed: Set<Int> = []) -> String {
@@ -32,6 +33,19 @@ struct InboundTopicsCheckTests {
         #expect(configuration.inboundTopics?.resetTopic(user: "operator") == "plant/7/estop/reset/operator")
         guard case .configured(let e) = configuration.estop else { Issue.record("no estop"); return }
         #expect(e.remote?.resetUsers == ["operator", "viewer"])
+    }
+
+    @Test func the_remote_stop_path_is_supervised_end_to_end_or_says_none() throws {
+        let configuration = try #require(check(Self.file()).configuration)
+        guard case .configured(let e) = configuration.estop else { Issue.record("no estop"); return }
+        #expect(e.remote?.heartbeatMs == 1000 && configuration.inboundTopics?.alive == "plant/7/estop/alive")
+        // Left out: an error at the remote map (a deaf stop path would show nothing).
+        expectProblem(check(Self.file(removing: [11])), at: 9, 5, "estop.remote.heartbeat_ms", "missing")
+        // Written out as none: allowed, with a warning naming what is lost.
+        let none = check(Self.file(replacing: [11: "    heartbeat_ms: none"]))
+        #expect(none.errors.isEmpty, "\(none)")
+        expectProblem(none, .warning, at: 11, 19, "estop.remote.heartbeat_ms", "deaf to the stop")
+        expectProblem(check(Self.file(replacing: [11: "    heartbeat_ms: 10"])), at: 11, 19, "estop.remote.heartbeat_ms", "out of range")
     }
 
     @Test func a_prefix_with_a_wildcard_or_a_dollar_is_refused() {

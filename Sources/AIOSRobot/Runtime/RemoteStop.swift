@@ -30,7 +30,7 @@ enum RemoteStop {
 
     static func register(_ remote: RemoteStopSettings, topics: InboundTopics, scheduler: Scheduler, shared: SharedState<Control>,
                          statusCell: LatestValue<RuntimeStatus>, write: @escaping @Sendable (ApprovedCommand) -> Void,
-                         counters: RemoteStopCounters, log: RemoteResetLog) -> InputEndpoint {
+                         counters: RemoteStopCounters, log: RemoteResetLog, alive: InputLink? = nil) -> InputEndpoint {
         let category = StopCategory(rawValue: remote.category) ?? .zero
         let stop = scheduler.addSource("remote-stop", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
@@ -78,8 +78,15 @@ enum RemoteStop {
             }
         }
         let users = remote.resetUsers
-        return .mqtt(.init(subscriptions: [(topics.stop, 1), (topics.resetFilter, 1)], handle: { message in
+        var subscriptions = [(filter: topics.stop, qos: 1), (filter: topics.resetFilter, qos: 1)]
+        if alive != nil { subscriptions.append((topics.alive, 1)) }
+        return .mqtt(.init(subscriptions: subscriptions, handle: { message in
             let arrival = Instant(nanoseconds: message.arrival)
+            if let alive, message.topic == topics.alive {
+                // A retained keep-alive is the broker's memory, not a live operator station.
+                if !message.retained { alive.noteFrame(at: message.arrival) }
+                return
+            }
             if message.topic == topics.stop {
                 guard !message.retained else {
                     counters.retainedIgnored.add(1, ordering: .relaxed)

@@ -95,7 +95,13 @@ public final class RobotRuntime: Sendable {
             throw KindError("estop.inputs: \(unbound.input) is not an evdev input with a key of action `estop`")
         }
         estops = estopSignals
-        links = builder.links
+        // The remote stop's end-to-end keep-alive is a link like an input's: silent past its
+        // timeout (or never heard within the start-up time) is a lost link, a stop.
+        var remoteAlive: InputLink?
+        if case .configured(let e) = configuration.estop, let ms = e.remote?.heartbeatMs {
+            remoteAlive = InputLink(name: "estop.remote", timeout: .milliseconds(ms))
+        }
+        links = builder.links + (remoteAlive.map { [(input: "estop.remote", link: $0)] } ?? [])
         inputArrivals = builder.arrivals
         let gamepadInputs = builder.gamepads.compactMap { pad in
             endpoints.lazy.compactMap { e -> GamepadInput? in
@@ -189,7 +195,8 @@ public final class RobotRuntime: Sendable {
             let log = RemoteResetLog(users: remote.resetUsers)
             remoteResets = log
             endpoints.append(("estop.remote", RemoteStop.register(remote, topics: topics, scheduler: scheduler, shared: shared,
-                                                                  statusCell: statusCell, write: write, counters: remoteStopCounters, log: log)))
+                                                                  statusCell: statusCell, write: write, counters: remoteStopCounters, log: log,
+                                                                  alive: remoteAlive)))
         } else {
             remoteResets = RemoteResetLog(users: [])
         }
