@@ -93,10 +93,22 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
         var icon: String?
         var qos: Int?
         var retain: Bool?
-        var availabilityTopic: String
-        var payloadAvailable = TelemetryTopics.statusOnline
-        var payloadNotAvailable = TelemetryTopics.statusOffline
+        /// Every entity but the button: available while robotd's `status` says online.
+        var availabilityTopic: String?
+        var payloadAvailable: String? = TelemetryTopics.statusOnline
+        var payloadNotAvailable: String? = TelemetryTopics.statusOffline
+        /// The button: available only while robotd is online AND its links are up (the control
+        /// connection, and the stop path's keep-alive when it has one): a press then reaches it.
+        var availability: [Availability]?
+        var availabilityMode: String?
         var device: Device
+
+        struct Availability: Encodable {
+            var topic: String
+            var valueTemplate: String?
+            var payloadAvailable = TelemetryTopics.statusOnline
+            var payloadNotAvailable = TelemetryTopics.statusOffline
+        }
         var origin: Origin
 
         struct Device: Encodable {
@@ -179,6 +191,13 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
 
         if let stop = robot.remoteStopTopic {
             add("button", "remote_stop", { c in
+                c.availabilityTopic = nil
+                c.payloadAvailable = nil
+                c.payloadNotAvailable = nil
+                c.availability = [Config.Availability(topic: robot.topics.status),
+                                  Config.Availability(topic: robot.topics.state,
+                                                      valueTemplate: "{{ 'online' if value_json.estop.links_up else 'offline' }}")]
+                c.availabilityMode = "all"
                 c.commandTopic = stop
                 c.payloadPress = pressPayload
                 c.qos = 1

@@ -36,9 +36,16 @@ struct HomeAssistantDiscoveryTests {
             #expect(device["identifiers"] as? [String] == ["robotd_rig-1"])
             #expect(device["manufacturer"] as? String == "robotd" && device["model"] as? String == "robotd")
             #expect(device["sw_version"] as? String == RobotdVersion.current && device["name"] as? String == "rig-1")
+            if message.component == "button" {
+                // Available only while robotd is online and its links are up: a press then reaches it.
+                #expect(c["availability_topic"] == nil && c["availability_mode"] as? String == "all")
+                let entries = try #require(c["availability"] as? [[String: Any]])
+                #expect(entries.map { $0["topic"] as? String } == ["robotd/rig-1/status", "robotd/rig-1/state"])
+                #expect((entries[1]["value_template"] as? String)?.contains("value_json.estop.links_up") == true)
+                continue
+            }
             #expect(c["availability_topic"] as? String == "robotd/rig-1/status")
             #expect(c["payload_available"] as? String == "online" && c["payload_not_available"] as? String == "offline")
-            if message.component == "button" { continue }
             #expect(c["value_template"] is String)
             let state = try #require(c["state_topic"] as? String)
             #expect(["robotd/rig-1/state", "robotd/rig-1/deadlines", "robotd/rig-1/sensors"].contains(state))

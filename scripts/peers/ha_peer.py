@@ -242,9 +242,13 @@ def judge(args, env, configs, messages, statuses, button):
             errors.append("not a JSON object")
             continue
         entity["config"] = c
-        for key in ("name", "unique_id", "device", "availability_topic", "payload_available", "payload_not_available"):
+        required = ("name", "unique_id", "device") + (("availability",) if "availability" in c else
+                                                          ("availability_topic", "payload_available", "payload_not_available"))
+        for key in required:
             if key not in c:
                 errors.append("no %s" % key)
+        if "availability" in c and "availability_topic" in c:
+            errors.append("availability and availability_topic together (Home Assistant refuses the config)")
         uid = c.get("unique_id")
         if uid in unique_ids:
             errors.append("unique_id %s also in %s" % (uid, unique_ids[uid]))
@@ -255,13 +259,31 @@ def judge(args, env, configs, messages, statuses, button):
         for key in ("name", "manufacturer", "model", "sw_version"):
             if not device.get(key):
                 errors.append("device has no %s" % key)
-        available, not_available = c.get("payload_available", "online"), c.get("payload_not_available", "offline")
-        if (available, not_available) != ("online", "offline"):
-            errors.append("availability payloads %r/%r are not robotd's status words" % (available, not_available))
-        said = [p.decode() for p, _, _ in messages.get(c.get("availability_topic"), [])]
-        entity["availability_seen"] = said[-3:]
-        if available not in said:
-            errors.append("availability topic %s never said %s" % (c.get("availability_topic"), available))
+        entries = c.get("availability") or [{"topic": c.get("availability_topic"), "payload_available": c.get("payload_available", "online"),
+                                              "payload_not_available": c.get("payload_not_available", "offline")}]
+        if "availability" in c and c.get("availability_mode") not in (None, "all", "any", "latest"):
+            errors.append("availability_mode %r" % c.get("availability_mode"))
+        entity["availability_seen"] = []
+        for entry in entries:
+            available = entry.get("payload_available", "online")
+            not_available = entry.get("payload_not_available", "offline")
+            if (available, not_available) != ("online", "offline"):
+                errors.append("availability payloads %r/%r are not robotd's status words" % (available, not_available))
+            said = []
+            for p, _, _ in messages.get(entry.get("topic"), []):
+                if entry.get("value_template"):
+                    try:
+                        said.append(render(env, entry["value_template"], p))
+                    except Exception as e:  # a template that fails on a real payload is a wrong config
+                        errors.append("availability template on %s: %s" % (entry.get("topic"), e))
+                        break
+                else:
+                    said.append(p.decode())
+            entity["availability_seen"].append(said[-3:])
+            if available not in said:
+                errors.append("availability topic %s never said %s" % (entry.get("topic"), available))
+            if any(x not in (available, not_available) for x in said):
+                errors.append("availability on %s rendered %r, not %s/%s" % (entry.get("topic"), sorted(set(said)), available, not_available))
 
         if component == "button":
             for key in ("command_topic", "payload_press"):

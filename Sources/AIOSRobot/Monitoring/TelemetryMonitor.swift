@@ -288,9 +288,11 @@ private struct MonitorLoop {
         let state = StatePayload(seq: stateSeq, tUnixS: clock.unix(at), robotId: sources.configuration.robot.id, version: RobotdVersion.current,
                                  uptimeS: clock.sinceStart(at), mode: mode, estop: estop, configSha256: sources.configHash,
                                  bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters())
+        // Remembered only once it went out: a change dropped by a full queue is sent again at the
+        // next loop, so the retained `state` never keeps showing a stop that was reset.
+        guard send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true) else { return }
         lastState = state
         lastStateAt = now
-        send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true)
     }
 
     private mutating func publishAudit() {

@@ -260,8 +260,13 @@ public final class RobotDaemon: Sendable {
                 break  // subscribed at init; the client delivers
             }
         }
-        // Last, and without waiting for its broker: telemetry never holds up the start.
-        try telemetry?.start()
+        // Last, and without waiting for its broker: telemetry never holds up the start, and a
+        // telemetry that cannot start (its thread) leaves the robot running without it, said.
+        do {
+            try telemetry?.start()
+        } catch {
+            log("telemetry: cannot start: \(error); running without telemetry")
+        }
         return report
     }
 
