@@ -82,19 +82,30 @@ struct FleetViewTests {
     }
 
     @Test func when_a_robot_is_latched_expect_the_latch_cause_and_the_causes_present_in_words() throws {
-        var view = FleetView(settings: .init(), now: 100)
+        // The latch, then a summary of the commands refused while stopped every second: the
+        // summaries fold into one, so the latch stays among the latest events (2 kept here).
+        var summary = try TelemetryJSON.decode(SafetyEvent.self, from: Array(Recorded.summary.utf8))
+        var events = [Array(Recorded.latched.utf8)]
+        for second in 16...19 {
+            summary.record.atS = Double(second)
+            summary.record.firstAtS = Double(second)
+            events.append(TelemetryJSON.encode(summary))
+        }
+        var view = FleetView(settings: .init(recentEvents: 2), now: 100)
         rig(state: Recorded.latchedState, into: &view)
-        for event in [Recorded.latched, Recorded.summary] {
-            let accepted = view.receive(topic: "robotd/iot-rig-sim/safety", payload: Array(event.utf8), retained: false, at: 100.2)
+        for event in events {
+            let accepted = view.receive(topic: "robotd/iot-rig-sim/safety", payload: event, retained: false, at: 100.2)
             #expect(accepted)
         }
         var screen = lines(view)
         #expect(screen.first { $0.hasPrefix("iot-rig-sim ") }?.contains("mode stopped") == true)
         #expect(screen.contains("  e-stop: LATCHED by remote stop (MQTT); no stop cause present now (a reset can release it); resets 0, refused 0"))
         // The latest first, at the robot's uptime, with the cause in words.
-        let title = try #require(screen.firstIndex { $0.hasPrefix("  SAFETY (latest 2 of 2") })
-        #expect(screen[title + 2].split(separator: " ").map(String.init) == ["16.00", "s", "summary", "refused-while-stopped", "×1;", "remote", "stop", "(MQTT);", "on", "heater"])
+        let title = try #require(screen.firstIndex { $0.hasPrefix("  SAFETY: the latest (5 events since the monitor started") }, "\(screen)")
+        #expect(screen[title + 2].split(separator: " ").map(String.init)
+                == ["19.00", "s", "summary", "refused-while-stopped", "×4", "since", "16.00", "s;", "remote", "stop", "(MQTT);", "on", "heater"])
         #expect(screen[title + 3].split(separator: " ").map(String.init) == ["3.94", "s", "latched", "remote", "stop", "(MQTT)"])
+        #expect(screen.count == title + 4)
 
         // A cause still present refuses a reset: said, in words.
         var state = try TelemetryJSON.decode(StatePayload.self, from: Array(Recorded.latchedState.utf8))

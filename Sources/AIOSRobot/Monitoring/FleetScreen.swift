@@ -136,14 +136,17 @@ public enum FleetScreen {
         let rows = robot.safetyRecent.reversed().map { e -> [String] in
             [String(format: "%.2f s", e.record.atS), e.record.kind, cause(e.record)]
         }
-        let title = "SAFETY (latest \(robot.safetyRecent.count) of \(robot.safetyEvents); at = uptime)"
+        let title = "SAFETY: the latest (\(robot.safetyEvents) event\(robot.safetyEvents == 1 ? "" : "s") since the monitor started; at = uptime)"
         return ["  " + title] + table(["AT", "KIND", "CAUSE"], rows, right: [0])
     }
 
     /// A guard record's cause in words: the fault, a refusal's causes, a rejection's reason, a summary's count.
     static func cause(_ r: GuardRecord) -> String {
         var parts: [String] = []
-        if r.kind == "summary", let of = r.summaryOf { parts.append("\(of) ×\(r.count ?? 0)") }
+        if r.kind == "summary", let of = r.summaryOf {
+            let since = r.firstAtS.flatMap { $0 < r.atS ? String(format: " since %.2f s", $0) : nil } ?? ""
+            parts.append("\(of) ×\(r.count ?? 0)\(since)")
+        }
         if let reason = r.reason { parts.append(reason) }
         if let fault = r.fault { parts.append(StopCauseWords.words(fault)) }
         if !r.causes.isEmpty { parts.append("causes present: " + r.causes.map(StopCauseWords.words).joined(separator: ", ")) }

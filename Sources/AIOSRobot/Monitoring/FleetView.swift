@@ -58,7 +58,7 @@ public struct FleetView: Sendable {
         public var deadlines: DeadlinesPayload?
         public var queues: QueuesPayload?
         public var inputs: InputsPayload?
-        /// The latest safety events and miss events, oldest first.
+        /// The latest safety events (repeated summaries folded into one) and miss events, oldest first.
         public var safetyRecent: [SafetyEvent] = []
         public var missRecent: [MissEvent] = []
         public var safetyEvents: UInt64 = 0
@@ -160,8 +160,21 @@ public struct FleetView: Sendable {
         case "inputs":
             robot.inputs = try decode(InputsPayload.self, payload)
         case "safety":
-            robot.safetyRecent.append(try decode(SafetyEvent.self, payload))
+            var event = try decode(SafetyEvent.self, payload)
             robot.safetyEvents += 1
+            // A stopped robot sends a summary of its refused commands every interval: folded into
+            // the previous one of the same kind, channel and cause, so that they do not push the
+            // latch itself out of the latest events.
+            let r = event.record
+            if r.kind == "summary", let i = robot.safetyRecent.lastIndex(where: {
+                $0.record.kind == "summary" && $0.record.summaryOf == r.summaryOf && $0.record.channel == r.channel
+                    && $0.record.fault == r.fault && $0.record.origin == r.origin
+            }) {
+                let earlier = robot.safetyRecent.remove(at: i).record
+                event.record.count = (earlier.count ?? 0) + (r.count ?? 0)
+                event.record.firstAtS = earlier.firstAtS ?? earlier.atS
+            }
+            robot.safetyRecent.append(event)
             if robot.safetyRecent.count > keep { robot.safetyRecent.removeFirst(robot.safetyRecent.count - keep) }
         case "deadlines/miss":
             robot.missRecent.append(try decode(MissEvent.self, payload))
