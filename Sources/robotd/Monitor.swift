@@ -26,28 +26,22 @@ struct Monitor: ParsableCommand {
         Example:
           # every robot on a broker, live (Ctrl-C ends it)
           robotd monitor --broker 127.0.0.1:1883
-          # the rig of `robotd sim --world iot-rig` (its broker is on the `broker:` line)
+          # robotd sim --world iot-rig's rig (its `broker:` line has the port)
           robotd monitor --broker 127.0.0.1:40123 --robot-id iot-rig-sim
           # one snapshot for a script
-          robotd monitor --broker 127.0.0.1:1883 --once --json | jq '.robots[] | {id, level: .deadlines.level}'
+          robotd monitor --once --json | jq -r '.robots[].deadlines.level'
           # TLS and a login (the password from a file or ROBOTD_MQTT_PASSWORD)
           robotd monitor --broker mqtt.example.net:8883 --ca-file ca.pem \\
             --username ops --password-file ~/.robotd-mqtt-password
         """)
 
-    @Option(help: "Broker as HOST:PORT.")
-    var broker: String = "127.0.0.1:1883"
+    @OptionGroup var connection: MQTTConnectionOptions
 
     @Option(name: .customLong("robot-id"), help: "One robot's id, or + for every robot under the prefix.")
     var robotID: String = "+"
 
     @Option(help: "What comes before the robot id in the topics (robotd/: robotd/<id>/deadlines, …).")
     var prefix: String = "robotd/"
-
-    @Option(help: "User name.") var username: String?
-    @Option(help: "A file holding the password (never on the command line, where ps shows it). Default: the environment variable ROBOTD_MQTT_PASSWORD, if set.")
-    var passwordFile: String?
-    @Option(help: "CA file (PEM) for TLS.") var caFile: String?
 
     @Flag(help: "Wait for every selected robot's state and deadlines (up to --timeout), show them once and exit.")
     var once = false
@@ -65,7 +59,6 @@ struct Monitor: ParsableCommand {
     var refresh: Double = 1
 
     func validate() throws {
-        guard MQTTOptions.parseBroker(broker) != nil else { throw ValidationError("--broker must be HOST:PORT") }
         guard robotID == "+" || !(robotID.isEmpty || robotID.contains { "/+#".contains($0) }) else {
             throw ValidationError("--robot-id must be one robot's id (no /, + or #) or + for every robot")
         }
@@ -79,16 +72,7 @@ struct Monitor: ParsableCommand {
     }
 
     func run() throws {
-        guard let (host, port) = MQTTOptions.parseBroker(broker) else { return }
-        let environment = passwordFile == nil && ProcessInfo.processInfo.environment["ROBOTD_MQTT_PASSWORD"] != nil ? "ROBOTD_MQTT_PASSWORD" : nil
-        let password: String?
-        do {
-            password = try MQTTPassword.read(environment: environment, file: passwordFile)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let options = MQTTOptions(host: host, port: port, clientID: "robotd-monitor-\(getpid())", username: username,
-                                  password: password, caFile: caFile)
+        let options = try connection.options(clientName: "robotd-monitor")
         let settings = FleetView.Settings(prefix: prefix, robotID: robotID == "+" ? nil : robotID, recentEvents: events)
         let watcher = try FleetWatcher(options: options, settings: settings)
         try watcher.start()
@@ -123,19 +107,19 @@ struct Monitor: ParsableCommand {
         let selection = "\(prefix)\(robotID)/"
         if !watcher.everConnected {
             if case .down(let why) = view.link {
-                stderrLine("robotd monitor: cannot connect to \(broker): \(why)")
+                stderrLine("robotd monitor: cannot connect to \(connection.broker): \(why)")
             } else {
-                stderrLine("robotd monitor: could not connect to \(broker) within \(waited) s")
+                stderrLine("robotd monitor: could not connect to \(connection.broker) within \(waited) s")
             }
             throw ExitCode.failure
         }
         if watcher.refusedSubscriptions > 0 && view.robots.isEmpty {
-            stderrLine("robotd monitor: the broker refused the subscription to \(selection) (its ACL does not let \(username ?? "an anonymous client") read it)")
+            stderrLine("robotd monitor: the broker refused the subscription to \(selection) (its ACL does not let \(connection.username ?? "an anonymous client") read it)")
             throw ExitCode.failure
         }
         if view.robots.isEmpty {
             let what = robotID == "+" ? "no robot" : "robot \(robotID) was not"
-            stderrLine("robotd monitor: \(what) seen on \(broker) under \(selection) within \(waited) s")
+            stderrLine("robotd monitor: \(what) seen on \(connection.broker) under \(selection) within \(waited) s")
             throw ExitCode.failure
         }
         for robot in view.sortedRobots where !robot.hasReported {

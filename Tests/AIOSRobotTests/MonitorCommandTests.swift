@@ -135,6 +135,43 @@ struct MonitorCommandTests {
     }
 }
 
+/// Every connection honours a login: the monitor's password from a file, a wrong one refused by
+/// the broker and said in words.
+@Suite("robotd monitor: credentials", .serialized,
+       .enabled(if: MosquittoBroker.isInstalled && FileManager.default.isExecutableFile(atPath: "/usr/bin/mosquitto_passwd"), "mosquitto is not installed"))
+struct MonitorCredentialsTests {
+    @Test func when_the_broker_wants_a_login_expect_the_robot_with_the_right_password_and_a_refusal_in_words_with_a_wrong_one() throws {
+        let folder = try temporaryDirectory("robotd-monitor-login")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let broker = try EchoCredentialsTests.broker(in: folder)
+        defer { broker.stop() }
+        let address = "127.0.0.1:\(broker.port)"
+        // A robot's retained `state` and `deadlines` (recorded payloads), published with the login.
+        let robot = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "monitor-login-robot-\(getpid())",
+                                                        username: "robot", password: "s3cret")) { _ in }
+        try robot.start()
+        defer { robot.stop() }
+        #expect(waitUntil { robot.isConnected })
+        try robot.publish(topic: "robotd/iot-rig-sim/state", payload: Array(Recorded.state.utf8), qos: 1, retain: true)
+        try robot.publish(topic: "robotd/iot-rig-sim/deadlines", payload: Array(Recorded.deadlines.utf8), qos: 1, retain: true)
+        #expect(waitUntil { robot.queuedMessages == 0 })
+
+        try "s3cret\n".write(toFile: folder + "/password", atomically: true, encoding: .utf8)
+        let right = try monitor(["--broker", address, "--username", "robot", "--password-file", folder + "/password",
+                                 "--once", "--json", "--timeout", "5"])
+        #expect(right.status == 0, "\(right.stderr)")
+        let seen = try #require((jsonObject(right.stdout)?["robots"] as? [[String: Any]])?.first, "\(right.stdout)")
+        #expect((seen["deadlines"] as? [String: Any])?["seq"] as? Int == 7)
+
+        try "wrong\n".write(toFile: folder + "/password", atomically: true, encoding: .utf8)
+        let wrong = try monitor(["--broker", address, "--username", "robot", "--password-file", folder + "/password",
+                                 "--once", "--json", "--timeout", "1.5"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("robotd monitor: cannot connect to \(address): the broker refused the connection: not authori"),
+                "\(wrong.stderr)")
+    }
+}
+
 /// tmux, if installed (scripts/setup.sh installs it).
 private let tmux = ["/usr/bin/tmux", "/usr/local/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
