@@ -161,13 +161,7 @@ struct MQTTEchoCommand: ParsableCommand {
           ROBOTD_MQTT_PASSWORD=… robotd echo mqtt --username u 'plant/+/temp'
         """)
 
-    @Option(help: "Broker as HOST:PORT.")
-    var broker: String = "127.0.0.1:1883"
-
-    @Option(help: "User name.") var username: String?
-    @Option(help: "A file holding the password (never on the command line, where ps shows it). Default: the environment variable ROBOTD_MQTT_PASSWORD, if set.")
-    var passwordFile: String?
-    @Option(help: "CA file (PEM) for TLS.") var caFile: String?
+    @OptionGroup var connection: MQTTConnectionOptions
     @Option(help: "QoS of the subscriptions (0, 1, 2).") var qos: Int = 0
     @Option(help: "Field path of the number in JSON payloads, e.g. sensor.temperature or values[0].") var field: String?
 
@@ -177,22 +171,12 @@ struct MQTTEchoCommand: ParsableCommand {
     @OptionGroup var limits: EchoLimits
 
     func validate() throws {
-        guard MQTTOptions.parseBroker(broker) != nil else { throw ValidationError("--broker must be HOST:PORT") }
         guard (0...2).contains(qos) else { throw ValidationError("--qos must be 0, 1 or 2") }
         guard !topics.isEmpty else { throw ValidationError("name at least one topic") }
     }
 
     func run() throws {
-        guard let (host, port) = MQTTOptions.parseBroker(broker) else { return }
-        let environment = passwordFile == nil && ProcessInfo.processInfo.environment["ROBOTD_MQTT_PASSWORD"] != nil ? "ROBOTD_MQTT_PASSWORD" : nil
-        let password: String?
-        do {
-            password = try MQTTPassword.read(environment: environment, file: passwordFile)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let options = MQTTOptions(host: host, port: port, clientID: "robotd-echo-\(getpid())", username: username,
-                                  password: password, caFile: caFile)
+        let options = try connection.options(clientName: "robotd-echo")
         try runEcho(limits) { session in
             try EchoSession.mqtt(options: options, topics: topics, qos: qos, fieldPath: field, session: session, log: stderrLine)
         }

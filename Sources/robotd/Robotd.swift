@@ -17,8 +17,10 @@ struct Robotd: ParsableCommand {
           robotd check --config examples/rover-hardware.yaml
           # what a GPS receiver on a serial port sends
           robotd echo serial /dev/ttyUSB0 --codec nmea --baud 9600
+          # every robot's deadlines, e-stop and safety events on a broker, live
+          robotd monitor --broker 127.0.0.1:1883
           # what this machine can hold
           robotd bench scheduler
         """,
-        subcommands: [Run.self, Check.self, Sim.self, Bench.self, Echo.self, Ports.self])
+        subcommands: [Run.self, Check.self, Sim.self, Monitor.self, Bench.self, Echo.self, Ports.self])
 }

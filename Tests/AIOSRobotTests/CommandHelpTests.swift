@@ -36,9 +36,9 @@ struct CommandHelpTests {
             #expect(text.contains("Example:"), "\(name) --help has no example")
             pending += subcommands(in: text).map { path + [$0] }
         }
-        // robotd, sim, bench (scheduler, guard), echo (serial, evdev, mqtt), ports: the walk found them all.
+        // robotd, sim, monitor, bench (scheduler, guard), echo (serial, evdev, mqtt), ports: the walk found them all.
         #expect(seen.count >= 10, "only found \(seen)")
-        #expect(Set(seen).isSuperset(of: ["robotd sim", "robotd bench scheduler", "robotd echo mqtt", "robotd ports"]))
+        #expect(Set(seen).isSuperset(of: ["robotd sim", "robotd monitor", "robotd bench scheduler", "robotd echo mqtt", "robotd ports"]))
         #expect(try help("robotd", ["demo"]).contains("Example:"))  // the former name of `sim`
         #expect(try help("robotd-sim", []).contains("Example:"))
     }

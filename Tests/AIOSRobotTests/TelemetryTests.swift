@@ -35,7 +35,7 @@ private func subscriber(port: Int, filter: String, name: String) throws -> (MQTT
 
 /// examples/iot-rig-sim.yaml on a test broker, with its thermostat every 100 ms (deadline 20 ms)
 /// and `mqtt.telemetry` settings of the test's.
-private func rigConfiguration(in directory: String, port: Int, telemetry: String) throws -> RobotConfiguration {
+func rigConfiguration(in directory: String, port: Int, telemetry: String) throws -> RobotConfiguration {
     let configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
         $0 = $0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(port)")
             .replacingOccurrences(of: "client_id: robotd-iot-rig-sim", with: "client_id: robotd-telemetry-test-\(getpid())")
