@@ -196,9 +196,10 @@ struct DeadmanTests {
         #expect(loop.snapshot.collisions == 0)
     }
 
-    /// L1: the gamepad's input at `priority: low` (below teleop's class): one frame carries a full
-    /// deflection and the deadman press, arriving exactly when teleop steps. Its axes event is still
-    /// queued then; teleop reads the reader's levels, sees the deflection and refuses the press.
+    /// L1: the gamepad's input at `priority: low` or `normal` (below teleop's class, `high`): one
+    /// frame carries a full deflection and the deadman press, and arrives as teleop's period is
+    /// released, so both wait in the same dispatch pass and teleop runs first, its axes event still
+    /// queued. Teleop reads the reader's levels: it sees the deflection and refuses the press.
     @Test(arguments: ["low", "normal"])
     func when_a_low_priority_frame_carries_a_deflection_and_the_press_expect_the_press_refused(priority: String) throws {
         let edit: (inout String) -> Void = {
@@ -208,19 +209,25 @@ struct DeadmanTests {
         edit(&text)
         #expect(text.contains("priority: \(priority)\n    deadline_ms: 1"))
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml", edit: edit))
-        try loop.script([
-            .init(at: 2_000_000_000, [.axis("ABS_Y", -32768), .press("BTN_TL")]),  // on a teleop period (20 ms)
-            .init(at: 4_000_000_000, [.release("BTN_TL"), .axis("ABS_Y", 0)]),
-            .init(at: 4_500_000_000, [.press("BTN_TL")]),
-        ])
-        loop.run(until: 1_990_000_000)
+        let pad = try loop.gamepadInput()
+        loop.run(until: 1_999_000_000)
         #expect(loop.status.commandedBy[0] == 1)  // wander
-        for ms in stride(from: Int64(2_000), through: 3_900, by: 20) {
+        // Teleop's grid is the scheduler's origin (0) + k·20 ms: 2 s is one of its releases. The
+        // frame is posted, then that instant is dispatched: one pass, teleop's class first.
+        let t: Int64 = 2_000_000_000
+        loop.clock.advance(to: Instant(nanoseconds: t))
+        var frame = try SimulatedGamepad(script: [.init(at: t, [.axis("ABS_Y", -32768), .press("BTN_TL")])])
+        frame.advance(to: t).withUnsafeBytes { pad.feed(bytes: $0, arrival: t) }
+        loop.scheduler.dispatchReady(releasingUntil: Instant(nanoseconds: t))
+        #expect((loop.task("teleop")?.completions ?? 0) >= 100)
+        for ms in stride(from: Int64(2_010), through: 3_900, by: 10) {
             loop.run(until: ms * 1_000_000)
             #expect(loop.status.commandedBy[0] == 1, "at \(ms) ms: teleop must not have the wheels")
         }
+        // Released, centred, pressed again: the low-priority pad still enables teleop.
+        try loop.script([.init(at: 4_000_000_000, [.release("BTN_TL"), .axis("ABS_Y", 0)]), .init(at: 4_500_000_000, [.press("BTN_TL")])])
         loop.run(until: 5_000_000_000)
-        #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0)  // released, centred, pressed: enabled
+        #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0)
     }
 
     /// M5 (b): a real device's axes are read at open and reported like any event, before anything
