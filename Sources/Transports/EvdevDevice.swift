@@ -38,6 +38,19 @@ public final class EvdevDevice: @unchecked Sendable {
         return (info.pointee.minimum, info.pointee.maximum)
     }
 
+    /// The current position of each of these absolute axes the device has (libevdev's state, read
+    /// at open and kept by it since), then a SYN_REPORT; nothing if it has none of them. The kernel
+    /// reports an axis only when it changes: without this a stick held since before the opening
+    /// stays unknown until it moves.
+    public func currentAxes(_ codes: [UInt16], deliver: (InputEvent) -> Void) {
+        var any = false
+        for code in codes where libevdev_has_event_code(device, UInt32(EV_ABS), UInt32(code)) != 0 {
+            deliver(InputEvent(type: UInt16(EV_ABS), code: code, value: libevdev_get_event_value(device, UInt32(EV_ABS), UInt32(code))))
+            any = true
+        }
+        if any { deliver(.synReport) }
+    }
+
     /// Waits up to `timeoutMilliseconds` and hands every available event to `deliver`. On
     /// SYN_DROPPED it calls `onResync` and then delivers libevdev's resync events (the device's
     /// current state), which end with a SYN_REPORT. Throws when the device goes away.

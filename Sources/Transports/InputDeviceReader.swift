@@ -13,6 +13,9 @@ public protocol InputEventPump: Sendable {
     var name: String { get }
     /// Waits up to the timeout and delivers what is there; throws when the device is gone.
     func pump(timeoutMilliseconds: Int32, onResync: () -> Void, deliver: (InputEvent) -> Void) throws(InputError)
+    /// Delivers the current position of each of these absolute axes (codes) the device has, then
+    /// a SYN_REPORT (nothing if it has none): read once, before the first `pump`.
+    func currentAxes(_ codes: [UInt16], deliver: (InputEvent) -> Void)
 }
 
 extension EvdevDevice: InputEventPump {}
@@ -47,12 +50,16 @@ public final class InputDeviceReader: Sendable {
     /// Whether the reader thread runs under SCHED_FIFO.
     public var runsAtFIFO: Bool { fifo() }
 
-    public convenience init(path: String, grab: Bool = false, fifoPriority: Int? = nil,
+    /// `axes`: the mapped absolute axes (libevdev names) whose current positions a character
+    /// device reports right after `.opened`, as events; a stream's writer sends its own.
+    public convenience init(path: String, grab: Bool = false, axes: [String] = [], fifoPriority: Int? = nil,
                             onNotice: @escaping @Sendable (Notice, Int64) -> Void,
                             onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         var info = stat()
         if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR {
-            try self.init(device: try EvdevDevice(path: path, grab: grab), fifoPriority: fifoPriority, onNotice: onNotice, onEvent: onEvent)
+            let codes = axes.compactMap { InputEvent.code(named: $0) }.filter { $0.type == 3 }.map(\.code)
+            try self.init(device: try EvdevDevice(path: path, grab: grab), axes: codes, fifoPriority: fifoPriority,
+                          onNotice: onNotice, onEvent: onEvent)
             return
         }
         let decoder = Mutex(InputEventStreamDecoder())  // touched by the reader thread; the lock orders reads of `pendingBytes`
@@ -81,12 +88,15 @@ public final class InputDeviceReader: Sendable {
     }
 
     /// A device read through `pump` on its own thread: libevdev for /dev/input, or a stand-in in
-    /// tests (there is no /dev/input on a CI machine), so the unplug path is the same code.
-    public convenience init(device: any InputEventPump, fifoPriority: Int? = nil,
+    /// tests (there is no /dev/input on a CI machine), so the unplug path is the same code. The
+    /// `axes` (codes) the device has are reported first, after `.opened`: a stick held deflected
+    /// since before the opening is known at once, not at its first movement.
+    public convenience init(device: any InputEventPump, axes: [UInt16] = [], fifoPriority: Int? = nil,
                             onNotice: @escaping @Sendable (Notice, Int64) -> Void,
                             onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         onNotice(.opened(device.name), rt_monotonic_ns())
         let thread = try StoppableThread(name: "evdev-reader", fifoPriority: fifoPriority) { stop in
+            if !axes.isEmpty { device.currentAxes(axes) { event in onEvent(event, rt_monotonic_ns()) } }
             while !stop.isSet {
                 do {
                     try device.pump(timeoutMilliseconds: 50, onResync: { onNotice(.resynchronised, rt_monotonic_ns()) }) { event in

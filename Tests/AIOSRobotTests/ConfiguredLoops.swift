@@ -40,6 +40,9 @@ final class ConfiguredRoverLoop: Sendable {
     let pads = Mutex<[SimulatedGamepad]>([])
     /// Off: the gamepad goes silent (no keep-alive), as an unplugged wireless pad.
     let padAlive = Atomic<Bool>(true)
+    /// The gamepad's stream has not sent anything yet: its first bytes are the sticks' positions,
+    /// as the simulator's FIFO writer sends them to a reader that opens it.
+    private let padOpening = Atomic<Bool>(true)
     private let feeds: [@Sendable (UnsafeRawBufferPointer, Int64) -> Void]
     private let gamepads: [GamepadInput]
     private let audit = Mutex<[AuditRecord]>([])
@@ -89,6 +92,9 @@ final class ConfiguredRoverLoop: Sendable {
             rover.advance(to: t) { bytes, at in for feed in feeds { feed(bytes, at) } }
             var records = pads.withLock { pads in pads.indices.flatMap { pads[$0].advance(to: t) } }
             if records.isEmpty && t % 200_000_000 == 0 && padAlive.load(ordering: .relaxed) { records = keepAlive }
+            if !records.isEmpty && padOpening.exchange(false, ordering: .relaxed) {
+                records = pads.withLock { $0[0].stateReport(at: t) } + records
+            }
             if !records.isEmpty { records.withUnsafeBytes { bytes in for pad in gamepads { pad.feed(bytes: bytes, arrival: t) } } }
             scheduler.advance(to: Instant(nanoseconds: t))
             if t % 50_000_000 == 0 {

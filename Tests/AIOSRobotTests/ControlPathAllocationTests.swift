@@ -82,6 +82,7 @@ struct ControlPathAllocationTests {
             .init(at: 3, [.release("BTN_TL"), .axis("ABS_Y", 0)]),
             .init(at: 4, [.press("BTN_NORTH")]), .init(at: 5, [.release("BTN_NORTH")]),
         ])
+        let opening = pad.stateReport(at: 0)  // the sticks' positions, as read when the device opens
         let press = pad.advance(to: 1), forward = pad.advance(to: 2), release = pad.advance(to: 3)
         let handback = pad.advance(to: 4) + pad.advance(to: 5)
         #expect(!press.isEmpty && !forward.isEmpty && !release.isEmpty && !handback.isEmpty)
@@ -94,7 +95,9 @@ struct ControlPathAllocationTests {
                 if ms % 50 == 0 {
                     frames[Int(ms / 50) % frames.count].withUnsafeBytes { feed($0, t) }
                 }
-                if ms == 1_000 {
+                if ms == 1 {
+                    opening.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
+                } else if ms == 1_000 {
                     press.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }
                 } else if ms == 1_100 {
                     forward.withUnsafeBytes { gamepad.feed(bytes: $0, arrival: t) }

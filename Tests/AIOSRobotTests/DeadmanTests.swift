@@ -4,6 +4,7 @@ import RobotConfig
 import RobotSim
 import SafetyGuard
 import Testing
+import TestSupport
 import Transports
 @testable import AIOSRobot
 
@@ -138,11 +139,12 @@ struct DeadmanTests {
         loop.padAlive.store(false, ordering: .relaxed)
         loop.run(until: 3_999_000_000)
         #expect(loop.status.latched && abs(loop.snapshot.linearVelocity) < 0.01)
-        // The next writer's first frame reports the deadman down (a stream that replays its state).
+        // The next writer's first frame reports the sticks (centred now) and the deadman down (a
+        // stream that replays its state).
         _ = loop.runtime.handle(.resumed, arrival: 4_000_000_000, input: "gamepad")
         loop.padAlive.store(true, ordering: .relaxed)
         try loop.script([
-            .init(at: 4_000_000_000, [.press("BTN_TL")]),
+            .init(at: 4_000_000_000, [.axis("ABS_Y", 0), .axis("ABS_RX", 0), .press("BTN_TL")]),
             .init(at: 5_000_000_000, [.press("BTN_START")]),
             .init(at: 5_050_000_000, [.release("BTN_START")]),
             .init(at: 8_000_000_000, [.release("BTN_TL")]),
@@ -160,6 +162,92 @@ struct DeadmanTests {
         #expect(!loop.status.latched)
     }
 
+    /// M5: the stick lies jammed forward; the gamepad's stream goes and comes back (a reconnection,
+    /// robotd's restart) without reporting its axes: their positions are unknown. A deadman press
+    /// then is refused — unknown is not centred — and the stick's first report (jitter beyond the
+    /// kernel's fuzz) drives nothing; wander keeps the wheels. Pressed again with the stick known
+    /// and centred: teleop enables.
+    @Test func when_the_sticks_are_unknown_after_a_reconnection_expect_the_press_refused_and_the_first_report_to_drive_nothing() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        try loop.script([.init(at: 1_000_000_000, [.axis("ABS_Y", -32768)])])  // jammed forward, no deadman
+        loop.run(until: 1_900_000_000)
+        _ = loop.runtime.handle(.writerGone, arrival: 2_000_000_000, input: "gamepad")
+        loop.padAlive.store(false, ordering: .relaxed)
+        loop.run(until: 2_900_000_000)
+        #expect(loop.status.latched)  // the e-stop device was lost
+        _ = loop.runtime.handle(.resumed, arrival: 3_000_000_000, input: "gamepad")
+        loop.padAlive.store(true, ordering: .relaxed)
+        try loop.script([
+            .init(at: 3_100_000_000, [.press("BTN_START")]),
+            .init(at: 3_150_000_000, [.release("BTN_START")]),
+            .init(at: 3_500_000_000, [.press("BTN_TL")]),  // the sticks unknown: refused
+            .init(at: 4_000_000_000, [.axis("ABS_Y", -32000)]),  // the jammed stick's jitter
+            .init(at: 6_000_000_000, [.release("BTN_TL"), .axis("ABS_Y", 0), .axis("ABS_RX", 0)]),
+            .init(at: 6_500_000_000, [.press("BTN_TL")]),
+        ])
+        loop.run(until: 3_400_000_000)
+        #expect(!loop.status.latched, "causes \(loop.status.causes)")
+        for ms in stride(from: Int64(3_600), through: 5_900, by: 100) {
+            loop.run(until: ms * 1_000_000)
+            #expect(loop.status.commandedBy[0] == 1, "at \(ms) ms: teleop must not have the wheels")  // wander
+        }
+        loop.run(until: 7_000_000_000)
+        #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0 && loop.status.wanted[1] == 0)  // enabled, centred
+        #expect(loop.snapshot.collisions == 0)
+    }
+
+    /// L1: the gamepad's input at `priority: low` or `normal` (below teleop's class, `high`): one
+    /// frame carries a full deflection and the deadman press, and arrives as teleop's period is
+    /// released, so both wait in the same dispatch pass and teleop runs first, its axes event still
+    /// queued. Teleop reads the reader's levels: it sees the deflection and refuses the press.
+    @Test(arguments: ["low", "normal"])
+    func when_a_low_priority_frame_carries_a_deflection_and_the_press_expect_the_press_refused(priority: String) throws {
+        let edit: (inout String) -> Void = {
+            $0 = $0.replacingOccurrences(of: "    priority: critical\n    deadline_ms: 1\n", with: "    priority: \(priority)\n    deadline_ms: 1\n")
+        }
+        var text = try Examples.text("rover-sim.yaml")
+        edit(&text)
+        #expect(text.contains("priority: \(priority)\n    deadline_ms: 1"))
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml", edit: edit))
+        let pad = try loop.gamepadInput()
+        loop.run(until: 1_999_000_000)
+        #expect(loop.status.commandedBy[0] == 1)  // wander
+        // Teleop's grid is the scheduler's origin (0) + k·20 ms: 2 s is one of its releases. The
+        // frame is posted, then that instant is dispatched: one pass, teleop's class first.
+        let t: Int64 = 2_000_000_000
+        loop.clock.advance(to: Instant(nanoseconds: t))
+        var frame = try SimulatedGamepad(script: [.init(at: t, [.axis("ABS_Y", -32768), .press("BTN_TL")])])
+        frame.advance(to: t).withUnsafeBytes { pad.feed(bytes: $0, arrival: t) }
+        loop.scheduler.dispatchReady(releasingUntil: Instant(nanoseconds: t))
+        #expect((loop.task("teleop")?.completions ?? 0) >= 100)
+        for ms in stride(from: Int64(2_010), through: 3_900, by: 10) {
+            loop.run(until: ms * 1_000_000)
+            #expect(loop.status.commandedBy[0] == 1, "at \(ms) ms: teleop must not have the wheels")
+        }
+        // Released, centred, pressed again: the low-priority pad still enables teleop.
+        try loop.script([.init(at: 4_000_000_000, [.release("BTN_TL"), .axis("ABS_Y", 0)]), .init(at: 4_500_000_000, [.press("BTN_TL")])])
+        loop.run(until: 5_000_000_000)
+        #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0)
+    }
+
+    /// M5 (b): a real device's axes are read at open and reported like any event, before anything
+    /// else: a stick held deflected since before the opening is known at once. Axes the device
+    /// lacks stay unknown. (A stand-in device: there is no /dev/input on CI machines.)
+    @Test func when_a_device_opens_expect_its_current_axes_reported_first() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        let absY = try #require(InputEvent.code(named: "ABS_Y")).code, absRX = try #require(InputEvent.code(named: "ABS_RX")).code
+        let device = UnpluggableDevice(axes: [absY: -32768])  // jammed forward; no ABS_RX
+        let runtime = loop.runtime
+        let reader = try InputDeviceReader(device: device, axes: [absY, absRX], onNotice: { notice, arrival in
+            _ = runtime.handle(notice, arrival: arrival, input: "gamepad")
+        }) { event, arrival in pad.feed(event: event, arrival: arrival) }
+        defer { reader.stop() }
+        #expect(waitUntil { pad.axisLevels[0].value == 1 })  // linear (ABS_Y, inverted): full forward
+        #expect(pad.axisLevels[1].value.isNaN)  // angular: the device has no ABS_RX
+        #expect(pad.connectionChangedAt.load(ordering: .relaxed) > 0)
+    }
+
     // MARK: The policy alone
 
     static func policy(_ onRelease: TeleopPolicy.OnRelease = .hold) throws -> TeleopPolicy {
@@ -169,7 +257,7 @@ struct DeadmanTests {
     }
 
     static func world(deadman: Bool, pressedAt: Int64?, connectedAt: Int64? = nil, lastReset: Int64? = nil, latched: Bool = false,
-                      axes: (Double, Double) = (.nan, .nan), handbackAt: Int64? = nil, changedAt: Int64? = nil) -> World {
+                      axes: (Double, Double) = (0, 0), handbackAt: Int64? = nil, changedAt: Int64? = nil) -> World {
         var pad = GamepadState(axisCount: 2)
         pad.axes = [axes.0, axes.1]
         pad.deadman = deadman
@@ -214,6 +302,19 @@ struct DeadmanTests {
         #expect(abs(forward[0] - 10) < 1e-9 && abs(forward[1] - 10) < 1e-9)  // 0.5 m/s on 0.05 m wheels
     }
 
+    /// M5: an unknown stick (NaN: not reported since the device was opened) is not centred: the
+    /// press is refused, and stays refused when the stick's first report arrives.
+    @Test func a_press_with_a_stick_unknown_is_refused_until_the_next_press() throws {
+        var p = try Self.policy()
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_000_000_000, axes: (.nan, .nan)), now: Self.t(1_020)) == nil)
+        #expect(p.step(Self.world(deadman: true, pressedAt: 1_000_000_000, axes: (1, 0)), now: Self.t(1_040)) == nil)
+        #expect(p.mode == .idle)
+        #expect(p.step(Self.world(deadman: true, pressedAt: 2_000_000_000, axes: (0, .nan)), now: Self.t(2_020)) == nil)
+        #expect(p.step(Self.world(deadman: true, pressedAt: 3_000_000_000, axes: (0, 0)), now: Self.t(3_020)) == ChannelValues(count: 2))
+        // Driving, an axis unknown again drives nothing on it.
+        #expect(p.step(Self.world(deadman: true, pressedAt: 3_000_000_000, axes: (.nan, 0)), now: Self.t(3_040)) == ChannelValues(count: 2))
+    }
+
     @Test func on_hold_a_release_keeps_zero_until_a_handback_made_after_it() throws {
         var p = try Self.policy(.hold)
         _ = p.step(Self.world(deadman: true, pressedAt: 1_000_000_000), now: Self.t(1_020))
@@ -241,7 +342,8 @@ struct DeadmanTests {
     // MARK: The gamepad's levels
 
     /// Edges, not levels: a repeated press is no new edge; the hand-back acts on its release and
-    /// only with the deadman released; the device's (re)opening is stamped.
+    /// only with the deadman released at its press, at its release and in between; the device's
+    /// (re)opening is stamped and forgets the sticks.
     @Test func when_keys_arrive_expect_press_edges_and_handbacks_stamped_on_the_reader_side() throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
         let pad = try loop.gamepadInput()
@@ -263,10 +365,28 @@ struct DeadmanTests {
         #expect(pad.handbackAt.load(ordering: .relaxed) == 700)
         try feed([.press("BTN_TL")], at: 800)
         #expect(pad.deadmanPressedAt.load(ordering: .relaxed) == 800)
+        // Pressed while driving, released after the deadman (the pad let go): refused.
+        try feed([.press("BTN_NORTH")], at: 810)
+        try feed([.release("BTN_TL")], at: 820)
+        try feed([.release("BTN_NORTH")], at: 830)
+        #expect(pad.handbackAt.load(ordering: .relaxed) == 700 && pad.handbacksRefused.load(ordering: .relaxed) == 2)
+        // Pressed with the deadman released, the deadman pressed and released meanwhile: refused.
+        try feed([.press("BTN_NORTH")], at: 840)
+        try feed([.press("BTN_TL")], at: 850)
+        try feed([.release("BTN_TL")], at: 860)
+        try feed([.release("BTN_NORTH")], at: 870)
+        #expect(pad.handbackAt.load(ordering: .relaxed) == 700 && pad.handbacksRefused.load(ordering: .relaxed) == 3)
+        try feed([.press("BTN_TL")], at: 880)
+        #expect(pad.deadmanPressedAt.load(ordering: .relaxed) == 880)
+        try feed([.axis("ABS_Y", 0)], at: 890)
+        #expect(pad.axisLevels[0].value == 0)
         pad.deviceLost(arrival: 900)
         #expect(!pad.deadman.load(ordering: .relaxed) && pad.connectionChangedAt.load(ordering: .relaxed) == 900)
+        #expect(pad.axisLevels[0].value.isNaN)
+        try feed([.axis("ABS_Y", 0)], at: 950)
         _ = loop.runtime.handle(.opened("pad"), arrival: 1_000, input: "gamepad")
         #expect(pad.connectionChangedAt.load(ordering: .relaxed) == 1_000)
+        #expect(pad.axisLevels[0].value.isNaN)
     }
 }
 

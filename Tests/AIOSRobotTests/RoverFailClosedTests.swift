@@ -17,6 +17,15 @@ final class UnpluggableDevice: InputEventPump, @unchecked Sendable {
     let path = "/dev/input/event-standin"
     let name = "stand-in e-stop box"
     private let state = Mutex<(events: [InputEvent], unplugged: Bool)>(([], false))
+    /// The absolute axes it has, with their positions (what libevdev would read at open).
+    let axes: [UInt16: Int32]
+    init(axes: [UInt16: Int32] = [:]) { self.axes = axes }
+
+    func currentAxes(_ codes: [UInt16], deliver: (InputEvent) -> Void) {
+        let present = codes.filter { axes[$0] != nil }
+        for code in present { deliver(InputEvent(type: 3, code: code, value: axes[code] ?? 0)) }
+        if !present.isEmpty { deliver(.synReport) }
+    }
 
     func queue(_ events: [InputEvent]) { state.withLock { $0.events += events } }
     func unplug() { state.withLock { $0.unplugged = true } }

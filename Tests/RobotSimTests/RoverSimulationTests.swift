@@ -215,4 +215,53 @@ struct SimulatedGamepadTests {
         #expect(pad.isFinished)
         #expect(throws: SimulatedGamepad.UnknownCode.self) { try SimulatedGamepad(script: [.init(at: 0, [.press("BTN_NOPE")])]) }
     }
+
+    /// What a reader opening the device can know: every stick axis's position now (moved by steps
+    /// lost while unplugged too), no keys, then SYN_REPORT.
+    @Test func when_the_stream_opens_expect_a_state_report_of_the_axes_only() throws {
+        var pad = try SimulatedGamepad(script: [
+            .init(at: 100_000_000, [.axis("ABS_Y", -32768), .press("BTN_TL")]),
+            .init(at: 1_500_000_000, [.axis("ABS_RX", 9000)]),  // while unplugged: lost, but the stick moved
+            .init(at: 2_500_000_000, [.axis("ABS_HAT0X", 1)]),
+        ], faults: [SimulatorFault(.gamepadUnplug, at: 1_000_000_000, for: 1_000_000_000)])
+        func events(_ bytes: [UInt8]) -> [InputEvent] {
+            var decoder = InputEventStreamDecoder()
+            var events: [InputEvent] = []
+            bytes.withUnsafeBytes { decoder.feed($0) { events.append($0) } }
+            return events
+        }
+        let atStart = events(pad.stateReport(at: 0))
+        #expect(atStart.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_HAT0X", "SYN_REPORT"])
+        #expect(atStart.allSatisfy { $0.value == 0 })
+        _ = pad.advance(to: 2 * second)
+        let replugged = events(pad.stateReport(at: 2 * second))
+        #expect(replugged.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_HAT0X", "SYN_REPORT"])
+        #expect(replugged.map(\.value) == [0, -32768, 9000, 0, 0, 0])
+        #expect(replugged[0].seconds == 2)
+    }
+
+    /// The FIFO's writer sends the opening state first to each reader that opens it: at the start
+    /// and after the reader went away and came back (robotd's restart), never in between.
+    @Test func when_a_reader_opens_the_fifo_expect_the_opening_bytes_before_the_rest() throws {
+        let path = NSTemporaryDirectory() + "robotd-fifo-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let writer = try FifoWriter(path: path)
+        func readAll(_ fd: Int32) -> [UInt8] {
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            return n > 0 ? Array(buffer[0..<n]) : []
+        }
+        writer.write([1, 2]) { [9] }  // no reader yet: dropped, opening included
+        #expect(writer.bytesDropped == 2)
+        var reader = open(path, O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        writer.write([1, 2]) { [9] }
+        writer.write([3]) { [9] }
+        #expect(readAll(reader) == [9, 1, 2, 3])
+        close(reader)
+        writer.write([4]) { [9] }  // EPIPE: the reader left
+        reader = open(path, O_RDONLY | O_NONBLOCK)
+        defer { close(reader) }
+        writer.write([5]) { [8] }
+        #expect(readAll(reader) == [8, 5])
+    }
 }

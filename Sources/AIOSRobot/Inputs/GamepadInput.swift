@@ -51,17 +51,30 @@ public final class GamepadInput: Sendable {
     /// press must come after it to enable anything.
     public let connectionChangedAt = Atomic<Int64>(0)
     /// When the `handback` key was last released after a press seen here, with the deadman
-    /// released at that moment (arrival, ns); 0: never. It acts on the release edge, as the reset
-    /// does: a key stuck down hands nothing back.
+    /// released at its press, at its release and in between (arrival, ns); 0: never. It acts on
+    /// the release edge, as the reset does: a key stuck down hands nothing back.
     public let handbackAt = Atomic<Int64>(0)
-    /// Hand-back releases refused because the deadman was held.
+    /// Hand-back releases refused because the deadman was held at the key's press, at its
+    /// release, or pressed in between.
     public let handbacksRefused = Atomic<UInt64>(0)
+    /// Each axis's latest normalised position (a `Double` bit pattern), by the mapping's axis
+    /// order, set here on the reader thread before the same frame's keys: the policies read these
+    /// levels, so a deadman press is never seen with sticks older than it (the axes queue may lag
+    /// behind, whatever its priority). NaN: not reported since the device was opened or lost.
+    public let axisLevels: [AxisLevel]
+    public final class AxisLevel: Sendable {
+        let bits = Atomic<UInt64>(Double.nan.bitPattern)
+        public var value: Double { Double(bitPattern: bits.load(ordering: .acquiring)) }
+        func set(_ value: Double) { bits.store(value.bitPattern, ordering: .releasing) }
+    }
     final class State: @unchecked Sendable {
         // Touched only by the reader thread that calls `feed`.
         var decoder = InputEventStreamDecoder()
         var assembler: InputFrameAssembler
-        /// The hand-back key's press was seen (its release acts).
+        /// The hand-back key's press was seen (its release acts) …
         var handbackDown = false
+        /// … with the deadman released at its press and not pressed since.
+        var handbackArmed = false
         init(_ assembler: InputFrameAssembler) { self.assembler = assembler }
     }
     private let state: State
@@ -79,6 +92,7 @@ public final class GamepadInput: Sendable {
         var keyIndex: [InputMapping.Action: Int] = [:]
         for (i, key) in mapping.keys.enumerated() { keyIndex[key.action] = i }
         self.keyIndex = keyIndex
+        axisLevels = mapping.axes.map { _ in AxisLevel() }
     }
 
     /// Raw input_event bytes (FIFO, file) with their arrival (ns).
@@ -104,6 +118,7 @@ public final class GamepadInput: Sendable {
     public func deviceLost(arrival: Int64) {
         deadman.store(false, ordering: .releasing)
         deadmanChangedAt.store(arrival, ordering: .releasing)
+        forgetAxes()
         connectionChangedAt.store(arrival, ordering: .releasing)
         state.handbackDown = false
         if !sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: Instant(nanoseconds: arrival)).wasAccepted {
@@ -112,9 +127,16 @@ public final class GamepadInput: Sendable {
     }
 
     /// The device was opened or is back (a FIFO's next writer): whatever it reports from now on is
-    /// new, and a deadman held through the reconnection enables nothing until pressed again.
+    /// new, and a deadman held through the reconnection enables nothing until pressed again. Stick
+    /// positions from before are forgotten (unknown until reported: a real device's are read at
+    /// open, a stream's writer sends them first).
     public func deviceOpened(arrival: Int64) {
+        forgetAxes()
         connectionChangedAt.store(arrival, ordering: .releasing)
+    }
+
+    private func forgetAxes() {
+        for level in axisLevels { level.set(.nan) }
     }
 
     /// libevdev resynchronised a real device after SYN_DROPPED.
@@ -126,7 +148,9 @@ public final class GamepadInput: Sendable {
         let result: PostResult
         switch change {
         case .axis(let name, let value):
-            result = sources.axes.post(.scalar(value), key: UInt32(axisIndex[name] ?? 0), release: release)
+            let index = axisIndex[name] ?? 0
+            if axisLevels.indices.contains(index) { axisLevels[index].set(value) }  // first: the level holds even if the event is refused
+            result = sources.axes.post(.scalar(value), key: UInt32(index), release: release)
         case .key(let action, let pressed):
             let code: Int32 = switch action {
             case .emergencyStop: SignalCode.emergencyStop
@@ -135,15 +159,19 @@ public final class GamepadInput: Sendable {
             }
             if action == .deadman {
                 if pressed && !deadman.load(ordering: .acquiring) { deadmanPressedAt.store(release.nanoseconds, ordering: .releasing) }
+                if pressed { state.handbackArmed = false }  // a hand-back key held across a deadman press hands nothing back
                 deadman.store(pressed, ordering: .releasing)
                 deadmanChangedAt.store(release.nanoseconds, ordering: .releasing)
             }
             if action == Self.handback {
+                // Both edges with the deadman released: a press made while driving (a grip closing
+                // on both keys) must not hand the wheels over when the pad is let go.
                 if pressed {
                     state.handbackDown = true
+                    state.handbackArmed = !deadman.load(ordering: .acquiring)
                 } else if state.handbackDown {
                     state.handbackDown = false
-                    if deadman.load(ordering: .acquiring) {
+                    if deadman.load(ordering: .acquiring) || !state.handbackArmed {
                         handbacksRefused.add(1, ordering: .relaxed)  // only with the deadman released
                     } else {
                         handbackAt.store(release.nanoseconds, ordering: .releasing)

@@ -46,14 +46,12 @@ public struct GamepadState: Sendable {
     /// When the device was last opened, came back or was lost; nil: never. Axes reported before it
     /// are forgotten (NaN): a stick's last position from before a loss is no position.
     public internal(set) var connectionChangedAt: Instant?
-    /// When the `handback` key was last released with the deadman released; nil: never.
+    /// When the `handback` key was last released, pressed and released with the deadman released;
+    /// nil: never.
     public internal(set) var handbackAt: Instant?
-    /// When each axis was last reported (arrival), by the mapping's axis order.
-    var axisReportedAt: [Instant]
 
     init(axisCount: Int) {
         axes = Array(repeating: .nan, count: axisCount)
-        axisReportedAt = Array(repeating: Instant(nanoseconds: .min), count: axisCount)
     }
 }
 

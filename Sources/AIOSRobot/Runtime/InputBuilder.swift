@@ -122,20 +122,12 @@ final class InputBuilder: InputBuildContext {
         let shared = self.shared, statusCell = self.statusCell, write = self.write, estops = self.estops
         let resetCode = mapping.keys.firstIndex { $0.action == .named("reset") }.map { GamepadInput.SignalCode.actionBase + Int32($0) }
         let (queue, subscription) = try spec()
+        // The stick positions the policies see are the reader's levels (`GamepadInput.axisLevels`,
+        // read in `refreshWorld`): a queue, whatever its priority, may still hold a deflection
+        // made in the frame of a deadman press. This source carries the same changes as events:
+        // the input's traffic for the scheduler's figures and telemetry's arrival rate.
         let axes = scheduler.addSource("\(input.name)/axes", queue: QueueSpec(capacity: max(queue.capacity, mapping.axes.count), overflow: .keepLatestPerKey),
-                                       subscription: Subscription(priority: subscription.priority, relativeDeadline: subscription.relativeDeadline)) { event in
-            guard case .scalar(let v) = event.payload else { return }
-            shared.update(statusCell) { c in
-                let axis = Int(event.key)
-                // Reported before the device was lost or reopened: no position now.
-                if c.gamepadInputs.indices.contains(index),
-                   event.release.nanoseconds < c.gamepadInputs[index].connectionChangedAt.load(ordering: .acquiring) { return }
-                if c.world.gamepads.indices.contains(index), c.world.gamepads[index].axes.indices.contains(axis) {
-                    c.world.gamepads[index].axes[axis] = v
-                    c.world.gamepads[index].axisReportedAt[axis] = event.release
-                }
-            }
-        }
+                                       subscription: Subscription(priority: subscription.priority, relativeDeadline: subscription.relativeDeadline)) { _ in }
         let buttons = scheduler.addSource("\(input.name)/keys", queue: queue, subscription: subscription) { event in
             guard case .signal(let code, let value) = event.payload else { return }
             shared.update(statusCell) { c in

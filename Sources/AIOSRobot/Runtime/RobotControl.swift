@@ -15,7 +15,8 @@ struct Control: RuntimeControl {
     /// Per policy (configuration index): its last output and its release, nil when it has no opinion.
     var outputs: [(values: ChannelValues, at: Instant)?] = []
     var odometry: OdometryPlan?
-    /// The gamepads' deadman levels (atomics set by their reader threads), in `world.gamepads` order.
+    /// The gamepads' deadman and axis levels (atomics set by their reader threads), in
+    /// `world.gamepads` order.
     var gamepadInputs: [GamepadInput] = []
     /// Sensors that have carried a value: a sample that only proves a sensor alive (an IMU frame)
     /// must never keep such a sensor's last value fresh.
@@ -94,7 +95,7 @@ struct Control: RuntimeControl {
         return e
     }
 
-    /// Fresh sensor values for the policies (unknown: NaN), the deadman levels, and the pose only
+    /// Fresh sensor values for the policies (unknown: NaN), the gamepads' levels, and the pose only
     /// while the encoders that feed it are fresh (a frozen pose is no pose).
     mutating func refreshWorld(at now: Instant) {
         for i in sensorIDs.indices {
@@ -110,16 +111,14 @@ struct Control: RuntimeControl {
             world.gamepads[i].deadmanChangedAt = Self.instant(pad.deadmanChangedAt.load(ordering: .acquiring))
             world.gamepads[i].deadmanPressedAt = Self.instant(pad.deadmanPressedAt.load(ordering: .acquiring))
             world.gamepads[i].handbackAt = Self.instant(pad.handbackAt.load(ordering: .acquiring))
-            let connection = Self.instant(pad.connectionChangedAt.load(ordering: .acquiring))
-            if let connection, connection != world.gamepads[i].connectionChangedAt {
-                // Opened, back or lost: a stick position reported before it is no position now
-                // (the kernel reports an axis only when it changes). Index loop: no iterator.
-                world.gamepads[i].connectionChangedAt = connection
-                var a = 0
-                while a < world.gamepads[i].axes.count {
-                    if world.gamepads[i].axisReportedAt[a] < connection { world.gamepads[i].axes[a] = .nan }
-                    a += 1
-                }
+            world.gamepads[i].connectionChangedAt = Self.instant(pad.connectionChangedAt.load(ordering: .acquiring))
+            // The sticks after the keys: levels the reader set before the keys of their frame, so a
+            // press seen here comes with axes at least as new as it (never the axes queue's lag).
+            // NaN since the device was opened or lost until reported. Index loop: no iterator.
+            var a = 0
+            while a < world.gamepads[i].axes.count && a < pad.axisLevels.count {
+                world.gamepads[i].axes[a] = pad.axisLevels[a].value
+                a += 1
             }
         }
         if let o = odometry, !guardian.isFresh(sensorIDs[o.sensor], now: now) { world.pose = nil }

@@ -251,7 +251,8 @@ public final class RobotDaemon: Sendable {
                 if sensorPriority != nil && !reader.runsAtFIFO { log("warning: input \(name)'s reader runs without SCHED_FIFO (not permitted)") }
             case .inputDevice(let d):
                 let priority = d.isEStop ? estopPriority : sensorPriority
-                let reader = try InputDeviceReader(path: d.path, grab: d.grab, fifoPriority: priority, onNotice: { notice, arrival in
+                let reader = try InputDeviceReader(path: d.path, grab: d.grab, axes: d.gamepad.mapping.axes.map(\.code),
+                                                   fifoPriority: priority, onNotice: { notice, arrival in
                     log("input \(name): \(runtime.handle(notice, arrival: arrival, input: name))")
                 }) { event, arrival in d.gamepad.feed(event: event, arrival: arrival) }
                 started.append(reader)

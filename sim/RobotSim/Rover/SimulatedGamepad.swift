@@ -26,6 +26,10 @@ public struct SimulatedGamepad: Sendable {
 
     private var steps: [(at: Int64, events: [InputEvent])]
     private var next = 0
+    /// Each stick axis's position now (raw, by code): the two sticks' axes at rest (0) until the
+    /// script moves them, and any other axis the script names. Moved by steps lost while
+    /// unplugged too: the stick moved, only its reports were lost.
+    private var axisPositions: [UInt16: Int32] = [:]
     /// gamepad-unplug windows: what is due inside one is lost, as on an unplugged device.
     private let unplugs: [SimulatorFault]
     /// Steps that fell due while unplugged.
@@ -59,6 +63,24 @@ public struct SimulatedGamepad: Sendable {
             steps.append((step.at, events))
         }
         self.steps = steps
+        for name in ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY"] { if let c = InputEvent.code(named: name) { axisPositions[c.code] = 0 } }
+        for step in steps { for event in step.events where event.type == 3 { axisPositions[event.code] = 0 } }
+    }
+
+    /// What a reader that has just opened the device can know of it: every axis's current
+    /// position, then a SYN_REPORT, stamped `time` (a real device's state is read at open; keys
+    /// are not reported: a key held since before the opening shows no press edge).
+    public func stateReport(at time: Int64) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for (code, value) in axisPositions.sorted(by: { $0.key < $1.key }) {
+            InputEvent(seconds: time / 1_000_000_000, microseconds: time % 1_000_000_000 / 1000, type: 3, code: code, value: value)
+                .write(into: &bytes)
+        }
+        var report = InputEvent.synReport
+        report.seconds = time / 1_000_000_000
+        report.microseconds = time % 1_000_000_000 / 1000
+        report.write(into: &bytes)
+        return bytes
     }
 
     public var isFinished: Bool { next == steps.count }
@@ -71,6 +93,7 @@ public struct SimulatedGamepad: Sendable {
         var bytes: [UInt8] = []
         while next < steps.count, steps[next].at <= time {
             let at = steps[next].at
+            for event in steps[next].events where event.type == 3 { axisPositions[event.code] = event.value }
             if isUnplugged(at: at) {
                 stepsLost += 1
                 next += 1

@@ -48,13 +48,17 @@ final class FifoWriter {
         unlink(path)
     }
 
-    func write(_ bytes: [UInt8]) {
+    /// Writes `bytes`; when that opens the FIFO (a reader has just opened it, or opened it again),
+    /// `opening`'s bytes go first, as the state a reader reads from a device it opens.
+    func write(_ bytes: [UInt8], opening: () -> [UInt8] = { [] }) {
         guard !bytes.isEmpty else { return }
         if isUnplugged { bytesDropped += bytes.count; return }
+        var bytes = bytes
         if fd < 0 {
             // O_WRONLY|O_NONBLOCK fails with ENXIO while there is no reader.
             fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
             if fd < 0 { bytesDropped += bytes.count; return }
+            bytes = opening() + bytes
         }
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         if n < 0 {

@@ -188,7 +188,10 @@ public final class SimulatorRunner: Sendable {
                     report.write(into: &bytes)
                 }
                 if !bytes.isEmpty { lastGamepadReport = elapsed }
-                fifo.write(bytes)
+                // A reader that opens the FIFO first gets the sticks' positions, as robotd reads a
+                // real device's at open: it enables nothing on a stick it does not know.
+                let gamepad = devices.gamepad
+                fifo.write(bytes) { gamepad.stateReport(at: elapsed) }
                 local.gamepadBytesDropped = fifo.bytesDropped
             }
             if let mqtt {

@@ -6,13 +6,14 @@ import SafetyGuard
 /// `enable_button`), with the deadman as an enabling device (IEC 60204-1 10.9, ISO 10218):
 ///
 /// - **Enabling needs an edge.** Motion starts only on a deadman press seen after the device was
-///   opened (or came back) and after the guard's last reset, with the sticks near centre at that
-///   moment. A deadman held through a stop, a reset or a reconnection does nothing until it is
-///   released and pressed again; a press with a stick deflected is refused until the next press.
+///   opened (or came back) and after the guard's last reset, with the sticks known and near centre
+///   at that moment (the reader's levels: never older than the press). A deadman held through a
+///   stop, a reset or a reconnection does nothing until it is released and pressed again; a press
+///   with a stick deflected, or at an unknown position, is refused until the next press.
 /// - **Release keeps control.** With `on_release: hold` (the default) a released deadman — or a
 ///   stop, or the device's loss — leaves teleop commanding zero every period, so the arbiter never
 ///   hands the wheels to a policy below it, until the input's `handback` key is pressed and
-///   released while the deadman is released. `on_release: yield` is the weaker choice: a stop for
+///   released with the deadman released throughout. `on_release: yield` is the weaker choice: a stop for
 ///   `release_hold_ms`, then no opinion, and the next policy by priority drives by itself.
 struct TeleopPolicy: ControlPolicy {
     enum OnRelease: String, Sendable { case hold, yield }
@@ -79,7 +80,8 @@ struct TeleopPolicy: ControlPolicy {
         }
         switch mode {
         case .driving:
-            // The kernel reports an axis only when it changes: one not reported yet is at rest (centre).
+            // Enabled with both known: one unknown again (a frame lost with the device still held)
+            // drives nothing.
             let v = pad.axes[linearAxis].isFinite ? pad.axes[linearAxis] : 0
             let w = pad.axes[angularAxis].isFinite ? pad.axes[angularAxis] : 0
             return kinematics.wheels(linear: max(-1, min(1, v)) * maxLinear, angular: max(-1, min(1, w)) * maxAngular)
@@ -98,11 +100,12 @@ struct TeleopPolicy: ControlPolicy {
         }
     }
 
-    /// Both sticks near centre (one never reported counts as centred: the kernel reports an axis
-    /// only when it moves).
+    /// Both sticks known and near centre. An unknown position (NaN: not reported since the device
+    /// was opened or came back) is no centred stick: it may be jammed forward, and its first
+    /// report would drive at once. A real device's axes are read at open, a stream sends them.
     private func isCentred(_ pad: GamepadState) -> Bool {
         let v = pad.axes[linearAxis], w = pad.axes[angularAxis]
-        return !(abs(v) > Self.centreTolerance) && !(abs(w) > Self.centreTolerance)
+        return abs(v) <= Self.centreTolerance && abs(w) <= Self.centreTolerance  // false for NaN
     }
 }
 
