@@ -468,6 +468,14 @@ public final class Scheduler: @unchecked Sendable {
     /// What the window's owner needs of every task: its descriptor (never mutated after the freeze).
     var taskDescriptors: [TaskDescriptor] { core.pointee.descriptors }
 
+    /// The task whose handler the supervisor reported stalled and that has not returned yet (the
+    /// dispatch thread is stuck in it now; the actuators were put in their safe state); nil when
+    /// none. Any thread; lock-free.
+    public var stalledTask: String? {
+        guard let run = progress.observe(), run.reported, core.pointee.descriptors.indices.contains(run.task) else { return nil }
+        return core.pointee.descriptors[run.task].name
+    }
+
     /// The statistics object of one task (for latency histograms in benchmarks).
     public func statistics(for task: TaskID) -> TaskStatistics { core.pointee.descriptors[task.index].stats }
 

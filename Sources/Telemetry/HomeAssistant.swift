@@ -144,7 +144,7 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
         // Latched or not, from the retained `state`; why, in its attributes.
         add("binary_sensor", "stopped", { c in
             c.stateTopic = robot.topics.state
-            c.valueTemplate = "{{ 'ON' if value_json.estop.latched else 'OFF' }}"
+            c.valueTemplate = "{{ 'ON' if value_json.estop.latched or value_json.mode == 'stalled' else 'OFF' }}"
             c.payloadOn = "ON"
             c.payloadOff = "OFF"
             c.deviceClass = "problem"

@@ -137,8 +137,13 @@ struct SupervisorThreadTests {
         defer { scheduler.stop() }
         #expect(stuck.post(.none) == .accepted)
         try waitUntil(seconds: 1) { trace.first("stuck-start") != nil }
+        #expect(scheduler.stalledTask == nil)  // running, within its budget
         #expect(next.post(.none) == .accepted)  // waits behind the stuck handler
+        // Reported and not returned: what telemetry shows as `stalled` (the status is not updated).
+        try waitUntil(seconds: 1) { trace.first("stall") != nil }
+        #expect(scheduler.stalledTask == "stuck")
         try waitUntil(seconds: 5) { trace.first("next-job") != nil }
+        #expect(scheduler.stalledTask == nil)
 
         #expect(trace.order == ["stuck-start", "stall", "stuck-end", "recovered", "next-job"])
         let start = try #require(trace.first("stuck-start")?.at)

@@ -276,7 +276,11 @@ private struct MonitorLoop {
     private mutating func publishState(force: Bool) {
         let now = rt_monotonic_ns()
         let status = sources.runtime.status
-        let mode = status.latched ? "stopped" : status.inRecovery ? "recovery" : status.workspaceHold ? "holding" : "running"
+        // A handler stuck past its budget publishes no status: the control path's last word would
+        // say `running` while the supervisor holds the actuators in their safe state.
+        let stalled = sources.scheduler.stalledTask
+        let mode = stalled != nil ? "stalled" : status.latched ? "stopped" : status.inRecovery ? "recovery"
+            : status.workspaceHold ? "holding" : "running"
         let estop = StatePayload.EStopState(latched: status.latched, latchCause: status.latched ? status.latchCause?.description : nil,
                                             activeCauses: status.causes.kinds.map(\.description), linksUp: status.linksUp,
                                             resets: status.resets, refusedResets: status.refusedResets,
