@@ -28,6 +28,7 @@ extension SafetyGuard {
     public mutating func trigger(_ kind: FaultKind, category: StopCategory, at instant: Instant,
                                  emit: (ApprovedCommand) -> Void) {
         audit.append(AuditRecord(at: instant, kind: .fault, fault: kind, category: category))
+        stopEvents &+= 1
         switch latch.trigger(category, cause: kind, at: instant) {
         case .alreadyLatched: return
         case .latched, .escalated:
@@ -70,6 +71,7 @@ extension SafetyGuard {
             if on {
                 let rising = !present.contains(bit)
                 present.insert(bit)
+                if rising { stopEvents &+= 1 }
                 let before = epoch
                 ensureLatched(kind, category: category, at: instant, emit: emit)
                 // Already latched for another cause: this one is still recorded when it appears.
@@ -115,6 +117,8 @@ extension SafetyGuard {
         let category: StopCategory = if case .stop(let c) = reactions[FaultKind.emergencyStopInput.rawValue] { c } else { .zero }
         if presses != estopPressesSeen {
             estopPressesSeen = presses
+            // A press while already latched changes no epoch, but it is a stop event all the same.
+            stopEvents &+= 1
             ensureLatched(.emergencyStopInput, category: category, at: instant, emit: emit)
             // A press seen only by its count was released again before this tick.
             if !asserted { estopReleasedAt = releasedAt ?? instant }

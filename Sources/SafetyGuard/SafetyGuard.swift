@@ -15,6 +15,11 @@ public struct SafetyGuard: Sendable {
     let sealID: UInt
     /// Latches and resets so far (mirrors `seal.epoch`; stamped on every approval).
     public internal(set) var epoch: UInt64 = 0
+    /// Stop events so far: every stop trigger (including one that finds the guard already latched
+    /// at the same or a stricter category, which leaves `epoch` alone) and every e-stop press. A
+    /// remote reset request's latch number advances with it, so a request sent before a stop
+    /// event never releases the stop state that event made.
+    public internal(set) var stopEvents: UInt64 = 0
 
     struct ChannelState: Sendable {
         var limiter = Limiter.State.none

@@ -7,6 +7,11 @@ import RobotConfig
 /// configuration file (one file, several instances: each with its own id and login). The password
 /// never goes on the command line (`ps` shows it): a file, or the environment variable
 /// ROBOTD_MQTT_PASSWORD, as `robotd echo mqtt` takes it.
+///
+/// `--robot-id` separates instances only through the default topic prefix (`robotd/<id>/`): a file
+/// that fixes `mqtt.prefix` or the remote stop's topics would give every instance the same reset
+/// topic (one reset request would release them all), so such a file is refused with `--robot-id`
+/// unless `--prefix` moves the prefix too; fixed remote topics are refused with either flag.
 struct BrokerOptions: ParsableArguments {
     static let passwordVariable = "ROBOTD_MQTT_PASSWORD"
 
@@ -15,6 +20,9 @@ struct BrokerOptions: ParsableArguments {
 
     @Option(help: "The robot's id instead of the configuration's `robot.id`: its topics (robotd/ID/…) and its MQTT client id.")
     var robotId: String?
+
+    @Option(help: "The topic prefix instead of the configuration's `mqtt.prefix`: every topic of this instance starts with it (needs `mqtt` or --broker).")
+    var prefix: String?
 
     @Option(help: "MQTT user name instead of the configuration's `mqtt.username`.")
     var username: String?
@@ -33,6 +41,11 @@ struct BrokerOptions: ParsableArguments {
         if let id = robotId, !Self.isValidID(id) {
             throw ValidationError("--robot-id: `\(id)` has characters that cannot go into MQTT topics and file names (letters, digits, - and _)")
         }
+        if let prefix {
+            if prefix.contains("+") || prefix.contains("#") || prefix.hasPrefix("$") || prefix.contains("\u{0}") {
+                throw ValidationError("--prefix: `\(prefix)` is not a topic prefix (no + or #, no NUL, not starting with $)")
+            }
+        }
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) { throw ValidationError("--ca-file: cannot read \(caFile)") }
         if let passwordFile, !FileManager.default.isReadableFile(atPath: passwordFile) {
             throw ValidationError("--password-file: cannot read \(passwordFile)")
@@ -49,6 +62,7 @@ struct BrokerOptions: ParsableArguments {
     /// The flags applied to `configuration`. `environment` is the process's (a parameter for tests).
     func apply(to configuration: inout RobotConfiguration,
                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        try checkTopicsFollow(configuration)
         if let robotId {
             configuration.robot.id = robotId
             // A fixed client id would make two instances of one file knock each other off the
@@ -60,11 +74,12 @@ struct BrokerOptions: ParsableArguments {
             if configuration.mqtt == nil { configuration.mqtt = MQTTSettings(broker: broker) } else { configuration.mqtt?.broker = broker }
         }
         guard var m = configuration.mqtt else {
-            if username != nil || passwordFile != nil || caFile != nil {
-                throw ValidationError("--username, --password-file and --ca-file need a broker: --broker HOST:PORT or an `mqtt` section")
+            if username != nil || passwordFile != nil || caFile != nil || prefix != nil {
+                throw ValidationError("--prefix, --username, --password-file and --ca-file need a broker: --broker HOST:PORT or an `mqtt` section")
             }
             return
         }
+        if let prefix { m.prefix = prefix }
         if let username { m.username = username }
         if let passwordFile {
             m.passwordFile = passwordFile
@@ -77,5 +92,30 @@ struct BrokerOptions: ParsableArguments {
             throw ValidationError("a password without a user name: MQTT sends a password only with one (--username)")
         }
         configuration.mqtt = m
+    }
+
+    /// Refuses a file whose topics would not follow `--robot-id` or `--prefix`: two instances of it
+    /// would share the remote stop and reset topics, and one reset request would release both.
+    func checkTopicsFollow(_ configuration: RobotConfiguration) throws {
+        guard robotId != nil || prefix != nil else { return }
+        let flag = robotId != nil ? "--robot-id" : "--prefix"
+        if case .configured(let e) = configuration.estop, let remote = e.remote {
+            let fixed = [("estop.remote.stop_topic", remote.stopTopic), ("estop.remote.reset_topic", remote.resetTopic)]
+                .compactMap { key, topic in topic.map { "\(key) (`\($0)`)" } }
+            if !fixed.isEmpty {
+                throw ValidationError("""
+                    \(flag): the configuration fixes \(fixed.joined(separator: " and ")), which \(flag) does not move: every \
+                    instance started from this file would share them, and one reset request would release them all. Leave \
+                    them out of the file (they default to <prefix>estop and <prefix>estop/reset).
+                    """)
+            }
+        }
+        if robotId != nil, prefix == nil, let filePrefix = configuration.mqtt?.prefix {
+            throw ValidationError("""
+                --robot-id: the configuration sets mqtt.prefix (`\(filePrefix)`), which wins over the robot id in every topic: \
+                every instance started from this file would share its topics, and one reset request would release them all. \
+                Give each instance its own --prefix too, or leave mqtt.prefix out (the default is robotd/<robot id>/).
+                """)
+        }
     }
 }

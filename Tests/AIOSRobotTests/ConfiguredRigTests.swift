@@ -100,9 +100,13 @@ final class ConfiguredRigLoop: Sendable {
     }
 
     /// What an operator's MQTT client would publish, delivered through the broker (if it is up).
-    func publish(_ topic: String, _ text: String, retained: Bool = false) {
+    /// `arrival`: when the MQTT thread took it (default now); an earlier one is a message that
+    /// waited in the queue before its dispatch.
+    func publish(_ topic: String, _ text: String, retained: Bool = false, arrival: Int64? = nil) {
         guard broker.isConnected else { return }
-        for handle in handlers { handle(MQTTMessage(topic: topic, payload: Array(text.utf8), qos: 1, retained: retained, arrival: rig.time)) }
+        for handle in handlers {
+            handle(MQTTMessage(topic: topic, payload: Array(text.utf8), qos: 1, retained: retained, arrival: arrival ?? rig.time))
+        }
     }
 
     var status: RuntimeStatus { runtime.status }

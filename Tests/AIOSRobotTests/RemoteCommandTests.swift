@@ -87,12 +87,14 @@ struct RemoteCommandTests {
         #expect(!loop.status.latched && loop.status.resets == 1)
     }
 
-    @Test func a_request_names_its_latch_as_reset_n_n_or_json() {
+    /// `reset N` or `{"latch": N}`; a bare number is no request (a stray number published there
+    /// would be one).
+    @Test func a_request_names_its_latch_as_reset_n_or_json() {
         #expect(RemoteStop.latchNumber(Array("reset 7".utf8)) == 7)
         #expect(RemoteStop.latchNumber(Array(" RESET\t12\n".utf8)) == 12)
-        #expect(RemoteStop.latchNumber(Array("3".utf8)) == 3)
         #expect(RemoteStop.latchNumber(Array(#"{"latch": 5, "note": "cleared"}"#.utf8)) == 5)
-        for text in ["reset", "", "reset -1", "reset 1.5", "reset seven", "release 4", #"{"latch": 2.5}"#, #"{"latch": true}"#,
+        #expect(RemoteStop.latchNumber(Array("reset 1099511627776".utf8)) == 1 << 40)
+        for text in ["3", " 3\n", "reset", "", "reset -1", "reset 1.5", "reset seven", "release 4", #"{"latch": 2.5}"#, #"{"latch": true}"#,
                      "reset 9007199254740993", "reset ٣"] {
             #expect(RemoteStop.latchNumber(Array(text.utf8)) == nil, "\(text)")
         }
@@ -281,16 +283,73 @@ struct RemoteCommandTests {
         #expect(loop.status.latched && loop.runtime.remoteResets.records().first?.reason == .notAuthorised)
     }
 
-    /// The latch number starts at 1 on a guard that starts latched (power-on) and is the number a
-    /// reset of that latch names.
-    @Test func when_the_robot_starts_latched_expect_latch_one_and_a_reset_naming_it_to_release() throws {
+    /// The robot starts latched (power-on) at a latch number of the run's own: the number it
+    /// publishes releases it; a request kept from another run (`reset 1`, the number another runtime
+    /// started at) does not, and neither does the bare number.
+    @Test func when_the_robot_starts_latched_expect_a_random_latch_number_that_only_its_own_request_releases() throws {
+        let edit: (inout String) -> Void = { $0 = $0.replacingOccurrences(of: "start_latched: false", with: "start_latched: true") }
+        let other = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml", edit: edit))
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml", edit: edit))
+        loop.run(until: 2_000_000_000)
+        let latch = loop.status.latchSequence
+        #expect(loop.status.latched && loop.status.latchCause == .powerOn)
+        // Random in 1…2^40: two runs agree with a chance of about 1 in 10^12.
+        #expect(latch != other.status.latchSequence && latch >= 1 && latch <= 1 << 40 && latch < RemoteStop.largestLatch)
+        for request in ["reset 1", "reset \(other.status.latchSequence)", "\(latch)"] {
+            loop.publish(Self.reset("operator"), request)
+            Self.step(loop)
+        }
+        #expect(loop.status.latched && loop.status.latchSequence == latch && loop.status.staleResetsIgnored == 2)
+        #expect(loop.runtime.remoteResets.records().map(\.reason) == [.staleLatch, .staleLatch, .noLatchNumber])
+        loop.publish(Self.reset("operator"), "reset \(latch)")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.runtime.remoteResets.records().last?.latch == latch)
+    }
+
+    /// A one-shot stop (a dispatch stall, an actuator fault, a remote stop) while already latched
+    /// at the same or a stricter category changes no latch epoch, but it is a new stop state: a
+    /// request sent for the number read before it, dispatched after it, must not release the robot.
+    @Test(arguments: ["dispatch-stall", "actuator-failure", "connection-lost", "remote-stop"])
+    func when_a_stop_event_comes_while_latched_before_the_request_expect_the_request_stale(event: String) throws {
         let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml") {
             $0 = $0.replacingOccurrences(of: "start_latched: false", with: "start_latched: true")
         })
         loop.run(until: 2_000_000_000)
-        #expect(loop.status.latched && loop.status.latchCause == .powerOn && loop.status.latchSequence == 1)
-        loop.publish(Self.reset("operator"), "reset 1")
+        let latch = loop.status.latchSequence
+        #expect(loop.status.latched && loop.status.latchCause == .powerOn)  // category 0: the strictest
+        // The operator read `latch` and sent its reset; a stop event reaches the control path first.
+        let now = Instant(nanoseconds: loop.rig.time)
+        switch event {
+        case "dispatch-stall": #expect(loop.runtime.report(.dispatchStall, at: now))
+        case "actuator-failure": #expect(loop.runtime.reportActuatorFault(lostLink: false, at: now))
+        case "connection-lost": #expect(loop.runtime.reportActuatorFault(lostLink: true, at: now))
+        default: loop.publish(Self.stop, "stop")
+        }
+        loop.publish(Self.reset("operator"), "reset \(latch)")
         Self.step(loop)
-        #expect(!loop.status.latched && loop.runtime.remoteResets.records().first?.latch == 1)
+        #expect(loop.status.latched && loop.status.resets == 0, "\(event)")
+        #expect(loop.status.latchSequence != latch)
+        #expect(loop.runtime.remoteResets.records().map(\.reason) == [.staleLatch], "\(event)")
+        // The operator sees the new number and asks again: released (a one-shot leaves no cause).
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1, "\(event)")
+    }
+
+    /// The reset takes effect when the control path acts on it, not when the request arrived: the
+    /// instant the guard records (`world.lastReset`, the teleop deadman's enable edge) is the
+    /// dispatch, so a deadman press between the two is no press after the reset. The record keeps
+    /// the arrival.
+    @Test func when_a_request_waits_before_its_dispatch_expect_the_reset_dated_at_the_dispatch() throws {
+        let loop = try Self.stoppedRig()
+        _ = loop.records
+        let dispatch = loop.rig.time
+        let arrival = dispatch - 60_000_000
+        loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)", arrival: arrival)
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+        let reset = try #require(loop.records.last { $0.kind == .reset })
+        #expect(reset.at.nanoseconds == dispatch, "reset dated \(reset.at.nanoseconds), arrival \(arrival), dispatch \(dispatch)")
+        #expect(loop.runtime.remoteResets.records().last?.at.nanoseconds == arrival)
     }
 }

@@ -17,9 +17,13 @@ import Transports
 ///   robotd acts only for users in `reset_users`.
 /// - A request names the latch it releases (`reset 7`, or `{"latch": 7}`): the runtime's latch
 ///   number (`RuntimeStatus.latchSequence`), which advances at every new stop state (a latch, an
-///   escalation, a remote stop, a rising stop cause, a release) and whenever a request naming it
-///   is answered, accepted or refused. So a request acts at most once — a QoS 1 redelivery or any
+///   escalation, every stop event even while already latched — a remote stop, a one-shot fault,
+///   an e-stop press —, a rising stop cause, a release) and whenever a request naming it is
+///   answered, accepted or refused. So a request acts at most once — a QoS 1 redelivery or any
 ///   duplicate names a number already used — and never on a stop state its sender did not see.
+///   Each run starts at a random base (`randomLatchBase`): a request kept from an earlier run (a
+///   retained message, a script that always sends `reset 1`) practically never names the current
+///   number.
 ///
 /// Every request, whatever became of it, goes to `RemoteResetLog` with its user and reasons.
 enum RemoteStop {
@@ -27,6 +31,13 @@ enum RemoteStop {
     static let requestTag: UInt32 = 0x5245_5354  // "REST"
     /// Latch numbers travel as doubles: exact up to 2^53.
     static let largestLatch: UInt64 = 1 << 53
+    /// A run's first latch number: random in 1…2^40. Another run's numbers match it with a chance
+    /// of about one in 10^12 per number; 2^13 (≈ 8000) times as many advances as a run could make
+    /// fit below `largestLatch`.
+    static func randomLatchBase() -> UInt64 {
+        var generator = SystemRandomNumberGenerator()
+        return UInt64.random(in: 1...(1 << 40), using: &generator)
+    }
 
     static func register(_ remote: RemoteStopSettings, topics: InboundTopics, scheduler: Scheduler, shared: SharedState<Control>,
                          statusCell: LatestValue<RuntimeStatus>, write: @escaping @Sendable (ApprovedCommand) -> Void,
@@ -36,12 +47,13 @@ enum RemoteStop {
                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
             shared.update(statusCell) { c in
                 c.status.remoteStops += 1
-                // A new stop state even while latched: a request sent before it must not release it.
-                c.stopStateChanged = true
+                // A stop event even while latched (the guard counts it, and the latch number
+                // advances): a request sent before it must not release it.
                 c.guardian.trigger(.remoteStop, category: category, at: event.release, emit: write)
             }
         }
         let decisions = log.decisions
+        let clock = scheduler.clock
         // `reject`, not `dropOldest`: a request that finds the queue full is refused and recorded;
         // one already queued is never dropped unseen.
         let reset = scheduler.addSource("remote-reset", queue: QueueSpec(capacity: 4, overflow: .reject),
@@ -60,7 +72,10 @@ enum RemoteStop {
                 }
                 // Answered: the number is used up, whatever the guard says.
                 c.stopStateChanged = true
-                let outcome = c.guardian.reset(at: event.release)
+                // The reset happens now, at dispatch, not at the request's arrival: a deadman press
+                // made while still latched (between the two) must not count as one after the
+                // reset. (The record keeps the arrival; stops are ordered by the latch number.)
+                let outcome = c.guardian.reset(at: clock.now())
                 c.noteReset(outcome)
                 switch outcome {
                 case .released: d.outcome = .released
@@ -121,9 +136,9 @@ enum RemoteStop {
         }))
     }
 
-    /// The latch a reset request names: `reset 7`, `7`, or JSON `{"latch": 7}`; nil otherwise
-    /// (the bare word `reset` names none: it could release a later latch than the one it was
-    /// sent for).
+    /// The latch a reset request names: `reset 7`, or JSON `{"latch": 7}`; nil otherwise (the bare
+    /// word `reset` names none: it could release a later latch than the one it was sent for; a
+    /// bare number is no request: any stray number published there would be one).
     static func latchNumber(_ payload: [UInt8]) -> UInt64? {
         guard payload.count <= 256 else { return nil }
         let text = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -132,7 +147,7 @@ enum RemoteStop {
             number = try? JSONDecoder().decode(RequestJSON.self, from: Data(text.utf8)).latch
         } else {
             let words = text.split(whereSeparator: \.isWhitespace)
-            let digits = words.count == 2 && words[0].lowercased() == "reset" ? words[1] : words.count == 1 ? words[0] : nil
+            let digits = words.count == 2 && words[0].lowercased() == "reset" ? words[1] : nil
             number = digits.flatMap { $0.allSatisfy(\.isASCII) ? UInt64($0) : nil }
         }
         return number.flatMap { $0 <= largestLatch ? $0 : nil }

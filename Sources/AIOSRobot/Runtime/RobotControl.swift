@@ -26,21 +26,26 @@ struct Control: RuntimeControl {
     /// completions then: the cause holds until every one of them has recovered.
     var missStreaks: [(task: TaskStatistics, onTimeAtFault: UInt64)] = []
     /// The latch number a remote reset request must name (`RuntimeStatus.latchSequence`; see
-    /// `RemoteStop`): it advances once per handler that changed the stop state.
-    var latchSequence: UInt64 = 0
-    /// Set by a handler whose change the guard's epoch and causes do not show (a remote stop
-    /// while latched, an answered reset request).
+    /// `RemoteStop`): it advances once per handler that changed the stop state. It starts at a
+    /// random base (`RemoteStop.randomLatchBase`), so a number from another run is practically
+    /// never the current one.
+    var latchSequence: UInt64
+    /// Set by a handler whose change the guard's epoch, stop events and causes do not show (an
+    /// answered reset request).
     var stopStateChanged = false
     /// The guard's epoch (latches, escalations, releases) as `refreshStatus` last saw it.
     var seenEpoch: UInt64 = 0
+    /// The guard's stop events (every trigger, even one that finds it already latched, every
+    /// e-stop press) as `refreshStatus` last saw them.
+    var seenStopEvents: UInt64 = 0
 
-    init(guardian: SafetyGuard, world: World) {
+    init(guardian: SafetyGuard, world: World, latchBase: UInt64) {
         self.guardian = guardian
         self.world = world
         sensorIDs = guardian.configuration.sensors.compactMap { guardian.sensor(named: $0.name) }
-        // A guard that starts latched (power-on) starts at latch 1.
         seenEpoch = guardian.epoch
-        latchSequence = guardian.latch.isLatched ? 1 : 0
+        seenStopEvents = guardian.stopEvents
+        latchSequence = latchBase
         status.latchSequence = latchSequence
     }
 
@@ -48,13 +53,18 @@ struct Control: RuntimeControl {
         status.latched = guardian.latch.isLatched
         status.latchCause = guardian.latch.cause
         let causes = guardian.blockingCauses
-        // A new stop state: a latch, an escalation or a release (the epoch moved), a stop cause
-        // that was not there, or what a handler said. One step per handler is enough: numbers
+        // A new stop state: a latch, an escalation or a release (the epoch moved), any stop event
+        // (a one-shot fault or a remote stop while already latched), a stop cause that was not
+        // there, or what a handler said. One step per handler is enough: numbers
         // are compared for equality only.
-        if stopStateChanged || guardian.epoch != seenEpoch || !causes.isSubset(of: status.causes) {
-            latchSequence += 1
+        if stopStateChanged || guardian.epoch != seenEpoch || guardian.stopEvents != seenStopEvents
+            || !causes.isSubset(of: status.causes) {
+            // Past 2^53 (JSON's exact integers; never reached in practice from a 40-bit base) it
+            // starts again low rather than leave the range a request can name.
+            latchSequence = latchSequence < RemoteStop.largestLatch ? latchSequence + 1 : 1
             stopStateChanged = false
             seenEpoch = guardian.epoch
+            seenStopEvents = guardian.stopEvents
         }
         status.latchSequence = latchSequence
         status.causes = causes

@@ -73,7 +73,8 @@ public final class RobotRuntime: Sendable {
         policyNames = configuration.policies.map(\.name)
         let write: @Sendable (ApprovedCommand) -> Void = { actuators.write($0) }
         let statusCell = self.statusCell
-        let shared = SharedState(Control(guardian: guardian, world: World(sensorCount: sensorNames.count, gamepads: [])))
+        let shared = SharedState(Control(guardian: guardian, world: World(sensorCount: sensorNames.count, gamepads: []),
+                                         latchBase: RemoteStop.randomLatchBase()))
         self.shared = shared
 
         // Inputs: each kind registers its sources through the builder, which owns the handlers.
