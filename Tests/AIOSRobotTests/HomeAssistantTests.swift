@@ -70,15 +70,9 @@ struct HomeAssistantOverMQTTTests {
         try #require(FileManager.default.isExecutableFile(atPath: venvPython), "no \(venvPython): run scripts/setup-venv.sh")
         let directory = try temporaryDirectory("robotd-ha")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try MosquittoBroker()
-        try broker.start()
-        defer { broker.stop() }
-        var simOptions = SimulatorRunner.Options()
-        simOptions.broker = ("127.0.0.1", broker.port)
-        simOptions.rig.sampleHz = 5
-        let sim = try SimulatorRunner(options: simOptions)
-        try sim.start()
-        defer { sim.stop() }
+        let rig = try RigOnBroker()
+        defer { rig.stop() }
+        let broker = rig.broker
 
         let configuration = try rigWithDiscovery(in: directory, port: broker.port)
         let expected = try #require(HomeAssistantEntities.discovery(for: configuration))

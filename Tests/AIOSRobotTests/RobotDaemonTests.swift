@@ -163,15 +163,9 @@ struct RigOverMQTTTests {
     @Test func when_the_rig_is_below_the_setpoint_expect_the_heater_switched_on_over_mqtt_and_off_on_safe_stop() throws {
         let directory = try temporaryDirectory("robotd-rig")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try MosquittoBroker()
-        try broker.start()
-        defer { broker.stop() }
-        var simOptions = SimulatorRunner.Options()
-        simOptions.broker = ("127.0.0.1", broker.port)
-        simOptions.rig.sampleHz = 5
-        let sim = try SimulatorRunner(options: simOptions)
-        try sim.start()
-        defer { sim.stop() }
+        let rig = try RigOnBroker()
+        defer { rig.stop() }
+        let broker = rig.broker, sim = rig.sim
 
         var options = RobotDaemon.Options()
         options.realtime = RealtimeOptions()

@@ -33,6 +33,33 @@ private func subscriber(port: Int, filter: String, name: String) throws -> (MQTT
     return (client, inbox)
 }
 
+/// A Mosquitto broker on a free port with the simulated rig on it (5 readings a second): what the
+/// tests over a real broker start first. `stop()` ends both, the rig first.
+final class RigOnBroker {
+    let broker: MosquittoBroker
+    let sim: SimulatorRunner
+
+    init() throws {
+        broker = try MosquittoBroker()
+        try broker.start()
+        var options = SimulatorRunner.Options()
+        options.broker = ("127.0.0.1", broker.port)
+        options.rig.sampleHz = 5
+        do {
+            sim = try SimulatorRunner(options: options)
+            try sim.start()
+        } catch {
+            broker.stop()
+            throw error
+        }
+    }
+
+    func stop() {
+        sim.stop()
+        broker.stop()
+    }
+}
+
 /// examples/iot-rig-sim.yaml on a test broker, with its thermostat every 100 ms (deadline 20 ms)
 /// and `mqtt.telemetry` settings of the test's.
 func rigConfiguration(in directory: String, port: Int, telemetry: String) throws -> RobotConfiguration {
@@ -59,15 +86,9 @@ struct TelemetryOverMQTTTests {
         try #require(FileManager.default.isExecutableFile(atPath: venvPython), "no \(venvPython): run scripts/setup-venv.sh")
         let directory = try temporaryDirectory("robotd-telemetry")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try MosquittoBroker()
-        try broker.start()
-        defer { broker.stop() }
-        var simOptions = SimulatorRunner.Options()
-        simOptions.broker = ("127.0.0.1", broker.port)
-        simOptions.rig.sampleHz = 5
-        let sim = try SimulatorRunner(options: simOptions)
-        try sim.start()
-        defer { sim.stop() }
+        let rig = try RigOnBroker()
+        defer { rig.stop() }
+        let broker = rig.broker
 
         // Two miss events a second at most: most of the six overruns arrive as a count.
         let configuration = try rigConfiguration(in: directory, port: broker.port,
