@@ -68,6 +68,21 @@ struct ReviewFixTests {
         #expect(report.errors.contains { $0.message.contains("reaction must be stop") }, "\(report)")
     }
 
+    /// A filter applies to winners with exactly its channel list: a policy that shares its
+    /// channels in another order would pass unfiltered (an obstacle stop that does not stop), so
+    /// the file is refused.
+    @Test func when_a_policy_shares_a_filters_channels_in_another_order_expect_the_file_refused() throws {
+        let original = try Examples.text("rover-sim.yaml")
+        let text = original.replacingOccurrences(of: "    critical: true\n    channels: [wheel_left, wheel_right]\n    priority: 100",
+                                                 with: "    critical: true\n    channels: [wheel_right, wheel_left]\n    priority: 100")
+        #expect(text != original)
+        let report = RobotFileCheck.load(text: text, file: "rover.yaml")
+        #expect(report.configuration == nil)
+        // Today's wheel kinds refuse another order themselves; the runtime's rule (a policy sharing
+        // a filter's channels must list exactly them) backs any kind that would not.
+        #expect(report.errors.contains { $0.message.contains("would not be filtered") || $0.message.contains("left first") }, "\(report)")
+    }
+
     /// Any message on the remote stop topic stops, whatever it says; a reset must say so.
     @Test func when_a_remote_stop_says_anything_expect_a_latch() throws {
         let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))

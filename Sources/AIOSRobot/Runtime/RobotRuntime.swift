@@ -150,6 +150,15 @@ public final class RobotRuntime: Sendable {
         for filter in plans where filter.isFilter && !plans.contains(where: { !$0.isFilter && $0.channels == filter.channels }) {
             throw KindError("policy \(filter.name): a filter must have the same channels as a policy it filters")
         }
+        // A filter applies to a winner with exactly its channel list: a policy that shares a
+        // channel with it in another order or another set would pass unfiltered (an obstacle stop
+        // that does not stop), so such a file is refused.
+        for filter in plans where filter.isFilter {
+            for source in plans where !source.isFilter && source.channels != filter.channels
+                && !Set(source.channels).isDisjoint(with: filter.channels) {
+                throw KindError("policy \(source.name): shares channels with the filter \(filter.name) but lists \(source.channels.map { configuration.channels[$0].name }) instead of its \(filter.channels.map { configuration.channels[$0].name }): it would not be filtered (give it the filter's channels, in the same order)")
+            }
+        }
         let policyPlans = plans
         shared.withLock { c in
             c.sources = sources
