@@ -10,8 +10,8 @@ public struct InboundTopics: Sendable, Equatable {
     public var resetBase: String
     /// Reserved for the planner (`<prefix>goal/<user>`): nothing subscribes to it yet.
     public var goalBase: String
-    /// The operator station's keep-alive (`estop.remote.heartbeat_ms`): proof that messages on
-    /// the stop path reach robotd.
+    /// The operator station's keep-alive (`estop.remote.heartbeat_ms`): `<stop topic>/alive`, so
+    /// that the ACL lines and bridge patterns that carry the stop topic's level carry it too.
     public var alive: String = ""
 
     /// What robotd subscribes to for reset requests.
@@ -43,7 +43,7 @@ extension RobotConfiguration {
         let prefix = topicPrefix
         var reset = remote.resetTopic ?? prefix + "estop/reset"
         while reset.hasSuffix("/") { reset.removeLast() }
-        return InboundTopics(stop: remote.stopTopic ?? prefix + "estop", resetBase: reset, goalBase: prefix + "goal",
-                             alive: prefix + "estop/alive")
+        let stop = remote.stopTopic ?? prefix + "estop"
+        return InboundTopics(stop: stop, resetBase: reset, goalBase: prefix + "goal", alive: stop + "/alive")
     }
 }

@@ -281,7 +281,7 @@ public struct RemoteStopSettings: Sendable, Equatable, Codable {
     /// MQTT user names whose reset requests robotd acts on (the broker's ACL makes the name in
     /// the topic the publisher's own); empty: every remote reset is refused.
     public var resetUsers: [String] = []
-    /// The operator station's keep-alive on `<prefix>estop/alive`: silence longer than this is a
+    /// The operator station's keep-alive on `<stop topic>/alive` (by default `<prefix>estop/alive`): silence longer than this is a
     /// lost link (a stop). nil: `heartbeat_ms: none` — the stop path is not supervised end to end.
     public var heartbeatMs: Double?
 

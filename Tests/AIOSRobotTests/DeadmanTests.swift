@@ -387,6 +387,12 @@ struct DeadmanTests {
         _ = loop.runtime.handle(.opened("pad"), arrival: 1_000, input: "gamepad")
         #expect(pad.connectionChangedAt.load(ordering: .relaxed) == 1_000)
         #expect(pad.axisLevels[0].value.isNaN)
+        // Events lost (SYN_DROPPED on a stream, where nothing reports the state again): the
+        // sticks may have moved meanwhile, so they are unknown (not centred) until reported.
+        try feed([.axis("ABS_Y", 0)], at: 1_100)
+        #expect(pad.axisLevels[0].value == 0)
+        pad.feed(event: .synDropped, arrival: 1_200)
+        #expect(pad.axisLevels[0].value.isNaN)
     }
 }
 

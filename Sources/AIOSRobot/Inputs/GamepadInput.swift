@@ -191,6 +191,8 @@ public final class GamepadInput: Sendable {
             // (the guard latches; a reset is needed). The held level stays what was last seen:
             // libevdev's resync reports only keys whose state changed, and a stream none.
             estop?.notePossiblePress()
+            // Lost events may have moved the sticks: unknown (not centred) until reported again.
+            forgetAxes()
             if deadman.load(ordering: .acquiring) {
                 // Lost events may have released it: released until pressed again.
                 deadman.store(false, ordering: .releasing)

@@ -206,7 +206,7 @@ public final class RobotRuntime: Sendable {
             remoteResets = log
             endpoints.append(("estop.remote", RemoteStop.register(remote, topics: topics, scheduler: scheduler, shared: shared,
                                                                   statusCell: statusCell, write: write, counters: remoteStopCounters, log: log,
-                                                                  alive: remoteAlive)))
+                                                                  alive: remoteAlive, estops: estops)))
         } else {
             remoteResets = RemoteResetLog(users: [])
         }
