@@ -14,22 +14,6 @@ import Testing
 // The direct lane: the dispatch thread writes an approved command's frame itself when that costs
 // no wait, and hands it to the writer thread otherwise (ActuatorSet's type comment).
 
-private func nanoseconds() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
-
-private func percentile(_ values: [Int64], _ p: Double) -> Int64 {
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
-}
-
-private let wheels: [SerialFrameBackend.Mapping] = [
-    .init(channel: ChannelID(index: 0), motor: 0, mode: .velocity),
-    .init(channel: ChannelID(index: 1), motor: 1, mode: .velocity),
-]
-
 /// Frames read back from a device, decoded with the repository's codec; fragments are counted.
 private struct Received {
     var motors: [MotorCommandMessage] = []
@@ -65,23 +49,6 @@ private func drain(_ fd: Int32) -> [UInt8] {
         out += chunk.prefix(n)
     }
     return out
-}
-
-/// A pipe; the test reads its (non-blocking) read end.
-private final class Pipe: Sendable {
-    let read: Int32
-    let write: Int32
-    init() throws {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw POSIXError(.EMFILE) }
-        read = fds[0]
-        write = fds[1]
-        _ = fcntl(read, F_SETFL, fcntl(read, F_GETFL) | O_NONBLOCK)
-    }
-    deinit {
-        close(read)
-        close(write)
-    }
 }
 
 /// A pseudo-terminal as a serial device: the back end writes the slave (raw, non-blocking, as
@@ -133,14 +100,14 @@ private final class ControlledWriter: ByteWriter {
 
 private func directSet(_ rig: Rig, writer: any ByteWriter, clock: any SchedulerClock = VirtualClock(),
                        onFault: @escaping @Sendable (ActuatorSet.Fault) -> Void = { _ in }) throws -> ActuatorSet {
-    try ActuatorSet(seal: rig.guardian.seal, backends: [SerialFrameBackend(name: "drive", mappings: wheels, writer: writer)],
+    try ActuatorSet(seal: rig.guardian.seal, backends: [SerialFrameBackend(name: "drive", mappings: twoMotors, writer: writer)],
                     clock: clock, mode: .threaded(.init(directWrites: ["drive"])), onFault: onFault)
 }
 
 @Suite("Actuators: direct writes from the dispatch thread", .serialized)
 struct DirectWriteTests {
     @Test func when_the_lane_is_free_expect_the_caller_to_write_the_frame_itself() throws {
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write))
         set.start()
@@ -173,7 +140,7 @@ struct DirectWriteTests {
     /// full; the writer has not got round to it): a newer one must go behind it, through the
     /// mailbox, not onto the wire before it — else the writer would later send the stale one last.
     @Test func when_an_older_command_waits_for_the_writer_expect_a_newer_one_never_to_overtake_it() throws {
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let writer = ControlledWriter(fd: pipe.write)
         let set = try directSet(rig, writer: writer)
@@ -208,7 +175,7 @@ struct DirectWriteTests {
     /// An approval from before a latch: the direct path does not write it; the writer refuses it
     /// by the seal, counts it and writes the channel's safe value instead.
     @Test func when_an_approval_is_revoked_by_a_latch_expect_it_never_written_on_the_direct_path() throws {
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write))
         set.start()
@@ -233,7 +200,7 @@ struct DirectWriteTests {
     }
 
     @Test func when_an_approval_has_expired_expect_it_never_written_on_the_direct_path() throws {
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let clock = VirtualClock()
         let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write), clock: clock)
@@ -281,9 +248,9 @@ struct DirectWriteTests {
                 let channel = i % 2
                 let value = Float(i % 9_000) / 10_000
                 let approval = try rig.approve(channel, .continuous(Double(value)), at: 1)
-                let t0 = nanoseconds()
+                let t0 = monotonicNanoseconds()
                 outcome = set.write(approval)
-                durations.append(nanoseconds() - t0)
+                durations.append(monotonicNanoseconds() - t0)
                 sent[channel].append(value)
                 i += 1
             }
@@ -300,17 +267,17 @@ struct DirectWriteTests {
             let channel = i % 2
             let value = Float(i % 9_000) / 10_000
             let approval = try rig.approve(channel, .continuous(Double(value)), at: 1)
-            let t0 = nanoseconds()
+            let t0 = monotonicNanoseconds()
             #expect(set.write(approval) == .queued)
-            durations.append(nanoseconds() - t0)
+            durations.append(monotonicNanoseconds() - t0)
             sent[channel].append(value)
             i += 1
         }
         // The reader resumes: everything flows until quiet.
-        var quietSince = nanoseconds()
-        while nanoseconds() - quietSince < 300_000_000 {
+        var quietSince = monotonicNanoseconds()
+        while monotonicNanoseconds() - quietSince < 300_000_000 {
             let more = drain(pty.master)
-            if !more.isEmpty { wire += more; quietSince = nanoseconds() } else { usleep(2_000) }
+            if !more.isEmpty { wire += more; quietSince = monotonicNanoseconds() } else { usleep(2_000) }
         }
         let received = Received.decode(wire)
         #expect(received.rejected == 0, "\(received.rejected) fragments on the wire")
@@ -338,7 +305,7 @@ struct DirectWriteTests {
     /// reach the device at once, and the direct write that lands after them is followed by the
     /// channel's safe value (an energised frame is never the last word).
     @Test func when_the_emergency_stop_comes_during_a_direct_write_expect_it_not_to_wait_and_the_safe_value_last() throws {
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let writer = ControlledWriter(fd: pipe.write)
         let set = try directSet(rig, writer: writer)
@@ -351,9 +318,9 @@ struct DirectWriteTests {
         let dispatch = Thread { outcome.withLock { $0 = set.write(approval) } }
         dispatch.start()
         try #require(writer.entered.wait(timeout: .now() + 5) == .success)
-        let t0 = nanoseconds()
+        let t0 = monotonicNanoseconds()
         let applied = set.emergencySafeState()
-        let took = Double(nanoseconds() - t0) / 1e6
+        let took = Double(monotonicNanoseconds() - t0) / 1e6
         let during = Received.decode(drain(pipe.read))
         writer.gate.signal()
         #expect(waitUntil { outcome.withLock { $0 } != nil })
@@ -397,9 +364,9 @@ struct DirectWriteTests {
                 blockcount_arm_current_thread()
                 let tid = blockcount_current_thread_id()
                 for approval in batch {
-                    let t0 = nanoseconds()
+                    let t0 = monotonicNanoseconds()
                     outcomes.append(set.write(approval))
-                    durations.append(nanoseconds() - t0)
+                    durations.append(monotonicNanoseconds() - t0)
                 }
                 let blocking = blockcount_thread_total()
                 blockcount_disarm_current_thread()
@@ -463,12 +430,12 @@ struct DirectWriteTests {
     /// fault within 100 ms, reported on the writer; `write` never waits.
     @Test func when_the_device_stalls_expect_the_writer_to_report_it_and_write_never_waiting() throws {
         signal(SIGPIPE, SIG_IGN)
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let faults = FaultLog()
         let faultAt = Atomic<Int64>(0)
         let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write, stallTimeout: .milliseconds(50))) { fault in
-            _ = faultAt.compareExchange(expected: 0, desired: nanoseconds(), ordering: .relaxed)
+            _ = faultAt.compareExchange(expected: 0, desired: monotonicNanoseconds(), ordering: .relaxed)
             faults.append(fault)
         }
         set.start()
@@ -482,14 +449,14 @@ struct DirectWriteTests {
         while Glibc.write(pipe.write, page, page.count) > 0 {}
         let approvals = try (0..<200).map { i in try rig.approve(i % 2, .continuous(0.001 * Double(i % 100)), at: Int64(2 + i)) }
         var durations: [Int64] = []
-        let begin = nanoseconds()
+        let begin = monotonicNanoseconds()
         var next = begin
         for approval in approvals {
-            let t0 = nanoseconds()
+            let t0 = monotonicNanoseconds()
             _ = set.write(approval)
-            durations.append(nanoseconds() - t0)
+            durations.append(monotonicNanoseconds() - t0)
             next += 1_000_000
-            let left = next - nanoseconds()
+            let left = next - monotonicNanoseconds()
             if left > 0 { usleep(UInt32(left / 1000)) }
         }
         #expect(waitUntil(seconds: 2) { !faults.all.isEmpty })
@@ -503,7 +470,7 @@ struct DirectWriteTests {
 
     /// Heartbeats stay the writer's on a direct lane, between direct frames, whole.
     @Test func when_a_heartbeat_is_asked_for_on_a_direct_lane_expect_the_writer_to_send_it() throws {
-        let pipe = try Pipe()
+        let pipe = try Wire()
         var rig = try Rig()
         let set = try directSet(rig, writer: FileDescriptorWriter(fd: pipe.write))
         set.start()
@@ -536,8 +503,8 @@ struct DirectWriteTests {
             while i < n {
                 set.write(approvals[i % approvals.count])
                 if i % 2_000 == 0 { set.heartbeat() }
-                let until = nanoseconds() + 20_000
-                while nanoseconds() < until {}
+                let until = monotonicNanoseconds() + 20_000
+                while monotonicNanoseconds() < until {}
                 i += 1
             }
         }
