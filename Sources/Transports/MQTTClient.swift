@@ -376,6 +376,13 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// Messages handed to libmosquitto and not yet written out (QoS 0) or acknowledged (QoS 1, 2).
     public var queuedMessages: Int { max(0, outstanding.load(ordering: .relaxed)) }
 
+    /// True when `publish` would refuse a message now (the outgoing queue at its bound): a
+    /// publisher can skip building what would only be dropped.
+    public var queueIsFull: Bool {
+        guard let limit = options.maxQueuedMessages else { return false }
+        return outstanding.load(ordering: .relaxed) >= limit
+    }
+
     private func applySendBuffer() {
         guard let bytes = options.sendBufferBytes else { return }
         let fd = mosquitto_socket(mosq)

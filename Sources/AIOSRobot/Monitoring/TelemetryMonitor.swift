@@ -256,14 +256,18 @@ private struct MonitorLoop {
         for event in safety.events(records, remoteResets: requests.map(Self.request), at: report.at, clock: clock) {
             if !send(topics.safety, TelemetryJSON.encode(event), qos: settings.eventQos, retain: false) { safety.noteDropped(event) }
         }
-        send(topics.deadlines, TelemetryJSON.encode(deadlines.deadlines(report, clock: clock, telemetry: telemetryCounters())),
-             qos: settings.qos, retain: settings.retain)
-        send(topics.queues, TelemetryJSON.encode(queues.queues(report, clock: clock)), qos: settings.qos, retain: settings.retain)
-        send(topics.inputs, TelemetryJSON.encode(inputs.inputs(inputReadings(at: report.at), at: report.at, clock: clock)),
-             qos: settings.qos, retain: settings.retain)
+        // The reporters run every cycle (their sequence numbers advance, so a consumer sees the
+        // gap a drop leaves); only the encoding is skipped when the queue is full.
+        let deadlinesPayload = deadlines.deadlines(report, clock: clock, telemetry: telemetryCounters())
+        send(topics.deadlines, TelemetryJSON.encode(deadlinesPayload), qos: settings.qos, retain: settings.retain)
+        let queuesPayload = queues.queues(report, clock: clock)
+        send(topics.queues, TelemetryJSON.encode(queuesPayload), qos: settings.qos, retain: settings.retain)
+        let inputsPayload = inputs.inputs(inputReadings(at: report.at), at: report.at, clock: clock)
+        send(topics.inputs, TelemetryJSON.encode(inputsPayload), qos: settings.qos, retain: settings.retain)
         let status = sources.runtime.status
         let values = sources.sensorSlots.map { (name: $0.name, value: status.sensors[$0.index]) }
-        send(topics.sensors, TelemetryJSON.encode(sensors.sensors(values, at: report.at, clock: clock)), qos: settings.qos, retain: settings.retain)
+        let sensorsPayload = sensors.sensors(values, at: report.at, clock: clock)
+        send(topics.sensors, TelemetryJSON.encode(sensorsPayload), qos: settings.qos, retain: settings.retain)
         publishState(force: final)
     }
 
@@ -338,10 +342,16 @@ private struct MonitorLoop {
     }
 
     /// Hands a message to the connection; a refusal (queue full, not connected) is counted, never waited on.
+    /// The payload is built only if the queue has room: with the broker stalled, a full queue
+    /// makes each cycle cost a read of the window and the counters, not JSON nobody will send.
     @discardableResult
-    private func send(_ topic: String, _ payload: [UInt8], qos: Int, retain: Bool) -> Bool {
+    private func send(_ topic: String, _ payload: @autoclosure () -> [UInt8], qos: Int, retain: Bool) -> Bool {
+        guard !client.queueIsFull else {
+            counters.dropped.add(1, ordering: .relaxed)
+            return false
+        }
         do {
-            try client.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+            try client.publish(topic: topic, payload: payload(), qos: qos, retain: retain)
             counters.published.add(1, ordering: .relaxed)
             return true
         } catch {
