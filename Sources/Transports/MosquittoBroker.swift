@@ -48,7 +48,8 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     public var pid: Int32? { process?.processIdentifier }
 
-    /// Starts the broker and waits until it accepts connections (up to 5 s).
+    /// Starts the broker and waits until it accepts connections (up to 15 s: a loaded machine
+    /// starts a TLS listener slowly).
     public func start() throws {
         let config = directory.appendingPathComponent("mosquitto.conf")
         try """
@@ -64,14 +65,16 @@ public final class MosquittoBroker: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
-        let deadline = Date().addingTimeInterval(5)
+        let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if Self.accepts(port: port) { return }
             if !process.isRunning { break }
             usleep(20_000)
         }
+        let exited = !process.isRunning
         stop()
-        throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: "mosquitto did not start on port \(port)"])
+        throw CocoaError(.executableLoad, userInfo: [NSLocalizedDescriptionKey: exited
+            ? "mosquitto exited at start on port \(port) (is the port taken?)" : "mosquitto did not accept connections on port \(port) within 15 s"])
     }
 
     /// Stops the broker by PID (SIGTERM, then SIGKILL after 2 s) and waits for it.

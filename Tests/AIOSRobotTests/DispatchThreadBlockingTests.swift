@@ -95,7 +95,9 @@ struct DispatchThreadBlockingTests {
         }
         hammering.store(false, ordering: .relaxed)
         daemon.stop(reason: "test")
-        #expect(reads.load(ordering: .relaxed) > 100, "the hammer should have read many times")
+        // Tens of reads at least (each takes a snapshot of everything; a loaded machine gives this
+        // normal-priority thread little time beside the hogs).
+        #expect(reads.load(ordering: .relaxed) > 20, "the hammer should have read many times")
         let perKind = counts.withLock { $0 }
         try #require(perKind.count == Int(BLOCKCOUNT_KIND_COUNT.rawValue), "the dispatch thread's stop hook did not run")
         var recent = [blockcount_event](repeating: blockcount_event(), count: 64)
