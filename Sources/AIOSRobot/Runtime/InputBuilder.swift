@@ -134,12 +134,13 @@ final class InputBuilder: InputBuildContext {
                 guard c.world.gamepads.indices.contains(index) else { return }
                 switch code {
                 case GamepadInput.SignalCode.deadman:
-                    c.world.gamepads[index].deadman = value == 1
+                    c.world.gamepads[index].deadmanLevel = value == 1 ? .pressed : .released
                     c.world.gamepads[index].deadmanChangedAt = event.release
                 case GamepadInput.SignalCode.resync:
-                    // Lost events may have released the deadman: released until pressed again.
-                    if c.world.gamepads[index].deadman {
-                        c.world.gamepads[index].deadman = false
+                    // Lost events (or the device): the deadman is not held, and not known released,
+                    // until its next event (the reader's level, read before each step, says which).
+                    if c.world.gamepads[index].deadmanLevel != .unknown {
+                        c.world.gamepads[index].deadmanLevel = .unknown
                         c.world.gamepads[index].deadmanChangedAt = event.release
                     }
                 case resetCode:
