@@ -93,18 +93,36 @@ public final class GamepadInput: Sendable {
     private let axisIndex: [String: Int]
     private let keyIndex: [InputMapping.Action: Int]
 
+    /// Refuses a mapping whose axes or keys do not each have a slot of their own
+    /// (`InputMapping.validate`: a code, an axis name or an action given twice): the slots the
+    /// reader fills and the ones the policies and handlers read must be the same, one for one.
     public init(mapping: InputMapping, sources: Sources, estop: EStopSignal? = nil) throws(InputError) {
         self.mapping = mapping
         self.sources = sources
         self.estop = estop
-        state = State(try InputFrameAssembler(mapping: mapping))
+        state = State(try InputFrameAssembler(mapping: mapping))  // validates the mapping
         var axisIndex: [String: Int] = [:]
         for (i, axis) in mapping.axes.enumerated() { axisIndex[axis.name] = i }
-        self.axisIndex = axisIndex
         var keyIndex: [InputMapping.Action: Int] = [:]
-        for (i, key) in mapping.keys.enumerated() { keyIndex[key.action] = i }
-        self.keyIndex = keyIndex
+        for key in mapping.keys { keyIndex[key.action] = mapping.actionSlot(key.action) }
         axisLevels = mapping.axes.map { _ in AxisLevel() }
+        // What `validate` guarantees, checked where it is relied on: one level per axis, one slot per action.
+        guard axisIndex.count == mapping.axes.count, axisLevels.count == mapping.axes.count, keyIndex.count == mapping.keys.count else {
+            throw InputError("the mapping's \(mapping.axes.count) axes and \(mapping.keys.count) keys do not have a slot each "
+                             + "(\(axisIndex.count) axis names, \(keyIndex.count) actions)")
+        }
+        self.axisIndex = axisIndex
+        self.keyIndex = keyIndex
+    }
+
+    /// The signal code of a key's action on the buttons source, as this mapping posts it; nil: the
+    /// mapping has no key with that action.
+    public static func signalCode(of action: InputMapping.Action, in mapping: InputMapping) -> Int32? {
+        switch action {
+        case .emergencyStop: mapping.actionSlot(action).map { _ in SignalCode.emergencyStop }
+        case .deadman: mapping.actionSlot(action).map { _ in SignalCode.deadman }
+        case .mode, .named: mapping.actionSlot(action).map { SignalCode.actionBase + Int32($0) }
+        }
     }
 
     /// Raw input_event bytes (FIFO, file) with their arrival (ns).
@@ -173,14 +191,23 @@ public final class GamepadInput: Sendable {
         let result: PostResult
         switch change {
         case .axis(let name, let value):
-            let index = axisIndex[name] ?? 0
-            if axisLevels.indices.contains(index) { axisLevels[index].set(value) }  // first: the level holds even if the event is refused
+            // The assembler reports only the mapping's axes, each of which has its level (init):
+            // a name without one is counted and goes nowhere, never to another axis's slot.
+            guard let index = axisIndex[name], axisLevels.indices.contains(index) else {
+                refused.add(1, ordering: .relaxed)
+                return
+            }
+            axisLevels[index].set(value)  // first: the level holds even if the event is refused
             result = sources.axes.post(.scalar(value), key: UInt32(index), release: release)
         case .key(let action, let pressed):
+            guard let slot = keyIndex[action] else {
+                refused.add(1, ordering: .relaxed)
+                return
+            }
             let code: Int32 = switch action {
             case .emergencyStop: SignalCode.emergencyStop
             case .deadman: SignalCode.deadman
-            case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
+            case .mode, .named: SignalCode.actionBase + Int32(slot)
             }
             if action == .deadman {
                 // From unknown, a press counts as an edge, as it always did after a resync: the
