@@ -79,6 +79,8 @@ struct HomeAssistantOverMQTTTests {
         let peer = try Subprocess(venvPython, [
             haPeer, "--broker", "127.0.0.1:\(broker.port)", "--node", HomeAssistantDiscovery.nodeID(robotID: configuration.robot.id),
             "--seconds", "60", "--press", "--press-after", "1.5", "--expect-both-states",
+            // The example's temperature in °C; a p99 in µs (Home Assistant's spelling); a miss count has no unit.
+            "--expect-unit", "sensor_temperature=°C", "--expect-unit", "thermostat_response_p99=\u{03BC}s", "--expect-unit", "thermostat_misses=",
         ])
         #expect(peer.waitFor("ready"), "the peer did not subscribe: \(peer.stderr)")
 

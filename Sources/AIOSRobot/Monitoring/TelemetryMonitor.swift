@@ -173,7 +173,7 @@ private struct MonitorLoop {
     var deadlines: DeadlinesReporter
     var queues = QueuesReporter()
     var inputs = InputsReporter()
-    var sensors = SensorsReporter()
+    var sensors: SensorsReporter
     var safety: SafetyReporter
     var audit = AuditReporter()
     var auditCursor: AuditLog.Cursor
@@ -204,6 +204,8 @@ private struct MonitorLoop {
                                       missEventsPerSecond: settings.missEventsPerS)
         safety = SafetyReporter(channelNames: sources.runtime.channelNames, sensorNames: sources.runtime.sensorNames,
                                 eventsPerSecond: settings.safetyEventsPerS)
+        sensors = SensorsReporter(units: Dictionary(sources.configuration.sensors.compactMap { s in s.unit.map { (s.name, $0) } },
+                                                    uniquingKeysWith: { first, _ in first }))
         // Every record still in the ring: the start's power-on latch is an intervention too.
         auditCursor = sources.runtime.audit.oldestCursor
     }
