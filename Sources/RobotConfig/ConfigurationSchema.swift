@@ -78,6 +78,7 @@ public enum ConfigurationSchema {
                   help: "what a stale or silent sensor does"),
         FieldSpec("stop_category", .integer(0...2), help: "with `reaction: stop`"),
         FieldSpec("valid_range", .list(.number(), minCount: 2), help: "[min, max]: values outside are no sample"),
+        FieldSpec("unit", .string, help: "the unit of its values (°C, m, …): Home Assistant's unit_of_measurement, the `sensors` topic's `unit`"),
         FieldSpec("interlocks", .list(.object([
             FieldSpec("min", .number()),
             FieldSpec("max", .number()),

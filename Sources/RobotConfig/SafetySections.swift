@@ -137,6 +137,9 @@ public struct SensorSettings: Sendable, Equatable, Codable {
     public var stopCategory: Int?
     /// Values outside [min, max] (and non-finite ones) are no sample.
     public var validRange: [Double]?
+    /// The unit of its values as people read it (`°C`, `m`): for Home Assistant and the `sensors`
+    /// topic; nil: none said. The guard never reads it (limits are in the values' own unit).
+    public var unit: String?
     /// A reading beyond a limit locks the named channels at their safe value until a reset.
     public var interlocks: [InterlockSettings]?
 
@@ -147,7 +150,7 @@ public struct SensorSettings: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, reaction, interlocks
+        case name, reaction, interlocks, unit
         case maxAgeMs = "max_age_ms"
         case stopCategory = "stop_category"
         case validRange = "valid_range"

@@ -266,6 +266,11 @@ struct SemanticChecker {
                                       "min \(format(values[0])) is not below max \(format(values[1]))", allowed: "[min, max] with min < max")
                 }
             }
+            if let unit = item["unit"], let text = unit.string, !Self.isUnit(text) {
+                diagnostics.error(unit.position, KeyPath.child(path, "unit"),
+                                  "`\(text)` is no unit Home Assistant can show: empty, longer than \(Self.unitMaxLength) characters, or with a control character",
+                                  allowed: "a short unit such as °C, m, m/s, % (quoted: \"%\"), or no `unit`")
+            }
             for (i, interlock) in (item["interlocks"]?.items ?? []).enumerated() {
                 let ipath = KeyPath.item(KeyPath.child(path, "interlocks"), i)
                 let low = interlock["min"]?.number, high = interlock["max"]?.number
@@ -284,6 +289,14 @@ struct SemanticChecker {
                 }
             }
         }
+    }
+
+    static let unitMaxLength = 32
+
+    /// A sensor's unit: something to show beside a number (Home Assistant's unit_of_measurement).
+    static func isUnit(_ text: String) -> Bool {
+        !text.allSatisfy(\.isWhitespace) && text.count <= unitMaxLength
+            && !text.unicodeScalars.contains { $0.properties.generalCategory == .control }
     }
 
     private mutating func checkUnfedSensors() {

@@ -16,13 +16,13 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
         /// The critical tasks (their miss streak is a stop): a p99 and a miss-count sensor each.
         public var criticalTasks: [String]
         /// The configuration's sensors that `sensors` carries: one sensor entity each.
-        public var sensors: [String]
+        public var sensors: [Sensor]
         /// `estop.remote.stop_topic`: a "remote stop" button; nil: no button.
         public var remoteStopTopic: String?
 
         public init(robotID: String, version: String = RobotdVersion.current, topics: TelemetryTopics,
                     discoveryPrefix: String = HomeAssistantDiscovery.defaultPrefix, intervalMs: Double, criticalTasks: [String],
-                    sensors: [String], remoteStopTopic: String?) {
+                    sensors: [Sensor], remoteStopTopic: String?) {
             self.robotID = robotID
             self.version = version
             self.topics = topics
@@ -31,6 +31,17 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
             self.criticalTasks = criticalTasks
             self.sensors = sensors
             self.remoteStopTopic = remoteStopTopic
+        }
+    }
+
+    /// A configured sensor as its entity shows it.
+    public struct Sensor: Sendable, Equatable {
+        public var name: String
+        /// The configuration's `unit`: the entity's `unit_of_measurement`; nil: none.
+        public var unit: String?
+        public init(name: String, unit: String? = nil) {
+            self.name = name
+            self.unit = unit
         }
     }
 
@@ -181,12 +192,13 @@ public struct HomeAssistantDiscovery: Sendable, Equatable {
 
         for sensor in robot.sensors {
             // No fresh value: `None`, which Home Assistant shows as unknown.
-            add("sensor", "sensor_" + sensor, { c in
+            add("sensor", "sensor_" + sensor.name, { c in
                 c.stateTopic = robot.topics.sensors
-                c.valueTemplate = "{% for s in value_json.sensors if s.name == \(jinjaString(sensor)) %}{{ s.value | default('None') }}{% endfor %}"
+                c.valueTemplate = "{% for s in value_json.sensors if s.name == \(jinjaString(sensor.name)) %}{{ s.value | default('None') }}{% endfor %}"
                 c.stateClass = "measurement"
+                c.unitOfMeasurement = sensor.unit
                 c.expireAfter = expire
-            }, name: sensor)
+            }, name: sensor.name)
         }
 
         if let stop = robot.remoteStopTopic {

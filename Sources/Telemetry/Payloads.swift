@@ -276,9 +276,12 @@ public struct SensorsPayload: Codable, Sendable, Equatable {
     public struct SensorValue: Codable, Sendable, Equatable {
         public var name: String
         public var value: Double?
-        public init(name: String, value: Double?) {
+        /// The configuration's `unit` for the sensor (`°C`, `m`); absent: none configured.
+        public var unit: String?
+        public init(name: String, value: Double?, unit: String? = nil) {
             self.name = name
             self.value = value
+            self.unit = unit
         }
     }
 }

@@ -234,16 +234,21 @@ public struct InputsReporter: Sendable {
     }
 }
 
-/// `sensors`: the fresh values the control path last published (NaN, unknown, is left out).
+/// `sensors`: the fresh values the control path last published (NaN, unknown, is left out), each
+/// with its configured unit.
 public struct SensorsReporter: Sendable {
     private var seq: UInt64 = 0
+    private let units: [String: String]
 
-    public init() {}
+    /// `units`: each sensor's configured unit, by name (a sensor without one has none).
+    public init(units: [String: String] = [:]) {
+        self.units = units
+    }
 
     public mutating func sensors(_ values: [(name: String, value: Double)], at now: Instant, clock: TelemetryClock) -> SensorsPayload {
         seq &+= 1
         return SensorsPayload(seq: seq, tUnixS: clock.unix(now),
-                              sensors: values.map { .init(name: $0.name, value: $0.value.isFinite ? $0.value : nil) })
+                              sensors: values.map { .init(name: $0.name, value: $0.value.isFinite ? $0.value : nil, unit: units[$0.name]) })
     }
 }
 

@@ -78,21 +78,46 @@ public struct InputMapping: Sendable, Equatable {
         self.keys = keys
     }
 
-    /// Checks every code name against libevdev's tables.
+    /// Checks every code name against libevdev's tables, and that every axis and key has a slot
+    /// of its own: a code mapped twice reaches one entry only (the other never reports — an
+    /// `estop` key shadowed by another action on its code would do nothing), an axis name given
+    /// twice makes two axes share one level, and an action given to two keys one level or signal
+    /// (the release of one of two `estop` or `deadman` keys would read as released while the other
+    /// is still held).
     public func validate() throws(InputError) {
-        for axis in axes {
+        var axisCodes: [UInt16: Int] = [:], axisNames: [String: Int] = [:]
+        for (i, axis) in axes.enumerated() {
             guard let found = InputEvent.code(named: axis.code), found.type == 3 else {
                 throw InputError("unknown absolute axis code \(axis.code) (use libevdev names such as ABS_X)")
             }
             guard axis.minimum < axis.maximum, (0..<1).contains(axis.deadzone) else {
                 throw InputError("axis \(axis.code): minimum must be below maximum and deadzone in 0…1")
             }
+            if let first = axisCodes.updateValue(i, forKey: found.code) {
+                throw InputError("axes[\(i)]: code \(axis.code) is already axes[\(first)]'s: each code reaches one axis only")
+            }
+            if let first = axisNames.updateValue(i, forKey: axis.name) {
+                throw InputError("axes[\(i)]: name \(axis.name) is already axes[\(first)]'s: each axis needs a name of its own")
+            }
         }
-        for key in keys {
+        var keyCodes: [UInt16: Int] = [:], actions: [Action: Int] = [:]
+        for (i, key) in keys.enumerated() {
             guard let found = InputEvent.code(named: key.code), found.type == 1 else {
                 throw InputError("unknown key code \(key.code) (use libevdev names such as BTN_SOUTH)")
             }
+            if let first = keyCodes.updateValue(i, forKey: found.code) {
+                throw InputError("keys[\(i)]: code \(key.code) is already keys[\(first)]'s (\(keys[first].action)): each code carries one action")
+            }
+            if let first = actions.updateValue(i, forKey: key.action) {
+                throw InputError("keys[\(i)]: action \(key.action) is already keys[\(first)]'s: one key per action on an input")
+            }
         }
+    }
+
+    /// The slot of an action: its key's index (the one key `validate` allows it). What the gamepad
+    /// posts and what the runtime's handlers expect both come from here.
+    public func actionSlot(_ action: Action) -> Int? {
+        keys.firstIndex { $0.action == action }
     }
 }
 

@@ -260,7 +260,7 @@ struct DeadmanTests {
                       axes: (Double, Double) = (0, 0), handbackAt: Int64? = nil, changedAt: Int64? = nil) -> World {
         var pad = GamepadState(axisCount: 2)
         pad.axes = [axes.0, axes.1]
-        pad.deadman = deadman
+        pad.deadmanLevel = deadman ? .pressed : .released
         pad.deadmanPressedAt = pressedAt.map { Instant(nanoseconds: $0) }
         pad.deadmanChangedAt = (changedAt ?? pressedAt).map { Instant(nanoseconds: $0) }
         pad.connectionChangedAt = connectedAt.map { Instant(nanoseconds: $0) }
@@ -330,6 +330,23 @@ struct DeadmanTests {
                        now: Self.t(61_040)) == nil)
     }
 
+    /// F6: a hand-back stamped after the release, but the deadman unknown now (events lost since,
+    /// or the device reopened): teleop keeps the wheels until the deadman is seen released again.
+    @Test func on_hold_a_handback_with_the_deadman_unknown_hands_nothing_back() throws {
+        var p = try Self.policy(.hold)
+        _ = p.step(Self.world(deadman: true, pressedAt: 1_000_000_000), now: Self.t(1_020))
+        var unknown = Self.world(deadman: false, pressedAt: 1_000_000_000, handbackAt: 3_000_000_000, changedAt: 2_000_000_000)
+        unknown.gamepads[0].deadmanLevel = .unknown
+        #expect(!unknown.gamepads[0].deadman && !unknown.gamepads[0].deadmanReleased)
+        for ms in stride(from: Int64(3_020), through: 10_000, by: 500) {
+            #expect(p.step(unknown, now: Self.t(ms)) == ChannelValues(count: 2), "at \(ms) ms")
+        }
+        #expect(p.mode == .holding(since: Self.t(2_000)))
+        #expect(p.step(Self.world(deadman: false, pressedAt: 1_000_000_000, handbackAt: 3_000_000_000, changedAt: 2_000_000_000),
+                       now: Self.t(10_020)) == nil)
+        #expect(p.mode == .idle)
+    }
+
     @Test func on_yield_a_release_stops_for_the_release_hold_then_yields() throws {
         var p = try Self.policy(.yield)
         _ = p.step(Self.world(deadman: true, pressedAt: 1_000_000_000), now: Self.t(1_020))
@@ -381,7 +398,7 @@ struct DeadmanTests {
         try feed([.axis("ABS_Y", 0)], at: 890)
         #expect(pad.axisLevels[0].value == 0)
         pad.deviceLost(arrival: 900)
-        #expect(!pad.deadman.load(ordering: .relaxed) && pad.connectionChangedAt.load(ordering: .relaxed) == 900)
+        #expect(pad.deadmanLevel.load(ordering: .relaxed) == .released && pad.connectionChangedAt.load(ordering: .relaxed) == 900)
         #expect(pad.axisLevels[0].value.isNaN)
         try feed([.axis("ABS_Y", 0)], at: 950)
         _ = loop.runtime.handle(.opened("pad"), arrival: 1_000, input: "gamepad")
@@ -393,6 +410,102 @@ struct DeadmanTests {
         #expect(pad.axisLevels[0].value == 0)
         pad.feed(event: .synDropped, arrival: 1_200)
         #expect(pad.axisLevels[0].value.isNaN)
+    }
+
+    /// F6: after lost events (SYN_DROPPED) the keys' states are unknown: a deadman held through the
+    /// loss reports nothing more (the kernel reports changes only), so it is neither held nor
+    /// released until its next event. A hand-back made then — the deadman still held — is refused,
+    /// and so is one whose press came before a loss and its release after it; the device's
+    /// (re)opening makes the deadman unknown likewise.
+    @Test func when_events_are_lost_expect_the_deadman_unknown_and_no_handback_across_the_loss() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        func feed(_ changes: [SimulatedGamepad.Change], at t: Int64) throws {
+            var g = try SimulatedGamepad(script: [.init(at: t, changes)])
+            g.advance(to: t).withUnsafeBytes { pad.feed(bytes: $0, arrival: t) }
+        }
+        func level() -> GamepadInput.KeyLevel { pad.deadmanLevel.load(ordering: .relaxed) }
+        func handbackAt() -> Int64 { pad.handbackAt.load(ordering: .relaxed) }
+        func refused() -> UInt64 { pad.handbacksRefused.load(ordering: .relaxed) }
+        #expect(level() == .unknown)  // nothing reported yet
+        try feed([.press("BTN_TL")], at: 100)
+        #expect(level() == .pressed)
+        // Events lost with the deadman held (a stream's SYN_DROPPED, then the frame it skips to).
+        pad.feed(event: .synDropped, arrival: 200)
+        pad.feed(event: .synReport, arrival: 210)
+        #expect(level() == .unknown && pad.deadmanChangedAt.load(ordering: .relaxed) == 200)
+        // The hand-back, the deadman still held (nothing reports it): refused.
+        try feed([.press("BTN_NORTH")], at: 300)
+        try feed([.release("BTN_NORTH")], at: 400)
+        #expect(handbackAt() == 0 && refused() == 1)
+        // The deadman's release is a fresh event: known again.
+        try feed([.release("BTN_TL")], at: 500)
+        #expect(level() == .released)
+        // A hand-back straddling a loss (libevdev's resync of a real device here), even with the
+        // deadman reported released again before the hand-back's release: refused.
+        try feed([.press("BTN_NORTH")], at: 600)
+        _ = loop.runtime.handle(.resynchronised, arrival: 700, input: "gamepad")
+        #expect(level() == .unknown)
+        try feed([.release("BTN_TL")], at: 750)
+        #expect(level() == .released)
+        try feed([.release("BTN_NORTH")], at: 800)
+        #expect(handbackAt() == 0 && refused() == 2)
+        // Both edges after the loss with the deadman known released: it counts.
+        try feed([.press("BTN_NORTH")], at: 900)
+        try feed([.release("BTN_NORTH")], at: 1_000)
+        #expect(handbackAt() == 1_000 && refused() == 2)
+        // The device reopened: unknown until the deadman's next event.
+        _ = loop.runtime.handle(.opened("pad"), arrival: 1_100, input: "gamepad")
+        #expect(level() == .unknown)
+        try feed([.press("BTN_NORTH")], at: 1_200)
+        try feed([.release("BTN_NORTH")], at: 1_300)
+        #expect(handbackAt() == 1_000 && refused() == 3)
+    }
+
+    /// F6 on the simulated rover: teleop drives, events are lost with the deadman held (teleop's
+    /// drive ends and it holds the wheels; the pad is also the e-stop, so the loss latches, and a
+    /// reset follows), then the hand-back key is pressed and released — the deadman still held,
+    /// which nothing reports. Wander must not get the wheels. Released, and the hand-back again:
+    /// wander drives.
+    @Test func when_events_are_lost_with_the_deadman_held_expect_the_wheels_kept_until_a_handback_with_it_seen_released() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        try loop.script([
+            .init(at: 1_000_000_000, [.press("BTN_TL")]),
+            .init(at: 1_100_000_000, [.axis("ABS_RX", -20000)]),  // turn on the spot
+        ])
+        loop.run(until: 1_999_000_000)
+        #expect(loop.status.commandedBy[0] == 0 && abs(loop.snapshot.angularVelocity) > 0.3)
+        pad.feed(event: .synDropped, arrival: 2_000_000_000)
+        pad.feed(event: .synReport, arrival: 2_000_000_000)
+        try loop.script([
+            .init(at: 2_100_000_000, [.axis("ABS_Y", 0), .axis("ABS_RX", 0)]),  // the sticks reported again
+            .init(at: 2_600_000_000, [.press("BTN_START")]),
+            .init(at: 2_650_000_000, [.release("BTN_START")]),  // reset: a lost e-stop press is possible
+            .init(at: 3_000_000_000, [.press("BTN_NORTH")]),
+            .init(at: 3_050_000_000, [.release("BTN_NORTH")]),  // the deadman still held
+            .init(at: 6_500_000_000, [.release("BTN_TL")]),
+            .init(at: 7_000_000_000, [.press("BTN_NORTH")]),
+            .init(at: 7_050_000_000, [.release("BTN_NORTH")]),
+        ])
+        loop.run(until: 2_500_000_000)
+        #expect(loop.status.latched)
+        loop.run(until: 2_900_000_000)
+        #expect(!loop.status.latched, "causes \(loop.status.causes)")
+        let held = loop.snapshot
+        #expect(abs(held.angularVelocity) < 0.01 && abs(held.linearVelocity) < 0.01)
+        for ms in stride(from: Int64(3_100), through: 6_400, by: 100) {
+            loop.run(until: ms * 1_000_000)
+            #expect(loop.status.commandedBy[0] == 0 && loop.status.wanted[0] == 0 && loop.status.wanted[1] == 0,
+                    "at \(ms) ms: teleop must keep the wheels")
+        }
+        #expect(loop.snapshot.odometer - held.odometer < 0.005)
+        #expect(pad.handbacksRefused.load(ordering: .relaxed) == 1 && pad.handbackAt.load(ordering: .relaxed) == 0)
+        #expect(!loop.status.latched)
+        loop.run(until: 9_000_000_000)
+        #expect(loop.status.commandedBy[0] == 1)  // handed back
+        #expect(loop.snapshot.odometer - held.odometer > 0.3)
+        #expect(loop.snapshot.collisions == 0)
     }
 }
 

@@ -79,6 +79,8 @@ struct HomeAssistantOverMQTTTests {
         let peer = try Subprocess(venvPython, [
             haPeer, "--broker", "127.0.0.1:\(broker.port)", "--node", HomeAssistantDiscovery.nodeID(robotID: configuration.robot.id),
             "--seconds", "60", "--press", "--press-after", "1.5", "--expect-both-states",
+            // The example's temperature in °C; a p99 in µs (Home Assistant's spelling); a miss count has no unit.
+            "--expect-unit", "sensor_temperature=°C", "--expect-unit", "thermostat_response_p99=\u{03BC}s", "--expect-unit", "thermostat_misses=",
         ])
         #expect(peer.waitFor("ready"), "the peer did not subscribe: \(peer.stderr)")
 
@@ -166,5 +168,48 @@ struct HomeAssistantOverMQTTTests {
         #expect(line["topics"] as? [String] == (expected + [stale]).sorted())
         #expect(line["found_retained"] as? [String] == (expected + [stale]).sorted())
         #expect(try retainedConfigs(port: broker.port) == [foreign])
+    }
+
+    /// A running robotd clears the discovery configs an older configuration of the same robot
+    /// left retained (a sensor removed, an entity renamed), keeps its current ones (one planted
+    /// with an old payload is overwritten, not removed), and never touches another node's — not
+    /// even one whose robot id starts with its own.
+    @Test func when_robotd_connects_expect_its_stale_discovery_configs_cleared_and_every_other_kept() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: venvPython), "no \(venvPython): run scripts/setup-venv.sh")
+        let directory = try temporaryDirectory("robotd-ha-stale")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        let configuration = try rigWithDiscovery(in: directory, port: broker.port)
+        let expected = try #require(HomeAssistantEntities.discovery(for: configuration)).messages.map(\.topic).sorted()
+        let node = "homeassistant/sensor/robotd_iot-rig-sim/"
+        let stale = [node + "sensor_humidity/config", "homeassistant/binary_sensor/robotd_iot-rig-sim/door_open/config"]
+        let foreign = ["homeassistant/sensor/robotd_iot-rig-sim-2/sensor_humidity/config", "homeassistant/sensor/other_device/temperature/config"]
+        let current = node + "sensor_temperature/config"
+        #expect(expected.contains(current))
+
+        let publisher = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "ha-stale-publisher-\(getpid())")) { _ in }
+        try publisher.start()
+        #expect(waitUntil { publisher.isConnected })
+        for topic in stale + foreign + [current] {
+            try publisher.publish(topic: topic, payload: Array(#"{"name":"old","state_topic":"x"}"#.utf8), qos: 1, retain: true)
+        }
+        #expect(waitUntil { publisher.queuedMessages == 0 })
+        publisher.stop()
+        #expect(try retainedConfigs(port: broker.port) == (stale + foreign + [current]).sorted())
+
+        // No simulator: the rig holds (no reading yet); telemetry and discovery go out all the same.
+        let daemon = try RobotDaemon(configuration: configuration, options: RobotDaemon.Options()) { _ in }
+        try daemon.start()
+        let monitor = try #require(daemon.telemetry)
+        #expect(waitUntil(seconds: 15) { monitor.counters.discoveryRemoved.load(ordering: .relaxed) >= UInt64(stale.count) },
+                "removed \(monitor.counters.discoveryRemoved.load(ordering: .relaxed))")
+        #expect(waitUntil(seconds: 10) { monitor.client.queuedMessages == 0 })
+        // While it runs: its own configs and the foreign ones, nothing stale.
+        #expect(try retainedConfigs(port: broker.port) == (expected + foreign).sorted())
+        daemon.stop(reason: "test")
+        #expect(monitor.counters.discoveryRemoved.load(ordering: .relaxed) == UInt64(stale.count))
+        #expect(try retainedConfigs(port: broker.port) == (expected + foreign).sorted())
     }
 }

@@ -106,4 +106,40 @@ struct ReviewFixTests {
         #expect(!loop.rig.snapshot().heaterOn)
         #expect(loop.status.sensors[0].isNaN)
     }
+
+    /// F8: a gamepad's axes and keys must each have a slot of their own in the reader's levels, and
+    /// the runtime must pair each registered gamepad with its reader one for one. A file that
+    /// would break that — an e-stop key's code given to the reset too, an axis name twice — is
+    /// refused by `check`'s dry build at the input, in words; nothing traps or misroutes on input.
+    @Test(arguments: [
+        ("      - {code: BTN_START, action: reset}", "      - {code: BTN_EAST, action: reset}", "code BTN_EAST is already keys[0]'s (estop)"),
+        ("      - {code: ABS_RX, name: angular, deadzone: 0.05, invert: true}", "      - {code: ABS_RX, name: linear, deadzone: 0.05, invert: true}",
+         "name linear is already axes[0]'s"),
+        ("      - {code: BTN_NORTH, action: handback}", "      - {code: BTN_NORTH, action: handback}\n      - {code: BTN_SELECT, action: reset}",
+         "keys[4]: action reset is already keys[1]'s"),
+    ])
+    func when_a_gamepad_mapping_has_no_slot_per_axis_and_key_expect_the_file_refused_at_the_input(edit: (String, String, String)) throws {
+        var text = try Examples.text("rover-sim.yaml")
+        #expect(text.contains(edit.0))
+        text = text.replacingOccurrences(of: edit.0, with: edit.1)
+        let report = RobotFileCheck.load(text: text, file: "rover.yaml")
+        #expect(report.configuration == nil)
+        #expect(report.errors.contains { $0.keyPath.hasPrefix("inputs[1]") && $0.message.contains("input gamepad: ") && $0.message.contains(edit.2) },
+                "\(report)")
+    }
+
+    /// F8: the pairing itself. A registered gamepad its endpoint does not carry, or one whose
+    /// reader has other axes than registered, is refused with the input's name.
+    @Test func when_registered_gamepads_and_their_readers_do_not_pair_expect_a_clear_refusal() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        let endpoint = InputEndpoint.inputDevice(.init(path: "/dev/null", grab: false, gamepad: pad, isEStop: false))
+        #expect(try RobotRuntime.alignGamepads([("gamepad", ["linear", "angular"])], endpoints: [("gamepad", endpoint)]).count == 1)
+        #expect(throws: KindError("input gamepad: its gamepad has the axes [linear, angular], not the [angular, linear] it registered")) {
+            try RobotRuntime.alignGamepads([("gamepad", ["angular", "linear"])], endpoints: [("gamepad", endpoint)])
+        }
+        #expect(throws: KindError("input second: registered a gamepad that its endpoint does not carry")) {
+            try RobotRuntime.alignGamepads([("gamepad", ["linear", "angular"]), ("second", ["x"])], endpoints: [("gamepad", endpoint)])
+        }
+    }
 }

@@ -39,4 +39,28 @@ struct HomeAssistantConfigTests {
         // Off with telemetry off: fine.
         #expect(check(base(appending: Self.mqtt + ["  telemetry: {enabled: false}", "  home_assistant: false"])).errors.isEmpty)
     }
+
+    /// A sensor's `unit`: an optional string, checked like every key (type and place), then
+    /// decoded for Home Assistant and the `sensors` topic.
+    static func sensor(_ unitLine: String) -> String {
+        base(appending: ["sensors:", "  - name: temperature", "    max_age_ms: 1000", "    reaction: warn", unitLine])  // 17…21
+    }
+
+    @Test func a_sensor_unit_is_an_optional_string_reported_at_its_place_when_wrong() throws {
+        let ok = check(Self.sensor("    unit: °C"))
+        #expect(ok.errors.isEmpty, "\(ok)")
+        #expect(ok.configuration?.sensors.first?.unit == "°C")
+        let none = check(Self.sensor("    valid_range: [-40, 150]"))
+        #expect(none.errors.isEmpty, "\(none)")
+        #expect(try #require(none.configuration?.sensors.first).unit == nil)
+        let quoted = check(Self.sensor("    unit: \"%\""))
+        #expect(quoted.configuration?.sensors.first?.unit == "%", "\(quoted)")
+
+        expectProblem(check(Self.sensor("    unit: 5")), at: 21, 11, "sensors[0].unit", "expected a string")
+        expectProblem(check(Self.sensor("    unit: [m, s]")), at: 21, 11, "sensors[0].unit", "expected a string")
+        expectProblem(check(Self.sensor("    unti: m")), at: 21, 5, "sensors[0].unti", "did you mean `unit`?")
+        expectProblem(check(Self.sensor("    unit: \"\"")), at: 21, 11, "sensors[0].unit", "no unit Home Assistant can show")
+        expectProblem(check(Self.sensor("    unit: \"\\tm\"")), at: 21, 11, "sensors[0].unit", "control character")
+        expectProblem(check(Self.sensor("    unit: " + String(repeating: "m", count: 33))), at: 21, 11, "sensors[0].unit", "longer than 32")
+    }
 }

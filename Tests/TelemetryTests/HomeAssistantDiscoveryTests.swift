@@ -9,7 +9,7 @@ import Testing
 struct HomeAssistantDiscoveryTests {
     static let rig = HomeAssistantDiscovery.Robot(
         robotID: "rig-1", topics: TelemetryTopics(robotID: "rig-1"), intervalMs: 1000, criticalTasks: ["thermostat", "guard"],
-        sensors: ["temperature"], remoteStopTopic: "robotd/rig-1/estop")
+        sensors: [.init(name: "temperature", unit: "°C"), .init(name: "door")], remoteStopTopic: "robotd/rig-1/estop")
 
     static func json(_ message: HomeAssistantDiscovery.Message) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any])
@@ -24,6 +24,7 @@ struct HomeAssistantDiscoveryTests {
             "homeassistant/sensor/robotd_rig-1/guard_response_p99/config",
             "homeassistant/sensor/robotd_rig-1/guard_misses/config",
             "homeassistant/sensor/robotd_rig-1/sensor_temperature/config",
+            "homeassistant/sensor/robotd_rig-1/sensor_door/config",
             "homeassistant/button/robotd_rig-1/remote_stop/config",
         ])
         var ids: Set<String> = []
@@ -55,8 +56,14 @@ struct HomeAssistantDiscoveryTests {
         let p99 = try Self.json(discovery.messages[1])
         #expect(p99["unit_of_measurement"] as? String == "\u{03BC}s" && p99["state_class"] as? String == "measurement")
         #expect(p99["expire_after"] as? Int == 3)
-        #expect(try Self.json(discovery.messages[2])["state_class"] as? String == "total_increasing")
-        let button = try Self.json(discovery.messages[6])
+        let misses = try Self.json(discovery.messages[2])
+        #expect(misses["state_class"] as? String == "total_increasing" && misses["unit_of_measurement"] == nil)  // a count: no unit
+        // A sensor carries its configured unit; one without a unit has none.
+        let temperature = try Self.json(discovery.messages[5])
+        #expect(temperature["unit_of_measurement"] as? String == "°C" && temperature["state_class"] as? String == "measurement")
+        let door = try Self.json(discovery.messages[6])
+        #expect(door["unit_of_measurement"] == nil && door["state_class"] as? String == "measurement")
+        let button = try Self.json(discovery.messages[7])
         #expect(button["command_topic"] as? String == "robotd/rig-1/estop" && button["payload_press"] as? String == "stop")
         #expect((button["name"] as? String)?.contains("not an e-stop") == true)
         #expect(button["retain"] as? Bool == false)
@@ -102,5 +109,13 @@ struct HomeAssistantDiscoveryTests {
         let payload = reporter.sensors([("temperature", 36.5), ("humidity", .nan)], at: .zero, clock: clock)
         let text = String(decoding: TelemetryJSON.encode(payload), as: UTF8.self)
         #expect(text == #"{"sensors":[{"name":"temperature","value":36.5},{"name":"humidity"}],"seq":1,"t_unix_s":1000}"#)
+    }
+
+    @Test func sensors_carry_their_configured_unit_even_when_the_value_is_unknown() throws {
+        var reporter = SensorsReporter(units: ["temperature": "°C", "humidity": "%"])
+        let clock = TelemetryClock(origin: .zero, monotonicNow: .zero, unixNow: 1_000)
+        let payload = reporter.sensors([("temperature", 36.5), ("humidity", .nan), ("door", 1)], at: .zero, clock: clock)
+        let text = String(decoding: TelemetryJSON.encode(payload), as: UTF8.self)
+        #expect(text == #"{"sensors":[{"name":"temperature","unit":"°C","value":36.5},{"name":"humidity","unit":"%"},{"name":"door","value":1}],"seq":1,"t_unix_s":1000}"#)
     }
 }

@@ -28,6 +28,28 @@ struct InputEventTests {
         #expect(throws: InputError.self) { try InputMapping(keys: [.init(code: "KEY_NOT_A_KEY", action: .deadman)]).validate() }
     }
 
+    /// F8: every axis and key has a slot of its own, or the mapping is refused before any event:
+    /// a code mapped twice reaches one entry only (here the e-stop key would do nothing), a name
+    /// or an action given twice shares one level.
+    @Test func when_a_code_a_name_or_an_action_is_given_twice_expect_the_mapping_refused_with_both_places() {
+        func refusal(_ mapping: InputMapping) -> String {
+            do { try mapping.validate() } catch { return error.description }
+            return "accepted"
+        }
+        #expect(refusal(Self.mapping) == "accepted")
+        let shadowed = refusal(InputMapping(keys: [.init(code: "BTN_EAST", action: .emergencyStop), .init(code: "BTN_EAST", action: .named("reset"))]))
+        #expect(shadowed.contains("keys[1]: code BTN_EAST is already keys[0]'s (estop)"), "\(shadowed)")
+        let axisCode = refusal(InputMapping(axes: [.init(code: "ABS_Y", name: "linear"), .init(code: "ABS_Y", name: "throttle")]))
+        #expect(axisCode.contains("axes[1]: code ABS_Y is already axes[0]'s"), "\(axisCode)")
+        let axisName = refusal(InputMapping(axes: [.init(code: "ABS_Y", name: "linear"), .init(code: "ABS_RX", name: "linear")]))
+        #expect(axisName.contains("axes[1]: name linear is already axes[0]'s"), "\(axisName)")
+        let action = refusal(InputMapping(keys: [.init(code: "BTN_START", action: .named("reset")), .init(code: "BTN_SELECT", action: .named("reset"))]))
+        #expect(action.contains("keys[1]: action reset is already keys[0]'s"), "\(action)")
+        let estops = refusal(InputMapping(keys: [.init(code: "BTN_EAST", action: .emergencyStop), .init(code: "BTN_WEST", action: .emergencyStop)]))
+        #expect(estops.contains("keys[1]: action estop is already keys[0]'s"), "\(estops)")
+        #expect(Self.mapping.actionSlot(.mode("auto")) == 2 && Self.mapping.actionSlot(.named("reset")) == nil)
+    }
+
     @Test func when_axes_are_normalised_expect_deadzone_inversion_and_scale() {
         let turn = Self.mapping.axes[0]
         #expect(turn.normalise(0) == 0)

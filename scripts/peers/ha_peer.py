@@ -12,6 +12,9 @@ discovery config under DISCOVERY_PREFIX/<component>/NODE/<object_id>/config chec
     a number for a sensor ('' — ignored by Home Assistant — and 'None' — unknown — allowed, at
     least one number) and payload_on or payload_off for a binary sensor (at least once each when
     --expect-both-states); json_attributes_template yields a JSON object;
+  - a sensor's unit_of_measurement, when it has one, is a non-empty string of at most 32
+    characters (the duration class's one of Home Assistant's time units); with
+    --expect-unit OBJECT_ID=UNIT (repeatable; an empty UNIT: none) the entity has exactly it;
   - with --press: once the binary sensor has rendered payload_off, it publishes the button's
     payload_press on its command_topic, and sees the state topic say latched by a remote stop.
 
@@ -113,6 +116,8 @@ def main():
     parser.add_argument("--press", action="store_true", help="press the button once the robot is seen running")
     parser.add_argument("--press-after", type=float, default=1.0, help="seconds after the first OFF before pressing")
     parser.add_argument("--expect-both-states", action="store_true", help="the binary sensor must render on and off")
+    parser.add_argument("--expect-unit", action="append", default=[], metavar="OBJECT_ID=UNIT",
+                        help="the entity's unit_of_measurement must be UNIT (empty: none); repeatable")
     parser.add_argument("--retained-only", action="store_true")
     parser.add_argument("--settle", type=float, default=1.0, help="--retained-only: seconds to wait after the SUBACK")
     args = parser.parse_args()
@@ -312,6 +317,9 @@ def judge(args, env, configs, messages, statuses, button):
                 break
         entity["renders"] = renders[-5:]
         if component == "sensor":
+            unit = c.get("unit_of_measurement")
+            if unit is not None and not (isinstance(unit, str) and 0 < len(unit) <= 32):
+                errors.append("unit_of_measurement %r is not a short non-empty string" % (unit,))
             if c.get("state_class") not in STATE_CLASSES:
                 errors.append("state_class %r" % c.get("state_class"))
             if c.get("device_class") == "duration" and c.get("unit_of_measurement") not in DURATION_UNITS:
@@ -351,6 +359,15 @@ def judge(args, env, configs, messages, statuses, button):
                 except Exception as e:
                     errors.append("json_attributes_template on %s: %s: %s" % (p[:120], type(e).__name__, e))
                     break
+    for expectation in args.expect_unit:
+        object_id, _, unit = expectation.partition("=")
+        entity = next((e for e in entities if e.get("object_id") == object_id), None)
+        if entity is None:
+            entities.append({"topic": None, "object_id": object_id, "errors": ["--expect-unit: no entity %s" % object_id]})
+            continue
+        have = entity.get("config", {}).get("unit_of_measurement")
+        if have != (unit or None):
+            entity["errors"].append("unit_of_measurement %r, expected %r" % (have, unit or None))
     for entity in entities:
         total_errors += len(entity["errors"])
     press = None

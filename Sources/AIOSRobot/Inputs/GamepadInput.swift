@@ -23,7 +23,8 @@ public final class GamepadInput: Sendable {
     public enum SignalCode {
         public static let emergencyStop: Int32 = 1
         public static let deadman: Int32 = 2
-        /// Events were lost (SYN_DROPPED): treat the deadman as released until the next frame.
+        /// Events were lost (SYN_DROPPED), or the device: the deadman is not held (unknown after
+        /// lost events, released after the device's loss) until its next event.
         public static let resync: Int32 = 3
         /// Mode and named actions: 100 + their index in the mapping's key list.
         public static let actionBase: Int32 = 100
@@ -32,6 +33,15 @@ public final class GamepadInput: Sendable {
     /// The key action that hands the wheels back from a holding teleop to the policies below it.
     public static let handback = InputMapping.Action.named("handback")
 
+    /// A key's level as the reader knows it. The kernel reports a key only when it changes, so
+    /// after lost events (SYN_DROPPED) or an opening a key held all along reports nothing: its
+    /// level is unknown — neither held nor released — until its next event.
+    public enum KeyLevel: UInt8, AtomicRepresentable, Sendable {
+        case released = 0
+        case pressed = 1
+        case unknown = 2
+    }
+
     public let mapping: InputMapping
     public let sources: Sources
     /// The e-stop key's level and sticky press count, set here on the reader thread and read by
@@ -39,8 +49,9 @@ public final class GamepadInput: Sendable {
     public let estop: EStopSignal?
     public let refused = Atomic<UInt64>(0)
     /// The deadman key as a level (set on the reader thread; queued key events can be coalesced
-    /// or dropped, a level cannot): released after a resync or the device's loss.
-    public let deadman = Atomic<Bool>(false)
+    /// or dropped, a level cannot): released at the device's loss; unknown until its first event,
+    /// after the device's (re)opening and after a resync.
+    public let deadmanLevel = Atomic<KeyLevel>(.unknown)
     /// When the deadman last changed (arrival, ns); 0: never.
     public let deadmanChangedAt = Atomic<Int64>(0)
     /// When the deadman was last pressed from released — an edge (arrival, ns); 0: never. The
@@ -51,11 +62,12 @@ public final class GamepadInput: Sendable {
     /// press must come after it to enable anything.
     public let connectionChangedAt = Atomic<Int64>(0)
     /// When the `handback` key was last released after a press seen here, with the deadman
-    /// released at its press, at its release and in between (arrival, ns); 0: never. It acts on
-    /// the release edge, as the reset does: a key stuck down hands nothing back.
+    /// known released at its press, at its release and in between, and no events lost meanwhile
+    /// (arrival, ns); 0: never. It acts on the release edge, as the reset does: a key stuck down
+    /// hands nothing back.
     public let handbackAt = Atomic<Int64>(0)
-    /// Hand-back releases refused because the deadman was held at the key's press, at its
-    /// release, or pressed in between.
+    /// Hand-back releases refused because the deadman was held or unknown at the key's press or
+    /// at its release, or pressed in between, or events were lost in between.
     public let handbacksRefused = Atomic<UInt64>(0)
     /// Each axis's latest normalised position (a `Double` bit pattern), by the mapping's axis
     /// order, set here on the reader thread before the same frame's keys: the policies read these
@@ -73,7 +85,7 @@ public final class GamepadInput: Sendable {
         var assembler: InputFrameAssembler
         /// The hand-back key's press was seen (its release acts) …
         var handbackDown = false
-        /// … with the deadman released at its press and not pressed since.
+        /// … with the deadman known released at its press, not pressed since, and no events lost since.
         var handbackArmed = false
         init(_ assembler: InputFrameAssembler) { self.assembler = assembler }
     }
@@ -81,18 +93,36 @@ public final class GamepadInput: Sendable {
     private let axisIndex: [String: Int]
     private let keyIndex: [InputMapping.Action: Int]
 
+    /// Refuses a mapping whose axes or keys do not each have a slot of their own
+    /// (`InputMapping.validate`: a code, an axis name or an action given twice): the slots the
+    /// reader fills and the ones the policies and handlers read must be the same, one for one.
     public init(mapping: InputMapping, sources: Sources, estop: EStopSignal? = nil) throws(InputError) {
         self.mapping = mapping
         self.sources = sources
         self.estop = estop
-        state = State(try InputFrameAssembler(mapping: mapping))
+        state = State(try InputFrameAssembler(mapping: mapping))  // validates the mapping
         var axisIndex: [String: Int] = [:]
         for (i, axis) in mapping.axes.enumerated() { axisIndex[axis.name] = i }
-        self.axisIndex = axisIndex
         var keyIndex: [InputMapping.Action: Int] = [:]
-        for (i, key) in mapping.keys.enumerated() { keyIndex[key.action] = i }
-        self.keyIndex = keyIndex
+        for key in mapping.keys { keyIndex[key.action] = mapping.actionSlot(key.action) }
         axisLevels = mapping.axes.map { _ in AxisLevel() }
+        // What `validate` guarantees, checked where it is relied on: one level per axis, one slot per action.
+        guard axisIndex.count == mapping.axes.count, axisLevels.count == mapping.axes.count, keyIndex.count == mapping.keys.count else {
+            throw InputError("the mapping's \(mapping.axes.count) axes and \(mapping.keys.count) keys do not have a slot each "
+                             + "(\(axisIndex.count) axis names, \(keyIndex.count) actions)")
+        }
+        self.axisIndex = axisIndex
+        self.keyIndex = keyIndex
+    }
+
+    /// The signal code of a key's action on the buttons source, as this mapping posts it; nil: the
+    /// mapping has no key with that action.
+    public static func signalCode(of action: InputMapping.Action, in mapping: InputMapping) -> Int32? {
+        switch action {
+        case .emergencyStop: mapping.actionSlot(action).map { _ in SignalCode.emergencyStop }
+        case .deadman: mapping.actionSlot(action).map { _ in SignalCode.deadman }
+        case .mode, .named: mapping.actionSlot(action).map { SignalCode.actionBase + Int32($0) }
+        }
     }
 
     /// Raw input_event bytes (FIFO, file) with their arrival (ns).
@@ -116,11 +146,12 @@ public final class GamepadInput: Sendable {
     /// deadman first, as a level the policies read directly, then as an event. No e-stop press is
     /// implied (the e-stop device's loss is its own stop cause).
     public func deviceLost(arrival: Int64) {
-        deadman.store(false, ordering: .releasing)
+        deadmanLevel.store(.released, ordering: .releasing)
         deadmanChangedAt.store(arrival, ordering: .releasing)
         forgetAxes()
         connectionChangedAt.store(arrival, ordering: .releasing)
         state.handbackDown = false
+        state.handbackArmed = false
         if !sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: Instant(nanoseconds: arrival)).wasAccepted {
             refused.add(1, ordering: .relaxed)
         }
@@ -129,10 +160,22 @@ public final class GamepadInput: Sendable {
     /// The device was opened or is back (a FIFO's next writer): whatever it reports from now on is
     /// new, and a deadman held through the reconnection enables nothing until pressed again. Stick
     /// positions from before are forgotten (unknown until reported: a real device's are read at
-    /// open, a stream's writer sends them first).
+    /// open, a stream's writer sends them first). The deadman's level is unknown until its next
+    /// event: a key held since before the opening reports nothing, and must not pass for released.
     public func deviceOpened(arrival: Int64) {
         forgetAxes()
         connectionChangedAt.store(arrival, ordering: .releasing)
+        deadmanUnknown(at: arrival)
+    }
+
+    /// Lost events or an opening: the deadman's level is unknown until its next event (neither
+    /// held, so nothing enables, nor released, so nothing is handed back), and a hand-back whose
+    /// press came before counts for nothing (reader thread).
+    private func deadmanUnknown(at arrival: Int64) {
+        state.handbackArmed = false
+        if deadmanLevel.exchange(.unknown, ordering: .acquiringAndReleasing) != .unknown {
+            deadmanChangedAt.store(arrival, ordering: .releasing)
+        }
     }
 
     private func forgetAxes() {
@@ -148,31 +191,46 @@ public final class GamepadInput: Sendable {
         let result: PostResult
         switch change {
         case .axis(let name, let value):
-            let index = axisIndex[name] ?? 0
-            if axisLevels.indices.contains(index) { axisLevels[index].set(value) }  // first: the level holds even if the event is refused
+            // The assembler reports only the mapping's axes, each of which has its level (init):
+            // a name without one is counted and goes nowhere, never to another axis's slot.
+            guard let index = axisIndex[name], axisLevels.indices.contains(index) else {
+                refused.add(1, ordering: .relaxed)
+                return
+            }
+            axisLevels[index].set(value)  // first: the level holds even if the event is refused
             result = sources.axes.post(.scalar(value), key: UInt32(index), release: release)
         case .key(let action, let pressed):
+            guard let slot = keyIndex[action] else {
+                refused.add(1, ordering: .relaxed)
+                return
+            }
             let code: Int32 = switch action {
             case .emergencyStop: SignalCode.emergencyStop
             case .deadman: SignalCode.deadman
-            case .mode, .named: SignalCode.actionBase + Int32(keyIndex[action] ?? 0)
+            case .mode, .named: SignalCode.actionBase + Int32(slot)
             }
             if action == .deadman {
-                if pressed && !deadman.load(ordering: .acquiring) { deadmanPressedAt.store(release.nanoseconds, ordering: .releasing) }
+                // From unknown, a press counts as an edge, as it always did after a resync: the
+                // sticks, unknown too, still have to be reported centred before it enables.
+                if pressed && deadmanLevel.load(ordering: .acquiring) != .pressed {
+                    deadmanPressedAt.store(release.nanoseconds, ordering: .releasing)
+                }
                 if pressed { state.handbackArmed = false }  // a hand-back key held across a deadman press hands nothing back
-                deadman.store(pressed, ordering: .releasing)
+                deadmanLevel.store(pressed ? .pressed : .released, ordering: .releasing)
                 deadmanChangedAt.store(release.nanoseconds, ordering: .releasing)
             }
             if action == Self.handback {
-                // Both edges with the deadman released: a press made while driving (a grip closing
-                // on both keys) must not hand the wheels over when the pad is let go.
+                // Both edges with the deadman known released: a press made while driving (a grip
+                // closing on both keys) must not hand the wheels over when the pad is let go, nor
+                // one made while lost events (or an opening) hide whether the deadman is held.
+                let released = deadmanLevel.load(ordering: .acquiring) == .released
                 if pressed {
                     state.handbackDown = true
-                    state.handbackArmed = !deadman.load(ordering: .acquiring)
+                    state.handbackArmed = released
                 } else if state.handbackDown {
                     state.handbackDown = false
-                    if deadman.load(ordering: .acquiring) || !state.handbackArmed {
-                        handbacksRefused.add(1, ordering: .relaxed)  // only with the deadman released
+                    if !released || !state.handbackArmed {
+                        handbacksRefused.add(1, ordering: .relaxed)  // only with the deadman known released throughout
                     } else {
                         handbackAt.store(release.nanoseconds, ordering: .releasing)
                     }
@@ -193,11 +251,10 @@ public final class GamepadInput: Sendable {
             estop?.notePossiblePress()
             // Lost events may have moved the sticks: unknown (not centred) until reported again.
             forgetAxes()
-            if deadman.load(ordering: .acquiring) {
-                // Lost events may have released it: released until pressed again.
-                deadman.store(false, ordering: .releasing)
-                deadmanChangedAt.store(release.nanoseconds, ordering: .releasing)
-            }
+            // And pressed or released any key: the deadman is unknown until its next event (a
+            // held deadman ends a drive; a released one no longer arms a hand-back), and a
+            // hand-back pressed before the loss counts for nothing.
+            deadmanUnknown(at: release.nanoseconds)
             result = sources.buttons.post(.signal(code: SignalCode.resync, value: 1), release: release)
         }
         if !result.wasAccepted { refused.add(1, ordering: .relaxed) }

@@ -36,9 +36,14 @@ public struct GamepadState: Sendable {
     /// Normalised axes (−1…1 after deadzone, invert and scale), by the mapping's axis order; NaN
     /// until first reported.
     public internal(set) var axes: [Double]
-    /// The deadman key is held (released after a resync until the next press: lost events may have
-    /// released it).
-    public internal(set) var deadman = false
+    /// The deadman key's level: unknown after lost events (SYN_DROPPED) or the device's
+    /// (re)opening until its next event, released after the device's loss.
+    public internal(set) var deadmanLevel = GamepadInput.KeyLevel.unknown
+    /// The deadman key is known to be held.
+    public var deadman: Bool { deadmanLevel == .pressed }
+    /// The deadman key is known to be released (unknown is neither: it enables nothing and hands
+    /// nothing back).
+    public var deadmanReleased: Bool { deadmanLevel == .released }
     /// When the deadman was last pressed or released.
     public internal(set) var deadmanChangedAt: Instant?
     /// When the deadman was last pressed from released (an edge); nil: never.
@@ -46,8 +51,8 @@ public struct GamepadState: Sendable {
     /// When the device was last opened, came back or was lost; nil: never. Axes reported before it
     /// are forgotten (NaN): a stick's last position from before a loss is no position.
     public internal(set) var connectionChangedAt: Instant?
-    /// When the `handback` key was last released, pressed and released with the deadman released;
-    /// nil: never.
+    /// When the `handback` key was last released, pressed and released with the deadman known
+    /// released throughout; nil: never.
     public internal(set) var handbackAt: Instant?
 
     init(axisCount: Int) {

@@ -27,7 +27,9 @@ public enum HomeAssistantEntities {
         return HomeAssistantDiscovery.Robot(
             robotID: configuration.robot.id, topics: TelemetryTopics(prefix: configuration.topicPrefix),
             discoveryPrefix: discoveryPrefix, intervalMs: telemetry.intervalMs, criticalTasks: criticalTasks(configuration),
-            sensors: sensorsPublished(configuration), remoteStopTopic: remoteStop)
+            sensors: sensorsPublished(configuration).map { name in
+                HomeAssistantDiscovery.Sensor(name: name, unit: configuration.sensors.first { $0.name == name }?.unit)
+            }, remoteStopTopic: remoteStop)
     }
 
     /// The scheduler's critical tasks as the runtime builds them: each proposing policy marked

@@ -53,6 +53,8 @@ public final class TelemetryMonitor: Sendable {
         public let auditsPublished = Atomic<UInt64>(0)
         /// Home Assistant discovery configs handed to the connection (all of them at each connect).
         public let discoveryPublished = Atomic<UInt64>(0)
+        /// Stale discovery configs of this robot (retained, no longer in the configuration) cleared.
+        public let discoveryRemoved = Atomic<UInt64>(0)
     }
 
     public let topics: TelemetryTopics
@@ -81,6 +83,8 @@ public final class TelemetryMonitor: Sendable {
         let controlLink: (@Sendable () -> Bool)?
         /// Home Assistant discovery configs, published at each connect; nil: off.
         let discovery: HomeAssistantDiscovery?
+        /// With discovery: this node's retained configs the configuration no longer has, to clear.
+        let staleDiscovery: StaleDiscovery?
         /// The sensors `sensors` carries, with their index in the runtime's status.
         let sensorSlots: [(name: String, index: Int)]
     }
@@ -94,10 +98,11 @@ public final class TelemetryMonitor: Sendable {
         let sensorSlots = HomeAssistantEntities.sensorsPublished(configuration).compactMap { name in
             runtime.sensorNames.firstIndex(of: name).flatMap { $0 < RuntimeStatus.sensorCapacity ? (name: name, index: $0) : nil }
         }
+        let discovery = HomeAssistantEntities.discovery(for: configuration)
+        let stale = discovery.map(StaleDiscovery.init)
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
                           configuration: configuration, configHash: Self.hash(configuration), bootID: Self.bootID(),
-                          controlLink: controlLink, discovery: HomeAssistantEntities.discovery(for: configuration),
-                          sensorSlots: sensorSlots)
+                          controlLink: controlLink, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots)
         let requestTopic = topics.auditRequest
         let flags = self.flags
         client = try MQTTClient(options: MQTTOptions(
@@ -108,10 +113,13 @@ public final class TelemetryMonitor: Sendable {
             will: .init(topic: topics.status, payload: Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true),
             reconnectMaxSeconds: 4, maxQueuedMessages: options.settings.maxQueuedMessages,
             sendBufferBytes: options.sendBufferBytes)) { message in
+            if let stale, stale.note(message) { return }
             // A retained request is history replayed at every subscribe: not a request now.
             if message.topic == requestTopic && !message.retained { flags.auditRequested.store(true, ordering: .releasing) }
         }
         try client.subscribe(.init(filter: requestTopic, qos: 1))
+        // The broker replays this node's retained configs at every subscribe: the stale ones are cleared.
+        if let stale { try client.subscribe(.init(filter: stale.filter, qos: 1)) }
     }
 
     /// The canonical configuration's SHA-256: JSON with sorted keys of what robotd read (the same
@@ -165,7 +173,7 @@ private struct MonitorLoop {
     var deadlines: DeadlinesReporter
     var queues = QueuesReporter()
     var inputs = InputsReporter()
-    var sensors = SensorsReporter()
+    var sensors: SensorsReporter
     var safety: SafetyReporter
     var audit = AuditReporter()
     var auditCursor: AuditLog.Cursor
@@ -177,6 +185,10 @@ private struct MonitorLoop {
     var connects: UInt64 = 0
     /// Discovery configs not yet handed over since the last connect (the queue was full).
     var discoveryPending: [Int] = []
+    /// When this connection's stale discovery configs are cleared (monotonic ns); nil: not yet connected.
+    var staleSweepAt: Int64?
+    /// Stale discovery configs whose removal the queue refused: tried again.
+    var stalePending: Set<String> = []
 
     init(client: MQTTClient, sources: TelemetryMonitor.Sources, counters: TelemetryMonitor.Counters, topics: TelemetryTopics,
          settings: TelemetrySettings) {
@@ -192,6 +204,8 @@ private struct MonitorLoop {
                                       missEventsPerSecond: settings.missEventsPerS)
         safety = SafetyReporter(channelNames: sources.runtime.channelNames, sensorNames: sources.runtime.sensorNames,
                                 eventsPerSecond: settings.safetyEventsPerS)
+        sensors = SensorsReporter(units: Dictionary(sources.configuration.sensors.compactMap { s in s.unit.map { (s.name, $0) } },
+                                                    uniquingKeysWith: { first, _ in first }))
         // Every record still in the ring: the start's power-on latch is an intervention too.
         auditCursor = sources.runtime.audit.oldestCursor
     }
@@ -204,6 +218,7 @@ private struct MonitorLoop {
             if flags.auditRequested.exchange(false, ordering: .acquiring) { publishAudit() }
             announceIfConnected()
             if !discoveryPending.isEmpty && client.isConnected { publishDiscovery() }
+            sweepStaleDiscovery(now: now, final: false)
             if now >= next {
                 cycle(final: false)
                 next += interval
@@ -213,6 +228,7 @@ private struct MonitorLoop {
             let left = max(0, min(next - rt_monotonic_ns(), 10_000_000))
             if left > 0 { usleep(UInt32(left / 1000)) }
         }
+        sweepStaleDiscovery(now: rt_monotonic_ns(), final: true)
         cycle(final: true)
         send(topics.status, Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true)
     }
@@ -227,6 +243,7 @@ private struct MonitorLoop {
         if let discovery = sources.discovery {
             discoveryPending = Array(discovery.messages.indices)
             publishDiscovery()
+            staleSweepAt = rt_monotonic_ns() + Int64(StaleDiscovery.settle.nanoseconds)
         }
         send(topics.status, Array(TelemetryTopics.statusOnline.utf8), qos: 1, retain: true)
         publishState(force: true)
@@ -240,6 +257,18 @@ private struct MonitorLoop {
             let sent = send(discovery.messages[i].topic, discovery.messages[i].payload, qos: 1, retain: true)
             if sent { counters.discoveryPublished.add(1, ordering: .relaxed) }
             return !sent
+        }
+    }
+
+    /// An empty retained payload on each of this node's configs the broker still held from an
+    /// older configuration (collected since the connect), once they had `StaleDiscovery.settle`
+    /// to arrive — at the end of a run, whatever came; one the queue refuses is tried again.
+    private mutating func sweepStaleDiscovery(now: Int64, final: Bool) {
+        guard let stale = sources.staleDiscovery, let at = staleSweepAt, final || now >= at, client.isConnected else { return }
+        stalePending.formUnion(stale.take())
+        for topic in stalePending.sorted() where send(topic, [], qos: 1, retain: true) {
+            stalePending.remove(topic)
+            counters.discoveryRemoved.add(1, ordering: .relaxed)
         }
     }
 

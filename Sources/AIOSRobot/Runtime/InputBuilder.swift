@@ -110,6 +110,9 @@ final class InputBuilder: InputBuildContext {
 
     func gamepad(_ mapping: InputMapping) throws -> GamepadInput {
         let input = try self.input
+        // Before any slot is registered: a mapping without a slot per axis and key is refused here,
+        // whichever kind made it, never found out on input.
+        do { try mapping.validate() } catch { throw KindError("input \(input.name): \(error)") }
         let index = gamepads.count
         gamepads.append((input.name, mapping.axes.map(\.name)))
         let estop = estops.first { $0.input == input.name }?.signal
@@ -120,7 +123,8 @@ final class InputBuilder: InputBuildContext {
             boundEStops.insert(input.name)
         }
         let shared = self.shared, statusCell = self.statusCell, write = self.write, estops = self.estops
-        let resetCode = mapping.keys.firstIndex { $0.action == .named("reset") }.map { GamepadInput.SignalCode.actionBase + Int32($0) }
+        // The code the gamepad posts for its reset key: one rule for both ends (`GamepadInput.signalCode`).
+        let resetCode = GamepadInput.signalCode(of: .named("reset"), in: mapping)
         let (queue, subscription) = try spec()
         // The stick positions the policies see are the reader's levels (`GamepadInput.axisLevels`,
         // read in `refreshWorld`): a queue, whatever its priority, may still hold a deflection
@@ -134,12 +138,13 @@ final class InputBuilder: InputBuildContext {
                 guard c.world.gamepads.indices.contains(index) else { return }
                 switch code {
                 case GamepadInput.SignalCode.deadman:
-                    c.world.gamepads[index].deadman = value == 1
+                    c.world.gamepads[index].deadmanLevel = value == 1 ? .pressed : .released
                     c.world.gamepads[index].deadmanChangedAt = event.release
                 case GamepadInput.SignalCode.resync:
-                    // Lost events may have released the deadman: released until pressed again.
-                    if c.world.gamepads[index].deadman {
-                        c.world.gamepads[index].deadman = false
+                    // Lost events (or the device): the deadman is not held, and not known released,
+                    // until its next event (the reader's level, read before each step, says which).
+                    if c.world.gamepads[index].deadmanLevel != .unknown {
+                        c.world.gamepads[index].deadmanLevel = .unknown
                         c.world.gamepads[index].deadmanChangedAt = event.release
                     }
                 case resetCode:

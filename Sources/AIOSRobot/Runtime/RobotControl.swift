@@ -117,7 +117,7 @@ struct Control: RuntimeControl {
         world.lastReset = guardian.latch.lastReset
         for i in gamepadInputs.indices where i < world.gamepads.count {
             let pad = gamepadInputs[i]
-            world.gamepads[i].deadman = pad.deadman.load(ordering: .acquiring)
+            world.gamepads[i].deadmanLevel = pad.deadmanLevel.load(ordering: .acquiring)
             world.gamepads[i].deadmanChangedAt = Self.instant(pad.deadmanChangedAt.load(ordering: .acquiring))
             world.gamepads[i].deadmanPressedAt = Self.instant(pad.deadmanPressedAt.load(ordering: .acquiring))
             world.gamepads[i].handbackAt = Self.instant(pad.handbackAt.load(ordering: .acquiring))

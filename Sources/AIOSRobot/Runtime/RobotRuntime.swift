@@ -104,11 +104,7 @@ public final class RobotRuntime: Sendable {
         }
         links = builder.links + (remoteAlive.map { [(input: "estop.remote", link: $0)] } ?? [])
         inputArrivals = builder.arrivals
-        let gamepadInputs = builder.gamepads.compactMap { pad in
-            endpoints.lazy.compactMap { e -> GamepadInput? in
-                if e.0 == pad.input, case .inputDevice(let d) = e.1 { d.gamepad } else { nil }
-            }.first
-        }
+        let gamepadInputs = try Self.alignGamepads(builder.gamepads, endpoints: endpoints)
         shared.withLock {
             $0.world.gamepads = builder.gamepads.map { GamepadState(axisCount: $0.axes.count) }
             $0.gamepadInputs = gamepadInputs
@@ -373,6 +369,31 @@ public final class RobotRuntime: Sendable {
         guard let link = links.first(where: { $0.input == input })?.link else { return }
         link.set(up: up)
         if !up { report(.connectionLost, at: instant) }
+    }
+
+    /// The reader side of each gamepad the inputs registered, in registration order — the order
+    /// of `World.gamepads` and of the axis indices the policies were built with. Refused with the
+    /// input's name when one is not carried by its endpoint, or carries other axes than it
+    /// registered: the refresh before each step pairs them by index, and a gap would hand one
+    /// pad's deadman and sticks to another's policy.
+    static func alignGamepads(_ registered: [(input: String, axes: [String])],
+                              endpoints: [(String, InputEndpoint)]) throws(KindError) -> [GamepadInput] {
+        var aligned: [GamepadInput] = []
+        for pad in registered {
+            let carried = endpoints.lazy.compactMap { e -> GamepadInput? in
+                if e.0 == pad.input, case .inputDevice(let d) = e.1 { d.gamepad } else { nil }
+            }.first
+            guard let gamepad = carried else {
+                throw KindError("input \(pad.input): registered a gamepad that its endpoint does not carry")
+            }
+            let axes = gamepad.mapping.axes.map(\.name)
+            guard axes == pad.axes, gamepad.axisLevels.count == pad.axes.count else {
+                throw KindError("input \(pad.input): its gamepad has the axes [\(axes.joined(separator: ", "))], "
+                                + "not the [\(pad.axes.joined(separator: ", "))] it registered")
+            }
+            aligned.append(gamepad)
+        }
+        return aligned
     }
 
     /// As the handlers last published it (lock-free: readers never make a handler wait).

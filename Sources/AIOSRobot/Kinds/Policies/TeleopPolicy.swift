@@ -13,8 +13,10 @@ import SafetyGuard
 /// - **Release keeps control.** With `on_release: hold` (the default) a released deadman — or a
 ///   stop, or the device's loss — leaves teleop commanding zero every period, so the arbiter never
 ///   hands the wheels to a policy below it, until the input's `handback` key is pressed and
-///   released with the deadman released throughout. `on_release: yield` is the weaker choice: a stop for
-///   `release_hold_ms`, then no opinion, and the next policy by priority drives by itself.
+///   released with the deadman known released throughout: after lost events (SYN_DROPPED) or the
+///   device's (re)opening the deadman is unknown until its next event, and a hand-back then, or
+///   one whose press came before, counts for nothing. `on_release: yield` is the weaker choice: a
+///   stop for `release_hold_ms`, then no opinion, and the next policy by priority drives by itself.
 struct TeleopPolicy: ControlPolicy {
     enum OnRelease: String, Sendable { case hold, yield }
 
@@ -86,7 +88,8 @@ struct TeleopPolicy: ControlPolicy {
             let w = pad.axes[angularAxis].isFinite ? pad.axes[angularAxis] : 0
             return kinematics.wheels(linear: max(-1, min(1, v)) * maxLinear, angular: max(-1, min(1, w)) * maxAngular)
         case .holding(let since):
-            if let handback = pad.handbackAt, handback > since, !pad.deadman {
+            // The deadman known released now, too: lost events since the hand-back leave it unknown.
+            if let handback = pad.handbackAt, handback > since, pad.deadmanReleased {
                 mode = .idle
                 return nil
             }
