@@ -68,6 +68,9 @@ let package = Package(
         .target(
             name: "RobotConfig",
             dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Planning beside control: the world state, the plan schema generated from the abilities,
+        // plan validation and the built-in planner. Pure logic: no network, no thread.
+        .target(name: "Planner", dependencies: ["RobotConfig", "SafetyGuard"]),
         .target(
             name: "RTScheduler",
             dependencies: [
@@ -152,6 +155,7 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
+        .testTarget(name: "PlannerTests", dependencies: ["Planner", "RobotConfig", "AIOSRobot"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RTScheduler", "SafetyGuard"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],

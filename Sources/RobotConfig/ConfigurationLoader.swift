@@ -43,7 +43,12 @@ public enum ConfigurationLoader {
         guard !diagnostics.hasErrors else {
             return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: nil, places: places)
         }
-        let configuration = decode(root, diagnostics: &diagnostics)
+        var configuration = decode(root, diagnostics: &diagnostics)
+        // The abilities' bounds come from the whole decoded file (workspace, wheels, interlocks).
+        for problem in configuration?.resolveAbilities().problems ?? [] {
+            diagnostics.error(places[problem.keyPath] ?? root.position, problem.keyPath, problem.message, allowed: problem.allowed)
+        }
+        if diagnostics.hasErrors { configuration = nil }
         return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: configuration, places: places)
     }
 

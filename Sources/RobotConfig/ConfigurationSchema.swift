@@ -18,6 +18,8 @@ public enum ConfigurationSchema {
                   help: "a robot with no e-stop input must say `estop: none`"),
         FieldSpec("policies", .list(.object(policyCommon)), help: "periodic tasks that command channels"),
         FieldSpec("actuators", .list(.object(actuatorCommon)), help: "back ends that carry channels to devices"),
+        FieldSpec("abilities", .list(.object(ability)), help: "what a plan may ask the robot to do (docs/planner.md)"),
+        FieldSpec("planner", .object(planner), help: "how plans are judged (docs/planner.md)"),
     ]
 
     public static let robot: [FieldSpec] = [

@@ -18,6 +18,10 @@ public struct RobotConfiguration: Sendable, Equatable, Codable {
     public var estop: EStopSettings
     public var policies: [PolicySettings] = []
     public var actuators: [ActuatorSettings] = []
+    /// The action vocabulary plans may use (docs/planner.md).
+    public var abilities: [AbilitySettings] = []
+    /// How plans are judged.
+    public var planner: PlannerSettings = PlannerSettings()
 
     public init(robot: RobotIdentity, channels: [ChannelSettings], estop: EStopSettings) {
         self.robot = robot
@@ -26,7 +30,7 @@ public struct RobotConfiguration: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case robot, scheduler, safety, mqtt, inputs, sensors, odometry, channels, workspace, estop, policies, actuators
+        case robot, scheduler, safety, mqtt, inputs, sensors, odometry, channels, workspace, estop, policies, actuators, abilities, planner
     }
 
     public init(from decoder: any Decoder) throws {
@@ -43,6 +47,8 @@ public struct RobotConfiguration: Sendable, Equatable, Codable {
         estop = try c.decode(EStopSettings.self, forKey: .estop)
         policies = try c.decodeIfPresent([PolicySettings].self, forKey: .policies) ?? []
         actuators = try c.decodeIfPresent([ActuatorSettings].self, forKey: .actuators) ?? []
+        abilities = try c.decodeIfPresent([AbilitySettings].self, forKey: .abilities) ?? []
+        planner = try c.decodeIfPresent(PlannerSettings.self, forKey: .planner) ?? PlannerSettings()
     }
 }
 

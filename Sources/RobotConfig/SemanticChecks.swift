@@ -46,6 +46,7 @@ struct SemanticChecker {
         checkActuators()
         checkUnfedSensors()
         checkUncarriedChannels()
+        checkAbilities()
     }
 
     // MARK: Names

@@ -1,0 +1,304 @@
+/// The robot's action vocabulary for planning (docs/planner.md): each ability a plan may call, what
+/// it does, the arguments it takes and their bounds, the policy that executes it and when it may
+/// run. A plan names abilities only, never a channel.
+
+/// What an ability does. The action fixes its arguments (names, types, units) and the policy kind
+/// that can execute it: an ability is a named, bounded, described use of one action.
+public enum AbilityAction: String, Sendable, Codable, CaseIterable {
+    /// Drive to one point (a `waypoints` policy).
+    case goto
+    /// Drive through points in order (a `waypoints` policy).
+    case patrol
+    /// Change a thermostat's setpoint (a `thermostat` policy).
+    case setTemperature = "set_temperature"
+    /// Hold a temperature for some minutes (a `thermostat` policy).
+    case hold
+    /// Stand still: the end of what a plan commands. Built in.
+    case stop
+    /// Do nothing for some seconds. Built in.
+    case wait
+
+    /// The policy kinds that can execute it; empty for the built-in ones.
+    public var policyKinds: [String] {
+        switch self {
+        case .goto, .patrol: ["waypoints"]
+        case .setTemperature, .hold: ["thermostat"]
+        case .stop, .wait: []
+        }
+    }
+
+    /// Executed by robotd itself, not by a policy.
+    public var isBuiltIn: Bool { policyKinds.isEmpty }
+
+    /// It moves the robot: its points need a workspace, and a step that stops getting closer must
+    /// be noticed (`no_progress`).
+    public var moves: Bool { self == .goto || self == .patrol }
+
+    /// What a plan's reader (a model) is told when the configuration gives no description.
+    public var summary: String {
+        switch self {
+        case .goto: "drive to the point (x, y)"
+        case .patrol: "drive through the points in order"
+        case .setTemperature: "set the thermostat to a temperature"
+        case .hold: "hold a temperature for some minutes"
+        case .stop: "stand still"
+        case .wait: "wait some seconds"
+        }
+    }
+
+    public var arguments: [AbilityArgument] {
+        let coordinate = -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude
+        let speed = AbilityArgument("speed", .number, unit: "m/s", required: false, range: 0.01...10, role: .speed,
+                                    summary: "forward speed (default: the policy's)")
+        switch self {
+        case .goto:
+            return [AbilityArgument("x", .number, unit: "m", range: coordinate, role: .x, summary: "target x, odom frame"),
+                    AbilityArgument("y", .number, unit: "m", range: coordinate, role: .y, summary: "target y, odom frame"),
+                    speed]
+        case .patrol:
+            return [AbilityArgument("points", .points, unit: "m", range: coordinate, role: .points,
+                                    summary: "the points to drive through, in order: [{x, y}, …], odom frame"),
+                    speed]
+        case .setTemperature:
+            return [AbilityArgument("temperature", .number, unit: "°C", range: -40...150, role: .temperature, summary: "the setpoint")]
+        case .hold:
+            return [AbilityArgument("temperature", .number, unit: "°C", range: -40...150, role: .temperature, summary: "the setpoint"),
+                    AbilityArgument("minutes", .number, unit: "min", range: 0.1...1440, role: .duration, summary: "how long to hold it")]
+        case .stop:
+            return []
+        case .wait:
+            return [AbilityArgument("seconds", .number, unit: "s", range: 0.1...3600, role: .duration, summary: "how long to wait")]
+        }
+    }
+
+    public func argument(named name: String) -> AbilityArgument? { arguments.first { $0.name == name } }
+}
+
+/// One argument an action takes: its name in a plan, its type and unit, and the widest range the
+/// action itself accepts (the configuration, the guard's limits and the workspace narrow it).
+public struct AbilityArgument: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        /// A finite number.
+        case number
+        /// A list of points `{x, y}` (m).
+        case points
+    }
+
+    /// What the value means, which decides which other limits bound it.
+    public enum Role: String, Sendable, Equatable {
+        /// Coordinates: the workspace bounds them.
+        case x, y, points
+        /// A linear speed (m/s): the wheels' limits and the planner envelope bound it.
+        case speed
+        /// A thermostat setpoint (°C): the sensor's valid range and the heater's interlock bound it.
+        case temperature
+        /// A duration: only the ability's own bounds.
+        case duration
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var unit: String
+    public var required: Bool
+    /// For a number: its range; for points: each coordinate's.
+    public var range: ClosedRange<Double>
+    public var role: Role
+    public var summary: String
+
+    public init(_ name: String, _ kind: Kind, unit: String, required: Bool = true, range: ClosedRange<Double>, role: Role,
+                summary: String) {
+        self.name = name
+        self.kind = kind
+        self.unit = unit
+        self.required = required
+        self.range = range
+        self.role = role
+        self.summary = summary
+    }
+
+    /// The most points a `points` argument takes unless `max_points` says otherwise.
+    public static let defaultMaxPoints = 16
+    public static let maxPointsRange = 1...1000
+}
+
+/// When a step may run; checked against the world state a plan is validated with.
+public enum AbilityPrecondition: String, Sendable, Codable, CaseIterable {
+    /// No latched stop (e-stop, a stop cause, the power-on latch).
+    case notLatched = "not_latched"
+    /// The pose is known and inside the workspace.
+    case insideWorkspace = "inside_workspace"
+    /// The pose is known (finite).
+    case poseKnown = "pose_known"
+}
+
+/// `abilities[]`: one ability of the vocabulary.
+public struct AbilitySettings: Sendable, Equatable, Codable {
+    /// What a plan calls it: lower-case letters, digits and `_`, starting with a letter.
+    public var name: String
+    /// Default: the action of the same name.
+    public var action: AbilityAction
+    /// For the model; nil: the action's summary.
+    public var description: String?
+    /// The policy that executes it (by name); nil for the built-in actions.
+    public var policy: String?
+    /// Narrower bounds and descriptions per argument, by the argument's name.
+    public var arguments: [String: AbilityArgumentSettings] = [:]
+    /// The step's time limit (s); required for the actions a policy executes.
+    public var timeoutS: Double?
+    /// nil: none (`no_progress: none` written out, or an action without it).
+    public var noProgress: NoProgressSettings?
+    public var preconditions: [AbilityPrecondition] = []
+
+    public init(name: String, action: AbilityAction, policy: String? = nil) {
+        self.name = name
+        self.action = action
+        self.policy = policy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, action, description, policy, arguments, preconditions
+        case timeoutS = "timeout_s"
+        case noProgress = "no_progress"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        if let action = try c.decodeIfPresent(AbilityAction.self, forKey: .action) {
+            self.action = action
+        } else if let action = AbilityAction(rawValue: name) {
+            self.action = action
+        } else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.name],
+                                                    debugDescription: "`\(name)` is not an action and no `action` is given"))
+        }
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        policy = try c.decodeIfPresent(String.self, forKey: .policy)
+        arguments = try c.decodeIfPresent([String: AbilityArgumentSettings].self, forKey: .arguments) ?? [:]
+        timeoutS = try c.decodeIfPresent(Double.self, forKey: .timeoutS)
+        // `no_progress: none` is the explicit choice of none (check warns about it on motion).
+        if (try? c.decode(String.self, forKey: .noProgress)) == "none" {
+            noProgress = nil
+        } else {
+            noProgress = try c.decodeIfPresent(NoProgressSettings.self, forKey: .noProgress)
+        }
+        preconditions = try c.decodeIfPresent([AbilityPrecondition].self, forKey: .preconditions) ?? []
+    }
+}
+
+/// `abilities[].arguments.NAME`: what the configuration narrows or says about one argument.
+public struct AbilityArgumentSettings: Sendable, Equatable, Codable {
+    /// Numbers only.
+    public var min: Double?
+    public var max: Double?
+    public var description: String?
+    /// Points only: the most points a step may give.
+    public var maxPoints: Int?
+
+    public init(min: Double? = nil, max: Double? = nil, description: String? = nil, maxPoints: Int? = nil) {
+        self.min = min
+        self.max = max
+        self.description = description
+        self.maxPoints = maxPoints
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case min, max, description
+        case maxPoints = "max_points"
+    }
+}
+
+/// `abilities[].no_progress`: a step whose remaining distance (m to the target, or °C to the
+/// setpoint) has not shrunk by `min_progress` within `time_s` has stopped making progress.
+public struct NoProgressSettings: Sendable, Equatable, Codable {
+    public var minProgress: Double
+    public var timeS: Double
+
+    public init(minProgress: Double, timeS: Double) {
+        self.minProgress = minProgress
+        self.timeS = timeS
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case minProgress = "min_progress"
+        case timeS = "time_s"
+    }
+}
+
+/// `planner`: how plans are judged. Every key has a default.
+public struct PlannerSettings: Sendable, Equatable, Codable {
+    /// A plan with more steps is refused.
+    public var maxSteps: Int = 8
+    /// A plan validated this long after its request is stale (s).
+    public var maxPlanAgeS: Double = 30
+    /// A plan is stale when the pose moved more than this since its request (m).
+    public var maxPoseDrift: Double = 0.5
+    /// How many times a rejected plan's reasons go back to the same back end before its answer
+    /// counts as failed (`PlanFeedback`).
+    public var rejectionRetries: Int = 2
+    /// Points of a plan must be at least this far inside the workspace's edge (m); nil: the
+    /// workspace's `warn_margin`.
+    public var clearance: Double?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case clearance
+        case maxSteps = "max_steps"
+        case maxPlanAgeS = "max_plan_age_s"
+        case maxPoseDrift = "max_pose_drift"
+        case rejectionRetries = "rejection_retries"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = PlannerSettings()
+        maxSteps = try c.decodeIfPresent(Int.self, forKey: .maxSteps) ?? d.maxSteps
+        maxPlanAgeS = try c.decodeIfPresent(Double.self, forKey: .maxPlanAgeS) ?? d.maxPlanAgeS
+        maxPoseDrift = try c.decodeIfPresent(Double.self, forKey: .maxPoseDrift) ?? d.maxPoseDrift
+        rejectionRetries = try c.decodeIfPresent(Int.self, forKey: .rejectionRetries) ?? d.rejectionRetries
+        clearance = try c.decodeIfPresent(Double.self, forKey: .clearance)
+    }
+
+    /// The limits of `max_steps` and `rejection_retries` (the schema's and the decoder's).
+    public static let maxStepsRange = 1...100
+    public static let rejectionRetriesRange = 0...10
+}
+
+extension ConfigurationSchema {
+    /// `abilities[]`.
+    public static let ability: [FieldSpec] = [
+        FieldSpec("name", .string, required: true, help: "what a plan calls it: lower-case letters, digits and _"),
+        FieldSpec("action", .oneOf(AbilityAction.allCases.map(\.rawValue)), help: "what it does (default: its name)"),
+        FieldSpec("description", .string, help: "what the model is told it does (default: the action's)"),
+        FieldSpec("policy", .string,
+                  help: "the policy that executes it: `waypoints` for goto and patrol, `thermostat` for set_temperature and hold; none for stop and wait"),
+        FieldSpec("arguments", .dictionary(.object(abilityArgument)), help: "per argument: narrower bounds, a description"),
+        FieldSpec("timeout_s", .positive, help: "the step's time limit (s); required for the actions a policy executes"),
+        FieldSpec("no_progress", .either([.word("none"), .object([
+            FieldSpec("min_progress", .positive, required: true, help: "m toward the target, or °C toward the setpoint"),
+            FieldSpec("time_s", .positive, required: true, help: "within this long"),
+        ])]), help: "a step that stops getting closer; required on goto and patrol unless `none` is written out"),
+        FieldSpec("preconditions", .list(.oneOf(AbilityPrecondition.allCases.map(\.rawValue))),
+                  help: "what must hold for its steps to be accepted"),
+    ]
+
+    /// `abilities[].arguments.NAME`.
+    public static let abilityArgument: [FieldSpec] = [
+        FieldSpec("min", .number(), help: "numbers: the smallest value a plan may give"),
+        FieldSpec("max", .number(), help: "numbers: the largest value a plan may give"),
+        FieldSpec("description", .string, help: "what the model is told about it"),
+        FieldSpec("max_points", .integer(AbilityArgument.maxPointsRange),
+                  help: "lists of points: the most a step may give (default \(AbilityArgument.defaultMaxPoints))"),
+    ]
+
+    /// `planner`.
+    public static let planner: [FieldSpec] = [
+        FieldSpec("max_steps", .integer(PlannerSettings.maxStepsRange), help: "a plan with more steps is refused (default 8)"),
+        FieldSpec("max_plan_age_s", .positive, help: "a plan validated this long after its request is stale (default 30)"),
+        FieldSpec("max_pose_drift", .positive, help: "a plan is stale when the pose moved more than this since its request (m, default 0.5)"),
+        FieldSpec("rejection_retries", .integer(PlannerSettings.rejectionRetriesRange),
+                  help: "times a rejected plan's reasons go back to the same back end (default 2)"),
+        FieldSpec("clearance", .nonNegative, help: "a plan's points at least this far inside the workspace's edge (m, default: its warn_margin)"),
+    ]
+}

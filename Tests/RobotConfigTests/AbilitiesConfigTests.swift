@@ -1,0 +1,157 @@
+import RobotConfig
+import Testing
+
+/// `abilities` and `planner`: checked with the rest of the file, every problem at its line:column.
+@Suite("robotd check: abilities and planner")
+struct AbilitiesConfigTests {
+    /// A rover with a `waypoints` and a `wander` policy; the wheels' planner envelope is 4 rad/s
+    /// (0.2 m/s at r = 0.05 m). Lines 1…17; abilities follow from line 18.
+    static func rover(routeSpeed: String = "0.15", workspace: Bool = true) -> [String] {
+        let wheel = { (name: String) in
+            "  - {name: \(name), kind: continuous, interface: velocity, limits: {max_velocity: 12, max_acceleration: 40}, envelopes: {planner: {max_velocity: 4}}, safe_value: 0, stop_category: 1, watchdog_timeout_ms: 100, motion_monitor: {tolerance: 3, time_ms: 250}}"
+        }
+        return [
+            "robot: {id: test}",                                                                   // 1
+            "estop: none",                                                                         // 2
+            "inputs:",                                                                             // 3
+            "  - {name: port, kind: serial, path: /dev/null, codec: frame, feeds: {wheel_encoders: enc}, link_timeout_ms: 150}",
+            "sensors:",                                                                            // 5
+            "  - {name: enc, max_age_ms: 200, reaction: stop, stop_category: 1}",
+            "odometry: {encoders: enc, left_wheel: wl, right_wheel: wr, wheel_radius: 0.05, wheel_separation: 0.3, ticks_per_revolution: 2048}",
+            "channels:",                                                                           // 8
+            wheel("wl"),
+            wheel("wr"),                                                                           // 10
+            workspace ? "workspace: {polygon: [[-5, -4], [5, -4], [5, 4], [-5, 4]], warn_margin: 0.3, stop_margin: 0.3, stop_category: 1}"
+                : "# no workspace",
+            "policies:",                                                                           // 12
+            "  - {name: route, kind: waypoints, period_ms: 20, critical: true, channels: [wl, wr], points: [[0, 0]], speed: \(routeSpeed)}",
+            "  - {name: roam, kind: wander, period_ms: 20, critical: true, channels: [wl, wr], priority: 5, range_sensor: enc}",
+            "actuators:",                                                                          // 15
+            "  - {name: sim, kind: simulator, channels: [wl, wr]}",
+            "abilities:",                                                                          // 17
+        ]
+    }
+
+    /// 1-based column of `fragment` in `line` (plus `offset`).
+    func column(_ line: String, _ fragment: String, offset: Int = 0) -> Int {
+        guard let range = line.range(of: fragment) else { return -1 }
+        return line.distance(from: line.startIndex, to: range.lowerBound) + 1 + offset
+    }
+
+    @Test func abilities_and_planner_settings_decode_into_value_types() throws {
+        let abilities = [
+            "  - {name: goto, policy: route, timeout_s: 60, no_progress: {min_progress: 0.05, time_s: 10}, preconditions: [not_latched]}",
+            "  - name: tour",                                          // 19
+            "    action: patrol",
+            "    description: the arena's corners",
+            "    policy: route",
+            "    timeout_s: 300",
+            "    no_progress: none",                                   // 24
+            "    arguments: {points: {max_points: 6, description: where to go}}",
+            "  - {name: stop}",
+            "  - {name: wait, arguments: {seconds: {max: 60}}}",
+            "planner: {max_steps: 6, rejection_retries: 1}",
+        ]
+        let report = check((Self.rover() + abilities).joined(separator: "\n"))
+        #expect(report.errors.isEmpty, "\(report)")
+        expectProblem(report, .warning, at: 24, 18, "abilities[1].no_progress", "noticed only at its timeout")
+        let configuration = try #require(report.configuration)
+        #expect(configuration.abilities.map(\.action) == [.goto, .patrol, .stop, .wait])
+        let goto = configuration.abilities[0]
+        #expect(goto.policy == "route" && goto.timeoutS == 60 && goto.preconditions == [.notLatched])
+        #expect(goto.noProgress == NoProgressSettings(minProgress: 0.05, timeS: 10))
+        #expect(configuration.abilities[1].noProgress == nil && configuration.abilities[1].description == "the arena's corners")
+        #expect(configuration.abilities[1].arguments["points"] == AbilityArgumentSettings(description: "where to go", maxPoints: 6))
+        #expect(configuration.planner.maxSteps == 6 && configuration.planner.rejectionRetries == 1)
+        #expect(configuration.planner.maxPlanAgeS == 30 && configuration.planner.maxPoseDrift == 0.5 && configuration.planner.clearance == nil)
+        // Resolved: the bounds that hold, with where they come from.
+        let catalog = configuration.resolveAbilities().catalog
+        #expect(catalog.names == ["goto", "tour", "stop", "wait"])
+        guard case .number(let speed)? = catalog.ability(named: "goto")?.argument(named: "speed")?.shape,
+              case .points(let x, _, let maxCount)? = catalog.ability(named: "tour")?.argument(named: "points")?.shape,
+              case .number(let seconds)? = catalog.ability(named: "wait")?.argument(named: "seconds")?.shape else {
+            Issue.record("unexpected shapes: \(catalog)")
+            return
+        }
+        #expect(speed.upper == Bound(0.2, .plannerEnvelope) && speed.lower == Bound(0.01, .action))
+        #expect(x.lower == Bound(-4.7, .workspace) && maxCount == 6)
+        #expect(seconds.upper == Bound(60, .ability))
+        #expect(catalog.ability(named: "tour")?.defaultSpeed == 0.15)
+    }
+
+    @Test func wrong_abilities_are_reported_at_their_place() {
+        let abilities = [
+            "  - {name: got, policy: route, timeout_s: 60, no_progress: none}",                                 // 18
+            "  - {name: goto, policy: roam, timeout_s: 60, no_progress: none}",                                 // 19
+            "  - {name: patrol, policy: rout, timeout_s: 60, no_progress: none}",                               // 20
+            "  - {name: stop, policy: route}",                                                                  // 21
+            "  - {name: wait, timeout_s: 5}",                                                                   // 22
+            "  - {name: hold, policy: route}",                                                                  // 23
+            "  - {name: goto2, action: goto, policy: route, arguments: {spede: {max: 1}, speed: {max_points: 3}}}", // 24
+            "  - {name: Goto, action: goto, policy: route, timeout_s: 1, no_progress: none}",                   // 25
+            "  - {name: stop, preconditions: [not_latched]}",                                                   // 26
+            "  - {name: pause, action: wait, arguments: {seconds: {min: 10, max: 5}}}",                         // 27
+            "  - {name: wait2, action: wait, preconditions: [pose_known, pose_known], arguments: {seconds: {max: 7200}}}", // 28
+            "planner: {max_step: 3, clearance: -1}",                                                            // 29
+        ]
+        let lines = Self.rover() + abilities
+        let report = check(lines.joined(separator: "\n"))
+        #expect(report.configuration == nil)
+        func line(_ n: Int) -> String { lines[n - 1] }
+        expectProblem(report, at: 18, column(line(18), "got,"), "abilities[0].name", "`got` is not an action, and no `action` says what it does; did you mean `goto`?")
+        expectProblem(report, at: 19, column(line(19), "roam"), "abilities[1].policy",
+                      "policy `roam` is a `wander` policy: `goto` is executed by a `waypoints` policy")
+        expectProblem(report, at: 20, column(line(20), "rout,"), "abilities[2].policy", "unknown policy `rout`: not declared under `policies`; did you mean `route`?")
+        expectProblem(report, at: 21, column(line(21), "policy"), "abilities[3].policy", "`stop` is built in: no policy executes it")
+        expectProblem(report, at: 22, column(line(22), "timeout_s"), "abilities[4].timeout_s", "`wait` ends by itself after its seconds")
+        expectProblem(report, at: 23, column(line(23), "policy: route", offset: 8), "abilities[5].policy", "`hold` is executed by a `thermostat` policy")
+        expectProblem(report, at: 23, column(line(23), "{"), "abilities[5].timeout_s", "missing: a `hold` step with no time limit could run forever")
+        expectProblem(report, at: 24, column(line(24), "{"), "abilities[6].timeout_s", "missing")
+        expectProblem(report, at: 24, column(line(24), "{"), "abilities[6].no_progress", "missing: a `goto` step that stops getting closer")
+        expectProblem(report, at: 24, column(line(24), "spede"), "abilities[6].arguments.spede", "`goto` has no argument `spede`; did you mean `speed`?")
+        expectProblem(report, at: 24, column(line(24), "max_points"), "abilities[6].arguments.speed.max_points", "`speed` is a number, not a list of points")
+        expectProblem(report, at: 25, column(line(25), "Goto"), "abilities[7].name", "`Goto` is not a name a plan can carry")
+        expectProblem(report, at: 26, column(line(26), "stop"), "abilities[8].name", "duplicate ability name `stop`: already declared at line 21")
+        expectProblem(report, at: 26, column(line(26), "preconditions"), "abilities[8].preconditions", "a plan may always stop")
+        expectProblem(report, at: 27, column(line(27), "5}"), "abilities[9].arguments.seconds.max", "5 is below min 10")
+        expectProblem(report, at: 28, column(line(28), "pose_known]"), "abilities[10].preconditions[1]", "`pose_known` is listed twice")
+        expectProblem(report, at: 28, column(line(28), "7200"), "abilities[10].arguments.seconds.max",
+                      "7200 s is outside what `wait` accepts for `seconds`")
+        expectProblem(report, at: 29, column(line(29), "max_step"), "planner.max_step", "did you mean `max_steps`?")
+        expectProblem(report, at: 29, column(line(29), "-1"), "planner.clearance", "out of range")
+    }
+
+    @Test func abilities_that_take_points_need_a_workspace() {
+        let lines = Self.rover(workspace: false) + [
+            "  - {name: goto, policy: route, timeout_s: 60, no_progress: none}",    // 18
+            "  - {name: wait, preconditions: [inside_workspace]}",                 // 19
+        ]
+        let report = check(lines.joined(separator: "\n"))
+        expectProblem(report, at: 18, 5, "abilities[0]", "without a `workspace` nothing bounds where a plan may send the robot")
+        expectProblem(report, at: 19, column(lines[18], "inside_workspace"), "abilities[1].preconditions[0]", "there is no `workspace` to be inside of")
+    }
+
+    @Test func bounds_that_leave_no_value_and_a_policy_too_fast_for_the_envelope_are_errors() {
+        // x at least 6 (the ability) but at most 4.7 (the workspace less warn_margin 0.3).
+        var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none, arguments: {x: {min: 6}}}"]
+        var report = check(lines.joined(separator: "\n"))
+        #expect(report.configuration == nil)
+        expectProblem(report, at: 18, column(lines[17], "{min"), "abilities[0].arguments.x",
+                      "no value of `x` can pass: at least 6 m (the ability's own bound) but at most 4.7 m (the workspace less the clearance)")
+        // A clearance that leaves no room.
+        lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner: {clearance: 4.5}"]
+        report = check(lines.joined(separator: "\n"))
+        expectProblem(report, at: 18, 5, "abilities[0]", "no value of `y` can pass")
+        // The policy drives 0.3 m/s when a plan gives no speed; the planner envelope allows 0.2.
+        lines = Self.rover(routeSpeed: "0.3") + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}"]
+        report = check(lines.joined(separator: "\n"))
+        expectProblem(report, at: 18, column(lines[17], "route"), "abilities[0].policy",
+                      "policy `route` drives at 0.3 m/s when a step gives no speed, above 0.2 m/s (the wheels' planner envelope)")
+    }
+
+    @Test func planner_settings_without_abilities_are_a_warning() {
+        let report = check(base(appending: ["planner: {max_steps: 3}"]))
+        #expect(report.errors.isEmpty, "\(report)")
+        expectProblem(report, .warning, at: 17, 1, "planner", "there are no `abilities`")
+    }
+}
