@@ -100,6 +100,10 @@ let package = Package(
         // names: pure value types built from the scheduler's accounting and the guard's audit; no
         // thread, no I/O (the monitor that publishes them lives in AIOSRobot).
         .target(name: "Telemetry", dependencies: ["RTScheduler", "SafetyGuard"]),
+        // The planner's back ends: an OpenAI-compatible chat-completions client (deadline, size cap,
+        // response-format dialects) and the model router (per-back-end deadlines, circuit breakers,
+        // fallback, rejection feedback). Foundation only: it knows nothing of the runtime.
+        .target(name: "PlannerBackends"),
         // The simulator as an actuator back end (lockstep runs, `robotd sim`): a bridge, so that the
         // production actuator library never links the simulator.
         .target(
@@ -156,6 +160,7 @@ let package = Package(
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "RobotConfig", "AIOSRobot"]),
+        .testTarget(name: "PlannerBackendsTests", dependencies: ["TestSupport", "PlannerBackends"]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RTScheduler", "SafetyGuard"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],

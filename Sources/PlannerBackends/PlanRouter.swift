@@ -1,0 +1,300 @@
+import Synchronization
+
+/// One back end in the router's order, with its own deadline, the goal kinds it serves and its
+/// circuit breaker's settings.
+public struct PlanRoute: Sendable {
+    public var backend: any PlanBackend
+    /// The total time one request to this back end may take.
+    public var deadline: Duration
+    /// The goal kinds it serves; nil: every goal. A goal without a kind goes only to back ends
+    /// without a list.
+    public var goalKinds: Set<String>?
+    public var breaker: BreakerSettings
+
+    public init(_ backend: any PlanBackend, deadline: Duration, goalKinds: Set<String>? = nil,
+                breaker: BreakerSettings = BreakerSettings()) {
+        self.backend = backend
+        self.deadline = deadline
+        self.goalKinds = goalKinds
+        self.breaker = breaker
+    }
+}
+
+public struct PlanRouterSettings: Sendable, Equatable {
+    /// How many times a rejected plan goes back to the same back end, with the reasons, before the
+    /// router falls back to the next.
+    public var maximumRetriesAfterRejection: Int
+    /// How many attempts `recentAttempts()` keeps.
+    public var attemptLogCapacity: Int
+    /// How many latencies per back end the health figures are computed from.
+    public var latencyWindow: Int
+    /// How long past its deadline a back end that ignores it is cut by the router itself.
+    public var grace: Duration
+
+    public init(maximumRetriesAfterRejection: Int = 2, attemptLogCapacity: Int = 64, latencyWindow: Int = 64,
+                grace: Duration = .milliseconds(100)) {
+        self.maximumRetriesAfterRejection = max(0, maximumRetriesAfterRejection)
+        self.attemptLogCapacity = max(1, attemptLogCapacity)
+        self.latencyWindow = max(1, latencyWindow)
+        self.grace = grace
+    }
+}
+
+/// What happened to one back end within one routing.
+public struct PlanAttempt: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable {
+        /// The validator accepted the answer.
+        case accepted
+        /// The validator rejected the answer, for these reasons.
+        case rejected([String])
+        /// The back end gave no answer.
+        case failed(PlanBackendError)
+        /// Not asked.
+        case skipped(SkipReason)
+        /// The caller cancelled the routing while this back end worked.
+        case cancelled
+    }
+
+    public enum SkipReason: Sendable, Equatable {
+        /// The route does not serve this goal kind (nil: the goal has no kind).
+        case goalKind(String?)
+        /// The breaker is open (or half-open with its probe in flight).
+        case breakerOpen(retryIn: Duration)
+        /// The route's deadline is longer than the time the request has left.
+        case notEnoughTime(left: Duration, deadline: Duration)
+    }
+
+    public var backend: String
+    /// 0 for the first question, n for the n-th retry with rejection reasons.
+    public var round: Int
+    public var outcome: Outcome
+    /// From the question to the answer or the failure (zero when skipped); validation excluded.
+    public var latency: Duration
+    /// When the attempt began, from the start of the routing.
+    public var startedAfter: Duration
+}
+
+/// A routing's result: the accepted answer (with its back end and latency) or why there is none,
+/// and every attempt on the way.
+public struct PlanRouting: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable {
+        case accepted(PlanAnswer)
+        /// Every back end was skipped, failed or had its plans rejected.
+        case exhausted
+        case cancelled
+    }
+
+    public var outcome: Outcome
+    public var attempts: [PlanAttempt]
+    public var elapsed: Duration
+
+    public var answer: PlanAnswer? {
+        if case .accepted(let answer) = outcome { return answer }
+        return nil
+    }
+}
+
+/// A back end's figures for the planner's health: its breaker, its counts, its latencies.
+public struct BackendHealth: Sendable, Equatable {
+    public var name: String
+    public var breaker: CircuitBreaker.State
+    public var consecutiveFailures: Int
+    /// Times its breaker opened.
+    public var breakerOpened: Int
+    /// Requests sent (retries included).
+    public var requests: Int
+    /// Answers received (whatever their verdict).
+    public var answers: Int
+    public var accepted: Int
+    public var rejected: Int
+    public var failures: Int
+    /// Failures by `PlanBackendError.kind`.
+    public var failuresByKind: [String: Int]
+    public var skipped: Int
+    public var lastLatency: Duration?
+    /// Over the last `latencyWindow` requests that ended (answered or failed), nearest rank.
+    public var latencyP50: Duration?
+    public var latencyP95: Duration?
+    public var lastError: String?
+}
+
+/// The ordered list of planner back ends: routes a request by goal kind and time left, asks each
+/// back end within its deadline, feeds rejection reasons back to the same back end a bounded number
+/// of times, falls back to the next, and keeps each back end's breaker and figures.
+///
+/// A breaker counts failures of the back end (no answer), not rejections of its plans: a model that
+/// answers wrong is handled by the feedback and the fallback, a server that is down by the breaker.
+public final class PlanRouter: Sendable {
+    public let routes: [PlanRoute]
+    public let settings: PlanRouterSettings
+    private let clock: any BreakerClock
+
+    private struct Figures {
+        var breaker: CircuitBreaker
+        var requests = 0
+        var answers = 0
+        var accepted = 0
+        var rejected = 0
+        var failures = 0
+        var failuresByKind: [String: Int] = [:]
+        var skipped = 0
+        var latencies: [Duration] = []
+        var lastLatency: Duration?
+        var lastError: String?
+    }
+
+    private struct State {
+        var figures: [Figures]
+        var attempts: [PlanAttempt] = []
+    }
+
+    private let state: Mutex<State>
+
+    /// `clock` times the breakers' cool-downs only; deadlines and latencies are always real time.
+    public init(routes: [PlanRoute], settings: PlanRouterSettings = PlanRouterSettings(),
+                clock: any BreakerClock = SystemBreakerClock()) {
+        self.routes = routes
+        self.settings = settings
+        self.clock = clock
+        state = Mutex(State(figures: routes.map { Figures(breaker: CircuitBreaker($0.breaker)) }))
+    }
+
+    /// Routes `request` within `budget` (the whole request's time; nil: no limit beyond each route's
+    /// deadline). `validate` returns nil to accept an answer, or the reasons to reject it.
+    public func plan(_ request: PlanRequest, budget: Duration? = nil,
+                     validate: @escaping @Sendable (PlanAnswer) async -> [String]?) async -> PlanRouting {
+        let realClock = ContinuousClock()
+        let start = realClock.now
+        var attempts: [PlanAttempt] = []
+        func record(_ index: Int, round: Int, _ outcome: PlanAttempt.Outcome, latency: Duration = .zero, at: ContinuousClock.Instant) {
+            let attempt = PlanAttempt(backend: routes[index].backend.name, round: round, outcome: outcome,
+                                      latency: latency, startedAfter: at - start)
+            attempts.append(attempt)
+            note(attempt, route: index)
+        }
+        func done(_ outcome: PlanRouting.Outcome) -> PlanRouting {
+            PlanRouting(outcome: outcome, attempts: attempts, elapsed: realClock.now - start)
+        }
+
+        for (index, route) in routes.enumerated() {
+            if let kinds = route.goalKinds, !(request.goalKind.map(kinds.contains) ?? false) {
+                record(index, round: 0, .skipped(.goalKind(request.goalKind)), at: realClock.now)
+                continue
+            }
+            var question = request
+            var round = 0
+            while true {
+                if Task.isCancelled { return done(.cancelled) }
+                let now = realClock.now
+                if let budget {
+                    let left = budget - (now - start)
+                    if route.deadline > left {
+                        record(index, round: round, .skipped(.notEnoughTime(left: max(.zero, left), deadline: route.deadline)), at: now)
+                        break
+                    }
+                }
+                let admission = state.withLock { $0.figures[index].breaker.admit(now: clock.now()) }
+                if case .refused(let retryIn) = admission {
+                    record(index, round: round, .skipped(.breakerOpen(retryIn: retryIn)), at: now)
+                    break
+                }
+                let backend = route.backend, deadline = route.deadline, asked = question
+                let result: Result<PlanAnswer, any Error>
+                do {
+                    result = .success(try await withDeadline(deadline + settings.grace, reported: deadline) {
+                        try await backend.plan(asked, deadline: deadline)
+                    })
+                } catch {
+                    result = .failure(error)
+                }
+                let latency = realClock.now - now
+                switch result {
+                case .failure(let error):
+                    let failure = (error as? PlanBackendError) ?? (error is CancellationError ? .cancelled : .other(String(describing: error)))
+                    if failure == .cancelled || Task.isCancelled {
+                        state.withLock { $0.figures[index].breaker.abandoned() }
+                        record(index, round: round, .cancelled, latency: latency, at: now)
+                        return done(.cancelled)
+                    }
+                    state.withLock { $0.figures[index].breaker.failure(now: clock.now()) }
+                    record(index, round: round, .failed(failure), latency: latency, at: now)
+                case .success(let answer):
+                    state.withLock { $0.figures[index].breaker.success() }
+                    guard let reasons = await validate(answer) else {
+                        record(index, round: round, .accepted, latency: latency, at: now)
+                        return done(.accepted(answer))
+                    }
+                    // Fail closed: a rejection without a reason is still a rejection.
+                    let said = reasons.isEmpty ? ["rejected without a reason"] : reasons
+                    record(index, round: round, .rejected(said), latency: latency, at: now)
+                    if round < settings.maximumRetriesAfterRejection {
+                        question.feedback.append(PlanFeedback(rejectedAnswer: answer.json, reasons: said))
+                        round += 1
+                        continue
+                    }
+                }
+                break
+            }
+        }
+        return done(Task.isCancelled ? .cancelled : .exhausted)
+    }
+
+    /// Each back end's breaker and figures now.
+    public func health() -> [BackendHealth] {
+        state.withLock { state in
+            zip(routes, state.figures).map { route, f in
+                let sorted = f.latencies.sorted()
+                return BackendHealth(
+                    name: route.backend.name, breaker: f.breaker.state, consecutiveFailures: f.breaker.consecutiveFailures,
+                    breakerOpened: f.breaker.opened, requests: f.requests, answers: f.answers, accepted: f.accepted,
+                    rejected: f.rejected, failures: f.failures, failuresByKind: f.failuresByKind, skipped: f.skipped,
+                    lastLatency: f.lastLatency, latencyP50: Self.percentile(sorted, 0.50), latencyP95: Self.percentile(sorted, 0.95),
+                    lastError: f.lastError)
+            }
+        }
+    }
+
+    /// The latest attempts of every routing, oldest first (at most `attemptLogCapacity`).
+    public func recentAttempts() -> [PlanAttempt] {
+        state.withLock { $0.attempts }
+    }
+
+    private func note(_ attempt: PlanAttempt, route index: Int) {
+        let window = settings.latencyWindow, capacity = settings.attemptLogCapacity
+        state.withLock { state in
+            state.attempts.append(attempt)
+            if state.attempts.count > capacity { state.attempts.removeFirst(state.attempts.count - capacity) }
+            var f = state.figures[index]
+            defer { state.figures[index] = f }
+            switch attempt.outcome {
+            case .skipped:
+                f.skipped += 1
+                return
+            case .accepted:
+                f.answers += 1
+                f.accepted += 1
+            case .rejected:
+                f.answers += 1
+                f.rejected += 1
+            case .failed(let error):
+                f.failures += 1
+                f.failuresByKind[error.kind, default: 0] += 1
+                f.lastError = error.description
+            case .cancelled:
+                // Asked, but the caller cut it short: no latency to learn from.
+                f.requests += 1
+                return
+            }
+            f.requests += 1
+            f.lastLatency = attempt.latency
+            f.latencies.append(attempt.latency)
+            if f.latencies.count > window { f.latencies.removeFirst(f.latencies.count - window) }
+        }
+    }
+
+    private static func percentile(_ sorted: [Duration], _ p: Double) -> Duration? {
+        guard !sorted.isEmpty else { return nil }
+        let rank = Int((p * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[min(max(rank, 0), sorted.count - 1)]
+    }
+}
