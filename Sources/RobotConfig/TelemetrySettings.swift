@@ -16,7 +16,7 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
     /// Messages not yet written out (or acknowledged) beyond this are dropped and counted.
     public var maxQueuedMessages: Int = 256
     /// Their bytes (payloads and topics) beyond this: dropped and counted too. A message larger
-    /// than this (an `audit` of a full ring is about 300 KB) is never sent.
+    /// than this is never sent (an `audit` of a full ring of 1024 records is a few hundred KB).
     public var maxQueuedBytes: Int = 4_194_304
     /// Miss events per second (a burst of as many); the rest are counted as suppressed.
     public var missEventsPerS: Double = 20
@@ -82,7 +82,7 @@ extension ConfigurationSchema {
         FieldSpec("max_queued_messages", .integer(1...1_000_000),
                   help: "telemetry messages not yet written out beyond this are dropped and counted (default 256)"),
         FieldSpec("max_queued_bytes", .integer(65_536...1_073_741_824),
-                  help: "their bytes (payloads and topics) beyond this: dropped and counted too (default 4194304; an audit of a full ring is about 300 KB)"),
+                  help: "their bytes (payloads and topics) beyond this: dropped and counted too (default 4194304; an audit of a full ring is a few hundred KB)"),
         FieldSpec("miss_events_per_s", .positive, help: "`deadlines/miss` events per second, the rest counted as suppressed (default 20)"),
         FieldSpec("safety_events_per_s", .positive, help: "`safety` events per second, the rest counted as suppressed (default 20)"),
         FieldSpec("input_gap_ms", .positive,
