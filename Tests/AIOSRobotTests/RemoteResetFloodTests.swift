@@ -2,6 +2,7 @@ import Foundation
 import RTScheduler
 import RobotConfig
 import SafetyGuard
+import Telemetry
 import Testing
 @testable import AIOSRobot
 
@@ -83,5 +84,42 @@ struct RemoteResetFloodTests {
         let report = limit.drainSuppressed()
         #expect(report.map(\.user) == [nil, "operator", "fresh"] && report.map(\.count) == [1, 3, 1])
         #expect(limit.drainSuppressed().isEmpty)
+    }
+}
+
+/// `robotd monitor` shows the rate-limited summaries per user: each interval's summary folds into
+/// the previous one of the same user only, and the user is said.
+@Suite("Remote reset requests: rate-limited summaries in robotd monitor")
+struct RemoteResetMonitorTests {
+    static func summary(user: String?, count: UInt64, at: Double) -> [UInt8] {
+        var g = GuardRecord(kind: "summary", atUnixS: 1_795_666_000 + at, atS: at)
+        g.summaryOf = "remote-reset-request"
+        g.user = user
+        g.outcome = "ignored"
+        g.reason = "rate-limited"
+        g.count = count
+        g.firstAtS = at
+        g.lastAtS = at + 0.9
+        return TelemetryJSON.encode(SafetyEvent(seq: UInt64(at), tUnixS: 1_795_666_000 + at, suppressed: 0, record: g))
+    }
+
+    @Test func when_two_users_are_rate_limited_every_interval_expect_one_folded_line_each_with_the_user() throws {
+        var view = FleetView(settings: .init(recentEvents: 4), now: 100)
+        for (topic, payload) in [("status", Recorded.online), ("state", Recorded.latchedState), ("deadlines", Recorded.deadlines)] {
+            let accepted = view.receive(topic: "robotd/iot-rig-sim/\(topic)", payload: Array(payload.utf8), retained: false, at: 100)
+            #expect(accepted)
+        }
+        for second in 10...12 {
+            for user in ["viewer", "mallory"] {
+                let accepted = view.receive(topic: "robotd/iot-rig-sim/safety", payload: Self.summary(user: user, count: 7, at: Double(second)),
+                                            retained: false, at: 100.5)
+                #expect(accepted)
+            }
+        }
+        let screen = FleetScreen.render(view, width: 200).split(separator: "\n").map(String.init)
+        let rows = screen.filter { $0.contains("remote-reset-request") }
+        #expect(rows.count == 2, "\(screen.joined(separator: "\n"))")
+        #expect(rows.contains { $0.contains("remote-reset-request ×21 since 10.00 s; rate-limited; user viewer") }, "\(rows)")
+        #expect(rows.contains { $0.contains("remote-reset-request ×21 since 10.00 s; rate-limited; user mallory") }, "\(rows)")
     }
 }
