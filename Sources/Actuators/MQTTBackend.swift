@@ -75,9 +75,10 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
     }
 
     /// From the supervisor: publishes the safe values straight through the client. This back end
-    /// holds no lock of its own; libmosquitto's publish takes only its internal locks (the client
-    /// runs with `mosquitto_threaded_set`), which the dispatch thread never takes now that
-    /// publishing happens on the writer thread. It allocates (payload strings): not real-time safe,
+    /// holds no lock of its own; the client's publish takes only libmosquitto's internal locks (the
+    /// client runs with `mosquitto_threaded_set`) and its own count of unconfirmed messages (held
+    /// for a few operations), which the dispatch thread never takes now that publishing happens on
+    /// the writer thread. It allocates (payload strings): not real-time safe,
     /// but it does not wait for the network (the network thread sends).
     public func emergencySafeState(token: DeviceWriteToken) throws { try applySafeState(token: token) }
 

@@ -171,7 +171,7 @@ public enum ConfigurationSchema {
             FieldSpec("reset_users", .list(.string),
                       help: "MQTT users whose reset requests are acted on (none: every remote reset is refused)"),
             FieldSpec("heartbeat_ms", .either([.word("none"), .number(50...60_000)]), required: true,
-                      help: "the operator station's keep-alive on `<stop topic>/alive` (by default `<prefix>estop/alive`): silence longer than this is a lost link (a stop); `none`: not supervised (a warning)"),
+                      help: "the operator station's keep-alive on `<stop topic>/alive` (by default `<prefix>estop/alive`), a counter greater than the last one each time (replays do not count): silence longer than this is a lost link (a stop); `none`: not supervised (a warning)"),
         ]), help: "a latching stop and reset over MQTT"),
     ]
 

@@ -284,8 +284,8 @@ public struct RemoteStopSettings: Sendable, Equatable, Codable {
     /// MQTT user names whose reset requests robotd acts on (the broker's ACL makes the name in
     /// the topic the publisher's own); empty: every remote reset is refused.
     public var resetUsers: [String] = []
-    /// The operator station's keep-alive on `<stop topic>/alive` (by default `<prefix>estop/alive`): silence longer than this is a
-    /// lost link (a stop). nil: `heartbeat_ms: none` — the stop path is not supervised end to end.
+    /// The operator station's keep-alive on `<stop topic>/alive` (by default `<prefix>estop/alive`), a counter that must
+    /// advance (a replay does not count): silence longer than this is a lost link (a stop). nil: `heartbeat_ms: none` — the stop path is not supervised end to end.
     public var heartbeatMs: Double?
 
     public init(stopTopic: String? = nil, resetTopic: String? = nil, category: Int, resetUsers: [String] = [],

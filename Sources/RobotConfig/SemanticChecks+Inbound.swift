@@ -39,7 +39,7 @@ extension SemanticChecker {
         if let heartbeat = remote["heartbeat_ms"], heartbeat.string == "none" {
             diagnostics.warning(heartbeat.position, "estop.remote.heartbeat_ms",
                                 "none: nothing notices a remote stop path that drops messages (an ACL, a bridge, a broker that grants the subscription and delivers nothing); robotd would be deaf to the stop without a stop cause",
-                                allowed: "a number of ms: the operator station publishes on `<stop topic>/alive` at least that often")
+                                allowed: "a number of ms: the operator station publishes an advancing counter on `<stop topic>/alive` at least that often")
         }
         // The topics as the runtime will use them (defaults under the prefix).
         guard let id = root["robot"]?["id"]?.string else { return }

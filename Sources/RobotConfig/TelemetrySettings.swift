@@ -15,6 +15,9 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
     public var retain: Bool = false
     /// Messages not yet written out (or acknowledged) beyond this are dropped and counted.
     public var maxQueuedMessages: Int = 256
+    /// Their bytes (payloads and topics) beyond this: dropped and counted too. A message larger
+    /// than this is never sent (an `audit` of a full ring of 1024 records is a few hundred KB).
+    public var maxQueuedBytes: Int = 4_194_304
     /// Miss events per second (a burst of as many); the rest are counted as suppressed.
     public var missEventsPerS: Double = 20
     /// Safety events per second (a burst of as many); the rest are counted as suppressed.
@@ -38,6 +41,7 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
         case stateIntervalMs = "state_interval_ms"
         case eventQos = "event_qos"
         case maxQueuedMessages = "max_queued_messages"
+        case maxQueuedBytes = "max_queued_bytes"
         case missEventsPerS = "miss_events_per_s"
         case safetyEventsPerS = "safety_events_per_s"
         case inputGapMs = "input_gap_ms"
@@ -56,6 +60,7 @@ public struct TelemetrySettings: Sendable, Equatable, Codable {
         eventQos = try c.decodeIfPresent(Int.self, forKey: .eventQos) ?? d.eventQos
         retain = try c.decodeIfPresent(Bool.self, forKey: .retain) ?? d.retain
         maxQueuedMessages = try c.decodeIfPresent(Int.self, forKey: .maxQueuedMessages) ?? d.maxQueuedMessages
+        maxQueuedBytes = try c.decodeIfPresent(Int.self, forKey: .maxQueuedBytes) ?? d.maxQueuedBytes
         missEventsPerS = try c.decodeIfPresent(Double.self, forKey: .missEventsPerS) ?? d.missEventsPerS
         safetyEventsPerS = try c.decodeIfPresent(Double.self, forKey: .safetyEventsPerS) ?? d.safetyEventsPerS
         inputGapMs = try c.decodeIfPresent(Double.self, forKey: .inputGapMs)
@@ -76,6 +81,8 @@ extension ConfigurationSchema {
         FieldSpec("retain", .bool, help: "retain the periodic topics (default false; `status` and `state` are always retained)"),
         FieldSpec("max_queued_messages", .integer(1...1_000_000),
                   help: "telemetry messages not yet written out beyond this are dropped and counted (default 256)"),
+        FieldSpec("max_queued_bytes", .integer(65_536...1_073_741_824),
+                  help: "their bytes (payloads and topics) beyond this: dropped and counted too (default 4194304; an audit of a full ring is a few hundred KB)"),
         FieldSpec("miss_events_per_s", .positive, help: "`deadlines/miss` events per second, the rest counted as suppressed (default 20)"),
         FieldSpec("safety_events_per_s", .positive, help: "`safety` events per second, the rest counted as suppressed (default 20)"),
         FieldSpec("input_gap_ms", .positive,

@@ -39,6 +39,8 @@ public struct StatePayload: Codable, Sendable, Equatable {
     public var bootId: String
     public var pid: Int
     public var telemetry: TelemetryCounters
+    /// What the inbound remote stop topics refused, since start; absent without `estop.remote`.
+    public var remote: RemoteInboundCounters?
 
     public struct EStopState: Codable, Sendable, Equatable {
         public var latched: Bool
@@ -64,7 +66,7 @@ public struct StatePayload: Codable, Sendable, Equatable {
     }
 
     public init(seq: UInt64, tUnixS: Double, robotId: String, version: String, uptimeS: Double, mode: String, estop: EStopState,
-                configSha256: String, bootId: String, pid: Int, telemetry: TelemetryCounters) {
+                configSha256: String, bootId: String, pid: Int, telemetry: TelemetryCounters, remote: RemoteInboundCounters? = nil) {
         self.seq = seq
         self.tUnixS = tUnixS
         self.robotId = robotId
@@ -76,6 +78,37 @@ public struct StatePayload: Codable, Sendable, Equatable {
         self.bootId = bootId
         self.pid = pid
         self.telemetry = telemetry
+        self.remote = remote
+    }
+}
+
+/// Messages on the remote stop's inbound topics that robotd did not act on, since start (the
+/// remote reset requests it looked at are on `safety` each, with their reasons).
+public struct RemoteInboundCounters: Codable, Sendable, Equatable {
+    /// Retained messages on the stop, reset or keep-alive topic: the broker's memory, ignored.
+    public var retainedIgnored: UInt64
+    /// Reset requests that named no latch.
+    public var unrecognised: UInt64
+    /// Reset requests of users not in `reset_users`.
+    public var unauthorised: UInt64
+    /// Reset requests that found the reset queue full.
+    public var queueFull: UInt64
+    /// Reset requests over their user's rate: neither parsed nor recorded (summaries on `safety`).
+    public var rateLimited: UInt64
+    /// Keep-alives whose counter did not advance (replayed, redelivered).
+    public var keepalivesStale: UInt64
+    /// Keep-alives whose payload is no counter.
+    public var keepalivesUnrecognised: UInt64
+
+    public init(retainedIgnored: UInt64 = 0, unrecognised: UInt64 = 0, unauthorised: UInt64 = 0, queueFull: UInt64 = 0,
+                rateLimited: UInt64 = 0, keepalivesStale: UInt64 = 0, keepalivesUnrecognised: UInt64 = 0) {
+        self.retainedIgnored = retainedIgnored
+        self.unrecognised = unrecognised
+        self.unauthorised = unauthorised
+        self.queueFull = queueFull
+        self.rateLimited = rateLimited
+        self.keepalivesStale = keepalivesStale
+        self.keepalivesUnrecognised = keepalivesUnrecognised
     }
 }
 
@@ -83,17 +116,38 @@ public struct StatePayload: Codable, Sendable, Equatable {
 public struct TelemetryCounters: Codable, Sendable, Equatable {
     /// Messages handed to the telemetry connection since start.
     public var published: UInt64
-    /// Messages dropped since start: the outgoing queue was full (`max_queued_messages`) or the
-    /// broker was not connected.
+    /// Messages dropped since start: the outgoing queue was full (`max_queued_messages`,
+    /// `max_queued_bytes`) or the broker was not connected.
     public var dropped: UInt64
     /// Messages handed over and not yet written out (or acknowledged) now.
     public var queued: Int
+    /// Their payload and topic bytes.
+    public var queuedBytes: Int
     public var connected: Bool
-    public init(published: UInt64 = 0, dropped: UInt64 = 0, queued: Int = 0, connected: Bool = false) {
+    /// Requests on `audit/request` answered by an audit already due (at most one audit a second).
+    public var auditRequestsCoalesced: UInt64
+
+    public init(published: UInt64 = 0, dropped: UInt64 = 0, queued: Int = 0, queuedBytes: Int = 0, connected: Bool = false,
+                auditRequestsCoalesced: UInt64 = 0) {
         self.published = published
         self.dropped = dropped
         self.queued = queued
+        self.queuedBytes = queuedBytes
         self.connected = connected
+        self.auditRequestsCoalesced = auditRequestsCoalesced
+    }
+
+    enum CodingKeys: String, CodingKey { case published, dropped, queued, queuedBytes, connected, auditRequestsCoalesced }
+
+    /// The later keys are optional: a monitor reads the `state` of an older robotd too.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        published = try c.decode(UInt64.self, forKey: .published)
+        dropped = try c.decode(UInt64.self, forKey: .dropped)
+        queued = try c.decode(Int.self, forKey: .queued)
+        queuedBytes = try c.decodeIfPresent(Int.self, forKey: .queuedBytes) ?? 0
+        connected = try c.decode(Bool.self, forKey: .connected)
+        auditRequestsCoalesced = try c.decodeIfPresent(UInt64.self, forKey: .auditRequestsCoalesced) ?? 0
     }
 }
 

@@ -255,16 +255,31 @@ public struct SensorsReporter: Sendable {
 /// `safety` from the guard's audit records: every record on its own, except the frequent kinds
 /// (clamps, commands refused while stopped, recovery commands, rejected samples), which become one
 /// summary per kind and channel per read. All through a rate limit that counts what it refuses.
+/// Remote reset requests (and the summaries of those refused by their users' rate) have a limit of
+/// their own at the same rate: a flood of requests cannot hide the guard's interventions, nor
+/// can a stream of interventions hide who asked for a reset.
 public struct SafetyReporter: Sendable {
     public let channelNames: [String]
     public let sensorNames: [String]
+    /// The guard's records.
     public private(set) var limiter: EventRateLimiter
+    /// Remote reset requests and their rate-limited summaries.
+    public private(set) var remoteLimiter: EventRateLimiter
     private var seq: UInt64 = 0
 
     public init(channelNames: [String], sensorNames: [String], eventsPerSecond: Double) {
         self.channelNames = channelNames
         self.sensorNames = sensorNames
         limiter = EventRateLimiter(perSecond: eventsPerSecond)
+        remoteLimiter = EventRateLimiter(perSecond: eventsPerSecond)
+    }
+
+    /// The kind of a `remote-reset-request` event, and what its summaries summarise.
+    public static let remoteResetKind = "remote-reset-request"
+
+    /// Whether an event went through the remote requests' limit.
+    public static func isRemote(_ record: GuardRecord) -> Bool {
+        record.kind == remoteResetKind || record.summaryOf == remoteResetKind
     }
 
     /// Kinds that come in summaries (they can come at every policy step).
@@ -272,17 +287,31 @@ public struct SafetyReporter: Sendable {
         kind == .clamped || kind == .refusedWhileStopped || kind == .recoveryCommand || kind == .sampleRejected
     }
 
-    public mutating func events(_ records: [AuditRecord], remoteResets: [RemoteResetRequest] = [], at now: Instant,
-                                clock: TelemetryClock) -> [SafetyEvent] {
+    public mutating func events(_ records: [AuditRecord], remoteResets: [RemoteResetRequest] = [],
+                                rateLimitedResets: [RateLimitedResets] = [], at now: Instant, clock: TelemetryClock) -> [SafetyEvent] {
         var events: [SafetyEvent] = []
-        // Every remote reset request, whoever asked and whatever came of it (never summarised).
+        // Every remote reset request looked at, whoever asked and whatever came of it (never
+        // summarised).
         for r in remoteResets {
-            var g = GuardRecord(kind: "remote-reset-request", atUnixS: clock.unix(r.at), atS: clock.sinceStart(r.at), causes: r.causes)
+            var g = GuardRecord(kind: Self.remoteResetKind, atUnixS: clock.unix(r.at), atS: clock.sinceStart(r.at), causes: r.causes)
             g.user = r.user
             g.latch = r.latch
             g.outcome = r.outcome
             g.reason = r.reason
             append(g, at: r.at, read: now, weight: 1, clock: clock, into: &events)
+        }
+        // Those refused by their user's rate before anything was done with them: one summary per
+        // user (none for the users beyond the tracked ones, together) per read.
+        for r in rateLimitedResets where r.count > 0 {
+            var g = GuardRecord(kind: "summary", atUnixS: clock.unix(r.first), atS: clock.sinceStart(r.first))
+            g.summaryOf = Self.remoteResetKind
+            g.user = r.user
+            g.outcome = "ignored"
+            g.reason = RateLimitedResets.reason
+            g.count = r.count
+            g.firstAtS = clock.sinceStart(r.first)
+            g.lastAtS = clock.sinceStart(r.last)
+            append(g, at: r.first, read: now, weight: r.count, clock: clock, into: &events)
         }
         var summaries: [String: (record: GuardRecord, at: Instant)] = [:]
         var order: [String] = []
@@ -320,17 +349,23 @@ public struct SafetyReporter: Sendable {
         return events
     }
 
-    /// Through the rate limit, on the record's own time line (`at`); stamped with the read (`read`).
+    /// Through its rate limit, on the record's own time line (`at`); stamped with the read (`read`).
     private mutating func append(_ record: GuardRecord, at: Instant, read: Instant, weight: UInt64, clock: TelemetryClock,
                                  into events: inout [SafetyEvent]) {
-        guard let carried = limiter.admit(at: at, weight: weight) else { return }
+        let carried = Self.isRemote(record) ? remoteLimiter.admit(at: at, weight: weight) : limiter.admit(at: at, weight: weight)
+        guard let carried else { return }
         seq &+= 1
         events.append(SafetyEvent(seq: seq, tUnixS: clock.unix(read), suppressed: carried, record: record))
     }
 
-    /// A safety event whose message was dropped: its records and what it carried are suppressed.
+    /// A safety event whose message was dropped: its records and what it carried are suppressed
+    /// (in the limit it went through).
     public mutating func noteDropped(_ event: SafetyEvent) {
-        limiter.noteDropped(weight: event.record.count ?? 1, carried: event.suppressed)
+        if Self.isRemote(event.record) {
+            remoteLimiter.noteDropped(weight: event.record.count ?? 1, carried: event.suppressed)
+        } else {
+            limiter.noteDropped(weight: event.record.count ?? 1, carried: event.suppressed)
+        }
     }
 
     /// One audit record in words (names for indices, nil for "none").
@@ -371,6 +406,23 @@ public struct RemoteResetRequest: Sendable, Equatable {
         self.outcome = outcome
         self.reason = reason
         self.causes = causes
+    }
+}
+
+/// Remote reset requests of one user (nil: the users beyond the tracked ones, together) refused by
+/// the per-user rate limit before anything was done with them, since the previous read.
+public struct RateLimitedResets: Sendable, Equatable {
+    /// The `reason` of their summary on the `safety` topic.
+    public static let reason = "rate-limited"
+    public var user: String?
+    public var count: UInt64
+    public var first: Instant
+    public var last: Instant
+    public init(user: String?, count: UInt64, first: Instant, last: Instant) {
+        self.user = user
+        self.count = count
+        self.first = first
+        self.last = last
     }
 }
 

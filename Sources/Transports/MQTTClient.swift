@@ -21,6 +21,9 @@ public struct MQTTError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Not a libmosquitto code: the client's own bound on messages not yet written out
     /// (`MQTTOptions.maxQueuedMessages`) refused the message.
     public static let queueFullCode: Int32 = -1000
+    /// Not a libmosquitto code: the client's own bound on the bytes of those messages
+    /// (`MQTTOptions.maxQueuedBytes`) refused the message.
+    public static let queueBytesFullCode: Int32 = -1001
 }
 
 /// libmosquitto's result codes, CONNACK codes and errno in words ("connection refused", "host
@@ -30,6 +33,7 @@ public enum MQTTWords {
     public static func error(_ code: Int32, errno: Int32? = nil) -> String {
         switch code {
         case MQTTError.queueFullCode: return "outgoing queue full (max_queued_messages): message dropped"
+        case MQTTError.queueBytesFullCode: return "outgoing queue full (max_queued_bytes): message dropped"
         case MOSQ_ERR_ERRNO.rawValue:
             guard let errno, errno != 0 else { return "system error" }
             return SystemErrorWords.text(errno)
@@ -98,6 +102,9 @@ public struct MQTTOptions: Sendable, Equatable {
     /// (`Counters.droppedQueueFull`). libmosquitto's own outgoing queue has no bound for QoS 0:
     /// a stalled broker would otherwise grow it without end. nil: no bound.
     public var maxQueuedMessages: Int?
+    /// At most this many bytes (payloads and topics) of those messages at once; a publish beyond is
+    /// refused with `MQTTError.queueBytesFullCode` and counted. nil: no bound.
+    public var maxQueuedBytes: Int?
     /// SO_SNDBUF for the connection's socket, set after every connect (the kernel doubles it and
     /// keeps a floor); nil: the system's default. Small values make a stalled broker fill the
     /// socket quickly (the isolation test).
@@ -106,7 +113,7 @@ public struct MQTTOptions: Sendable, Equatable {
     public init(host: String = "127.0.0.1", port: Int = 1883, clientID: String, username: String? = nil,
                 password: String? = nil, caFile: String? = nil, keepaliveSeconds: Int = 10, cleanSession: Bool = true,
                 will: Will? = nil, reconnectMinSeconds: UInt32 = 1, reconnectMaxSeconds: UInt32 = 8,
-                maxQueuedMessages: Int? = nil, sendBufferBytes: Int? = nil) {
+                maxQueuedMessages: Int? = nil, maxQueuedBytes: Int? = nil, sendBufferBytes: Int? = nil) {
         self.host = host
         self.port = port
         self.clientID = clientID
@@ -119,6 +126,7 @@ public struct MQTTOptions: Sendable, Equatable {
         self.reconnectMinSeconds = reconnectMinSeconds
         self.reconnectMaxSeconds = reconnectMaxSeconds
         self.maxQueuedMessages = maxQueuedMessages
+        self.maxQueuedBytes = maxQueuedBytes
         self.sendBufferBytes = sendBufferBytes
     }
 
@@ -203,8 +211,10 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         /// Publications libmosquitto reported done (on_publish: a QoS 0 message written to the
         /// socket, a QoS 1 or 2 message acknowledged).
         public let confirmed = Atomic<UInt64>(0)
-        /// Publications refused because `maxQueuedMessages` were outstanding.
+        /// Publications refused because `maxQueuedMessages` or `maxQueuedBytes` were outstanding.
         public let droppedQueueFull = Atomic<UInt64>(0)
+        /// Unconfirmed QoS 0 messages libmosquitto discarded at a reconnect (never written).
+        public let discardedAtReconnect = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -212,9 +222,11 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let mosq: OpaquePointer
     private let subscriptions = Mutex<[Subscription]>([])
     private let connected = Atomic<Bool>(false)
-    /// Messages handed to libmosquitto and not yet confirmed by on_publish (reset at each connect:
-    /// libmosquitto discards what it had not sent of QoS 0 when it reconnects).
-    private let outstanding = Atomic<Int>(0)
+    /// Messages handed to libmosquitto and not yet confirmed by on_publish, by message id.
+    private let ledger = Mutex(OutgoingLedger())
+    /// This connection's SUBSCRIBEs not yet answered (SUBACK); set before `connected`, so that a
+    /// link read between the two is never up.
+    private let subscriptionsAwaited = Atomic<Int>(0)
     private let onMessage: @Sendable (MQTTMessage) -> Void
     private let onEvent: @Sendable (LinkEvent) -> Void
     private let aborting = Atomic<Bool>(false)
@@ -274,6 +286,10 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         while !stop.isSet {
             if !linkUp {
                 connackSeen.store(false, ordering: .relaxed)
+                // libmosquitto drops every packet not yet written when it (re)connects: the QoS 0
+                // messages among them are never confirmed (QoS 1 and 2 ones are kept and sent again).
+                let discarded = ledger.withLock { $0.discardQoS0() }
+                if discarded > 0 { counters.discardedAtReconnect.add(UInt64(discarded), ordering: .relaxed) }
                 let rc = haveConnected ? mosquitto_reconnect(mosq)
                     : mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds))
                 if rc != MOSQ_ERR_SUCCESS.rawValue {
@@ -288,6 +304,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                 delay = max(options.reconnectMinSeconds, 1) * 1000
             }
             let rc = mosquitto_loop(mosq, 100, 1)
+            if rc == MOSQ_ERR_SUCCESS.rawValue { sweepWrittenQoS0() }
             if rc != MOSQ_ERR_SUCCESS.rawValue && !stop.isSet {
                 let cause = rc == MOSQ_ERR_ERRNO.rawValue ? errno : 0
                 linkUp = false
@@ -340,6 +357,14 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// Whether the broker refused one of this connection's subscriptions (an ACL deny).
     public var hasRefusedSubscription: Bool { counters.refusedThisConnection.load(ordering: .relaxed) > 0 }
 
+    /// Connected, and every subscription of this connection granted (its SUBACK arrived, none
+    /// refused): what a link that listens on the broker needs. After a (re)connect the CONNACK
+    /// comes before the SUBACKs, and a message published in between is not delivered.
+    public var isSubscribed: Bool {
+        // `connected` first: the count is set before it at each connect.
+        isConnected && subscriptionsAwaited.load(ordering: .acquiring) == 0 && !hasRefusedSubscription
+    }
+
     /// Adds a subscription (wildcards `+` and `#` allowed); it is renewed after every reconnect.
     public func subscribe(_ subscription: Subscription) throws(MQTTError) {
         var valid = false
@@ -348,25 +373,36 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         }
         subscriptions.withLock { $0.append(subscription) }
         if isConnected {
+            // Awaited before it is sent: its SUBACK may come before mosquitto_subscribe returns.
+            subscriptionsAwaited.add(1, ordering: .releasing)
             let rc = mosquitto_subscribe(mosq, nil, subscription.filter, Int32(subscription.qos))
             if rc != MOSQ_ERR_SUCCESS.rawValue { throw MQTTError(code: rc, operation: "subscribe") }
         }
     }
 
     public func publish(topic: String, payload: [UInt8], qos: Int = 0, retain: Bool = false) throws {
-        // Counted before the hand-off: on_publish may run on the network thread before
+        // Not connected: refused here. libmosquitto would keep a QoS 1 or 2 message while saying
+        // "no connection", and send it at the next connect — a store without a bound.
+        guard isConnected else {
+            counters.publishFailures.add(1, ordering: .relaxed)
+            throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(topic)")
+        }
+        let bytes = payload.count + topic.utf8.count
+        // Reserved before the hand-off: on_publish may run on the network thread before
         // mosquitto_publish returns here.
-        let before = outstanding.add(1, ordering: .relaxed).oldValue
-        if let limit = options.maxQueuedMessages, before >= limit {
-            outstanding.subtract(1, ordering: .relaxed)
+        if let refusal = ledger.withLock({ $0.reserve(bytes: bytes, maxMessages: options.maxQueuedMessages, maxBytes: options.maxQueuedBytes) }) {
             counters.droppedQueueFull.add(1, ordering: .relaxed)
-            throw MQTTError(code: MQTTError.queueFullCode, operation: "publish \(topic)")
+            throw MQTTError(code: refusal, operation: "publish \(topic)")
         }
+        var mid: Int32 = 0
         let rc = payload.withUnsafeBytes {
-            mosquitto_publish(mosq, nil, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
+            mosquitto_publish(mosq, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
         }
-        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-            outstanding.subtract(1, ordering: .relaxed)
+        // A QoS 1 or 2 message refused for want of a connection (lost just now) is kept by
+        // libmosquitto all the same and sent after the reconnect: it stays in the ledger.
+        let kept = rc == MOSQ_ERR_SUCCESS.rawValue || (rc == MOSQ_ERR_NO_CONN.rawValue && qos > 0)
+        ledger.withLock { $0.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept) }
+        guard kept else {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: rc, operation: "publish \(topic)")
         }
@@ -374,13 +410,26 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     }
 
     /// Messages handed to libmosquitto and not yet written out (QoS 0) or acknowledged (QoS 1, 2).
-    public var queuedMessages: Int { max(0, outstanding.load(ordering: .relaxed)) }
+    public var queuedMessages: Int { ledger.withLock { $0.count } }
+    /// Their bytes (payloads and topics).
+    public var queuedBytes: Int { ledger.withLock { $0.bytes } }
+
+    /// After a turn of the loop with nothing left to write: every QoS 0 message handed over before
+    /// the check has been written (and confirmed, on this thread) or discarded by a reconnect; one
+    /// still in the ledger was discarded (a publish that raced the reconnect's clean-up).
+    private func sweepWrittenQoS0() {
+        let cutoff = ledger.withLock { $0.nextSettle }
+        guard !mosquitto_want_write(mosq) else { return }
+        let discarded = ledger.withLock { $0.discardQoS0(settledBefore: cutoff) }
+        if discarded > 0 { counters.discardedAtReconnect.add(UInt64(discarded), ordering: .relaxed) }
+    }
 
     /// True when `publish` would refuse a message now (the outgoing queue at its bound): a
     /// publisher can skip building what would only be dropped.
     public var queueIsFull: Bool {
-        guard let limit = options.maxQueuedMessages else { return false }
-        return outstanding.load(ordering: .relaxed) >= limit
+        guard isConnected else { return true }
+        let (count, bytes) = ledger.withLock { ($0.count, $0.bytes) }
+        return count >= (options.maxQueuedMessages ?? .max) || bytes >= (options.maxQueuedBytes ?? .max)
     }
 
     private func applySendBuffer() {
@@ -401,16 +450,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         return Int(value)
     }
 
-    fileprivate func didPublish() {
+    fileprivate func didPublish(mid: Int32) {
         counters.confirmed.add(1, ordering: .relaxed)
-        // Never below zero: a QoS 1 message re-sent after a reconnect (when the count was reset)
-        // is confirmed once more.
-        var current = outstanding.load(ordering: .relaxed)
-        while current > 0 {
-            let (exchanged, original) = outstanding.compareExchange(expected: current, desired: current - 1, ordering: .relaxed)
-            if exchanged { break }
-            current = original
-        }
+        ledger.withLock { $0.confirm(mid: mid) }
     }
 
     /// True if `topic` matches the subscription `filter` (MQTT wildcard rules, libmosquitto's check).
@@ -427,15 +469,29 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             onEvent(.connectRefused(code: rc))
             return
         }
-        connected.store(true, ordering: .relaxed)
-        outstanding.store(0, ordering: .relaxed)
-        // Before the re-subscriptions below: their SUBACKs (on this thread) count anew.
+        // Before the re-subscriptions below: their SUBACKs (on this thread) count anew. The count
+        // awaited is set before `connected`: the link is up only once every SUBACK is in.
         counters.refusedThisConnection.store(0, ordering: .relaxed)
+        let list = subscriptions.withLock { $0 }
+        subscriptionsAwaited.store(list.count, ordering: .releasing)
+        connected.store(true, ordering: .releasing)
         counters.connects.add(1, ordering: .relaxed)
-        for subscription in subscriptions.withLock({ $0 }) {
+        for subscription in list {
+            // One that cannot be sent is never answered: the link stays down until the next
+            // connect (fail closed).
             _ = mosquitto_subscribe(mosq, nil, subscription.filter, Int32(subscription.qos))
         }
         onEvent(.connected)
+    }
+
+    /// A SUBACK (granted or refused): one SUBSCRIBE of this connection answered (never below zero).
+    fileprivate func didSubscribe() {
+        var current = subscriptionsAwaited.load(ordering: .relaxed)
+        while current > 0 {
+            let (exchanged, original) = subscriptionsAwaited.compareExchange(expected: current, desired: current - 1, ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            current = original
+        }
     }
 
     fileprivate func didDisconnect(_ rc: Int32) {
@@ -477,15 +533,91 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             } else {
                 client.counters.subscribed.add(1, ordering: .relaxed)
             }
+            client.didSubscribe()
         }
-        mosquitto_publish_callback_set(mosq) { _, user, _ in
+        mosquitto_publish_callback_set(mosq) { _, user, mid in
             guard let user else { return }
-            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didPublish()
+            Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didPublish(mid: mid)
         }
         mosquitto_message_callback_set(mosq) { _, user, message in
             guard let user, let message else { return }
             Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didReceive(message)
         }
+    }
+}
+
+/// The messages handed to libmosquitto and not yet confirmed (on_publish: a QoS 0 one written out,
+/// a QoS 1 or 2 one acknowledged), by message id, with their bytes. What libmosquitto does with
+/// them at a reconnect (its 2.0 source, `mosquitto__reconnect`: `packet__cleanup_all`, then
+/// `message__reconnect_reset`): packets not yet written are dropped — a QoS 0 message among them
+/// is gone, never confirmed —, while QoS 1 and 2 messages stay in its store and are sent again,
+/// to be confirmed once. So the count is not reset at a connect: QoS 0 entries are discarded just
+/// before each (re)connect, QoS 1 and 2 ones stay until confirmed.
+struct OutgoingLedger {
+    struct Entry {
+        var qos: Int
+        var bytes: Int
+        /// The order in which it was settled (handed over): `discardQoS0(settledBefore:)`.
+        var settled: UInt64
+    }
+
+    private(set) var count = 0
+    private(set) var bytes = 0
+    private(set) var nextSettle: UInt64 = 0
+    private var entries: [Int32: Entry] = [:]
+    /// Confirmations that came before their publish settled (on_publish on the network thread
+    /// before mosquitto_publish returned its id). Bounded: ids repeat after 65535.
+    private var early: Set<Int32> = []
+
+    /// Counts a message about to be handed over, or the reason it may not be.
+    mutating func reserve(bytes size: Int, maxMessages: Int?, maxBytes: Int?) -> Int32? {
+        if let maxMessages, count >= maxMessages { return MQTTError.queueFullCode }
+        if let maxBytes, bytes + size > maxBytes { return MQTTError.queueBytesFullCode }
+        count += 1
+        bytes += size
+        return nil
+    }
+
+    /// After mosquitto_publish: the reservation becomes an entry (or is released: not handed
+    /// over, or already confirmed).
+    mutating func settle(mid: Int32, qos: Int, bytes size: Int, handedOver: Bool) {
+        guard handedOver, early.remove(mid) == nil else {
+            release(size)
+            return
+        }
+        // An id still held by an entry libmosquitto reused (65535 messages later): the old one was
+        // lost without a confirmation.
+        if let old = entries[mid] { release(old.bytes) }
+        entries[mid] = Entry(qos: qos, bytes: size, settled: nextSettle)
+        nextSettle &+= 1
+    }
+
+    mutating func confirm(mid: Int32) {
+        if let entry = entries.removeValue(forKey: mid) {
+            release(entry.bytes)
+        } else if early.count < 65536 {
+            early.insert(mid)
+        }
+    }
+
+    /// Drops the QoS 0 entries (settled before `settledBefore`, or all): they were discarded.
+    @discardableResult
+    mutating func discardQoS0(settledBefore cutoff: UInt64 = .max) -> Int {
+        guard !entries.isEmpty else { return 0 }
+        let gone = entries.filter { $0.value.qos == 0 && $0.value.settled < cutoff }
+        for (mid, entry) in gone {
+            entries.removeValue(forKey: mid)
+            release(entry.bytes)
+        }
+        // Early confirmations belong to publishes in flight now; none can span a reconnect's
+        // clean-up unseen for long, and ids repeat.
+        if cutoff == .max { early.removeAll() }
+        return gone.count
+    }
+
+    private mutating func release(_ size: Int) {
+        count = max(0, count - 1)
+        bytes = max(0, bytes - size)
     }
 }
 

@@ -26,7 +26,7 @@ struct Run: ParsableCommand {
           robotd run --config examples/rover-sim.yaml
           # the rig on a broker that wants a login (examples/mosquitto/)
           robotd run --config examples/iot-rig-sim.yaml --broker 127.0.0.1:1883 \
-            --robot-id rig-2 --username robot --password-file ~/.robotd-mqtt-password
+            --robot-id rig-2 --username rig-2 --password-file ~/.robotd-mqtt-password
           robotd run --config examples/iot-rig-sim.yaml --ha-remove   # its Home Assistant entities gone
         """)
 

@@ -9,14 +9,17 @@ import Transports
 @testable import AIOSRobot
 
 /// examples/mosquitto/ on a real broker (a copy of its mosquitto.conf, passwd and acl on a free
-/// port) with the rig example logged in as `robot`: the broker refuses what its ACL does not
-/// allow — a viewer's or robot's reset request in the operator's name never reaches robotd, an
-/// anonymous client cannot connect — and robotd refuses a user not in `reset_users`; the
-/// operator's request naming the latch releases it, recorded with the operator's name.
+/// port) with the rig example logged in as its own robot login (`iot-rig-sim`): the broker refuses
+/// what its ACL does not allow — a viewer's or another robot's reset request in the operator's
+/// name never reaches robotd, an anonymous client cannot connect, one robot's login cannot write
+/// another robot's state or Home Assistant configs, a viewer writes nothing of a robot's — and
+/// robotd refuses a user not in `reset_users`; the operator's request naming the latch releases
+/// it, recorded with the operator's name.
 @Suite("examples/mosquitto: logins and the ACL on a real broker", .serialized,
        .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
 struct BrokerACLTests {
-    static let passwords = ["robot": "robot-demo-password", "operator": "operator-demo-password", "viewer": "viewer-demo-password"]
+    static let passwords = ["iot-rig-sim": "iot-rig-sim-demo-password", "rig-2": "rig-2-demo-password",
+                            "operator": "operator-demo-password", "viewer": "viewer-demo-password"]
     static let stop = "robotd/iot-rig-sim/estop"
     static func reset(_ user: String) -> String { "robotd/iot-rig-sim/estop/reset/\(user)" }
 
@@ -56,12 +59,12 @@ struct BrokerACLTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broker = try Self.broker(in: directory)
         defer { broker.stop() }
-        try "robot-demo-password\n".write(toFile: directory + "/robot-password", atomically: true, encoding: .utf8)
+        try "iot-rig-sim-demo-password\n".write(toFile: directory + "/robot-password", atomically: true, encoding: .utf8)
 
-        // The simulated rig's devices on the broker, as `robot` (the ACL gives it sim/#).
+        // The simulated rig's devices on the broker, as the rig's robot login (the ACL gives it sim/#).
         var simOptions = SimulatorRunner.Options()
         simOptions.broker = ("127.0.0.1", broker.port)
-        (simOptions.brokerUsername, simOptions.brokerPassword) = ("robot", Self.passwords["robot"])
+        (simOptions.brokerUsername, simOptions.brokerPassword) = ("iot-rig-sim", Self.passwords["iot-rig-sim"])
         simOptions.rig.sampleHz = 5
         let sim = try SimulatorRunner(options: simOptions)
         try sim.start()
@@ -70,9 +73,9 @@ struct BrokerACLTests {
         let configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
             $0 = $0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(broker.port)")
                 .replacingOccurrences(of: "client_id: robotd-iot-rig-sim",
-                                      with: "client_id: robotd-acl-\(getpid())\n  username: robot\n  password_file: \(directory)/robot-password")
+                                      with: "client_id: robotd-acl-\(getpid())\n  username: iot-rig-sim\n  password_file: \(directory)/robot-password")
         }
-        #expect(configuration.mqtt?.username == "robot")
+        #expect(configuration.mqtt?.username == "iot-rig-sim")
         var options = RobotDaemon.Options()
         options.realtime = RealtimeOptions()
         let lines = LogLines()
@@ -80,14 +83,14 @@ struct BrokerACLTests {
         try daemon.start()
         defer { daemon.stop(reason: "test") }
         let client = try #require(daemon.mqtt)
-        // `robot` connects, and the ACL lets it subscribe to the reading and both inbound topics.
+        // The robot connects, and the ACL lets it subscribe to the reading and both inbound topics.
         #expect(waitUntil { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 3 })
         #expect(client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0)
         #expect(waitUntil(seconds: 15) { sim.rig?.snapshot().heaterOn == true }, "\(lines.list.withLock { $0 })")
 
         let operatorClient = try Client("operator", port: broker.port)
         let viewer = try Client("viewer", port: broker.port)
-        let robot = try Client("robot", port: broker.port)
+        let robot = try Client("rig-2", port: broker.port)
         let anonymous = try Client(nil, port: broker.port)
         #expect(waitUntil { operatorClient.mqtt.isConnected && viewer.mqtt.isConnected && robot.mqtt.isConnected })
 
@@ -97,13 +100,13 @@ struct BrokerACLTests {
         #expect(waitUntil(seconds: 10) { sim.rig?.snapshot().heaterOn == false })
         let latch = daemon.runtime.status.latchSequence
 
-        // In the operator's name: the broker drops the viewer's and robot's requests. Each then
+        // In the operator's name: the broker drops the viewer's and another robot's requests. Each then
         // publishes on its own name (allowed by the pattern): on one connection messages keep their
         // order, so once that one is recorded the refused one would have been there before it.
         try viewer.publish(Self.reset("operator"), "reset \(latch)")
         try viewer.publish(Self.reset("viewer"), "reset \(latch)")
         try robot.publish(Self.reset("operator"), "reset \(latch)")
-        try robot.publish(Self.reset("robot"), "reset \(latch)")
+        try robot.publish(Self.reset("rig-2"), "reset \(latch)")
         #expect(waitUntil { daemon.runtime.remoteResets.records().count == 2 })
         // An anonymous client is not even let in.
         #expect(waitUntil { anonymous.events.list.withLock { $0.contains { if case .connectRefused = $0 { true } else { false } } } })
@@ -114,8 +117,8 @@ struct BrokerACLTests {
         #expect(status.latched && status.resets == 0 && status.refusedResets == 0 && status.latchSequence == latch)
         #expect(sim.rig?.snapshot().heaterOn == false)
         let refused = daemon.runtime.remoteResets.records()
-        // robotd saw only the requests in the viewer's and robot's own names, and refused them.
-        #expect(Set(refused.map(\.user)) == ["viewer", "robot"])
+        // robotd saw only the requests in the viewer's and the other robot's own names, and refused them.
+        #expect(Set(refused.map(\.user)) == ["viewer", "rig-2"])
         #expect(refused.allSatisfy { $0.outcome == .refused && $0.reason == .notAuthorised && $0.latch == latch })
 
         // The operator, naming the latch: released (nothing persists), recorded with its name.
@@ -128,8 +131,9 @@ struct BrokerACLTests {
         #expect(waitUntil(seconds: 20) { sim.rig?.snapshot().heaterOn == true })
     }
 
-    /// `robotd run` with the credentials as flags: `robot` connects and its robot id (a flag too)
-    /// names the topics it listens on; a wrong password is the broker's refusal, said in words.
+    /// `robotd run` with the credentials as flags: the robot login `rig-2` connects and its robot id
+    /// (a flag too) names the topics it listens on; a wrong password is the broker's refusal, said
+    /// in words.
     @Test func when_robotd_run_logs_in_by_flags_expect_it_connected_and_a_wrong_password_refused_in_words() throws {
         let directory = try temporaryDirectory("robotd-acl")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -137,9 +141,9 @@ struct BrokerACLTests {
         defer { broker.stop() }
         let config = directory + "/rig.yaml"
         try FileManager.default.copyItem(atPath: Examples.folder.appendingPathComponent("iot-rig-sim.yaml").path, toPath: config)
-        try "robot-demo-password\n".write(toFile: directory + "/good", atomically: true, encoding: .utf8)
+        try "rig-2-demo-password\n".write(toFile: directory + "/good", atomically: true, encoding: .utf8)
         try "not-the-password\n".write(toFile: directory + "/wrong", atomically: true, encoding: .utf8)
-        let flags = ["--broker", "127.0.0.1:\(broker.port)", "--username", "robot", "--robot-id", "rig-acl"]
+        let flags = ["--broker", "127.0.0.1:\(broker.port)", "--username", "rig-2", "--robot-id", "rig-2"]
 
         let wrong = try Subprocess(builtProduct("robotd"), ["run", "--config", config, "--seconds", "3", "--password-file", directory + "/wrong"] + flags)
         #expect(wrong.wait(seconds: 20) == 0)
@@ -152,11 +156,56 @@ struct BrokerACLTests {
         let operatorClient = try Client("operator", port: broker.port)
         #expect(waitUntil { operatorClient.mqtt.isConnected })
         #expect(run.waitFor("\"links_up\":true"), "\(run.stdout)")
-        try operatorClient.publish("robotd/rig-acl/estop", "stop")  // the flag's robot id names the topic
+        try operatorClient.publish("robotd/rig-2/estop", "stop")  // the flag's robot id names the topic
         #expect(run.wait(seconds: 20) == 0)
         let summary = try #require(run.jsonLines.last)
         #expect(summary["kind"] as? String == "summary" && summary["remote_stops"] as? Int == 1 && summary["latched"] as? Bool == true,
                 "\(run.stdout)\n\(run.stderr)")
+    }
+}
+
+extension BrokerACLTests {
+    /// Per-robot logins: a robot's login writes its own telemetry and Home Assistant configs, but
+    /// not another robot's; a viewer writes neither. Each denied publish is followed, on the same
+    /// connection, by an allowed one: once that one arrives, the denied one would have been there
+    /// before it.
+    @Test func when_a_robot_or_a_viewer_writes_another_robots_state_or_configs_expect_the_broker_to_drop_it() throws {
+        let directory = try temporaryDirectory("robotd-acl")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try Self.broker(in: directory)
+        defer { broker.stop() }
+        final class Received: Sendable {
+            let topics = Mutex<[String]>([])
+        }
+        let received = Received()
+        let watcher = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "acl-watcher-\(getpid())", username: "viewer",
+                                                          password: Self.passwords["viewer"])) { m in received.topics.withLock { $0.append(m.topic) } }
+        try watcher.subscribe(.init(filter: "robotd/#", qos: 1))
+        try watcher.subscribe(.init(filter: "homeassistant/#", qos: 1))
+        try watcher.start()
+        defer { watcher.stop() }
+        let rig = try Client("iot-rig-sim", port: broker.port)
+        let other = try Client("rig-2", port: broker.port)
+        let viewer = try Client("viewer", port: broker.port)
+        #expect(waitUntil { watcher.isSubscribed && rig.mqtt.isConnected && other.mqtt.isConnected && viewer.mqtt.isConnected })
+
+        let state = "robotd/iot-rig-sim/state", config = "homeassistant/sensor/robotd_iot-rig-sim/guard_misses/config"
+        // The other robot's login on the rig's state and config, then on its own state.
+        try other.publish(state, #"{"mode":"running"}"#)
+        try other.publish(config, "{}")
+        try other.publish("robotd/rig-2/state", #"{"mode":"stopped"}"#)
+        // The viewer on the rig's state and config, then a request in its own name (the pattern).
+        try viewer.publish(state, #"{"mode":"running"}"#)
+        try viewer.publish(config, "{}")
+        try viewer.publish(Self.reset("viewer"), "reset 1")
+        // The rig's own login on its own state and config.
+        try rig.publish(config, "{}")
+        try rig.publish(state, #"{"mode":"stopped"}"#)
+        #expect(waitUntil { Set(received.topics.withLock { $0 }).isSuperset(of: ["robotd/rig-2/state", Self.reset("viewer"), state]) })
+        usleep(300_000)
+        let topics = received.topics.withLock { $0 }
+        // Only the rig's own publications reached its topics.
+        #expect(topics.filter { $0 == state }.count == 1 && topics.filter { $0 == config }.count == 1, "\(topics)")
     }
 }
 
@@ -196,8 +245,8 @@ struct BrokerTLSTests {
         defer { broker.stop() }
         let config = directory + "/rig.yaml"
         try FileManager.default.copyItem(atPath: Examples.folder.appendingPathComponent("iot-rig-sim.yaml").path, toPath: config)
-        try "robot-demo-password\n".write(toFile: directory + "/password", atomically: true, encoding: .utf8)
-        let flags = ["run", "--config", config, "--seconds", "3", "--broker", "127.0.0.1:\(broker.port)", "--username", "robot",
+        try "iot-rig-sim-demo-password\n".write(toFile: directory + "/password", atomically: true, encoding: .utf8)
+        let flags = ["run", "--config", config, "--seconds", "3", "--broker", "127.0.0.1:\(broker.port)", "--username", "iot-rig-sim",
                      "--password-file", directory + "/password"]
         let address = "broker 127.0.0.1:\(broker.port)"
 

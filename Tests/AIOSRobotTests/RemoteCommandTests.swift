@@ -59,14 +59,16 @@ struct RemoteCommandTests {
             return
         }
         #expect(m.subscriptions.map(\.filter).contains(alive))
-        // Keep-alives every 200 ms: the rig heats, nothing latches.
+        // Keep-alives every 200 ms, their counter advancing: the rig heats, nothing latches.
+        var counter = 0
         for _ in 0..<100 {
-            loop.publish(alive, "1")
+            counter += 1
+            loop.publish(alive, "\(counter)")
             Self.step(loop)
         }
         #expect(!loop.status.latched && loop.heaterOn)
         // Silent (only a retained keep-alive, the broker's memory): a lost link within about 0.5 s.
-        loop.publish(alive, "1", retained: true)
+        loop.publish(alive, "\(counter + 1)", retained: true)
         #expect(loop.run(for: 1_000_000_000) { loop.status.latched })
         #expect(loop.status.latchCause == .connectionLost && loop.status.causes.contains(.connectionLost) && !loop.status.linksUp)
         loop.run(until: loop.rig.time + 2_000_000_000)
@@ -77,12 +79,13 @@ struct RemoteCommandTests {
         #expect(loop.status.latched && loop.status.refusedResets == 1)
         // The keep-alives come back: the link is up again, and a reset naming the latch releases it.
         for _ in 0..<5 {
-            loop.publish(alive, "1")
+            counter += 1
+            loop.publish(alive, "\(counter)")
             Self.step(loop)
         }
         #expect(loop.status.linksUp && loop.status.latched)
         loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
-        loop.publish(alive, "1")
+        loop.publish(alive, "\(counter + 1)")
         Self.step(loop)
         #expect(!loop.status.latched && loop.status.resets == 1)
     }
@@ -229,12 +232,13 @@ struct RemoteCommandTests {
         #expect(r.outcome == .ignored && r.reason == .retained && r.user == "operator")
     }
 
-    /// A flood of requests at one instant: the reset queue holds 4; the others are refused and
-    /// recorded (`queue-full`), none is dropped unseen; only one can act.
+    /// Many requests at one instant, within each user's rate (two users, three each): the reset
+    /// queue holds 4; the others are refused and recorded (`queue-full`), none is dropped unseen;
+    /// only one can act.
     @Test func when_requests_flood_in_at_once_expect_each_recorded_and_one_acted_on() throws {
-        let loop = try Self.stoppedRig()
+        let loop = try Self.stoppedRig { $0 = $0.replacingOccurrences(of: "reset_users: [operator]", with: "reset_users: [operator, supervisor]") }
         let latch = loop.status.latchSequence
-        for _ in 0..<6 { loop.publish(Self.reset("operator"), "reset \(latch)") }
+        for i in 0..<6 { loop.publish(Self.reset(i % 2 == 0 ? "operator" : "supervisor"), "reset \(latch)") }
         Self.step(loop)
         #expect(!loop.status.latched && loop.status.resets == 1)
         let records = loop.runtime.remoteResets.records()
@@ -246,10 +250,14 @@ struct RemoteCommandTests {
     }
 
     /// The log keeps the latest 64 records; a reader's cursor (`records(after:)`) sees only what
-    /// is new, and a gap in the sequence numbers when it fell behind.
+    /// is new, and a gap in the sequence numbers when it fell behind. (Half a second apart: each
+    /// user's rate limit lets every one through.)
     @Test func the_log_is_bounded_and_readers_follow_it_by_sequence() throws {
         let loop = try Self.stoppedRig()
-        for i in 0..<100 { loop.publish(Self.reset("user\(i)"), "reset 1") }
+        for i in 0..<100 {
+            loop.publish(Self.reset("user\(i)"), "reset 1")
+            loop.run(until: loop.rig.time + 500_000_000)
+        }
         let log = loop.runtime.remoteResets
         let all = log.records()
         #expect(all.count == RemoteResetLog.capacity && all.first?.sequence == 37 && all.last?.sequence == 100)
@@ -262,12 +270,13 @@ struct RemoteCommandTests {
     }
 
     /// Decisions of the control path are kept even when no reader comes for a long time: 40
-    /// answered requests, the log read only at the end, every one there, in order.
+    /// answered requests (two a second, the user's rate), the log read only at the end, every one
+    /// there, in order.
     @Test func when_no_one_reads_the_log_for_many_requests_expect_every_decision_kept() throws {
         let loop = try Self.stoppedRig()
         for _ in 0..<40 {
             loop.publish(Self.reset("operator"), "reset \(loop.status.latchSequence)")
-            Self.step(loop)
+            loop.run(until: loop.rig.time + 500_000_000)
         }
         let records = loop.runtime.remoteResets.records()
         #expect(records.count == 40 && records.map(\.sequence) == Array(1...40))

@@ -40,19 +40,19 @@ struct SimBrokerCommandTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let broker = try BrokerACLTests.broker(in: directory)
         defer { broker.stop() }
-        try "robot-demo-password\n".write(toFile: directory + "/password", atomically: true, encoding: .utf8)
+        try "rig-2-demo-password\n".write(toFile: directory + "/password", atomically: true, encoding: .utf8)
         let sim = try Subprocess(builtProduct("robotd"), ["sim", "--world", "iot-rig", "--json", "--seconds", "7", "--priority", "0",
-                                                          "--broker", "127.0.0.1:\(broker.port)", "--robot-id", "rig-9",
-                                                          "--username", "robot", "--password-file", directory + "/password"])
+                                                          "--broker", "127.0.0.1:\(broker.port)", "--robot-id", "rig-2",
+                                                          "--username", "rig-2", "--password-file", directory + "/password"])
         #expect(sim.waitFor("broker: 127.0.0.1:\(broker.port)", inStandardError: true), "\(sim.stderr)")
         #expect(sim.waitFor("\"links_up\":true"), "\(sim.stdout)\n\(sim.stderr)")
         let operatorClient = try BrokerACLTests.Client("operator", port: broker.port)
         #expect(waitUntil { operatorClient.mqtt.isConnected })
-        try operatorClient.publish("robotd/rig-9/estop", "stop")
+        try operatorClient.publish("robotd/rig-2/estop", "stop")
         #expect(sim.wait(seconds: 30) == 0, "\(sim.stderr)")
         #expect(!sim.stderr.contains("broker: mosquitto on"))
         let statuses = sim.jsonLines.filter { $0["kind"] as? String == "status" }
-        // The simulated rig reached robotd through the broker (as `robot`): a reading, heat asked for.
+        // The simulated rig reached robotd through the broker (as `rig-2`): a reading, heat asked for.
         #expect(statuses.contains { ($0["sensors"] as? [String: Any])?["temperature"] as? Double ?? .nan < 30 }, "\(sim.stdout)")
         let summary = try #require(sim.jsonLines.last)
         #expect(summary["latched"] as? Bool == true && summary["latch_cause"] as? String == "remote-stop" && summary["remote_stops"] as? Int == 1,

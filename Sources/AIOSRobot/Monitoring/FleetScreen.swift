@@ -152,6 +152,8 @@ public enum FleetScreen {
         if !r.causes.isEmpty { parts.append("causes present: " + r.causes.map(StopCauseWords.words).joined(separator: ", ")) }
         if let channel = r.channel { parts.append("on \(channel)") }
         if let sensor = r.sensor { parts.append("sensor \(sensor)") }
+        // A remote reset request's, or a rate-limited summary's, user (none: the untracked ones together).
+        if let user = r.user { parts.append("user \(user)") }
         return parts.isEmpty ? "-" : parts.joined(separator: "; ")
     }
 

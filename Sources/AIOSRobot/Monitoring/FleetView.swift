@@ -168,7 +168,7 @@ public struct FleetView: Sendable {
             let r = event.record
             if r.kind == "summary", let i = robot.safetyRecent.lastIndex(where: {
                 $0.record.kind == "summary" && $0.record.summaryOf == r.summaryOf && $0.record.channel == r.channel
-                    && $0.record.fault == r.fault && $0.record.origin == r.origin
+                    && $0.record.fault == r.fault && $0.record.origin == r.origin && $0.record.user == r.user
             }) {
                 let earlier = robot.safetyRecent.remove(at: i).record
                 event.record.count = (earlier.count ?? 0) + (r.count ?? 0)

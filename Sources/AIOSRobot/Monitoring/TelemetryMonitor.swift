@@ -14,10 +14,14 @@ import Transports
 /// publishes them on a connection of its own (client id `<client_id>-telemetry`), so that actuator
 /// commands over MQTT never queue behind telemetry. Nothing here runs on, or waits for, the control
 /// path: the reads are atomics, a lock-free status cell, the audit ring's seqlocked slots and the
-/// histograms' reader side. libmosquitto's outgoing queue is bounded (`max_queued_messages`); what
-/// does not fit is dropped and counted, and a broker that is slow, full or gone costs this thread
-/// only.
+/// histograms' reader side. libmosquitto's outgoing queue is bounded (`max_queued_messages`,
+/// `max_queued_bytes`); what does not fit is dropped and counted, and a broker that is slow, full or
+/// gone costs this thread only. Requests for the audit are answered at most once a second.
 public final class TelemetryMonitor: Sendable {
+    /// Audits at most this often: a flood of requests on `audit/request` gets one audit a second
+    /// (each request is answered by the next one; the extra ones are counted).
+    public static let auditMinimumInterval: Duration = .seconds(1)
+
     public struct Options: Sendable {
         public var settings: TelemetrySettings
         public var broker: BrokerAddress
@@ -51,6 +55,9 @@ public final class TelemetryMonitor: Sendable {
         /// Reads of the accounting window (one per interval).
         public let cycles = Atomic<UInt64>(0)
         public let auditsPublished = Atomic<UInt64>(0)
+        /// Requests on `audit/request` answered by an audit that answered another too (more than
+        /// one request within `auditMinimumInterval`).
+        public let auditRequestsCoalesced = Atomic<UInt64>(0)
         /// Home Assistant discovery configs handed to the connection (all of them at each connect).
         public let discoveryPublished = Atomic<UInt64>(0)
         /// Stale discovery configs of this robot (retained, no longer in the configuration) cleared.
@@ -65,9 +72,9 @@ public final class TelemetryMonitor: Sendable {
     private let worker = WorkerSlot()
     private let flags = Flags()
 
-    /// Set by the network thread (an audit request) and the monitor thread (its last message out).
+    /// Set by the network thread (audit requests, counted) and the monitor thread (its last message out).
     final class Flags: Sendable {
-        let auditRequested = Atomic<Bool>(false)
+        let auditRequests = Atomic<UInt64>(0)
         let finished = Atomic<Bool>(false)
     }
 
@@ -112,10 +119,11 @@ public final class TelemetryMonitor: Sendable {
             // the connection ends without a DISCONNECT (a crash, SIGKILL, a cut cable).
             will: .init(topic: topics.status, payload: Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true),
             reconnectMaxSeconds: 4, maxQueuedMessages: options.settings.maxQueuedMessages,
-            sendBufferBytes: options.sendBufferBytes)) { message in
+            maxQueuedBytes: options.settings.maxQueuedBytes, sendBufferBytes: options.sendBufferBytes)) { message in
             if let stale, stale.note(message) { return }
-            // A retained request is history replayed at every subscribe: not a request now.
-            if message.topic == requestTopic && !message.retained { flags.auditRequested.store(true, ordering: .releasing) }
+            // A retained request is history replayed at every subscribe: not a request now. Only
+            // counted here: the monitor thread answers at most once a second.
+            if message.topic == requestTopic && !message.retained { flags.auditRequests.add(1, ordering: .releasing) }
         }
         try client.subscribe(.init(filter: requestTopic, qos: 1))
         // The broker replays this node's retained configs at every subscribe: the stale ones are cleared.
@@ -183,6 +191,9 @@ private struct MonitorLoop {
     var lastState: StatePayload?
     var lastStateAt: Int64 = 0
     var connects: UInt64 = 0
+    /// Audit requests answered so far, and when the last audit went out (monotonic ns).
+    var auditRequestsAnswered: UInt64 = 0
+    var lastAuditAt: Int64?
     /// Discovery configs not yet handed over since the last connect (the queue was full).
     var discoveryPending: [Int] = []
     /// When this connection's stale discovery configs are cleared (monotonic ns); nil: not yet connected.
@@ -215,7 +226,7 @@ private struct MonitorLoop {
         var next = rt_monotonic_ns() + interval
         while !stop.isSet {
             let now = rt_monotonic_ns()
-            if flags.auditRequested.exchange(false, ordering: .acquiring) { publishAudit() }
+            answerAuditRequests(flags.auditRequests.load(ordering: .acquiring), now: now)
             announceIfConnected()
             if !discoveryPending.isEmpty && client.isConnected { publishDiscovery() }
             sweepStaleDiscovery(now: now, final: false)
@@ -231,6 +242,17 @@ private struct MonitorLoop {
         sweepStaleDiscovery(now: rt_monotonic_ns(), final: true)
         cycle(final: true)
         send(topics.status, Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true)
+    }
+
+    /// One audit for every request since the last, at most once per `auditMinimumInterval`: the
+    /// requests of a flood wait for the next turn, answered together (counted as coalesced).
+    private mutating func answerAuditRequests(_ requests: UInt64, now: Int64) {
+        guard requests > auditRequestsAnswered else { return }
+        if let last = lastAuditAt, now - last < Int64(TelemetryMonitor.auditMinimumInterval.nanoseconds) { return }
+        counters.auditRequestsCoalesced.add(requests - auditRequestsAnswered - 1, ordering: .relaxed)
+        auditRequestsAnswered = requests
+        lastAuditAt = now
+        publishAudit()
     }
 
     /// After each (re)connect: the Home Assistant discovery configs (a broker restarted without
@@ -282,7 +304,11 @@ private struct MonitorLoop {
         let records = sources.runtime.audit.read(from: &auditCursor)
         let requests = sources.runtime.remoteResets.records(after: remoteResetCursor)
         remoteResetCursor = requests.last?.sequence ?? remoteResetCursor
-        for event in safety.events(records, remoteResets: requests.map(Self.request), at: report.at, clock: clock) {
+        let rateLimited = sources.runtime.remoteResetLimit.drainSuppressed().map {
+            RateLimitedResets(user: $0.user, count: $0.count, first: Instant(nanoseconds: $0.first), last: Instant(nanoseconds: $0.last))
+        }
+        for event in safety.events(records, remoteResets: requests.map(Self.request), rateLimitedResets: rateLimited,
+                                   at: report.at, clock: clock) {
             if !send(topics.safety, TelemetryJSON.encode(event), qos: settings.eventQos, retain: false) { safety.noteDropped(event) }
         }
         // The reporters run every cycle (their sequence numbers advance, so a consumer sees the
@@ -302,7 +328,18 @@ private struct MonitorLoop {
 
     private func telemetryCounters() -> TelemetryCounters {
         TelemetryCounters(published: counters.published.load(ordering: .relaxed), dropped: counters.dropped.load(ordering: .relaxed),
-                          queued: client.queuedMessages, connected: client.isConnected)
+                          queued: client.queuedMessages, queuedBytes: client.queuedBytes, connected: client.isConnected,
+                          auditRequestsCoalesced: counters.auditRequestsCoalesced.load(ordering: .relaxed))
+    }
+
+    /// The remote stop topics' refusals (with `estop.remote` only).
+    private func remoteCounters() -> RemoteInboundCounters? {
+        guard sources.configuration.inboundTopics != nil else { return nil }
+        let c = sources.runtime.remoteStopCounters
+        return RemoteInboundCounters(retainedIgnored: c.retainedIgnored.load(ordering: .relaxed), unrecognised: c.unrecognised.load(ordering: .relaxed),
+                                     unauthorised: c.unauthorised.load(ordering: .relaxed), queueFull: c.queueFull.load(ordering: .relaxed),
+                                     rateLimited: c.rateLimited.load(ordering: .relaxed), keepalivesStale: c.keepAlivesStale.load(ordering: .relaxed),
+                                     keepalivesUnrecognised: c.keepAlivesUnrecognised.load(ordering: .relaxed))
     }
 
     /// `state` when it changed (but for its clock and counters), at least every `state_interval_ms`.
@@ -324,7 +361,7 @@ private struct MonitorLoop {
         let at = Instant(nanoseconds: now)
         let state = StatePayload(seq: stateSeq, tUnixS: clock.unix(at), robotId: sources.configuration.robot.id, version: RobotdVersion.current,
                                  uptimeS: clock.sinceStart(at), mode: mode, estop: estop, configSha256: sources.configHash,
-                                 bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters())
+                                 bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters(), remote: remoteCounters())
         // Remembered only once it went out: a change dropped by a full queue is sent again at the
         // next loop, so the retained `state` never keeps showing a stop that was reset.
         guard send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true) else { return }

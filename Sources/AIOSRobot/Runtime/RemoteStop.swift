@@ -25,7 +25,14 @@ import Transports
 ///   retained message, a script that always sends `reset 1`) practically never names the current
 ///   number.
 ///
-/// Every request, whatever became of it, goes to `RemoteResetLog` with its user and reasons.
+/// Every request looked at, whatever became of it, goes to `RemoteResetLog` with its user and
+/// reasons. Before anything else, each user's requests pass a rate limit (`RemoteResetRateLimit`):
+/// what it refuses is only counted, so a flood can neither push the log's useful records out nor
+/// keep this thread busy.
+///
+/// The keep-alive on `<stop topic>/alive` (`heartbeat_ms`) carries a counter, a decimal number that
+/// must be greater than the last one taken in this run: a keep-alive replayed by a bridge,
+/// redelivered (QoS 1) or retained does not count as a live operator station.
 enum RemoteStop {
     /// `SampleValues` tag of a reset request on its way to the control path: [user index, latch].
     static let requestTag: UInt32 = 0x5245_5354  // "REST"
@@ -41,8 +48,8 @@ enum RemoteStop {
 
     static func register(_ remote: RemoteStopSettings, topics: InboundTopics, scheduler: Scheduler, shared: SharedState<Control>,
                          statusCell: LatestValue<RuntimeStatus>, write: @escaping @Sendable (ApprovedCommand) -> Void,
-                         counters: RemoteStopCounters, log: RemoteResetLog, alive: InputLink? = nil,
-                         estops: [(input: String, signal: EStopSignal)] = []) -> InputEndpoint {
+                         counters: RemoteStopCounters, log: RemoteResetLog, limit: RemoteResetRateLimit,
+                         alive: InputLink? = nil, estops: [(input: String, signal: EStopSignal)] = []) -> InputEndpoint {
         let category = StopCategory(rawValue: remote.category) ?? .zero
         let stop = scheduler.addSource("remote-stop", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
@@ -104,8 +111,21 @@ enum RemoteStop {
         return .mqtt(.init(subscriptions: subscriptions, handle: { message in
             let arrival = Instant(nanoseconds: message.arrival)
             if let alive, message.topic == topics.alive {
-                // A retained keep-alive is the broker's memory, not a live operator station.
-                if !message.retained { alive.noteFrame(at: message.arrival) }
+                // A retained keep-alive is the broker's memory, not a live operator station; one
+                // whose counter does not advance is a replay or a redelivery.
+                guard !message.retained else {
+                    counters.retainedIgnored.add(1, ordering: .relaxed)
+                    return
+                }
+                guard let number = keepAliveNumber(message.payload) else {
+                    counters.keepAlivesUnrecognised.add(1, ordering: .relaxed)
+                    return
+                }
+                guard counters.advanceKeepAlive(to: number) else {
+                    counters.keepAlivesStale.add(1, ordering: .relaxed)
+                    return
+                }
+                alive.noteFrame(at: message.arrival)
                 return
             }
             if message.topic == topics.stop {
@@ -117,6 +137,11 @@ enum RemoteStop {
                 return
             }
             guard let user = topics.user(inResetTopic: message.topic) else { return }
+            // Before any other work (parsing, the log): over its user's rate, only counted.
+            guard limit.admit(user: user, at: message.arrival) else {
+                counters.rateLimited.add(1, ordering: .relaxed)
+                return
+            }
             let latch = latchNumber(message.payload)
             if message.retained {
                 counters.retainedIgnored.add(1, ordering: .relaxed)
@@ -159,17 +184,55 @@ enum RemoteStop {
         return number.flatMap { $0 <= largestLatch ? $0 : nil }
     }
 
+    /// A keep-alive's counter: a decimal number (ASCII digits only, at most 19 of them, so it fits
+    /// in 63 bits), surrounded by white space or not; nil otherwise. The operator station's clock
+    /// in milliseconds since the Unix epoch is one that never goes back across its restarts.
+    static func keepAliveNumber(_ payload: [UInt8]) -> UInt64? {
+        guard payload.count <= 64 else { return nil }
+        var digits: [UInt8] = []
+        var i = 0
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (0x09...0x0D).contains(b) }
+        while i < payload.count && isSpace(payload[i]) { i += 1 }
+        while i < payload.count && (0x30...0x39).contains(payload[i]) {
+            digits.append(payload[i])
+            i += 1
+        }
+        while i < payload.count && isSpace(payload[i]) { i += 1 }
+        guard i == payload.count, !digits.isEmpty, digits.count <= 19 else { return nil }
+        return UInt64(String(decoding: digits, as: UTF8.self))
+    }
+
     private struct RequestJSON: Decodable {
         var latch: UInt64
     }
 }
 
-/// Remote stop/reset messages not acted on: retained ones, resets that name no latch, resets of
-/// users not in `reset_users`, resets that found the queue full. (Each reset is also in
-/// `RemoteResetLog` with its user.)
+/// Remote stop/reset messages not acted on: retained ones (stop, reset, keep-alive), resets that
+/// name no latch, resets of users not in `reset_users`, resets that found the queue full, resets
+/// over their user's rate, keep-alives that are no counter or do not advance it. (Each reset
+/// looked at is also in `RemoteResetLog` with its user; rate-limited ones are not.)
 public final class RemoteStopCounters: Sendable {
     public let retainedIgnored = Atomic<UInt64>(0)
     public let unrecognised = Atomic<UInt64>(0)
     public let unauthorised = Atomic<UInt64>(0)
     public let queueFull = Atomic<UInt64>(0)
+    /// Reset requests over their user's rate (`RemoteResetRateLimit`): neither parsed nor recorded.
+    public let rateLimited = Atomic<UInt64>(0)
+    /// Keep-alives whose counter is not greater than the last one taken (replays, redeliveries).
+    public let keepAlivesStale = Atomic<UInt64>(0)
+    /// Keep-alives whose payload is no counter.
+    public let keepAlivesUnrecognised = Atomic<UInt64>(0)
+    /// The last keep-alive counter taken in this run (0: none yet).
+    public let lastKeepAlive = Atomic<UInt64>(0)
+
+    /// Takes `number` if it is greater than the last one taken (any thread).
+    func advanceKeepAlive(to number: UInt64) -> Bool {
+        var current = lastKeepAlive.load(ordering: .relaxed)
+        while number > current {
+            let (exchanged, original) = lastKeepAlive.compareExchange(expected: current, desired: number, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
 }

@@ -90,11 +90,13 @@ public final class RobotDaemon: Sendable {
         let backends = try BackendFactory(configuration: configuration, publisher: client).build()
         self.backends = backends
         var runtimeOptions = options.runtime
-        // The link counts as down while connected with a subscription the broker refused (an ACL
-        // deny): the remote stop or a reading would be deaf without anything else showing it.
-        // The client exists only when control depends on the broker (`controlUsesBroker`).
+        // The link counts as up only once every subscription of the connection is granted: after
+        // a reconnect the CONNACK comes before the SUBACKs, and a stop published in between is
+        // never delivered; a subscription the broker refused (an ACL deny) keeps it down. The
+        // remote stop or a reading would be deaf without anything else showing it. The client
+        // exists only when control depends on the broker (`controlUsesBroker`).
         if let client {
-            runtimeOptions.brokerLink = { client.isConnected && !client.hasRefusedSubscription }
+            runtimeOptions.brokerLink = { client.isSubscribed }
         }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
         // dispatch thread; faults are reported (and logged) there, never on the dispatch thread.
@@ -134,7 +136,7 @@ public final class RobotDaemon: Sendable {
             password: try password(m), caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
             sendBufferBytes: options.telemetrySendBufferBytes)
         var link: (@Sendable () -> Bool)?
-        if let control { link = { control.isConnected } }
+        if let control { link = { control.isSubscribed } }
         return try TelemetryMonitor(options: monitorOptions, scheduler: scheduler, runtime: runtime, controlLink: link)
     }
 
@@ -198,9 +200,8 @@ public final class RobotDaemon: Sendable {
             // the connection would latch `connection-lost` for nothing. A broker that is down stays
             // a latched stop (fail closed) until it is back and a reset is given.
             try mqtt.start()
-            let wanted = runtime.endpoints.reduce(0) { n, e in if case .mqtt(let m) = e.endpoint { n + m.subscriptions.count } else { n } }
             let deadline = rt_monotonic_ns() + Int64(connectWait.nanoseconds)
-            while (!mqtt.isConnected || mqtt.counters.subscribed.load(ordering: .relaxed) < UInt64(wanted)) && rt_monotonic_ns() < deadline {
+            while !mqtt.isSubscribed && !mqtt.hasRefusedSubscription && rt_monotonic_ns() < deadline {
                 usleep(10_000)
             }
             if !mqtt.isConnected { log("broker \(configuration.mqtt?.broker ?? "?"): not connected after \(connectWait); starting latched on connection-lost") }

@@ -52,6 +52,9 @@ public final class RobotRuntime: Sendable {
     /// The latest remote reset requests with their users, outcomes and reasons (the `safety`
     /// topic's source); empty without `estop.remote`.
     public let remoteResets: RemoteResetLog
+    /// Reset requests per user before any work on them; what it refused, per user, for the
+    /// `safety` topic.
+    public let remoteResetLimit: RemoteResetRateLimit
 
     private let shared: SharedState<Control>
     private let statusCell = LatestValue(RuntimeStatus())
@@ -197,12 +200,16 @@ public final class RobotRuntime: Sendable {
                 c.status.reactivations += 1
             }
         }
+        var resetUsers: [String] = []
+        if case .configured(let e) = configuration.estop, let remote = e.remote { resetUsers = remote.resetUsers }
+        let remoteResetLimit = RemoteResetRateLimit(authorisedUsers: resetUsers)
+        self.remoteResetLimit = remoteResetLimit
         if case .configured(let e) = configuration.estop, let remote = e.remote, let topics = configuration.inboundTopics {
             let log = RemoteResetLog(users: remote.resetUsers)
             remoteResets = log
             endpoints.append(("estop.remote", RemoteStop.register(remote, topics: topics, scheduler: scheduler, shared: shared,
                                                                   statusCell: statusCell, write: write, counters: remoteStopCounters, log: log,
-                                                                  alive: remoteAlive, estops: estops)))
+                                                                  limit: remoteResetLimit, alive: remoteAlive, estops: estops)))
         } else {
             remoteResets = RemoteResetLog(users: [])
         }

@@ -1,0 +1,80 @@
+import Foundation
+import RTScheduler
+import RobotConfig
+import SafetyGuard
+import Testing
+@testable import AIOSRobot
+
+/// The operator station's keep-alive on `<stop topic>/alive` carries a counter that must advance:
+/// a keep-alive replayed by a bridge, redelivered (QoS 1 duplicate) or retained does not count as
+/// a live station, so the stop path's silence is still seen — a stop.
+@Suite("Remote stop keep-alive: an advancing counter, replays ignored and counted")
+struct RemoteKeepAliveTests {
+    static let alive = "robotd/iot-rig-sim/estop/alive"
+
+    static func rig() throws -> ConfiguredRigLoop {
+        try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "heartbeat_ms: none", with: "heartbeat_ms: 500")
+        })
+    }
+
+    static func step(_ loop: ConfiguredRigLoop) { loop.run(until: loop.rig.time + 200_000_000) }
+
+    @Test func a_keepalive_counter_is_a_plain_decimal_number() {
+        #expect(RemoteStop.keepAliveNumber(Array("1".utf8)) == 1)
+        #expect(RemoteStop.keepAliveNumber(Array(" 1795664561024\n".utf8)) == 1_795_664_561_024)
+        #expect(RemoteStop.keepAliveNumber(Array("9999999999999999999".utf8)) == 9_999_999_999_999_999_999)
+        for text in ["", " ", "alive", "-1", "+1", "1.5", "1e3", "0x10", "1 2", "٣", #"{"seq": 3}"#, "99999999999999999999"] {
+            #expect(RemoteStop.keepAliveNumber(Array(text.utf8)) == nil, "\(text)")
+        }
+        #expect(RemoteStop.keepAliveNumber(Array(repeating: UInt8(ascii: "1"), count: 100)) == nil)
+    }
+
+    /// A live station's counter advances: the rig runs. Then only the last keep-alive comes again
+    /// and again (a bridge replaying it, a QoS 1 redelivery) with a retained one among them: none
+    /// counts, the link goes silent — a stop, each replay counted — and a reset is refused until
+    /// the counter advances again.
+    @Test func when_the_same_keepalive_is_replayed_expect_the_link_silent_a_stop_and_the_replays_counted() throws {
+        let loop = try Self.rig()
+        var counter: UInt64 = 1_795_664_561_000
+        for _ in 0..<100 {
+            counter += 200
+            loop.publish(Self.alive, "\(counter)")
+            Self.step(loop)
+        }
+        #expect(!loop.status.latched && loop.heaterOn && loop.status.linksUp)
+        let counters = loop.runtime.remoteStopCounters
+        #expect(counters.keepAlivesStale.load(ordering: .relaxed) == 0 && counters.lastKeepAlive.load(ordering: .relaxed) == counter)
+
+        // The same keep-alive over and over, an older one, a retained newer one, and garbage.
+        for i in 0..<10 {
+            loop.publish(Self.alive, "\(counter)")
+            if i == 3 { loop.publish(Self.alive, "\(counter - 400)") }
+            if i == 5 { loop.publish(Self.alive, "\(counter + 10_000)", retained: true) }
+            if i == 7 { loop.publish(Self.alive, "alive") }
+            Self.step(loop)
+        }
+        #expect(loop.status.latched && loop.status.latchCause == .connectionLost && !loop.status.linksUp)
+        #expect(counters.keepAlivesStale.load(ordering: .relaxed) == 11)
+        #expect(counters.keepAlivesUnrecognised.load(ordering: .relaxed) == 1)
+        #expect(counters.retainedIgnored.load(ordering: .relaxed) == 1)
+        // A reset while the replays go on is refused: the cause persists.
+        loop.publish(Self.alive, "\(counter)")
+        loop.publish("robotd/iot-rig-sim/estop/reset/operator", "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        #expect(loop.status.latched && loop.status.refusedResets == 1)
+
+        // The station's counter advances again: the link is back, and a reset releases.
+        for _ in 0..<5 {
+            counter += 200
+            loop.publish(Self.alive, "\(counter)")
+            Self.step(loop)
+        }
+        #expect(loop.status.linksUp && loop.status.latched)
+        counter += 200
+        loop.publish(Self.alive, "\(counter)")
+        loop.publish("robotd/iot-rig-sim/estop/reset/operator", "reset \(loop.status.latchSequence)")
+        Self.step(loop)
+        #expect(!loop.status.latched && loop.status.resets == 1)
+    }
+}

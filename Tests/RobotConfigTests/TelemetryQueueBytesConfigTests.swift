@@ -1,0 +1,17 @@
+import RobotConfig
+import Testing
+
+/// `mqtt.telemetry.max_queued_bytes`: the telemetry connection's bound on the bytes it has handed
+/// over and not yet seen written out or acknowledged (docs/mqtt.md, "A bounded queue").
+@Suite("robotd check: mqtt.telemetry.max_queued_bytes")
+struct TelemetryQueueBytesConfigTests {
+    @Test func the_byte_bound_has_a_default_takes_a_value_and_refuses_one_out_of_range() throws {
+        let none = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:", "    interval_ms: 500"]))
+        #expect(none.configuration?.mqtt?.telemetry?.maxQueuedBytes == 4_194_304, "\(none)")
+        let set = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:", "    max_queued_bytes: 1048576"]))
+        #expect(set.errors.isEmpty && set.configuration?.mqtt?.telemetry?.maxQueuedBytes == 1_048_576, "\(set)")
+        let small = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:", "    max_queued_bytes: 1000"]))  // 20
+        #expect(small.configuration == nil)
+        expectProblem(small, at: 20, 23, "mqtt.telemetry.max_queued_bytes", "out of range")
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Glibc
+import TestSupport
+import Testing
+@testable import Transports
+
+/// What the client counts as handed to libmosquitto and not yet confirmed, and its bounds
+/// (`maxQueuedMessages`, `maxQueuedBytes`): libmosquitto keeps QoS 1 messages across a reconnect
+/// and sends them again, so the count is not reset at a connect.
+@Suite("MQTT client: the count of unconfirmed messages across reconnects, and its byte bound", .serialized)
+struct MQTTLedgerTests {
+    static func client(_ id: String, port: Int, maxMessages: Int? = nil, maxBytes: Int? = nil) throws -> MQTTClient {
+        try MQTTClient(options: MQTTOptions(port: port, clientID: "\(id)-\(getpid())", keepaliveSeconds: 60, reconnectMinSeconds: 1,
+                                            reconnectMaxSeconds: 1, maxQueuedMessages: maxMessages, maxQueuedBytes: maxBytes)) { _ in }
+    }
+
+    static func code(_ body: () throws -> Void) -> Int32? {
+        do { try body() } catch let e as MQTTError { return e.code } catch { return nil }
+        return nil
+    }
+
+    @Test func the_ledger_counts_reservations_settles_and_confirmations_in_any_order() {
+        var l = OutgoingLedger()
+        #expect(l.reserve(bytes: 100, maxMessages: 3, maxBytes: 250) == nil)
+        #expect(l.reserve(bytes: 100, maxMessages: 3, maxBytes: 250) == nil)
+        #expect(l.reserve(bytes: 100, maxMessages: 3, maxBytes: 250) == MQTTError.queueBytesFullCode)
+        #expect(l.count == 2 && l.bytes == 200)
+        l.settle(mid: 1, qos: 1, bytes: 100, handedOver: true)
+        // Confirmed on the network thread before its publish returned the id.
+        l.confirm(mid: 2)
+        l.settle(mid: 2, qos: 0, bytes: 100, handedOver: true)
+        #expect(l.count == 1 && l.bytes == 100)
+        #expect(l.reserve(bytes: 10, maxMessages: 1, maxBytes: nil) == MQTTError.queueFullCode)
+        // Not handed over: released.
+        #expect(l.reserve(bytes: 10, maxMessages: nil, maxBytes: nil) == nil)
+        l.settle(mid: 3, qos: 0, bytes: 10, handedOver: false)
+        #expect(l.count == 1 && l.bytes == 100)
+        // A reconnect discards the QoS 0 messages not yet written, keeps QoS 1.
+        #expect(l.reserve(bytes: 50, maxMessages: nil, maxBytes: nil) == nil)
+        l.settle(mid: 4, qos: 0, bytes: 50, handedOver: true)
+        #expect(l.discardQoS0() == 1)
+        #expect(l.count == 1 && l.bytes == 100)
+        l.confirm(mid: 1)
+        #expect(l.count == 0 && l.bytes == 0)
+        // Only what was settled before a cut-off is swept.
+        for mid in Int32(5)...6 {
+            #expect(l.reserve(bytes: 1, maxMessages: nil, maxBytes: nil) == nil)
+            l.settle(mid: mid, qos: 0, bytes: 1, handedOver: true)
+            if mid == 5 { #expect(l.discardQoS0(settledBefore: l.nextSettle) == 1) }
+        }
+        #expect(l.count == 1)
+    }
+
+    /// A broker that never acknowledges: five QoS 1 messages fill a bound of five. The broker
+    /// closes the connection; after the reconnect libmosquitto sends them again, still
+    /// unacknowledged, so the bound still refuses a sixth (a count reset at the connect would let
+    /// as many again into libmosquitto's store).
+    @Test func when_unacknowledged_qos1_messages_survive_a_reconnect_expect_them_still_counted_against_the_bound() throws {
+        let broker = try MinimalBroker(["--refusals", "0", "--drop-first-after", "1.5"])
+        defer { broker.stop() }
+        let client = try Self.client("ledger-reconnect", port: broker.port, maxMessages: 5)
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.isConnected })
+        for i in 0..<5 { try client.publish(topic: "ledger/q1", payload: Array("m\(i)".utf8), qos: 1) }
+        #expect(client.queuedMessages == 5)
+        #expect(Self.code { try client.publish(topic: "ledger/q1", payload: Array("m5".utf8), qos: 1) } == MQTTError.queueFullCode)
+        #expect(waitUntil(seconds: 10) { client.counters.connects.load(ordering: .relaxed) >= 2 && client.isConnected })
+        #expect(client.queuedMessages == 5)
+        #expect(Self.code { try client.publish(topic: "ledger/q1", payload: Array("m6".utf8), qos: 1) } == MQTTError.queueFullCode)
+        #expect(client.counters.confirmed.load(ordering: .relaxed) == 0)
+    }
+
+    /// `maxQueuedBytes`: big messages stop at the byte bound whatever their number; one larger
+    /// than the bound is never taken.
+    @Test func when_big_messages_stay_unacknowledged_expect_the_byte_bound_to_refuse_the_rest() throws {
+        let broker = try MinimalBroker(["--refusals", "0"])
+        defer { broker.stop() }
+        let client = try Self.client("ledger-bytes", port: broker.port, maxMessages: 1000, maxBytes: 32_768)
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.isConnected })
+        let payload = [UInt8](repeating: 0x62, count: 10_000)
+        var refused: [Int32?] = []
+        for _ in 0..<10 { refused.append(Self.code { try client.publish(topic: "ledger/big", payload: payload, qos: 1) }) }
+        #expect(refused.filter { $0 == nil }.count == 3)
+        #expect(refused.filter { $0 == MQTTError.queueBytesFullCode }.count == 7)
+        #expect(client.queuedMessages == 3 && client.queuedBytes == 3 * (10_000 + "ledger/big".utf8.count))
+        #expect(client.counters.droppedQueueFull.load(ordering: .relaxed) == 7)
+        let huge = [UInt8](repeating: 0x62, count: 40_000)
+        #expect(Self.code { try client.publish(topic: "ledger/huge", payload: huge, qos: 0) } == MQTTError.queueBytesFullCode)
+        #expect(MQTTWords.error(MQTTError.queueBytesFullCode).contains("max_queued_bytes"))
+    }
+
+    /// Not connected: refused at once. libmosquitto would keep a QoS 1 message while answering "no
+    /// connection" and send it at the next connect: a store without a bound.
+    @Test func when_not_connected_expect_a_qos1_message_refused_and_not_kept() throws {
+        let client = try Self.client("ledger-offline", port: 1, maxMessages: 10)
+        #expect(Self.code { try client.publish(topic: "ledger/offline", payload: [1], qos: 1) } == 4)  // MOSQ_ERR_NO_CONN
+        #expect(client.queuedMessages == 0 && client.queuedBytes == 0)
+    }
+}
+
+/// A link that listens on the broker is up only once its SUBSCRIBEs are answered: after a
+/// reconnect the CONNACK comes first, and a message published before the SUBACK is not delivered.
+@Suite("MQTT client: subscribed only once the SUBACKs arrive", .serialized)
+struct MQTTSubscriptionLinkTests {
+    @Test func when_the_suback_comes_late_after_a_reconnect_expect_connected_but_not_subscribed_until_it_arrives() throws {
+        let broker = try MinimalBroker(["--refusals", "0", "--drop-first-after", "1", "--suback-delay", "2"])
+        defer { broker.stop() }
+        let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "suback-\(getpid())", keepaliveSeconds: 60,
+                                                         reconnectMinSeconds: 1, reconnectMaxSeconds: 1)) { _ in }
+        try client.subscribe(.init(filter: "robotd/r1/estop", qos: 1))
+        try client.subscribe(.init(filter: "robotd/r1/estop/reset/+", qos: 1))
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.isSubscribed })
+        #expect(waitUntil(seconds: 10) { client.counters.connects.load(ordering: .relaxed) >= 2 && client.isConnected })
+        let reconnected = Date()
+        #expect(!client.isSubscribed)
+        #expect(waitUntil(seconds: 10) { client.isSubscribed })
+        // The SUBACKs came about 2 s after the CONNACK.
+        #expect(Date().timeIntervalSince(reconnected) > 1.0)
+        #expect(client.counters.subscribed.load(ordering: .relaxed) == 4 && !client.hasRefusedSubscription)
+    }
+}
