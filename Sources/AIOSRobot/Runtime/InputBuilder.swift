@@ -132,6 +132,7 @@ final class InputBuilder: InputBuildContext {
         // the input's traffic for the scheduler's figures and telemetry's arrival rate.
         let axes = scheduler.addSource("\(input.name)/axes", queue: QueueSpec(capacity: max(queue.capacity, mapping.axes.count), overflow: .keepLatestPerKey),
                                        subscription: Subscription(priority: subscription.priority, relativeDeadline: subscription.relativeDeadline)) { _ in }
+        let clock = scheduler.clock
         let buttons = scheduler.addSource("\(input.name)/keys", queue: queue, subscription: subscription) { event in
             guard case .signal(let code, let value) = event.payload else { return }
             shared.update(statusCell) { c in
@@ -150,7 +151,10 @@ final class InputBuilder: InputBuildContext {
                 case resetCode:
                     // The reset key acts on its release edge (ISO 13849-1 practice); the guard refuses
                     // it while a cause persists, and the channels still need fresh commands after it.
-                    c.observeEStops(estops, at: event.release, write: write)
+                    // Every level the guard tick reads, read first: one that changed since the last
+                    // tick (an e-stop press or device lost, a link gone silent, the broker link, a
+                    // failed back end) must refuse this reset, not wait for the next tick.
+                    c.refreshLevels(now: clock.now(), write: write)
                     c.noteReset(c.guardian.resetKey(down: value == 1, at: event.release))
                 default:
                     break

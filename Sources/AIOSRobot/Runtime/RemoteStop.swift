@@ -49,7 +49,7 @@ enum RemoteStop {
     static func register(_ remote: RemoteStopSettings, topics: InboundTopics, scheduler: Scheduler, shared: SharedState<Control>,
                          statusCell: LatestValue<RuntimeStatus>, write: @escaping @Sendable (ApprovedCommand) -> Void,
                          counters: RemoteStopCounters, log: RemoteResetLog, limit: RemoteResetRateLimit,
-                         alive: InputLink? = nil, estops: [(input: String, signal: EStopSignal)] = []) -> InputEndpoint {
+                         alive: InputLink? = nil) -> InputEndpoint {
         let category = StopCategory(rawValue: remote.category) ?? .zero
         let stop = scheduler.addSource("remote-stop", queue: QueueSpec(capacity: 4, overflow: .dropOldest),
                                        subscription: Subscription(priority: .critical, relativeDeadline: .milliseconds(1))) { event in
@@ -70,11 +70,12 @@ enum RemoteStop {
                   let user = Int(exactly: v[0]), let latch = UInt64(exactly: v[1]) else { return }
             shared.update(statusCell) { c in
                 var d = RemoteResetLog.Decision(at: event.release, user: user, latch: latch, outcome: .refused, reason: nil, causes: [])
-                // The e-stop devices read first, as the reset key does: a press whose event is
-                // still queued (or was refused by a full queue) is a stop event that the request's
-                // sender cannot have seen.
+                // Every level the guard tick reads, read first (as the reset key does): a press whose
+                // event is still queued (or was refused by a full queue) is a stop event that the
+                // request's sender cannot have seen, and a lost e-stop device, a silent keep-alive,
+                // a dropped broker link or a failed back end since the last tick must refuse it.
                 let stopEventsBefore = c.guardian.stopEvents
-                c.observeEStops(estops, at: clock.now(), write: write)
+                c.refreshLevels(now: clock.now(), write: write)
                 // Stops are dispatched first (critical): a stop that arrived with this request has
                 // already advanced the number, so the request names an older stop state.
                 guard latch == c.latchSequence && c.guardian.stopEvents == stopEventsBefore else {

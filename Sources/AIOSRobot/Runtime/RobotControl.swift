@@ -38,6 +38,9 @@ struct Control: RuntimeControl {
     /// The guard's stop events (every trigger, even one that finds it already latched, every
     /// e-stop press) as `refreshStatus` last saw them.
     var seenStopEvents: UInt64 = 0
+    /// What the guard tick re-reads as levels (set once the inputs are built): a reset reads them
+    /// first too (`refreshLevels`).
+    var levels: LevelSources?
 
     init(guardian: SafetyGuard, world: World, latchBase: UInt64) {
         self.guardian = guardian
@@ -92,6 +95,31 @@ struct Control: RuntimeControl {
             status.lastRefusal = []
         case .notLatched?, nil: break
         }
+    }
+
+    /// Every level the guard re-reads on each tick — the e-stop devices (presses, the device
+    /// lost), the input links (the remote stop's keep-alive among them), the broker link, any back
+    /// end inactive — as they stand at `now`. The guard tick calls it, and so does every reset
+    /// (remote or key) just before it: a level that changed since the last tick must not let a
+    /// reset through until the next one. `broker`: the broker link read outside the lock (nil:
+    /// read here; `MQTTClient.isSubscribed` is atomics only).
+    mutating func refreshLevels(now: Instant, broker: Bool? = nil, write: (ApprovedCommand) -> Void) {
+        guard let levels else { return }
+        // One reading of the devices serves the latch, the keep-alive and the device level.
+        if let e = observeEStops(levels.estops, at: now, write: write) {
+            if let device = levels.estopDevice, let oldest = e.oldestFrame { guardian.noteSensor(device, at: oldest) }
+            guardian.setCause(.estopDeviceLost, present: e.anyLost, at: now, emit: write)
+        }
+        let start = guardian.firstTick ?? now
+        // An index loop: `contains(where:)` allocates per element in unoptimised builds.
+        var linksUp = broker ?? levels.brokerLink?() ?? true
+        let links = levels.links
+        for i in links.indices where links[i].link.isLost(now: now, since: start, startup: levels.startup) { linksUp = false }
+        status.linksUp = linksUp
+        guardian.setCause(.connectionLost, present: !linksUp, at: now, emit: write)
+        // Any back end not active (failed, not yet reactivated) is the level, whichever one:
+        // another's reactivation must not clear it.
+        guardian.setCause(.actuatorFailure, present: levels.actuators.anyBackendInactive, at: now, emit: write)
     }
 
     /// Every e-stop device read as one (levels, sticky presses, releases), for the guard. Without
@@ -247,4 +275,15 @@ struct Control: RuntimeControl {
             guardian.noteSensor(id, at: release)
         }
     }
+}
+
+/// What `Control.refreshLevels` reads: fixed once the runtime is built.
+struct LevelSources: Sendable {
+    let estops: [(input: String, signal: EStopSignal)]
+    let links: [(input: String, link: InputLink)]
+    let brokerLink: (@Sendable () -> Bool)?
+    let actuators: ActuatorSet
+    /// The e-stop devices' freshness as a sensor (their oldest frame), if configured.
+    let estopDevice: SensorID?
+    let startup: Duration
 }

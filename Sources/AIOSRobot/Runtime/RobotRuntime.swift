@@ -209,7 +209,7 @@ public final class RobotRuntime: Sendable {
             remoteResets = log
             endpoints.append(("estop.remote", RemoteStop.register(remote, topics: topics, scheduler: scheduler, shared: shared,
                                                                   statusCell: statusCell, write: write, counters: remoteStopCounters, log: log,
-                                                                  limit: remoteResetLimit, alive: remoteAlive, estops: estops)))
+                                                                  limit: remoteResetLimit, alive: remoteAlive)))
         } else {
             remoteResets = RemoteResetLog(users: [])
         }
@@ -239,30 +239,16 @@ public final class RobotRuntime: Sendable {
         }
 
         // The guard's own critical task: every level, every tick (fail closed).
-        let estops = self.estops, links = self.links
         let brokerLink = options.brokerLink
-        let estopDevice = guardian.sensor(named: Self.estopDeviceSensor)
-        let startup = guardian.configuration.startupTimeout
-        let superviseEStopDevices = !estops.isEmpty
+        let levels = LevelSources(estops: self.estops, links: self.links, brokerLink: brokerLink, actuators: actuators,
+                                  estopDevice: guardian.sensor(named: Self.estopDeviceSensor), startup: guardian.configuration.startupTimeout)
+        shared.withLock { $0.levels = levels }
         scheduler.addPeriodic(Self.guardTaskName, PeriodicSpec(period: .milliseconds(configuration.safety.guardPeriodMs), priority: .high,
                                                     critical: CriticalPolicy(consecutiveMisses: criticalMisses))) { event in
             let now = event.release
             let broker = brokerLink?() ?? true
             shared.update(statusCell) { c in
-                // One reading of the devices serves the latch, the keep-alive and the device level.
-                if let e = c.observeEStops(estops, at: now, write: write) {
-                    if let estopDevice, let oldest = e.oldestFrame { c.guardian.noteSensor(estopDevice, at: oldest) }
-                    if superviseEStopDevices { c.guardian.setCause(.estopDeviceLost, present: e.anyLost, at: now, emit: write) }
-                }
-                let start = c.guardian.firstTick ?? now
-                // An index loop: `contains(where:)` allocates per element in unoptimised builds.
-                var linksUp = broker
-                for i in links.indices where links[i].link.isLost(now: now, since: start, startup: startup) { linksUp = false }
-                c.status.linksUp = linksUp
-                c.guardian.setCause(.connectionLost, present: !linksUp, at: now, emit: write)
-                // Any back end not active (failed, not yet reactivated) is the level, whichever one:
-                // another's reactivation must not clear it.
-                c.guardian.setCause(.actuatorFailure, present: actuators.anyBackendInactive, at: now, emit: write)
+                c.refreshLevels(now: now, broker: broker, write: write)
                 // Each faulting task's streak is broken by an on-time completion after its fault;
                 // the cause clears only when every faulted task has recovered.
                 if !c.missStreaks.isEmpty {
