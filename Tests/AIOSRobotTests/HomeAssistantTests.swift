@@ -173,7 +173,8 @@ struct HomeAssistantOverMQTTTests {
     /// A running robotd clears the discovery configs an older configuration of the same robot
     /// left retained (a sensor removed, an entity renamed), keeps its current ones (one planted
     /// with an old payload is overwritten, not removed), and never touches another node's — not
-    /// even one whose robot id starts with its own.
+    /// even one whose robot id starts with its own, nor one of a robot with the same id under
+    /// another prefix (its availability is another status topic).
     @Test func when_robotd_connects_expect_its_stale_discovery_configs_cleared_and_every_other_kept() throws {
         try #require(FileManager.default.isExecutableFile(atPath: venvPython), "no \(venvPython): run scripts/setup-venv.sh")
         let directory = try temporaryDirectory("robotd-ha-stale")
@@ -186,6 +187,9 @@ struct HomeAssistantOverMQTTTests {
         let node = "homeassistant/sensor/robotd_iot-rig-sim/"
         let stale = [node + "sensor_humidity/config", "homeassistant/binary_sensor/robotd_iot-rig-sim/door_open/config"]
         let foreign = ["homeassistant/sensor/robotd_iot-rig-sim-2/sensor_humidity/config", "homeassistant/sensor/other_device/temperature/config"]
+        // Same node (same robot id), another robot: its status topic is under another prefix.
+        let twin = node + "sensor_pressure/config"
+        let status = "robotd/iot-rig-sim/status"
         let current = node + "sensor_temperature/config"
         #expect(expected.contains(current))
 
@@ -193,11 +197,13 @@ struct HomeAssistantOverMQTTTests {
         try publisher.start()
         #expect(waitUntil { publisher.isConnected })
         for topic in stale + foreign + [current] {
-            try publisher.publish(topic: topic, payload: Array(#"{"name":"old","state_topic":"x"}"#.utf8), qos: 1, retain: true)
+            let payload = topic == stale[1] ? #"{"name":"old","avty":[{"t":"\#(status)"}]}"# : #"{"name":"old","availability_topic":"\#(status)"}"#
+            try publisher.publish(topic: topic, payload: Array(payload.utf8), qos: 1, retain: true)
         }
+        try publisher.publish(topic: twin, payload: Array(#"{"name":"twin","availability_topic":"plant/7/status"}"#.utf8), qos: 1, retain: true)
         #expect(waitUntil { publisher.queuedMessages == 0 })
         publisher.stop()
-        #expect(try retainedConfigs(port: broker.port) == (stale + foreign + [current]).sorted())
+        #expect(try retainedConfigs(port: broker.port) == (stale + foreign + [current, twin]).sorted())
 
         // No simulator: the rig holds (no reading yet); telemetry and discovery go out all the same.
         let daemon = try RobotDaemon(configuration: configuration, options: RobotDaemon.Options()) { _ in }
@@ -206,10 +212,10 @@ struct HomeAssistantOverMQTTTests {
         #expect(waitUntil(seconds: 15) { monitor.counters.discoveryRemoved.load(ordering: .relaxed) >= UInt64(stale.count) },
                 "removed \(monitor.counters.discoveryRemoved.load(ordering: .relaxed))")
         #expect(waitUntil(seconds: 10) { monitor.client.queuedMessages == 0 })
-        // While it runs: its own configs and the foreign ones, nothing stale.
-        #expect(try retainedConfigs(port: broker.port) == (expected + foreign).sorted())
+        // While it runs: its own configs, the foreign ones and the twin's, nothing stale.
+        #expect(try retainedConfigs(port: broker.port) == (expected + foreign + [twin]).sorted())
         daemon.stop(reason: "test")
         #expect(monitor.counters.discoveryRemoved.load(ordering: .relaxed) == UInt64(stale.count))
-        #expect(try retainedConfigs(port: broker.port) == (expected + foreign).sorted())
+        #expect(try retainedConfigs(port: broker.port) == (expected + foreign + [twin]).sorted())
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Telemetry
 import Transports
@@ -21,6 +22,9 @@ final class StaleDiscovery: Sendable {
     let filter: String
     /// What the current configuration publishes: never cleared.
     private let current: Set<String>
+    /// This robot's `status` topic: a config is this robot's only if its availability says so
+    /// (two robots with one id under different prefixes share the node, not the status topic).
+    let statusTopic: String
     private let found = Mutex<Set<String>>([])
     /// Stale topics not kept because `capacity` were waiting.
     let overflow = Atomic<UInt64>(0)
@@ -28,6 +32,7 @@ final class StaleDiscovery: Sendable {
     init(_ discovery: HomeAssistantDiscovery) {
         filter = HomeAssistantDiscovery.nodeFilter(discoveryPrefix: discovery.robot.discoveryPrefix, robotID: discovery.robot.robotID)
         current = Set(discovery.messages.map(\.topic))
+        statusTopic = discovery.robot.topics.status
     }
 
     /// Network thread: whether `message` is one of the node's configs (handled here: a config is
@@ -36,6 +41,7 @@ final class StaleDiscovery: Sendable {
     func note(_ message: MQTTMessage) -> Bool {
         guard MQTTClient.matches(filter: filter, topic: message.topic) else { return false }
         guard message.retained, !message.payload.isEmpty, !current.contains(message.topic) else { return true }
+        guard Self.availabilityTopic(message.payload) == statusTopic else { return true }
         let kept = found.withLock { found -> Bool in
             guard found.count < Self.capacity else { return found.contains(message.topic) }
             found.insert(message.topic)
@@ -51,6 +57,27 @@ final class StaleDiscovery: Sendable {
             guard !found.isEmpty else { return [] }
             defer { found.removeAll(keepingCapacity: true) }
             return found.sorted()
+        }
+    }
+
+    /// A discovery config's availability topic: `availability_topic`, else the first entry of
+    /// `availability` (or their abbreviations `avty_t`, `avty`, `t`); nil if none or not JSON.
+    static func availabilityTopic(_ payload: [UInt8]) -> String? {
+        guard payload.count <= 65536, let config = try? JSONDecoder().decode(AvailabilityFields.self, from: Data(payload)) else { return nil }
+        return config.availabilityTopic ?? config.avtyT ?? (config.availability ?? config.avty)?.first.flatMap { $0.topic ?? $0.t }
+    }
+
+    private struct AvailabilityFields: Decodable {
+        struct Entry: Decodable {
+            var topic: String?
+            var t: String?
+        }
+        var availabilityTopic: String?
+        var avtyT: String?
+        var availability: [Entry]?
+        var avty: [Entry]?
+        enum CodingKeys: String, CodingKey {
+            case availabilityTopic = "availability_topic", avtyT = "avty_t", availability, avty
         }
     }
 }
