@@ -249,6 +249,22 @@ struct RemoteCommandTests {
         #expect(loop.runtime.remoteStopCounters.queueFull.load(ordering: .relaxed) == 2)
     }
 
+    /// The records of the users in `reset_users` have their own 64: any number of other users'
+    /// requests (a flood under many names, each within its rate) never pushes them out.
+    @Test func when_other_users_fill_the_log_expect_the_authorised_users_records_kept() throws {
+        let loop = try Self.stoppedRig()
+        loop.publish(Self.reset("operator"), "reset 1")
+        Self.step(loop)
+        for i in 0..<100 {
+            loop.publish(Self.reset("user\(i)"), "reset 1")
+            loop.run(until: loop.rig.time + 500_000_000)
+        }
+        let all = loop.runtime.remoteResets.records()
+        #expect(all.count == RemoteResetLog.capacity + 1)
+        #expect(all.first?.user == "operator" && all.first?.sequence == 1 && all.first?.reason == .staleLatch)
+        #expect(all.dropFirst().first?.sequence == 38 && all.last?.sequence == 101)
+    }
+
     /// The log keeps the latest 64 records; a reader's cursor (`records(after:)`) sees only what
     /// is new, and a gap in the sequence numbers when it fell behind. (Half a second apart: each
     /// user's rate limit lets every one through.)

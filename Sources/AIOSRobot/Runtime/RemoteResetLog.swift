@@ -57,6 +57,9 @@ public struct RemoteResetRecord: Sendable, Equatable {
 /// takes this log's lock, so no reader can delay it. Readers (the telemetry thread, the summary)
 /// take the lock, which folds the control path's decisions in first.
 public final class RemoteResetLog: Sendable {
+    /// Records kept of the users in `reset_users`, and apart from them of everyone else: other
+    /// users' requests (16 names with bursts of 4 and a shared bucket can pass the rate limit at
+    /// once) never push an authorised user's records out.
     public static let capacity = 64
 
     /// A decision of the control path, without strings (the user is an index in `users`).
@@ -120,6 +123,13 @@ public final class RemoteResetLog: Sendable {
                         _ reason: RemoteResetRecord.Reason?, causes: StopCauses) {
         k.records.append(RemoteResetRecord(sequence: k.next, at: at, user: user, latch: latch, outcome: outcome, reason: reason, causes: causes))
         k.next += 1
-        if k.records.count > Self.capacity { k.records.removeFirst(k.records.count - Self.capacity) }
+        // Over its class's capacity: the oldest record of the same class goes (at most 2 × 64
+        // records: the index loops are short).
+        let authorised = users.contains(user)
+        var sameClass = 0
+        for r in k.records where users.contains(r.user) == authorised { sameClass += 1 }
+        if sameClass > Self.capacity, let oldest = k.records.firstIndex(where: { users.contains($0.user) == authorised }) {
+            k.records.remove(at: oldest)
+        }
     }
 }
