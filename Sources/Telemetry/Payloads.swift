@@ -99,9 +99,18 @@ public struct RemoteInboundCounters: Codable, Sendable, Equatable {
     public var keepalivesStale: UInt64
     /// Keep-alives whose payload is no counter.
     public var keepalivesUnrecognised: UInt64
+    /// Keep-alives delivered at QoS 0: they do not prove the path of the QoS 1 stop.
+    public var keepalivesQos0: UInt64
+    /// Keep-alives whose counter jumped too far past the last one taken.
+    public var keepalivesJumped: UInt64
+    /// The last keep-alive counter taken in this run (0: none yet).
+    public var lastKeepalive: UInt64
+    /// Reset requests naming a user longer than 64 bytes.
+    public var namesTooLong: UInt64
 
     public init(retainedIgnored: UInt64 = 0, unrecognised: UInt64 = 0, unauthorised: UInt64 = 0, queueFull: UInt64 = 0,
-                rateLimited: UInt64 = 0, keepalivesStale: UInt64 = 0, keepalivesUnrecognised: UInt64 = 0) {
+                rateLimited: UInt64 = 0, keepalivesStale: UInt64 = 0, keepalivesUnrecognised: UInt64 = 0, keepalivesQos0: UInt64 = 0,
+                keepalivesJumped: UInt64 = 0, lastKeepalive: UInt64 = 0, namesTooLong: UInt64 = 0) {
         self.retainedIgnored = retainedIgnored
         self.unrecognised = unrecognised
         self.unauthorised = unauthorised
@@ -109,6 +118,10 @@ public struct RemoteInboundCounters: Codable, Sendable, Equatable {
         self.rateLimited = rateLimited
         self.keepalivesStale = keepalivesStale
         self.keepalivesUnrecognised = keepalivesUnrecognised
+        self.keepalivesQos0 = keepalivesQos0
+        self.keepalivesJumped = keepalivesJumped
+        self.lastKeepalive = lastKeepalive
+        self.namesTooLong = namesTooLong
     }
 }
 

@@ -102,10 +102,10 @@ final class ConfiguredRigLoop: Sendable {
     /// What an operator's MQTT client would publish, delivered through the broker (if it is up).
     /// `arrival`: when the MQTT thread took it (default now); an earlier one is a message that
     /// waited in the queue before its dispatch.
-    func publish(_ topic: String, _ text: String, retained: Bool = false, arrival: Int64? = nil) {
+    func publish(_ topic: String, _ text: String, qos: Int = 1, retained: Bool = false, arrival: Int64? = nil) {
         guard broker.isConnected else { return }
         for handle in handlers {
-            handle(MQTTMessage(topic: topic, payload: Array(text.utf8), qos: 1, retained: retained, arrival: arrival ?? rig.time))
+            handle(MQTTMessage(topic: topic, payload: Array(text.utf8), qos: qos, retained: retained, arrival: arrival ?? rig.time))
         }
     }
 

@@ -77,4 +77,70 @@ struct RemoteKeepAliveTests {
         Self.step(loop)
         #expect(!loop.status.latched && loop.status.resets == 1)
     }
+
+    /// A broker whose queue for robotd's connection is full drops new QoS 1 messages (the stop)
+    /// and still passes QoS 0 ones: a keep-alive delivered at QoS 0 proves nothing of the stop's
+    /// path. Advancing counters at QoS 0 alone: the link goes silent (a stop), each counted. The
+    /// reset topics are subscribed at QoS 0 (a flood of them never fills that queue), the stop and
+    /// the keep-alive at QoS 1.
+    @Test func when_keepalives_arrive_at_qos_0_expect_them_not_counted_and_a_stop() throws {
+        let loop = try Self.rig()
+        let endpoint = try #require(loop.runtime.endpoints.first { $0.0 == "estop.remote" })
+        guard case .mqtt(let m) = endpoint.1 else { Issue.record("not an MQTT endpoint"); return }
+        #expect(m.subscriptions.first { $0.filter == "robotd/iot-rig-sim/estop/reset/+" }?.qos == 0)
+        #expect(m.subscriptions.first { $0.filter == "robotd/iot-rig-sim/estop" }?.qos == 1)
+        #expect(m.subscriptions.first { $0.filter == Self.alive }?.qos == 1)
+        var counter: UInt64 = 1_795_664_561_000
+        for _ in 0..<20 {
+            counter += 200
+            loop.publish(Self.alive, "\(counter)")
+            Self.step(loop)
+        }
+        #expect(!loop.status.latched && loop.status.linksUp)
+        for _ in 0..<10 {
+            counter += 200
+            loop.publish(Self.alive, "\(counter)", qos: 0)
+            Self.step(loop)
+        }
+        let counters = loop.runtime.remoteStopCounters
+        #expect(loop.status.latched && loop.status.latchCause == .connectionLost && !loop.status.linksUp)
+        #expect(counters.keepAlivesQoS0.load(ordering: .relaxed) == 10)
+        #expect(counters.lastKeepAlive.load(ordering: .relaxed) == counter - 2000)
+    }
+
+    /// A far-future counter is not taken (counted): the station's next real keep-alives still
+    /// count, and `last_keepalive` stays where the station is. The first of a run is bounded too.
+    @Test func when_a_keepalive_jumps_far_ahead_expect_it_refused_and_the_station_still_heard() throws {
+        let counters = RemoteStopCounters()
+        #expect(counters.advanceKeepAlive(to: RemoteStopCounters.largestFirstKeepAlive + 1) == .jumped)
+        #expect(counters.advanceKeepAlive(to: 1) == .taken)
+        #expect(counters.advanceKeepAlive(to: 1 + RemoteStopCounters.largestKeepAliveStep + 1) == .jumped)
+        #expect(counters.advanceKeepAlive(to: 1 + RemoteStopCounters.largestKeepAliveStep) == .taken)
+
+        let loop = try Self.rig()
+        var counter: UInt64 = 1_795_664_561_000
+        for i in 0..<30 {
+            counter += 200
+            loop.publish(Self.alive, "\(counter)")
+            if i == 10 { loop.publish(Self.alive, "9000000000000000000") }
+            if i == 12 { loop.publish(Self.alive, "\(counter + 1_000_000_000_000)") }
+            Self.step(loop)
+        }
+        let c = loop.runtime.remoteStopCounters
+        #expect(!loop.status.latched && loop.status.linksUp)
+        #expect(c.keepAlivesJumped.load(ordering: .relaxed) == 2 && c.keepAlivesStale.load(ordering: .relaxed) == 0)
+        #expect(c.lastKeepAlive.load(ordering: .relaxed) == counter)
+    }
+
+    /// A reset topic naming a user longer than 64 bytes: only counted, never recorded nor kept by
+    /// the rate limit; 64 bytes is still a name (refused as not authorised, recorded).
+    @Test func when_a_reset_topic_names_a_user_over_64_bytes_expect_it_only_counted() throws {
+        let loop = try Self.rig()
+        loop.publish("robotd/iot-rig-sim/estop/reset/" + String(repeating: "a", count: 65), "reset 1")
+        loop.publish("robotd/iot-rig-sim/estop/reset/" + String(repeating: "b", count: 64), "reset 1")
+        Self.step(loop)
+        let c = loop.runtime.remoteStopCounters
+        #expect(c.namesTooLong.load(ordering: .relaxed) == 1 && c.unauthorised.load(ordering: .relaxed) == 1)
+        #expect(loop.runtime.remoteResets.records().map(\.user) == [String(repeating: "b", count: 64)])
+    }
 }

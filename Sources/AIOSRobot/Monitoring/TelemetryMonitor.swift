@@ -339,7 +339,11 @@ private struct MonitorLoop {
         return RemoteInboundCounters(retainedIgnored: c.retainedIgnored.load(ordering: .relaxed), unrecognised: c.unrecognised.load(ordering: .relaxed),
                                      unauthorised: c.unauthorised.load(ordering: .relaxed), queueFull: c.queueFull.load(ordering: .relaxed),
                                      rateLimited: c.rateLimited.load(ordering: .relaxed), keepalivesStale: c.keepAlivesStale.load(ordering: .relaxed),
-                                     keepalivesUnrecognised: c.keepAlivesUnrecognised.load(ordering: .relaxed))
+                                     keepalivesUnrecognised: c.keepAlivesUnrecognised.load(ordering: .relaxed),
+                                     keepalivesQos0: c.keepAlivesQoS0.load(ordering: .relaxed),
+                                     keepalivesJumped: c.keepAlivesJumped.load(ordering: .relaxed),
+                                     lastKeepalive: c.lastKeepAlive.load(ordering: .relaxed),
+                                     namesTooLong: c.namesTooLong.load(ordering: .relaxed))
     }
 
     /// `state` when it changed (but for its clock and counters), at least every `state_interval_ms`.

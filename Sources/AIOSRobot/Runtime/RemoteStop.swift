@@ -27,15 +27,19 @@ import Transports
 ///
 /// Every request looked at, whatever became of it, goes to `RemoteResetLog` with its user and
 /// reasons. Before anything else, each user's requests pass a rate limit (`RemoteResetRateLimit`):
-/// what it refuses is only counted, so a flood can neither push the log's useful records out nor
-/// keep this thread busy.
+/// what it refuses is only counted (no parsing, no record): cheap, though each message still
+/// takes this thread a moment — the broker's ACL is what keeps floods off. The log keeps the
+/// records of `reset_users` apart from everyone else's, so other names cannot push them out.
 ///
 /// The keep-alive on `<stop topic>/alive` (`heartbeat_ms`) carries a counter, a decimal number that
 /// must be greater than the last one taken in this run: a keep-alive replayed by a bridge,
-/// redelivered (QoS 1) or retained does not count as a live operator station.
+/// redelivered (QoS 1) or retained does not count as a live operator station. It counts only when
+/// delivered at QoS 1, as the stop is: QoS 0 passes a broker queue that drops the stop.
 enum RemoteStop {
     /// `SampleValues` tag of a reset request on its way to the control path: [user index, latch].
     static let requestTag: UInt32 = 0x5245_5354  // "REST"
+    /// Reset requests whose topic names a longer user (bytes) are only counted (`namesTooLong`).
+    static let largestUserName = 64
     /// Latch numbers travel as doubles: exact up to 2^53.
     static let largestLatch: UInt64 = 1 << 53
     /// A run's first latch number: random in 1…2^40. Another run's numbers match it with a chance
@@ -107,7 +111,10 @@ enum RemoteStop {
             }
         }
         let users = remote.resetUsers
-        var subscriptions = [(filter: topics.stop, qos: 1), (filter: topics.resetFilter, qos: 1)]
+        // Reset requests at QoS 0: the latch number makes them idempotent, and a flood of them
+        // (any login that may write its reset topic) must not fill the broker's queue of QoS 1
+        // messages for this client, from which it would drop the newest — a stop.
+        var subscriptions = [(filter: topics.stop, qos: 1), (filter: topics.resetFilter, qos: 0)]
         if alive != nil { subscriptions.append((topics.alive, 1)) }
         return .mqtt(.init(subscriptions: subscriptions, handle: { message in
             let arrival = Instant(nanoseconds: message.arrival)
@@ -118,12 +125,23 @@ enum RemoteStop {
                     counters.retainedIgnored.add(1, ordering: .relaxed)
                     return
                 }
+                // Only QoS 1 proves the stop's path: a broker whose queue for this client is full
+                // drops QoS 1 messages (the stop) but still passes QoS 0 ones.
+                guard message.qos >= 1 else {
+                    counters.keepAlivesQoS0.add(1, ordering: .relaxed)
+                    return
+                }
                 guard let number = keepAliveNumber(message.payload) else {
                     counters.keepAlivesUnrecognised.add(1, ordering: .relaxed)
                     return
                 }
-                guard counters.advanceKeepAlive(to: number) else {
+                switch counters.advanceKeepAlive(to: number) {
+                case .taken: break
+                case .stale:
                     counters.keepAlivesStale.add(1, ordering: .relaxed)
+                    return
+                case .jumped:
+                    counters.keepAlivesJumped.add(1, ordering: .relaxed)
                     return
                 }
                 alive.noteFrame(at: message.arrival)
@@ -138,6 +156,11 @@ enum RemoteStop {
                 return
             }
             guard let user = topics.user(inResetTopic: message.topic) else { return }
+            // A bounded name before anything keeps it (the rate limit's table, the log).
+            guard user.utf8.count <= largestUserName else {
+                counters.namesTooLong.add(1, ordering: .relaxed)
+                return
+            }
             // Before any other work (parsing, the log): over its user's rate, only counted.
             guard limit.admit(user: user, at: message.arrival) else {
                 counters.rateLimited.add(1, ordering: .relaxed)
@@ -210,7 +233,8 @@ enum RemoteStop {
 
 /// Remote stop/reset messages not acted on: retained ones (stop, reset, keep-alive), resets that
 /// name no latch, resets of users not in `reset_users`, resets that found the queue full, resets
-/// over their user's rate, keep-alives that are no counter or do not advance it. (Each reset
+/// over their user's rate or naming too long a user, keep-alives that are no counter, do not
+/// advance it, jump too far or came at QoS 0. (Each reset
 /// looked at is also in `RemoteResetLog` with its user; rate-limited ones are not.)
 public final class RemoteStopCounters: Sendable {
     public let retainedIgnored = Atomic<UInt64>(0)
@@ -223,17 +247,35 @@ public final class RemoteStopCounters: Sendable {
     public let keepAlivesStale = Atomic<UInt64>(0)
     /// Keep-alives whose payload is no counter.
     public let keepAlivesUnrecognised = Atomic<UInt64>(0)
+    /// Keep-alives delivered at QoS 0 (published so, or downgraded by the subscription): they do
+    /// not prove that the path still carries the QoS 1 stop.
+    public let keepAlivesQoS0 = Atomic<UInt64>(0)
     /// The last keep-alive counter taken in this run (0: none yet).
     public let lastKeepAlive = Atomic<UInt64>(0)
+    /// Keep-alives whose counter jumped too far (`largestKeepAliveStep`, `largestFirstKeepAlive`).
+    public let keepAlivesJumped = Atomic<UInt64>(0)
+    /// Reset requests whose user name is longer than `RemoteStop.largestUserName` bytes.
+    public let namesTooLong = Atomic<UInt64>(0)
 
-    /// Takes `number` if it is greater than the last one taken (any thread).
-    func advanceKeepAlive(to number: UInt64) -> Bool {
+    /// The first keep-alive of a run may be at most this (the station's clock in ms reaches it in
+    /// the year 2286), and each later one at most `largestKeepAliveStep` past the last one taken
+    /// (in ms, about 116 days): one far-future counter would otherwise make every later keep-alive
+    /// stale — a stop path that cannot come back — until robotd restarts.
+    public static let largestFirstKeepAlive: UInt64 = 10_000_000_000_000
+    public static let largestKeepAliveStep: UInt64 = 10_000_000_000
+
+    enum KeepAliveVerdict { case taken, stale, jumped }
+
+    /// Takes `number` if it is greater than the last one taken and not too far past it (any thread).
+    func advanceKeepAlive(to number: UInt64) -> KeepAliveVerdict {
         var current = lastKeepAlive.load(ordering: .relaxed)
         while number > current {
+            let limit = current == 0 ? Self.largestFirstKeepAlive : current.addingReportingOverflow(Self.largestKeepAliveStep).partialValue
+            guard number <= limit || (current != 0 && limit < current) else { return .jumped }
             let (exchanged, original) = lastKeepAlive.compareExchange(expected: current, desired: number, ordering: .relaxed)
-            if exchanged { return true }
+            if exchanged { return .taken }
             current = original
         }
-        return false
+        return .stale
     }
 }
