@@ -381,9 +381,11 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     }
 
     public func publish(topic: String, payload: [UInt8], qos: Int = 0, retain: Bool = false) throws {
-        // Not connected: refused here. libmosquitto would keep a QoS 1 or 2 message while saying
-        // "no connection", and send it at the next connect — a store without a bound.
-        guard isConnected else {
+        // Not connected: a QoS 0 message is refused here. A QoS 1 or 2 message is kept by
+        // libmosquitto and sent at the next connect, in order, after the ones it re-sends: an
+        // actuator's safe value written during the outage must follow the command before it
+        // (the ledger's bound applies to what is kept).
+        guard isConnected || qos > 0 else {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(topic)")
         }

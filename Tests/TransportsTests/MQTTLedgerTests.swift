@@ -92,12 +92,16 @@ struct MQTTLedgerTests {
         #expect(MQTTWords.error(MQTTError.queueBytesFullCode).contains("max_queued_bytes"))
     }
 
-    /// Not connected: refused at once. libmosquitto would keep a QoS 1 message while answering "no
-    /// connection" and send it at the next connect: a store without a bound.
-    @Test func when_not_connected_expect_a_qos1_message_refused_and_not_kept() throws {
-        let client = try Self.client("ledger-offline", port: 1, maxMessages: 10)
-        #expect(Self.code { try client.publish(topic: "ledger/offline", payload: [1], qos: 1) } == 4)  // MOSQ_ERR_NO_CONN
-        #expect(client.queuedMessages == 0 && client.queuedBytes == 0)
+    /// Not connected: a QoS 0 message is refused at once; a QoS 1 message is kept by libmosquitto
+    /// for the next connect (an actuator's safe value written during an outage must follow the
+    /// command before it), counted against the bound.
+    @Test func when_not_connected_expect_qos0_refused_and_qos1_kept_within_the_bound() throws {
+        let client = try Self.client("ledger-offline", port: 1, maxMessages: 2)
+        #expect(Self.code { try client.publish(topic: "ledger/offline", payload: [1], qos: 0) } == 4)  // MOSQ_ERR_NO_CONN
+        #expect(Self.code { try client.publish(topic: "ledger/offline", payload: [1], qos: 1) } == nil)
+        #expect(Self.code { try client.publish(topic: "ledger/offline", payload: [2], qos: 1) } == nil)
+        #expect(Self.code { try client.publish(topic: "ledger/offline", payload: [3], qos: 1) } == MQTTError.queueFullCode)
+        #expect(client.queuedMessages == 2)
     }
 }
 

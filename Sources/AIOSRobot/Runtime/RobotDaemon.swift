@@ -65,7 +65,8 @@ public final class RobotDaemon: Sendable {
             client = try MQTTClient(options: MQTTOptions(
                 host: endpoint.host, port: endpoint.port, clientID: m.clientID ?? "robotd-\(configuration.robot.id)-\(getpid())",
                 username: m.username, password: password, caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
-                reconnectMaxSeconds: 4), onEvent: { event in
+                // Bounded: QoS 1 commands kept through an outage are counted against it.
+                reconnectMaxSeconds: 4, maxQueuedMessages: 1000), onEvent: { event in
                 switch event {
                 case .connected:
                     // Back in their safe state before anything else goes out; motion needs a reset.
