@@ -191,7 +191,11 @@ public final class EpisodicMemory: Sendable {
 
     /// On the queue.
     private func prune(_ store: MemoryStore, now: Date) {
-        state.withLock { $0.sincePrune = 0 }
+        let closed = state.withLock { s -> Bool in
+            s.sincePrune = 0
+            return s.closed
+        }
+        guard !closed else { return }
         do throws(MemoryError) {
             let pruned = try store.prune(maxEpisodes: options.maxEpisodes, maxInterventions: options.maxInterventions,
                                          maxAge: options.maxAge, now: now)
@@ -213,6 +217,7 @@ public final class EpisodicMemory: Sendable {
     public func summary(now: Date = Date()) async -> MemorySummary {
         guard let store else { return .empty }
         return await onQueue { [self] in
+            guard !isClosed else { return .empty }
             do throws(MemoryError) {
                 return MemorySummary.build(
                     episodes: try store.recentEpisodes(limit: options.summaryEpisodes),
@@ -230,7 +235,8 @@ public final class EpisodicMemory: Sendable {
     /// The last `limit` episodes, newest first, after the records queued before the call.
     public func recentEpisodes(limit: Int) async throws(MemoryError) -> [Episode] {
         guard let store else { throw status.unavailable ?? .noPath }
-        let result: Result<[Episode], MemoryError> = await onQueue {
+        let result: Result<[Episode], MemoryError> = await onQueue { [self] in
+            guard !isClosed else { return .failure(.closed(path: path)) }
             do throws(MemoryError) { return .success(try store.recentEpisodes(limit: limit)) } catch { return .failure(error) }
         }
         return try result.get()
@@ -239,7 +245,8 @@ public final class EpisodicMemory: Sendable {
     /// The last `limit` safety interventions, newest first.
     public func recentInterventions(limit: Int) async throws(MemoryError) -> [Intervention] {
         guard let store else { throw status.unavailable ?? .noPath }
-        let result: Result<[Intervention], MemoryError> = await onQueue {
+        let result: Result<[Intervention], MemoryError> = await onQueue { [self] in
+            guard !isClosed else { return .failure(.closed(path: path)) }
             do throws(MemoryError) { return .success(try store.recentInterventions(limit: limit)) } catch { return .failure(error) }
         }
         return try result.get()
@@ -250,12 +257,16 @@ public final class EpisodicMemory: Sendable {
         await onQueue {}
     }
 
-    /// Writes what is queued, then closes the file; later records are dropped (counted).
+    /// Writes what is queued, then closes the file; later records are dropped (counted), later
+    /// reads give nothing. Waits for the queue: never call it from `onProblem`.
     public func close() {
-        state.withLock { $0.closed = true }
         guard let store else { return }
+        // The flag first, so nothing new is admitted; what was admitted runs before the close.
+        state.withLock { $0.closed = true }
         queue.sync { store.close() }
     }
+
+    private var isClosed: Bool { state.withLock { $0.closed } }
 
     private func onQueue<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in

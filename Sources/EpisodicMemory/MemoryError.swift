@@ -28,6 +28,8 @@ public enum MemoryError: Error, Sendable, Equatable, CustomStringConvertible {
     case full(path: String, reason: String)
     /// Anything else SQLite reported.
     case sqlite(path: String, code: Int32, reason: String)
+    /// The memory was closed (`EpisodicMemory.close()`).
+    case closed(path: String)
 
     /// A stable word for counting.
     public var kind: String {
@@ -43,6 +45,7 @@ public enum MemoryError: Error, Sendable, Equatable, CustomStringConvertible {
         case .locked: "locked"
         case .full: "disk_full"
         case .sqlite: "sqlite"
+        case .closed: "closed"
         }
     }
 
@@ -51,7 +54,7 @@ public enum MemoryError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noPath:
             "memory: the database path is empty"
         case .missing(let path):
-            "memory: no database at \(path) (robotd creates it when it runs with a `memory` section)"
+            "memory: no database at \(path)"
         case .cannotCreateFolder(let path, let reason):
             "memory: cannot create the folder for \(path): \(reason)"
         case .cannotOpen(let path, let reason):
@@ -70,6 +73,8 @@ public enum MemoryError: Error, Sendable, Equatable, CustomStringConvertible {
             "memory: the disk holding \(path) is full (\(reason))"
         case .sqlite(let path, let code, let reason):
             "memory: \(path): SQLite error \(code): \(reason)"
+        case .closed(let path):
+            "memory: \(path) was closed"
         }
     }
 

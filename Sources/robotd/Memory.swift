@@ -56,7 +56,7 @@ struct Memory: ParsableCommand {
         do {
             reader = try MemoryReader(path: path)
         } catch {
-            stderrLine("robotd memory: \(error)")
+            stderrLine("robotd \(error)")
             throw ExitCode.failure
         }
         do throws(MemoryError) {
@@ -76,7 +76,7 @@ struct Memory: ParsableCommand {
                 }
             }
         } catch {
-            stderrLine("robotd memory: \(error)")
+            stderrLine("robotd \(error)")
             throw ExitCode.failure
         }
     }

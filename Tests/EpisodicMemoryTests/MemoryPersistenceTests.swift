@@ -29,6 +29,11 @@ struct MemoryPersistenceTests {
             // Closed: records are dropped and counted, not written and not a crash.
             memory.record(GoalRecord(goalID: 3, text: "too late", source: "cli"))
             #expect(memory.status.dropped == 1)
+            #expect(await memory.summary() == .empty)
+            await #expect(throws: MemoryError.closed(path: temp.path)) { try await memory.recentEpisodes(limit: 1) }
+            memory.pruneNow()
+            await memory.flush()
+            #expect(memory.status.failed == 0)
         }
 
         // A restart: a new run, whose goal numbers start again without colliding.
