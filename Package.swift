@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "RobotConfig", targets: ["RobotConfig"]),
         .library(name: "RunReport", targets: ["RunReport"]),
         .library(name: "Telemetry", targets: ["Telemetry"]),
+        .library(name: "EpisodicMemory", targets: ["EpisodicMemory"]),
         // Their types appear in the public signatures of the libraries above.
         .library(name: "Codecs", targets: ["Codecs"]),
         .library(name: "Transports", targets: ["Transports"]),
@@ -29,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // SQLite for the planner's episodic memory (needs Debian's libsqlite3-dev).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // System-library shims: modulemap + header, found through pkg-config. No logic here.
@@ -104,6 +107,11 @@ let package = Package(
         // response-format dialects) and the model router (per-back-end deadlines, circuit breakers,
         // fallback, rejection feedback). Foundation only: it knows nothing of the runtime.
         .target(name: "PlannerBackends"),
+        // The planner's episodic memory: goals, plans, verdicts, outcomes and safety interventions
+        // in SQLite (GRDB, WAL), written on a queue of its own, summarised for the prompt.
+        .target(
+            name: "EpisodicMemory",
+            dependencies: ["RobotConfig", .product(name: "GRDB", package: "GRDB.swift")]),
         // The simulator as an actuator back end (lockstep runs, `robotd sim`): a bridge, so that the
         // production actuator library never links the simulator.
         .target(
@@ -134,7 +142,7 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators", "SimulatorBridge",
-                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", .product(name: "Yams", package: "Yams"),
+                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", "EpisodicMemory", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -161,6 +169,9 @@ let package = Package(
         .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "RobotConfig", "AIOSRobot"]),
         .testTarget(name: "PlannerBackendsTests", dependencies: ["TestSupport", "PlannerBackends"]),
+        .testTarget(name: "EpisodicMemoryTests", dependencies: [
+            "TestSupport", "EpisodicMemory", "RobotConfig", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "TelemetryTests", dependencies: ["Telemetry", "RTScheduler", "SafetyGuard"]),
         .testTarget(name: "RobotSimTests", dependencies: ["TestSupport", "RobotSim", "Codecs", "Transports", "CTransport"]),
     ],

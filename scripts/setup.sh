@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages robotd needs, only those missing. Idempotent; needs root (or sudo).
 set -euo pipefail
-packages=(libmosquitto-dev libserialport-dev libevdev-dev mosquitto mosquitto-clients rt-tests pkg-config python3 python3-venv tmux)
+packages=(libmosquitto-dev libserialport-dev libevdev-dev libsqlite3-dev mosquitto mosquitto-clients rt-tests pkg-config python3 python3-venv tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

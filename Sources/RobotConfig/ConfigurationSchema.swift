@@ -20,6 +20,7 @@ public enum ConfigurationSchema {
         FieldSpec("actuators", .list(.object(actuatorCommon)), help: "back ends that carry channels to devices"),
         FieldSpec("abilities", .list(.object(ability)), help: "what a plan may ask the robot to do (docs/planner.md)"),
         FieldSpec("planner", .object(planner), help: "how plans are judged (docs/planner.md)"),
+        FieldSpec("memory", .object(memory), help: "the planner's episodic memory: an SQLite file (docs/planner.md)"),
     ]
 
     public static let robot: [FieldSpec] = [

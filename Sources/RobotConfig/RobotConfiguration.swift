@@ -22,6 +22,8 @@ public struct RobotConfiguration: Sendable, Equatable, Codable {
     public var abilities: [AbilitySettings] = []
     /// How plans are judged.
     public var planner: PlannerSettings = PlannerSettings()
+    /// The planner's episodic memory; nil: none (docs/planner.md).
+    public var memory: MemorySettings?
 
     public init(robot: RobotIdentity, channels: [ChannelSettings], estop: EStopSettings) {
         self.robot = robot
@@ -31,6 +33,7 @@ public struct RobotConfiguration: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case robot, scheduler, safety, mqtt, inputs, sensors, odometry, channels, workspace, estop, policies, actuators, abilities, planner
+        case memory
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +52,7 @@ public struct RobotConfiguration: Sendable, Equatable, Codable {
         actuators = try c.decodeIfPresent([ActuatorSettings].self, forKey: .actuators) ?? []
         abilities = try c.decodeIfPresent([AbilitySettings].self, forKey: .abilities) ?? []
         planner = try c.decodeIfPresent(PlannerSettings.self, forKey: .planner) ?? PlannerSettings()
+        memory = try c.decodeIfPresent(MemorySettings.self, forKey: .memory)
     }
 }
 

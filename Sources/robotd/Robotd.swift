@@ -19,8 +19,10 @@ struct Robotd: ParsableCommand {
           robotd echo serial /dev/ttyUSB0 --codec nmea --baud 9600
           # every robot's deadlines, e-stop and safety events on a broker, live
           robotd monitor --broker 127.0.0.1:1883
+          # the planner's last goals, plans and outcomes from a robot's memory file
+          robotd memory --database /var/lib/robotd/rover-1/memory.sqlite --last 10
           # what this machine can hold
           robotd bench scheduler
         """,
-        subcommands: [Run.self, Check.self, Sim.self, Monitor.self, Bench.self, Echo.self, Ports.self])
+        subcommands: [Run.self, Check.self, Sim.self, Monitor.self, Memory.self, Bench.self, Echo.self, Ports.self])
 }

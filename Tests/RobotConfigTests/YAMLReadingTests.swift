@@ -100,7 +100,7 @@ struct YAMLReadingTests {
     }
 
     @Test func edit_distance_counts_insertions_deletions_substitutions_and_transpositions() {
-        #expect(ConfigurationSchema.root.count == 14)
+        #expect(ConfigurationSchema.root.count == 15)
         let report = check(base(replacing: [9: "      max_accelertaion: 20"]))
         expectProblem(report, at: 9, 7, "channels[0].limits.max_accelertaion", "did you mean `max_acceleration`?")
         let far = check(base(replacing: [9: "      speed: 20"]))
