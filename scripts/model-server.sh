@@ -44,7 +44,7 @@ start() {
   # answer fit in 2048 tokens; a smaller context is a smaller KV cache and a faster start.
   # OMP_WAIT_POLICY=PASSIVE: ggml's OpenMP threads sleep instead of spinning between steps; on a busy
   # 2-core machine spinning threads starve each other (requests of 3 s took 20-50 s; docs/local-model.md).
-  OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} \
+  OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE} \
     setsid "$python" -m llama_cpp.server --model "$model" --model_alias "$alias_name" \
       --host 127.0.0.1 --port "$port" --n_ctx "$ctx" --n_threads 2 --n_threads_batch 2 \
       </dev/null >"$log" 2>&1 &
