@@ -75,7 +75,7 @@ build_wheel() {
   rm -rf "$cache/wheels"/.build.*
   build_work=$(mktemp -d "$cache/wheels/.build.XXXXXX")
   build_log="$cache/wheels/llama-cpp-python-$llama_version-build.log"
-  say "building llama-cpp-python $llama_version from source, once per machine (12+ minutes on 2 cores; log $build_log)"
+  say "building llama-cpp-python $llama_version from source, once per machine (12 to 36 minutes on 2 cores; log $build_log)"
   # -v: the build's own output (cmake, ninja's [n/total] lines) goes to the log, read for progress.
   CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     "$python" -m pip wheel --no-deps --no-cache-dir --disable-pip-version-check -v \
