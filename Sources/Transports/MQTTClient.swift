@@ -223,7 +223,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let subscriptions = Mutex<[Subscription]>([])
     private let connected = Atomic<Bool>(false)
     /// Messages handed to libmosquitto and not yet confirmed by on_publish, by message id.
-    private let ledger = Mutex(OutgoingLedger())
+    /// Sized for the bound at creation, so that nothing under its lock allocates (the supervisor's
+    /// emergency publish takes it).
+    private let ledger: Mutex<OutgoingLedger>
     /// This connection's SUBSCRIBEs not yet answered (SUBACK); set before `connected`, so that a
     /// link read between the two is never up.
     private let subscriptionsAwaited = Atomic<Int>(0)
@@ -243,6 +245,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         self.options = options
         self.onMessage = onMessage
         self.onEvent = onEvent
+        ledger = Mutex(OutgoingLedger(capacity: options.maxQueuedMessages ?? OutgoingLedger.unboundedCapacity))
         guard let mosq = mosquitto_new(options.clientID, options.cleanSession, nil) else {
             throw MQTTError(code: MOSQ_ERR_NOMEM.rawValue, operation: "new")
         }
@@ -566,10 +569,26 @@ struct OutgoingLedger {
     private(set) var count = 0
     private(set) var bytes = 0
     private(set) var nextSettle: UInt64 = 0
-    private var entries: [Int32: Entry] = [:]
+    private var entries: [Int32: Entry]
     /// Confirmations that came before their publish settled (on_publish on the network thread
-    /// before mosquitto_publish returned its id). Bounded: ids repeat after 65535.
-    private var early: Set<Int32> = []
+    /// before mosquitto_publish returned its id). Bounded (a few at a time in practice).
+    private var early: Set<Int32>
+    /// Ids to discard, gathered before removing them (no dictionary is built for it).
+    private var scratch: [Int32]
+    let capacity: Int
+
+    /// The reservation of a connection without `maxQueuedMessages` (beyond it, inserting may allocate).
+    static let unboundedCapacity = 4096
+
+    /// Storage for `capacity` messages reserved now: entries, early confirmations and the discard
+    /// list never grow under the lock while the bound holds.
+    init(capacity: Int = OutgoingLedger.unboundedCapacity) {
+        self.capacity = max(1, capacity)
+        entries = Dictionary(minimumCapacity: self.capacity + 1)
+        early = Set(minimumCapacity: 64)
+        scratch = []
+        scratch.reserveCapacity(self.capacity + 1)
+    }
 
     /// Counts a message about to be handed over, or the reason it may not be.
     mutating func reserve(bytes size: Int, maxMessages: Int?, maxBytes: Int?) -> Int32? {
@@ -597,7 +616,7 @@ struct OutgoingLedger {
     mutating func confirm(mid: Int32) {
         if let entry = entries.removeValue(forKey: mid) {
             release(entry.bytes)
-        } else if early.count < 65536 {
+        } else if early.count < 64 {
             early.insert(mid)
         }
     }
@@ -606,15 +625,17 @@ struct OutgoingLedger {
     @discardableResult
     mutating func discardQoS0(settledBefore cutoff: UInt64 = .max) -> Int {
         guard !entries.isEmpty else { return 0 }
-        let gone = entries.filter { $0.value.qos == 0 && $0.value.settled < cutoff }
-        for (mid, entry) in gone {
-            entries.removeValue(forKey: mid)
-            release(entry.bytes)
+        scratch.removeAll(keepingCapacity: true)
+        for (mid, entry) in entries where entry.qos == 0 && entry.settled < cutoff {
+            if scratch.count < scratch.capacity { scratch.append(mid) }
+        }
+        for mid in scratch {
+            if let entry = entries.removeValue(forKey: mid) { release(entry.bytes) }
         }
         // Early confirmations belong to publishes in flight now; none can span a reconnect's
         // clean-up unseen for long, and ids repeat.
-        if cutoff == .max { early.removeAll() }
-        return gone.count
+        if cutoff == .max { early.removeAll(keepingCapacity: true) }
+        return scratch.count
     }
 
     private mutating func release(_ size: Int) {
