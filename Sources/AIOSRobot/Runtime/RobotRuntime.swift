@@ -39,7 +39,7 @@ public final class RobotRuntime: Sendable {
     public let sensorNames: [String]
     public let channelNames: [String]
     public let policyNames: [String]
-    /// What the daemon opens, by input name (plus the remote stop's subscriptions, if any).
+    /// What the daemon opens, by input name (plus the remote stop's and the goals' subscriptions, if any).
     public let endpoints: [(name: String, endpoint: InputEndpoint)]
     /// E-stop inputs' signals (level, sticky presses, device state), set by their reader threads.
     public let estops: [(input: String, signal: EStopSignal)]
@@ -52,6 +52,8 @@ public final class RobotRuntime: Sendable {
     /// The latest remote reset requests with their users, outcomes and reasons (the `safety`
     /// topic's source); empty without `estop.remote`.
     public let remoteResets: RemoteResetLog
+    /// Planning's side of the runtime (the `planner` source, the executor); nil without abilities.
+    public let planning: PlanningPort?
 
     private let shared: SharedState<Control>
     private let statusCell = LatestValue(RuntimeStatus())
@@ -205,6 +207,13 @@ public final class RobotRuntime: Sendable {
                                                                   alive: remoteAlive, estops: estops)))
         } else {
             remoteResets = RemoteResetLog(users: [])
+        }
+        // Plans: the planner service's source and the executor's task (with abilities only).
+        let planning = PlanningPort.register(configuration: configuration, scheduler: scheduler, shared: shared,
+                                             statusCell: statusCell, plans: plans)
+        self.planning = planning
+        if let planning, configuration.planner.goals.mqtt {
+            endpoints.append((GoalTopic.endpointName, GoalTopic.endpoint(prefix: configuration.topicPrefix, inbox: planning.goals)))
         }
         self.endpoints = endpoints
 
