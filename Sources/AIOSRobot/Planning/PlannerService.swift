@@ -61,6 +61,11 @@ public final class PlannerService: Sendable {
     private let log: @Sendable (String) -> Void
     private let state: Mutex<State>
     private let watcher = Mutex<Task<Void, Never>?>(nil)
+    /// The latest messages posted to the dispatch thread, kept here so that their last reference —
+    /// and a plan's arrays, which the policies share while they follow its routes — is dropped on
+    /// this side, not by the dispatch thread (whose free() could wait for the allocator's lock).
+    private let posted = Mutex<[PlannerMessage]>([])
+    static let postedKept = 16
 
     /// A plain-text goal repeated by the same user within this long is taken as a redelivery.
     public static let duplicateWindow = Duration.seconds(10)
@@ -187,7 +192,7 @@ public final class PlannerService: Sendable {
         note(entry)
         guard case .accepted(let id) = decision, let goal = state.withLock({ $0.goal }), goal.id == id else { return decision }
         // The old plan stops at once, on the dispatch thread; then this goal's request.
-        if !port.post(PlannerMessage(.goal(id))) { log("planner: the dispatch queue refused goal \(id) (full)") }
+        if !port.post(kept(PlannerMessage(.goal(id)))) { log("planner: the dispatch queue refused goal \(id) (full)") }
         let task = lane.submit { [weak self] in await self?.request(goal) }
         state.withLock { s in
             if s.goal?.id == id { s.request = task } else { task.cancel() }
@@ -259,7 +264,7 @@ public final class PlannerService: Sendable {
             note(entry)
             state.withLock { $0.world.record(kind: "plan_accepted", text: "goal \(goal.id): \(answer.backend)'s plan", at: Self.seconds(scheduler.clock.now())) }
             guard !Task.isCancelled else { return nil }
-            return .object(PlannerMessage(.ready(executable)))
+            return .object(kept(PlannerMessage(.ready(executable))))
         case .exhausted:
             return failed(goal, Self.reason(routing), routing)
         case .cancelled:
@@ -274,7 +279,15 @@ public final class PlannerService: Sendable {
         entry.attempts = routing.attempts.map(Self.attempt)
         note(entry)
         state.withLock { $0.world.record(kind: "plan_failed", text: "goal \(goal.id): no plan", at: Self.seconds(scheduler.clock.now())) }
-        return Task.isCancelled ? nil : .object(PlannerMessage(.failed(goal.id)))
+        return Task.isCancelled ? nil : .object(kept(PlannerMessage(.failed(goal.id))))
+    }
+
+    private func kept(_ message: PlannerMessage) -> PlannerMessage {
+        posted.withLock { list in
+            list.append(message)
+            if list.count > Self.postedKept { list.removeFirst(list.count - Self.postedKept) }
+        }
+        return message
     }
 
     // MARK: Watching the runtime
