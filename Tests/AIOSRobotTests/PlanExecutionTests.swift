@@ -218,6 +218,44 @@ struct PlanExecutionTests {
     }
 }
 
+/// examples/iot-rig-sim.yaml in lockstep: `set_temperature` and `hold` executed by its thermostat.
+@Suite("Plan execution: the rig's thermostat")
+struct RigPlanExecutionTests {
+    @Test func when_the_rig_is_told_to_set_then_hold_a_temperature_expect_the_chamber_to_follow_and_the_setpoint_back_after() async throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 5_000_000_000)
+        guard case .accepted(let id) = service.submit("set temperature 25 then hold 30 °C for 2 minutes") else {
+            Issue.record("goal refused: \(service.journal.all.map(\.line))")
+            return
+        }
+        #expect(await eventually { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } }, "\(service.journal.all.map(\.line))")
+        let planning = try #require(loop.runtime.planning)
+        #expect(await eventually {
+            loop.run(until: loop.rig.time + 100_000_000)
+            return planning.status.planGoalID == id
+        })
+        let start = loop.rig.time
+        // Step 1: within the band (1 °C) of 25 °C; then 2 minutes at 30 °C.
+        #expect(loop.run(for: 300_000_000_000) { planning.status.step == 1 })
+        let held = loop.rig.time
+        #expect(loop.run(for: 400_000_000_000) { planning.status.state == .completed })
+        let end = loop.rig.time
+        #expect(Double(end - held) / 1e9 >= 119 && Double(end - held) / 1e9 < 125)
+        let during = loop.truth.withLock { $0 }.filter { $0.t > held + 60_000_000_000 && $0.t <= end }.map(\.celsius)
+        #expect((during.min() ?? 0) > 28.5 && (during.max() ?? 99) < 32, "\(during.min() ?? .nan)…\(during.max() ?? .nan)")
+        // Then the setpoint before the hold again (25 °C, not the configuration's 35 °C).
+        loop.run(until: end + 600_000_000_000)
+        let after = loop.truth.withLock { $0 }.filter { $0.t > end + 400_000_000_000 }.map(\.celsius)
+        #expect((after.min() ?? 0) > 23.5 && (after.max() ?? 99) < 26.5, "\(after.min() ?? .nan)…\(after.max() ?? .nan)")
+        #expect(loop.truth.withLock { $0 }.filter { $0.t > start && $0.t < held }.allSatisfy { $0.celsius < 27 })
+        #expect(!loop.status.latched)
+        #expect(await eventually { service.journal.all.contains { $0.goalId == id && $0.event == "completed" } })
+    }
+}
+
 /// scripts/peers/openai_peer.py on a free loopback port (standard library only), each model name a
 /// scripted behaviour; it prints every request it receives.
 final class ModelPeer: Sendable {

@@ -116,7 +116,11 @@ struct PlanExecutor: Sendable {
             publish()
             return
         }
-        if let timeout = current.timeout, elapsed > timeout {
+        // A hold's own minutes are its end: its ability's time limit bounds the steps that wait
+        // for a result (a route, a setpoint).
+        var limited = true
+        if case .hold = current.action { limited = false }
+        if limited, let timeout = current.timeout, elapsed > timeout {
             end(.failed, reason: .timeout, at: now, sources: &sources)
         } else if let minProgress = current.minProgress, let window = current.window {
             let remaining = reading.remaining
