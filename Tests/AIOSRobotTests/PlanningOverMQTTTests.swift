@@ -99,13 +99,24 @@ struct PlanningOverMQTTTests {
         let second = try #require(taken.last?.goalId)
         #expect(await eventually(seconds: 30) { planner.journal.all.contains { $0.kind == .progress && $0.goalId == second && $0.event == "completed" } })
         #expect(closest((-2.8, -0.2)) < 0.2)
+        // `robotd goal` as an operator runs it: the goal published with its id, the robot's answer
+        // followed on the `plan` topic until the plan ends.
+        try await Task.sleep(for: .milliseconds(300))
+        let tool = try Subprocess(builtProduct("robotd"), ["goal", "go to -3.2,0.4", "--robot-id", "rover-sim", "--broker",
+                                                           "127.0.0.1:\(broker.port)", "--user", "operator", "--follow", "--timeout", "60"])
+        #expect(await eventually(seconds: 70) { !tool.process.isRunning })
+        #expect(tool.wait(seconds: 5) == 0, "\(tool.stdout)\(tool.stderr)")
+        #expect(tool.stdout.contains("goal sent to robotd/rover-sim/goal/operator"))
+        #expect(tool.stdout.contains("goal 3 from operator: \"go to -3.2,0.4\"") && tool.stdout.contains("goal 3: plan completed"),
+                "\(tool.stdout)")
+        #expect(closest((-3.2, 0.4)) < 0.2)
         #expect(!daemon.runtime.isLatched)
         // The plan's commands carried the planner's origin through the guard.
         #expect(daemon.runtime.audit.recent().contains { $0.origin == .planner })
         #expect(sim.rover.snapshot().collisions == 0)
 
         // The `plan` topic carried it all, each message valid against docs/schemas/plan.schema.json.
-        #expect(await eventually { received.withLock { $0.contains { $0.contains(#""event":"completed""#) && $0.contains(#""goal_id":\#(second)"#) } } })
+        #expect(await eventually { received.withLock { $0.contains { $0.contains(#""event":"completed""#) && $0.contains(#""goal_id":3"#) } } })
         let messages = received.withLock { $0 }
         let kinds = Set(messages.compactMap { try? TelemetryJSON.decode(PlanTopicPayload.self, from: Array($0.utf8)).kind })
         #expect(kinds.isSuperset(of: [.goal, .verdict, .plan, .progress, .health]))

@@ -42,6 +42,8 @@ struct PlanExecutor: Sendable {
 
     /// A new goal: any other goal's plan is cancelled now.
     mutating func newGoal(_ id: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        // Goal numbers only grow: one posted late (two goals at once from two threads) is history.
+        guard id >= status.goalID else { return }
         if let plan, plan.goalID != id { end(.cancelled, reason: .newGoal, at: now, sources: &sources) }
         status.goalID = id
         publish()
