@@ -180,6 +180,35 @@ struct PlanExecutionTests {
         #expect(health.first { $0.name == "model" }?.rejected == 2 && health.first { $0.name == "builtin" }?.accepted == 1)
     }
 
+    /// The rover wanders on while a slow model thinks: its answer, made for a pose that is gone,
+    /// is stale — not the model's mistake — and the goal is planned again from the state now.
+    @Test func when_the_world_moves_on_while_a_model_thinks_expect_the_goal_planned_again_from_the_state_now() async throws {
+        let plan = #"{"steps":[{"ability":"goto","arguments":{"x":-3,"y":1}}]}"#
+        let peer = try await ModelPeer.start(["slow": ["mode": "ok", "content": plan, "delay": 1.0]])
+        let p = try PlanningLoop(router: { _ in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "model", baseURL: peer.baseURL, model: "slow")), deadline: .seconds(10)),
+            ], settings: PlanRouterSettings(maximumRetriesAfterRejection: 0))
+        })
+        p.run(for: 1_000_000_000)
+        guard case .accepted(let id) = p.service.submit("go to -3,1") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 })
+        let before = p.loop.snapshot.pose
+        p.run(for: 3_000_000_000)  // wander drives on meanwhile (the plan is not there yet)
+        #expect(hypot(p.loop.snapshot.pose.x - before.x, p.loop.snapshot.pose.y - before.y) > 0.6)
+        #expect(await eventually(seconds: 15) { p.journal.contains { $0.kind == .replan && $0.goalId == id } }, "\(p.journal.map(\.line))")
+        #expect(p.journal.first { $0.kind == .verdict && $0.goalId == id }?.issues?.contains { $0.code == "stale_pose" } == true)
+        #expect(await eventually(seconds: 15) { p.journal.contains { $0.kind == .plan && $0.goalId == id } }, "\(p.journal.map(\.line))")
+        #expect(peer.requests.count == 2)
+        #expect(await eventually {
+            p.run(for: 10_000_000)
+            return p.execution.planGoalID == id
+        })
+        p.run(for: 20_000_000_000)
+        #expect(p.progress(id, "completed") != nil)
+        #expect(p.loop.closestApproach(to: (-3, 1)).distance < 0.2)
+    }
+
     /// A plan's commands carry the `planner` origin: the guard's planner envelope limits them,
     /// while the same rover's other policies keep the channel's own limits.
     @Test func when_a_plan_drives_expect_its_commands_under_the_planner_envelope() async throws {
@@ -203,6 +232,36 @@ struct PlanExecutionTests {
         #expect(clamped.allSatisfy { abs($0.approved) <= 3.0 + 1e-9 }, "\(clamped.filter { abs($0.approved) > 3.0 }.prefix(3))")
         #expect(clamped.contains { abs($0.requested) > 3.0 })
         #expect(p.loop.closestApproach(to: (-3.5, 1.5)).distance < 0.2)
+    }
+
+    /// Straight at a pillar: obstacle_stop takes the forward motion away 0.3 m before it, the route
+    /// gets no closer, and the step fails after `no_progress.time_s` (15 s); the rover stands still.
+    @Test func when_a_step_stops_getting_closer_expect_it_failed_for_no_progress_and_the_rover_held() async throws {
+        let p = try PlanningLoop()
+        p.run(for: 1_000_000_000)
+        let id = try await p.give("go to -1.9,-2.4")  // behind the pillar at (-2.5, -1.5), on the line from the start
+        let started = p.now
+        p.run(for: 40_000_000_000)
+        let failed = try #require(p.progress(id, "failed"), "\(p.journal.map(\.line))")
+        #expect(failed.reason == "no_progress")
+        let failedAt = try #require(p.loop.runtime.planning).events.recent().first { $0.kind == .failed }?.at ?? 0
+        // 15 s without progress, counted from the last 5 cm gained: well after the start, well before the 120 s timeout.
+        #expect(Double(failedAt - started) / 1e9 > 15 && Double(failedAt - started) / 1e9 < 40)
+        #expect(p.loop.snapshot.collisions == 0 && p.loop.status.filtered > 0)
+        let held = p.loop.snapshot
+        p.run(for: 3_000_000_000)
+        #expect(p.loop.snapshot.odometer - held.odometer < 0.02 && p.loop.status.commandedBy[0] == PlanningLoop.route)
+    }
+
+    @Test func when_a_step_runs_past_its_time_limit_expect_it_failed_for_timeout() async throws {
+        let p = try PlanningLoop(edit: { $0 = $0.replacingOccurrences(of: "    timeout_s: 120\n", with: "    timeout_s: 3\n") })
+        #expect(p.loop.runtime.configuration.abilities.first?.timeoutS == 3)
+        p.run(for: 1_000_000_000)
+        let id = try await p.give("go to -3.5,2")  // a quarter turn and 2 m: more than 3 s
+        p.run(for: 5_000_000_000)
+        #expect(p.progress(id, "failed")?.reason == "timeout", "\(p.journal.map(\.line))")
+        #expect((p.progress(id, "failed")?.remaining ?? 0) > 0.5)
+        #expect(p.loop.closestApproach(to: (-3.5, 2)).distance > 0.5)
     }
 
     @Test func when_a_plan_cannot_be_placed_expect_the_reasons_and_no_motion_from_it() async throws {

@@ -37,6 +37,24 @@ struct SimGoalCommandTests {
         #expect(!run.out.contains(" · route · "))
     }
 
+    /// `--planner URL --model NAME`: the model server first (here scripts/peers/openai_peer.py,
+    /// whose `unsafe` model sends the rover out of the arena), the built-in planner after it.
+    @Test func when_a_model_server_answers_an_unsafe_plan_expect_it_rejected_and_the_built_in_plan_driven() async throws {
+        let unsafe = #"{"steps":[{"ability":"goto","arguments":{"x":-3,"y":40}}]}"#
+        let peer = try await ModelPeer.start(["unsafe": ["mode": "ok", "content": unsafe]])
+        let robotd = builtProduct("robotd")
+        let process = try Subprocess(robotd, ["sim", "--world", "rover", "--goal", "go to -3,0.5", "--planner", peer.baseURL.absoluteString,
+                                              "--model", "unsafe", "--seconds", "10"])
+        #expect(await eventually(seconds: 60) { !process.process.isRunning })
+        #expect(process.wait(seconds: 5) == 0, "\(process.stderr)")
+        let err = process.stderr
+        #expect(err.contains("goal 1: model's plan REJECTED: steps[0].arguments.y:"), "\(err)")
+        #expect(err.contains("goal 1: model's plan REJECTED") && err.contains("(round 2)"))
+        #expect(err.contains("goal 1: plan by builtin: 1. goto(x -3, y 0.5)"))
+        #expect(err.contains("goal 1: plan completed"))
+        #expect(peer.requests.count == 3)  // the first question and planner.rejection_retries (2) corrections
+    }
+
     @Test func when_a_short_patrol_is_given_expect_it_completed_within_the_run() throws {
         let run = try Self.sim(["--goal", "patrol -3,0.5 -2.5,0.5", "--planner", "builtin", "--seconds", "20"], seconds: 20)
         #expect(run.status == 0, "\(run.err)")

@@ -8,7 +8,7 @@ import Synchronization
 /// absent key means "does not apply" or "unknown".
 public struct PlanTopicPayload: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable {
-        case goal, verdict, plan, planningFailed = "planning_failed", progress, health
+        case goal, verdict, plan, planningFailed = "planning_failed", replan, progress, health
     }
 
     public struct Issue: Codable, Sendable, Equatable {
@@ -105,6 +105,8 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
             return "\(goal): plan by \(backend ?? "?"): \(list)"
         case .planningFailed:
             return "\(goal): no plan: \(reason ?? "")"
+        case .replan:
+            return "\(goal): \(reason ?? "planning again")"
         case .progress:
             let at = step.map { "step \($0 + 1)/\(stepCount ?? 0)" } ?? ""
             let what = ability.map { " \($0)" } ?? ""

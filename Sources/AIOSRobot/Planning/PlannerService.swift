@@ -219,7 +219,40 @@ public final class PlannerService: Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         defer { state.withLock { $0.inFlight -= 1 } }
-        guard !Task.isCancelled else { return nil }
+        // A plan made from a state that moved on (the mode, the stop causes, the pose) is not the
+        // planner's mistake: asked again from the state now, a bounded number of times.
+        var replans = 0
+        while true {
+            guard !Task.isCancelled else { return nil }
+            switch await route(goal) {
+            case .cancelled:
+                return nil
+            case .accepted(let plan, let answer, let routing):
+                return ready(goal, plan: plan, answer: answer, routing: routing)
+            case .exhausted(let routing, let stale):
+                guard stale, replans < Self.maxReplans else { return failed(goal, Self.reason(routing), routing) }
+                replans += 1
+                var entry = PlanTopicPayload(kind: .replan)
+                entry.goalId = goal.id
+                entry.reason = "the robot's state changed while planning: planning again from the state now (\(replans) of \(Self.maxReplans))"
+                entry.attempts = routing.attempts.map(Self.attempt)
+                note(entry)
+            }
+        }
+    }
+
+    /// Times a goal is planned again because its world state went stale meanwhile.
+    static let maxReplans = 2
+
+    private enum Routed {
+        case accepted(ValidatedPlan, PlanAnswer, PlanRouting)
+        /// `stale`: a rejection said the state had moved on.
+        case exhausted(PlanRouting, stale: Bool)
+        case cancelled
+    }
+
+    /// One routing from the world state now: every answer validated against the state then.
+    private func route(_ goal: WorldState.Goal) async -> Routed {
         let world = capture()
         let planRequest = Planner.PlanRequest(goal: goal, world: world)
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -227,49 +260,62 @@ public final class PlannerService: Sendable {
             systemPrompt: systemPrompt, goal: goal.text, goalKind: PlannerRoutes.goalKind(goal.text, context: context, world: world),
             data: [PromptData(label: PlannerRoutes.worldLabel, text: worldJSON)], schema: context.planSchema.text)
         let accepted = Mutex<ValidatedPlan?>(nil)
+        let stale = Mutex(false)
+        // Each back end's answers in this routing: 0 the first, n the n-th correction.
+        let rounds = Mutex<[String: Int]>([:])
         let validator = self.validator
         let routing = await router.plan(question, budget: .nanoseconds(Int64(settings.budgetMs * 1e6))) { [weak self] answer in
             guard let self else { return ["the planner stopped"] }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
-            self.noteVerdict(goal: goal.id, answer: answer, verdict: verdict)
+            let round = rounds.withLock { r in
+                defer { r[answer.backend, default: 0] += 1 }
+                return r[answer.backend, default: 0]
+            }
+            self.noteVerdict(goal: goal.id, answer: answer, round: round, verdict: verdict)
             switch verdict {
             case .accepted(let plan):
                 accepted.withLock { $0 = plan }
                 return nil
             case .rejected(let rejection):
+                if rejection.isStale { stale.withLock { $0 = true } }
                 return rejection.issues.map(\.description) + (rejection.omitted > 0 ? ["and \(rejection.omitted) more"] : [])
             }
         }
         noteHealth()
         switch routing.outcome {
         case .accepted(let answer):
-            guard let plan = accepted.withLock({ $0 }) else { return failed(goal, "the accepted plan was lost", routing) }
-            let executable: ExecutablePlan
-            do {
-                executable = try PlanPreparation.executable(plan, abilities: runtime.configuration.abilities, slots: port.policySlots)
-            } catch {
-                return failed(goal, error.description, routing)
-            }
-            var entry = PlanTopicPayload(kind: .plan)
-            entry.goalId = goal.id
-            entry.backend = answer.backend
-            entry.latencyUs = Self.micros(answer.latency)
-            if case .object(let fields)? = try? PlanValidator.decode(Data(answer.json.utf8)).get(), case .array(let steps)? = fields["steps"] {
-                entry.steps = steps.compactMap { step in
-                    guard case .object(let s) = step, case .string(let ability)? = s["ability"] else { return nil }
-                    if case .object(let arguments)? = s["arguments"] { return .init(ability: ability, arguments: arguments) }
-                    return .init(ability: ability, arguments: [:])
-                }
-            }
-            note(entry)
-            state.withLock { $0.world.record(kind: "plan_accepted", text: "goal \(goal.id): \(answer.backend)'s plan", at: Self.seconds(scheduler.clock.now())) }
-            guard !Task.isCancelled else { return nil }
-            return .object(kept(PlannerMessage(.ready(executable))))
+            guard let plan = accepted.withLock({ $0 }) else { return .exhausted(routing, stale: false) }
+            return .accepted(plan, answer, routing)
         case .exhausted:
-            return failed(goal, Self.reason(routing), routing)
+            return .exhausted(routing, stale: stale.withLock { $0 })
         case .cancelled:
-            return nil
+            return .cancelled
         }
+    }
+
+    /// `planReady`: the plan made executable, recorded, posted by the lane.
+    private func ready(_ goal: WorldState.Goal, plan: ValidatedPlan, answer: PlanAnswer, routing: PlanRouting) -> Payload? {
+        let executable: ExecutablePlan
+        do {
+            executable = try PlanPreparation.executable(plan, abilities: runtime.configuration.abilities, slots: port.policySlots)
+        } catch {
+            return failed(goal, error.description, routing)
+        }
+        var entry = PlanTopicPayload(kind: .plan)
+        entry.goalId = goal.id
+        entry.backend = answer.backend
+        entry.latencyUs = Self.micros(answer.latency)
+        if case .object(let fields)? = try? PlanValidator.decode(Data(answer.json.utf8)).get(), case .array(let steps)? = fields["steps"] {
+            entry.steps = steps.compactMap { step in
+                guard case .object(let s) = step, case .string(let ability)? = s["ability"] else { return nil }
+                if case .object(let arguments)? = s["arguments"] { return .init(ability: ability, arguments: arguments) }
+                return .init(ability: ability, arguments: [:])
+            }
+        }
+        note(entry)
+        state.withLock { $0.world.record(kind: "plan_accepted", text: "goal \(goal.id): \(answer.backend)'s plan", at: Self.seconds(scheduler.clock.now())) }
+        guard !Task.isCancelled else { return nil }
+        return .object(kept(PlannerMessage(.ready(executable))))
     }
 
     private func failed(_ goal: WorldState.Goal, _ reason: String, _ routing: PlanRouting) -> Payload? {
@@ -313,8 +359,11 @@ public final class PlannerService: Sendable {
                 s.world.record(kind: "plan_" + e.kind.word, text: "goal \(e.goalID) step \(e.step + 1)/\(e.stepCount)", at: Self.seconds(now))
             }
             guard let text = s.initial, let started = s.startedAt else { return nil }
-            let pose = runtime.status.pose
-            let ready = !latched && (runtime.configuration.odometry == nil || (pose.x.isFinite && pose.y.isFinite))
+            // The pose known and nothing held (a start-up hold lasts until every sensor reports):
+            // a plan made in a hold would be stale a moment later.
+            let status = runtime.status
+            let ready = !latched && !status.workspaceHold && !status.inRecovery
+                && (runtime.configuration.odometry == nil || (status.pose.x.isFinite && status.pose.y.isFinite))
             guard ready || now - started > .seconds(5) else { return nil }
             s.initial = nil
             return text
@@ -360,10 +409,11 @@ public final class PlannerService: Sendable {
         if entry.kind != .health { log("planner: " + entry.line) }
     }
 
-    private func noteVerdict(goal: UInt64, answer: PlanAnswer, verdict: PlanVerdict) {
+    private func noteVerdict(goal: UInt64, answer: PlanAnswer, round: Int, verdict: PlanVerdict) {
         var entry = PlanTopicPayload(kind: .verdict)
         entry.goalId = goal
         entry.backend = answer.backend
+        entry.round = round
         entry.latencyUs = Self.micros(answer.latency)
         switch verdict {
         case .accepted:
