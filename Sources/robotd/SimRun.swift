@@ -116,7 +116,9 @@ enum SimRun {
                 publish(console, topic, "reset \(daemon.runtime.status.latchSequence)")
             }
         }, progress: { daemon, elapsed in
-            progressLine(rig: rig.snapshot(), setpoint: setpoint, daemon, elapsed: elapsed)
+            // A plan's setpoint (set_temperature, hold) while it holds, else the configuration's.
+            let planned = daemon.runtime.planning?.status.setpoint ?? .nan
+            return progressLine(rig: rig.snapshot(), setpoint: planned.isFinite ? planned : setpoint, daemon, elapsed: elapsed)
         }, truthJSON: { rigJSON(rig.snapshot()) }, finish: { r, latched in
             // The relays' last state reaches the simulated rig before the summary reads it.
             let deadline = Date().addingTimeInterval(1)

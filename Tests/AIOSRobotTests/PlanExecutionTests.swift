@@ -264,6 +264,32 @@ struct PlanExecutionTests {
         #expect(p.loop.closestApproach(to: (-3.5, 2)).distance > 0.5)
     }
 
+    /// Who may give goals, how often, and a QoS 1 redelivery taken once (the rate limit on the
+    /// scheduler's clock: virtual here, so it moves only when the world does).
+    @Test func goals_from_mqtt_are_authorised_rate_limited_and_taken_once() async throws {
+        let p = try PlanningLoop(edit: {
+            $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  goals: {users: [operator]}\n")
+        })
+        p.run(for: 1_000_000_000)
+        func arrive(_ text: String, user: String = "operator", id: String? = nil, retained: Bool = false) -> PlanTopicPayload? {
+            p.service.take(GoalArrival(user: user, text: text, id: id, retained: retained, arrival: p.now))
+            return p.journal.last { $0.kind == .goal }
+        }
+        #expect(arrive("go to -3,0", retained: true)?.reason == "retained")
+        #expect(arrive("go to -3,0", user: "mallory")?.reason == "not_authorised")
+        #expect(arrive("go to -3,0", id: "a")?.outcome == "accepted")
+        #expect(arrive("go to -3,0", id: "a")?.reason == "duplicate")
+        #expect(arrive("go to -3,0.5")?.reason == "rate_limited")
+        #expect(arrive("go to -3,0.5")?.reason == "rate_limited")  // refused, so not a duplicate: judged afresh
+        p.run(for: 1_100_000_000)
+        #expect(arrive("go to -3,0.5")?.outcome == "accepted")
+        p.run(for: 1_100_000_000)
+        #expect(arrive("go to -3,0.5")?.reason == "duplicate")  // the same text within 10 s
+        #expect(arrive("")?.reason == "empty")
+        #expect(arrive(String(repeating: "a", count: 501))?.reason == "too_long")
+        #expect(p.journal.filter { $0.kind == .goal && $0.outcome == "accepted" }.map(\.goalId) == [1, 2])
+    }
+
     @Test func when_a_plan_cannot_be_placed_expect_the_reasons_and_no_motion_from_it() async throws {
         let p = try PlanningLoop()
         p.run(for: 1_000_000_000)

@@ -100,6 +100,8 @@ public struct PlanExecutionStatus: Sendable, BitwiseCopyable, Equatable {
     public var reason = PlanEndReason.none
     /// What is left of the running step (m or °C; NaN: unknown).
     public var remaining = Double.nan
+    /// The thermostat setpoint plans set last (°C; NaN: the configuration's).
+    public var setpoint = Double.nan
     /// Plans executed to their end, failed, cancelled; plans refused on arrival.
     public var completed: UInt64 = 0
     public var failed: UInt64 = 0

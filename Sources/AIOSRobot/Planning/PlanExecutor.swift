@@ -158,10 +158,12 @@ struct PlanExecutor: Sendable {
             guard let slot = s.slot else { return }
             sources[slot].direct(.setpoint(value))
             if slot < setpoints.count { setpoints[slot] = value }
+            status.setpoint = value
         case .hold(let temperature, _):
             guard let slot = s.slot else { return }
             restore = (slot, slot < setpoints.count ? setpoints[slot] : .nan)
             sources[slot].direct(.setpoint(temperature))
+            status.setpoint = temperature
         case .stop:
             for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
         case .wait:
@@ -186,6 +188,7 @@ struct PlanExecutor: Sendable {
     private mutating func endHold(sources: inout [any ControlPolicy]) {
         guard let r = restore else { return }
         sources[r.slot].direct(r.setpoint.isFinite ? .setpoint(r.setpoint) : .none)
+        status.setpoint = r.setpoint
         restore = nil
     }
 

@@ -147,19 +147,20 @@ public final class PlannerService: Sendable {
         entry.source = source.word
         entry.user = source.user
         let decision: GoalDecision = state.withLock { s in
+            // A redelivery of a goal taken (QoS 1 delivers at least once) is not taken again; one
+            // that was refused is judged afresh (nothing came of it the first time).
+            var idKey: String?
+            var textKey: String?
             if case .mqtt(let user, let id, let retained) = source {
                 if retained { return .ignored("retained") }
                 if !settings.goals.users.contains(user) { s.refused += 1; return .refused("not_authorised") }
                 if let id {
-                    let key = user + "\u{0}" + id
-                    if s.seenIDs.contains(key) { return .ignored("duplicate") }
-                    s.seenIDs.append(key)
-                    if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
+                    idKey = user + "\u{0}" + id
+                    if s.seenIDs.contains(idKey ?? "") { return .ignored("duplicate") }
                 } else if let cleaned {
-                    let key = user + "\u{0}" + cleaned
+                    textKey = user + "\u{0}" + cleaned
                     s.seenTexts.removeAll { now - $0.at > Self.duplicateWindow }
-                    if s.seenTexts.contains(where: { $0.key == key }) { return .ignored("duplicate") }
-                    s.seenTexts.append((key, now))
+                    if s.seenTexts.contains(where: { $0.key == textKey }) { return .ignored("duplicate") }
                 }
             }
             guard let goalText = cleaned else { s.refused += 1; return .refused("empty") }
@@ -171,6 +172,11 @@ public final class PlannerService: Sendable {
             // A goal taken during a stop would start after the reset: nothing resumes by itself.
             if runtime.isLatched { s.refused += 1; return .refused("latched") }
             s.lastTaken = now
+            if let idKey {
+                s.seenIDs.append(idKey)
+                if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
+            }
+            if let textKey { s.seenTexts.append((textKey, now)) }
             s.nextGoal += 1
             let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
             s.goal = goal
