@@ -14,6 +14,12 @@ import Transports
 /// (`robotd run` as it runs): `<prefix>goal/<user>` taken only from listed users, retained and
 /// redelivered goals not acted on, the plan driven by the rover's `route` policy, every point
 /// reached by the simulator's ground truth, and the `plan` topic valid against its schema.
+/// The planner's real-time suites, one at a time: each runs a real-time rover (a dispatch thread
+/// at SCHED_FIFO and the simulator), and two on 2 cores starve each other.
+@Suite(.serialized)
+struct PlanningRealTimeTests {}
+
+extension PlanningRealTimeTests {
 @Suite("Planning over MQTT: goals in, plans driven, the plan topic out", .serialized,
        .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
 struct PlanningOverMQTTTests {
@@ -38,16 +44,26 @@ struct PlanningOverMQTTTests {
         var simOptions = SimulatorRunner.Options()
         simOptions.roverLinkPath = directory + "/rover"
         simOptions.gamepadFIFO = directory + "/gamepad"
+        // As `robotd sim` runs it (as root): a world starved of CPU by other tests would look to
+        // robotd like a rover gone silent (a lost link, a latched stop).
+        simOptions.fifoPriority = geteuid() == 0 ? 60 : nil
         let sim = try SimulatorRunner(options: simOptions)
         try sim.start()
         defer { sim.stop() }
         let configuration = try Examples.temporaryCopy("rover-sim.yaml", in: directory) {
+            // Generous bounds: other suites (the planner back ends' floods at loopback speed) share
+            // the 2 cores and have been seen to hold the rover's frames back for over 250 ms; the
+            // example's link (150 ms) and sensor ages (200, 250 ms) would then latch a stop that has
+            // nothing to do with planning.
             $0 = $0.replacingOccurrences(of: "/tmp/robotd-sim/", with: directory + "/")
+                .replacingOccurrences(of: "link_timeout_ms: 150", with: "link_timeout_ms: 1000")
+                .replacingOccurrences(of: "max_age_ms: 250", with: "max_age_ms: 1000")
+                .replacingOccurrences(of: "max_age_ms: 200", with: "max_age_ms: 1000")
                 .replacingOccurrences(of: "planner:\n  max_steps: 6\n",
                                       with: "planner:\n  max_steps: 6\n  goals: {mqtt: true, users: [operator], min_interval_ms: 200}\n")
                 + "\nmqtt:\n  broker: 127.0.0.1:\(broker.port)\n  telemetry: {interval_ms: 500}\n"
         }
-        #expect(configuration.planner.goals.mqtt && configuration.mqtt != nil)
+        #expect(configuration.planner.goals.mqtt && configuration.mqtt != nil && configuration.inputs[0].settings["link_timeout_ms"] == .number(1000))
         let daemon = try RobotDaemon(configuration: configuration) { _ in }
         try daemon.start()
         defer { daemon.stop(reason: "test") }
@@ -85,7 +101,7 @@ struct PlanningOverMQTTTests {
             planner.journal.all.contains { $0.kind == .progress && $0.goalId == first && ["completed", "failed", "cancelled"].contains($0.event ?? "") }
         })
         #expect(planner.journal.all.contains { $0.kind == .progress && $0.goalId == first && $0.event == "completed" },
-                "\(planner.journal.all.map(\.line))")
+                "\(planner.journal.all.map(\.line)); latched: \(daemon.runtime.status.latchCause.map { "\($0)" } ?? "no")")
         for point in points { #expect(closest(point) < 0.2, "closest to \(point): \(closest(point)) m") }
 
         // A request with an id, delivered twice (as QoS 1 may after a reconnect): acted on once.
@@ -110,7 +126,7 @@ struct PlanningOverMQTTTests {
         #expect(tool.stdout.contains("goal 3 from operator: \"go to -3.2,0.4\"") && tool.stdout.contains("goal 3: plan completed"),
                 "\(tool.stdout)")
         #expect(closest((-3.2, 0.4)) < 0.2)
-        #expect(!daemon.runtime.isLatched)
+        #expect(!daemon.runtime.isLatched, "latched: \(daemon.runtime.status.latchCause.map { "\($0)" } ?? "-"), causes \(daemon.runtime.status.causes); \(daemon.runtime.audit.recent().filter { $0.kind == .latched || $0.kind == .fault }.suffix(4))")
         // The plan's commands carried the planner's origin through the guard.
         #expect(daemon.runtime.audit.recent().contains { $0.origin == .planner })
         #expect(sim.rover.snapshot().collisions == 0)
@@ -123,6 +139,7 @@ struct PlanningOverMQTTTests {
         #expect(messages.allSatisfy { (try? TelemetryJSON.decode(PlanTopicPayload.self, from: Array($0.utf8))) != nil })
         try SchemaCheck.validate(messages, schema: "plan")
     }
+}
 }
 
 /// Validates JSON documents against a schema of docs/schemas with the venv's jsonschema

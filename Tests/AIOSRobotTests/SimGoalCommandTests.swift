@@ -4,6 +4,7 @@ import Testing
 
 /// `robotd sim --goal … --planner builtin` as a newcomer runs it: the goal, the plan (or the
 /// rejection and why) on stderr, and the rover driving it under the `route` policy.
+extension PlanningRealTimeTests {
 @Suite("robotd sim --goal: a goal planned and driven end to end", .serialized)
 struct SimGoalCommandTests {
     static func sim(_ arguments: [String], seconds: Double) throws -> (status: Int32?, out: String, err: String) {
@@ -60,4 +61,5 @@ struct SimGoalCommandTests {
         #expect(run.status == 0, "\(run.err)")
         #expect(run.err.contains("goal 1: plan completed"), "\(run.err)")
     }
+}
 }

@@ -78,6 +78,8 @@ public final class PlannerService: Sendable {
         var nextGoal: UInt64 = 0
         var goal: WorldState.Goal?
         var request: Task<PostResult?, Never>?
+        /// The goal whose request is in flight (waiting for its turn or asking); nil: none.
+        var asking: UInt64?
         var inFlight = 0
         var lastTaken: Instant?
         var seenIDs: [String] = []
@@ -182,6 +184,8 @@ public final class PlannerService: Sendable {
             s.goal = goal
             s.world.record(kind: "goal", text: "goal \(goal.id) from \(source.user ?? source.word)", at: Self.seconds(now))
             s.request?.cancel()
+            // In flight from now (its task clears it when it ends, whenever that is).
+            s.asking = goal.id
             return .accepted(goal.id)
         }
         switch decision {
@@ -224,7 +228,12 @@ public final class PlannerService: Sendable {
             if Task.isCancelled { return nil }
             try? await Task.sleep(for: .milliseconds(10))
         }
-        defer { state.withLock { $0.inFlight -= 1 } }
+        defer {
+            state.withLock { s in
+                s.inFlight -= 1
+                if s.asking == goal.id { s.asking = nil }
+            }
+        }
         // A plan made from a state that moved on (the mode, the stop causes, the pose) is not the
         // planner's mistake: asked again from the state now, a bounded number of times.
         var replans = 0
@@ -357,8 +366,9 @@ public final class PlannerService: Sendable {
                 s.world.record(kind: latched ? "latched" : "reset", text: latched ? "a stop latched" : "the stop was reset",
                                at: Self.seconds(now))
             }
-            if latched, let request = s.request, !request.isCancelled {
+            if latched, s.asking != nil, let request = s.request {
                 request.cancel()
+                s.asking = nil
                 cancelled = true
             }
             for e in events {
