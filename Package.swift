@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "AIOSRobot",
             dependencies: [
-                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig", "Telemetry",
+                "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig", "Telemetry", "Planner", "PlannerBackends",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -142,7 +142,7 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators", "SimulatorBridge",
-                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", "EpisodicMemory", .product(name: "Yams", package: "Yams"),
+                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", "EpisodicMemory", "Telemetry", .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "Telemetry",
-                                                         .product(name: "Histogram", package: "hdrhistogram-swift")]),
+                                                         "Planner", "PlannerBackends", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),

@@ -239,15 +239,29 @@ public struct PlannerSettings: Sendable, Equatable, Codable {
     /// Points of a plan must be at least this far inside the workspace's edge (m); nil: the
     /// workspace's `warn_margin`.
     public var clearance: Double?
+    /// The whole request's time, over every back end (ms): a back end whose deadline is longer than
+    /// the time left is skipped.
+    public var budgetMs: Double = 30_000
+    /// The built-in planner answers after the configured back ends (it is the only one without them).
+    public var builtin: Bool = true
+    /// Language-model servers asked for plans, in order (docs/planner-backends.md).
+    public var backends: [PlannerBackendSettings] = []
+    /// Where goals come from and how often they are taken.
+    public var goals = GoalSettings()
+    /// Requests to the back ends at once: a new goal cancels the old request, and waits for it to
+    /// end while this many are still winding down.
+    public var maxRequestsInFlight: Int = 1
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case clearance
+        case clearance, builtin, backends, goals
         case maxSteps = "max_steps"
         case maxPlanAgeS = "max_plan_age_s"
         case maxPoseDrift = "max_pose_drift"
         case rejectionRetries = "rejection_retries"
+        case budgetMs = "budget_ms"
+        case maxRequestsInFlight = "max_requests_in_flight"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -258,11 +272,123 @@ public struct PlannerSettings: Sendable, Equatable, Codable {
         maxPoseDrift = try c.decodeIfPresent(Double.self, forKey: .maxPoseDrift) ?? d.maxPoseDrift
         rejectionRetries = try c.decodeIfPresent(Int.self, forKey: .rejectionRetries) ?? d.rejectionRetries
         clearance = try c.decodeIfPresent(Double.self, forKey: .clearance)
+        budgetMs = try c.decodeIfPresent(Double.self, forKey: .budgetMs) ?? d.budgetMs
+        builtin = try c.decodeIfPresent(Bool.self, forKey: .builtin) ?? d.builtin
+        backends = try c.decodeIfPresent([PlannerBackendSettings].self, forKey: .backends) ?? []
+        goals = try c.decodeIfPresent(GoalSettings.self, forKey: .goals) ?? GoalSettings()
+        maxRequestsInFlight = try c.decodeIfPresent(Int.self, forKey: .maxRequestsInFlight) ?? d.maxRequestsInFlight
     }
 
     /// The limits of `max_steps` and `rejection_retries` (the schema's and the decoder's).
     public static let maxStepsRange = 1...100
     public static let rejectionRetriesRange = 0...10
+    public static let maxRequestsInFlightRange = 1...8
+}
+
+/// `planner.goals`: where goals come from and how often one is taken.
+public struct GoalSettings: Sendable, Equatable, Codable {
+    /// Subscribe to `<prefix>goal/<user>` (docs/mqtt.md, "Inbound topics and security").
+    public var mqtt = false
+    /// The MQTT users whose goals are acted on (the topic's last level, tied to the login by the
+    /// broker's ACL); anyone else's are refused and recorded.
+    public var users: [String] = []
+    /// A goal within this long after the last one taken is refused (ms).
+    public var minIntervalMs: Double = 1000
+    /// A goal the robot is given at start.
+    public var initial: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case mqtt, users, initial
+        case minIntervalMs = "min_interval_ms"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = GoalSettings()
+        mqtt = try c.decodeIfPresent(Bool.self, forKey: .mqtt) ?? d.mqtt
+        users = try c.decodeIfPresent([String].self, forKey: .users) ?? d.users
+        minIntervalMs = try c.decodeIfPresent(Double.self, forKey: .minIntervalMs) ?? d.minIntervalMs
+        initial = try c.decodeIfPresent(String.self, forKey: .initial)
+    }
+
+    /// The longest goal taken (characters): a goal is a sentence, not a document.
+    public static let maxLength = 500
+}
+
+/// `planner.backends[]`: one OpenAI-compatible chat-completions server (docs/planner-backends.md).
+public struct PlannerBackendSettings: Sendable, Equatable, Codable {
+    public var name: String
+    /// `openai`: the only kind so far (chat completions).
+    public var kind: String = "openai"
+    /// e.g. `http://127.0.0.1:8080/v1`; requests go to `<base_url>/chat/completions`.
+    public var baseURL: String
+    public var model: String
+    /// The environment variable holding the API key (never the key itself in the file).
+    public var apiKeyEnv: String?
+    /// A file holding the API key (one line).
+    public var apiKeyFile: String?
+    /// `json_schema` (OpenAI, vLLM, Ollama, llama.cpp's server), `json_object_schema`
+    /// (llama-cpp-python's server), `none`.
+    public var dialect: String = "json_schema"
+    /// One request's total time (ms).
+    public var deadlineMs: Double = 10_000
+    public var maxResponseBytes: Int = 256 * 1024
+    /// The goal kinds (actions) it serves; nil: every goal.
+    public var goalKinds: [String]?
+    public var breaker = BreakerSettings()
+
+    public init(name: String, baseURL: String, model: String) {
+        self.name = name
+        self.baseURL = baseURL
+        self.model = model
+    }
+
+    /// `breaker`: the circuit breaker of one back end.
+    public struct BreakerSettings: Sendable, Equatable, Codable {
+        public var failureThreshold: Int = 3
+        public var coolDownMs: Double = 30_000
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case failureThreshold = "failure_threshold"
+            case coolDownMs = "cool_down_ms"
+        }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            failureThreshold = try c.decodeIfPresent(Int.self, forKey: .failureThreshold) ?? 3
+            coolDownMs = try c.decodeIfPresent(Double.self, forKey: .coolDownMs) ?? 30_000
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, kind, model, dialect, breaker
+        case baseURL = "base_url"
+        case apiKeyEnv = "api_key_env"
+        case apiKeyFile = "api_key_file"
+        case deadlineMs = "deadline_ms"
+        case maxResponseBytes = "max_response_bytes"
+        case goalKinds = "goal_kinds"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? "openai"
+        baseURL = try c.decode(String.self, forKey: .baseURL)
+        model = try c.decode(String.self, forKey: .model)
+        apiKeyEnv = try c.decodeIfPresent(String.self, forKey: .apiKeyEnv)
+        apiKeyFile = try c.decodeIfPresent(String.self, forKey: .apiKeyFile)
+        dialect = try c.decodeIfPresent(String.self, forKey: .dialect) ?? "json_schema"
+        deadlineMs = try c.decodeIfPresent(Double.self, forKey: .deadlineMs) ?? 10_000
+        maxResponseBytes = try c.decodeIfPresent(Int.self, forKey: .maxResponseBytes) ?? 256 * 1024
+        goalKinds = try c.decodeIfPresent([String].self, forKey: .goalKinds)
+        breaker = try c.decodeIfPresent(BreakerSettings.self, forKey: .breaker) ?? BreakerSettings()
+    }
+
+    public static let dialects = ["json_schema", "json_object_schema", "none"]
+    /// The name the built-in planner answers under: no configured back end may take it.
+    public static let builtinName = "builtin"
 }
 
 extension ConfigurationSchema {
@@ -300,5 +426,37 @@ extension ConfigurationSchema {
         FieldSpec("rejection_retries", .integer(PlannerSettings.rejectionRetriesRange),
                   help: "times a rejected plan's reasons go back to the same back end (default 2)"),
         FieldSpec("clearance", .nonNegative, help: "a plan's points at least this far inside the workspace's edge (m, default: its warn_margin)"),
+        FieldSpec("budget_ms", .positive, help: "a request's whole time over every back end (ms, default 30000)"),
+        FieldSpec("builtin", .bool, help: "the built-in planner answers after the back ends (default true)"),
+        FieldSpec("backends", .list(.object(plannerBackend)), help: "language-model servers asked for plans, in order (docs/planner-backends.md)"),
+        FieldSpec("goals", .object(plannerGoals), help: "where goals come from and how often one is taken"),
+        FieldSpec("max_requests_in_flight", .integer(PlannerSettings.maxRequestsInFlightRange),
+                  help: "requests to the back ends at once (default 1)"),
+    ]
+
+    /// `planner.goals`.
+    public static let plannerGoals: [FieldSpec] = [
+        FieldSpec("mqtt", .bool, help: "subscribe to `<prefix>goal/<user>` (default false)"),
+        FieldSpec("users", .list(.string), help: "MQTT users whose goals are acted on"),
+        FieldSpec("min_interval_ms", .nonNegative, help: "a goal this soon after the last one taken is refused (ms, default 1000)"),
+        FieldSpec("initial", .string, help: "a goal given at start"),
+    ]
+
+    /// `planner.backends[]`.
+    public static let plannerBackend: [FieldSpec] = [
+        FieldSpec("name", .string, required: true, help: "what answers and health figures carry"),
+        FieldSpec("kind", .oneOf(["openai"]), help: "an OpenAI-compatible chat-completions server (default)"),
+        FieldSpec("base_url", .string, required: true, help: "http(s)://HOST[:PORT]/v1: requests go to <base_url>/chat/completions"),
+        FieldSpec("model", .string, required: true, help: "the model the server is asked for"),
+        FieldSpec("api_key_env", .string, help: "the environment variable holding the API key"),
+        FieldSpec("api_key_file", .string, help: "a file holding the API key (one line)"),
+        FieldSpec("dialect", .oneOf(PlannerBackendSettings.dialects), help: "how the plan's schema is sent (default json_schema)"),
+        FieldSpec("deadline_ms", .positive, help: "one request's total time (ms, default 10000)"),
+        FieldSpec("max_response_bytes", .integer(1024...(64 << 20)), help: "a larger response is cut (default 262144)"),
+        FieldSpec("goal_kinds", .list(.oneOf(AbilityAction.allCases.map(\.rawValue))), help: "the goal kinds it serves (default: every goal)"),
+        FieldSpec("breaker", .object([
+            FieldSpec("failure_threshold", .integer(1...100), help: "consecutive failures that open it (default 3)"),
+            FieldSpec("cool_down_ms", .positive, help: "how long it stays open before one probe (ms, default 30000)"),
+        ]), help: "its circuit breaker"),
     ]
 }

@@ -8,7 +8,8 @@ public struct InboundTopics: Sendable, Equatable {
     /// published, so the user is a topic level the broker's ACL ties to the publisher's login
     /// (`pattern write robotd/+/estop/reset/%u`).
     public var resetBase: String
-    /// Reserved for the planner (`<prefix>goal/<user>`): nothing subscribes to it yet.
+    /// The planner's goals (`<prefix>goal/<user>`; subscribed with `planner.goals.mqtt`, by
+    /// `AIOSRobot`'s `GoalTopic`).
     public var goalBase: String
     /// The operator station's keep-alive (`estop.remote.heartbeat_ms`): `<stop topic>/alive`, so
     /// that the ACL lines and bridge patterns that carry the stop topic's level carry it too.

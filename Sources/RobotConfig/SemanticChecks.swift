@@ -47,6 +47,7 @@ struct SemanticChecker {
         checkUnfedSensors()
         checkUncarriedChannels()
         checkAbilities()
+        checkPlannerSources()
     }
 
     // MARK: Names

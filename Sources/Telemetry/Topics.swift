@@ -18,11 +18,13 @@ public struct TelemetryTopics: Sendable, Equatable {
     /// Inbound: any message asks for the audit ring on `audit`.
     public var auditRequest: String { prefix + "audit/request" }
     public var audit: String { prefix + "audit" }
-    /// Reserved for the planner (not published yet).
+    /// The planner: goals, verdicts, plans, progress, planner health (a robot with `abilities`).
     public var plan: String { prefix + "plan" }
 
     /// Every topic robotd publishes here, relative to the prefix (the schemas' names with `/` as `.`).
+    /// (`plan` too, for a robot with `abilities`: `withPlanner`.)
     public static let published = ["status", "state", "deadlines", "deadlines/miss", "queues", "safety", "inputs", "sensors", "audit"]
+    public static let withPlanner = published + ["plan"]
 
     public static let statusOnline = "online"
     public static let statusOffline = "offline"

@@ -48,6 +48,8 @@ struct Sim: ParsableCommand {
           robotd sim --world iot-rig --remote-stop-at 8
           # a second rover on a broker that is already running
           robotd sim --broker 127.0.0.1:1883 --robot-id rover-2 --priority 0
+          # a goal: the built-in planner's plan, executed by the rover's `route` policy
+          robotd sim --world rover --goal "patrol the corners" --planner builtin --seconds 60
         """,
         aliases: ["demo"])
 
@@ -90,6 +92,15 @@ struct Sim: ParsableCommand {
     @Option(help: "IoT rig: an operator's reset this many seconds after the start.")
     var remoteResetAt: Double?
 
+    @Option(help: "A goal for the planner (the configuration needs `abilities`), given once the pose is known: the goal, the plan (or why it was rejected) and its progress are printed on stderr.")
+    var goal: String?
+
+    @Option(help: "The planner: builtin (the built-in planner alone), or the base URL of an OpenAI-compatible server (http://HOST:PORT/v1), asked first, with the built-in planner after it. Default: the configuration's.")
+    var planner: String?
+
+    @Option(help: "With --planner URL: the model the server is asked for (default: default).")
+    var model: String?
+
     @Option(help: ArgumentHelp("Write a picture of the run (the simulator's ground truth, latches, faults) as SVG to this file.",
                                valueName: "file"))
     var svg: String?
@@ -116,6 +127,14 @@ struct Sim: ParsableCommand {
             throw ValidationError("one policy-hang or policy-spin fault per run")
         }
         if let svg, let problem = RunRecorder.validate(svg) { throw ValidationError(problem) }
+        if let planner, planner != "builtin" {
+            let url = URL(string: planner)
+            guard let scheme = url?.scheme?.lowercased(), scheme == "http" || scheme == "https", !(url?.host ?? "").isEmpty else {
+                throw ValidationError("--planner: builtin, or an http(s):// base URL such as http://127.0.0.1:8080/v1")
+            }
+        }
+        if model != nil && (planner == nil || planner == "builtin") { throw ValidationError("--model needs --planner URL") }
+        if let goal, goal.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--goal is empty") }
     }
 
     func run() throws {
@@ -228,6 +247,24 @@ struct SimPlan {
                 throw ValidationError("--setpoint needs a `thermostat` policy in the configuration")
             }
             configuration.policies[i].settings = configuration.policies[i].settings.setting("setpoint", to: .number(setpoint))
+        }
+        if command.goal != nil || command.planner != nil {
+            guard !configuration.abilities.isEmpty else {
+                throw ValidationError("--goal and --planner need `abilities` in the configuration (docs/planner.md)")
+            }
+        }
+        if let goal = command.goal { configuration.planner.goals.initial = goal }
+        switch command.planner {
+        case "builtin"?:
+            configuration.planner.backends = []
+            configuration.planner.builtin = true
+        case let url?:
+            var backend = PlannerBackendSettings(name: "model", baseURL: url, model: command.model ?? "default")
+            backend.deadlineMs = min(backend.deadlineMs, configuration.planner.budgetMs)
+            configuration.planner.backends = [backend]
+            configuration.planner.builtin = true
+        case nil:
+            break
         }
     }
 

@@ -116,7 +116,9 @@ enum SimRun {
                 publish(console, topic, "reset \(daemon.runtime.status.latchSequence)")
             }
         }, progress: { daemon, elapsed in
-            progressLine(rig: rig.snapshot(), setpoint: setpoint, daemon, elapsed: elapsed)
+            // A plan's setpoint (set_temperature, hold) while it holds, else the configuration's.
+            let planned = daemon.runtime.planning?.status.setpoint ?? .nan
+            return progressLine(rig: rig.snapshot(), setpoint: planned.isFinite ? planned : setpoint, daemon, elapsed: elapsed)
         }, truthJSON: { rigJSON(rig.snapshot()) }, finish: { r, latched in
             // The relays' last state reaches the simulated rig before the summary reads it.
             let deadline = Date().addingTimeInterval(1)
@@ -274,6 +276,13 @@ enum SimRun {
         lines.append("  " + deadlinesAndGuard(daemon) + " · critical misses \(criticalMisses)")
         lines.append("  latches: " + (history.latches.isEmpty ? "none" : history.latches.map { String(format: "%.1f s %@ (category %d)", $0.at, $0.cause, $0.category) }.joined(separator: "; ")))
         lines.append("  refused resets: " + (history.refusals.isEmpty ? "none" : history.refusals.map { String(format: "%.1f s (%@)", $0.at, $0.causes) }.joined(separator: "; ")))
+        if let plan = daemon.runtime.planning?.status, plan.planGoalID != 0 {
+            let abilities = daemon.configuration.abilities
+            let ability = abilities.indices.contains(Int(plan.ability)) ? " " + abilities[Int(plan.ability)].name : ""
+            let why = plan.reason == .none ? "" : " (\(plan.reason.word))"
+            lines.append("  plan: goal \(plan.planGoalID) \(plan.state.word)\(why), step \(plan.step + 1)/\(plan.stepCount)\(ability); "
+                         + "plans completed \(plan.completed), failed \(plan.failed), cancelled \(plan.cancelled), refused \(plan.refused)")
+        }
         let memory = RealtimeSetup.memory
         lines.append(String(format: "  footprint: %.1f MiB resident, %.1f MiB locked", Double(memory.residentKiB) / 1024, Double(memory.lockedKiB) / 1024))
         return lines

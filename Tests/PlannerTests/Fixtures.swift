@@ -52,7 +52,9 @@ func roverYAML(workspace: String = "workspace: {polygon: [[-5, -4], [5, -4], [5,
 /// The bundled IoT rig (examples/iot-rig-sim.yaml: interlock at 60 °C on the heater, band 1 °C)
 /// with thermostat abilities.
 func rigYAML() throws -> String {
-    let example = try String(contentsOf: repositoryRoot.appendingPathComponent("examples/iot-rig-sim.yaml"), encoding: .utf8)
+    var example = try String(contentsOf: repositoryRoot.appendingPathComponent("examples/iot-rig-sim.yaml"), encoding: .utf8)
+    // The example's own abilities and planner settings give way to these.
+    if let own = example.range(of: "\nabilities:") { example = String(example[..<own.lowerBound]) + "\n" }
     return example + """
 
     abilities:

@@ -149,6 +149,54 @@ struct AbilitiesConfigTests {
                       "policy `route` drives at 0.3 m/s when a step gives no speed, above 0.2 m/s (the wheels' planner envelope)")
     }
 
+    @Test func planner_back_ends_and_goals_decode_and_their_mistakes_are_reported_at_their_place() throws {
+        let ok = Self.rover() + [
+            "  - {name: goto, policy: route, timeout_s: 60, no_progress: none}",                              // 18
+            "planner:",                                                                                      // 19
+            "  budget_ms: 20000",
+            "  builtin: false",
+            "  max_requests_in_flight: 2",
+            "  goals: {users: [operator, alice], min_interval_ms: 500, initial: 'go to 1,1'}",
+            "  backends:",                                                                                   // 24
+            "    - {name: local, base_url: 'http://127.0.0.1:8080/v1', model: smol, dialect: json_object_schema, deadline_ms: 8000, goal_kinds: [goto], breaker: {failure_threshold: 2, cool_down_ms: 5000}}",
+            "    - {name: hosted, kind: openai, base_url: 'https://api.example.com/v1', model: m, api_key_env: KEY, max_response_bytes: 65536}",
+        ]
+        var report = check(ok.joined(separator: "\n"))
+        #expect(report.errors.isEmpty, "\(report)")
+        let planner = try #require(report.configuration?.planner)
+        #expect(planner.budgetMs == 20000 && !planner.builtin && planner.maxRequestsInFlight == 2)
+        #expect(planner.goals.users == ["operator", "alice"] && planner.goals.minIntervalMs == 500 && planner.goals.initial == "go to 1,1")
+        #expect(!planner.goals.mqtt)
+        #expect(planner.backends.map(\.name) == ["local", "hosted"] && planner.backends[0].dialect == "json_object_schema")
+        #expect(planner.backends[0].goalKinds == ["goto"] && planner.backends[0].breaker.failureThreshold == 2)
+        #expect(planner.backends[1].dialect == "json_schema" && planner.backends[1].deadlineMs == 10000 && planner.backends[1].apiKeyEnv == "KEY")
+
+        let wrong = Self.rover() + [
+            "  - {name: goto, policy: route, timeout_s: 60, no_progress: none}",                              // 18
+            "planner:",                                                                                      // 19
+            "  budget_ms: 5000",                                                                             // 20
+            "  goals: {mqtt: true, users: [a/b, ok, ok], initial: ''}",                                      // 21
+            "  backends:",                                                                                   // 22
+            "    - {name: builtin, base_url: 'ftp://x/v1', model: m}",                                       // 23
+            "    - {name: two, base_url: 'http://127.0.0.1:1/v1', model: m, api_key_env: K, api_key_file: /k, deadline_ms: 9000, dialect: json}", // 24
+            "    - {name: two, base_url: 'http://127.0.0.1:1/v1', model: m, goal_kinds: [fly]}",              // 25
+        ]
+        report = check(wrong.joined(separator: "\n"))
+        #expect(report.configuration == nil)
+        func line(_ n: Int) -> String { wrong[n - 1] }
+        expectProblem(report, at: 21, column(line(21), "mqtt"), "planner.goals.mqtt", "goals over MQTT need an `mqtt` section")
+        expectProblem(report, at: 21, column(line(21), "a/b"), "planner.goals.users[0]", "cannot be an MQTT user in a topic level")
+        expectProblem(report, at: 21, column(line(21), "ok]"), "planner.goals.users[2]", "user `ok` is listed twice")
+        expectProblem(report, at: 21, column(line(21), "''"), "planner.goals.initial", "is empty")
+        expectProblem(report, at: 23, column(line(23), "builtin"), "planner.backends[0].name", "`builtin` is the built-in planner's name")
+        expectProblem(report, at: 23, column(line(23), "'ftp"), "planner.backends[0].base_url", "is not an http:// or https:// URL with a host")
+        expectProblem(report, at: 24, column(line(24), "api_key_file"), "planner.backends[1].api_key_file", "both api_key_env and api_key_file")
+        expectProblem(report, .warning, at: 24, column(line(24), "9000"), "planner.backends[1].deadline_ms", "longer than planner.budget_ms")
+        expectProblem(report, at: 24, column(line(24), "json}"), "planner.backends[1].dialect", "json")
+        expectProblem(report, at: 25, column(line(25), "two,"), "planner.backends[2].name", "back end `two` is listed twice")
+        expectProblem(report, at: 25, column(line(25), "fly"), "planner.backends[2].goal_kinds[0]", "fly")
+    }
+
     @Test func planner_settings_without_abilities_are_a_warning() {
         let report = check(base(appending: ["planner: {max_steps: 3}"]))
         #expect(report.errors.isEmpty, "\(report)")

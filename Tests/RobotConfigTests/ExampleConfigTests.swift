@@ -64,7 +64,8 @@ struct ExampleConfigTests {
         #expect(feeds.map(\.key) == ["range", "wheel_encoders", "imu"])
         guard case .map(let settings) = c.inputs[1].settings else { return }
         #expect(settings.map(\.key) == ["path", "axes", "keys"])
-        #expect(c.policies.map(\.name) == ["teleop", "wander", "obstacle_stop"])
+        #expect(c.policies.map(\.name) == ["teleop", "wander", "route", "obstacle_stop"])
+        #expect(c.abilities.map(\.name) == ["goto", "patrol", "stop", "wait"] && c.planner.builtin && c.planner.backends.isEmpty)
         #expect(c.policies[0].priority == 100)
         #expect(c.actuators[0].settings["channels"]?["wheel_right"]?["motor"] == .number(1))
     }

@@ -115,11 +115,17 @@ public struct ChannelValues: Sendable, Equatable {
 /// A policy that proposes values for its channels. A value type, stepped on the dispatch thread
 /// under the control lock: it must not block, allocate per step or call out.
 public protocol ControlPolicy: Sendable {
-    /// The origin its commands carry (the guard applies that origin's envelope).
+    /// The origin its commands carry (the guard applies that origin's envelope); read at every
+    /// step, so a policy executing a plan's step says `planner` meanwhile.
     var origin: CommandOrigin { get }
     /// Values for its channels, or nil: no opinion now (the arbiter hands the channels to the next
     /// policy by priority).
     mutating func step(_ world: World, now: Instant) -> ChannelValues?
+    /// A plan's step for it (docs/planner.md, "Execution"); policies that execute no ability keep
+    /// the default, which ignores it.
+    mutating func direct(_ directive: PlanDirective)
+    /// How far it has come with its directive.
+    var planReading: PlanReading { get }
 }
 
 /// A filter on whichever output wins its channels (e.g. no forward motion near an obstacle): it

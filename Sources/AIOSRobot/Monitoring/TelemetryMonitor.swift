@@ -94,11 +94,14 @@ public final class TelemetryMonitor: Sendable {
         let staleDiscovery: StaleDiscovery?
         /// The sensors `sensors` carries, with their index in the runtime's status.
         let sensorSlots: [(name: String, index: Int)]
+        /// What the `plan` topic carries (the planner service's journal); nil: no planner.
+        let plan: PlanJournal?
     }
 
     /// Takes the scheduler's accounting window (its one owner) and prepares the connection;
     /// nothing is sent before `start()`.
-    public init(options: Options, scheduler: Scheduler, runtime: RobotRuntime, controlLink: (@Sendable () -> Bool)?) throws {
+    public init(options: Options, scheduler: Scheduler, runtime: RobotRuntime, controlLink: (@Sendable () -> Bool)?,
+                plan: PlanJournal? = nil) throws {
         let configuration = runtime.configuration
         settings = options.settings
         topics = TelemetryTopics(prefix: configuration.topicPrefix)
@@ -109,7 +112,7 @@ public final class TelemetryMonitor: Sendable {
         let stale = discovery.map(StaleDiscovery.init)
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
                           configuration: configuration, configHash: Self.hash(configuration), bootID: Self.bootID(),
-                          controlLink: controlLink, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots)
+                          controlLink: controlLink, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots, plan: plan)
         let requestTopic = topics.auditRequest
         let flags = self.flags
         client = try MQTTClient(options: MQTTOptions(
@@ -187,6 +190,8 @@ private struct MonitorLoop {
     var auditCursor: AuditLog.Cursor
     /// The last remote reset request published (`RemoteResetLog`'s sequence).
     var remoteResetCursor: UInt64 = 0
+    /// The last `plan` message handed over (`PlanJournal`'s sequence).
+    var planCursor: UInt64 = 0
     var stateSeq: UInt64 = 0
     var lastState: StatePayload?
     var lastStateAt: Int64 = 0
@@ -227,6 +232,7 @@ private struct MonitorLoop {
         while !stop.isSet {
             let now = rt_monotonic_ns()
             answerAuditRequests(flags.auditRequests.load(ordering: .acquiring), now: now)
+            publishPlan()
             announceIfConnected()
             if !discoveryPending.isEmpty && client.isConnected { publishDiscovery() }
             sweepStaleDiscovery(now: now, final: false)
@@ -240,6 +246,7 @@ private struct MonitorLoop {
             if left > 0 { usleep(UInt32(left / 1000)) }
         }
         sweepStaleDiscovery(now: rt_monotonic_ns(), final: true)
+        publishPlan()
         cycle(final: true)
         send(topics.status, Array(TelemetryTopics.statusOffline.utf8), qos: 1, retain: true)
     }
@@ -371,6 +378,16 @@ private struct MonitorLoop {
         guard send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true) else { return }
         lastState = state
         lastStateAt = now
+    }
+
+    /// The planner's new messages as they come (goals, verdicts, plans, progress, health): events,
+    /// at `event_qos`, not retained; one the queue refuses is lost, and `seq` shows the gap.
+    private mutating func publishPlan() {
+        guard let journal = sources.plan else { return }
+        for message in journal.messages(after: planCursor) {
+            planCursor = message.seq
+            send(topics.plan, TelemetryJSON.encode(message), qos: settings.eventQos, retain: false)
+        }
     }
 
     private mutating func publishAudit() {

@@ -15,6 +15,8 @@ struct Control: RuntimeControl {
     /// Per policy (configuration index): its last output and its release, nil when it has no opinion.
     var outputs: [(values: ChannelValues, at: Instant)?] = []
     var odometry: OdometryPlan?
+    /// The plan executor (a configuration with `abilities`; docs/planner.md, "Execution").
+    var execution: PlanExecutor?
     /// The gamepads' deadman and axis levels (atomics set by their reader threads), in
     /// `world.gamepads` order.
     var gamepadInputs: [GamepadInput] = []
@@ -181,6 +183,8 @@ struct Control: RuntimeControl {
             if other.priority > plan.priority || (other.priority == plan.priority && other.index < plan.index) { return }
         }
         var values = proposed
+        // Read per step: a policy executing a plan's step speaks as the planner (its envelope).
+        let origin = sources[plan.slot].origin
         for k in plans.indices where plans[k].isFilter && plans[k].channels == plan.channels {
             if filters[plans[k].slot].filter(&values, world: world, now: release) { status.filtered += 1 }
         }
@@ -202,14 +206,14 @@ struct Control: RuntimeControl {
                 status.wanted[channel] = values[j]
                 status.commandedBy[channel] = Int8(truncatingIfNeeded: plan.index)
             }
-            let verdict = guardian.check(Command(channel: id, value: value, origin: plan.origin, issuedAt: release,
+            let verdict = guardian.check(Command(channel: id, value: value, origin: origin, issuedAt: release,
                                                  validUntil: release + plan.lifetime), now: now)
             status.verdicts.route(verdict, to: write)
             if plan.discrete[j], case .rejected(let reason) = verdict, reason == .minOnTime || reason == .minOffTime || reason == .switchRate,
                case .discrete(let held) = guardian.currentValue(of: id) {
                 // The relay may not switch yet: confirm the state it holds, so the guard's watchdog
                 // and the device's own time-out see a live controller, not silence.
-                let refresh = guardian.check(Command(channel: id, value: .discrete(held), origin: plan.origin, issuedAt: release,
+                let refresh = guardian.check(Command(channel: id, value: .discrete(held), origin: origin, issuedAt: release,
                                                      validUntil: release + plan.lifetime), now: now)
                 if let approved = refresh.approved {
                     status.discreteRefreshes += 1

@@ -3,6 +3,7 @@ import CRealtime
 import Foundation
 import Glibc
 import Logging
+import PlannerBackends
 import RTScheduler
 import RobotConfig
 import SafetyGuard
@@ -24,6 +25,8 @@ public final class RobotDaemon: Sendable {
         public var runtime = RobotRuntime.Options()
         /// SO_SNDBUF of the telemetry connection (nil: the system's): the isolation test makes it small.
         public var telemetrySendBufferBytes: Int?
+        /// The planner's router instead of the configuration's back ends (tests).
+        public var plannerRouter: PlanRouter?
         public init() {}
     }
 
@@ -36,6 +39,8 @@ public final class RobotDaemon: Sendable {
     /// `mqtt.telemetry.enabled` is false.
     public let telemetry: TelemetryMonitor?
     public let realtime: RealtimeOptions
+    /// Planning on the async lane (a configuration with `abilities`; docs/planner.md).
+    public let planner: PlannerService?
     private let connectWait: Duration
     private let backends: [BuiltBackend]
     private let readers = Mutex<[any StoppableReader]>([])
@@ -59,7 +64,7 @@ public final class RobotDaemon: Sendable {
         var client: MQTTClient?
         // The control connection only when control uses the broker: a broker that carries nothing
         // but telemetry must not be a stop cause (it has a connection of its own).
-        if let m = configuration.mqtt, Self.controlUsesBroker(configuration) {
+        if let m = configuration.mqtt, Self.controlUsesBroker(configuration) || Self.goalsOverMQTT(configuration) {
             let endpoint = try BrokerAddress(m.broker)
             let password = try Self.password(m)
             client = try MQTTClient(options: MQTTOptions(
@@ -94,9 +99,10 @@ public final class RobotDaemon: Sendable {
         // The link counts as up only once every subscription of the connection is granted: after
         // a reconnect the CONNACK comes before the SUBACKs, and a stop published in between is
         // never delivered; a subscription the broker refused (an ACL deny) keeps it down. The
-        // remote stop or a reading would be deaf without anything else showing it. The client
-        // exists only when control depends on the broker (`controlUsesBroker`).
-        if let client {
+        // remote stop or a reading would be deaf without anything else showing it. Only when
+        // control depends on the broker (`controlUsesBroker`): a broker that carries nothing but
+        // goals is no stop cause.
+        if let client, Self.controlUsesBroker(configuration) {
             runtimeOptions.brokerLink = { client.isSubscribed }
         }
         // Threaded: device writes run on the back ends' writer threads, SCHED_FIFO just below the
@@ -115,7 +121,11 @@ public final class RobotDaemon: Sendable {
         holder.withLock { $0.runtime = runtime }
         self.runtime = runtime
         actuators = runtime.actuators
-        telemetry = try Self.telemetry(configuration, options: options, scheduler: scheduler, runtime: runtime, control: client)
+        let planner = runtime.planning == nil ? nil
+            : try PlannerService(runtime: runtime, scheduler: scheduler, router: options.plannerRouter, log: log)
+        self.planner = planner
+        telemetry = try Self.telemetry(configuration, options: options, scheduler: scheduler, runtime: runtime, control: client,
+                                       plan: planner?.journal)
         if let client {
             for (_, endpoint) in runtime.endpoints {
                 guard case .mqtt(let m) = endpoint else { continue }
@@ -127,7 +137,7 @@ public final class RobotDaemon: Sendable {
     /// The telemetry monitor on its own connection: same broker, credentials and CA as `mqtt`,
     /// client id `<client_id>-telemetry`.
     static func telemetry(_ configuration: RobotConfiguration, options: Options, scheduler: Scheduler, runtime: RobotRuntime,
-                          control: MQTTClient?) throws -> TelemetryMonitor? {
+                          control: MQTTClient?, plan: PlanJournal?) throws -> TelemetryMonitor? {
         guard let m = configuration.mqtt else { return nil }
         let settings = m.telemetry ?? TelemetrySettings()
         guard settings.enabled else { return nil }
@@ -138,7 +148,7 @@ public final class RobotDaemon: Sendable {
             sendBufferBytes: options.telemetrySendBufferBytes)
         var link: (@Sendable () -> Bool)?
         if let control { link = { control.isSubscribed } }
-        return try TelemetryMonitor(options: monitorOptions, scheduler: scheduler, runtime: runtime, controlLink: link)
+        return try TelemetryMonitor(options: monitorOptions, scheduler: scheduler, runtime: runtime, controlLink: link, plan: plan)
     }
 
     /// An e-stop device behind a stream (a FIFO, a file) has no unplug event, and a writer that
@@ -173,6 +183,11 @@ public final class RobotDaemon: Sendable {
             || configuration.inboundTopics != nil
     }
 
+    /// Goals over MQTT (`planner.goals.mqtt`) on a robot that can plan.
+    public static func goalsOverMQTT(_ configuration: RobotConfiguration) -> Bool {
+        configuration.planner.goals.mqtt && !configuration.abilities.isEmpty
+    }
+
     static func password(_ m: MQTTSettings) throws -> String? {
         do {
             return try MQTTPassword.read(environment: m.passwordEnv, file: m.passwordFile)
@@ -196,6 +211,9 @@ public final class RobotDaemon: Sendable {
     }
 
     private func startInOrder() throws -> RealtimeReport {
+        // Before the broker: a goal it replays at subscribe (a retained one, to be ignored) finds
+        // the planner listening. Goals taken now wait in the planner's queue for the dispatch thread.
+        planner?.start()
         if let mqtt {
             // The broker first: the guard's first tick re-checks the link, and a start that races
             // the connection would latch `connection-lost` for nothing. A broker that is down stays
@@ -281,6 +299,7 @@ public final class RobotDaemon: Sendable {
     /// Safe state first, then everything else stops.
     public func stop(reason: String) {
         actuators.safeStop(reason: reason)
+        planner?.stop()
         readers.withLock { list in
             for r in list { r.stop() }
             list.removeAll()

@@ -39,7 +39,7 @@ public final class RobotRuntime: Sendable {
     public let sensorNames: [String]
     public let channelNames: [String]
     public let policyNames: [String]
-    /// What the daemon opens, by input name (plus the remote stop's subscriptions, if any).
+    /// What the daemon opens, by input name (plus the remote stop's and the goals' subscriptions, if any).
     public let endpoints: [(name: String, endpoint: InputEndpoint)]
     /// E-stop inputs' signals (level, sticky presses, device state), set by their reader threads.
     public let estops: [(input: String, signal: EStopSignal)]
@@ -55,6 +55,8 @@ public final class RobotRuntime: Sendable {
     /// Reset requests per user before any work on them; what it refused, per user, for the
     /// `safety` topic.
     public let remoteResetLimit: RemoteResetRateLimit
+    /// Planning's side of the runtime (the `planner` source, the executor); nil without abilities.
+    public let planning: PlanningPort?
 
     private let shared: SharedState<Control>
     private let statusCell = LatestValue(RuntimeStatus())
@@ -212,6 +214,13 @@ public final class RobotRuntime: Sendable {
                                                                   limit: remoteResetLimit, alive: remoteAlive)))
         } else {
             remoteResets = RemoteResetLog(users: [])
+        }
+        // Plans: the planner service's source and the executor's task (with abilities only).
+        let planning = PlanningPort.register(configuration: configuration, scheduler: scheduler, shared: shared,
+                                             statusCell: statusCell, plans: plans)
+        self.planning = planning
+        if let planning, configuration.planner.goals.mqtt {
+            endpoints.append((GoalTopic.endpointName, GoalTopic.endpoint(prefix: configuration.topicPrefix, inbox: planning.goals)))
         }
         self.endpoints = endpoints
 

@@ -13,10 +13,18 @@ import SafetyGuard
 ///   period at least the minimum on/off time (respected, not fought: a short period is skipped).
 /// A missing reading (NaN) asks for the heater off and the fan at rest; integrators never wind up
 /// beyond their output's range.
+///
+/// Plans (`set_temperature`, `hold`): a setpoint directive replaces the setpoint (its commands carry
+/// the `planner` origin meanwhile); `none` brings back the configured one.
 struct ThermostatPolicy: ControlPolicy {
     enum Mode: Sendable { case hysteresis, pid(kp: Double, ki: Double, kd: Double, window: Double) }
     let sensor: Int
-    let setpoint: Double
+    let configuredSetpoint: Double
+    var setpoint: Double
+    /// A plan set the setpoint.
+    var planned = false
+    /// The temperature at the last step (NaN: unknown), for the plan's progress.
+    var lastTemperature = Double.nan
     let mode: Mode
     let band: Double
     let fanStart: Double
@@ -30,10 +38,44 @@ struct ThermostatPolicy: ControlPolicy {
     var lastStep: Instant?
     /// Time-proportioning: when the current on or off period began.
     var periodStart: Instant?
-    var origin: CommandOrigin { .policy }
+    var origin: CommandOrigin { planned ? .planner : .policy }
+
+    init(sensor: Int, setpoint: Double, mode: Mode, band: Double, fanStart: Double, fanFull: Double, hasFan: Bool, minOn: Double,
+         minOff: Double) {
+        self.sensor = sensor
+        configuredSetpoint = setpoint
+        self.setpoint = setpoint
+        self.mode = mode
+        self.band = band
+        self.fanStart = fanStart
+        self.fanFull = fanFull
+        self.hasFan = hasFan
+        self.minOn = minOn
+        self.minOff = minOff
+    }
+
+    mutating func direct(_ directive: PlanDirective) {
+        switch directive {
+        case .setpoint(let value):
+            setpoint = value
+            planned = true
+        case .none:
+            setpoint = configuredSetpoint
+            planned = false
+        case .hold, .route:
+            break  // a thermostat keeps its setpoint: holding is what it does
+        }
+    }
+
+    /// °C from the setpoint; done within the band.
+    var planReading: PlanReading {
+        let remaining = abs(lastTemperature - setpoint)
+        return PlanReading(remaining: remaining, done: remaining <= band)
+    }
 
     mutating func step(_ world: World, now: Instant) -> ChannelValues? {
         let t = world.sensors[sensor]
+        lastTemperature = t
         var out = ChannelValues(count: hasFan ? 2 : 1)
         guard t.isFinite else {
             heating = false

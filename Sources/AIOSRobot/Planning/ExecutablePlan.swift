@@ -1,0 +1,64 @@
+import RTScheduler
+
+/// An accepted plan as the dispatch thread executes it: every step resolved to the policy that
+/// executes it (its slot among the runtime's proposing policies), its limits in the runtime's
+/// units. Built by the planner service off the dispatch thread; the dispatch thread only reads it.
+public final class ExecutablePlan: Sendable {
+    public let goalID: UInt64
+    public let steps: [ExecutableStep]
+
+    public init(goalID: UInt64, steps: [ExecutableStep]) {
+        self.goalID = goalID
+        self.steps = steps
+    }
+}
+
+public struct ExecutableStep: Sendable {
+    public enum Action: Sendable {
+        /// goto (one point) and patrol: a route for a `waypoints` policy.
+        case route(points: [(x: Double, y: Double)], speed: Double?)
+        /// set_temperature: done when the temperature is within the thermostat's band.
+        case setpoint(Double)
+        /// hold: the setpoint for `seconds`, then the one before it again.
+        case hold(temperature: Double, seconds: Double)
+        case wait(seconds: Double)
+        case stop
+    }
+
+    public var action: Action
+    /// The executing policy's slot (`Control.sources`); nil for `wait` and `stop`.
+    public var slot: Int?
+    /// Index of its ability in the configuration's `abilities` (-1: unknown).
+    public var ability: Int
+    public var timeout: Duration?
+    /// Less than `minProgress` (m or °C) closer within `window` is no progress.
+    public var minProgress: Double?
+    public var window: Duration?
+    /// Tells this step's route from any other (the policy starts afresh on a new one).
+    public var serial: UInt64
+
+    public init(action: Action, slot: Int?, ability: Int, timeout: Duration?, minProgress: Double?, window: Duration?, serial: UInt64) {
+        self.action = action
+        self.slot = slot
+        self.ability = ability
+        self.timeout = timeout
+        self.minProgress = minProgress
+        self.window = window
+        self.serial = serial
+    }
+}
+
+/// What the planner service posts to the dispatch thread (the `planner` source's payload).
+final class PlannerMessage: Sendable {
+    enum Kind: Sendable {
+        /// A new goal: the plan of any other goal is cancelled at once.
+        case goal(UInt64)
+        /// `planReady`: an accepted plan for its goal.
+        case ready(ExecutablePlan)
+        /// `planFailed`: no plan for this goal (every back end failed, was skipped or had its plans rejected).
+        case failed(UInt64)
+    }
+
+    let kind: Kind
+    init(_ kind: Kind) { self.kind = kind }
+}

@@ -1,0 +1,487 @@
+import Foundation
+import Planner
+import PlannerBackends
+import RTScheduler
+import RobotConfig
+import Synchronization
+
+/// Where a goal came from.
+public enum GoalSource: Sendable, Equatable {
+    /// `<prefix>goal/<user>`, with the request's id when it had one.
+    case mqtt(user: String, id: String?, retained: Bool)
+    /// `planner.goals.initial` (also `robotd sim --goal`).
+    case configuration
+    /// Given in-process (tests, tools).
+    case command
+
+    var word: String {
+        switch self {
+        case .mqtt: "mqtt"
+        case .configuration: "config"
+        case .command: "command"
+        }
+    }
+
+    var user: String? { if case .mqtt(let user, _, _) = self { user } else { nil } }
+}
+
+/// What became of a goal handed to the planner service.
+public enum GoalDecision: Sendable, Equatable {
+    /// Taken: planning started under this id (any older request and plan are cancelled).
+    case accepted(UInt64)
+    /// Not acted on, why in words (`rate_limited`, `latched`, `not_authorised`, …).
+    case refused(String)
+    /// Not acted on and not an error: a retained message, a redelivered request.
+    case ignored(String)
+}
+
+/// Planning on the async lane (docs/planner.md, "The planner service"): goals in — rate-limited,
+/// authorised, deduplicated —, a request built from the world state the runtime publishes, the
+/// router over the configured back ends (the built-in planner last), every answer validated, and
+/// `planReady` / `planFailed` posted to the dispatch thread's `planner` source with its own
+/// deadline. Nothing on the dispatch thread awaits it, and it never takes the control lock: it
+/// reads the runtime's lock-free status and the executor's lock-free events.
+///
+/// A new goal cancels the request in flight and, through the dispatch thread, the plan being
+/// executed. A latched stop cancels both (the executor sees the latch itself); nothing resumes
+/// after the reset: a new goal is needed. At most `planner.max_requests_in_flight` requests (1 by
+/// default) are in flight: a new goal's request waits for a cancelled one to end.
+public final class PlannerService: Sendable {
+    public let journal = PlanJournal()
+    public let context: PlanningContext
+    public let router: PlanRouter
+    let runtime: RobotRuntime
+    let port: PlanningPort
+    private let scheduler: Scheduler
+    private let settings: PlannerSettings
+    private let validator: PlanValidator
+    private let lane: AsyncLane
+    private let systemPrompt: String
+    private let abilityNames: [String]
+    private let log: @Sendable (String) -> Void
+    private let state: Mutex<State>
+    private let watcher = Mutex<Task<Void, Never>?>(nil)
+    /// The latest messages posted to the dispatch thread, kept here so that their last reference —
+    /// and a plan's arrays, which the policies share while they follow its routes — is dropped on
+    /// this side, not by the dispatch thread (whose free() could wait for the allocator's lock).
+    private let posted = Mutex<[PlannerMessage]>([])
+    static let postedKept = 16
+
+    /// A plain-text goal repeated by the same user within this long is taken as a redelivery.
+    public static let duplicateWindow = Duration.seconds(10)
+    /// How often the service looks at the latch and the executor's events.
+    static let watchPeriod = Duration.milliseconds(50)
+    /// Planner health on the `plan` topic at least this often.
+    static let healthInterval = Duration.seconds(10)
+
+    private struct State {
+        var nextGoal: UInt64 = 0
+        var goal: WorldState.Goal?
+        var request: Task<PostResult?, Never>?
+        /// The goal whose request is in flight (waiting for its turn or asking); nil: none.
+        var asking: UInt64?
+        var inFlight = 0
+        var lastTaken: Instant?
+        var seenIDs: [String] = []
+        var seenTexts: [(key: String, at: Instant)] = []
+        var world = PlanWorld()
+        var cursor: OverwritingRing<PlanExecutionEvent>.Cursor
+        var refused = 0
+        var wasLatched = false
+        var lastHealth: Instant?
+        var initial: String?
+        var startedAt: Instant?
+    }
+
+    /// `router`: instead of the configuration's back ends (tests, `robotd sim --planner`).
+    public init(runtime: RobotRuntime, scheduler: Scheduler, router: PlanRouter? = nil,
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        guard let port = runtime.planning else { throw KindError("planner: the configuration has no `abilities`") }
+        let configuration = runtime.configuration
+        do {
+            context = try PlanningContext(configuration: configuration)
+        } catch {
+            throw KindError("planner: \(error)")
+        }
+        self.runtime = runtime
+        self.port = port
+        self.scheduler = scheduler
+        self.log = log
+        settings = configuration.planner
+        validator = PlanValidator(context: context)
+        self.router = try router ?? PlannerRoutes.router(configuration.planner, context: context)
+        lane = AsyncLane(results: port.source)
+        systemPrompt = PlannerRoutes.systemPrompt(context: context, robot: configuration.robot.id)
+        abilityNames = configuration.abilities.map(\.name)
+        state = Mutex(State(cursor: port.events.newestCursor, initial: configuration.planner.goals.initial))
+    }
+
+    /// Takes goals from MQTT and starts watching the latch and the executor. The initial goal
+    /// (`planner.goals.initial`) is given once the pose is known and nothing is latched, or after
+    /// 5 s whatever the state (then a latched robot refuses it, saying why).
+    public func start() {
+        port.goals.attach { [weak self] arrival in self?.take(arrival) }
+        state.withLock { $0.startedAt = scheduler.clock.now() }
+        let task = Task.detached(priority: .utility) { [weak self] in
+            while !Task.isCancelled {
+                guard let self else { return }
+                self.watch()
+                try? await Task.sleep(for: Self.watchPeriod)
+            }
+        }
+        watcher.withLock { $0 = task }
+    }
+
+    /// Stops taking goals and cancels the request in flight.
+    public func stop() {
+        port.goals.detach()
+        watcher.withLock { $0?.cancel() }
+        state.withLock { $0.request?.cancel() }
+    }
+
+    /// The goal's fate and, when taken, its id.
+    @discardableResult
+    public func submit(_ text: String, from source: GoalSource = .command) -> GoalDecision {
+        let now = scheduler.clock.now()
+        let cleaned = GoalTopic.text(Array(text.utf8)).text
+        var entry = PlanTopicPayload(kind: .goal)
+        entry.text = cleaned.map { String($0.prefix(GoalSettings.maxLength)) }
+        entry.source = source.word
+        entry.user = source.user
+        let decision: GoalDecision = state.withLock { s in
+            // A redelivery of a goal taken (QoS 1 delivers at least once) is not taken again; one
+            // that was refused is judged afresh (nothing came of it the first time).
+            var idKey: String?
+            var textKey: String?
+            if case .mqtt(let user, let id, let retained) = source {
+                if retained { return .ignored("retained") }
+                if !settings.goals.users.contains(user) { s.refused += 1; return .refused("not_authorised") }
+                if let id {
+                    idKey = user + "\u{0}" + id
+                    if s.seenIDs.contains(idKey ?? "") { return .ignored("duplicate") }
+                } else if let cleaned {
+                    textKey = user + "\u{0}" + cleaned
+                    s.seenTexts.removeAll { now - $0.at > Self.duplicateWindow }
+                    if s.seenTexts.contains(where: { $0.key == textKey }) { return .ignored("duplicate") }
+                }
+            }
+            guard let goalText = cleaned else { s.refused += 1; return .refused("empty") }
+            guard goalText.count <= GoalSettings.maxLength else { s.refused += 1; return .refused("too_long") }
+            if let last = s.lastTaken, now - last < .nanoseconds(Int64(settings.goals.minIntervalMs * 1e6)) {
+                s.refused += 1
+                return .refused("rate_limited")
+            }
+            // A goal taken during a stop would start after the reset: nothing resumes by itself.
+            if runtime.isLatched { s.refused += 1; return .refused("latched") }
+            s.lastTaken = now
+            if let idKey {
+                s.seenIDs.append(idKey)
+                if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
+            }
+            if let textKey { s.seenTexts.append((textKey, now)) }
+            s.nextGoal += 1
+            let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
+            s.goal = goal
+            s.world.record(kind: "goal", text: "goal \(goal.id) from \(source.user ?? source.word)", at: Self.seconds(now))
+            s.request?.cancel()
+            // In flight from now (its task clears it when it ends, whenever that is).
+            s.asking = goal.id
+            return .accepted(goal.id)
+        }
+        switch decision {
+        case .accepted(let id):
+            entry.goalId = id
+            entry.outcome = "accepted"
+        case .refused(let why):
+            entry.outcome = "refused"
+            entry.reason = why
+        case .ignored(let why):
+            entry.outcome = "ignored"
+            entry.reason = why
+        }
+        note(entry)
+        guard case .accepted(let id) = decision, let goal = state.withLock({ $0.goal }), goal.id == id else { return decision }
+        // The old plan stops at once, on the dispatch thread; then this goal's request.
+        if !port.post(kept(PlannerMessage(.goal(id)))) { log("planner: the dispatch queue refused goal \(id) (full)") }
+        let task = lane.submit { [weak self] in await self?.request(goal) }
+        state.withLock { s in
+            if s.goal?.id == id { s.request = task } else { task.cancel() }
+        }
+        return decision
+    }
+
+    func take(_ arrival: GoalArrival) {
+        submit(arrival.text ?? "", from: .mqtt(user: arrival.user, id: arrival.id, retained: arrival.retained))
+    }
+
+    /// The planner's health now: each back end's breaker and figures.
+    public func health() -> [BackendHealth] { router.health() }
+
+    // MARK: One request
+
+    private func request(_ goal: WorldState.Goal) async -> Payload? {
+        while !state.withLock({ s in
+            guard s.inFlight < settings.maxRequestsInFlight else { return false }
+            s.inFlight += 1
+            return true
+        }) {
+            if Task.isCancelled { return nil }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        defer {
+            state.withLock { s in
+                s.inFlight -= 1
+                if s.asking == goal.id { s.asking = nil }
+            }
+        }
+        // A plan made from a state that moved on (the mode, the stop causes, the pose) is not the
+        // planner's mistake: asked again from the state now, a bounded number of times.
+        var replans = 0
+        while true {
+            guard !Task.isCancelled else { return nil }
+            switch await route(goal) {
+            case .cancelled:
+                return nil
+            case .accepted(let plan, let answer, let routing):
+                return ready(goal, plan: plan, answer: answer, routing: routing)
+            case .exhausted(let routing, let stale):
+                guard stale, replans < Self.maxReplans else { return failed(goal, Self.reason(routing), routing) }
+                replans += 1
+                var entry = PlanTopicPayload(kind: .replan)
+                entry.goalId = goal.id
+                entry.reason = "the robot's state changed while planning: planning again from the state now (\(replans) of \(Self.maxReplans))"
+                entry.attempts = routing.attempts.map(Self.attempt)
+                note(entry)
+            }
+        }
+    }
+
+    /// Times a goal is planned again because its world state went stale meanwhile.
+    static let maxReplans = 2
+
+    private enum Routed {
+        case accepted(ValidatedPlan, PlanAnswer, PlanRouting)
+        /// `stale`: a rejection said the state had moved on.
+        case exhausted(PlanRouting, stale: Bool)
+        case cancelled
+    }
+
+    /// One routing from the world state now: every answer validated against the state then.
+    private func route(_ goal: WorldState.Goal) async -> Routed {
+        let world = capture()
+        let planRequest = Planner.PlanRequest(goal: goal, world: world)
+        let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let question = PlannerBackends.PlanRequest(
+            systemPrompt: systemPrompt, goal: goal.text, goalKind: PlannerRoutes.goalKind(goal.text, context: context, world: world),
+            data: [PromptData(label: PlannerRoutes.worldLabel, text: worldJSON)], schema: context.planSchema.text)
+        let accepted = Mutex<ValidatedPlan?>(nil)
+        let stale = Mutex(false)
+        // Each back end's answers in this routing: 0 the first, n the n-th correction.
+        let rounds = Mutex<[String: Int]>([:])
+        let validator = self.validator
+        let routing = await router.plan(question, budget: .nanoseconds(Int64(settings.budgetMs * 1e6))) { [weak self] answer in
+            guard let self else { return ["the planner stopped"] }
+            let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
+            let round = rounds.withLock { r in
+                defer { r[answer.backend, default: 0] += 1 }
+                return r[answer.backend, default: 0]
+            }
+            self.noteVerdict(goal: goal.id, answer: answer, round: round, verdict: verdict)
+            switch verdict {
+            case .accepted(let plan):
+                accepted.withLock { $0 = plan }
+                return nil
+            case .rejected(let rejection):
+                if rejection.isStale { stale.withLock { $0 = true } }
+                return rejection.issues.map(\.description) + (rejection.omitted > 0 ? ["and \(rejection.omitted) more"] : [])
+            }
+        }
+        noteHealth()
+        switch routing.outcome {
+        case .accepted(let answer):
+            guard let plan = accepted.withLock({ $0 }) else { return .exhausted(routing, stale: false) }
+            return .accepted(plan, answer, routing)
+        case .exhausted:
+            return .exhausted(routing, stale: stale.withLock { $0 })
+        case .cancelled:
+            return .cancelled
+        }
+    }
+
+    /// `planReady`: the plan made executable, recorded, posted by the lane.
+    private func ready(_ goal: WorldState.Goal, plan: ValidatedPlan, answer: PlanAnswer, routing: PlanRouting) -> Payload? {
+        let executable: ExecutablePlan
+        do {
+            executable = try PlanPreparation.executable(plan, abilities: runtime.configuration.abilities, slots: port.policySlots)
+        } catch {
+            return failed(goal, error.description, routing)
+        }
+        var entry = PlanTopicPayload(kind: .plan)
+        entry.goalId = goal.id
+        entry.backend = answer.backend
+        entry.latencyUs = Self.micros(answer.latency)
+        if case .object(let fields)? = try? PlanValidator.decode(Data(answer.json.utf8)).get(), case .array(let steps)? = fields["steps"] {
+            entry.steps = steps.compactMap { step in
+                guard case .object(let s) = step, case .string(let ability)? = s["ability"] else { return nil }
+                if case .object(let arguments)? = s["arguments"] { return .init(ability: ability, arguments: arguments) }
+                return .init(ability: ability, arguments: [:])
+            }
+        }
+        note(entry)
+        state.withLock { $0.world.record(kind: "plan_accepted", text: "goal \(goal.id): \(answer.backend)'s plan", at: Self.seconds(scheduler.clock.now())) }
+        guard !Task.isCancelled else { return nil }
+        return .object(kept(PlannerMessage(.ready(executable))))
+    }
+
+    private func failed(_ goal: WorldState.Goal, _ reason: String, _ routing: PlanRouting) -> Payload? {
+        var entry = PlanTopicPayload(kind: .planningFailed)
+        entry.goalId = goal.id
+        entry.reason = reason
+        entry.attempts = routing.attempts.map(Self.attempt)
+        note(entry)
+        state.withLock { $0.world.record(kind: "plan_failed", text: "goal \(goal.id): no plan", at: Self.seconds(scheduler.clock.now())) }
+        return Task.isCancelled ? nil : .object(kept(PlannerMessage(.failed(goal.id))))
+    }
+
+    private func kept(_ message: PlannerMessage) -> PlannerMessage {
+        posted.withLock { list in
+            list.append(message)
+            if list.count > Self.postedKept { list.removeFirst(list.count - Self.postedKept) }
+        }
+        return message
+    }
+
+    // MARK: Watching the runtime
+
+    /// The latch (a stop cancels the request in flight), the executor's events, health now and then,
+    /// the initial goal.
+    func watch() {
+        let now = scheduler.clock.now()
+        let latched = runtime.isLatched
+        let events = state.withLock { s in port.events.read(from: &s.cursor) }
+        var cancelled = false
+        let initial: String? = state.withLock { s in
+            if latched != s.wasLatched {
+                s.wasLatched = latched
+                s.world.record(kind: latched ? "latched" : "reset", text: latched ? "a stop latched" : "the stop was reset",
+                               at: Self.seconds(now))
+            }
+            if latched, s.asking != nil, let request = s.request {
+                request.cancel()
+                s.asking = nil
+                cancelled = true
+            }
+            for e in events {
+                s.world.record(kind: "plan_" + e.kind.word, text: "goal \(e.goalID) step \(e.step + 1)/\(e.stepCount)", at: Self.seconds(now))
+            }
+            guard let text = s.initial, let started = s.startedAt else { return nil }
+            // The pose known and nothing held (a start-up hold lasts until every sensor reports):
+            // a plan made in a hold would be stale a moment later.
+            let status = runtime.status
+            let ready = !latched && !status.workspaceHold && !status.inRecovery
+                && (runtime.configuration.odometry == nil || (status.pose.x.isFinite && status.pose.y.isFinite))
+            guard ready || now - started > .seconds(5) else { return nil }
+            s.initial = nil
+            return text
+        }
+        if cancelled {
+            var entry = PlanTopicPayload(kind: .planningFailed)
+            entry.goalId = state.withLock { $0.goal?.id }
+            entry.reason = "cancelled: a stop latched"
+            note(entry)
+        }
+        for e in events { note(progress(e)) }
+        if let initial { submit(initial, from: .configuration) }
+        if state.withLock({ s in s.lastHealth.map { now - $0 >= Self.healthInterval } ?? true }) { noteHealth() }
+    }
+
+    private func progress(_ e: PlanExecutionEvent) -> PlanTopicPayload {
+        var entry = PlanTopicPayload(kind: .progress)
+        entry.goalId = e.goalID
+        entry.event = e.kind.word
+        entry.step = Int(e.step)
+        entry.stepCount = Int(e.stepCount)
+        if abilityNames.indices.contains(Int(e.ability)) { entry.ability = abilityNames[Int(e.ability)] }
+        if e.reason != .none { entry.reason = e.reason.word }
+        if e.remaining.isFinite, e.kind == .failed || e.kind == .cancelled { entry.remaining = e.remaining }
+        return entry
+    }
+
+    /// The world state now (the request's, or the one a plan is validated against).
+    func capture() -> WorldState {
+        let now = scheduler.clock.now()
+        let execution = port.status
+        let stalled = scheduler.stalledTask != nil
+        return state.withLock { s in
+            s.world.capture(runtime: runtime, stalled: stalled, goal: s.goal, execution: execution, abilityNames: abilityNames,
+                            at: Self.seconds(now))
+        }
+    }
+
+    // MARK: The journal
+
+    private func note(_ entry: PlanTopicPayload) {
+        journal.append(entry)
+        if entry.kind != .health { log("planner: " + entry.line) }
+    }
+
+    private func noteVerdict(goal: UInt64, answer: PlanAnswer, round: Int, verdict: PlanVerdict) {
+        var entry = PlanTopicPayload(kind: .verdict)
+        entry.goalId = goal
+        entry.backend = answer.backend
+        entry.round = round
+        entry.latencyUs = Self.micros(answer.latency)
+        switch verdict {
+        case .accepted:
+            entry.accepted = true
+        case .rejected(let rejection):
+            entry.accepted = false
+            entry.issues = rejection.issues.map { .init(code: $0.code.rawValue, path: $0.path, message: $0.message) }
+        }
+        note(entry)
+    }
+
+    private func noteHealth() {
+        var entry = PlanTopicPayload(kind: .health)
+        entry.backends = router.health().map { h in
+            PlanTopicPayload.Backend(name: h.name, breaker: h.breaker.name, consecutiveFailures: h.consecutiveFailures,
+                                     breakerOpened: h.breakerOpened, requests: h.requests, answers: h.answers, accepted: h.accepted,
+                                     rejected: h.rejected, failures: h.failures, skipped: h.skipped,
+                                     lastLatencyUs: h.lastLatency.map(Self.micros), latencyP50Us: h.latencyP50.map(Self.micros),
+                                     latencyP95Us: h.latencyP95.map(Self.micros), lastError: h.lastError)
+        }
+        let now = scheduler.clock.now()
+        (entry.requestsInFlight, entry.goalsRefused) = state.withLock { s in
+            s.lastHealth = now
+            return (s.inFlight, s.refused)
+        }
+        journal.append(entry)
+    }
+
+    static func attempt(_ a: PlanAttempt) -> PlanTopicPayload.Attempt {
+        let (outcome, detail): (String, String?) = switch a.outcome {
+        case .accepted: ("accepted", nil)
+        case .rejected(let reasons): ("rejected", reasons.joined(separator: "; "))
+        case .failed(let error): ("failed", error.description)
+        case .skipped(let why): ("skipped", String(describing: why))
+        case .cancelled: ("cancelled", nil)
+        }
+        return .init(backend: a.backend, round: a.round, outcome: outcome, detail: detail, latencyUs: micros(a.latency))
+    }
+
+    /// The last attempt's word, for "no plan: …".
+    static func reason(_ routing: PlanRouting) -> String {
+        guard let last = routing.attempts.last(where: { if case .skipped = $0.outcome { false } else { true } }) ?? routing.attempts.last else {
+            return "no back end to ask"
+        }
+        let a = attempt(last)
+        return "\(a.backend) \(a.outcome)" + (a.detail.map { ": \($0)" } ?? "")
+    }
+
+    static func micros(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s * 1_000_000 + atto / 1_000_000_000_000
+    }
+
+    static func seconds(_ instant: Instant) -> Double { Double(instant.nanoseconds) / 1e9 }
+}

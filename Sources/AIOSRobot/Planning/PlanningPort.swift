@@ -1,0 +1,81 @@
+import RTScheduler
+import RobotConfig
+import SafetyGuard
+import Synchronization
+
+/// The runtime's side of planning (a configuration with `abilities`): the `planner` source the
+/// planner service posts goals, `planReady` and `planFailed` to (its own deadline), the executor's
+/// periodic check, and what the executor publishes — lock-free both ways, so the planner never
+/// takes the control lock and the dispatch thread never waits for the planner.
+public final class PlanningPort: Sendable {
+    /// The executor's period: how soon a step's end, a timeout or a latch is acted on.
+    public static let executorPeriod = Duration.milliseconds(50)
+    /// The task's and the source's names, as the scheduler and telemetry show them.
+    public static let taskName = "plan"
+    public static let sourceName = "planner"
+
+    /// Where the planner service posts (`PlannerMessage`): capacity 8, a full queue refuses.
+    let source: SourceHandle
+    /// The executor's events, oldest first (one producer: the dispatch thread; readers keep cursors).
+    public let events: OverwritingRing<PlanExecutionEvent>
+    public let statusCell: LatestValue<PlanExecutionStatus>
+    /// Each proposing policy's slot by name: where a step's directive goes.
+    public let policySlots: [String: Int]
+    /// Goals over MQTT (`planner.goals.mqtt`), handed to whoever attaches (the planner service).
+    public let goals: GoalInbox
+
+    init(source: SourceHandle, events: OverwritingRing<PlanExecutionEvent>, statusCell: LatestValue<PlanExecutionStatus>,
+         policySlots: [String: Int], goals: GoalInbox) {
+        self.source = source
+        self.events = events
+        self.statusCell = statusCell
+        self.policySlots = policySlots
+        self.goals = goals
+    }
+
+    public var status: PlanExecutionStatus { statusCell.load() }
+
+    /// Posts to the dispatch thread; false when its queue refused (full).
+    @discardableResult
+    func post(_ message: PlannerMessage) -> Bool {
+        source.post(.object(message)).wasAccepted
+    }
+
+    /// Registers the `planner` source and the executor's task on `scheduler` (before it starts).
+    /// nil without abilities: nothing to plan with.
+    static func register(configuration: RobotConfiguration, scheduler: Scheduler, shared: SharedState<Control>,
+                         statusCell: LatestValue<RuntimeStatus>, plans: [PolicyPlan]) -> PlanningPort? {
+        guard !configuration.abilities.isEmpty else { return nil }
+        var slots: [String: Int] = [:]
+        for plan in plans where !plan.isFilter { slots[plan.name] = plan.slot }
+        var motion: [Int] = []
+        for ability in configuration.abilities where ability.action.moves {
+            if let name = ability.policy, let slot = slots[name], !motion.contains(slot) { motion.append(slot) }
+        }
+        let events = OverwritingRing<PlanExecutionEvent>(capacity: 128)
+        let cell = LatestValue(PlanExecutionStatus())
+        let motionSlots = motion
+        shared.withLock { $0.execution = PlanExecutor(events: events, cell: cell, motionSlots: motionSlots) }
+        let source = scheduler.addSource(sourceName, queue: QueueSpec(capacity: 8, overflow: .reject),
+                                         subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(20))) { event in
+            guard case .object(let object) = event.payload, let message = object as? PlannerMessage else { return }
+            shared.update(statusCell) { c in
+                // In place (distinct stored properties of the inout control state): no copy of the executor.
+                let latched = c.guardian.latch.isLatched
+                switch message.kind {
+                case .goal(let id): c.execution?.newGoal(id, at: event.release, sources: &c.sources)
+                case .ready(let plan): c.execution?.install(plan, latched: latched, at: event.release, sources: &c.sources)
+                case .failed(let goal): c.execution?.planningFailed(goal, at: event.release)
+                }
+            }
+        }
+        scheduler.addPeriodic(taskName, PeriodicSpec(period: executorPeriod, priority: .normal)) { event in
+            shared.update(statusCell) { c in
+                guard c.execution?.isRunning == true else { return }
+                let latched = c.guardian.latch.isLatched
+                c.execution?.tick(latched: latched, at: event.release, sources: &c.sources)
+            }
+        }
+        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox())
+    }
+}

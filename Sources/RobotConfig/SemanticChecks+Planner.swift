@@ -1,0 +1,80 @@
+import Foundation
+
+/// `planner.goals` and `planner.backends`: who may give goals, and the servers asked for plans —
+/// what the schema's types cannot say (names, URLs, where the API key comes from).
+extension SemanticChecker {
+    mutating func checkPlannerSources() {
+        guard let planner = root["planner"], planner.map != nil else { return }
+        if let goals = planner["goals"], goals.map != nil { checkGoals(goals) }
+        var seen: [String: Int] = [:]
+        let budget = planner["budget_ms"]?.number ?? PlannerSettings().budgetMs
+        for (index, item) in (planner["backends"]?.items ?? []).enumerated() {
+            guard item.map != nil else { continue }
+            let path = KeyPath.item("planner.backends", index)
+            if let node = item["name"], let name = node.string {
+                if name == PlannerBackendSettings.builtinName || name.isEmpty {
+                    diagnostics.error(node.position, KeyPath.child(path, "name"),
+                                      name.isEmpty ? "is empty" : "`builtin` is the built-in planner's name", allowed: "another name")
+                } else if let line = seen[name] {
+                    diagnostics.error(node.position, KeyPath.child(path, "name"), "back end `\(name)` is listed twice (line \(line))",
+                                      allowed: "each name once")
+                } else {
+                    seen[name] = node.position.line
+                }
+            }
+            if let node = item["base_url"], let text = node.string {
+                let url = URL(string: text)
+                let scheme = url?.scheme?.lowercased()
+                if url == nil || !(scheme == "http" || scheme == "https") || (url?.host ?? "").isEmpty {
+                    diagnostics.error(node.position, KeyPath.child(path, "base_url"), "`\(text)` is not an http:// or https:// URL with a host",
+                                      allowed: "http://127.0.0.1:8080/v1")
+                }
+            }
+            if item.has("api_key_env"), let entry = item.entry("api_key_file") {
+                diagnostics.error(entry.keyPosition, KeyPath.child(path, "api_key_file"), "both api_key_env and api_key_file: which one?",
+                                  allowed: "one of them")
+            }
+            if let node = item["deadline_ms"], let deadline = node.number, deadline > budget {
+                diagnostics.warning(node.position, KeyPath.child(path, "deadline_ms"),
+                                    "longer than planner.budget_ms (\(format(budget))): it is never asked", allowed: "at most \(format(budget))")
+            }
+        }
+        if planner["builtin"]?.bool == false, (planner["backends"]?.items ?? []).isEmpty, let entry = planner.entry("builtin") {
+            diagnostics.warning(entry.keyPosition, "planner.builtin", "false with no `backends`: no goal can be planned",
+                                allowed: "true, or a back end under planner.backends")
+        }
+    }
+
+    private mutating func checkGoals(_ goals: Located) {
+        var seen: [String: Int] = [:]
+        for (i, node) in (goals["users"]?.items ?? []).enumerated() {
+            guard let name = node.string else { continue }
+            let path = KeyPath.item("planner.goals.users", i)
+            if name.isEmpty || name.contains(where: { "/+#".contains($0) }) {
+                diagnostics.error(node.position, path, "`\(name)` cannot be an MQTT user in a topic level (the goal's topic ends with it)",
+                                  allowed: "a non-empty name without /, + or #")
+            } else if let line = seen[name] {
+                diagnostics.error(node.position, path, "user `\(name)` is listed twice (line \(line))", allowed: "each user once")
+            } else {
+                seen[name] = node.position.line
+            }
+        }
+        if goals["mqtt"]?.bool == true {
+            if root["mqtt"]?.map == nil, let entry = goals.entry("mqtt") {
+                diagnostics.error(entry.keyPosition, "planner.goals.mqtt", "goals over MQTT need an `mqtt` section (the broker)",
+                                  allowed: "an mqtt section, or mqtt: false")
+            }
+            if (goals["users"]?.items ?? []).isEmpty, let entry = goals.entry("mqtt") {
+                diagnostics.warning(entry.keyPosition, "planner.goals.mqtt", "no `users`: every goal over MQTT is refused (and recorded)",
+                                    allowed: "users: [operator]")
+            }
+        }
+        if let node = goals["initial"], let text = node.string {
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                diagnostics.error(node.position, "planner.goals.initial", "is empty", allowed: "a goal, or leave it out")
+            } else if text.count > GoalSettings.maxLength {
+                diagnostics.error(node.position, "planner.goals.initial", "\(text.count) characters: a goal has at most \(GoalSettings.maxLength)")
+            }
+        }
+    }
+}
