@@ -121,6 +121,7 @@ let package = Package(
             name: "AIOSRobot",
             dependencies: [
                 "RTScheduler", "SafetyGuard", "Actuators", "Transports", "Codecs", "RobotConfig", "Telemetry", "Planner", "PlannerBackends",
+                "EpisodicMemory",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -162,7 +163,7 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "Telemetry",
-                                                         "Planner", "PlannerBackends", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+                                                         "Planner", "PlannerBackends", "EpisodicMemory", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),

@@ -178,6 +178,9 @@ public final class PlanJournal: Sendable {
         state.withLock { s in s.entries.filter { $0.seq > seq } }
     }
 
+    /// The sequence number of the last message appended (0: none yet).
+    public var lastSequence: UInt64 { state.withLock { $0.next - 1 } }
+
     /// Every message kept.
     public var all: [PlanTopicPayload] { messages(after: 0) }
 }

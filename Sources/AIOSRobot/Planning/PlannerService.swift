@@ -59,6 +59,8 @@ public final class PlannerService: Sendable {
     private let systemPrompt: String
     private let abilityNames: [String]
     private let log: @Sendable (String) -> Void
+    /// The episodic memory's summary for the prompt, already built (never waits); nil: no memory.
+    private let memorySummary: (@Sendable () -> String)?
     private let state: Mutex<State>
     private let watcher = Mutex<Task<Void, Never>?>(nil)
     /// The latest messages posted to the dispatch thread, kept here so that their last reference —
@@ -94,7 +96,9 @@ public final class PlannerService: Sendable {
     }
 
     /// `router`: instead of the configuration's back ends (tests, `robotd sim --planner`).
+    /// `memorySummary`: the episodic memory's summary, given to models as a data block.
     public init(runtime: RobotRuntime, scheduler: Scheduler, router: PlanRouter? = nil,
+                memorySummary: (@Sendable () -> String)? = nil,
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         guard let port = runtime.planning else { throw KindError("planner: the configuration has no `abilities`") }
         let configuration = runtime.configuration
@@ -107,6 +111,7 @@ public final class PlannerService: Sendable {
         self.port = port
         self.scheduler = scheduler
         self.log = log
+        self.memorySummary = memorySummary
         settings = configuration.planner
         validator = PlanValidator(context: context)
         self.router = try router ?? PlannerRoutes.router(configuration.planner, context: context)
@@ -273,7 +278,7 @@ public final class PlannerService: Sendable {
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let question = PlannerBackends.PlanRequest(
             systemPrompt: systemPrompt, goal: goal.text, goalKind: PlannerRoutes.goalKind(goal.text, context: context, world: world),
-            data: [PromptData(label: PlannerRoutes.worldLabel, text: worldJSON)], schema: context.planSchema.text)
+            data: promptData(world: worldJSON), schema: context.planSchema.text)
         let accepted = Mutex<ValidatedPlan?>(nil)
         let stale = Mutex(false)
         // Each back end's answers in this routing: 0 the first, n the n-th correction.
@@ -405,6 +410,13 @@ public final class PlannerService: Sendable {
         if e.reason != .none { entry.reason = e.reason.word }
         if e.remaining.isFinite, e.kind == .failed || e.kind == .cancelled { entry.remaining = e.remaining }
         return entry
+    }
+
+    /// The world state and, with a memory, what happened to earlier goals: both data, quoted as such.
+    private func promptData(world: String) -> [PromptData] {
+        var data = [PromptData(label: PlannerRoutes.worldLabel, text: world)]
+        if let text = memorySummary?(), !text.isEmpty { data.append(PromptData(label: PlannerRoutes.memoryLabel, text: text)) }
+        return data
     }
 
     /// The world state now (the request's, or the one a plan is validated against).

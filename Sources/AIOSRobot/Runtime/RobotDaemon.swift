@@ -2,6 +2,7 @@ import Actuators
 import CRealtime
 import Foundation
 import Glibc
+import EpisodicMemory
 import Logging
 import PlannerBackends
 import RTScheduler
@@ -41,6 +42,8 @@ public final class RobotDaemon: Sendable {
     public let realtime: RealtimeOptions
     /// Planning on the async lane (a configuration with `abilities`; docs/planner.md).
     public let planner: PlannerService?
+    /// The planner's episodic memory (with `memory` in the configuration; docs/planner.md#memory).
+    public let memory: PlanMemoryRecorder?
     private let connectWait: Duration
     private let backends: [BuiltBackend]
     private let readers = Mutex<[any StoppableReader]>([])
@@ -121,8 +124,22 @@ public final class RobotDaemon: Sendable {
         holder.withLock { $0.runtime = runtime }
         self.runtime = runtime
         actuators = runtime.actuators
+        // The episodic memory, for a robot that plans and has a `memory` section. A file that
+        // cannot be kept costs the robot its memory, never its start (said once, in words).
+        var memory: PlanMemoryRecorder?
+        if runtime.planning != nil, let settings = configuration.memory {
+            let file = EpisodicMemory.openOrUnavailable(.init(settings, robotID: configuration.robot.id)) { problem in
+                log("memory: \(problem)")
+            }
+            if let why = file.status.unavailable { log("memory: not kept: \(why)") }
+            memory = PlanMemoryRecorder(memory: file, audit: runtime.audit)
+        }
+        self.memory = memory
+        var summary: (@Sendable () -> String)?
+        if let recorder = memory { summary = { recorder.summary.text } }
         let planner = runtime.planning == nil ? nil
-            : try PlannerService(runtime: runtime, scheduler: scheduler, router: options.plannerRouter, log: log)
+            : try PlannerService(runtime: runtime, scheduler: scheduler, router: options.plannerRouter,
+                                 memorySummary: summary, log: log)
         self.planner = planner
         telemetry = try Self.telemetry(configuration, options: options, scheduler: scheduler, runtime: runtime, control: client,
                                        plan: planner?.journal)
@@ -213,6 +230,7 @@ public final class RobotDaemon: Sendable {
     private func startInOrder() throws -> RealtimeReport {
         // Before the broker: a goal it replays at subscribe (a retained one, to be ignored) finds
         // the planner listening. Goals taken now wait in the planner's queue for the dispatch thread.
+        if let planner { memory?.start(journal: planner.journal) }
         planner?.start()
         if let mqtt {
             // The broker first: the guard's first tick re-checks the link, and a start that races
@@ -300,6 +318,8 @@ public final class RobotDaemon: Sendable {
     public func stop(reason: String) {
         actuators.safeStop(reason: reason)
         planner?.stop()
+        // After the planner: its last messages (a cancelled plan) are recorded, then the file closed.
+        memory?.stop()
         readers.withLock { list in
             for r in list { r.stop() }
             list.removeAll()
