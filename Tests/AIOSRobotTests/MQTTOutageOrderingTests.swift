@@ -121,7 +121,8 @@ struct MQTTOutageOrderingTests {
     /// overtakes the safe value.
     @Test func when_the_command_before_the_outage_was_never_acknowledged_expect_it_resent_before_the_safe_value() throws {
         let peer = try MinimalBroker(["--refusals", "0"])
-        defer { peer.stop() }
+        var peerKilled = false
+        defer { if !peerKilled { peer.stop() } }  // never a second SIGKILL to a pid reaped already
         var heater = try Heater(port: peer.port)
         try heater.client.start()
         defer { heater.client.stop() }
@@ -131,6 +132,7 @@ struct MQTTOutageOrderingTests {
         #expect(heater.client.queuedMessages == 1 && heater.client.counters.confirmed.load(ordering: .relaxed) == 0)
 
         peer.stop()  // SIGKILL
+        peerKilled = true
         let broker = try MosquittoBroker(port: peer.port)
         defer { broker.stop() }
         let got = try Self.outage(heater, restart: { try broker.start() }, port: peer.port, keptBefore: 1)
