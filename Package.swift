@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(name: "SafetyGuardTests", dependencies: ["TestSupport", "SafetyGuard", "RTScheduler", "CAllocCounter"]),
         .testTarget(name: "ActuatorsTests", dependencies: ["TestSupport", "Actuators", "SafetyGuard", "RTScheduler", "Codecs", "Transports", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "CTransport"]),
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
-        .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform"]),
+        .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform", "CAllocCounter"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "Telemetry",
                                                          "Planner", "PlannerBackends", "EpisodicMemory", .product(name: "Histogram", package: "hdrhistogram-swift")]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),

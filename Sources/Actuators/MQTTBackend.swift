@@ -45,11 +45,14 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
     public let routes: [Route]
     public var channels: [ChannelID] { routes.map(\.channel) }
     private let client: any MQTTPublishing
+    /// Each route's safe value rendered once, so that the supervisor's path builds no string.
+    private let safePayloads: [[UInt8]]
 
     public init(name: String, routes: [Route], client: any MQTTPublishing) {
         self.name = name
         self.routes = routes
         self.client = client
+        safePayloads = routes.map { Array($0.render($0.safeValue).utf8) }
     }
 
     public var isConnected: Bool { client.isConnected }
@@ -74,21 +77,38 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
         try publish(route, route.safeValue)
     }
 
-    /// From the supervisor: publishes the safe values straight through the client. This back end
-    /// holds no lock of its own; the client's publish takes only libmosquitto's internal locks (the
-    /// client runs with `mosquitto_threaded_set`) and its own count of unconfirmed messages (held
-    /// for a few operations), which the dispatch thread never takes now that publishing happens on
-    /// the writer thread. It allocates (payload strings): not real-time safe,
-    /// but it does not wait for the network (the network thread sends).
-    public func emergencySafeState(token: DeviceWriteToken) throws { try applySafeState(token: token) }
+    /// From the supervisor: publishes the safe values (rendered at creation) through the client's
+    /// `publishEmergency`. This back end holds no lock of its own, and the client never waits for
+    /// its count of unconfirmed messages: when the network thread holds that lock (a sweep), the
+    /// message goes out and is counted afterwards. What remains are libmosquitto's internal mutexes
+    /// (the client runs with `mosquitto_threaded_set`), held by its network thread for queue
+    /// operations and non-blocking socket writes, and its copy of each message (an allocation): not
+    /// real-time safe, but no wait for the network or for our own locks (the network thread sends).
+    public func emergencySafeState(token: DeviceWriteToken) throws {
+        var firstError: Error?
+        var i = 0
+        while i < routes.count {
+            let route = routes[i]
+            do {
+                try client.publishEmergency(topic: route.topic, payload: safePayloads[i], qos: route.qos, retain: route.retain)
+            } catch {
+                firstError = firstError ?? mapped(error)
+            }
+            i += 1
+        }
+        if let firstError { throw firstError }
+    }
 
     private func publish(_ route: Route, _ value: CommandValue) throws {
         do {
             try client.publish(topic: route.topic, payload: Array(route.render(value).utf8), qos: route.qos, retain: route.retain)
-        } catch let error as ActuatorError {
-            throw error
         } catch {
-            throw ActuatorError(client.isConnected ? .writeFailed : .disconnected, backend: name, detail: "\(error)")
+            throw mapped(error)
         }
+    }
+
+    private func mapped(_ error: any Error) -> any Error {
+        if error is ActuatorError { return error }
+        return ActuatorError(client.isConnected ? .writeFailed : .disconnected, backend: name, detail: "\(error)")
     }
 }

@@ -9,6 +9,15 @@ import Synchronization
 public protocol MQTTPublishing: AnyObject, Sendable {
     var isConnected: Bool { get }
     func publish(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws
+    /// The same, from a thread that must never wait (the supervisor's emergency safe state).
+    func publishEmergency(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws
+}
+
+extension MQTTPublishing {
+    /// A publisher that never waits in `publish` (a recorder, the lockstep simulator).
+    public func publishEmergency(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws {
+        try publish(topic: topic, payload: payload, qos: qos, retain: retain)
+    }
 }
 
 public struct MQTTError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -215,6 +224,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         public let droppedQueueFull = Atomic<UInt64>(0)
         /// Unconfirmed QoS 0 messages libmosquitto discarded at a reconnect (never written).
         public let discardedAtReconnect = Atomic<UInt64>(0)
+        /// Emergency publications sent while the ledger's lock was busy and its every slot taken:
+        /// out, but not counted against the bound (expected never).
+        public let emergencyUnaccounted = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -223,9 +235,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private let subscriptions = Mutex<[Subscription]>([])
     private let connected = Atomic<Bool>(false)
     /// Messages handed to libmosquitto and not yet confirmed by on_publish, by message id.
-    /// Sized for the bound at creation, so that nothing under its lock allocates (the supervisor's
-    /// emergency publish takes it).
-    private let ledger: Mutex<OutgoingLedger>
+    /// Sized for the bound at creation, so that nothing under its lock allocates. The supervisor's
+    /// emergency publish never waits for its lock (`publishEmergency`). Internal: tests hold it.
+    let ledger: LedgerLock
     /// This connection's SUBSCRIBEs not yet answered (SUBACK); set before `connected`, so that a
     /// link read between the two is never up.
     private let subscriptionsAwaited = Atomic<Int>(0)
@@ -245,7 +257,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         self.options = options
         self.onMessage = onMessage
         self.onEvent = onEvent
-        ledger = Mutex(OutgoingLedger(capacity: options.maxQueuedMessages ?? OutgoingLedger.unboundedCapacity))
+        ledger = LedgerLock(capacity: options.maxQueuedMessages ?? OutgoingLedger.unboundedCapacity)
         guard let mosq = mosquitto_new(options.clientID, options.cleanSession, nil) else {
             throw MQTTError(code: MOSQ_ERR_NOMEM.rawValue, operation: "new")
         }
@@ -414,6 +426,35 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         counters.published.add(1, ordering: .relaxed)
     }
 
+    /// For the supervisor (`MQTTBackend.emergencySafeState`): `publish` without any wait of ours.
+    /// The message goes to libmosquitto first and is accounted afterwards without waiting for the
+    /// ledger's lock (`LedgerLock.recordWithoutWaiting`), which the network thread may hold while
+    /// it sweeps. Not refused by `maxQueuedMessages` or `maxQueuedBytes`: a safe value matters
+    /// more than the bound, and an emergency adds one message per channel; it counts against the
+    /// bound afterwards. What remains is libmosquitto's own: its internal mutexes, which its network
+    /// thread holds for queue operations and non-blocking socket writes, and an allocation (the
+    /// copy of the message).
+    public func publishEmergency(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws {
+        guard isConnected || qos > 0 else {
+            counters.publishFailures.add(1, ordering: .relaxed)
+            throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(topic)")
+        }
+        var mid: Int32 = 0
+        let rc = payload.withUnsafeBytes {
+            mosquitto_publish(mosq, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
+        }
+        // Kept as in `publish`: a QoS 1 or 2 message refused for want of a connection is still
+        // in libmosquitto's store.
+        guard rc == MOSQ_ERR_SUCCESS.rawValue || (rc == MOSQ_ERR_NO_CONN.rawValue && qos > 0) else {
+            counters.publishFailures.add(1, ordering: .relaxed)
+            throw MQTTError(code: rc, operation: "publish \(topic)")
+        }
+        if !ledger.recordWithoutWaiting(mid: mid, qos: qos, bytes: payload.count + topic.utf8.count) {
+            counters.emergencyUnaccounted.add(1, ordering: .relaxed)
+        }
+        counters.published.add(1, ordering: .relaxed)
+    }
+
     /// Messages handed to libmosquitto and not yet written out (QoS 0) or acknowledged (QoS 1, 2).
     public var queuedMessages: Int { ledger.withLock { $0.count } }
     /// Their bytes (payloads and topics).
@@ -423,8 +464,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// the check has been written (and confirmed, on this thread) or discarded by a reconnect; one
     /// still in the ledger was discarded (a publish that raced the reconnect's clean-up).
     private func sweepWrittenQoS0() {
-        let cutoff = ledger.withLock { $0.nextSettle }
-        guard !mosquitto_want_write(mosq) else { return }
+        let (cutoff, anyQoS0) = ledger.withLock { ($0.nextSettle, $0.qos0Count > 0) }
+        guard anyQoS0, !mosquitto_want_write(mosq) else { return }
         let discarded = ledger.withLock { $0.discardQoS0(settledBefore: cutoff) }
         if discarded > 0 { counters.discardedAtReconnect.add(UInt64(discarded), ordering: .relaxed) }
     }
@@ -548,99 +589,6 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             guard let user, let message else { return }
             Unmanaged<MQTTClient>.fromOpaque(user).takeUnretainedValue().didReceive(message)
         }
-    }
-}
-
-/// The messages handed to libmosquitto and not yet confirmed (on_publish: a QoS 0 one written out,
-/// a QoS 1 or 2 one acknowledged), by message id, with their bytes. What libmosquitto does with
-/// them at a reconnect (its 2.0 source, `mosquitto__reconnect`: `packet__cleanup_all`, then
-/// `message__reconnect_reset`): packets not yet written are dropped — a QoS 0 message among them
-/// is gone, never confirmed —, while QoS 1 and 2 messages stay in its store and are sent again,
-/// to be confirmed once. So the count is not reset at a connect: QoS 0 entries are discarded just
-/// before each (re)connect, QoS 1 and 2 ones stay until confirmed.
-struct OutgoingLedger {
-    struct Entry {
-        var qos: Int
-        var bytes: Int
-        /// The order in which it was settled (handed over): `discardQoS0(settledBefore:)`.
-        var settled: UInt64
-    }
-
-    private(set) var count = 0
-    private(set) var bytes = 0
-    private(set) var nextSettle: UInt64 = 0
-    private var entries: [Int32: Entry]
-    /// Confirmations that came before their publish settled (on_publish on the network thread
-    /// before mosquitto_publish returned its id). Bounded (a few at a time in practice).
-    private var early: Set<Int32>
-    /// Ids to discard, gathered before removing them (no dictionary is built for it).
-    private var scratch: [Int32]
-    let capacity: Int
-
-    /// The reservation of a connection without `maxQueuedMessages` (beyond it, inserting may allocate).
-    static let unboundedCapacity = 4096
-
-    /// Storage for `capacity` messages reserved now: entries, early confirmations and the discard
-    /// list never grow under the lock while the bound holds.
-    init(capacity: Int = OutgoingLedger.unboundedCapacity) {
-        self.capacity = max(1, capacity)
-        entries = Dictionary(minimumCapacity: self.capacity + 1)
-        early = Set(minimumCapacity: 64)
-        scratch = []
-        scratch.reserveCapacity(self.capacity + 1)
-    }
-
-    /// Counts a message about to be handed over, or the reason it may not be.
-    mutating func reserve(bytes size: Int, maxMessages: Int?, maxBytes: Int?) -> Int32? {
-        if let maxMessages, count >= maxMessages { return MQTTError.queueFullCode }
-        if let maxBytes, bytes + size > maxBytes { return MQTTError.queueBytesFullCode }
-        count += 1
-        bytes += size
-        return nil
-    }
-
-    /// After mosquitto_publish: the reservation becomes an entry (or is released: not handed
-    /// over, or already confirmed).
-    mutating func settle(mid: Int32, qos: Int, bytes size: Int, handedOver: Bool) {
-        guard handedOver, early.remove(mid) == nil else {
-            release(size)
-            return
-        }
-        // An id still held by an entry libmosquitto reused (65535 messages later): the old one was
-        // lost without a confirmation.
-        if let old = entries[mid] { release(old.bytes) }
-        entries[mid] = Entry(qos: qos, bytes: size, settled: nextSettle)
-        nextSettle &+= 1
-    }
-
-    mutating func confirm(mid: Int32) {
-        if let entry = entries.removeValue(forKey: mid) {
-            release(entry.bytes)
-        } else if early.count < 64 {
-            early.insert(mid)
-        }
-    }
-
-    /// Drops the QoS 0 entries (settled before `settledBefore`, or all): they were discarded.
-    @discardableResult
-    mutating func discardQoS0(settledBefore cutoff: UInt64 = .max) -> Int {
-        guard !entries.isEmpty else { return 0 }
-        scratch.removeAll(keepingCapacity: true)
-        for (mid, entry) in entries where entry.qos == 0 && entry.settled < cutoff {
-            if scratch.count < scratch.capacity { scratch.append(mid) }
-        }
-        for mid in scratch {
-            if let entry = entries.removeValue(forKey: mid) { release(entry.bytes) }
-        }
-        // Early confirmations belong to publishes in flight now; none can span a reconnect's
-        // clean-up unseen for long, and ids repeat.
-        if cutoff == .max { early.removeAll(keepingCapacity: true) }
-        return scratch.count
-    }
-
-    private mutating func release(_ size: Int) {
-        count = max(0, count - 1)
-        bytes = max(0, bytes - size)
     }
 }
 
