@@ -8,7 +8,8 @@
 #       one line on stdout: `port=N pid=P`. Exits 1, with the log's tail, if it dies or is not ready in
 #       S seconds (default 120).
 #   scripts/model-server.sh stop PID
-#       Stops that server (SIGTERM, SIGKILL after 10 s); refuses a PID that is not a llama_cpp.server.
+#       Stops that server (SIGTERM, SIGKILL after 10 s) and returns once it is gone; refuses a PID that is
+#       not a llama_cpp.server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.build/model-venv
@@ -18,7 +19,7 @@ model="$venv/model.gguf"
 alias_name=smollm2-135m-instruct
 
 fail() { echo "model-server: error: $*" >&2; exit 1; }
-usage() { sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 is_server() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- '-m llama_cpp.server'; }
 
@@ -44,10 +45,19 @@ start() {
   # answer fit in 2048 tokens; a smaller context is a smaller KV cache and a faster start.
   # OMP_WAIT_POLICY=PASSIVE: ggml's OpenMP threads sleep instead of spinning between steps; on a busy
   # 2-core machine spinning threads starve each other (requests of 3 s took 20-50 s; docs/local-model.md).
-  OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE} \
-    setsid "$python" -m llama_cpp.server --model "$model" --model_alias "$alias_name" \
-      --host 127.0.0.1 --port "$port" --n_ctx "$ctx" --n_threads 2 --n_threads_batch 2 \
-      </dev/null >"$log" 2>&1 &
+  # The server keeps none of the caller's descriptors past 0-2: a caller that learns of this script's
+  # exit through one (Foundation's Process, on Linux, waits for a socket to close) would otherwise wait
+  # as long as the server lives, and a pipe or lock held open would outlive its owner.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE} \
+      exec setsid "$python" -m llama_cpp.server --model "$model" --model_alias "$alias_name" \
+        --host 127.0.0.1 --port "$port" --n_ctx "$ctx" --n_threads 2 --n_threads_batch 2 \
+        </dev/null >"$log" 2>&1
+  ) &
   local pid=$!
   # Ready when /v1/models answers 200; failed when the process is gone or the time is up.
   if ! "$python" - "$port" "$pid" "$timeout" <<'EOF'
@@ -81,14 +91,26 @@ EOF
 stop() {
   local pid=${1:-}
   [[ "$pid" =~ ^[0-9]+$ ]] || usage
-  kill -0 "$pid" 2>/dev/null || { echo "model-server: $pid is not running"; return 0; }
+  gone "$pid" && { echo "model-server: $pid is not running"; return 0; }
   is_server "$pid" || fail "process $pid is not a llama_cpp.server; not stopping it"
   kill -TERM "$pid"
   for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    gone "$pid" && return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    gone "$pid" && return 0
+    sleep 0.1
+  done
+  fail "process $pid is still there 5 s after SIGKILL"
+}
+
+# Gone: no such process, or dead and waiting for its parent (init, since `start` exited) to reap it.
+gone() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 0
+  [ -z "$state" ] || [ "$state" = Z ]
 }
 
 case "${1:-}" in
