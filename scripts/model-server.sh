@@ -45,19 +45,23 @@ start() {
   # answer fit in 2048 tokens; a smaller context is a smaller KV cache and a faster start.
   # OMP_WAIT_POLICY=PASSIVE: ggml's OpenMP threads sleep instead of spinning between steps; on a busy
   # 2-core machine spinning threads starve each other (requests of 3 s took 20-50 s; docs/local-model.md).
-  # The server keeps none of the caller's descriptors past 0-2: a caller that learns of this script's
-  # exit through one (Foundation's Process, on Linux, waits for a socket to close) would otherwise wait
-  # as long as the server lives, and a pipe or lock held open would outlive its owner.
-  (
-    for fd in /proc/$BASHPID/fd/*; do
-      fd=${fd##*/}
-      if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
-    OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE} \
-      exec setsid "$python" -m llama_cpp.server --model "$model" --model_alias "$alias_name" \
-        --host 127.0.0.1 --port "$port" --n_ctx "$ctx" --n_threads 2 --n_threads_batch 2 \
-        </dev/null >"$log" 2>&1
-  ) &
+  # The server starts clean, whoever calls this script: a session of its own (setsid), no blocked
+  # signal, none of the caller's descriptors past 0-2. Foundation's Process, on Linux, spawns from a
+  # thread that blocks SIGTERM, and the mask is inherited: `stop` then needed SIGKILL after 10 s. It
+  # also learns of this script's exit when a socket the script inherited closes: a server holding it
+  # kept the caller waiting for `start` as long as the server lived.
+  local launcher='import os, signal, sys
+try:
+    os.setsid()
+except PermissionError:
+    pass  # already a process group leader (a caller with job control): a session is a nicety
+signal.pthread_sigmask(signal.SIG_SETMASK, set())
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", *sys.argv[1:]])'
+  OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE} \
+    "$python" -c "$launcher" --model "$model" --model_alias "$alias_name" \
+      --host 127.0.0.1 --port "$port" --n_ctx "$ctx" --n_threads 2 --n_threads_batch 2 \
+      </dev/null >"$log" 2>&1 &
   local pid=$!
   # Ready when /v1/models answers 200; failed when the process is gone or the time is up.
   if ! "$python" - "$port" "$pid" "$timeout" <<'EOF'

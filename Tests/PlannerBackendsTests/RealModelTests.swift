@@ -38,8 +38,13 @@ extension PlannerBackendsTimedTests {
             }
             // Stopped on every way out (a failed #require throws), before the next test starts.
             defer {
+                let stopping = clock.now
                 let stopped = server.stop()
+                print("real model: server stopped in \(seconds(clock.now - stopping)) s")
                 #expect(stopped, "the model server (pid \(server.pid)) is still running after scripts/model-server.sh stop")
+                // SIGTERM was enough (SIGKILL would leave no such line): it shut down in order.
+                let graceful = server.logText.contains("Finished server process")
+                #expect(graceful, "the model server did not shut down on SIGTERM (log: \(server.log))")
             }
             let serverStart = clock.now - startedAt
             try await exercise(server, serverStart: serverStart)
@@ -307,11 +312,13 @@ final class ModelServer: Sendable {
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
+    var logText: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
     /// The chat completions the server's access log shows, answered 200 and otherwise; waits up to
     /// 5 s for `atLeast` 200s (the log is written as the answer goes out).
     func answeredRequests(atLeast: Int) async -> (ok: Int, other: [String]) {
         func count() -> (ok: Int, other: [String]) {
-            let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            let lines = logText.split(separator: "\n")
                 .filter { $0.contains("\"POST /v1/chat/completions HTTP/1.1\"") }
             let ok = lines.filter { $0.contains("HTTP/1.1\" 200") }
             return (ok.count, lines.filter { !$0.contains("HTTP/1.1\" 200") }.map(String.init))
