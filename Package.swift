@@ -169,7 +169,8 @@ let package = Package(
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "RobotConfig", "AIOSRobot"]),
-        .testTarget(name: "PlannerBackendsTests", dependencies: ["TestSupport", "PlannerBackends"]),
+        // The real-model test (RealModelTests) runs the whole path: abilities, schema, router, validator.
+        .testTarget(name: "PlannerBackendsTests", dependencies: ["TestSupport", "PlannerBackends", "Planner", "RobotConfig", "AIOSRobot"]),
         .testTarget(name: "EpisodicMemoryTests", dependencies: [
             "TestSupport", "EpisodicMemory", "RobotConfig", .product(name: "GRDB", package: "GRDB.swift"),
         ]),

@@ -8,7 +8,8 @@
 #       one line on stdout: `port=N pid=P`. Exits 1, with the log's tail, if it dies or is not ready in
 #       S seconds (default 120).
 #   scripts/model-server.sh stop PID
-#       Stops that server (SIGTERM, SIGKILL after 10 s); refuses a PID that is not a llama_cpp.server.
+#       Stops that server (SIGTERM, SIGKILL after 10 s) and returns once it is gone; refuses a PID that is
+#       not a llama_cpp.server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.build/model-venv
@@ -18,7 +19,7 @@ model="$venv/model.gguf"
 alias_name=smollm2-135m-instruct
 
 fail() { echo "model-server: error: $*" >&2; exit 1; }
-usage() { sed -n '5,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 is_server() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- '-m llama_cpp.server'; }
 
@@ -44,8 +45,21 @@ start() {
   # answer fit in 2048 tokens; a smaller context is a smaller KV cache and a faster start.
   # OMP_WAIT_POLICY=PASSIVE: ggml's OpenMP threads sleep instead of spinning between steps; on a busy
   # 2-core machine spinning threads starve each other (requests of 3 s took 20-50 s; docs/local-model.md).
+  # The server starts clean, whoever calls this script: a session of its own (setsid), no blocked
+  # signal, none of the caller's descriptors past 0-2. Foundation's Process, on Linux, spawns from a
+  # thread that blocks SIGTERM, and the mask is inherited: `stop` then needed SIGKILL after 10 s. It
+  # also learns of this script's exit when a socket the script inherited closes: a server holding it
+  # kept the caller waiting for `start` as long as the server lived.
+  local launcher='import os, signal, sys
+try:
+    os.setsid()
+except PermissionError:
+    pass  # already a process group leader (a caller with job control): a session is a nicety
+signal.pthread_sigmask(signal.SIG_SETMASK, set())
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", *sys.argv[1:]])'
   OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE} \
-    setsid "$python" -m llama_cpp.server --model "$model" --model_alias "$alias_name" \
+    "$python" -c "$launcher" --model "$model" --model_alias "$alias_name" \
       --host 127.0.0.1 --port "$port" --n_ctx "$ctx" --n_threads 2 --n_threads_batch 2 \
       </dev/null >"$log" 2>&1 &
   local pid=$!
@@ -81,14 +95,26 @@ EOF
 stop() {
   local pid=${1:-}
   [[ "$pid" =~ ^[0-9]+$ ]] || usage
-  kill -0 "$pid" 2>/dev/null || { echo "model-server: $pid is not running"; return 0; }
+  gone "$pid" && { echo "model-server: $pid is not running"; return 0; }
   is_server "$pid" || fail "process $pid is not a llama_cpp.server; not stopping it"
   kill -TERM "$pid"
   for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    gone "$pid" && return 0
     sleep 0.1
   done
   kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do
+    gone "$pid" && return 0
+    sleep 0.1
+  done
+  fail "process $pid is still there 5 s after SIGKILL"
+}
+
+# Gone: no such process, or dead and waiting for its parent (init, since `start` exited) to reap it.
+gone() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 0
+  [ -z "$state" ] || [ "$state" = Z ]
 }
 
 case "${1:-}" in
