@@ -72,8 +72,8 @@ extension PlannerBackendsTimedTests {
                 let world = RoverFixture.world(goalID: UInt64(index + 1), goal: goal, time: 100)
                 let planRequest = Planner.PlanRequest(goal: try #require(world.goal), world: world)
                 let question = PlannerBackends.PlanRequest(
-                    systemPrompt: RoverFixture.systemPrompt(context), goal: goal,
-                    data: [PromptData(label: BuiltinPlanBackend.worldLabel, text: String(decoding: try world.jsonData(), as: UTF8.self))],
+                    systemPrompt: PlannerRoutes.systemPrompt(context: context, robot: "rover-sim"), goal: goal,
+                    data: [PromptData(label: PlannerRoutes.worldLabel, text: String(decoding: try world.jsonData(), as: UTF8.self))],
                     schema: schema)
                 // The world stands still while the model thinks: staleness is PlannerTests' subject,
                 // and a slow model on a busy machine must not make the fallback's plan stale too.
@@ -369,56 +369,11 @@ final class RecordingBackend: PlanBackend {
     }
 }
 
-/// The built-in planner as the router's last back end: reads the pose from the request's world
-/// state; asked again with reasons, it gives up (it cannot correct a plan).
-struct BuiltinPlanBackend: PlanBackend {
-    static let worldLabel = "world state"
-    let context: PlanningContext
-    var name: String { "builtin" }
-
-    func plan(_ request: PlannerBackends.PlanRequest, deadline: Duration) async throws -> PlanAnswer {
-        let start = ContinuousClock.now
-        if let last = request.feedback.last {
-            throw PlanBackendError.other("the built-in planner cannot correct its plan (\(last.reasons.joined(separator: "; ")))")
-        }
-        let worldText = request.data.first { $0.label == Self.worldLabel }?.text ?? ""
-        guard let world = try? JSONDecoder().decode(WorldState.self, from: Data(worldText.utf8)) else {
-            throw PlanBackendError.other("no world state in the request")
-        }
-        switch BuiltinPlanner(context: context).plan(goal: request.goal, world: world) {
-        case .plan(let plan):
-            return PlanAnswer(json: plan.json.text, backend: name, latency: ContinuousClock.now - start)
-        case .cannotPlan(let why):
-            throw PlanBackendError.other(why)
-        }
-    }
-}
-
-/// The bundled simulator's rover (examples/rover-sim.yaml: its arena, wheels, limits), with the
-/// planner's abilities when the example does not declare them yet.
+/// The bundled simulator's rover (examples/rover-sim.yaml: its arena, wheels, limits, abilities).
 enum RoverFixture {
     static func configuration() throws -> RobotConfiguration {
         let path = LocalModel.root.appendingPathComponent("examples/rover-sim.yaml").path
-        var yaml = try String(contentsOfFile: path, encoding: .utf8)
-        if !yaml.split(separator: "\n").contains(where: { $0.hasPrefix("abilities:") }) {
-            // A `waypoints` policy executes goto and patrol; its own point is the rover's start pose.
-            guard let policies = yaml.range(of: "\npolicies:\n") else {
-                throw Problem(description: "examples/rover-sim.yaml has no top-level `policies:` list")
-            }
-            yaml.insert(contentsOf: """
-                  - {name: route, kind: waypoints, period_ms: 20, critical: true, channels: [wheel_left, wheel_right], priority: 50, timeout_ms: 100, points: [[-3.5, 0]], speed: 0.4}
-
-                """, at: policies.upperBound)
-            yaml += """
-
-                abilities:
-                  - {name: goto, policy: route, timeout_s: 120, no_progress: {min_progress: 0.05, time_s: 15}, preconditions: [not_latched, inside_workspace]}
-                  - {name: patrol, policy: route, timeout_s: 600, no_progress: {min_progress: 0.05, time_s: 15}, preconditions: [not_latched, inside_workspace], arguments: {points: {max_points: 8}}}
-                  - {name: stop}
-                  - {name: wait, arguments: {seconds: {max: 60}}}
-
-                """
-        }
+        let yaml = try String(contentsOfFile: path, encoding: .utf8)
         let report = ConfigurationLoader.load(text: yaml, file: "rover-sim.yaml", catalog: RobotKinds.catalog)
         guard let configuration = report.configuration else { throw Problem(description: "\(report)") }
         return configuration
@@ -435,16 +390,4 @@ enum RoverFixture {
                    goal: WorldState.Goal(id: goalID, text: goal))
     }
 
-    /// robotd's rules for the model: what a plan is and the abilities it may choose from.
-    static func systemPrompt(_ context: PlanningContext) -> String {
-        var lines = [
-            "You plan for a rover. A plan is a JSON object {\"steps\": [...]}: at most \(context.settings.maxSteps) steps, each {\"ability\": NAME, \"arguments\": {...}}, executed in order.",
-            "Use only these abilities, with the arguments, units and bounds the JSON Schema gives:",
-        ]
-        for a in context.catalog.abilities {
-            lines.append("- \(a.name)(\(a.arguments.map { "\($0.name) (\($0.spec.unit))" }.joined(separator: ", "))): \(a.description)")
-        }
-        lines.append("Coordinates are metres in the odometry frame; the world state gives the robot's pose.")
-        return lines.joined(separator: "\n")
-    }
 }

@@ -5,9 +5,9 @@ import RobotConfig
 
 /// The router over the configuration's back ends (`planner.backends`, in order), then the built-in
 /// planner (`planner.builtin`, on by default).
-enum PlannerRoutes {
+public enum PlannerRoutes {
     /// The world state's label in a request's data: the built-in planner reads the pose from it.
-    static let worldLabel = "world state"
+    public static let worldLabel = "world state"
     static let memoryLabel = "episodic memory"
 
     static func router(_ settings: PlannerSettings, context: PlanningContext,
@@ -46,7 +46,7 @@ enum PlannerRoutes {
 
     /// robotd's rules for a model: what a plan is, the abilities (the schema says their arguments,
     /// units and bounds), and that it only chooses among them.
-    static func systemPrompt(context: PlanningContext, robot: String) -> String {
+    public static func systemPrompt(context: PlanningContext, robot: String) -> String {
         var lines = [
             "You plan for the robot \(robot). A plan is a JSON object {\"steps\": [...]}: at most \(context.settings.maxSteps) steps, each {\"ability\": NAME, \"arguments\": {...}}, executed in order.",
             "Use only these abilities, with the arguments, units and bounds the JSON Schema gives:",
@@ -63,11 +63,12 @@ enum PlannerRoutes {
 /// The built-in planner as a back end: offline, deterministic, a plan in microseconds. It reads
 /// the pose from the request's world state. It cannot correct a rejected plan: asked again with
 /// reasons, it gives up (the router falls back or ends).
-struct BuiltinPlanBackend: PlanBackend {
+public struct BuiltinPlanBackend: PlanBackend {
     let context: PlanningContext
-    var name: String { PlannerBackendSettings.builtinName }
+    public init(context: PlanningContext) { self.context = context }
+    public var name: String { PlannerBackendSettings.builtinName }
 
-    func plan(_ request: PlannerBackends.PlanRequest, deadline: Duration) async throws -> PlanAnswer {
+    public func plan(_ request: PlannerBackends.PlanRequest, deadline: Duration) async throws -> PlanAnswer {
         let start = ContinuousClock.now
         if let last = request.feedback.last {
             throw PlanBackendError.other("the built-in planner cannot correct its plan (\(last.reasons.joined(separator: "; ")))")
