@@ -11,7 +11,10 @@ import Synchronization
 /// then never trips it), and Linux has no `bytes(for:)` to count a body as it comes. So the
 /// exchange is its own session's delegate: it counts bytes in `didReceive data` and cancels past
 /// the cap, and a timer cancels the task at the deadline. Whichever ends it first — completion,
-/// cap, deadline, the caller's cancellation — resumes the caller exactly once.
+/// cap, deadline, a redirect, the caller's cancellation — resumes the caller exactly once.
+///
+/// A redirect is never followed: URLSession would send the request again, `Authorization` header
+/// included, to wherever `Location` points. The exchange ends with `redirectRefused` instead.
 final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
     struct Response {
         var status: Int
@@ -37,7 +40,7 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
     }
 
     /// Sends `request`; returns the status and the whole body, or throws a `PlanBackendError`
-    /// (`timeout`, `responseTooLarge`, `transport`, `cancelled`).
+    /// (`timeout`, `responseTooLarge`, `redirectRefused`, `transport`, `cancelled`).
     static func send(_ request: URLRequest, deadline: Duration, limit: Int) async throws -> Response {
         let exchange = HTTPExchange(limit: limit, deadline: deadline)
         return try await exchange.run(request)
@@ -125,6 +128,14 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
             return
         }
         completionHandler(.allow)
+    }
+
+    /// Every redirect is refused: the task ends with the 3xx response itself, and the exchange with
+    /// `redirectRefused` at once (the redirect's body is not waited for).
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        completionHandler(nil)
+        finish(.failure(PlanBackendError.redirectRefused(status: response.statusCode)))
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
