@@ -32,17 +32,20 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
 
     private let limit: Int
     private let deadline: Duration
+    private let teardown: DispatchQueue
     private let state = Mutex(State())
 
-    private init(limit: Int, deadline: Duration) {
+    private init(limit: Int, deadline: Duration, teardown: DispatchQueue) {
         self.limit = limit
         self.deadline = deadline
+        self.teardown = teardown
     }
 
     /// Sends `request`; returns the status and the whole body, or throws a `PlanBackendError`
-    /// (`timeout`, `responseTooLarge`, `redirectRefused`, `transport`, `cancelled`).
-    static func send(_ request: URLRequest, deadline: Duration, limit: Int) async throws -> Response {
-        let exchange = HTTPExchange(limit: limit, deadline: deadline)
+    /// (`timeout`, `responseTooLarge`, `redirectRefused`, `transport`, `cancelled`). The session is
+    /// torn down on `teardown`, a serial queue of the caller's (one per back end).
+    static func send(_ request: URLRequest, deadline: Duration, limit: Int, teardown: DispatchQueue) async throws -> Response {
+        let exchange = HTTPExchange(limit: limit, deadline: deadline, teardown: teardown)
         return try await exchange.run(request)
     }
 
@@ -105,10 +108,11 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
         guard let (continuation, session, task) = ended else { return }
         // The caller first: FoundationNetworking's `cancel()` waits for the session's work queue,
         // which a server flooding the connection keeps busy (measured: up to 6.7 s at 0.4 GB/s on
-        // loopback). The teardown runs on a queue of its own, so that no shared thread waits.
+        // loopback). The teardown runs on the back end's serial queue, so that no shared thread
+        // waits and a back end whose teardowns wait holds one thread, however many requests end.
         continuation?.resume(with: result)
         if task != nil || session != nil {
-            DispatchQueue(label: "robotd.planner.http-teardown").async {
+            teardown.async {
                 task?.cancel()
                 session?.invalidateAndCancel()
             }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -75,6 +76,9 @@ public struct OpenAICompatibleBackend: PlanBackend {
     public let settings: OpenAIBackendSettings
     private let endpoint: URL
     private let apiKey: APIKey?
+    /// Where this back end's finished requests are torn down, one after the other: a server that
+    /// keeps a teardown waiting holds one thread, not one per request (see `HTTPExchange`).
+    private let teardown: DispatchQueue
 
     public var name: String { settings.name }
 
@@ -100,6 +104,7 @@ public struct OpenAICompatibleBackend: PlanBackend {
         self.settings = settings
         self.endpoint = settings.baseURL.appendingPathComponent("chat/completions")
         self.apiKey = try settings.apiKey.resolve(environment: environment).map(APIKey.init)
+        self.teardown = DispatchQueue(label: "robotd.planner.http-teardown.\(settings.name)")
     }
 
     public func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer {
@@ -112,7 +117,8 @@ public struct OpenAICompatibleBackend: PlanBackend {
         urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
         urlRequest.setValue("application/json", forHTTPHeaderField: "Accept")
         if let apiKey { urlRequest.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization") }
-        let response = try await HTTPExchange.send(urlRequest, deadline: deadline, limit: settings.maximumResponseBytes)
+        let response = try await HTTPExchange.send(urlRequest, deadline: deadline, limit: settings.maximumResponseBytes,
+                                                   teardown: teardown)
         guard (200..<300).contains(response.status) else {
             // The exchange refuses to follow a redirect (the key would go wherever it points), so a
             // 3xx is the answer itself: the base URL is not the server's.
