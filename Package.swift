@@ -72,8 +72,9 @@ let package = Package(
             name: "RobotConfig",
             dependencies: [.product(name: "Yams", package: "Yams")]),
         // Planning beside control: the world state, the plan schema generated from the abilities,
-        // plan validation and the built-in planner. Pure logic: no network, no thread.
-        .target(name: "Planner", dependencies: ["RobotConfig", "SafetyGuard"]),
+        // plan validation and the built-in planner. Pure logic: no network, no thread (PlannerBackends
+        // only for the JSON tree they share).
+        .target(name: "Planner", dependencies: ["RobotConfig", "SafetyGuard", "PlannerBackends"]),
         .target(
             name: "RTScheduler",
             dependencies: [

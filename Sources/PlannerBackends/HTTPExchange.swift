@@ -11,7 +11,10 @@ import Synchronization
 /// then never trips it), and Linux has no `bytes(for:)` to count a body as it comes. So the
 /// exchange is its own session's delegate: it counts bytes in `didReceive data` and cancels past
 /// the cap, and a timer cancels the task at the deadline. Whichever ends it first — completion,
-/// cap, deadline, the caller's cancellation — resumes the caller exactly once.
+/// cap, deadline, a redirect, the caller's cancellation — resumes the caller exactly once.
+///
+/// A redirect is never followed: URLSession would send the request again, `Authorization` header
+/// included, to wherever `Location` points. The exchange ends with `redirectRefused` instead.
 final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
     struct Response {
         var status: Int
@@ -29,17 +32,20 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
 
     private let limit: Int
     private let deadline: Duration
+    private let teardown: DispatchQueue
     private let state = Mutex(State())
 
-    private init(limit: Int, deadline: Duration) {
+    private init(limit: Int, deadline: Duration, teardown: DispatchQueue) {
         self.limit = limit
         self.deadline = deadline
+        self.teardown = teardown
     }
 
     /// Sends `request`; returns the status and the whole body, or throws a `PlanBackendError`
-    /// (`timeout`, `responseTooLarge`, `transport`, `cancelled`).
-    static func send(_ request: URLRequest, deadline: Duration, limit: Int) async throws -> Response {
-        let exchange = HTTPExchange(limit: limit, deadline: deadline)
+    /// (`timeout`, `responseTooLarge`, `redirectRefused`, `transport`, `cancelled`). The session is
+    /// torn down on `teardown`, a serial queue of the caller's (one per back end).
+    static func send(_ request: URLRequest, deadline: Duration, limit: Int, teardown: DispatchQueue) async throws -> Response {
+        let exchange = HTTPExchange(limit: limit, deadline: deadline, teardown: teardown)
         return try await exchange.run(request)
     }
 
@@ -102,10 +108,11 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
         guard let (continuation, session, task) = ended else { return }
         // The caller first: FoundationNetworking's `cancel()` waits for the session's work queue,
         // which a server flooding the connection keeps busy (measured: up to 6.7 s at 0.4 GB/s on
-        // loopback). The teardown runs on a queue of its own, so that no shared thread waits.
+        // loopback). The teardown runs on the back end's serial queue, so that no shared thread
+        // waits and a back end whose teardowns wait holds one thread, however many requests end.
         continuation?.resume(with: result)
         if task != nil || session != nil {
-            DispatchQueue(label: "robotd.planner.http-teardown").async {
+            teardown.async {
                 task?.cancel()
                 session?.invalidateAndCancel()
             }
@@ -125,6 +132,14 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
             return
         }
         completionHandler(.allow)
+    }
+
+    /// Every redirect is refused: the task ends with the 3xx response itself, and the exchange with
+    /// `redirectRefused` at once (the redirect's body is not waited for).
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        completionHandler(nil)
+        finish(.failure(PlanBackendError.redirectRefused(status: response.statusCode)))
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -74,7 +75,10 @@ public struct OpenAIBackendSettings: Sendable, Equatable {
 public struct OpenAICompatibleBackend: PlanBackend {
     public let settings: OpenAIBackendSettings
     private let endpoint: URL
-    private let apiKey: String?
+    private let apiKey: APIKey?
+    /// Where this back end's finished requests are torn down, one after the other: a server that
+    /// keeps a teardown waiting holds one thread, not one per request (see `HTTPExchange`).
+    private let teardown: DispatchQueue
 
     public var name: String { settings.name }
 
@@ -82,9 +86,16 @@ public struct OpenAICompatibleBackend: PlanBackend {
     /// start rather than at the first goal.
     public init(_ settings: OpenAIBackendSettings, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let scheme = settings.baseURL.scheme?.lowercased(), scheme == "http" || scheme == "https",
-              settings.baseURL.host != nil
+              let host = settings.baseURL.host, !host.isEmpty
         else {
             throw PlanBackendError.configuration("\(settings.name): the base URL must be http:// or https:// with a host")
+        }
+        // A URL's user and password would show wherever the URL does (errors, descriptions, logs).
+        guard settings.baseURL.user == nil, settings.baseURL.password == nil else {
+            throw PlanBackendError.configuration("\(settings.name): the base URL carries a user or password: give the key through api_key_env or api_key_file")
+        }
+        if let problem = OpenAIBackendSettings.clearTextKeyProblem(baseURL: settings.baseURL, sendsKey: settings.apiKey != .none) {
+            throw PlanBackendError.configuration("\(settings.name): \(problem)")
         }
         guard !settings.model.isEmpty else { throw PlanBackendError.configuration("\(settings.name): no model") }
         guard settings.maximumResponseBytes > 0 else {
@@ -92,7 +103,8 @@ public struct OpenAICompatibleBackend: PlanBackend {
         }
         self.settings = settings
         self.endpoint = settings.baseURL.appendingPathComponent("chat/completions")
-        self.apiKey = try settings.apiKey.resolve(environment: environment)
+        self.apiKey = try settings.apiKey.resolve(environment: environment).map(APIKey.init)
+        self.teardown = DispatchQueue(label: "robotd.planner.http-teardown.\(settings.name)")
     }
 
     public func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer {
@@ -104,21 +116,27 @@ public struct OpenAICompatibleBackend: PlanBackend {
         urlRequest.httpBody = body
         urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
         urlRequest.setValue("application/json", forHTTPHeaderField: "Accept")
-        if let apiKey { urlRequest.setValue("Bearer \(apiKey)", forHTTPHeaderField: "Authorization") }
-        let response = try await HTTPExchange.send(urlRequest, deadline: deadline, limit: settings.maximumResponseBytes)
+        if let apiKey { urlRequest.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization") }
+        let response = try await HTTPExchange.send(urlRequest, deadline: deadline, limit: settings.maximumResponseBytes,
+                                                   teardown: teardown)
         guard (200..<300).contains(response.status) else {
-            throw PlanBackendError.httpStatus(response.status, body: Self.printablePrefix(response.body))
+            // The exchange refuses to follow a redirect (the key would go wherever it points), so a
+            // 3xx is the answer itself: the base URL is not the server's.
+            if (300..<400).contains(response.status) { throw PlanBackendError.redirectRefused(status: response.status) }
+            // A server talking about the credentials may quote them: nothing of its body is kept.
+            if response.status == 401 || response.status == 403 { throw PlanBackendError.httpStatus(response.status, body: "") }
+            throw PlanBackendError.httpStatus(response.status, body: printable(response.body))
         }
         let completion: ChatCompletionResponse
         do {
             completion = try JSONDecoder().decode(ChatCompletionResponse.self, from: response.body)
         } catch {
-            throw PlanBackendError.malformedBody(Self.decodingProblem(error, body: response.body))
+            throw PlanBackendError.malformedBody(decodingProblem(error, body: response.body))
         }
         guard let choice = completion.choices?.first else { throw PlanBackendError.noChoices }
         guard let content = choice.message?.content, !content.allSatisfy(\.isWhitespace) else {
             if let refusal = choice.message?.refusal, !refusal.isEmpty {
-                throw PlanBackendError.other("the model refused: \(Self.printablePrefix(Data(refusal.utf8)))")
+                throw PlanBackendError.other("the model refused: \(printable(Data(refusal.utf8)))")
             }
             throw PlanBackendError.emptyContent(finishReason: choice.finishReason)
         }
@@ -141,23 +159,19 @@ public struct OpenAICompatibleBackend: PlanBackend {
         do {
             return try encoder.encode(body)
         } catch {
-            // Only a non-finite number in the schema gets here.
+            // Strings, finite numbers and containers always encode; kept so that a failure is said.
             throw PlanBackendError.configuration("the request cannot be encoded: \(error.localizedDescription)")
         }
     }
 
-    /// The start of a body as one printable line (a server's error page, for the message).
-    static func printablePrefix(_ body: Data, count: Int = 200) -> String {
-        let text = String(decoding: body.prefix(count * 4), as: UTF8.self)
-        // Line breaks become spaces; other control characters (a terminal's escapes) are dropped.
-        let line = text.map { $0.isNewline || $0 == "\t" ? " " : $0 }
-            .filter { $0.unicodeScalars.allSatisfy { !CharacterSet.controlCharacters.contains($0) } }
-        let trimmed = String(line).trimmingCharacters(in: .whitespaces)
-        return trimmed.count > count ? String(trimmed.prefix(count)) + "…" : trimmed
+    /// The start of a body as one printable line, without the key (a server's error page, for the
+    /// message: it is recorded, published and printed).
+    func printable(_ body: Data, count: Int = 200) -> String {
+        Redaction.printableLine(body, secret: apiKey?.value, count: count)
     }
 
-    private static func decodingProblem(_ error: any Error, body: Data) -> String {
-        let start = printablePrefix(body, count: 80)
+    private func decodingProblem(_ error: any Error, body: Data) -> String {
+        let start = printable(body, count: 80)
         switch error {
         case DecodingError.dataCorrupted: return "not JSON (starts \"\(start)\")"
         case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
@@ -165,5 +179,64 @@ public struct OpenAICompatibleBackend: PlanBackend {
             return "unexpected type at \(path.isEmpty ? "the top" : path) (starts \"\(start)\")"
         default: return "\(error.localizedDescription) (starts \"\(start)\")"
         }
+    }
+}
+
+/// Descriptions, dumps and mirrors show the settings (where the key comes from), never the key.
+extension OpenAICompatibleBackend: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        "OpenAICompatibleBackend(\(settings.name), \(settings.baseURL.absoluteString), model \(settings.model), key \(settings.apiKey))"
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["settings": settings, "endpoint": endpoint, "apiKey": apiKey as Any], displayStyle: .struct)
+    }
+}
+
+extension OpenAIBackendSettings {
+    /// Why `baseURL` must not carry an API key, or nil when it may: over `http://` the key crosses
+    /// the network in clear text, so plain HTTP is for a loopback host only (127.0.0.0/8, ::1,
+    /// `localhost`). For configuration checks as well as the back end's own start.
+    public static func clearTextKeyProblem(baseURL: URL, sendsKey: Bool) -> String? {
+        guard sendsKey, baseURL.scheme?.lowercased() == "http", let host = baseURL.host else { return nil }
+        if LoopbackHost.contains(host) { return nil }
+        return "the API key would cross the network in clear text to \(host): use https://, or http:// to a loopback host (127.0.0.1, ::1, localhost)"
+    }
+}
+
+/// The resolved API key. It is shown nowhere: its descriptions and mirror say "[redacted]", and it
+/// is not Codable.
+struct APIKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    let value: String
+    init(_ value: String) { self.value = value }
+    var description: String { Redaction.marker }
+    var debugDescription: String { Redaction.marker }
+    var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
+}
+
+/// Hosts that name this machine: where a key may go over plain HTTP.
+public enum LoopbackHost {
+    /// `localhost`, an IPv4 address in 127.0.0.0/8 (four decimal parts), `::1` (any spelling,
+    /// brackets or not) or `::ffff:127.x.y.z`. Other names are not resolved: a name could point anywhere.
+    public static func contains(_ host: String) -> Bool {
+        var name = host.lowercased()
+        if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+        if name.hasSuffix(".") { name.removeLast() }
+        if name == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, name, &v4) == 1 {
+            // s_addr is in network order: its first byte in memory is the address's first part.
+            return withUnsafeBytes(of: &v4) { $0[0] } == 127
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, name, &v6) == 1 {
+            let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+            if bytes[0..<15].allSatisfy({ $0 == 0 }), bytes[15] == 1 { return true }
+            let mapped = bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF
+            return mapped && bytes[12] == 127
+        }
+        return false
     }
 }

@@ -84,8 +84,12 @@ public enum PlanBackendError: Error, Equatable, Sendable, CustomStringConvertibl
     case timeout(after: Duration)
     /// The response grew past the cap (`received` bytes when it was cut).
     case responseTooLarge(limit: Int, received: Int)
-    /// An HTTP status outside 2xx, with the start of the body (printable characters only).
+    /// An HTTP status outside 2xx and 3xx, with the start of the body (one printable line, the
+    /// API key and any bearer token removed; nothing of it for 401 and 403).
     case httpStatus(Int, body: String)
+    /// A redirect (3xx), refused: it is never followed, since the request and its key would go
+    /// wherever it points.
+    case redirectRefused(status: Int)
     /// The body is not a chat completion.
     case malformedBody(String)
     /// A chat completion without choices.
@@ -107,6 +111,7 @@ public enum PlanBackendError: Error, Equatable, Sendable, CustomStringConvertibl
         case .timeout: "timeout"
         case .responseTooLarge: "too_large"
         case .httpStatus: "http_status"
+        case .redirectRefused: "redirect"
         case .malformedBody: "malformed_body"
         case .noChoices: "no_choices"
         case .emptyContent: "empty_content"
@@ -122,6 +127,7 @@ public enum PlanBackendError: Error, Equatable, Sendable, CustomStringConvertibl
         case .timeout(let after): "no answer within the deadline (\(after.inMilliseconds) ms)"
         case .responseTooLarge(let limit, let received): "response larger than \(limit) bytes (cut at \(received))"
         case .httpStatus(let status, let body): body.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(body)"
+        case .redirectRefused(let status): "redirect refused (HTTP \(status)): the base URL must be the server's own, not one that forwards"
         case .malformedBody(let why): "the body is not a chat completion: \(why)"
         case .noChoices: "the chat completion has no choices"
         case .emptyContent(let reason): "the answer is empty" + (reason.map { " (finish_reason \($0))" } ?? "")

@@ -211,13 +211,19 @@ public final class PlanRouter: Sendable {
                 switch result {
                 case .failure(let error):
                     let failure = (error as? PlanBackendError) ?? (error is CancellationError ? .cancelled : .other(String(describing: error)))
-                    if failure == .cancelled || Task.isCancelled {
+                    if failure == .cancelled, Task.isCancelled {
+                        // The caller's cancellation (a new goal, an e-stop): no verdict on the back end,
+                        // but a half-open breaker's probe slot is given back for the next request.
                         state.withLock { $0.figures[index].breaker.abandoned() }
                         record(index, round: round, .cancelled, latency: latency, at: now)
                         return done(.cancelled)
                     }
+                    // Anything else is the back end's failure, also a cancellation that is not the
+                    // caller's (a back end that cancels itself at its deadline): otherwise a back end
+                    // that always does so would never open its breaker.
+                    let verdict = failure == .cancelled ? Self.ownCancellation(after: latency, deadline: deadline) : failure
                     state.withLock { $0.figures[index].breaker.failure(now: clock.now()) }
-                    record(index, round: round, .failed(failure), latency: latency, at: now)
+                    record(index, round: round, .failed(verdict), latency: latency, at: now)
                 case .success(let answer):
                     state.withLock { $0.figures[index].breaker.success() }
                     guard let reasons = await validate(answer) else {
@@ -290,6 +296,12 @@ public final class PlanRouter: Sendable {
             f.latencies.append(attempt.latency)
             if f.latencies.count > window { f.latencies.removeFirst(f.latencies.count - window) }
         }
+    }
+
+    /// A back end's own cancellation, as the failure it is: a timeout once its deadline passed.
+    static func ownCancellation(after latency: Duration, deadline: Duration) -> PlanBackendError {
+        latency >= deadline ? .timeout(after: deadline)
+            : .other("the back end cancelled the request itself after \(latency.inMilliseconds) ms (deadline \(deadline.inMilliseconds) ms)")
     }
 
     private static func percentile(_ sorted: [Duration], _ p: Double) -> Duration? {

@@ -13,6 +13,11 @@ final class ScriptedBackend: PlanBackend {
         case hang
         /// Answers after `seconds` whatever happens: ignores its deadline and cancellation.
         case ignoreDeadline(seconds: Double)
+        /// Enforces its deadline by cancelling its own work: throws `CancellationError` when the
+        /// deadline passes (the caller's task is not cancelled).
+        case cancelItselfAtDeadline
+        /// Throws `CancellationError` at once, its caller not cancelled.
+        case cancelItself
     }
 
     let name: String
@@ -42,6 +47,17 @@ final class ScriptedBackend: PlanBackend {
                 DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { done.resume() }
             }
             return PlanAnswer(json: goodPlan, backend: name, latency: .seconds(seconds))
+        case .cancelItselfAtDeadline?:
+            let work = Task { try await Task.sleep(for: .seconds(60)) }
+            let timer = Task {
+                try? await Task.sleep(for: deadline)
+                work.cancel()
+            }
+            defer { timer.cancel() }
+            try await work.value
+            throw PlanBackendError.other("woke up")
+        case .cancelItself?:
+            throw CancellationError()
         case nil:
             throw PlanBackendError.other("no script")
         }
@@ -118,6 +134,65 @@ extension PlannerBackendsTimedTests {
             #expect(clock.now - start < .seconds(5))
             let health = router.health()[0]
             #expect(health.breaker == .closed && health.failures == 0 && health.requests == 1)
+        }
+
+        /// A back end that cancels its own work when its deadline passes (and so throws a cancellation
+        /// its caller did not ask for) has failed: its breaker counts it and opens, the routing falls
+        /// back instead of ending as cancelled. One that cancels itself early has failed too.
+        @Test(arguments: [ScriptedBackend.Step.cancelItselfAtDeadline, .cancelItself])
+        func when_a_back_end_cancels_itself_expect_a_failure_its_breaker_counts(step: ScriptedBackend.Step) async {
+            let clock = ManualBreakerClock()
+            let selfCancelling = ScriptedBackend("llm", [step])
+            let router = PlanRouter(routes: [
+                PlanRoute(selfCancelling, deadline: .milliseconds(150), breaker: BreakerSettings(failureThreshold: 2, coolDown: .seconds(30))),
+                PlanRoute(ScriptedBackend("next", [.answer(goodPlan)]), deadline: .seconds(1)),
+            ], clock: clock)
+            for _ in 0..<2 {
+                let routing = await router.plan(testRequest(), validate: workspaceValidator)
+                #expect(routing.answer?.backend == "next")
+                guard case .failed(let error)? = routing.attempts.first?.outcome else {
+                    Issue.record("expected a failure, got \(routing.attempts)")
+                    return
+                }
+                if case .cancelItselfAtDeadline = step {
+                    #expect(error == .timeout(after: .milliseconds(150)))
+                } else {
+                    #expect(error.kind == "other" && error.description.contains("cancelled the request itself"))
+                }
+            }
+            let health = router.health()[0]
+            guard case .open = health.breaker else { Issue.record("expected open, got \(health.breaker)"); return }
+            #expect(health.failures == 2 && health.breakerOpened == 1)
+            let skipped = await router.plan(testRequest(), validate: workspaceValidator)
+            #expect(skipped.attempts.first?.outcome == .skipped(.breakerOpen(retryIn: .seconds(30))))
+            #expect(selfCancelling.requests.count == 2)
+        }
+
+        /// The caller cancelling a half-open breaker's probe (a new goal, an e-stop) is no verdict on
+        /// the back end: no failure counted, the breaker stays half-open and the next request probes
+        /// (and closes it when it answers) instead of being refused for a probe that never ends.
+        @Test func when_the_caller_cancels_a_half_open_probe_expect_the_next_request_to_probe() async throws {
+            let clock = ManualBreakerClock()
+            let backend = ScriptedBackend("llm", [.fail(.httpStatus(503, body: "")), .hang, .answer(goodPlan)])
+            let router = PlanRouter(routes: [PlanRoute(backend, deadline: .seconds(30),
+                                                       breaker: BreakerSettings(failureThreshold: 1, coolDown: .seconds(10)))],
+                                    clock: clock)
+            _ = await router.plan(testRequest(), validate: workspaceValidator)
+            guard case .open = router.health()[0].breaker else { Issue.record("expected open"); return }
+            clock.advance(by: .seconds(11))
+            let probe = Task { await router.plan(testRequest(), validate: workspaceValidator) }
+            while backend.requests.count < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            probe.cancel()
+            let cancelled = await probe.value
+            #expect(cancelled.outcome == .cancelled)
+            #expect(cancelled.attempts.map(\.outcome) == [.cancelled])
+            var health = router.health()[0]
+            #expect(health.breaker == .halfOpen && health.failures == 1 && health.breakerOpened == 1)
+            let next = await router.plan(testRequest(), validate: workspaceValidator)
+            #expect(next.answer?.backend == "llm")
+            health = router.health()[0]
+            #expect(health.breaker == .closed && health.consecutiveFailures == 0 && health.failures == 1)
+            #expect(backend.requests.count == 3)
         }
 
         /// Rejected answers count as answers for the breaker: the server works, the plan was wrong.

@@ -17,7 +17,11 @@ makes it serve N requests before the next step (the last step serves every later
                 seconds (default 0: as fast as the connection takes them)
   llama_cpp     like llama-cpp-python's server: HTTP 500 to response_format json_schema,
                 "content" to json_object (with or without a schema)
-An unknown model gets 404. Prints `listening PORT`, then one JSON line per request received
+  redirect      HTTP "status" (default 307) with "Location: <location>" (another server, say)
+  echo_auth     HTTP "status" (default 400) with a body that repeats the Authorization header it
+                received and the key in it ("pad": that many characters of filler first), as some
+                servers' error pages do
+An unknown model gets 404. A GET (what a client following a 302 or 303 sends) is recorded and gets 404. Prints `listening PORT`, then one JSON line per request received
 ({"event": "request", "n", "model", "mode", "path", "authorization", "body"}) and one when it ended
 ({"event": "ended", "n", "bytes_sent", "seconds", "client_closed"}).
 """
@@ -98,6 +102,15 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         return len(data)
 
+    def do_GET(self):
+        with lock:
+            counter[0] += 1
+            n = counter[0]
+        emit({"event": "request", "n": n, "model": None, "mode": None, "path": self.path, "method": "GET",
+              "authorization": self.headers.get("Authorization"), "body": None})
+        sent = self.send_json(404, {"error": {"message": "GET is not served"}})
+        emit({"event": "ended", "n": n, "bytes_sent": sent, "seconds": 0, "client_closed": False})
+
     def do_POST(self):
         with lock:
             counter[0] += 1
@@ -111,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model") if isinstance(body, dict) else None
         step = next_step(model) if model else None
         mode = step.get("mode") if step else None
-        emit({"event": "request", "n": n, "model": model, "mode": mode, "path": self.path,
+        emit({"event": "request", "n": n, "model": model, "mode": mode, "path": self.path, "method": "POST",
               "authorization": self.headers.get("Authorization"), "body": body})
         started = time.monotonic()
         sent, closed = 0, False
@@ -139,6 +152,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, completion(model, step.get("content", "{}"), step.get("finish_reason", "stop"))), False
         if mode == "status":
             return self.send_json(int(step.get("status", 500)), step.get("body", "").encode()), False
+        if mode == "redirect":
+            data = json.dumps({"error": {"message": "moved"}}).encode()
+            self.send_response(int(step.get("status", 307)))
+            self.send_header("Location", step["location"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+            return len(data), False
+        if mode == "echo_auth":
+            header = self.headers.get("Authorization") or ""
+            key = header[len("Bearer "):] if header.startswith("Bearer ") else header
+            message = "x" * int(step.get("pad", 0)) + f"invalid request; you sent Authorization: {header} (key {key})"
+            return self.send_json(int(step.get("status", 400)), {"error": {"message": message, "api_key": key}}), False
         if mode == "malformed":
             return self.send_json(200, step.get("body", "<html>not a chat completion</html>").encode()), False
         if mode == "no_choices":
