@@ -30,6 +30,7 @@ extension SemanticChecker {
                                       allowed: "http://127.0.0.1:8080/v1")
                 }
             }
+            checkClearTextKey(item, path: path)
             if item.has("api_key_env"), let entry = item.entry("api_key_file") {
                 diagnostics.error(entry.keyPosition, KeyPath.child(path, "api_key_file"), "both api_key_env and api_key_file: which one?",
                                   allowed: "one of them")
@@ -43,6 +44,34 @@ extension SemanticChecker {
             diagnostics.warning(entry.keyPosition, "planner.builtin", "false with no `backends`: no goal can be planned",
                                 allowed: "true, or a back end under planner.backends")
         }
+    }
+
+    /// A back end with a key (`api_key_env` or `api_key_file`) and an `http://` base URL to a host
+    /// other than this machine: the key would cross the network in clear text. (PlannerBackends'
+    /// `OpenAICompatibleBackend` refuses it at start too; this says where it is in the file.)
+    private mutating func checkClearTextKey(_ item: Located, path: String) {
+        guard item.has("api_key_env") || item.has("api_key_file"), let node = item["base_url"], let text = node.string,
+              let url = URL(string: text), url.scheme?.lowercased() == "http", let host = url.host, !Self.isLoopback(host)
+        else { return }
+        diagnostics.error(node.position, KeyPath.child(path, "base_url"),
+                          "the API key would cross the network in clear text to \(host)",
+                          allowed: "https://, or http:// to a loopback host (127.0.0.1, ::1, localhost)")
+    }
+
+    /// `localhost`, 127.0.0.0/8 (four decimal parts), `::1` in any spelling, `::ffff:127.x.y.z`: the
+    /// rule of PlannerBackends' `LoopbackHost` (RobotConfig does not link it). Names are not resolved.
+    static func isLoopback(_ host: String) -> Bool {
+        var name = host.lowercased()
+        if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+        if name.hasSuffix(".") { name.removeLast() }
+        if name == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, name, &v4) == 1 { return withUnsafeBytes(of: &v4) { $0[0] } == 127 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, name, &v6) == 1 else { return false }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }), bytes[15] == 1 { return true }
+        return bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127
     }
 
     private mutating func checkGoals(_ goals: Located) {

@@ -197,6 +197,30 @@ struct AbilitiesConfigTests {
         expectProblem(report, at: 25, column(line(25), "fly"), "planner.backends[2].goal_kinds[0]", "fly")
     }
 
+    /// An API key over plain http:// to another host is an error at the base URL's place; to a
+    /// loopback host (127.0.0.0/8, ::1, localhost), over https://, or with no key, it is not.
+    @Test func a_key_over_plain_http_to_another_host_is_an_error_at_the_base_url() throws {
+        let refused = ["api.example.com", "10.0.0.5:8080", "128.0.0.1", "[::2]", "0.0.0.0", "127.0.0.1.nip.io", "127.1",
+                       "localhost.example.com"]
+        let allowed = ["127.0.0.1:8080", "127.9.8.7", "localhost:8080", "LOCALHOST.", "[::1]:8080", "[0:0:0:0:0:0:0:1]",
+                       "[::ffff:127.0.0.1]"]
+        var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner:", "  backends:"]
+        let first = lines.count + 1
+        for (i, host) in (refused + allowed).enumerated() {
+            lines.append("    - {name: b\(i), base_url: 'http://\(host)/v1', model: m, \(i % 2 == 0 ? "api_key_env: KEY" : "api_key_file: /run/key")}")
+        }
+        lines.append("    - {name: tls, base_url: 'https://api.example.com/v1', model: m, api_key_env: KEY}")
+        lines.append("    - {name: nokey, base_url: 'http://192.168.1.9:8080/v1', model: m}")
+        let report = check(lines.joined(separator: "\n"))
+        #expect(report.configuration == nil)
+        for (i, host) in refused.enumerated() {
+            let name = host.hasPrefix("[") ? String(host.dropFirst().prefix { $0 != "]" }) : String(host.prefix { $0 != ":" })
+            expectProblem(report, at: first + i, column(lines[first + i - 1], "'http"), "planner.backends[\(i)].base_url",
+                          "the API key would cross the network in clear text to \(name)")
+        }
+        #expect(report.errors.count == refused.count, "\(report)")
+    }
+
     @Test func planner_settings_without_abilities_are_a_warning() {
         let report = check(base(appending: ["planner: {max_steps: 3}"]))
         #expect(report.errors.isEmpty, "\(report)")
