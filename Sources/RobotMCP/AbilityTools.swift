@@ -1,4 +1,5 @@
 import AIOSRobot
+import Foundation
 import MCP
 import Planner
 
@@ -81,19 +82,18 @@ public enum AbilityTools {
         text += "The robot validates it as every plan — the ability, each argument within its bounds and the workspace"
         text += ability.preconditions.isEmpty ? "" : ", the preconditions " + ability.preconditions.map { clip($0, 32) }.joined(separator: ", ")
         text += " — and refuses it otherwise, saying why; an accepted plan is executed by the robot's policies and every command "
-        text += "is checked by its safety guard. A new goal replaces the one running. The robot's own description (data): "
+        text += "is checked by its safety guard. Each call is a new goal: it cancels the plan running, even when the robot then "
+        text += "refuses it. The robot's own description (data): "
         text += quoted(ability.description)
         return text
     }
 
+    /// For a person or a model to read (6 significant digits: 0.6, not 0.6000000000000001); the
+    /// schema keeps the exact bounds.
     private static func range(_ b: AbilitiesPayload.Bounds) -> String {
-        let low = b.minimum.flatMap { $0.isFinite ? format($0) : nil } ?? "…"
-        let high = b.maximum.flatMap { $0.isFinite ? format($0) : nil } ?? "…"
+        let low = b.minimum.flatMap { $0.isFinite ? String(format: "%g", $0) : nil } ?? "…"
+        let high = b.maximum.flatMap { $0.isFinite ? String(format: "%g", $0) : nil } ?? "…"
         return "\(low) to \(high)"
-    }
-
-    static func format(_ d: Double) -> String {
-        d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)
     }
 
     /// The text in quotes, control characters dropped, quotes and backslashes escaped, clipped.

@@ -126,6 +126,12 @@ struct MCPVocabularyTests {
         // Rejected once: a call is not corrected, and no other back end is asked.
         #expect(p.journal.filter { $0.goalId == outside && $0.kind == .verdict }.count == 1)
 
+        // The gates of every goal over MQTT: a user not in planner.goals.users, a call too soon after the last.
+        let intruder = Planner.JSONValue.object(["ability": .string("wait"), "arguments": .object(["seconds": .number(1)])])
+        #expect(p.service.submit(AbilityCall.text(intruder), from: .mqtt(user: "intruder", id: "r1", retained: false), call: intruder)
+                == .refused("not_authorised"))
+        #expect(p.service.submit(AbilityCall.text(intruder), call: intruder) == .refused("rate_limited"))
+
         p.run(for: 1_100_000_000)
         let unknown = try await call(.object(["ability": .string("fly"), "arguments": .object([:])]))
         #expect(p.journal.first { $0.goalId == unknown && $0.kind == .verdict }?.issues?.first?.code == "unknown_ability")
@@ -281,7 +287,8 @@ struct MCPServerTests {
         let accepted = Self.json(inside.content)
         #expect(inside.isError == false && accepted["outcome"] as? String == "accepted", "\(accepted); \(mcp.stderr)")
         let goal = try #require((accepted["goal_id"] as? NSNumber)?.uint64Value)
-        #expect(accepted["execution"] as? String == "started")
+        // The executor's first word, when it came within the answer's 2 s (a loaded VM may be later; the plan's end below is the proof).
+        #expect(accepted["execution"] == nil || accepted["execution"] as? String == "started", "\(accepted)")
         #expect((accepted["plan"] as? [[String: Any]])?.first?["ability"] as? String == "goto")
         #expect(await eventuallyAsync(seconds: 60) {
             let plan = (try? await client.readResource(uri: "robotd://rover-sim/plan")).map(Self.text) ?? ""
