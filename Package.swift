@@ -32,6 +32,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         // SQLite for the planner's episodic memory (needs Debian's libsqlite3-dev).
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        // `robotd mcp`: the Model Context Protocol's server on stdio (and its client in the tests).
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.0"),
+        // File descriptors for the MCP SDK's stdio transport over pipes (the MCP tests; the SDK's own dependency).
+        .package(url: "https://github.com/apple/swift-system", from: "1.0.0"),
     ],
     targets: [
         // System-library shims: modulemap + header, found through pkg-config. No logic here.
@@ -125,6 +129,11 @@ let package = Package(
                 "EpisodicMemory",
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // robotd as an MCP server (`robotd mcp`): a client of a running robot over MQTT, its abilities
+        // as tools and its telemetry as resources. Opens no device.
+        .target(
+            name: "RobotMCP",
+            dependencies: ["AIOSRobot", "Planner", "Telemetry", "Transports", .product(name: "MCP", package: "swift-sdk")]),
         .target(
             name: "RobotBenchmarks",
             dependencies: [
@@ -144,7 +153,8 @@ let package = Package(
             name: "robotd",
             dependencies: [
                 "AIOSRobot", "RobotBenchmarks", "RTScheduler", "Transports", "Platform", "RobotSim", "Actuators", "SimulatorBridge",
-                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", "EpisodicMemory", "Telemetry", .product(name: "Yams", package: "Yams"),
+                "SafetyGuard", "CRealtime", "RobotConfig", "RunReport", "RobotdCommandLine", "EpisodicMemory", "Telemetry", "RobotMCP",
+                .product(name: "MCP", package: "swift-sdk"), .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -164,7 +174,9 @@ let package = Package(
         .testTarget(name: "CodecsTests", dependencies: ["Codecs"]),
         .testTarget(name: "TransportsTests", dependencies: ["TestSupport", "Transports", "Codecs", "CTransport", "Platform", "CAllocCounter"]),
         .testTarget(name: "AIOSRobotTests", dependencies: ["TestSupport", "AIOSRobot", "RobotConfig", .product(name: "Yams", package: "Yams"), "Transports", "Codecs", "CTransport", "RTScheduler", "SafetyGuard", "Actuators", "RobotSim", "SimulatorBridge", "CAllocCounter", "CBlockingCallCounter", "Telemetry",
-                                                         "Planner", "PlannerBackends", "EpisodicMemory", .product(name: "Histogram", package: "hdrhistogram-swift")]),
+                                                         "Planner", "PlannerBackends", "EpisodicMemory", .product(name: "Histogram", package: "hdrhistogram-swift"),
+                                                         "RobotMCP", .product(name: "MCP", package: "swift-sdk"),
+                                                         .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
         .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),

@@ -20,11 +20,13 @@ public struct TelemetryTopics: Sendable, Equatable {
     public var audit: String { prefix + "audit" }
     /// The planner: goals, verdicts, plans, progress, planner health (a robot with `abilities`).
     public var plan: String { prefix + "plan" }
+    /// The ability vocabulary (a robot with `abilities`): retained, at each connect.
+    public var abilities: String { prefix + "abilities" }
 
     /// Every topic robotd publishes here, relative to the prefix (the schemas' names with `/` as `.`).
-    /// (`plan` too, for a robot with `abilities`: `withPlanner`.)
+    /// (`plan` and `abilities` too, for a robot with `abilities`: `withPlanner`.)
     public static let published = ["status", "state", "deadlines", "deadlines/miss", "queues", "safety", "inputs", "sensors", "audit"]
-    public static let withPlanner = published + ["plan"]
+    public static let withPlanner = published + ["plan", "abilities"]
 
     public static let statusOnline = "online"
     public static let statusOffline = "offline"

@@ -24,5 +24,5 @@ struct Robotd: ParsableCommand {
           # what this machine can hold
           robotd bench scheduler
         """,
-        subcommands: [Run.self, Check.self, Sim.self, Goal.self, Monitor.self, Memory.self, Bench.self, Echo.self, Ports.self])
+        subcommands: [Run.self, Check.self, Sim.self, Goal.self, MCPCommand.self, Monitor.self, Memory.self, Bench.self, Echo.self, Ports.self])
 }

@@ -1,6 +1,7 @@
 import CRealtime
 import Foundation
 import Glibc
+import Planner
 import Platform
 import RTScheduler
 import RobotConfig
@@ -96,6 +97,8 @@ public final class TelemetryMonitor: Sendable {
         let sensorSlots: [(name: String, index: Int)]
         /// What the `plan` topic carries (the planner service's journal); nil: no planner.
         let plan: PlanJournal?
+        /// The ability vocabulary for `abilities` (with a planner); nil: none.
+        let abilities: AbilitiesPayload?
     }
 
     /// Takes the scheduler's accounting window (its one owner) and prepares the connection;
@@ -110,9 +113,15 @@ public final class TelemetryMonitor: Sendable {
         }
         let discovery = HomeAssistantEntities.discovery(for: configuration)
         let stale = discovery.map(StaleDiscovery.init)
+        let configHash = Self.hash(configuration)
+        // The vocabulary the planner service plans with (it exists only when this one could be built).
+        let abilities = plan == nil ? nil : (try? PlanningContext(configuration: configuration)).map {
+            AbilitiesPayload(context: $0, configuration: configuration, configSha256: configHash)
+        }
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
-                          configuration: configuration, configHash: Self.hash(configuration), bootID: Self.bootID(),
-                          controlLink: controlLink, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots, plan: plan)
+                          configuration: configuration, configHash: configHash, bootID: Self.bootID(),
+                          controlLink: controlLink, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots, plan: plan,
+                          abilities: abilities)
         let requestTopic = topics.auditRequest
         let flags = self.flags
         client = try MQTTClient(options: MQTTOptions(
@@ -192,6 +201,9 @@ private struct MonitorLoop {
     var remoteResetCursor: UInt64 = 0
     /// The last `plan` message handed over (`PlanJournal`'s sequence).
     var planCursor: UInt64 = 0
+    /// `abilities` is still to go out on this connection (the queue refused it so far).
+    var abilitiesPending = false
+    var abilitiesSeq: UInt64 = 0
     var stateSeq: UInt64 = 0
     var lastState: StatePayload?
     var lastStateAt: Int64 = 0
@@ -235,6 +247,7 @@ private struct MonitorLoop {
             publishPlan()
             announceIfConnected()
             if !discoveryPending.isEmpty && client.isConnected { publishDiscovery() }
+            if abilitiesPending && client.isConnected { publishAbilities() }
             sweepStaleDiscovery(now: now, final: false)
             if now >= next {
                 cycle(final: false)
@@ -274,8 +287,21 @@ private struct MonitorLoop {
             publishDiscovery()
             staleSweepAt = rt_monotonic_ns() + Int64(StaleDiscovery.settle.nanoseconds)
         }
+        abilitiesPending = sources.abilities != nil
+        publishAbilities()
         send(topics.status, Array(TelemetryTopics.statusOnline.utf8), qos: 1, retain: true)
         publishState(force: true)
+    }
+
+    /// The ability vocabulary, retained at QoS 1 (a broker restarted without persistence has lost
+    /// it); one the queue refuses is tried again on the next turn of the loop.
+    private mutating func publishAbilities() {
+        guard abilitiesPending, var payload = sources.abilities else { return }
+        payload.seq = abilitiesSeq + 1
+        payload.tUnixS = Date().timeIntervalSince1970
+        guard send(topics.abilities, payload.encoded, qos: 1, retain: true) else { return }
+        abilitiesSeq += 1
+        abilitiesPending = false
     }
 
     /// The discovery configs still pending, retained at QoS 1; one the queue refuses is tried again

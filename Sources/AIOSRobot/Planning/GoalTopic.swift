@@ -1,4 +1,5 @@
 import Foundation
+import Planner
 import Synchronization
 import Transports
 
@@ -14,6 +15,8 @@ public struct GoalArrival: Sendable, Equatable {
     public var retained: Bool
     /// CLOCK_MONOTONIC (ns).
     public var arrival: Int64
+    /// A structured request for one ability (`{"call": …}`, `AbilityCall`); `text` is then its words.
+    public var call: Planner.JSONValue? = nil
 }
 
 /// `<prefix>goal/<user>` (docs/mqtt.md, "Inbound topics and security"): subscribed when
@@ -36,6 +39,11 @@ public enum GoalTopic {
     static func endpoint(prefix: String, inbox: GoalInbox) -> InputEndpoint {
         .mqtt(.init(subscriptions: [(filter: base(prefix: prefix) + "/+", qos: 1)], handle: { message in
             guard let user = user(in: message.topic, prefix: prefix) else { return }
+            if let c = AbilityCall.parse(message.payload) {
+                inbox.deliver(GoalArrival(user: user, text: AbilityCall.text(c.call), id: c.id, retained: message.retained,
+                                          arrival: message.arrival, call: c.call))
+                return
+            }
             let parsed = text(message.payload)
             inbox.deliver(GoalArrival(user: user, text: parsed.text, id: parsed.id, retained: message.retained, arrival: message.arrival))
         }))

@@ -59,6 +59,8 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
     /// goal: `mqtt`, `config`, `command`.
     public var source: String?
     public var user: String?
+    /// goal over MQTT: the request's `id` (`robotd goal`, `robotd mcp`), so that its sender finds its answer.
+    public var requestId: String?
     /// goal: `accepted`, `refused`, `ignored`.
     public var outcome: String?
     /// Why: a goal refused or ignored, a planning failure, a plan that ended other than completed.

@@ -144,15 +144,17 @@ public final class PlannerService: Sendable {
         state.withLock { $0.request?.cancel() }
     }
 
-    /// The goal's fate and, when taken, its id.
+    /// The goal's fate and, when taken, its id. `call`: one ability asked for directly
+    /// (`AbilityCall`), planned as that one step instead of by the back ends.
     @discardableResult
-    public func submit(_ text: String, from source: GoalSource = .command) -> GoalDecision {
+    public func submit(_ text: String, from source: GoalSource = .command, call: Planner.JSONValue? = nil) -> GoalDecision {
         let now = scheduler.clock.now()
         let cleaned = GoalTopic.text(Array(text.utf8)).text
         var entry = PlanTopicPayload(kind: .goal)
         entry.text = cleaned.map { String($0.prefix(GoalSettings.maxLength)) }
         entry.source = source.word
         entry.user = source.user
+        if case .mqtt(_, let id, _) = source { entry.requestId = id }
         let decision: GoalDecision = state.withLock { s in
             // A redelivery of a goal taken (QoS 1 delivers at least once) is not taken again; one
             // that was refused is judged afresh (nothing came of it the first time).
@@ -208,7 +210,7 @@ public final class PlannerService: Sendable {
         guard case .accepted(let id) = decision, let goal = state.withLock({ $0.goal }), goal.id == id else { return decision }
         // The old plan stops at once, on the dispatch thread; then this goal's request.
         if !port.post(kept(PlannerMessage(.goal(id)))) { log("planner: the dispatch queue refused goal \(id) (full)") }
-        let task = lane.submit { [weak self] in await self?.request(goal) }
+        let task = lane.submit { [weak self] in await self?.request(goal, call: call) }
         state.withLock { s in
             if s.goal?.id == id { s.request = task } else { task.cancel() }
         }
@@ -216,7 +218,7 @@ public final class PlannerService: Sendable {
     }
 
     func take(_ arrival: GoalArrival) {
-        submit(arrival.text ?? "", from: .mqtt(user: arrival.user, id: arrival.id, retained: arrival.retained))
+        submit(arrival.text ?? "", from: .mqtt(user: arrival.user, id: arrival.id, retained: arrival.retained), call: arrival.call)
     }
 
     /// The planner's health now: each back end's breaker and figures.
@@ -224,7 +226,7 @@ public final class PlannerService: Sendable {
 
     // MARK: One request
 
-    private func request(_ goal: WorldState.Goal) async -> Payload? {
+    private func request(_ goal: WorldState.Goal, call: Planner.JSONValue?) async -> Payload? {
         while !state.withLock({ s in
             guard s.inFlight < settings.maxRequestsInFlight else { return false }
             s.inFlight += 1
@@ -244,7 +246,7 @@ public final class PlannerService: Sendable {
         var replans = 0
         while true {
             guard !Task.isCancelled else { return nil }
-            switch await route(goal) {
+            switch await route(goal, call: call) {
             case .cancelled:
                 return nil
             case .accepted(let plan, let answer, let routing):
@@ -272,7 +274,7 @@ public final class PlannerService: Sendable {
     }
 
     /// One routing from the world state now: every answer validated against the state then.
-    private func route(_ goal: WorldState.Goal) async -> Routed {
+    private func route(_ goal: WorldState.Goal, call: Planner.JSONValue?) async -> Routed {
         let world = capture()
         let planRequest = Planner.PlanRequest(goal: goal, world: world)
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -284,6 +286,8 @@ public final class PlannerService: Sendable {
         // Each back end's answers in this routing: 0 the first, n the n-th correction.
         let rounds = Mutex<[String: Int]>([:])
         let validator = self.validator
+        // A call is its own one-step plan: no back end is asked, the validator below judges it.
+        let router = call.map(AbilityCall.router) ?? self.router
         let routing = await router.plan(question, budget: .nanoseconds(Int64(settings.budgetMs * 1e6))) { [weak self] answer in
             guard let self else { return ["the planner stopped"] }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
