@@ -348,6 +348,43 @@ final class ModelPeer: Sendable {
     let process: Subprocess
     let baseURL: URL
 
+    /// A configuration object built in code is not checked by `robotd check`: times beyond the
+    /// schema's maximum (1e300) saturate instead of trapping — the router built with its back end,
+    /// the rate limit, the request's budget, the step's limits of the plan executed.
+    @Test func when_a_configuration_object_holds_huge_times_expect_goals_planned_and_executed_without_a_trap() async throws {
+        var configuration = try Examples.configuration("rover-sim.yaml")
+        for i in configuration.abilities.indices where configuration.abilities[i].action.moves {
+            configuration.abilities[i].timeoutS = 1e300
+            configuration.abilities[i].noProgress = NoProgressSettings(minProgress: 0.05, timeS: 1e300)
+        }
+        configuration.planner.budgetMs = 1e300
+        configuration.planner.goals.minIntervalMs = 1e300
+        var far = PlannerBackendSettings(name: "far", baseURL: "http://127.0.0.1:9/v1", model: "m")
+        far.deadlineMs = 1e300
+        far.breaker.coolDownMs = 1e300
+        configuration.planner.backends = [far]
+        let loop = try ConfiguredRoverLoop(configuration)
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 1_000_000_000)
+        guard case .accepted(let id) = service.submit("go to -3,0.5") else {
+            Issue.record("goal refused: \(service.journal.all.map(\.line))")
+            return
+        }
+        #expect(service.submit("go to -3,1") == .refused("rate_limited"))
+        #expect(await eventually(seconds: 20) { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } },
+                "\(service.journal.all.map(\.line))")
+        let planning = try #require(loop.runtime.planning)
+        #expect(await eventually {
+            loop.run(until: loop.rover.time + 10_000_000)
+            return planning.status.planGoalID == id
+        })
+        loop.run(until: loop.rover.time + 15_000_000_000)
+        #expect(planning.status.state == .completed, "\(service.journal.all.map(\.line))")
+        #expect(loop.closestApproach(to: (-3, 0.5)).distance < 0.2)
+    }
+
     private init(process: Subprocess, baseURL: URL) {
         self.process = process
         self.baseURL = baseURL

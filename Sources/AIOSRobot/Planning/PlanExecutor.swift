@@ -106,9 +106,9 @@ struct PlanExecutor: Sendable {
             if case .route = current.action, reading.serial != current.serial { reading = PlanReading() }
             finished = reading.done
         case .hold(_, let seconds):
-            finished = elapsed >= .nanoseconds(Int64(seconds * 1e9))
+            finished = elapsed >= .saturating(seconds: seconds)
         case .wait(let seconds):
-            finished = elapsed >= .nanoseconds(Int64(seconds * 1e9))
+            finished = elapsed >= .saturating(seconds: seconds)
         case .stop:
             finished = true
         }

@@ -167,7 +167,7 @@ public final class PlannerService: Sendable {
             }
             guard let goalText = cleaned else { s.refused += 1; return .refused("empty") }
             guard goalText.count <= GoalSettings.maxLength else { s.refused += 1; return .refused("too_long") }
-            if let last = s.lastTaken, now - last < .nanoseconds(Int64(settings.goals.minIntervalMs * 1e6)) {
+            if let last = s.lastTaken, now - last < .saturating(milliseconds: settings.goals.minIntervalMs) {
                 s.refused += 1
                 return .refused("rate_limited")
             }
@@ -279,7 +279,7 @@ public final class PlannerService: Sendable {
         // Each back end's answers in this routing: 0 the first, n the n-th correction.
         let rounds = Mutex<[String: Int]>([:])
         let validator = self.validator
-        let routing = await router.plan(question, budget: .nanoseconds(Int64(settings.budgetMs * 1e6))) { [weak self] answer in
+        let routing = await router.plan(question, budget: .saturating(milliseconds: settings.budgetMs)) { [weak self] answer in
             guard let self else { return ["the planner stopped"] }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
             let round = rounds.withLock { r in
