@@ -213,8 +213,7 @@ struct PlanExecutionTests {
     /// while the same rover's other policies keep the channel's own limits.
     @Test func when_a_plan_drives_expect_its_commands_under_the_planner_envelope() async throws {
         let p = try PlanningLoop(edit: { yaml in
-            yaml = yaml.replacingOccurrences(of: "      max_acceleration: 40.0\n",
-                                             with: "      max_acceleration: 40.0\n    envelopes:\n      planner: {max_velocity: 3.0}\n")
+            yaml = yaml.replacingOccurrences(of: "planner: {max_velocity: 10.0}", with: "planner: {max_velocity: 3.0}")
                 .replacingOccurrences(of: "    speed: 0.4                         # m/s, when a step gives none",
                                       with: "    speed: 0.1")
         })

@@ -85,8 +85,9 @@ struct PlanValidatorTests {
                     "0.5 m/s is above 0.4 m/s (the wheels' planner envelope)")
         expectIssue(rejection(speed("0.7"), context: rover), .speedAboveEnvelope, path: "steps[0].arguments.speed")
         #expect(PlanValidator(context: rover).validate(speed("0.4"), request: request(), world: world()).plan != nil)
-        // Without an envelope the wheels' own limit bounds it: a range error, not an envelope one.
-        let open = try context(roverYAML(envelope: "    motion: true"))
+        // An envelope wider than the wheels' own limit (a warning): that limit bounds it, a range
+        // error, not an envelope one.
+        let open = try context(roverYAML(envelope: "    envelopes: {planner: {max_velocity: 20}}"))
         expectIssue(rejection(speed("0.7"), context: open), .outOfRange, path: "steps[0].arguments.speed",
                     "above 0.6 m/s (the wheels' max_velocity)")
         #expect(PlanValidator(context: open).validate(speed("0.5"), request: request(), world: world()).plan != nil)
