@@ -47,7 +47,7 @@ public struct PlanValidator: Sendable {
         guard issues.isEmpty, steps.count == stepCount, stepCount > 0 else {
             return .rejected(PlanRejection(issues: issues.listed, omitted: issues.omitted))
         }
-        return .accepted(ValidatedPlan(goalID: request.goal.id, steps: steps))
+        return .accepted(ValidatedPlan(goalID: request.goal.id, steps: steps, latchEpoch: request.latchEpoch))
     }
 
     /// Codable decoding of the answer into a tree; the one place bytes become values.
@@ -354,6 +354,10 @@ public struct PlanValidator: Sendable {
                 w.stopCauses.isEmpty ? (w.latched ? "latched" : "none") : w.stopCauses.joined(separator: ", ")
             }
             issues.add(.staleStopCauses, "", "the stop causes changed from \(words(then)) to \(words(world)) since the request")
+        } else if world.latchEpoch != request.latchEpoch {
+            // Latched and reset between two looks: the flags are back, the epoch is not. Nothing
+            // planned before a stop may start after its reset.
+            issues.add(.staleStopCauses, "", "a stop latched since the goal was taken (latch epoch \(request.latchEpoch), now \(world.latchEpoch))")
         }
         if world.goal?.id != request.goal.id {
             issues.add(.staleGoal, "", world.goal.map { "goal \($0.id) replaced goal \(request.goal.id)" }

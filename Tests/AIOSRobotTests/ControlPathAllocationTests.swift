@@ -187,7 +187,7 @@ struct PlanExecutionAllocationTests {
                 ExecutableStep(action: .route(points: points, speed: 0.3), slot: slot, ability: 1, timeout: .seconds(600), minProgress: 0.001,
                                window: .seconds(60), serial: goal * 1024 + 1),
                 ExecutableStep(action: .stop, slot: nil, ability: 2, timeout: nil, minProgress: nil, window: nil, serial: goal * 1024 + 2),
-            ])
+            ], latchEpoch: runtime.latchEpoch)
         }
         let messages = [PlannerMessage(.goal(1)), PlannerMessage(.ready(route(1, [(50, 40), (60, -40)]))),
                         PlannerMessage(.goal(2)), PlannerMessage(.ready(route(2, [(-50, 40), (-60, -40), (0, 0)])))]

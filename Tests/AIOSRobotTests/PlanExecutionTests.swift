@@ -104,6 +104,65 @@ struct PlanExecutionTests {
         #expect(await eventually { p.progress(id, "cancelled")?.reason == "latched" })
     }
 
+    /// The e-stop pressed and released and the reset given, all between two of the executor's
+    /// checks (every 50 ms): the flag it reads is down again, the guard's latch epoch is not. The
+    /// plan is cancelled at the next check, and the rover stays where the stop left it.
+    @Test func when_a_stop_and_its_reset_fall_within_one_executor_period_expect_the_plan_cancelled_and_nothing_resumed() async throws {
+        let p = try PlanningLoop(gamepad: [
+            .init(at: 6_012_000_000, [.press("BTN_EAST")]),
+            .init(at: 6_016_000_000, [.release("BTN_EAST")]),
+            .init(at: 6_021_000_000, [.press("BTN_START")]),
+            .init(at: 6_025_000_000, [.release("BTN_START")]),
+        ])
+        p.run(for: 1_000_000_000)
+        let id = try await p.give("patrol the corners")
+        p.loop.run(until: 6_000_000_000)
+        #expect(p.execution.state == .running && p.execution.planGoalID == id)
+        #expect(p.loop.status.commandedBy[0] == PlanningLoop.route && p.loop.snapshot.linearVelocity > 0.1)
+        let epoch = p.loop.runtime.latchEpoch
+        p.loop.run(until: 6_040_000_000)
+        // Latched and released before the executor looked again.
+        #expect(!p.loop.status.latched && p.loop.status.resets == 1 && p.loop.runtime.latchEpoch >= epoch + 2)
+        p.loop.run(until: 6_100_000_000)
+        #expect(p.execution.state == .cancelled && p.execution.reason == .latched)
+        let after = p.loop.snapshot
+        p.loop.run(until: 10_000_000_000)
+        #expect(p.loop.snapshot.odometer - after.odometer < 0.05, "drove \(p.loop.snapshot.odometer - after.odometer) m after the reset")
+        #expect(p.loop.status.commandedBy[0] == PlanningLoop.route && p.execution.state == .cancelled)
+        #expect(await eventually { p.progress(id, "cancelled")?.reason == "latched" })
+    }
+
+    /// The same while a model thinks: the watcher (every 50 ms) sees the epoch moved, not the
+    /// flag, and cancels the request.
+    @Test func when_a_stop_and_its_reset_fall_between_two_looks_of_the_watcher_expect_the_request_cancelled() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(gamepad: [
+            .init(at: 2_012_000_000, [.press("BTN_EAST")]),
+            .init(at: 2_016_000_000, [.release("BTN_EAST")]),
+            .init(at: 2_021_000_000, [.press("BTN_START")]),
+            .init(at: 2_025_000_000, [.release("BTN_START")]),
+        ], router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")), deadline: .seconds(20)),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        guard case .accepted(let id) = p.service.submit("go to -2.5,0.5") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 })
+        p.loop.run(until: 2_000_000_000)
+        // The stop and its reset in one go: a few milliseconds of real time.
+        p.loop.run(until: 2_040_000_000)
+        #expect(!p.loop.status.latched && p.loop.status.resets == 1)
+        #expect(await eventually(seconds: 5) { p.journal.contains { $0.kind == .planningFailed && $0.reason == "cancelled: a stop latched" } },
+                "\(p.journal.map(\.line))")
+        #expect(await eventually(seconds: 5) { peer.closed(1) })
+        try await Task.sleep(for: .milliseconds(300))
+        p.run(for: 3_000_000_000)
+        #expect(p.execution.planGoalID == 0 && !p.journal.contains { $0.goalId == id && $0.kind == .plan })
+        #expect(p.service.health().first { $0.name == "builtin" }?.requests == 0)
+    }
+
     @Test func when_a_stop_latches_while_a_model_is_asked_expect_the_request_cancelled_and_no_plan_after_the_reset() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
         let p = try PlanningLoop(gamepad: [
@@ -217,7 +276,7 @@ struct PlanExecutionTests {
                 .replacingOccurrences(of: "    speed: 0.4                         # m/s, when a step gives none",
                                       with: "    speed: 0.1")
         })
-        #expect(p.loop.runtime.configuration.channels.allSatisfy { $0.envelopes?["planner"] != nil })
+        #expect(p.loop.runtime.configuration.channels.allSatisfy { $0.envelopes?["planner"]?.maxVelocity == 3.0 })
         p.run(for: 1_000_000_000)
         // Wander (origin policy) may use the channel's 12 rad/s.
         let id = try await p.give("go to -3.5,1.5")  // a quarter turn on the spot first: ±4.5 rad/s asked
@@ -289,6 +348,43 @@ struct PlanExecutionTests {
         #expect(p.journal.filter { $0.kind == .goal && $0.outcome == "accepted" }.map(\.goalId) == [1, 2])
     }
 
+    /// A configuration object built in code is not checked by `robotd check`: times beyond the
+    /// schema's maximum (1e300) saturate instead of trapping — the router built with its back end,
+    /// the rate limit, the request's budget, the step's limits of the plan executed.
+    @Test func when_a_configuration_object_holds_huge_times_expect_goals_planned_and_executed_without_a_trap() async throws {
+        var configuration = try Examples.configuration("rover-sim.yaml")
+        for i in configuration.abilities.indices where configuration.abilities[i].action.moves {
+            configuration.abilities[i].timeoutS = 1e300
+            configuration.abilities[i].noProgress = NoProgressSettings(minProgress: 0.05, timeS: 1e300)
+        }
+        configuration.planner.budgetMs = 1e300
+        configuration.planner.goals.minIntervalMs = 1e300
+        var far = PlannerBackendSettings(name: "far", baseURL: "http://127.0.0.1:9/v1", model: "m")
+        far.deadlineMs = 1e300
+        far.breaker.coolDownMs = 1e300
+        configuration.planner.backends = [far]
+        let loop = try ConfiguredRoverLoop(configuration)
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 1_000_000_000)
+        guard case .accepted(let id) = service.submit("go to -3,0.5") else {
+            Issue.record("goal refused: \(service.journal.all.map(\.line))")
+            return
+        }
+        #expect(service.submit("go to -3,1") == .refused("rate_limited"))
+        #expect(await eventually(seconds: 20) { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } },
+                "\(service.journal.all.map(\.line))")
+        let planning = try #require(loop.runtime.planning)
+        #expect(await eventually {
+            loop.run(until: loop.rover.time + 10_000_000)
+            return planning.status.planGoalID == id
+        })
+        loop.run(until: loop.rover.time + 15_000_000_000)
+        #expect(planning.status.state == .completed, "\(service.journal.all.map(\.line))")
+        #expect(loop.closestApproach(to: (-3, 0.5)).distance < 0.2)
+    }
+
     @Test func when_a_plan_cannot_be_placed_expect_the_reasons_and_no_motion_from_it() async throws {
         let p = try PlanningLoop()
         p.run(for: 1_000_000_000)
@@ -346,43 +442,6 @@ final class ModelPeer: Sendable {
     static let script = Examples.folder.deletingLastPathComponent().appendingPathComponent("scripts/peers/openai_peer.py").path
     let process: Subprocess
     let baseURL: URL
-
-    /// A configuration object built in code is not checked by `robotd check`: times beyond the
-    /// schema's maximum (1e300) saturate instead of trapping — the router built with its back end,
-    /// the rate limit, the request's budget, the step's limits of the plan executed.
-    @Test func when_a_configuration_object_holds_huge_times_expect_goals_planned_and_executed_without_a_trap() async throws {
-        var configuration = try Examples.configuration("rover-sim.yaml")
-        for i in configuration.abilities.indices where configuration.abilities[i].action.moves {
-            configuration.abilities[i].timeoutS = 1e300
-            configuration.abilities[i].noProgress = NoProgressSettings(minProgress: 0.05, timeS: 1e300)
-        }
-        configuration.planner.budgetMs = 1e300
-        configuration.planner.goals.minIntervalMs = 1e300
-        var far = PlannerBackendSettings(name: "far", baseURL: "http://127.0.0.1:9/v1", model: "m")
-        far.deadlineMs = 1e300
-        far.breaker.coolDownMs = 1e300
-        configuration.planner.backends = [far]
-        let loop = try ConfiguredRoverLoop(configuration)
-        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
-        service.start()
-        defer { service.stop() }
-        loop.run(until: 1_000_000_000)
-        guard case .accepted(let id) = service.submit("go to -3,0.5") else {
-            Issue.record("goal refused: \(service.journal.all.map(\.line))")
-            return
-        }
-        #expect(service.submit("go to -3,1") == .refused("rate_limited"))
-        #expect(await eventually(seconds: 20) { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } },
-                "\(service.journal.all.map(\.line))")
-        let planning = try #require(loop.runtime.planning)
-        #expect(await eventually {
-            loop.run(until: loop.rover.time + 10_000_000)
-            return planning.status.planGoalID == id
-        })
-        loop.run(until: loop.rover.time + 15_000_000_000)
-        #expect(planning.status.state == .completed, "\(service.journal.all.map(\.line))")
-        #expect(loop.closestApproach(to: (-3, 0.5)).distance < 0.2)
-    }
 
     private init(process: Subprocess, baseURL: URL) {
         self.process = process

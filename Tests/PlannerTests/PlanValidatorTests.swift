@@ -149,6 +149,25 @@ struct PlanValidatorTests {
         #expect(PlanValidator(context: rover).validate(plan, request: request(), world: fresh).plan != nil)
     }
 
+    /// A stop and its reset both between the goal and the answer: the flags are as they were,
+    /// the guard's latch epoch is not. The plan is stale, and an accepted one carries its epoch.
+    @Test func a_plan_for_a_goal_taken_before_a_stop_and_its_reset_is_stale() throws {
+        let plan = #"{"steps": [{"ability": "goto", "arguments": {"x": 1, "y": 1}}]}"#
+        var then = world()
+        then.latchEpoch = 4
+        var now = world(time: 101)
+        now.latchEpoch = 6
+        let r = PlanValidator(context: rover).validate(plan, request: PlanRequest(goal: then.goal!, world: then), world: now).rejection
+        expectIssue(r, .staleStopCauses, path: "", "a stop latched since the goal was taken (latch epoch 4, now 6)")
+        #expect(r?.isStale == true)
+        // The request's epoch is the goal's, not the world's it was captured with.
+        let taken = PlanRequest(goal: then.goal!, world: now, latchEpoch: 4)
+        expectIssue(PlanValidator(context: rover).validate(plan, request: taken, world: now).rejection, .staleStopCauses, path: "")
+        now.latchEpoch = 4
+        let accepted = try #require(PlanValidator(context: rover).validate(plan, request: taken, world: now).plan)
+        #expect(accepted.latchEpoch == 4)
+    }
+
     @Test func what_is_not_JSON_or_not_a_plan_is_refused() {
         expectIssue(rejection("{\"steps\": [", context: rover), .invalidJSON, path: "", "not valid JSON")
         // The parser's place goes back to the model.

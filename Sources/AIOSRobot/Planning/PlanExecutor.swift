@@ -49,10 +49,20 @@ struct PlanExecutor: Sendable {
         publish()
     }
 
-    /// `planReady`: executed only for the current goal and while nothing is latched (a plan that
-    /// arrives during a stop would start after the reset: refused instead).
-    mutating func install(_ next: ExecutablePlan, latched: Bool, at now: Instant, sources: inout [any ControlPolicy]) {
-        let refusal: PlanEndReason? = next.goalID != status.goalID ? .staleGoal : latched ? .latched
+    /// A stop latched since the running plan's goal was taken — latched now, or the guard's latch
+    /// epoch moved on (a stop and its reset both between two looks) —: the plan is cancelled.
+    /// Called first by every handler of the executor.
+    mutating func checkLatch(latched: Bool, epoch: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        guard let plan, latched || epoch != plan.latchEpoch else { return }
+        end(.cancelled, reason: .latched, at: now, sources: &sources)
+        publish()
+    }
+
+    /// `planReady`: executed only for the current goal, while nothing is latched and in the latch
+    /// epoch its goal was taken in (a plan that arrives during a stop, or after a stop and its
+    /// reset, would start after the reset: refused instead).
+    mutating func install(_ next: ExecutablePlan, latched: Bool, epoch: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        let refusal: PlanEndReason? = next.goalID != status.goalID ? .staleGoal : latched || epoch != next.latchEpoch ? .latched
             : next.steps.isEmpty ? .noPolicy : nil
         if let refusal {
             status.refused &+= 1
@@ -88,10 +98,11 @@ struct PlanExecutor: Sendable {
 
     // MARK: The periodic check
 
-    /// Every executor period: the latch, the current step's end, its time limit and progress.
-    mutating func tick(latched: Bool, at now: Instant, sources: inout [any ControlPolicy]) {
+    /// Every executor period: the latch (and its epoch), the current step's end, its time limit and
+    /// progress.
+    mutating func tick(latched: Bool, epoch: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
         guard let plan else { return }
-        if latched {
+        if latched || epoch != plan.latchEpoch {
             end(.cancelled, reason: .latched, at: now, sources: &sources)
             publish()
             return

@@ -31,6 +31,6 @@ enum PlanPreparation {
                                         minProgress: step.noProgress?.minProgress,
                                         window: step.noProgress.map { .saturating(seconds: $0.timeS) }, serial: serial))
         }
-        return ExecutablePlan(goalID: plan.goalID, steps: steps)
+        return ExecutablePlan(goalID: plan.goalID, steps: steps, latchEpoch: plan.latchEpoch)
     }
 }

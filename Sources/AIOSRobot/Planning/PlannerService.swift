@@ -77,6 +77,9 @@ public final class PlannerService: Sendable {
     private struct State {
         var nextGoal: UInt64 = 0
         var goal: WorldState.Goal?
+        /// The guard's latch epoch when `goal` was taken: a stop since (even one already reset)
+        /// cancels its request, and its plan is for that epoch only.
+        var goalEpoch: UInt64 = 0
         var request: Task<PostResult?, Never>?
         /// The goal whose request is in flight (waiting for its turn or asking); nil: none.
         var asking: UInt64?
@@ -88,6 +91,8 @@ public final class PlannerService: Sendable {
         var cursor: OverwritingRing<PlanExecutionEvent>.Cursor
         var refused = 0
         var wasLatched = false
+        /// The latch epoch the watcher saw last.
+        var seenEpoch: UInt64 = 0
         var lastHealth: Instant?
         var initial: String?
         var startedAt: Instant?
@@ -113,7 +118,7 @@ public final class PlannerService: Sendable {
         lane = AsyncLane(results: port.source)
         systemPrompt = PlannerRoutes.systemPrompt(context: context, robot: configuration.robot.id)
         abilityNames = configuration.abilities.map(\.name)
-        state = Mutex(State(cursor: port.events.newestCursor, initial: configuration.planner.goals.initial))
+        state = Mutex(State(cursor: port.events.newestCursor, seenEpoch: runtime.latchEpoch, initial: configuration.planner.goals.initial))
     }
 
     /// Takes goals from MQTT and starts watching the latch and the executor. The initial goal
@@ -172,7 +177,11 @@ public final class PlannerService: Sendable {
                 return .refused("rate_limited")
             }
             // A goal taken during a stop would start after the reset: nothing resumes by itself.
+            // The epoch first: a stop the flag does not show yet moves it already, and its plan
+            // is then refused for the epoch it was taken in.
+            let epoch = runtime.latchEpoch
             if runtime.isLatched { s.refused += 1; return .refused("latched") }
+            s.goalEpoch = epoch
             s.lastTaken = now
             if let idKey {
                 s.seenIDs.append(idKey)
@@ -200,10 +209,11 @@ public final class PlannerService: Sendable {
             entry.reason = why
         }
         note(entry)
-        guard case .accepted(let id) = decision, let goal = state.withLock({ $0.goal }), goal.id == id else { return decision }
+        guard case .accepted(let id) = decision, case let (goal, epoch)? = state.withLock({ s in s.goal.map { ($0, s.goalEpoch) } }),
+              goal.id == id else { return decision }
         // The old plan stops at once, on the dispatch thread; then this goal's request.
         if !port.post(kept(PlannerMessage(.goal(id)))) { log("planner: the dispatch queue refused goal \(id) (full)") }
-        let task = lane.submit { [weak self] in await self?.request(goal) }
+        let task = lane.submit { [weak self] in await self?.request(goal, latchEpoch: epoch) }
         state.withLock { s in
             if s.goal?.id == id { s.request = task } else { task.cancel() }
         }
@@ -219,7 +229,7 @@ public final class PlannerService: Sendable {
 
     // MARK: One request
 
-    private func request(_ goal: WorldState.Goal) async -> Payload? {
+    private func request(_ goal: WorldState.Goal, latchEpoch: UInt64) async -> Payload? {
         while !state.withLock({ s in
             guard s.inFlight < settings.maxRequestsInFlight else { return false }
             s.inFlight += 1
@@ -239,7 +249,7 @@ public final class PlannerService: Sendable {
         var replans = 0
         while true {
             guard !Task.isCancelled else { return nil }
-            switch await route(goal) {
+            switch await route(goal, latchEpoch: latchEpoch) {
             case .cancelled:
                 return nil
             case .accepted(let plan, let answer, let routing):
@@ -267,9 +277,9 @@ public final class PlannerService: Sendable {
     }
 
     /// One routing from the world state now: every answer validated against the state then.
-    private func route(_ goal: WorldState.Goal) async -> Routed {
+    private func route(_ goal: WorldState.Goal, latchEpoch: UInt64) async -> Routed {
         let world = capture()
-        let planRequest = Planner.PlanRequest(goal: goal, world: world)
+        let planRequest = Planner.PlanRequest(goal: goal, world: world, latchEpoch: latchEpoch)
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let question = PlannerBackends.PlanRequest(
             systemPrompt: systemPrompt, goal: goal.text, goalKind: PlannerRoutes.goalKind(goal.text, context: context, world: world),
@@ -357,6 +367,8 @@ public final class PlannerService: Sendable {
     /// the initial goal.
     func watch() {
         let now = scheduler.clock.now()
+        // The epoch first (see `submit`).
+        let epoch = runtime.latchEpoch
         let latched = runtime.isLatched
         let events = state.withLock { s in port.events.read(from: &s.cursor) }
         var cancelled = false
@@ -365,8 +377,13 @@ public final class PlannerService: Sendable {
                 s.wasLatched = latched
                 s.world.record(kind: latched ? "latched" : "reset", text: latched ? "a stop latched" : "the stop was reset",
                                at: Self.seconds(now))
+            } else if epoch != s.seenEpoch && !latched {
+                s.world.record(kind: "latched", text: "a stop latched and was reset", at: Self.seconds(now))
             }
-            if latched, s.asking != nil, let request = s.request {
+            s.seenEpoch = epoch
+            // A stop now, or one since the goal was taken — even one already reset between two
+            // looks: the request is cancelled, nothing planned before a stop starts after it.
+            if latched || epoch != s.goalEpoch, s.asking != nil, let request = s.request {
                 request.cancel()
                 s.asking = nil
                 cancelled = true

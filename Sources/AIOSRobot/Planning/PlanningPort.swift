@@ -61,10 +61,11 @@ public final class PlanningPort: Sendable {
             guard case .object(let object) = event.payload, let message = object as? PlannerMessage else { return }
             shared.update(statusCell) { c in
                 // In place (distinct stored properties of the inout control state): no copy of the executor.
-                let latched = c.guardian.latch.isLatched
+                let latched = c.guardian.latch.isLatched, epoch = c.guardian.epoch
+                c.execution?.checkLatch(latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 switch message.kind {
                 case .goal(let id): c.execution?.newGoal(id, at: event.release, sources: &c.sources)
-                case .ready(let plan): c.execution?.install(plan, latched: latched, at: event.release, sources: &c.sources)
+                case .ready(let plan): c.execution?.install(plan, latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 case .failed(let goal): c.execution?.planningFailed(goal, at: event.release)
                 }
             }
@@ -73,7 +74,7 @@ public final class PlanningPort: Sendable {
             shared.update(statusCell) { c in
                 guard c.execution?.isRunning == true else { return }
                 let latched = c.guardian.latch.isLatched
-                c.execution?.tick(latched: latched, at: event.release, sources: &c.sources)
+                c.execution?.tick(latched: latched, epoch: c.guardian.epoch, at: event.release, sources: &c.sources)
             }
         }
         return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox())
