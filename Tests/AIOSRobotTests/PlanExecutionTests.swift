@@ -385,6 +385,98 @@ struct PlanExecutionTests {
         #expect(loop.closestApproach(to: (-3, 0.5)).distance < 0.2)
     }
 
+    /// `stop` is not planned: whatever the rate limit, the duplicate check or the models say, it
+    /// holds the robot at once (the planner source, not the next check) and ends the request in
+    /// flight; no model is asked.
+    @Test func when_stop_is_given_expect_the_robot_held_at_once_and_the_request_in_flight_cancelled_without_any_model() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
+                          deadline: .seconds(20), goalKinds: ["patrol"]),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        let id = try await p.give("go to 3,2")
+        p.run(for: 300_000_000)
+        #expect(p.execution.state == .running && p.loop.snapshot.linearVelocity > 0.1)
+        // Within the rate limit (1 s): another goal is refused, `stop` is not.
+        #expect(p.service.submit("go to 1,1") == .refused("rate_limited"))
+        let asked = p.service.health().map(\.requests)
+        guard case .accepted(let stop) = p.service.submit("  Stop ") else { Issue.record("stop refused"); return }
+        p.run(for: 20_000_000)  // the planner source's dispatch: within the executor's period
+        #expect(p.execution.goalID == stop && p.execution.planGoalID == stop && p.execution.cancelled == 1)
+        p.run(for: 500_000_000)  // braking from 0.4 m/s at the wheels' acceleration limit
+        #expect(abs(p.loop.snapshot.linearVelocity) < 0.01)
+        let held = p.loop.snapshot
+        p.run(for: 3_000_000_000)
+        #expect(p.loop.snapshot.odometer - held.odometer < 0.05, "drove \(p.loop.snapshot.odometer - held.odometer) m after stop")
+        #expect(p.service.health().map(\.requests) == asked && peer.requests.isEmpty)
+        #expect(await eventually { p.progress(id, "cancelled")?.reason == "new_goal" && p.progress(stop, "completed") != nil })
+
+        // A request in flight (a model thinking about a patrol): `stop`, again within the rate limit, ends it.
+        p.run(for: 1_100_000_000)
+        guard case .accepted(let patrol) = p.service.submit("patrol the corners") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 })
+        #expect(p.service.submit("STOP") == .accepted(patrol + 1))
+        #expect(await eventually(seconds: 5) { peer.closed(1) })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!p.journal.contains { $0.goalId == patrol && ($0.kind == .plan || $0.kind == .verdict) })
+    }
+
+    /// A plain-text goal is a redelivery only of the last goal taken: the same words again after
+    /// another goal are a new goal; `stop` is never a duplicate.
+    @Test func a_plain_text_goal_is_a_redelivery_only_of_the_last_goal_taken() async throws {
+        let p = try PlanningLoop(edit: {
+            $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  goals: {users: [operator]}\n")
+        })
+        p.run(for: 1_000_000_000)
+        func arrive(_ text: String) -> PlanTopicPayload? {
+            p.service.take(GoalArrival(user: "operator", text: text, id: nil, retained: false, arrival: p.now))
+            return p.journal.last { $0.kind == .goal }
+        }
+        #expect(arrive("go to -3,0.5")?.outcome == "accepted")
+        p.run(for: 1_100_000_000)
+        #expect(arrive("go to -3,1")?.outcome == "accepted")
+        p.run(for: 1_100_000_000)
+        #expect(arrive("go to -3,0.5")?.outcome == "accepted")  // within 10 s of the first, but another goal came between
+        #expect(arrive("go to -3,0.5")?.reason == "duplicate")
+        #expect(arrive("stop")?.outcome == "accepted")
+        #expect(arrive("stop")?.outcome == "accepted")
+        #expect(p.journal.filter { $0.kind == .goal && $0.outcome == "accepted" }.map(\.goalId) == [1, 2, 3, 4, 5])
+    }
+
+    /// The `planner` source's queue (8 places) full when a new goal comes: its message is refused,
+    /// yet the old plan stops at the executor's next check (the newest goal is an atomic beside the
+    /// messages) and motion holds until the new goal's plan — here never (a model that hangs).
+    @Test func when_the_dispatch_queue_refuses_a_new_goals_message_expect_the_old_plan_cancelled_and_motion_held() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
+                          deadline: .seconds(20), goalKinds: ["goto"]),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        let old = try await p.give("patrol the corners")
+        p.run(for: 2_000_000_000)
+        #expect(p.execution.state == .running && p.loop.snapshot.linearVelocity > 0.1)
+        let planning = try #require(p.loop.runtime.planning)
+        // The dispatch thread takes nothing meanwhile (lockstep): 8 messages fill the queue.
+        for _ in 0..<8 { #expect(planning.post(PlannerMessage(.goal(0)))) }
+        #expect(!planning.post(PlannerMessage(.goal(0))))
+        guard case .accepted(let new) = p.service.submit("go to -3,1") else { Issue.record("goal refused"); return }
+        p.run(for: 100_000_000)  // two of the executor's checks
+        #expect(p.execution.goalID == new && p.execution.state == .cancelled && p.execution.reason == .newGoal)
+        let held = p.loop.snapshot
+        p.run(for: 3_000_000_000)
+        #expect(p.loop.snapshot.odometer - held.odometer < 0.05, "drove \(p.loop.snapshot.odometer - held.odometer) m on the old plan")
+        #expect(p.loop.status.commandedBy[0] == PlanningLoop.route)
+        #expect(await eventually { p.progress(old, "cancelled")?.reason == "new_goal" })
+    }
+
     @Test func when_a_plan_cannot_be_placed_expect_the_reasons_and_no_motion_from_it() async throws {
         let p = try PlanningLoop()
         p.run(for: 1_000_000_000)

@@ -61,6 +61,8 @@ final class PlannerMessage: Sendable {
         case ready(ExecutablePlan)
         /// `planFailed`: no plan for this goal (every back end failed, was skipped or had its plans rejected).
         case failed(UInt64)
+        /// A goal that is exactly `stop`: no model, no plan — every motion policy holds at once.
+        case stop(UInt64)
     }
 
     let kind: Kind

@@ -16,6 +16,8 @@ struct PlanExecutor: Sendable {
     /// The slots of every policy that executes a moving ability (`stop` holds them all).
     let motionSlots: [Int]
     private(set) var status = PlanExecutionStatus()
+    /// The newest goal whose hold (`PlanSignals.holdGoal`) has been applied.
+    private var heldGoal: UInt64 = 0
     private var plan: ExecutablePlan?
     private var step = 0
     private var stepStart = Instant.zero
@@ -38,6 +40,28 @@ struct PlanExecutor: Sendable {
 
     var isRunning: Bool { plan != nil }
 
+    /// Whether the periodic check has anything to do: a plan running, or a goal or a hold the
+    /// planner service signalled that this executor has not acted on.
+    func needsCheck(latest: UInt64, hold: UInt64) -> Bool {
+        plan != nil || latest > status.goalID || hold > heldGoal
+    }
+
+    /// What the planner service signalled beside its messages (`PlanSignals`), read every check: a
+    /// newer goal cancels the plan of an older one even when the full queue refused the goal's
+    /// message; a hold (a `stop` goal, a goal whose message was refused) holds every motion policy
+    /// — unless the plan running is already that goal's or a newer one's.
+    mutating func follow(latest: UInt64, hold: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        if latest > status.goalID { newGoal(latest, at: now, sources: &sources) }
+        if hold > heldGoal {
+            heldGoal = hold
+            if (plan?.goalID ?? 0) < hold {
+                if plan != nil { end(.cancelled, reason: .newGoal, at: now, sources: &sources) }
+                for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
+            }
+            publish()
+        }
+    }
+
     // MARK: Messages from the planner service
 
     /// A new goal: any other goal's plan is cancelled now.
@@ -46,6 +70,28 @@ struct PlanExecutor: Sendable {
         guard id >= status.goalID else { return }
         if let plan, plan.goalID != id { end(.cancelled, reason: .newGoal, at: now, sources: &sources) }
         status.goalID = id
+        publish()
+    }
+
+    /// A goal that is exactly `stop`: any other goal's plan is cancelled and every motion policy
+    /// holds still now (the `stop` step's directive), with no model asked. Recorded as a one-step
+    /// plan that started and completed at once.
+    mutating func stopNow(_ id: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        guard id >= status.goalID else { return }
+        if plan != nil { end(.cancelled, reason: .newGoal, at: now, sources: &sources) }
+        status.goalID = id
+        heldGoal = max(heldGoal, id)
+        for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
+        status.planGoalID = id
+        status.step = 0
+        status.stepCount = 1
+        status.ability = -1
+        status.remaining = .nan
+        status.state = .completed
+        status.reason = .none
+        status.completed &+= 1
+        record(.started, goal: id, step: 0, count: 1, ability: -1, reason: .none, at: now)
+        record(.completed, goal: id, step: 0, count: 1, ability: -1, reason: .none, at: now)
         publish()
     }
 

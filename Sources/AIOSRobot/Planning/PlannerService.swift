@@ -85,8 +85,12 @@ public final class PlannerService: Sendable {
         var asking: UInt64?
         var inFlight = 0
         var lastTaken: Instant?
+        /// Request ids of goals taken (user and id): each names one request, so one seen again is
+        /// a redelivery however many goals came between.
         var seenIDs: [String] = []
-        var seenTexts: [(key: String, at: Instant)] = []
+        /// The last goal taken (user and text, when): a plain-text goal is a redelivery only of
+        /// that one — the same words again after another goal are a new goal.
+        var lastText: (key: String, at: Instant)?
         var world = PlanWorld()
         var cursor: OverwritingRing<PlanExecutionEvent>.Cursor
         var refused = 0
@@ -149,6 +153,7 @@ public final class PlannerService: Sendable {
     public func submit(_ text: String, from source: GoalSource = .command) -> GoalDecision {
         let now = scheduler.clock.now()
         let cleaned = GoalTopic.text(Array(text.utf8)).text
+        let stop = cleaned.map(Self.isStop) ?? false
         var entry = PlanTopicPayload(kind: .goal)
         entry.text = cleaned.map { String($0.prefix(GoalSettings.maxLength)) }
         entry.source = source.word
@@ -161,14 +166,28 @@ public final class PlannerService: Sendable {
             if case .mqtt(let user, let id, let retained) = source {
                 if retained { return .ignored("retained") }
                 if !settings.goals.users.contains(user) { s.refused += 1; return .refused("not_authorised") }
-                if let id {
-                    idKey = user + "\u{0}" + id
-                    if s.seenIDs.contains(idKey ?? "") { return .ignored("duplicate") }
-                } else if let cleaned {
-                    textKey = user + "\u{0}" + cleaned
-                    s.seenTexts.removeAll { now - $0.at > Self.duplicateWindow }
-                    if s.seenTexts.contains(where: { $0.key == textKey }) { return .ignored("duplicate") }
+                if let id { idKey = user + "\u{0}" + id } else if let cleaned { textKey = user + "\u{0}" + cleaned }
+                // `stop` is never a duplicate: holding again is harmless, missing one is not.
+                if !stop, let idKey, s.seenIDs.contains(idKey) { return .ignored("duplicate") }
+                if !stop, let textKey, let last = s.lastText, last.key == textKey, now - last.at <= Self.duplicateWindow {
+                    return .ignored("duplicate")
                 }
+            }
+            if stop {
+                // No rate limit, no model: the robot holds now, and the request in flight ends.
+                take(idKey: idKey, textKey: textKey, now: now, state: &s)
+                s.nextGoal += 1
+                let goal = WorldState.Goal(id: s.nextGoal, text: "stop")
+                s.goal = goal
+                s.goalEpoch = runtime.latchEpoch
+                s.world.record(kind: "goal", text: "goal \(goal.id) from \(source.user ?? source.word): stop", at: Self.seconds(now))
+                s.request?.cancel()
+                s.request = nil
+                s.asking = nil
+                // Beside the message: the executor's next check holds even if the queue is full.
+                port.signals.taken(goal.id)
+                port.signals.hold(goal.id)
+                return .accepted(goal.id)
             }
             guard let goalText = cleaned else { s.refused += 1; return .refused("empty") }
             guard goalText.count <= GoalSettings.maxLength else { s.refused += 1; return .refused("too_long") }
@@ -183,11 +202,7 @@ public final class PlannerService: Sendable {
             if runtime.isLatched { s.refused += 1; return .refused("latched") }
             s.goalEpoch = epoch
             s.lastTaken = now
-            if let idKey {
-                s.seenIDs.append(idKey)
-                if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
-            }
-            if let textKey { s.seenTexts.append((textKey, now)) }
+            take(idKey: idKey, textKey: textKey, now: now, state: &s)
             s.nextGoal += 1
             let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
             s.goal = goal
@@ -195,6 +210,9 @@ public final class PlannerService: Sendable {
             s.request?.cancel()
             // In flight from now (its task clears it when it ends, whenever that is).
             s.asking = goal.id
+            // Beside the message: the executor's next check cancels an older goal's plan even if
+            // the message never reaches it.
+            port.signals.taken(goal.id)
             return .accepted(goal.id)
         }
         switch decision {
@@ -209,15 +227,39 @@ public final class PlannerService: Sendable {
             entry.reason = why
         }
         note(entry)
+        if stop, case .accepted(let id) = decision {
+            // A full queue: the hold signalled above acts at the executor's next check (50 ms).
+            if !port.post(kept(PlannerMessage(.stop(id)))) { log("planner: the dispatch queue refused stop goal \(id) (full): held at the next check") }
+            return decision
+        }
         guard case .accepted(let id) = decision, case let (goal, epoch)? = state.withLock({ s in s.goal.map { ($0, s.goalEpoch) } }),
               goal.id == id else { return decision }
-        // The old plan stops at once, on the dispatch thread; then this goal's request.
-        if !port.post(kept(PlannerMessage(.goal(id)))) { log("planner: the dispatch queue refused goal \(id) (full)") }
+        // The old plan stops at once, on the dispatch thread; then this goal's request. A full
+        // queue: motion holds at the executor's next check instead (`PlanSignals`), the old plan
+        // never drives on.
+        if !port.post(kept(PlannerMessage(.goal(id)))) {
+            port.signals.hold(id)
+            log("planner: the dispatch queue refused goal \(id) (full): motion held until its plan")
+        }
         let task = lane.submit { [weak self] in await self?.request(goal, latchEpoch: epoch) }
         state.withLock { s in
             if s.goal?.id == id { s.request = task } else { task.cancel() }
         }
         return decision
+    }
+
+    /// A goal that is exactly `stop` (any case, any surrounding blanks): held at once, no model.
+    static func isStop(_ text: String) -> Bool {
+        text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() == "stop"
+    }
+
+    /// What makes a redelivery of the goal being taken recognisable.
+    private func take(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
+        if let idKey {
+            s.seenIDs.append(idKey)
+            if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
+        }
+        s.lastText = textKey.map { ($0, now) }
     }
 
     func take(_ arrival: GoalArrival) {
