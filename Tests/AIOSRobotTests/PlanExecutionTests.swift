@@ -528,6 +528,42 @@ struct RigPlanExecutionTests {
     }
 }
 
+/// A plan cut short leaves no setpoint behind: a remote stop during `set_temperature`, then the
+/// reset, and the thermostat is back on its configured setpoint.
+@Suite("Plan execution: the rig's setpoint after a cancelled plan")
+struct RigPlanCancellationTests {
+    @Test func when_a_stop_cancels_a_plans_setpoint_expect_the_configured_setpoint_back_after_the_reset() async throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 5_000_000_000)
+        guard case .accepted(let id) = service.submit("set temperature 50") else {
+            Issue.record("goal refused: \(service.journal.all.map(\.line))")
+            return
+        }
+        #expect(await eventually { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } }, "\(service.journal.all.map(\.line))")
+        let planning = try #require(loop.runtime.planning)
+        #expect(await eventually {
+            loop.run(until: loop.rig.time + 100_000_000)
+            return planning.status.planGoalID == id
+        })
+        loop.run(until: loop.rig.time + 10_000_000_000)
+        #expect(planning.status.state == .running && planning.status.setpoint == 50)
+        loop.publish(ConfiguredRigTests.stop, "stop")
+        loop.run(until: loop.rig.time + 3_000_000_000)
+        #expect(loop.status.latched && planning.status.state == .cancelled && planning.status.reason == .latched)
+        loop.publish(ConfiguredRigTests.reset, "reset \(loop.status.latchSequence)")
+        #expect(loop.run(for: 5_000_000_000) { !loop.status.latched })
+        let released = loop.rig.time
+        loop.run(until: released + 1_200_000_000_000)
+        #expect(planning.status.setpoint.isNaN)
+        // The chamber settles on the configured 35 °C (band 1 °C), not on the plan's 50 °C.
+        let settled = loop.truth.withLock { $0 }.filter { $0.t > released + 900_000_000_000 }.map(\.celsius)
+        #expect((settled.min() ?? 0) > 33 && (settled.max() ?? 99) < 37.5, "\(settled.min() ?? .nan)…\(settled.max() ?? .nan)")
+    }
+}
+
 /// scripts/peers/openai_peer.py on a free loopback port (standard library only), each model name a
 /// scripted behaviour; it prints every request it receives.
 final class ModelPeer: Sendable {

@@ -7,9 +7,9 @@ import SafetyGuard
 /// policy's `planReading` — done, out of time (`timeout_s`), or no longer getting closer
 /// (`no_progress`). A latched stop cancels the plan; a new goal cancels it; whatever ends a plan,
 /// the motion policies it directed hold still until the next plan, so nothing resumes by itself
-/// after a reset. Every change is a `PlanExecutionEvent` in a lock-free ring and a status in a
-/// lock-free cell: nothing here waits, locks anything else or allocates (a plan's arrays were
-/// built by the planner service).
+/// after a reset; a plan that does not complete leaves no setpoint behind. Every change is a
+/// `PlanExecutionEvent` in a lock-free ring and a status in a lock-free cell: nothing here waits,
+/// locks anything else or allocates (a plan's arrays were built by the planner service).
 struct PlanExecutor: Sendable {
     let events: OverwritingRing<PlanExecutionEvent>
     let cell: LatestValue<PlanExecutionStatus>
@@ -18,6 +18,9 @@ struct PlanExecutor: Sendable {
     private(set) var status = PlanExecutionStatus()
     /// The newest goal whose hold (`PlanSignals.holdGoal`) has been applied.
     private var heldGoal: UInt64 = 0
+    /// Thermostat slots (a bit per slot < 64) whose setpoint a plan has set: given their
+    /// configured setpoint back when a plan is cancelled or fails.
+    private var planned: UInt64 = 0
     private var plan: ExecutablePlan?
     private var step = 0
     private var stepStart = Instant.zero
@@ -215,11 +218,13 @@ struct PlanExecutor: Sendable {
             guard let slot = s.slot else { return }
             sources[slot].direct(.setpoint(value))
             if slot < setpoints.count { setpoints[slot] = value }
+            if slot < 64 { planned |= 1 << UInt64(slot) }
             status.setpoint = value
         case .hold(let temperature, _):
             guard let slot = s.slot else { return }
             restore = (slot, slot < setpoints.count ? setpoints[slot] : .nan)
             sources[slot].direct(.setpoint(temperature))
+            if slot < 64 { planned |= 1 << UInt64(slot) }
             status.setpoint = temperature
         case .stop:
             for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
@@ -249,10 +254,26 @@ struct PlanExecutor: Sendable {
         restore = nil
     }
 
+    /// A plan that did not complete leaves no setpoint behind: every thermostat a plan directed
+    /// goes back to its configured setpoint (a `set_temperature` or a `hold` cut short by a stop, a
+    /// new goal or a failure must not outlive it).
+    private mutating func releaseSetpoints(sources: inout [any ControlPolicy]) {
+        var bits = planned
+        while bits != 0 {
+            let slot = bits.trailingZeroBitCount
+            bits &= bits &- 1
+            sources[slot].direct(.none)
+            if slot < setpoints.count { setpoints[slot] = .nan }
+        }
+        planned = 0
+        restore = nil
+        status.setpoint = .nan
+    }
+
     private mutating func end(_ state: PlanExecutionStatus.State, reason: PlanEndReason, at now: Instant,
                               sources: inout [any ControlPolicy]) {
         guard let plan else { return }
-        endHold(sources: &sources)
+        if state == .completed { endHold(sources: &sources) } else { releaseSetpoints(sources: &sources) }
         // The motion policies it directed stand still until the next plan: nothing it started
         // resumes by itself (after a reset, a failure, another goal).
         var bits = directed
