@@ -9,13 +9,20 @@ import SafetyGuard
 /// the motion policies it directed hold still until the next plan, so nothing resumes by itself
 /// after a reset; a plan that does not complete leaves no setpoint behind. Every change is a
 /// `PlanExecutionEvent` in a lock-free ring and a status in a lock-free cell: nothing here waits,
-/// locks anything else or allocates (a plan's arrays were built by the planner service).
+/// locks anything else, allocates or frees (a plan's arrays were built by the planner service, and
+/// go back to it through `RetiredPlans`).
 struct PlanExecutor: Sendable {
     let events: OverwritingRing<PlanExecutionEvent>
     let cell: LatestValue<PlanExecutionStatus>
     /// The slots of every policy that executes a moving ability (`stop` holds them all).
     let motionSlots: [Int]
+    /// Where plans go when the dispatch thread is done with them (released on the async lane).
+    let retired: RetiredPlans
     private(set) var status = PlanExecutionStatus()
+    /// Per motion slot (`motionSlots` order): the plan whose route the policy follows or last
+    /// followed. The policy shares that route's array: the plan is retired only once the policy
+    /// has another route, so the array's last reference is never the policy's.
+    private var owners: [ExecutablePlan?]
     /// The newest goal whose hold (`PlanSignals.holdGoal`) has been applied.
     private var heldGoal: UInt64 = 0
     /// Thermostat slots (a bit per slot < 64) whose setpoint a plan has set: given their
@@ -35,10 +42,13 @@ struct PlanExecutor: Sendable {
     /// The setpoint each thermostat slot was last given by a plan's `set_temperature` (NaN: none).
     private var setpoints = InlineArray<8, Double>(repeating: .nan)
 
-    init(events: OverwritingRing<PlanExecutionEvent>, cell: LatestValue<PlanExecutionStatus>, motionSlots: [Int]) {
+    init(events: OverwritingRing<PlanExecutionEvent>, cell: LatestValue<PlanExecutionStatus>, motionSlots: [Int],
+         retired: RetiredPlans) {
         self.events = events
         self.cell = cell
         self.motionSlots = motionSlots
+        self.retired = retired
+        owners = Array(repeating: nil, count: motionSlots.count)
     }
 
     var isRunning: Bool { plan != nil }
@@ -214,6 +224,12 @@ struct PlanExecutor: Sendable {
             guard let slot = s.slot else { return }
             sources[slot].direct(.route(points: points, speed: speed, serial: s.serial))
             if slot < 64 { directed |= 1 << UInt64(slot) }
+            // The policy follows this plan's array now: the plan it followed before may go. (An
+            // index loop: `firstIndex(of:)` allocates in unoptimised builds.)
+            for i in motionSlots.indices where motionSlots[i] == slot {
+                if let old = owners[i], old !== plan { retire(old) }
+                owners[i] = plan
+            }
         case .setpoint(let value):
             guard let slot = s.slot else { return }
             sources[slot].direct(.setpoint(value))
@@ -270,6 +286,10 @@ struct PlanExecutor: Sendable {
         status.setpoint = .nan
     }
 
+    /// Hands a plan to `retired` (released on the async lane); when it is full, the reference is
+    /// dropped here (counted there).
+    private func retire(_ plan: ExecutablePlan) { retired.retire(plan) }
+
     private mutating func end(_ state: PlanExecutionStatus.State, reason: PlanEndReason, at now: Instant,
                               sources: inout [any ControlPolicy]) {
         guard let plan else { return }
@@ -298,6 +318,7 @@ struct PlanExecutor: Sendable {
         status.state = state
         status.reason = reason
         record(kind, goal: plan.goalID, step: Int32(step), count: plan.steps.count, ability: status.ability, reason: reason, at: now)
+        retire(plan)
         self.plan = nil
     }
 

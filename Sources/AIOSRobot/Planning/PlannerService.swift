@@ -146,6 +146,7 @@ public final class PlannerService: Sendable {
         port.goals.detach()
         watcher.withLock { $0?.cancel() }
         state.withLock { $0.request?.cancel() }
+        port.retired.drain()
     }
 
     /// The goal's fate and, when taken, its id.
@@ -382,6 +383,7 @@ public final class PlannerService: Sendable {
         note(entry)
         state.withLock { $0.world.record(kind: "plan_accepted", text: "goal \(goal.id): \(answer.backend)'s plan", at: Self.seconds(scheduler.clock.now())) }
         guard !Task.isCancelled else { return nil }
+        port.retired.drain()
         return .object(kept(PlannerMessage(.ready(executable))))
     }
 
@@ -409,6 +411,8 @@ public final class PlannerService: Sendable {
     /// the initial goal.
     func watch() {
         let now = scheduler.clock.now()
+        // Plans the dispatch thread is done with are released here, never there.
+        port.retired.drain()
         // The epoch first (see `submit`).
         let epoch = runtime.latchEpoch
         let latched = runtime.isLatched

@@ -25,15 +25,18 @@ public final class PlanningPort: Sendable {
     public let goals: GoalInbox
     /// The newest goal and hold, beside the messages (read by the executor's check).
     let signals: PlanSignals
+    /// Plans the dispatch thread is done with: the planner service releases them on the lane.
+    let retired: RetiredPlans
 
     init(source: SourceHandle, events: OverwritingRing<PlanExecutionEvent>, statusCell: LatestValue<PlanExecutionStatus>,
-         policySlots: [String: Int], goals: GoalInbox, signals: PlanSignals) {
+         policySlots: [String: Int], goals: GoalInbox, signals: PlanSignals, retired: RetiredPlans) {
         self.source = source
         self.events = events
         self.statusCell = statusCell
         self.policySlots = policySlots
         self.goals = goals
         self.signals = signals
+        self.retired = retired
     }
 
     public var status: PlanExecutionStatus { statusCell.load() }
@@ -58,11 +61,13 @@ public final class PlanningPort: Sendable {
         let events = OverwritingRing<PlanExecutionEvent>(capacity: 128)
         let cell = LatestValue(PlanExecutionStatus())
         let motionSlots = motion
-        let signals = PlanSignals()
-        shared.withLock { $0.execution = PlanExecutor(events: events, cell: cell, motionSlots: motionSlots) }
+        let signals = PlanSignals(), retired = RetiredPlans()
+        shared.withLock { $0.execution = PlanExecutor(events: events, cell: cell, motionSlots: motionSlots, retired: retired) }
         let source = scheduler.addSource(sourceName, queue: QueueSpec(capacity: 8, overflow: .reject),
                                          subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(20))) { event in
             guard case .object(let object) = event.payload, let message = object as? PlannerMessage else { return }
+            retired.beginRun()
+            defer { retired.endRun() }
             shared.update(statusCell) { c in
                 // In place (distinct stored properties of the inout control state): no copy of the executor.
                 let latched = c.guardian.latch.isLatched, epoch = c.guardian.epoch
@@ -77,6 +82,8 @@ public final class PlanningPort: Sendable {
         }
         scheduler.addPeriodic(taskName, PeriodicSpec(period: executorPeriod, priority: .normal)) { event in
             let latest = signals.latestGoal.load(ordering: .acquiring), hold = signals.holdGoal.load(ordering: .acquiring)
+            retired.beginRun()
+            defer { retired.endRun() }
             shared.update(statusCell) { c in
                 guard c.execution?.needsCheck(latest: latest, hold: hold) == true else { return }
                 c.execution?.follow(latest: latest, hold: hold, at: event.release, sources: &c.sources)
@@ -84,6 +91,7 @@ public final class PlanningPort: Sendable {
                 c.execution?.tick(latched: latched, epoch: c.guardian.epoch, at: event.release, sources: &c.sources)
             }
         }
-        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(), signals: signals)
+        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(), signals: signals,
+                            retired: retired)
     }
 }
