@@ -16,6 +16,7 @@ extern void __libc_free(void *);
 
 static _Atomic uint64_t process_total;
 static __thread uint64_t thread_total;
+static __thread uint64_t thread_frees;
 static _Atomic int active;
 
 static inline void count(void) {
@@ -28,7 +29,10 @@ static inline void count(void) {
 void *malloc(size_t size) { count(); return __libc_malloc(size); }
 void *calloc(size_t n, size_t size) { count(); return __libc_calloc(n, size); }
 void *realloc(void *p, size_t size) { count(); return __libc_realloc(p, size); }
-void free(void *p) { __libc_free(p); }
+void free(void *p) {
+    if (p) thread_frees++;
+    __libc_free(p);
+}
 void *memalign(size_t alignment, size_t size) { count(); return __libc_memalign(alignment, size); }
 void *aligned_alloc(size_t alignment, size_t size) { count(); return __libc_memalign(alignment, size); }
 int posix_memalign(void **out, size_t alignment, size_t size) {
@@ -42,4 +46,5 @@ int posix_memalign(void **out, size_t alignment, size_t size) {
 
 uint64_t alloc_counter_process_total(void) { return atomic_load_explicit(&process_total, memory_order_relaxed); }
 uint64_t alloc_counter_thread_total(void) { return thread_total; }
+uint64_t alloc_counter_thread_frees(void) { return thread_frees; }
 int alloc_counter_is_active(void) { return atomic_load_explicit(&active, memory_order_relaxed); }

@@ -82,8 +82,11 @@ public struct NoProgressLimit: Sendable, Equatable {
 public struct ValidatedPlan: Sendable, Equatable {
     public var goalID: UInt64
     public var steps: [ValidatedStep]
-    public init(goalID: UInt64, steps: [ValidatedStep]) {
+    /// The request's latch epoch (`PlanRequest.latchEpoch`): the plan is for that epoch only.
+    public var latchEpoch: UInt64
+    public init(goalID: UInt64, steps: [ValidatedStep], latchEpoch: UInt64 = 0) {
         self.goalID = goalID
         self.steps = steps
+        self.latchEpoch = latchEpoch
     }
 }

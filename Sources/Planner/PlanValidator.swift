@@ -43,10 +43,11 @@ public struct PlanValidator: Sendable {
                 if let step = judge(value, path: "steps[\(index)]", world: world, into: &issues) { steps.append(step) }
             }
         }
+        if steps.count == stepCount { checkWays(steps, from: world.pose, into: &issues) }
         guard issues.isEmpty, steps.count == stepCount, stepCount > 0 else {
             return .rejected(PlanRejection(issues: issues.listed, omitted: issues.omitted))
         }
-        return .accepted(ValidatedPlan(goalID: request.goal.id, steps: steps))
+        return .accepted(ValidatedPlan(goalID: request.goal.id, steps: steps, latchEpoch: request.latchEpoch))
     }
 
     /// Codable decoding of the answer into a tree; the one place bytes become values.
@@ -227,6 +228,39 @@ public struct PlanValidator: Sendable {
         return points
     }
 
+    /// The straight ways a plan's routes drive, one after the other — from the pose to the first
+    /// point, then from point to point, across steps —, each inside the workspace by the clearance
+    /// along its whole length: a point-by-point check passes a way that cuts a non-convex
+    /// workspace's corner. Without a known pose, the first way is not judged (`pose_known` says
+    /// whether one is needed).
+    private func checkWays(_ steps: [ValidatedStep], from pose: WorldState.Pose?, into issues: inout IssueList) {
+        guard context.workspace != nil else { return }
+        var at: PlanPoint? = pose.flatMap { $0.isFinite ? PlanPoint(x: $0.x, y: $0.y) : nil }
+        var fromPose = at != nil
+        for (index, step) in steps.enumerated() {
+            let route: [(point: PlanPoint, path: String)]
+            switch step.command {
+            case .goto(let point, _): route = [(point, "steps[\(index)].arguments")]
+            case .patrol(let points, _): route = points.enumerated().map { ($0.element, "steps[\(index)].arguments.points[\($0.offset)]") }
+            default: continue
+            }
+            for (point, path) in route {
+                if let start = at, !context.admits(from: start, to: point, isPose: fromPose) {
+                    issues.add(.outsideWorkspace, path, wayText(from: start, to: point, fromPose: fromPose))
+                }
+                at = point
+                fromPose = false
+            }
+        }
+    }
+
+    private func wayText(from a: PlanPoint, to b: PlanPoint, fromPose: Bool) -> String {
+        let m = context.margin(from: a, to: b)
+        let way = "the way from \(fromPose ? "the robot at " : "")(\(show(a.x)), \(show(a.y))) to (\(show(b.x)), \(show(b.y)))"
+        return m.leaves || m.distance < 0 ? "\(way) leaves the workspace"
+            : "\(way) passes \(show(m.distance)) m from the workspace's edge: at least \(show(context.clearance)) m inside"
+    }
+
     // MARK: Values
 
     /// A JSON number that is finite. Strings are never numbers, and one that means NaN or an
@@ -320,6 +354,10 @@ public struct PlanValidator: Sendable {
                 w.stopCauses.isEmpty ? (w.latched ? "latched" : "none") : w.stopCauses.joined(separator: ", ")
             }
             issues.add(.staleStopCauses, "", "the stop causes changed from \(words(then)) to \(words(world)) since the request")
+        } else if world.latchEpoch != request.latchEpoch {
+            // Latched and reset between two looks: the flags are back, the epoch is not. Nothing
+            // planned before a stop may start after its reset.
+            issues.add(.staleStopCauses, "", "a stop latched since the goal was taken (latch epoch \(request.latchEpoch), now \(world.latchEpoch))")
         }
         if world.goal?.id != request.goal.id {
             issues.add(.staleGoal, "", world.goal.map { "goal \($0.id) replaced goal \(request.goal.id)" }

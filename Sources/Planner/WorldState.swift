@@ -120,6 +120,10 @@ public struct WorldState: Sendable, Equatable, Codable {
     public var activePlan: PlanProgress?
     /// The latest events, oldest first, at most `maxRecentEvents`.
     public private(set) var recentEvents: [Event]
+    /// The guard's latch epoch (latches and resets so far): a stop and its reset between two
+    /// looks leave `latched` as it was, never this. Not in the JSON: a planner has no use for it;
+    /// the validator compares it with the request's (`PlanRequest.latchEpoch`).
+    public var latchEpoch: UInt64 = 0
 
     /// Events kept: enough to say what just happened, few enough for a small model's prompt.
     public static let maxRecentEvents = 16
@@ -198,9 +202,20 @@ public struct WorldState: Sendable, Equatable, Codable {
 public struct PlanRequest: Sendable, Equatable, Codable {
     public var goal: WorldState.Goal
     public var world: WorldState
+    /// The guard's latch epoch when the goal was taken (`WorldState.latchEpoch`): a plan validated
+    /// in another epoch — a stop latched since, even one already reset — is stale, and the
+    /// accepted plan carries it to the executor, which refuses it in another epoch too.
+    public var latchEpoch: UInt64
 
-    public init(goal: WorldState.Goal, world: WorldState) {
+    /// `latchEpoch`: nil, the world's own (a goal taken as the world was captured).
+    public init(goal: WorldState.Goal, world: WorldState, latchEpoch: UInt64? = nil) {
         self.goal = goal
         self.world = world
+        self.latchEpoch = latchEpoch ?? world.latchEpoch
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case goal, world
+        case latchEpoch = "latch_epoch"
     }
 }

@@ -149,6 +149,10 @@ public struct AbilitySettings: Sendable, Equatable, Codable {
     public var noProgress: NoProgressSettings?
     public var preconditions: [AbilityPrecondition] = []
 
+    /// `timeout_s` and `no_progress.time_s`: above 0, at most a day (s). Every duration the
+    /// runtime makes of them then fits its clock.
+    public static let timeRangeS = Double.leastNonzeroMagnitude...86_400
+
     public init(name: String, action: AbilityAction, policy: String? = nil) {
         self.name = name
         self.action = action
@@ -283,6 +287,9 @@ public struct PlannerSettings: Sendable, Equatable, Codable {
     public static let maxStepsRange = 1...100
     public static let rejectionRetriesRange = 0...10
     public static let maxRequestsInFlightRange = 1...8
+    /// `budget_ms` and a back end's `deadline_ms`: above 0, at most an hour. A planner that has not
+    /// answered in an hour will not; and every duration the runtime makes of them fits its clock.
+    public static let requestTimeRangeMs = Double.leastNonzeroMagnitude...3_600_000
 }
 
 /// `planner.goals`: where goals come from and how often one is taken.
@@ -315,6 +322,8 @@ public struct GoalSettings: Sendable, Equatable, Codable {
 
     /// The longest goal taken (characters): a goal is a sentence, not a document.
     public static let maxLength = 500
+    /// `min_interval_ms`: at most an hour.
+    public static let minIntervalRangeMs = 0.0...3_600_000
 }
 
 /// `planner.backends[]`: one OpenAI-compatible chat-completions server (docs/planner-backends.md).
@@ -359,6 +368,8 @@ public struct PlannerBackendSettings: Sendable, Equatable, Codable {
             failureThreshold = try c.decodeIfPresent(Int.self, forKey: .failureThreshold) ?? 3
             coolDownMs = try c.decodeIfPresent(Double.self, forKey: .coolDownMs) ?? 30_000
         }
+        /// `cool_down_ms`: above 0, at most a day.
+        public static let coolDownRangeMs = Double.leastNonzeroMagnitude...86_400_000
     }
 
     enum CodingKeys: String, CodingKey {
@@ -400,10 +411,11 @@ extension ConfigurationSchema {
         FieldSpec("policy", .string,
                   help: "the policy that executes it: `waypoints` for goto and patrol, `thermostat` for set_temperature and hold; none for stop and wait"),
         FieldSpec("arguments", .dictionary(.object(abilityArgument)), help: "per argument: narrower bounds, a description"),
-        FieldSpec("timeout_s", .positive, help: "the step's time limit (s); required for the actions a policy executes"),
+        FieldSpec("timeout_s", .number(AbilitySettings.timeRangeS),
+                  help: "the step's time limit (s); required for the actions a policy executes"),
         FieldSpec("no_progress", .either([.word("none"), .object([
             FieldSpec("min_progress", .positive, required: true, help: "m toward the target, or °C toward the setpoint"),
-            FieldSpec("time_s", .positive, required: true, help: "within this long"),
+            FieldSpec("time_s", .number(AbilitySettings.timeRangeS), required: true, help: "within this long (s)"),
         ])]), help: "a step that stops getting closer; required on goto and patrol unless `none` is written out"),
         FieldSpec("preconditions", .list(.oneOf(AbilityPrecondition.allCases.map(\.rawValue))),
                   help: "what must hold for its steps to be accepted"),
@@ -426,7 +438,8 @@ extension ConfigurationSchema {
         FieldSpec("rejection_retries", .integer(PlannerSettings.rejectionRetriesRange),
                   help: "times a rejected plan's reasons go back to the same back end (default 2)"),
         FieldSpec("clearance", .nonNegative, help: "a plan's points at least this far inside the workspace's edge (m, default: its warn_margin)"),
-        FieldSpec("budget_ms", .positive, help: "a request's whole time over every back end (ms, default 30000)"),
+        FieldSpec("budget_ms", .number(PlannerSettings.requestTimeRangeMs),
+                  help: "a request's whole time over every back end (ms, default 30000)"),
         FieldSpec("builtin", .bool, help: "the built-in planner answers after the back ends (default true)"),
         FieldSpec("backends", .list(.object(plannerBackend)), help: "language-model servers asked for plans, in order (docs/planner-backends.md)"),
         FieldSpec("goals", .object(plannerGoals), help: "where goals come from and how often one is taken"),
@@ -438,7 +451,8 @@ extension ConfigurationSchema {
     public static let plannerGoals: [FieldSpec] = [
         FieldSpec("mqtt", .bool, help: "subscribe to `<prefix>goal/<user>` (default false)"),
         FieldSpec("users", .list(.string), help: "MQTT users whose goals are acted on"),
-        FieldSpec("min_interval_ms", .nonNegative, help: "a goal this soon after the last one taken is refused (ms, default 1000)"),
+        FieldSpec("min_interval_ms", .number(GoalSettings.minIntervalRangeMs),
+                  help: "a goal this soon after the last one taken is refused (ms, default 1000)"),
         FieldSpec("initial", .string, help: "a goal given at start"),
     ]
 
@@ -451,12 +465,13 @@ extension ConfigurationSchema {
         FieldSpec("api_key_env", .string, help: "the environment variable holding the API key"),
         FieldSpec("api_key_file", .string, help: "a file holding the API key (one line)"),
         FieldSpec("dialect", .oneOf(PlannerBackendSettings.dialects), help: "how the plan's schema is sent (default json_schema)"),
-        FieldSpec("deadline_ms", .positive, help: "one request's total time (ms, default 10000)"),
+        FieldSpec("deadline_ms", .number(PlannerSettings.requestTimeRangeMs), help: "one request's total time (ms, default 10000)"),
         FieldSpec("max_response_bytes", .integer(1024...(64 << 20)), help: "a larger response is cut (default 262144)"),
         FieldSpec("goal_kinds", .list(.oneOf(AbilityAction.allCases.map(\.rawValue))), help: "the goal kinds it serves (default: every goal)"),
         FieldSpec("breaker", .object([
             FieldSpec("failure_threshold", .integer(1...100), help: "consecutive failures that open it (default 3)"),
-            FieldSpec("cool_down_ms", .positive, help: "how long it stays open before one probe (ms, default 30000)"),
+            FieldSpec("cool_down_ms", .number(PlannerBackendSettings.BreakerSettings.coolDownRangeMs),
+                      help: "how long it stays open before one probe (ms, default 30000)"),
         ]), help: "its circuit breaker"),
     ]
 }

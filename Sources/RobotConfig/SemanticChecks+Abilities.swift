@@ -88,7 +88,27 @@ extension SemanticChecker {
             diagnostics.error(node.position, policyPath,
                               "policy `\(name)` is a `\(kind)` policy: `\(action.rawValue)` is executed by a \(kinds) policy",
                               allowed: allowed)
+        } else if action.moves {
+            checkPlannerEnvelopes(policy: name, at: node.position, path: policyPath)
         }
+    }
+
+    /// A plan's motion is a safety envelope's business: the wheels a moving ability drives need
+    /// `envelopes.planner.max_velocity` (the guard applies it to every planner command, and the
+    /// plan's `speed` is bounded by it: `speed_above_envelope`). Without it a model's plan would
+    /// drive at whatever the channel allows any policy.
+    private mutating func checkPlannerEnvelopes(policy name: String, at position: SourcePosition, path: String) {
+        guard let policy = (root["policies"]?.items ?? []).first(where: { $0["name"]?.string == name }) else { return }
+        let channels = root["channels"]?.items ?? []
+        var missing: [String] = []
+        for channelName in (policy["channels"]?.items ?? []).compactMap(\.string) {
+            guard let channel = channels.first(where: { $0["name"]?.string == channelName }) else { continue }
+            if channel["envelopes"]?["planner"]?["max_velocity"]?.number == nil { missing.append(channelName) }
+        }
+        guard !missing.isEmpty else { return }
+        diagnostics.error(position, path,
+                          "policy `\(name)` drives \(wordList(missing.map { "`\($0)`" }, conjunction: "and")) with no `envelopes.planner.max_velocity`: a plan's motion would be bounded only by the limits every policy has",
+                          allowed: "envelopes: {planner: {max_velocity: …}} on each of its channels")
     }
 
     private mutating func checkAbilityArguments(_ item: Located, action: AbilityAction, path: String) {

@@ -104,6 +104,65 @@ struct PlanExecutionTests {
         #expect(await eventually { p.progress(id, "cancelled")?.reason == "latched" })
     }
 
+    /// The e-stop pressed and released and the reset given, all between two of the executor's
+    /// checks (every 50 ms): the flag it reads is down again, the guard's latch epoch is not. The
+    /// plan is cancelled at the next check, and the rover stays where the stop left it.
+    @Test func when_a_stop_and_its_reset_fall_within_one_executor_period_expect_the_plan_cancelled_and_nothing_resumed() async throws {
+        let p = try PlanningLoop(gamepad: [
+            .init(at: 6_012_000_000, [.press("BTN_EAST")]),
+            .init(at: 6_016_000_000, [.release("BTN_EAST")]),
+            .init(at: 6_021_000_000, [.press("BTN_START")]),
+            .init(at: 6_025_000_000, [.release("BTN_START")]),
+        ])
+        p.run(for: 1_000_000_000)
+        let id = try await p.give("patrol the corners")
+        p.loop.run(until: 6_000_000_000)
+        #expect(p.execution.state == .running && p.execution.planGoalID == id)
+        #expect(p.loop.status.commandedBy[0] == PlanningLoop.route && p.loop.snapshot.linearVelocity > 0.1)
+        let epoch = p.loop.runtime.latchEpoch
+        p.loop.run(until: 6_040_000_000)
+        // Latched and released before the executor looked again.
+        #expect(!p.loop.status.latched && p.loop.status.resets == 1 && p.loop.runtime.latchEpoch >= epoch + 2)
+        p.loop.run(until: 6_100_000_000)
+        #expect(p.execution.state == .cancelled && p.execution.reason == .latched)
+        let after = p.loop.snapshot
+        p.loop.run(until: 10_000_000_000)
+        #expect(p.loop.snapshot.odometer - after.odometer < 0.05, "drove \(p.loop.snapshot.odometer - after.odometer) m after the reset")
+        #expect(p.loop.status.commandedBy[0] == PlanningLoop.route && p.execution.state == .cancelled)
+        #expect(await eventually { p.progress(id, "cancelled")?.reason == "latched" })
+    }
+
+    /// The same while a model thinks: the watcher (every 50 ms) sees the epoch moved, not the
+    /// flag, and cancels the request.
+    @Test func when_a_stop_and_its_reset_fall_between_two_looks_of_the_watcher_expect_the_request_cancelled() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(gamepad: [
+            .init(at: 2_012_000_000, [.press("BTN_EAST")]),
+            .init(at: 2_016_000_000, [.release("BTN_EAST")]),
+            .init(at: 2_021_000_000, [.press("BTN_START")]),
+            .init(at: 2_025_000_000, [.release("BTN_START")]),
+        ], router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")), deadline: .seconds(20)),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        guard case .accepted(let id) = p.service.submit("go to -2.5,0.5") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 })
+        p.loop.run(until: 2_000_000_000)
+        // The stop and its reset in one go: a few milliseconds of real time.
+        p.loop.run(until: 2_040_000_000)
+        #expect(!p.loop.status.latched && p.loop.status.resets == 1)
+        #expect(await eventually(seconds: 5) { p.journal.contains { $0.kind == .planningFailed && $0.reason == "cancelled: a stop latched" } },
+                "\(p.journal.map(\.line))")
+        #expect(await eventually(seconds: 5) { peer.closed(1) })
+        try await Task.sleep(for: .milliseconds(300))
+        p.run(for: 3_000_000_000)
+        #expect(p.execution.planGoalID == 0 && !p.journal.contains { $0.goalId == id && $0.kind == .plan })
+        #expect(p.service.health().first { $0.name == "builtin" }?.requests == 0)
+    }
+
     @Test func when_a_stop_latches_while_a_model_is_asked_expect_the_request_cancelled_and_no_plan_after_the_reset() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
         let p = try PlanningLoop(gamepad: [
@@ -213,12 +272,11 @@ struct PlanExecutionTests {
     /// while the same rover's other policies keep the channel's own limits.
     @Test func when_a_plan_drives_expect_its_commands_under_the_planner_envelope() async throws {
         let p = try PlanningLoop(edit: { yaml in
-            yaml = yaml.replacingOccurrences(of: "      max_acceleration: 40.0\n",
-                                             with: "      max_acceleration: 40.0\n    envelopes:\n      planner: {max_velocity: 3.0}\n")
+            yaml = yaml.replacingOccurrences(of: "planner: {max_velocity: 10.0}", with: "planner: {max_velocity: 3.0}")
                 .replacingOccurrences(of: "    speed: 0.4                         # m/s, when a step gives none",
                                       with: "    speed: 0.1")
         })
-        #expect(p.loop.runtime.configuration.channels.allSatisfy { $0.envelopes?["planner"] != nil })
+        #expect(p.loop.runtime.configuration.channels.allSatisfy { $0.envelopes?["planner"]?.maxVelocity == 3.0 })
         p.run(for: 1_000_000_000)
         // Wander (origin policy) may use the channel's 12 rad/s.
         let id = try await p.give("go to -3.5,1.5")  // a quarter turn on the spot first: ±4.5 rad/s asked
@@ -290,6 +348,135 @@ struct PlanExecutionTests {
         #expect(p.journal.filter { $0.kind == .goal && $0.outcome == "accepted" }.map(\.goalId) == [1, 2])
     }
 
+    /// A configuration object built in code is not checked by `robotd check`: times beyond the
+    /// schema's maximum (1e300) saturate instead of trapping — the router built with its back end,
+    /// the rate limit, the request's budget, the step's limits of the plan executed.
+    @Test func when_a_configuration_object_holds_huge_times_expect_goals_planned_and_executed_without_a_trap() async throws {
+        var configuration = try Examples.configuration("rover-sim.yaml")
+        for i in configuration.abilities.indices where configuration.abilities[i].action.moves {
+            configuration.abilities[i].timeoutS = 1e300
+            configuration.abilities[i].noProgress = NoProgressSettings(minProgress: 0.05, timeS: 1e300)
+        }
+        configuration.planner.budgetMs = 1e300
+        configuration.planner.goals.minIntervalMs = 1e300
+        var far = PlannerBackendSettings(name: "far", baseURL: "http://127.0.0.1:9/v1", model: "m")
+        far.deadlineMs = 1e300
+        far.breaker.coolDownMs = 1e300
+        configuration.planner.backends = [far]
+        let loop = try ConfiguredRoverLoop(configuration)
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 1_000_000_000)
+        guard case .accepted(let id) = service.submit("go to -3,0.5") else {
+            Issue.record("goal refused: \(service.journal.all.map(\.line))")
+            return
+        }
+        #expect(service.submit("go to -3,1") == .refused("rate_limited"))
+        #expect(await eventually(seconds: 20) { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } },
+                "\(service.journal.all.map(\.line))")
+        let planning = try #require(loop.runtime.planning)
+        #expect(await eventually {
+            loop.run(until: loop.rover.time + 10_000_000)
+            return planning.status.planGoalID == id
+        })
+        loop.run(until: loop.rover.time + 15_000_000_000)
+        #expect(planning.status.state == .completed, "\(service.journal.all.map(\.line))")
+        #expect(loop.closestApproach(to: (-3, 0.5)).distance < 0.2)
+    }
+
+    /// `stop` is not planned: whatever the rate limit, the duplicate check or the models say, it
+    /// holds the robot at once (the planner source, not the next check) and ends the request in
+    /// flight; no model is asked.
+    @Test func when_stop_is_given_expect_the_robot_held_at_once_and_the_request_in_flight_cancelled_without_any_model() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
+                          deadline: .seconds(20), goalKinds: ["patrol"]),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        let id = try await p.give("go to 3,2")
+        p.run(for: 300_000_000)
+        #expect(p.execution.state == .running && p.loop.snapshot.linearVelocity > 0.1)
+        // Within the rate limit (1 s): another goal is refused, `stop` is not.
+        #expect(p.service.submit("go to 1,1") == .refused("rate_limited"))
+        let asked = p.service.health().map(\.requests)
+        guard case .accepted(let stop) = p.service.submit("  Stop ") else { Issue.record("stop refused"); return }
+        p.run(for: 20_000_000)  // the planner source's dispatch: within the executor's period
+        #expect(p.execution.goalID == stop && p.execution.planGoalID == stop && p.execution.cancelled == 1)
+        p.run(for: 500_000_000)  // braking from 0.4 m/s at the wheels' acceleration limit
+        #expect(abs(p.loop.snapshot.linearVelocity) < 0.01)
+        let held = p.loop.snapshot
+        p.run(for: 3_000_000_000)
+        #expect(p.loop.snapshot.odometer - held.odometer < 0.05, "drove \(p.loop.snapshot.odometer - held.odometer) m after stop")
+        #expect(p.service.health().map(\.requests) == asked && peer.requests.isEmpty)
+        #expect(await eventually { p.progress(id, "cancelled")?.reason == "new_goal" && p.progress(stop, "completed") != nil })
+
+        // A request in flight (a model thinking about a patrol): `stop`, again within the rate limit, ends it.
+        p.run(for: 1_100_000_000)
+        guard case .accepted(let patrol) = p.service.submit("patrol the corners") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 })
+        #expect(p.service.submit("STOP") == .accepted(patrol + 1))
+        #expect(await eventually(seconds: 5) { peer.closed(1) })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!p.journal.contains { $0.goalId == patrol && ($0.kind == .plan || $0.kind == .verdict) })
+    }
+
+    /// A plain-text goal is a redelivery only of the last goal taken: the same words again after
+    /// another goal are a new goal; `stop` is never a duplicate.
+    @Test func a_plain_text_goal_is_a_redelivery_only_of_the_last_goal_taken() async throws {
+        let p = try PlanningLoop(edit: {
+            $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  goals: {users: [operator]}\n")
+        })
+        p.run(for: 1_000_000_000)
+        func arrive(_ text: String) -> PlanTopicPayload? {
+            p.service.take(GoalArrival(user: "operator", text: text, id: nil, retained: false, arrival: p.now))
+            return p.journal.last { $0.kind == .goal }
+        }
+        #expect(arrive("go to -3,0.5")?.outcome == "accepted")
+        p.run(for: 1_100_000_000)
+        #expect(arrive("go to -3,1")?.outcome == "accepted")
+        p.run(for: 1_100_000_000)
+        #expect(arrive("go to -3,0.5")?.outcome == "accepted")  // within 10 s of the first, but another goal came between
+        #expect(arrive("go to -3,0.5")?.reason == "duplicate")
+        #expect(arrive("stop")?.outcome == "accepted")
+        #expect(arrive("stop")?.outcome == "accepted")
+        #expect(p.journal.filter { $0.kind == .goal && $0.outcome == "accepted" }.map(\.goalId) == [1, 2, 3, 4, 5])
+    }
+
+    /// The `planner` source's queue (8 places) full when a new goal comes: its message is refused,
+    /// yet the old plan stops at the executor's next check (the newest goal is an atomic beside the
+    /// messages) and motion holds until the new goal's plan — here never (a model that hangs).
+    @Test func when_the_dispatch_queue_refuses_a_new_goals_message_expect_the_old_plan_cancelled_and_motion_held() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
+                          deadline: .seconds(20), goalKinds: ["goto"]),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        let old = try await p.give("patrol the corners")
+        p.run(for: 2_000_000_000)
+        #expect(p.execution.state == .running && p.loop.snapshot.linearVelocity > 0.1)
+        let planning = try #require(p.loop.runtime.planning)
+        // The dispatch thread takes nothing meanwhile (lockstep): 8 messages fill the queue.
+        for _ in 0..<8 { #expect(planning.post(PlannerMessage(.goal(0)))) }
+        #expect(!planning.post(PlannerMessage(.goal(0))))
+        guard case .accepted(let new) = p.service.submit("go to -3,1") else { Issue.record("goal refused"); return }
+        p.run(for: 100_000_000)  // two of the executor's checks
+        #expect(p.execution.goalID == new && p.execution.state == .cancelled && p.execution.reason == .newGoal)
+        let held = p.loop.snapshot
+        p.run(for: 3_000_000_000)
+        #expect(p.loop.snapshot.odometer - held.odometer < 0.05, "drove \(p.loop.snapshot.odometer - held.odometer) m on the old plan")
+        #expect(p.loop.status.commandedBy[0] == PlanningLoop.route)
+        #expect(await eventually { p.progress(old, "cancelled")?.reason == "new_goal" })
+    }
+
     @Test func when_a_plan_cannot_be_placed_expect_the_reasons_and_no_motion_from_it() async throws {
         let p = try PlanningLoop()
         p.run(for: 1_000_000_000)
@@ -338,6 +525,42 @@ struct RigPlanExecutionTests {
         #expect(loop.truth.withLock { $0 }.filter { $0.t > start && $0.t < held }.allSatisfy { $0.celsius < 27 })
         #expect(!loop.status.latched)
         #expect(await eventually { service.journal.all.contains { $0.goalId == id && $0.event == "completed" } })
+    }
+}
+
+/// A plan cut short leaves no setpoint behind: a remote stop during `set_temperature`, then the
+/// reset, and the thermostat is back on its configured setpoint.
+@Suite("Plan execution: the rig's setpoint after a cancelled plan")
+struct RigPlanCancellationTests {
+    @Test func when_a_stop_cancels_a_plans_setpoint_expect_the_configured_setpoint_back_after_the_reset() async throws {
+        let loop = try ConfiguredRigLoop(try Examples.configuration("iot-rig-sim.yaml"))
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler)
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 5_000_000_000)
+        guard case .accepted(let id) = service.submit("set temperature 50") else {
+            Issue.record("goal refused: \(service.journal.all.map(\.line))")
+            return
+        }
+        #expect(await eventually { service.journal.all.contains { $0.kind == .plan && $0.goalId == id } }, "\(service.journal.all.map(\.line))")
+        let planning = try #require(loop.runtime.planning)
+        #expect(await eventually {
+            loop.run(until: loop.rig.time + 100_000_000)
+            return planning.status.planGoalID == id
+        })
+        loop.run(until: loop.rig.time + 10_000_000_000)
+        #expect(planning.status.state == .running && planning.status.setpoint == 50)
+        loop.publish(ConfiguredRigTests.stop, "stop")
+        loop.run(until: loop.rig.time + 3_000_000_000)
+        #expect(loop.status.latched && planning.status.state == .cancelled && planning.status.reason == .latched)
+        loop.publish(ConfiguredRigTests.reset, "reset \(loop.status.latchSequence)")
+        #expect(loop.run(for: 5_000_000_000) { !loop.status.latched })
+        let released = loop.rig.time
+        loop.run(until: released + 1_200_000_000_000)
+        #expect(planning.status.setpoint.isNaN)
+        // The chamber settles on the configured 35 °C (band 1 °C), not on the plan's 50 °C.
+        let settled = loop.truth.withLock { $0 }.filter { $0.t > released + 900_000_000_000 }.map(\.celsius)
+        #expect((settled.min() ?? 0) > 33 && (settled.max() ?? 99) < 37.5, "\(settled.min() ?? .nan)…\(settled.max() ?? .nan)")
     }
 }
 

@@ -45,6 +45,42 @@ struct PlanValidatorTests {
         expectIssue(r, .outsideWorkspace, path: "steps[0].arguments.points[1]", "from the workspace's edge: at least 0.3 m inside")
     }
 
+    /// A U-shaped arena (a notch x in -1…1, y above -1): both ends of a way inside, the way across
+    /// the notch outside. Every straight way of the routes is judged, from the pose on and across
+    /// steps, not only the points.
+    @Test func a_way_that_leaves_a_non_convex_workspace_between_two_points_inside_is_refused() throws {
+        let u = try context(roverYAML(workspace: "workspace: {polygon: [[-5, -4], [5, -4], [5, 4], [1, 4], [1, -1], [-1, -1], [-1, 4], [-5, 4]], warn_margin: 0.3, stop_margin: 0.3, stop_category: 1}"))
+        let left = world(pose: WorldState.Pose(x: -3, y: 2, yaw: 0))
+        #expect(u.admits(x: -3, y: 2) && u.admits(x: 3, y: 2))
+        // goto across the notch, from the pose.
+        var verdict = PlanValidator(context: u).validate(#"{"steps": [{"ability": "goto", "arguments": {"x": 3, "y": 2}}]}"#,
+                                                        request: request(left), world: left)
+        expectIssue(verdict.rejection, .outsideWorkspace, path: "steps[0].arguments",
+                    "the way from the robot at (-3, 2) to (3, 2) leaves the workspace")
+        // patrol: the way between its points, and from the last goto's point to its first.
+        verdict = PlanValidator(context: u).validate(#"""
+            {"steps": [{"ability": "goto", "arguments": {"x": -3, "y": 3}},
+                       {"ability": "patrol", "arguments": {"points": [{"x": 3, "y": 3}, {"x": 3, "y": -2}]}}]}
+            """#, request: request(left), world: left)
+        expectIssue(verdict.rejection, .outsideWorkspace, path: "steps[1].arguments.points[0]", "from (-3, 3) to (3, 3) leaves the workspace")
+        #expect(verdict.rejection?.issues.count == 1, "\(verdict.rejection?.issues.map(\.description) ?? [])")
+        // Past the notch's corner by less than the clearance: inside, but too close to its edge.
+        verdict = PlanValidator(context: u).validate(#"{"steps": [{"ability": "goto", "arguments": {"x": 3, "y": -1.1}}]}"#,
+                                                     request: request(world(pose: WorldState.Pose(x: -3, y: -1.1, yaw: 0))),
+                                                     world: world(pose: WorldState.Pose(x: -3, y: -1.1, yaw: 0)))
+        expectIssue(verdict.rejection, .outsideWorkspace, path: "steps[0].arguments", "passes 0.1 m from the workspace's edge")
+        // Around the notch, below it: accepted.
+        verdict = PlanValidator(context: u).validate(#"""
+            {"steps": [{"ability": "patrol", "arguments": {"points": [{"x": -3, "y": -2}, {"x": 3, "y": -2}, {"x": 3, "y": 2}]}}]}
+            """#, request: request(left), world: left)
+        #expect(verdict.plan != nil, "\(verdict.rejection?.feedback ?? "")")
+        // A robot beside the wall (0.1 m, within the clearance) may drive away from it.
+        let wall = world(pose: WorldState.Pose(x: -4.9, y: 0, yaw: 0))
+        verdict = PlanValidator(context: u).validate(#"{"steps": [{"ability": "goto", "arguments": {"x": -3, "y": 0}}]}"#,
+                                                     request: request(wall), world: wall)
+        #expect(verdict.plan != nil, "\(verdict.rejection?.feedback ?? "")")
+    }
+
     @Test func an_unknown_ability_is_refused_with_the_valid_ones() {
         let r = rejection(#"{"steps": [{"ability": "fly", "arguments": {"altitude": 3}}]}"#, context: rover)
         expectIssue(r, .unknownAbility, path: "steps[0].ability", "unknown ability fly; valid: goto, patrol, stop, wait")
@@ -85,8 +121,9 @@ struct PlanValidatorTests {
                     "0.5 m/s is above 0.4 m/s (the wheels' planner envelope)")
         expectIssue(rejection(speed("0.7"), context: rover), .speedAboveEnvelope, path: "steps[0].arguments.speed")
         #expect(PlanValidator(context: rover).validate(speed("0.4"), request: request(), world: world()).plan != nil)
-        // Without an envelope the wheels' own limit bounds it: a range error, not an envelope one.
-        let open = try context(roverYAML(envelope: "    motion: true"))
+        // An envelope wider than the wheels' own limit (a warning): that limit bounds it, a range
+        // error, not an envelope one.
+        let open = try context(roverYAML(envelope: "    envelopes: {planner: {max_velocity: 20}}"))
         expectIssue(rejection(speed("0.7"), context: open), .outOfRange, path: "steps[0].arguments.speed",
                     "above 0.6 m/s (the wheels' max_velocity)")
         #expect(PlanValidator(context: open).validate(speed("0.5"), request: request(), world: world()).plan != nil)
@@ -110,6 +147,25 @@ struct PlanValidatorTests {
         // Within the limits it is still fresh.
         let fresh = world(time: 119, pose: WorldState.Pose(x: 0.3, y: 0.3, yaw: 1))
         #expect(PlanValidator(context: rover).validate(plan, request: request(), world: fresh).plan != nil)
+    }
+
+    /// A stop and its reset both between the goal and the answer: the flags are as they were,
+    /// the guard's latch epoch is not. The plan is stale, and an accepted one carries its epoch.
+    @Test func a_plan_for_a_goal_taken_before_a_stop_and_its_reset_is_stale() throws {
+        let plan = #"{"steps": [{"ability": "goto", "arguments": {"x": 1, "y": 1}}]}"#
+        var then = world()
+        then.latchEpoch = 4
+        var now = world(time: 101)
+        now.latchEpoch = 6
+        let r = PlanValidator(context: rover).validate(plan, request: PlanRequest(goal: then.goal!, world: then), world: now).rejection
+        expectIssue(r, .staleStopCauses, path: "", "a stop latched since the goal was taken (latch epoch 4, now 6)")
+        #expect(r?.isStale == true)
+        // The request's epoch is the goal's, not the world's it was captured with.
+        let taken = PlanRequest(goal: then.goal!, world: now, latchEpoch: 4)
+        expectIssue(PlanValidator(context: rover).validate(plan, request: taken, world: now).rejection, .staleStopCauses, path: "")
+        now.latchEpoch = 4
+        let accepted = try #require(PlanValidator(context: rover).validate(plan, request: taken, world: now).plan)
+        #expect(accepted.latchEpoch == 4)
     }
 
     @Test func what_is_not_JSON_or_not_a_plan_is_refused() {

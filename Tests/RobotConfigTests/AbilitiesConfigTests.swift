@@ -1,3 +1,4 @@
+import Foundation
 import RobotConfig
 import Testing
 
@@ -6,9 +7,9 @@ import Testing
 struct AbilitiesConfigTests {
     /// A rover with a `waypoints` and a `wander` policy; the wheels' planner envelope is 4 rad/s
     /// (0.2 m/s at r = 0.05 m). Lines 1…17; abilities follow from line 18.
-    static func rover(routeSpeed: String = "0.15", workspace: Bool = true) -> [String] {
+    static func rover(routeSpeed: String = "0.15", workspace: Bool = true, envelopes: String = "envelopes: {planner: {max_velocity: 4}}, ") -> [String] {
         let wheel = { (name: String) in
-            "  - {name: \(name), kind: continuous, interface: velocity, limits: {max_velocity: 12, max_acceleration: 40}, envelopes: {planner: {max_velocity: 4}}, safe_value: 0, stop_category: 1, watchdog_timeout_ms: 100, motion_monitor: {tolerance: 3, time_ms: 250}}"
+            "  - {name: \(name), kind: continuous, interface: velocity, limits: {max_velocity: 12, max_acceleration: 40}, \(envelopes)safe_value: 0, stop_category: 1, watchdog_timeout_ms: 100, motion_monitor: {tolerance: 3, time_ms: 250}}"
         }
         return [
             "robot: {id: test}",                                                                   // 1
@@ -219,6 +220,66 @@ struct AbilitiesConfigTests {
                           "the API key would cross the network in clear text to \(name)")
         }
         #expect(report.errors.count == refused.count, "\(report)")
+    /// A moving ability's wheels without a planner envelope: a plan's speed would be bounded only by
+    /// what every policy may do, and `speed_above_envelope` could never fire. An error.
+    @Test func a_moving_ability_whose_wheels_have_no_planner_envelope_is_an_error() throws {
+        var lines = Self.rover(envelopes: "") + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "  - {name: stop}"]
+        var report = check(lines.joined(separator: "\n"))
+        #expect(report.configuration == nil)
+        expectProblem(report, at: 18, column(lines[17], "route"), "abilities[0].policy",
+                      "policy `route` drives `wl` and `wr` with no `envelopes.planner.max_velocity`")
+        // One wheel with it, the other with only a teleop envelope: the other is named.
+        lines = Self.rover(envelopes: "envelopes: {teleop: {max_velocity: 4}}, ") + ["  - {name: patrol, policy: route, timeout_s: 60, no_progress: none}"]
+        lines[8] = lines[8].replacingOccurrences(of: "{teleop: {max_velocity: 4}}", with: "{planner: {max_velocity: 4}}")
+        report = check(lines.joined(separator: "\n"))
+        expectProblem(report, at: 18, column(lines[17], "route"), "abilities[0].policy", "policy `route` drives `wr` with no")
+        // Abilities that do not move need none.
+        report = check((Self.rover(envelopes: "") + ["  - {name: stop}", "  - {name: wait}"]).joined(separator: "\n"))
+        #expect(report.errors.isEmpty, "\(report)")
+    }
+
+    /// The example rover has one, and a plan's speed above it is `speed_above_envelope`.
+    @Test func the_example_rovers_planner_envelope_bounds_a_plans_speed() throws {
+        let report = ConfigurationLoader.load(path: repositoryRoot.appendingPathComponent("examples/rover-sim.yaml").path, catalog: TestKinds.catalog)
+        let configuration = try #require(report.configuration, "\(report)")
+        let catalog = configuration.resolveAbilities().catalog
+        guard case .number(let speed)? = catalog.ability(named: "goto")?.argument(named: "speed")?.shape else {
+            Issue.record("no speed")
+            return
+        }
+        // 10 rad/s × 0.05 m.
+        #expect(speed.upper == Bound(0.5, .plannerEnvelope))
+    }
+
+    /// Times past the schema's maximum are refused by `robotd check`, with what is allowed: a
+    /// configuration that passed check never makes a duration the runtime's clock cannot hold.
+    @Test func planner_times_beyond_their_maximum_are_refused_by_robotd_check() throws {
+        var lines = Self.rover() + [
+            "  - {name: goto, policy: route, timeout_s: 1e300, no_progress: {min_progress: 0.05, time_s: 1e300}}",     // 18
+            "planner:",                                                                                            // 19
+            "  budget_ms: 1e300",                                                                                  // 20
+            "  goals: {min_interval_ms: 1e300}",                                                                   // 21
+            "  backends:",                                                                                         // 22
+            "    - {name: far, base_url: 'http://127.0.0.1:8080/v1', model: m, deadline_ms: 1e300, breaker: {cool_down_ms: 1e300}}", // 23
+        ]
+        // robotd knows no `simulator` actuator kind (the unit tests' fixture).
+        lines[15] = "  - {name: motors, kind: serial_frames, path: /dev/null, channels: {wl: {motor: 0}, wr: {motor: 1}}}"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("robotd-check-huge-\(getpid()).yaml").path
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (status, output) = try CheckCommandTests().run(["--config", path])
+        #expect(status != 0)
+        func expectLine(_ line: Int, _ fragment: String, _ key: String, _ allowed: String) {
+            let text = lines[line - 1]
+            let place = "\(path):\(line):\(column(text, fragment))"
+            #expect(output.contains(place) && output.contains(key) && output.contains(allowed), "no \(place) \(key) (\(allowed)) in:\n\(output)")
+        }
+        expectLine(18, "1e300,", "abilities[0].timeout_s", "in (0, 86400]")
+        expectLine(18, "1e300}", "abilities[0].no_progress.time_s", "in (0, 86400]")
+        expectLine(20, "1e300", "planner.budget_ms", "in (0, 3600000]")
+        expectLine(21, "1e300", "planner.goals.min_interval_ms", "in 0…3600000")
+        expectLine(23, "1e300,", "planner.backends[0].deadline_ms", "in (0, 3600000]")
+        expectLine(23, "1e300}", "planner.backends[0].breaker.cool_down_ms", "in (0, 86400000]")
     }
 
     @Test func planner_settings_without_abilities_are_a_warning() {

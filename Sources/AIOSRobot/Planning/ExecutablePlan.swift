@@ -6,10 +6,14 @@ import RTScheduler
 public final class ExecutablePlan: Sendable {
     public let goalID: UInt64
     public let steps: [ExecutableStep]
+    /// The guard's latch epoch when its goal was taken: in any other epoch (a stop latched since,
+    /// even one already reset) the executor refuses or cancels it.
+    public let latchEpoch: UInt64
 
-    public init(goalID: UInt64, steps: [ExecutableStep]) {
+    public init(goalID: UInt64, steps: [ExecutableStep], latchEpoch: UInt64) {
         self.goalID = goalID
         self.steps = steps
+        self.latchEpoch = latchEpoch
     }
 }
 
@@ -57,6 +61,8 @@ final class PlannerMessage: Sendable {
         case ready(ExecutablePlan)
         /// `planFailed`: no plan for this goal (every back end failed, was skipped or had its plans rejected).
         case failed(UInt64)
+        /// A goal that is exactly `stop`: no model, no plan — every motion policy holds at once.
+        case stop(UInt64)
     }
 
     let kind: Kind

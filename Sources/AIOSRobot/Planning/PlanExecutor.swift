@@ -7,15 +7,27 @@ import SafetyGuard
 /// policy's `planReading` — done, out of time (`timeout_s`), or no longer getting closer
 /// (`no_progress`). A latched stop cancels the plan; a new goal cancels it; whatever ends a plan,
 /// the motion policies it directed hold still until the next plan, so nothing resumes by itself
-/// after a reset. Every change is a `PlanExecutionEvent` in a lock-free ring and a status in a
-/// lock-free cell: nothing here waits, locks anything else or allocates (a plan's arrays were
-/// built by the planner service).
+/// after a reset; a plan that does not complete leaves no setpoint behind. Every change is a
+/// `PlanExecutionEvent` in a lock-free ring and a status in a lock-free cell: nothing here waits,
+/// locks anything else, allocates or frees (a plan's arrays were built by the planner service, and
+/// go back to it through `RetiredPlans`).
 struct PlanExecutor: Sendable {
     let events: OverwritingRing<PlanExecutionEvent>
     let cell: LatestValue<PlanExecutionStatus>
     /// The slots of every policy that executes a moving ability (`stop` holds them all).
     let motionSlots: [Int]
+    /// Where plans go when the dispatch thread is done with them (released on the async lane).
+    let retired: RetiredPlans
     private(set) var status = PlanExecutionStatus()
+    /// Per motion slot (`motionSlots` order): the plan whose route the policy follows or last
+    /// followed. The policy shares that route's array: the plan is retired only once the policy
+    /// has another route, so the array's last reference is never the policy's.
+    private var owners: [ExecutablePlan?]
+    /// The newest goal whose hold (`PlanSignals.holdGoal`) has been applied.
+    private var heldGoal: UInt64 = 0
+    /// Thermostat slots (a bit per slot < 64) whose setpoint a plan has set: given their
+    /// configured setpoint back when a plan is cancelled or fails.
+    private var planned: UInt64 = 0
     private var plan: ExecutablePlan?
     private var step = 0
     private var stepStart = Instant.zero
@@ -30,13 +42,38 @@ struct PlanExecutor: Sendable {
     /// The setpoint each thermostat slot was last given by a plan's `set_temperature` (NaN: none).
     private var setpoints = InlineArray<8, Double>(repeating: .nan)
 
-    init(events: OverwritingRing<PlanExecutionEvent>, cell: LatestValue<PlanExecutionStatus>, motionSlots: [Int]) {
+    init(events: OverwritingRing<PlanExecutionEvent>, cell: LatestValue<PlanExecutionStatus>, motionSlots: [Int],
+         retired: RetiredPlans) {
         self.events = events
         self.cell = cell
         self.motionSlots = motionSlots
+        self.retired = retired
+        owners = Array(repeating: nil, count: motionSlots.count)
     }
 
     var isRunning: Bool { plan != nil }
+
+    /// Whether the periodic check has anything to do: a plan running, or a goal or a hold the
+    /// planner service signalled that this executor has not acted on.
+    func needsCheck(latest: UInt64, hold: UInt64) -> Bool {
+        plan != nil || latest > status.goalID || hold > heldGoal
+    }
+
+    /// What the planner service signalled beside its messages (`PlanSignals`), read every check: a
+    /// newer goal cancels the plan of an older one even when the full queue refused the goal's
+    /// message; a hold (a `stop` goal, a goal whose message was refused) holds every motion policy
+    /// — unless the plan running is already that goal's or a newer one's.
+    mutating func follow(latest: UInt64, hold: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        if latest > status.goalID { newGoal(latest, at: now, sources: &sources) }
+        if hold > heldGoal {
+            heldGoal = hold
+            if (plan?.goalID ?? 0) < hold {
+                if plan != nil { end(.cancelled, reason: .newGoal, at: now, sources: &sources) }
+                for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
+            }
+            publish()
+        }
+    }
 
     // MARK: Messages from the planner service
 
@@ -49,10 +86,42 @@ struct PlanExecutor: Sendable {
         publish()
     }
 
-    /// `planReady`: executed only for the current goal and while nothing is latched (a plan that
-    /// arrives during a stop would start after the reset: refused instead).
-    mutating func install(_ next: ExecutablePlan, latched: Bool, at now: Instant, sources: inout [any ControlPolicy]) {
-        let refusal: PlanEndReason? = next.goalID != status.goalID ? .staleGoal : latched ? .latched
+    /// A goal that is exactly `stop`: any other goal's plan is cancelled and every motion policy
+    /// holds still now (the `stop` step's directive), with no model asked. Recorded as a one-step
+    /// plan that started and completed at once.
+    mutating func stopNow(_ id: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        guard id >= status.goalID else { return }
+        if plan != nil { end(.cancelled, reason: .newGoal, at: now, sources: &sources) }
+        status.goalID = id
+        heldGoal = max(heldGoal, id)
+        for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
+        status.planGoalID = id
+        status.step = 0
+        status.stepCount = 1
+        status.ability = -1
+        status.remaining = .nan
+        status.state = .completed
+        status.reason = .none
+        status.completed &+= 1
+        record(.started, goal: id, step: 0, count: 1, ability: -1, reason: .none, at: now)
+        record(.completed, goal: id, step: 0, count: 1, ability: -1, reason: .none, at: now)
+        publish()
+    }
+
+    /// A stop latched since the running plan's goal was taken — latched now, or the guard's latch
+    /// epoch moved on (a stop and its reset both between two looks) —: the plan is cancelled.
+    /// Called first by every handler of the executor.
+    mutating func checkLatch(latched: Bool, epoch: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        guard let plan, latched || epoch != plan.latchEpoch else { return }
+        end(.cancelled, reason: .latched, at: now, sources: &sources)
+        publish()
+    }
+
+    /// `planReady`: executed only for the current goal, while nothing is latched and in the latch
+    /// epoch its goal was taken in (a plan that arrives during a stop, or after a stop and its
+    /// reset, would start after the reset: refused instead).
+    mutating func install(_ next: ExecutablePlan, latched: Bool, epoch: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
+        let refusal: PlanEndReason? = next.goalID != status.goalID ? .staleGoal : latched || epoch != next.latchEpoch ? .latched
             : next.steps.isEmpty ? .noPolicy : nil
         if let refusal {
             status.refused &+= 1
@@ -88,10 +157,11 @@ struct PlanExecutor: Sendable {
 
     // MARK: The periodic check
 
-    /// Every executor period: the latch, the current step's end, its time limit and progress.
-    mutating func tick(latched: Bool, at now: Instant, sources: inout [any ControlPolicy]) {
+    /// Every executor period: the latch (and its epoch), the current step's end, its time limit and
+    /// progress.
+    mutating func tick(latched: Bool, epoch: UInt64, at now: Instant, sources: inout [any ControlPolicy]) {
         guard let plan else { return }
-        if latched {
+        if latched || epoch != plan.latchEpoch {
             end(.cancelled, reason: .latched, at: now, sources: &sources)
             publish()
             return
@@ -106,9 +176,9 @@ struct PlanExecutor: Sendable {
             if case .route = current.action, reading.serial != current.serial { reading = PlanReading() }
             finished = reading.done
         case .hold(_, let seconds):
-            finished = elapsed >= .nanoseconds(Int64(seconds * 1e9))
+            finished = elapsed >= .saturating(seconds: seconds)
         case .wait(let seconds):
-            finished = elapsed >= .nanoseconds(Int64(seconds * 1e9))
+            finished = elapsed >= .saturating(seconds: seconds)
         case .stop:
             finished = true
         }
@@ -154,15 +224,23 @@ struct PlanExecutor: Sendable {
             guard let slot = s.slot else { return }
             sources[slot].direct(.route(points: points, speed: speed, serial: s.serial))
             if slot < 64 { directed |= 1 << UInt64(slot) }
+            // The policy follows this plan's array now: the plan it followed before may go. (An
+            // index loop: `firstIndex(of:)` allocates in unoptimised builds.)
+            for i in motionSlots.indices where motionSlots[i] == slot {
+                if let old = owners[i], old !== plan { retire(old) }
+                owners[i] = plan
+            }
         case .setpoint(let value):
             guard let slot = s.slot else { return }
             sources[slot].direct(.setpoint(value))
             if slot < setpoints.count { setpoints[slot] = value }
+            if slot < 64 { planned |= 1 << UInt64(slot) }
             status.setpoint = value
         case .hold(let temperature, _):
             guard let slot = s.slot else { return }
             restore = (slot, slot < setpoints.count ? setpoints[slot] : .nan)
             sources[slot].direct(.setpoint(temperature))
+            if slot < 64 { planned |= 1 << UInt64(slot) }
             status.setpoint = temperature
         case .stop:
             for i in motionSlots.indices { sources[motionSlots[i]].direct(.hold) }
@@ -192,10 +270,30 @@ struct PlanExecutor: Sendable {
         restore = nil
     }
 
+    /// A plan that did not complete leaves no setpoint behind: every thermostat a plan directed
+    /// goes back to its configured setpoint (a `set_temperature` or a `hold` cut short by a stop, a
+    /// new goal or a failure must not outlive it).
+    private mutating func releaseSetpoints(sources: inout [any ControlPolicy]) {
+        var bits = planned
+        while bits != 0 {
+            let slot = bits.trailingZeroBitCount
+            bits &= bits &- 1
+            sources[slot].direct(.none)
+            if slot < setpoints.count { setpoints[slot] = .nan }
+        }
+        planned = 0
+        restore = nil
+        status.setpoint = .nan
+    }
+
+    /// Hands a plan to `retired` (released on the async lane); when it is full, the reference is
+    /// dropped here (counted there).
+    private func retire(_ plan: ExecutablePlan) { retired.retire(plan) }
+
     private mutating func end(_ state: PlanExecutionStatus.State, reason: PlanEndReason, at now: Instant,
                               sources: inout [any ControlPolicy]) {
         guard let plan else { return }
-        endHold(sources: &sources)
+        if state == .completed { endHold(sources: &sources) } else { releaseSetpoints(sources: &sources) }
         // The motion policies it directed stand still until the next plan: nothing it started
         // resumes by itself (after a reset, a failure, another goal).
         var bits = directed
@@ -220,6 +318,7 @@ struct PlanExecutor: Sendable {
         status.state = state
         status.reason = reason
         record(kind, goal: plan.goalID, step: Int32(step), count: plan.steps.count, ability: status.ability, reason: reason, at: now)
+        retire(plan)
         self.plan = nil
     }
 

@@ -27,10 +27,10 @@ enum PlanPreparation {
             // Each route its own serial: the policy starts afresh on the next one.
             let serial = plan.goalID &* 1024 &+ UInt64(index + 1)
             steps.append(ExecutableStep(action: action, slot: slot, ability: abilities.firstIndex { $0.name == step.ability } ?? -1,
-                                        timeout: step.timeoutS.map { .nanoseconds(Int64($0 * 1e9)) },
+                                        timeout: step.timeoutS.map { .saturating(seconds: $0) },
                                         minProgress: step.noProgress?.minProgress,
-                                        window: step.noProgress.map { .nanoseconds(Int64($0.timeS * 1e9)) }, serial: serial))
+                                        window: step.noProgress.map { .saturating(seconds: $0.timeS) }, serial: serial))
         }
-        return ExecutablePlan(goalID: plan.goalID, steps: steps)
+        return ExecutablePlan(goalID: plan.goalID, steps: steps, latchEpoch: plan.latchEpoch)
     }
 }

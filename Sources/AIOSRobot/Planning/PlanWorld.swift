@@ -41,6 +41,7 @@ struct PlanWorld: Sendable {
         var world = WorldState(revision: revision, timeS: seconds, pose: pose, sensors: sensors, mode: Self.mode(status, stalled: stalled),
                                latched: status.latched, stopCauses: status.causes.kinds.map(\.description), goal: goal,
                                activePlan: active, recentEvents: events)
+        world.latchEpoch = runtime.latchEpoch
         if let last, Self.sameContent(last, world) {
             world.revision = revision
         } else {

@@ -25,9 +25,9 @@ public enum PlannerRoutes {
             } catch {
                 throw KindError("planner.backends \(b.name): \(error)")
             }
-            routes.append(PlanRoute(backend, deadline: .milliseconds(Int64(b.deadlineMs)), goalKinds: b.goalKinds.map(Set.init),
+            routes.append(PlanRoute(backend, deadline: .saturating(milliseconds: b.deadlineMs), goalKinds: b.goalKinds.map(Set.init),
                                     breaker: BreakerSettings(failureThreshold: b.breaker.failureThreshold,
-                                                             coolDown: .milliseconds(Int64(b.breaker.coolDownMs)))))
+                                                             coolDown: .saturating(milliseconds: b.breaker.coolDownMs))))
         }
         if settings.builtin || routes.isEmpty {
             // It cannot hang or fail as a server does: a goal it does not understand must not open a breaker.

@@ -79,17 +79,26 @@ public final class PlannerService: Sendable {
     private struct State {
         var nextGoal: UInt64 = 0
         var goal: WorldState.Goal?
+        /// The guard's latch epoch when `goal` was taken: a stop since (even one already reset)
+        /// cancels its request, and its plan is for that epoch only.
+        var goalEpoch: UInt64 = 0
         var request: Task<PostResult?, Never>?
         /// The goal whose request is in flight (waiting for its turn or asking); nil: none.
         var asking: UInt64?
         var inFlight = 0
         var lastTaken: Instant?
+        /// Request ids of goals taken (user and id): each names one request, so one seen again is
+        /// a redelivery however many goals came between.
         var seenIDs: [String] = []
-        var seenTexts: [(key: String, at: Instant)] = []
+        /// The last goal taken (user and text, when): a plain-text goal is a redelivery only of
+        /// that one — the same words again after another goal are a new goal.
+        var lastText: (key: String, at: Instant)?
         var world = PlanWorld()
         var cursor: OverwritingRing<PlanExecutionEvent>.Cursor
         var refused = 0
         var wasLatched = false
+        /// The latch epoch the watcher saw last.
+        var seenEpoch: UInt64 = 0
         var lastHealth: Instant?
         var initial: String?
         var startedAt: Instant?
@@ -118,7 +127,7 @@ public final class PlannerService: Sendable {
         lane = AsyncLane(results: port.source)
         systemPrompt = PlannerRoutes.systemPrompt(context: context, robot: configuration.robot.id)
         abilityNames = configuration.abilities.map(\.name)
-        state = Mutex(State(cursor: port.events.newestCursor, initial: configuration.planner.goals.initial))
+        state = Mutex(State(cursor: port.events.newestCursor, seenEpoch: runtime.latchEpoch, initial: configuration.planner.goals.initial))
     }
 
     /// Takes goals from MQTT and starts watching the latch and the executor. The initial goal
@@ -142,6 +151,7 @@ public final class PlannerService: Sendable {
         port.goals.detach()
         watcher.withLock { $0?.cancel() }
         state.withLock { $0.request?.cancel() }
+        port.retired.drain()
     }
 
     /// The goal's fate and, when taken, its id. `call`: one ability asked for directly
@@ -150,6 +160,7 @@ public final class PlannerService: Sendable {
     public func submit(_ text: String, from source: GoalSource = .command, call: Planner.JSONValue? = nil) -> GoalDecision {
         let now = scheduler.clock.now()
         let cleaned = GoalTopic.text(Array(text.utf8)).text
+        let stop = cleaned.map(Self.isStop) ?? false
         var entry = PlanTopicPayload(kind: .goal)
         entry.text = cleaned.map { String($0.prefix(GoalSettings.maxLength)) }
         entry.source = source.word
@@ -163,29 +174,43 @@ public final class PlannerService: Sendable {
             if case .mqtt(let user, let id, let retained) = source {
                 if retained { return .ignored("retained") }
                 if !settings.goals.users.contains(user) { s.refused += 1; return .refused("not_authorised") }
-                if let id {
-                    idKey = user + "\u{0}" + id
-                    if s.seenIDs.contains(idKey ?? "") { return .ignored("duplicate") }
-                } else if let cleaned {
-                    textKey = user + "\u{0}" + cleaned
-                    s.seenTexts.removeAll { now - $0.at > Self.duplicateWindow }
-                    if s.seenTexts.contains(where: { $0.key == textKey }) { return .ignored("duplicate") }
+                if let id { idKey = user + "\u{0}" + id } else if let cleaned { textKey = user + "\u{0}" + cleaned }
+                // `stop` is never a duplicate: holding again is harmless, missing one is not.
+                if !stop, let idKey, s.seenIDs.contains(idKey) { return .ignored("duplicate") }
+                if !stop, let textKey, let last = s.lastText, last.key == textKey, now - last.at <= Self.duplicateWindow {
+                    return .ignored("duplicate")
                 }
+            }
+            if stop {
+                // No rate limit, no model: the robot holds now, and the request in flight ends.
+                take(idKey: idKey, textKey: textKey, now: now, state: &s)
+                s.nextGoal += 1
+                let goal = WorldState.Goal(id: s.nextGoal, text: "stop")
+                s.goal = goal
+                s.goalEpoch = runtime.latchEpoch
+                s.world.record(kind: "goal", text: "goal \(goal.id) from \(source.user ?? source.word): stop", at: Self.seconds(now))
+                s.request?.cancel()
+                s.request = nil
+                s.asking = nil
+                // Beside the message: the executor's next check holds even if the queue is full.
+                port.signals.taken(goal.id)
+                port.signals.hold(goal.id)
+                return .accepted(goal.id)
             }
             guard let goalText = cleaned else { s.refused += 1; return .refused("empty") }
             guard goalText.count <= GoalSettings.maxLength else { s.refused += 1; return .refused("too_long") }
-            if let last = s.lastTaken, now - last < .nanoseconds(Int64(settings.goals.minIntervalMs * 1e6)) {
+            if let last = s.lastTaken, now - last < .saturating(milliseconds: settings.goals.minIntervalMs) {
                 s.refused += 1
                 return .refused("rate_limited")
             }
             // A goal taken during a stop would start after the reset: nothing resumes by itself.
+            // The epoch first: a stop the flag does not show yet moves it already, and its plan
+            // is then refused for the epoch it was taken in.
+            let epoch = runtime.latchEpoch
             if runtime.isLatched { s.refused += 1; return .refused("latched") }
+            s.goalEpoch = epoch
             s.lastTaken = now
-            if let idKey {
-                s.seenIDs.append(idKey)
-                if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
-            }
-            if let textKey { s.seenTexts.append((textKey, now)) }
+            take(idKey: idKey, textKey: textKey, now: now, state: &s)
             s.nextGoal += 1
             let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
             s.goal = goal
@@ -193,6 +218,9 @@ public final class PlannerService: Sendable {
             s.request?.cancel()
             // In flight from now (its task clears it when it ends, whenever that is).
             s.asking = goal.id
+            // Beside the message: the executor's next check cancels an older goal's plan even if
+            // the message never reaches it.
+            port.signals.taken(goal.id)
             return .accepted(goal.id)
         }
         switch decision {
@@ -207,14 +235,39 @@ public final class PlannerService: Sendable {
             entry.reason = why
         }
         note(entry)
-        guard case .accepted(let id) = decision, let goal = state.withLock({ $0.goal }), goal.id == id else { return decision }
-        // The old plan stops at once, on the dispatch thread; then this goal's request.
-        if !port.post(kept(PlannerMessage(.goal(id)))) { log("planner: the dispatch queue refused goal \(id) (full)") }
-        let task = lane.submit { [weak self] in await self?.request(goal, call: call) }
+        if stop, case .accepted(let id) = decision {
+            // A full queue: the hold signalled above acts at the executor's next check (50 ms).
+            if !port.post(kept(PlannerMessage(.stop(id)))) { log("planner: the dispatch queue refused stop goal \(id) (full): held at the next check") }
+            return decision
+        }
+        guard case .accepted(let id) = decision, case let (goal, epoch)? = state.withLock({ s in s.goal.map { ($0, s.goalEpoch) } }),
+              goal.id == id else { return decision }
+        // The old plan stops at once, on the dispatch thread; then this goal's request. A full
+        // queue: motion holds at the executor's next check instead (`PlanSignals`), the old plan
+        // never drives on.
+        if !port.post(kept(PlannerMessage(.goal(id)))) {
+            port.signals.hold(id)
+            log("planner: the dispatch queue refused goal \(id) (full): motion held until its plan")
+        }
+        let task = lane.submit { [weak self] in await self?.request(goal, call: call, latchEpoch: epoch) }
         state.withLock { s in
             if s.goal?.id == id { s.request = task } else { task.cancel() }
         }
         return decision
+    }
+
+    /// A goal that is exactly `stop` (any case, any surrounding blanks): held at once, no model.
+    static func isStop(_ text: String) -> Bool {
+        text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() == "stop"
+    }
+
+    /// What makes a redelivery of the goal being taken recognisable.
+    private func take(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
+        if let idKey {
+            s.seenIDs.append(idKey)
+            if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
+        }
+        s.lastText = textKey.map { ($0, now) }
     }
 
     func take(_ arrival: GoalArrival) {
@@ -226,7 +279,7 @@ public final class PlannerService: Sendable {
 
     // MARK: One request
 
-    private func request(_ goal: WorldState.Goal, call: Planner.JSONValue?) async -> Payload? {
+    private func request(_ goal: WorldState.Goal, call: Planner.JSONValue?, latchEpoch: UInt64) async -> Payload? {
         while !state.withLock({ s in
             guard s.inFlight < settings.maxRequestsInFlight else { return false }
             s.inFlight += 1
@@ -246,7 +299,7 @@ public final class PlannerService: Sendable {
         var replans = 0
         while true {
             guard !Task.isCancelled else { return nil }
-            switch await route(goal, call: call) {
+            switch await route(goal, call: call, latchEpoch: latchEpoch) {
             case .cancelled:
                 return nil
             case .accepted(let plan, let answer, let routing):
@@ -274,9 +327,9 @@ public final class PlannerService: Sendable {
     }
 
     /// One routing from the world state now: every answer validated against the state then.
-    private func route(_ goal: WorldState.Goal, call: Planner.JSONValue?) async -> Routed {
+    private func route(_ goal: WorldState.Goal, call: Planner.JSONValue?, latchEpoch: UInt64) async -> Routed {
         let world = capture()
-        let planRequest = Planner.PlanRequest(goal: goal, world: world)
+        let planRequest = Planner.PlanRequest(goal: goal, world: world, latchEpoch: latchEpoch)
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let question = PlannerBackends.PlanRequest(
             systemPrompt: systemPrompt, goal: goal.text, goalKind: PlannerRoutes.goalKind(goal.text, context: context, world: world),
@@ -288,7 +341,7 @@ public final class PlannerService: Sendable {
         let validator = self.validator
         // A call is its own one-step plan: no back end is asked, the validator below judges it.
         let router = call.map(AbilityCall.router) ?? self.router
-        let routing = await router.plan(question, budget: .nanoseconds(Int64(settings.budgetMs * 1e6))) { [weak self] answer in
+        let routing = await router.plan(question, budget: .saturating(milliseconds: settings.budgetMs)) { [weak self] answer in
             guard let self else { return ["the planner stopped"] }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
             let round = rounds.withLock { r in
@@ -339,6 +392,7 @@ public final class PlannerService: Sendable {
         note(entry)
         state.withLock { $0.world.record(kind: "plan_accepted", text: "goal \(goal.id): \(answer.backend)'s plan", at: Self.seconds(scheduler.clock.now())) }
         guard !Task.isCancelled else { return nil }
+        port.retired.drain()
         return .object(kept(PlannerMessage(.ready(executable))))
     }
 
@@ -366,6 +420,10 @@ public final class PlannerService: Sendable {
     /// the initial goal.
     func watch() {
         let now = scheduler.clock.now()
+        // Plans the dispatch thread is done with are released here, never there.
+        port.retired.drain()
+        // The epoch first (see `submit`).
+        let epoch = runtime.latchEpoch
         let latched = runtime.isLatched
         let events = state.withLock { s in port.events.read(from: &s.cursor) }
         var cancelled = false
@@ -374,8 +432,13 @@ public final class PlannerService: Sendable {
                 s.wasLatched = latched
                 s.world.record(kind: latched ? "latched" : "reset", text: latched ? "a stop latched" : "the stop was reset",
                                at: Self.seconds(now))
+            } else if epoch != s.seenEpoch && !latched {
+                s.world.record(kind: "latched", text: "a stop latched and was reset", at: Self.seconds(now))
             }
-            if latched, s.asking != nil, let request = s.request {
+            s.seenEpoch = epoch
+            // A stop now, or one since the goal was taken — even one already reset between two
+            // looks: the request is cancelled, nothing planned before a stop starts after it.
+            if latched || epoch != s.goalEpoch, s.asking != nil, let request = s.request {
                 request.cancel()
                 s.asking = nil
                 cancelled = true

@@ -23,14 +23,20 @@ public final class PlanningPort: Sendable {
     public let policySlots: [String: Int]
     /// Goals over MQTT (`planner.goals.mqtt`), handed to whoever attaches (the planner service).
     public let goals: GoalInbox
+    /// The newest goal and hold, beside the messages (read by the executor's check).
+    let signals: PlanSignals
+    /// Plans the dispatch thread is done with: the planner service releases them on the lane.
+    let retired: RetiredPlans
 
     init(source: SourceHandle, events: OverwritingRing<PlanExecutionEvent>, statusCell: LatestValue<PlanExecutionStatus>,
-         policySlots: [String: Int], goals: GoalInbox) {
+         policySlots: [String: Int], goals: GoalInbox, signals: PlanSignals, retired: RetiredPlans) {
         self.source = source
         self.events = events
         self.statusCell = statusCell
         self.policySlots = policySlots
         self.goals = goals
+        self.signals = signals
+        self.retired = retired
     }
 
     public var status: PlanExecutionStatus { statusCell.load() }
@@ -55,27 +61,37 @@ public final class PlanningPort: Sendable {
         let events = OverwritingRing<PlanExecutionEvent>(capacity: 128)
         let cell = LatestValue(PlanExecutionStatus())
         let motionSlots = motion
-        shared.withLock { $0.execution = PlanExecutor(events: events, cell: cell, motionSlots: motionSlots) }
+        let signals = PlanSignals(), retired = RetiredPlans()
+        shared.withLock { $0.execution = PlanExecutor(events: events, cell: cell, motionSlots: motionSlots, retired: retired) }
         let source = scheduler.addSource(sourceName, queue: QueueSpec(capacity: 8, overflow: .reject),
                                          subscription: Subscription(priority: .normal, relativeDeadline: .milliseconds(20))) { event in
             guard case .object(let object) = event.payload, let message = object as? PlannerMessage else { return }
+            retired.beginRun()
+            defer { retired.endRun() }
             shared.update(statusCell) { c in
                 // In place (distinct stored properties of the inout control state): no copy of the executor.
-                let latched = c.guardian.latch.isLatched
+                let latched = c.guardian.latch.isLatched, epoch = c.guardian.epoch
+                c.execution?.checkLatch(latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 switch message.kind {
                 case .goal(let id): c.execution?.newGoal(id, at: event.release, sources: &c.sources)
-                case .ready(let plan): c.execution?.install(plan, latched: latched, at: event.release, sources: &c.sources)
+                case .ready(let plan): c.execution?.install(plan, latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 case .failed(let goal): c.execution?.planningFailed(goal, at: event.release)
+                case .stop(let id): c.execution?.stopNow(id, at: event.release, sources: &c.sources)
                 }
             }
         }
         scheduler.addPeriodic(taskName, PeriodicSpec(period: executorPeriod, priority: .normal)) { event in
+            let latest = signals.latestGoal.load(ordering: .acquiring), hold = signals.holdGoal.load(ordering: .acquiring)
+            retired.beginRun()
+            defer { retired.endRun() }
             shared.update(statusCell) { c in
-                guard c.execution?.isRunning == true else { return }
+                guard c.execution?.needsCheck(latest: latest, hold: hold) == true else { return }
+                c.execution?.follow(latest: latest, hold: hold, at: event.release, sources: &c.sources)
                 let latched = c.guardian.latch.isLatched
-                c.execution?.tick(latched: latched, at: event.release, sources: &c.sources)
+                c.execution?.tick(latched: latched, epoch: c.guardian.epoch, at: event.release, sources: &c.sources)
             }
         }
-        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox())
+        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(), signals: signals,
+                            retired: retired)
     }
 }

@@ -60,6 +60,8 @@ public final class RobotRuntime: Sendable {
 
     private let shared: SharedState<Control>
     private let statusCell = LatestValue(RuntimeStatus())
+    /// The guard's identity and latch epoch (an atomic: read from any thread).
+    private let seal: GuardSeal
     private let faults: SourceHandle
     private let reactivations: SourceHandle
 
@@ -72,6 +74,7 @@ public final class RobotRuntime: Sendable {
         let guardian = try SafetyGuard(configuration: try GuardConfiguration(robot: configuration))
         let actuators = try boundActuators(guardian, makeActuators)
         self.actuators = actuators
+        seal = guardian.seal
         audit = guardian.audit
         sensorNames = guardian.configuration.sensors.map(\.name)
         channelNames = configuration.channels.map(\.name)
@@ -404,6 +407,10 @@ public final class RobotRuntime: Sendable {
     /// guard tick alone publishes every guard period). Lock-free.
     public var statusPublications: UInt64 { statusCell.stores }
     public var isLatched: Bool { statusCell.load().latched }
+    /// The guard's latch epoch: latches (and escalations) and resets so far, lock-free and current
+    /// the moment the guard moves it (the status above is published when a handler ends). A stop
+    /// and its reset between two looks leave `isLatched` as it was, never this.
+    public var latchEpoch: UInt64 { seal.epoch }
 }
 
 /// A policy as the runtime schedules it.
