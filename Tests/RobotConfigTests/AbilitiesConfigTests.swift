@@ -220,6 +220,8 @@ struct AbilitiesConfigTests {
                           "the API key would cross the network in clear text to \(name)")
         }
         #expect(report.errors.count == refused.count, "\(report)")
+    }
+
     /// A moving ability's wheels without a planner envelope: a plan's speed would be bounded only by
     /// what every policy may do, and `speed_above_envelope` could never fire. An error.
     @Test func a_moving_ability_whose_wheels_have_no_planner_envelope_is_an_error() throws {
