@@ -40,7 +40,7 @@ struct MCPVocabularyTests {
         let x = try #require(goto.arguments.first { $0.name == "x" })
         #expect(x.unit == "m" && x.required && x.bounds == .init(minimum: -4.7, maximum: 4.7, minimumSource: "workspace", maximumSource: "workspace"))
         let speed = try #require(goto.arguments.first { $0.name == "speed" })
-        #expect(!speed.required && speed.bounds?.minimum == 0.01 && speed.bounds?.maximumSource == "channel_limit")
+        #expect(!speed.required && speed.bounds?.minimum == 0.01 && speed.bounds?.maximumSource == "planner_envelope", "\(String(describing: speed.bounds))")
         let points = try #require(decoded.abilities.first { $0.name == "patrol" }?.arguments.first)
         #expect(points.type == "points" && points.maxPoints == 8 && points.y?.maximum == 3.7)
         #expect(decoded.abilities.first { $0.name == "wait" }?.arguments.first?.bounds?.maximum == 60)
