@@ -9,8 +9,9 @@ scripts/setup.sh
 mkdir -p .build
 rm -f .build/setup-model.err
 status=0
-scripts/setup-model.sh 2> >(tee .build/setup-model.err >&2) || status=$?
-wait $! 2>/dev/null || true   # tee has written all of it
+# stderr (the progress) to the terminal and the file; stdout untouched; the pipeline's status is the
+# script's (pipefail), and the pipeline ends only when tee has written everything.
+{ scripts/setup-model.sh 2>&1 1>&3 3>&- | tee .build/setup-model.err >&2; } 3>&1 || status=$?
 if [ "$status" -eq 0 ]; then
   rm -f .build/setup-model.err
 elif [ "${CI:-}" = true ]; then
