@@ -514,6 +514,7 @@ public final class PlannerService: Sendable {
                                      latencyP95Us: h.latencyP95.map(Self.micros), lastError: h.lastError)
         }
         let now = scheduler.clock.now()
+        entry.goalsDropped = port.goals.dropped.load(ordering: .relaxed)
         (entry.requestsInFlight, entry.goalsRefused) = state.withLock { s in
             s.lastHealth = now
             return (s.inFlight, s.refused)

@@ -91,7 +91,7 @@ public final class PlanningPort: Sendable {
                 c.execution?.tick(latched: latched, epoch: c.guardian.epoch, at: event.release, sources: &c.sources)
             }
         }
-        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(), signals: signals,
+        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(users: configuration.planner.goals.users), signals: signals,
                             retired: retired)
     }
 }
