@@ -269,6 +269,34 @@ struct PlanExecutionTests {
     }
 
     /// A plan's commands carry the `planner` origin: the guard's planner envelope limits them,
+    /// Asking again from the state now stays within one `planner.budget_ms`, not one per question:
+    /// a model that takes 1 s (its deadline 3 s), whose answer goes stale while the rover wanders,
+    /// and a budget of 3.5 s — asked once; what is left is less than its deadline.
+    @Test func when_answers_go_stale_expect_every_question_within_one_budget() async throws {
+        let plan = #"{"steps":[{"ability":"goto","arguments":{"x":-3,"y":1}}]}"#
+        let peer = try await ModelPeer.start(["slow": ["mode": "ok", "content": plan, "delay": 1.0]])
+        let p = try PlanningLoop(router: { _ in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "model", baseURL: peer.baseURL, model: "slow")),
+                          deadline: .seconds(3)),
+            ], settings: PlanRouterSettings(maximumRetriesAfterRejection: 0))
+        }, edit: {
+            $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  budget_ms: 3500\n")
+        })
+        #expect(p.loop.runtime.configuration.planner.budgetMs == 3500)
+        p.run(for: 1_000_000_000)
+        let started = ContinuousClock.now
+        guard case .accepted(let id) = p.service.submit("go to -3,1") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 }, "\(p.journal.map(\.line))")
+        p.run(for: 3_000_000_000)  // wander drives on meanwhile
+        #expect(await eventually(seconds: 15) { p.journal.contains { $0.kind == .planningFailed && $0.goalId == id } }, "\(p.journal.map(\.line))")
+        let took = ContinuousClock.now - started
+        #expect(peer.requests.count == 1)
+        #expect(took < .milliseconds(4_500), "\(took) for a budget of 3.5 s")
+        #expect(p.journal.first { $0.kind == .planningFailed && $0.goalId == id }?.reason?.contains("skipped") == true,
+                "\(p.journal.map(\.line))")
+    }
+
     /// while the same rover's other policies keep the channel's own limits.
     @Test func when_a_plan_drives_expect_its_commands_under_the_planner_envelope() async throws {
         let p = try PlanningLoop(edit: { yaml in

@@ -288,11 +288,14 @@ public final class PlannerService: Sendable {
             }
         }
         // A plan made from a state that moved on (the mode, the stop causes, the pose) is not the
-        // planner's mistake: asked again from the state now, a bounded number of times.
+        // planner's mistake: asked again from the state now, a bounded number of times — all of it
+        // within one `planner.budget_ms` (real time, as the router's deadlines), never one each.
         var replans = 0
+        let budget = Duration.saturating(milliseconds: settings.budgetMs)
+        let start = ContinuousClock.now
         while true {
             guard !Task.isCancelled else { return nil }
-            switch await route(goal, latchEpoch: latchEpoch) {
+            switch await route(goal, latchEpoch: latchEpoch, budget: budget - (ContinuousClock.now - start)) {
             case .cancelled:
                 return nil
             case .accepted(let plan, let answer, let routing):
@@ -320,7 +323,8 @@ public final class PlannerService: Sendable {
     }
 
     /// One routing from the world state now: every answer validated against the state then.
-    private func route(_ goal: WorldState.Goal, latchEpoch: UInt64) async -> Routed {
+    /// `budget`: what is left of the request's `planner.budget_ms`.
+    private func route(_ goal: WorldState.Goal, latchEpoch: UInt64, budget: Duration) async -> Routed {
         let world = capture()
         let planRequest = Planner.PlanRequest(goal: goal, world: world, latchEpoch: latchEpoch)
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -332,7 +336,7 @@ public final class PlannerService: Sendable {
         // Each back end's answers in this routing: 0 the first, n the n-th correction.
         let rounds = Mutex<[String: Int]>([:])
         let validator = self.validator
-        let routing = await router.plan(question, budget: .saturating(milliseconds: settings.budgetMs)) { [weak self] answer in
+        let routing = await router.plan(question, budget: max(.zero, budget)) { [weak self] answer in
             guard let self else { return ["the planner stopped"] }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
             let round = rounds.withLock { r in
