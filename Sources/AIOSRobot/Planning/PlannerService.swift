@@ -489,7 +489,7 @@ public final class PlannerService: Sendable {
 
     private func note(_ entry: PlanTopicPayload) {
         journal.append(entry)
-        if entry.kind != .health { log("planner: " + entry.line) }
+        if entry.kind != .health { log("planner: " + entry.printableLine) }
     }
 
     private func noteVerdict(goal: UInt64, answer: PlanAnswer, round: Int, verdict: PlanVerdict) {
