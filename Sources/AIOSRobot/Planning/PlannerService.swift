@@ -176,7 +176,7 @@ public final class PlannerService: Sendable {
             }
             if stop {
                 // No rate limit, no model: the robot holds now, and the request in flight ends.
-                take(idKey: idKey, textKey: textKey, now: now, state: &s)
+                remember(idKey: idKey, textKey: textKey, now: now, state: &s)
                 s.nextGoal += 1
                 let goal = WorldState.Goal(id: s.nextGoal, text: "stop")
                 s.goal = goal
@@ -203,7 +203,7 @@ public final class PlannerService: Sendable {
             if runtime.isLatched { s.refused += 1; return .refused("latched") }
             s.goalEpoch = epoch
             s.lastTaken = now
-            take(idKey: idKey, textKey: textKey, now: now, state: &s)
+            remember(idKey: idKey, textKey: textKey, now: now, state: &s)
             s.nextGoal += 1
             let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
             s.goal = goal
@@ -255,7 +255,7 @@ public final class PlannerService: Sendable {
     }
 
     /// What makes a redelivery of the goal being taken recognisable.
-    private func take(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
+    private func remember(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
         if let idKey {
             s.seenIDs.append(idKey)
             if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
