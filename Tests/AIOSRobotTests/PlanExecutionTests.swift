@@ -234,7 +234,7 @@ struct PlanExecutionTests {
             .map { String(decoding: $0, as: UTF8.self) } ?? ""
         #expect(second.contains("REJECTED") && second.contains("steps[0].arguments.x"), "\(second)")
         p.run(for: 20_000_000_000)
-        #expect(p.progress(id, "completed") != nil)
+        #expect(await eventually { p.progress(id, "completed") != nil })
         #expect(p.loop.closestApproach(to: (-2.5, 1)).distance < 0.2)
         let health = p.service.health()
         #expect(health.first { $0.name == "model" }?.rejected == 2 && health.first { $0.name == "builtin" }?.accepted == 1)
@@ -265,7 +265,7 @@ struct PlanExecutionTests {
             return p.execution.planGoalID == id
         })
         p.run(for: 20_000_000_000)
-        #expect(p.progress(id, "completed") != nil)
+        #expect(await eventually { p.progress(id, "completed") != nil })
         #expect(p.loop.closestApproach(to: (-3, 1)).distance < 0.2)
     }
 
@@ -328,6 +328,7 @@ struct PlanExecutionTests {
         let id = try await p.give("go to -1.9,-2.4")  // behind the pillar at (-2.5, -1.5), on the line from the start
         let started = p.now
         p.run(for: 40_000_000_000)
+        _ = await eventually { p.progress(id, "failed") != nil }
         let failed = try #require(p.progress(id, "failed"), "\(p.journal.map(\.line))")
         #expect(failed.reason == "no_progress")
         let failedAt = try #require(p.loop.runtime.planning).events.recent().first { $0.kind == .failed }?.at ?? 0
@@ -345,6 +346,7 @@ struct PlanExecutionTests {
         p.run(for: 1_000_000_000)
         let id = try await p.give("go to -3.5,2")  // a quarter turn and 2 m: more than 3 s
         p.run(for: 5_000_000_000)
+        #expect(await eventually { p.progress(id, "failed") != nil })
         #expect(p.progress(id, "failed")?.reason == "timeout", "\(p.journal.map(\.line))")
         #expect((p.progress(id, "failed")?.remaining ?? 0) > 0.5)
         #expect(p.loop.closestApproach(to: (-3.5, 2)).distance > 0.5)
