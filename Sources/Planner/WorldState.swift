@@ -21,30 +21,25 @@ public struct WorldState: Sendable, Equatable, Codable {
 
     public struct Sensor: Sendable, Equatable, Codable {
         public var name: String
-        /// nil: unknown (never reported, stale, or not a finite number).
+        /// nil: unknown (never reported, stale — older than its `max_age_ms` —, or not a finite
+        /// number). A value given is fresh: no older than its sensor's `max_age_ms`.
         public var value: Double?
-        /// How old the value is (ms), when known.
-        public var ageMs: Double?
-        public init(name: String, value: Double?, ageMs: Double? = nil) {
+        public init(name: String, value: Double?) {
             self.name = name
             self.value = value.flatMap { $0.isFinite ? $0 : nil }
-            self.ageMs = ageMs.flatMap { $0.isFinite ? $0 : nil }
         }
         enum CodingKeys: String, CodingKey {
             case name, value
-            case ageMs = "age_ms"
         }
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(name: try c.decode(String.self, forKey: .name), value: try c.decodeIfPresent(Double.self, forKey: .value),
-                      ageMs: try c.decodeIfPresent(Double.self, forKey: .ageMs))
+            self.init(name: try c.decode(String.self, forKey: .name), value: try c.decodeIfPresent(Double.self, forKey: .value))
         }
         /// Unknown (or non-finite) values as null.
         public func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(name, forKey: .name)
             try c.encode(value.flatMap { $0.isFinite ? $0 : nil }, forKey: .value)
-            try c.encode(ageMs.flatMap { $0.isFinite ? $0 : nil }, forKey: .ageMs)
         }
     }
 
@@ -110,7 +105,8 @@ public struct WorldState: Sendable, Equatable, Codable {
     public var pose: Pose?
     /// Sorted by name.
     public var sensors: [Sensor]
-    /// Who or what drives: `auto`, `teleop`, … (the runtime's words).
+    /// Who or what drives, in the runtime's words: `running`, `teleop` (a person has the sticks),
+    /// `holding`, `recovery`, `stopped`, `stalled`.
     public var mode: String
     /// A stop is latched (until a deliberate reset).
     public var latched: Bool

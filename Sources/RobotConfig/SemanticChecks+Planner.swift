@@ -6,6 +6,11 @@ extension SemanticChecker {
     mutating func checkPlannerSources() {
         guard let planner = root["planner"], planner.map != nil else { return }
         if let goals = planner["goals"], goals.map != nil { checkGoals(goals) }
+        if let node = planner["clearance"], node.number == 0 {
+            diagnostics.warning(node.position, "planner.clearance",
+                                "0: a plan may send the robot onto the workspace's very edge, where the guard holds or stops it",
+                                allowed: "a clearance > 0 (default: the workspace's warn_margin)")
+        }
         var seen: [String: Int] = [:]
         let budget = planner["budget_ms"]?.number ?? PlannerSettings().budgetMs
         for (index, item) in (planner["backends"]?.items ?? []).enumerated() {
@@ -97,6 +102,11 @@ extension SemanticChecker {
                 diagnostics.warning(entry.keyPosition, "planner.goals.mqtt", "no `users`: every goal over MQTT is refused (and recorded)",
                                     allowed: "users: [operator]")
             }
+        }
+        if let node = goals["min_interval_ms"], node.number == 0 {
+            diagnostics.warning(node.position, "planner.goals.min_interval_ms",
+                                "0: goals are not rate-limited: each one taken cancels the plan and asks the planner again",
+                                allowed: "a number > 0 (default 1000)")
         }
         if let node = goals["initial"], let text = node.string {
             if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {

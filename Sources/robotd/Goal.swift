@@ -86,13 +86,13 @@ struct Goal: ParsableCommand {
         while Date() < deadline {
             for message in inbox.withLock({ list in defer { list.removeAll() }; return list }) {
                 if goalID == nil, message.kind == .goal, message.user == who, message.text == text.trimmingCharacters(in: .whitespacesAndNewlines) {
-                    print(message.line)
+                    print(message.printableLine)
                     guard message.outcome == "accepted", let accepted = message.goalId else { throw ExitCode.failure }
                     goalID = accepted
                     continue
                 }
                 guard let goalID, message.goalId == goalID else { continue }
-                print(message.line)
+                print(message.printableLine)
                 if message.kind == .planningFailed { throw ExitCode.failure }
                 if message.kind == .progress, ["completed", "failed", "cancelled", "refused"].contains(message.event ?? "") {
                     if message.event != "completed" { throw ExitCode.failure }

@@ -4,6 +4,7 @@ import PlannerBackends
 import RTScheduler
 import RobotConfig
 import RobotSim
+import SafetyGuard
 import Synchronization
 import Testing
 import TestSupport
@@ -233,7 +234,7 @@ struct PlanExecutionTests {
             .map { String(decoding: $0, as: UTF8.self) } ?? ""
         #expect(second.contains("REJECTED") && second.contains("steps[0].arguments.x"), "\(second)")
         p.run(for: 20_000_000_000)
-        #expect(p.progress(id, "completed") != nil)
+        #expect(await eventually { p.progress(id, "completed") != nil })
         #expect(p.loop.closestApproach(to: (-2.5, 1)).distance < 0.2)
         let health = p.service.health()
         #expect(health.first { $0.name == "model" }?.rejected == 2 && health.first { $0.name == "builtin" }?.accepted == 1)
@@ -264,8 +265,34 @@ struct PlanExecutionTests {
             return p.execution.planGoalID == id
         })
         p.run(for: 20_000_000_000)
-        #expect(p.progress(id, "completed") != nil)
+        #expect(await eventually { p.progress(id, "completed") != nil })
         #expect(p.loop.closestApproach(to: (-3, 1)).distance < 0.2)
+    }
+
+    /// Asking again from the state now stays within one `planner.budget_ms`, not one per question:
+    /// a model that takes 1 s (its deadline 3 s), whose answer goes stale while the rover wanders,
+    /// and a budget of 3.5 s — asked once; what is left is less than its deadline.
+    @Test func when_answers_go_stale_expect_every_question_within_one_budget() async throws {
+        let plan = #"{"steps":[{"ability":"goto","arguments":{"x":-3,"y":1}}]}"#
+        let peer = try await ModelPeer.start(["slow": ["mode": "ok", "content": plan, "delay": 1.0]])
+        let p = try PlanningLoop(router: { _ in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "model", baseURL: peer.baseURL, model: "slow")),
+                          deadline: .seconds(3)),
+            ], settings: PlanRouterSettings(maximumRetriesAfterRejection: 0))
+        }, edit: {
+            $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  budget_ms: 3500\n")
+        })
+        #expect(p.loop.runtime.configuration.planner.budgetMs == 3500)
+        p.run(for: 1_000_000_000)
+        let started = ContinuousClock.now
+        guard case .accepted(let id) = p.service.submit("go to -3,1") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 }, "\(p.journal.map(\.line))")
+        p.run(for: 3_000_000_000)  // wander drives on meanwhile
+        #expect(await eventually(seconds: 15) { p.journal.contains { $0.kind == .planningFailed && $0.goalId == id } }, "\(p.journal.map(\.line))")
+        let took = ContinuousClock.now - started
+        #expect(peer.requests.count == 1)
+        #expect(took < .milliseconds(4_500), "\(took) for a budget of 3.5 s")
     }
 
     /// A plan's commands carry the `planner` origin: the guard's planner envelope limits them,
@@ -281,7 +308,8 @@ struct PlanExecutionTests {
         // Wander (origin policy) may use the channel's 12 rad/s.
         let id = try await p.give("go to -3.5,1.5")  // a quarter turn on the spot first: ±4.5 rad/s asked
         p.run(for: 20_000_000_000)
-        #expect(p.progress(id, "completed") != nil, "\(p.journal.map(\.line))")
+        // The journal hears of it from the service's watcher (every 50 ms of real time).
+        #expect(await eventually { p.progress(id, "completed") != nil }, "\(p.journal.map(\.line))")
         // From wander's speed the limiter ramps down to the envelope (40 rad/s²: under 0.3 s), then
         // every planner command is held within it.
         let start = try #require(p.loop.records.first { $0.origin == .planner }?.at)
@@ -300,6 +328,7 @@ struct PlanExecutionTests {
         let id = try await p.give("go to -1.9,-2.4")  // behind the pillar at (-2.5, -1.5), on the line from the start
         let started = p.now
         p.run(for: 40_000_000_000)
+        _ = await eventually { p.progress(id, "failed") != nil }
         let failed = try #require(p.progress(id, "failed"), "\(p.journal.map(\.line))")
         #expect(failed.reason == "no_progress")
         let failedAt = try #require(p.loop.runtime.planning).events.recent().first { $0.kind == .failed }?.at ?? 0
@@ -317,6 +346,7 @@ struct PlanExecutionTests {
         p.run(for: 1_000_000_000)
         let id = try await p.give("go to -3.5,2")  // a quarter turn and 2 m: more than 3 s
         p.run(for: 5_000_000_000)
+        #expect(await eventually { p.progress(id, "failed") != nil })
         #expect(p.progress(id, "failed")?.reason == "timeout", "\(p.journal.map(\.line))")
         #expect((p.progress(id, "failed")?.remaining ?? 0) > 0.5)
         #expect(p.loop.closestApproach(to: (-3.5, 2)).distance > 0.5)
@@ -525,6 +555,80 @@ struct RigPlanExecutionTests {
         #expect(loop.truth.withLock { $0 }.filter { $0.t > start && $0.t < held }.allSatisfy { $0.celsius < 27 })
         #expect(!loop.status.latched)
         #expect(await eventually { service.journal.all.contains { $0.goalId == id && $0.event == "completed" } })
+    }
+}
+
+/// The executor on its own (no runtime): a step's preconditions are judged again when it starts.
+@Suite("Plan execution: preconditions at each step's start")
+struct PlanStepPreconditionTests {
+    /// A policy that only counts what it is told.
+    struct Recorder: ControlPolicy {
+        var origin: CommandOrigin { .planner }
+        var routes = 0
+        mutating func step(_ world: World, now: Instant) -> ChannelValues? { nil }
+        mutating func direct(_ directive: PlanDirective) { if case .route = directive { routes += 1 } }
+    }
+
+    @Test func a_later_steps_precondition_that_no_longer_holds_fails_the_plan_when_the_step_starts() throws {
+        var executor = PlanExecutor(events: OverwritingRing(capacity: 64), cell: LatestValue(PlanExecutionStatus()), motionSlots: [0],
+                                    retired: RetiredPlans())
+        var sources: [any ControlPolicy] = [Recorder()]
+        let plan = ExecutablePlan(goalID: 1, steps: [
+            ExecutableStep(action: .wait(seconds: 1), slot: nil, ability: 3, timeout: nil, minProgress: nil, window: nil, serial: 1),
+            ExecutableStep(action: .route(points: [(1, 1)], speed: nil), slot: 0, ability: 0, timeout: .seconds(60), minProgress: nil,
+                           window: nil, serial: 2, preconditions: [.notLatched, .insideWorkspace]),
+        ], latchEpoch: 0)
+        let start = Instant(nanoseconds: 1_000_000_000)
+        executor.newGoal(1, at: start, sources: &sources)
+        executor.observe(PlanConditions())
+        executor.install(plan, latched: false, epoch: 0, at: start, sources: &sources)
+        #expect(executor.status.state == .running && executor.status.step == 0)
+        // The wait is over; the robot has left the workspace meanwhile.
+        executor.observe(PlanConditions(clear: true, poseKnown: true, insideWorkspace: false))
+        executor.tick(latched: false, epoch: 0, at: start + .milliseconds(1_050), sources: &sources)
+        #expect(executor.status.state == .failed && executor.status.reason == .preconditionFailed && executor.status.step == 1)
+        #expect((sources[0] as? Recorder)?.routes == 0)
+        // The same plan where the conditions hold: the route is given.
+        var again = PlanExecutor(events: OverwritingRing(capacity: 64), cell: LatestValue(PlanExecutionStatus()), motionSlots: [0],
+                                 retired: RetiredPlans())
+        again.newGoal(1, at: start, sources: &sources)
+        again.observe(PlanConditions())
+        again.install(plan, latched: false, epoch: 0, at: start, sources: &sources)
+        again.tick(latched: false, epoch: 0, at: start + .milliseconds(1_050), sources: &sources)
+        #expect(again.status.state == .running && again.status.step == 1 && (sources[0] as? Recorder)?.routes == 1)
+    }
+}
+
+/// What the planner is told while a person has the sticks, and what the log shows of what others say.
+@Suite("Planning: the world's mode under teleop, and log lines")
+struct PlanWorldAndLogTests {
+    @Test func while_teleop_has_the_wheels_expect_the_world_mode_teleop() async throws {
+        let p = try PlanningLoop(gamepad: [
+            .init(at: 2_000_000_000, [.press("BTN_TL")]),
+            .init(at: 2_100_000_000, [.axis("ABS_Y", -20000)]),
+        ])
+        p.run(for: 1_500_000_000)
+        #expect(p.service.capture().mode == "running")
+        p.loop.run(until: 2_500_000_000)
+        #expect(p.loop.status.commandedBy[0] == 0)  // teleop, the example's first policy
+        #expect(p.service.capture().mode == "teleop")
+    }
+
+    @Test func what_goals_and_user_names_say_is_escaped_in_the_log() async throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
+            $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  goals: {users: [operator]}\n")
+        })
+        let lines = Mutex<[String]>([])
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler) { line in lines.withLock { $0.append(line) } }
+        service.start()
+        defer { service.stop() }
+        loop.run(until: 1_000_000_000)
+        service.take(GoalArrival(user: "operator", text: "go to -3,1\nplanner: goal 9: plan completed", id: nil, retained: false, arrival: 0))
+        service.take(GoalArrival(user: "mallory\u{1B}[2J\u{202E}", text: "go to 0,0", id: nil, retained: false, arrival: 0))
+        let logged = lines.withLock { $0 }
+        #expect(logged.count >= 2 && logged.allSatisfy { !$0.contains("\n") && !$0.contains("\u{1B}") && !$0.contains("\u{202E}") }, "\(logged)")
+        #expect(logged.contains { $0.contains(#"go to -3,1\nplanner: goal 9"#) }, "\(logged)")
+        #expect(logged.contains { $0.contains(#"mallory\u{1B}[2J\u{202E}"#) && $0.contains("not_authorised") }, "\(logged)")
     }
 }
 

@@ -7,13 +7,13 @@ import Testing
 struct WorldStateTests {
     @Test func its_JSON_has_every_key_sorted_and_unknown_values_as_null() throws {
         let state = WorldState(revision: 3, timeS: 12.5, pose: WorldState.Pose(x: .nan, y: 0, yaw: 0),
-                               sensors: [WorldState.Sensor(name: "range", value: 1.25, ageMs: 20),
+                               sensors: [WorldState.Sensor(name: "range", value: 1.25),
                                          WorldState.Sensor(name: "imu", value: .nan)],
-                               mode: "auto", latched: true, stopCauses: ["link:rover_port", "estop"],
+                               mode: "running", latched: true, stopCauses: ["link:rover_port", "estop"],
                                goal: WorldState.Goal(id: 4, text: "go to 2,3"),
                                activePlan: WorldState.PlanProgress(goalID: 4, step: 1, stepCount: 3, ability: "wait", status: .running))
         let text = String(decoding: try state.jsonData(), as: UTF8.self)
-        #expect(text == #"{"active_plan":{"ability":"wait","goal_id":4,"status":"running","step":1,"step_count":3},"goal":{"id":4,"text":"go to 2,3"},"latched":true,"mode":"auto","pose":null,"recent_events":[],"revision":3,"sensors":[{"age_ms":null,"name":"imu","value":null},{"age_ms":20,"name":"range","value":1.25}],"stop_causes":["estop","link:rover_port"],"time_s":12.5}"#)
+        #expect(text == #"{"active_plan":{"ability":"wait","goal_id":4,"status":"running","step":1,"step_count":3},"goal":{"id":4,"text":"go to 2,3"},"latched":true,"mode":"running","pose":null,"recent_events":[],"revision":3,"sensors":[{"name":"imu","value":null},{"name":"range","value":1.25}],"stop_causes":["estop","link:rover_port"],"time_s":12.5}"#)
         let decoded = try JSONDecoder().decode(WorldState.self, from: Data(text.utf8))
         #expect(decoded == state)
         #expect(decoded.sensor("range") == 1.25 && decoded.sensor("imu") == nil)

@@ -284,6 +284,21 @@ struct AbilitiesConfigTests {
         expectLine(23, "1e300}", "planner.backends[0].breaker.cool_down_ms", "in (0, 86400000]")
     }
 
+    /// Zero is allowed, but it is a choice to see: no rate limit on goals, plans up to the edge.
+    @Test func no_rate_limit_on_goals_and_no_clearance_are_warnings() {
+        let lines = Self.rover() + [
+            "  - {name: goto, policy: route, timeout_s: 60, no_progress: none}",    // 18
+            "planner:",                                                             // 19
+            "  clearance: 0",                                                       // 20
+            "  goals: {min_interval_ms: 0}",                                        // 21
+        ]
+        let report = check(lines.joined(separator: "\n"))
+        #expect(report.errors.isEmpty, "\(report)")
+        expectProblem(report, .warning, at: 20, column(lines[19], "0"), "planner.clearance", "0: a plan may send the robot onto the workspace's very edge")
+        expectProblem(report, .warning, at: 21, column(lines[20], "0}"), "planner.goals.min_interval_ms", "0: goals are not rate-limited")
+        #expect(report.configuration?.planner.clearance == 0 && report.configuration?.planner.goals.minIntervalMs == 0)
+    }
+
     @Test func planner_settings_without_abilities_are_a_warning() {
         let report = check(base(appending: ["planner: {max_steps: 3}"]))
         #expect(report.errors.isEmpty, "\(report)")

@@ -40,8 +40,12 @@ public struct ExecutableStep: Sendable {
     public var window: Duration?
     /// Tells this step's route from any other (the policy starts afresh on a new one).
     public var serial: UInt64
+    /// Its ability's preconditions, checked again when the step starts (the validator checked
+    /// them against the world state the plan was accepted in; a later step starts later).
+    public var preconditions: StepPreconditions
 
-    public init(action: Action, slot: Int?, ability: Int, timeout: Duration?, minProgress: Double?, window: Duration?, serial: UInt64) {
+    public init(action: Action, slot: Int?, ability: Int, timeout: Duration?, minProgress: Double?, window: Duration?, serial: UInt64,
+                preconditions: StepPreconditions = []) {
         self.action = action
         self.slot = slot
         self.ability = ability
@@ -49,6 +53,39 @@ public struct ExecutableStep: Sendable {
         self.minProgress = minProgress
         self.window = window
         self.serial = serial
+        self.preconditions = preconditions
+    }
+}
+
+/// An ability's preconditions as bits (`AbilityPrecondition`): what the dispatch thread checks.
+public struct StepPreconditions: OptionSet, Sendable, BitwiseCopyable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let notLatched = StepPreconditions(rawValue: 1)
+    public static let poseKnown = StepPreconditions(rawValue: 2)
+    public static let insideWorkspace = StepPreconditions(rawValue: 4)
+
+    /// Whether they hold in `conditions`.
+    func hold(in conditions: PlanConditions) -> Bool {
+        if contains(.notLatched) && !conditions.clear { return false }
+        if (contains(.poseKnown) || contains(.insideWorkspace)) && !conditions.poseKnown { return false }
+        if contains(.insideWorkspace) && !conditions.insideWorkspace { return false }
+        return true
+    }
+}
+
+/// What a step's preconditions are judged by, as the dispatch thread sees it when the step starts.
+public struct PlanConditions: Sendable, BitwiseCopyable {
+    /// No stop latched and no stop cause present.
+    public var clear: Bool
+    public var poseKnown: Bool
+    /// The pose inside the workspace (or no workspace).
+    public var insideWorkspace: Bool
+
+    public init(clear: Bool = true, poseKnown: Bool = true, insideWorkspace: Bool = true) {
+        self.clear = clear
+        self.poseKnown = poseKnown
+        self.insideWorkspace = insideWorkspace
     }
 }
 

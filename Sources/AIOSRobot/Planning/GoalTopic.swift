@@ -36,16 +36,16 @@ public enum GoalTopic {
         return user.contains("/") ? nil : String(user)
     }
 
+    /// Runs on the control connection's MQTT thread, which also carries the remote stop: only the
+    /// topic is looked at here (a string compare); the payload's bytes go to the inbox as they came,
+    /// parsed on the async lane.
     static func endpoint(prefix: String, inbox: GoalInbox) -> InputEndpoint {
-        .mqtt(.init(subscriptions: [(filter: base(prefix: prefix) + "/+", qos: 1)], handle: { message in
-            guard let user = user(in: message.topic, prefix: prefix) else { return }
-            if let c = AbilityCall.parse(message.payload) {
-                inbox.deliver(GoalArrival(user: user, text: AbilityCall.text(c.call), id: c.id, retained: message.retained,
-                                          arrival: message.arrival, call: c.call))
-                return
-            }
-            let parsed = text(message.payload)
-            inbox.deliver(GoalArrival(user: user, text: parsed.text, id: parsed.id, retained: message.retained, arrival: message.arrival))
+        let base = base(prefix: prefix) + "/"
+        return .mqtt(.init(subscriptions: [(filter: base + "+", qos: 1)], handle: { message in
+            guard message.topic.hasPrefix(base) else { return }
+            let user = message.topic.utf8.dropFirst(base.utf8.count)
+            guard !user.contains(UInt8(ascii: "/")) else { return }
+            inbox.deliver(user: Substring(user), payload: message.payload, retained: message.retained, arrival: message.arrival)
         }))
     }
 
@@ -72,23 +72,108 @@ extension Unicode.GeneralCategory {
     fileprivate var isControl: Bool { self == .control || self == .format }
 }
 
-/// Where goals from MQTT wait for the planner service: the MQTT thread hands each one over; the
-/// service attaches its handler before the client starts. Never touched by the dispatch thread.
+/// Where goals from MQTT wait for the planner service. The MQTT thread — the control connection's,
+/// which also carries the remote stop — only looks at the topic and the flags and hands the bytes
+/// over: a retained goal or a user not in `planner.goals.users` is counted (the newest few kept for
+/// the record), any other goal's payload goes to a bounded queue where, when it is full, the oldest
+/// goal waiting gives way (counted). Parsing, the rate limit, the journal and the log lines happen
+/// on the async lane, in the task `attach` starts. A goal flood costs the MQTT thread a few
+/// microseconds a message and logs nothing; the stop behind it is not kept waiting.
 public final class GoalInbox: Sendable {
-    private let handler = Mutex<(@Sendable (GoalArrival) -> Void)?>(nil)
-    /// Goals that arrived with nobody attached.
+    /// Goals waiting for the service at most: the newest ones.
+    public static let capacity = 16
+    /// Refused goals (retained, not authorised) waiting to be recorded: the newest ones.
+    public static let refusalCapacity = 4
+    /// A user name kept for the record is cut to this many bytes (the topic's level may be long).
+    static let userBytes = 64
+
+    /// A goal as the MQTT thread hands it over.
+    struct Raw: Sendable {
+        var user: String
+        var payload: [UInt8]
+        var retained: Bool
+        var arrival: Int64
+        var authorised: Bool
+    }
+
+    private let users: Set<String>
+    private let goals: AsyncStream<Raw>
+    private let goalsIn: AsyncStream<Raw>.Continuation
+    private let refusals: AsyncStream<Raw>
+    private let refusalsIn: AsyncStream<Raw>.Continuation
+    private let consumers = Mutex<[Task<Void, Never>]>([])
+    /// Goals handed over to the queue (listed users, not retained).
+    public let received = Atomic<UInt64>(0)
+    /// Goals pushed out of a full queue by newer ones before the service took them (refused ones
+    /// beyond the few recorded included).
+    public let dropped = Atomic<UInt64>(0)
+    /// Retained goals and goals of users not listed (only the newest few are recorded).
+    public let refused = Atomic<UInt64>(0)
+    /// Goals that arrived after the service detached (before it attaches, they wait in the queue).
     public let unattended = Atomic<UInt64>(0)
 
-    public init() {}
+    /// `users`: whose goals are acted on (`planner.goals.users`).
+    public init(users: [String] = []) {
+        self.users = Set(users)
+        (goals, goalsIn) = AsyncStream.makeStream(of: Raw.self, bufferingPolicy: .bufferingNewest(Self.capacity))
+        (refusals, refusalsIn) = AsyncStream.makeStream(of: Raw.self, bufferingPolicy: .bufferingNewest(Self.refusalCapacity))
+    }
 
-    public func attach(_ body: @escaping @Sendable (GoalArrival) -> Void) { handler.withLock { $0 = body } }
-    public func detach() { handler.withLock { $0 = nil } }
+    /// Hands every goal to `body` on the async lane, in arrival order (refused ones beside them),
+    /// until `detach`. Once: the queue ends with `detach`.
+    public func attach(_ body: @escaping @Sendable (GoalArrival) -> Void) {
+        let goals = self.goals, refusals = self.refusals
+        let taking = Task.detached(priority: .utility) {
+            for await raw in goals { body(Self.arrival(raw)) }
+        }
+        let recording = Task.detached(priority: .utility) {
+            for await raw in refusals { body(Self.arrival(raw)) }
+        }
+        consumers.withLock { $0 += [taking, recording] }
+    }
 
-    func deliver(_ goal: GoalArrival) {
-        guard let body = handler.withLock({ $0 }) else {
-            unattended.add(1, ordering: .relaxed)
+    public func detach() {
+        goalsIn.finish()
+        refusalsIn.finish()
+        consumers.withLock { tasks in
+            for task in tasks { task.cancel() }
+            tasks.removeAll()
+        }
+    }
+
+    /// The MQTT thread's part: flags and the user, a copy of the bytes into the queue. No parsing,
+    /// no lock of the planner's, no log line.
+    func deliver(user: Substring, payload: [UInt8], retained: Bool, arrival: Int64) {
+        let name = String(user)
+        guard !retained, users.contains(name) else {
+            refused.add(1, ordering: .relaxed)
+            let kept = String(decoding: name.utf8.prefix(Self.userBytes), as: UTF8.self)
+            if case .dropped = refusalsIn.yield(Raw(user: kept, payload: [], retained: retained, arrival: arrival,
+                                                     authorised: users.contains(name))) {
+                dropped.add(1, ordering: .relaxed)
+            }
             return
         }
-        body(goal)
+        switch goalsIn.yield(Raw(user: name, payload: payload, retained: false, arrival: arrival, authorised: true)) {
+        case .enqueued: received.add(1, ordering: .relaxed)
+        case .dropped:
+            received.add(1, ordering: .relaxed)
+            dropped.add(1, ordering: .relaxed)
+        case .terminated: unattended.add(1, ordering: .relaxed)
+        @unknown default: break
+        }
+    }
+
+    /// On the lane: the payload parsed.
+    static func arrival(_ raw: Raw) -> GoalArrival {
+        guard raw.authorised, !raw.retained else {
+            return GoalArrival(user: raw.user, text: nil, id: nil, retained: raw.retained, arrival: raw.arrival)
+        }
+        if let c = AbilityCall.parse(raw.payload) {
+            return GoalArrival(user: raw.user, text: AbilityCall.text(c.call), id: c.id, retained: false, arrival: raw.arrival,
+                               call: c.call)
+        }
+        let parsed = GoalTopic.text(raw.payload)
+        return GoalArrival(user: raw.user, text: parsed.text, id: parsed.id, retained: false, arrival: raw.arrival)
     }
 }

@@ -59,6 +59,8 @@ public enum PlanEndReason: UInt8, Sendable, BitwiseCopyable {
     case staleGoal
     /// Its policy is not one the runtime runs (a configuration changed under the plan).
     case noPolicy
+    /// A step's ability's precondition did not hold when the step was to start.
+    case preconditionFailed
 
     public var word: String {
         switch self {
@@ -69,6 +71,7 @@ public enum PlanEndReason: UInt8, Sendable, BitwiseCopyable {
         case .newGoal: "new_goal"
         case .staleGoal: "stale_goal"
         case .noPolicy: "no_policy"
+        case .preconditionFailed: "precondition_failed"
         }
     }
 }

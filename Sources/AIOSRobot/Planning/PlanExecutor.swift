@@ -28,6 +28,8 @@ struct PlanExecutor: Sendable {
     /// Thermostat slots (a bit per slot < 64) whose setpoint a plan has set: given their
     /// configured setpoint back when a plan is cancelled or fails.
     private var planned: UInt64 = 0
+    /// What a step's preconditions are judged by, as the handler running now read it.
+    private var conditions = PlanConditions()
     private var plan: ExecutablePlan?
     private var step = 0
     private var stepStart = Instant.zero
@@ -52,6 +54,9 @@ struct PlanExecutor: Sendable {
     }
 
     var isRunning: Bool { plan != nil }
+
+    /// Set by every handler before it acts: what a step that starts now is judged by.
+    mutating func observe(_ conditions: PlanConditions) { self.conditions = conditions }
 
     /// Whether the periodic check has anything to do: a plan running, or a goal or a hold the
     /// planner service signalled that this executor has not acted on.
@@ -219,6 +224,12 @@ struct PlanExecutor: Sendable {
         status.ability = Int16(truncatingIfNeeded: s.ability)
         status.remaining = .nan
         record(.stepStarted, goal: plan.goalID, step: Int32(index), count: plan.steps.count, ability: status.ability, reason: .none, at: now)
+        // Its ability's preconditions again, now: the validator judged them when the plan was
+        // accepted, and this step may start minutes later.
+        guard s.preconditions.hold(in: conditions) else {
+            end(.failed, reason: .preconditionFailed, at: now, sources: &sources)
+            return
+        }
         switch s.action {
         case .route(let points, let speed):
             guard let slot = s.slot else { return }

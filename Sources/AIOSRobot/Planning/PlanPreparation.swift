@@ -26,10 +26,20 @@ enum PlanPreparation {
             }
             // Each route its own serial: the policy starts afresh on the next one.
             let serial = plan.goalID &* 1024 &+ UInt64(index + 1)
-            steps.append(ExecutableStep(action: action, slot: slot, ability: abilities.firstIndex { $0.name == step.ability } ?? -1,
+            let abilityIndex = abilities.firstIndex { $0.name == step.ability }
+            var preconditions: StepPreconditions = []
+            for p in abilityIndex.map({ abilities[$0].preconditions }) ?? [] {
+                switch p {
+                case .notLatched: preconditions.insert(.notLatched)
+                case .poseKnown: preconditions.insert(.poseKnown)
+                case .insideWorkspace: preconditions.insert(.insideWorkspace)
+                }
+            }
+            steps.append(ExecutableStep(action: action, slot: slot, ability: abilityIndex ?? -1,
                                         timeout: step.timeoutS.map { .saturating(seconds: $0) },
                                         minProgress: step.noProgress?.minProgress,
-                                        window: step.noProgress.map { .saturating(seconds: $0.timeS) }, serial: serial))
+                                        window: step.noProgress.map { .saturating(seconds: $0.timeS) }, serial: serial,
+                                        preconditions: preconditions))
         }
         return ExecutablePlan(goalID: plan.goalID, steps: steps, latchEpoch: plan.latchEpoch)
     }

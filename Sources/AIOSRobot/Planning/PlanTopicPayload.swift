@@ -87,6 +87,8 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
     public var backends: [Backend]?
     public var requestsInFlight: Int?
     public var goalsRefused: Int?
+    /// health: goals over MQTT the planner never looked at (pushed out of its full queue by newer ones).
+    public var goalsDropped: UInt64?
 
     public init(kind: Kind) { self.kind = kind }
 

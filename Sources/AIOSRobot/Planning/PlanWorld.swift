@@ -38,7 +38,10 @@ struct PlanWorld: Sendable {
             active = WorldState.PlanProgress(goalID: e.planGoalID, step: Int(e.step), stepCount: Int(e.stepCount), ability: ability,
                                              status: state)
         }
-        var world = WorldState(revision: revision, timeS: seconds, pose: pose, sensors: sensors, mode: Self.mode(status, stalled: stalled),
+        var teleop: [Int8] = []
+        for (i, policy) in runtime.configuration.policies.enumerated() where policy.kind == "teleop" { teleop.append(Int8(truncatingIfNeeded: i)) }
+        let mode = Self.mode(status, stalled: stalled, teleop: teleop, channels: runtime.channelNames.count)
+        var world = WorldState(revision: revision, timeS: seconds, pose: pose, sensors: sensors, mode: mode,
                                latched: status.latched, stopCauses: status.causes.kinds.map(\.description), goal: goal,
                                activePlan: active, recentEvents: events)
         world.latchEpoch = runtime.latchEpoch
@@ -52,9 +55,16 @@ struct PlanWorld: Sendable {
         return world
     }
 
-    /// The `state` topic's words: `stalled`, `stopped`, `recovery`, `holding`, `running`.
-    static func mode(_ status: RuntimeStatus, stalled: Bool) -> String {
-        stalled ? "stalled" : status.latched ? "stopped" : status.inRecovery ? "recovery" : status.workspaceHold ? "holding" : "running"
+    /// The `state` topic's words — `stalled`, `stopped`, `recovery`, `holding`, `running` — and
+    /// `teleop` while a `teleop` policy (its index among `teleop`) commands a channel: a person has
+    /// the sticks, and a plan made before (or while) is stale when that changes (`stale_mode`).
+    static func mode(_ status: RuntimeStatus, stalled: Bool, teleop: [Int8] = [], channels: Int = 0) -> String {
+        if stalled { return "stalled" }
+        if status.latched { return "stopped" }
+        if status.inRecovery { return "recovery" }
+        if status.workspaceHold { return "holding" }
+        for i in 0..<min(channels, RuntimeStatus.channelCapacity) where teleop.contains(status.commandedBy[i]) { return "teleop" }
+        return "running"
     }
 
     private static func sameContent(_ a: WorldState, _ b: WorldState) -> Bool {

@@ -183,7 +183,7 @@ public final class PlannerService: Sendable {
             }
             if stop {
                 // No rate limit, no model: the robot holds now, and the request in flight ends.
-                take(idKey: idKey, textKey: textKey, now: now, state: &s)
+                remember(idKey: idKey, textKey: textKey, now: now, state: &s)
                 s.nextGoal += 1
                 let goal = WorldState.Goal(id: s.nextGoal, text: "stop")
                 s.goal = goal
@@ -210,7 +210,7 @@ public final class PlannerService: Sendable {
             if runtime.isLatched { s.refused += 1; return .refused("latched") }
             s.goalEpoch = epoch
             s.lastTaken = now
-            take(idKey: idKey, textKey: textKey, now: now, state: &s)
+            remember(idKey: idKey, textKey: textKey, now: now, state: &s)
             s.nextGoal += 1
             let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
             s.goal = goal
@@ -262,7 +262,7 @@ public final class PlannerService: Sendable {
     }
 
     /// What makes a redelivery of the goal being taken recognisable.
-    private func take(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
+    private func remember(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
         if let idKey {
             s.seenIDs.append(idKey)
             if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
@@ -295,11 +295,14 @@ public final class PlannerService: Sendable {
             }
         }
         // A plan made from a state that moved on (the mode, the stop causes, the pose) is not the
-        // planner's mistake: asked again from the state now, a bounded number of times.
+        // planner's mistake: asked again from the state now, a bounded number of times — all of it
+        // within one `planner.budget_ms` (real time, as the router's deadlines), never one each.
         var replans = 0
+        let budget = Duration.saturating(milliseconds: settings.budgetMs)
+        let start = ContinuousClock.now
         while true {
             guard !Task.isCancelled else { return nil }
-            switch await route(goal, call: call, latchEpoch: latchEpoch) {
+            switch await route(goal, call: call, latchEpoch: latchEpoch, budget: budget - (ContinuousClock.now - start)) {
             case .cancelled:
                 return nil
             case .accepted(let plan, let answer, let routing):
@@ -327,7 +330,8 @@ public final class PlannerService: Sendable {
     }
 
     /// One routing from the world state now: every answer validated against the state then.
-    private func route(_ goal: WorldState.Goal, call: Planner.JSONValue?, latchEpoch: UInt64) async -> Routed {
+    /// `budget`: what is left of the request's `planner.budget_ms`.
+    private func route(_ goal: WorldState.Goal, call: Planner.JSONValue?, latchEpoch: UInt64, budget: Duration) async -> Routed {
         let world = capture()
         let planRequest = Planner.PlanRequest(goal: goal, world: world, latchEpoch: latchEpoch)
         let worldJSON = (try? world.jsonData()).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
@@ -341,7 +345,7 @@ public final class PlannerService: Sendable {
         let validator = self.validator
         // A call is its own one-step plan: no back end is asked, the validator below judges it.
         let router = call.map(AbilityCall.router) ?? self.router
-        let routing = await router.plan(question, budget: .saturating(milliseconds: settings.budgetMs)) { [weak self] answer in
+        let routing = await router.plan(question, budget: max(.zero, budget)) { [weak self] answer in
             guard let self else { return ["the planner stopped"] }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
             let round = rounds.withLock { r in
@@ -501,7 +505,7 @@ public final class PlannerService: Sendable {
 
     private func note(_ entry: PlanTopicPayload) {
         journal.append(entry)
-        if entry.kind != .health { log("planner: " + entry.line) }
+        if entry.kind != .health { log("planner: " + entry.printableLine) }
     }
 
     private func noteVerdict(goal: UInt64, answer: PlanAnswer, round: Int, verdict: PlanVerdict) {
@@ -530,6 +534,7 @@ public final class PlannerService: Sendable {
                                      latencyP95Us: h.latencyP95.map(Self.micros), lastError: h.lastError)
         }
         let now = scheduler.clock.now()
+        entry.goalsDropped = port.goals.dropped.load(ordering: .relaxed)
         (entry.requestsInFlight, entry.goalsRefused) = state.withLock { s in
             s.lastHealth = now
             return (s.inFlight, s.refused)

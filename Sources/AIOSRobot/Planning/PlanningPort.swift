@@ -71,6 +71,8 @@ public final class PlanningPort: Sendable {
             shared.update(statusCell) { c in
                 // In place (distinct stored properties of the inout control state): no copy of the executor.
                 let latched = c.guardian.latch.isLatched, epoch = c.guardian.epoch
+                let conditions = c.planConditions
+                c.execution?.observe(conditions)
                 c.execution?.checkLatch(latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 switch message.kind {
                 case .goal(let id): c.execution?.newGoal(id, at: event.release, sources: &c.sources)
@@ -86,12 +88,26 @@ public final class PlanningPort: Sendable {
             defer { retired.endRun() }
             shared.update(statusCell) { c in
                 guard c.execution?.needsCheck(latest: latest, hold: hold) == true else { return }
+                let conditions = c.planConditions
+                c.execution?.observe(conditions)
                 c.execution?.follow(latest: latest, hold: hold, at: event.release, sources: &c.sources)
                 let latched = c.guardian.latch.isLatched
                 c.execution?.tick(latched: latched, epoch: c.guardian.epoch, at: event.release, sources: &c.sources)
             }
         }
-        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(), signals: signals,
+        return PlanningPort(source: source, events: events, statusCell: cell, policySlots: slots, goals: GoalInbox(users: configuration.planner.goals.users), signals: signals,
                             retired: retired)
+    }
+}
+
+extension Control {
+    /// What a plan step's preconditions are judged by (`not_latched`, `pose_known`,
+    /// `inside_workspace`), as the validator judges them in a world state: no latch and no stop
+    /// cause; a finite pose; the guard's workspace level inside (or its warning band).
+    var planConditions: PlanConditions {
+        let pose = status.pose
+        return PlanConditions(clear: !guardian.latch.isLatched && status.causes.isEmpty,
+                              poseKnown: pose.x.isFinite && pose.y.isFinite && pose.yaw.isFinite,
+                              insideWorkspace: guardian.workspaceLevel <= .warn)
     }
 }
