@@ -67,17 +67,24 @@ public final class LatestValue<Value: BitwiseCopyable & Sendable>: @unchecked Se
     /// during its copy. Any thread; does not allocate for values up to a few kilobytes (the scratch
     /// copy is on the stack).
     public func load() -> Value {
+        // The value leaves the closure through `loaded`, never as the closure's result: Swift 6.3's
+        // withUnsafeTemporaryAllocation wraps a generic result in `Result<Value, Never>`, and in
+        // this unspecialised code the runtime read that enum's case as `failure` (a release build
+        // of `robotd sim` crashed on its first status read; changed in Swift 6.4, swiftlang/swift#89429).
+        var loaded: Value?
         withUnsafeTemporaryAllocation(byteCount: 8 * wordCount, alignment: 8) { scratch in
             let scratch = scratch.baseAddress!
-            while true {
+            while loaded == nil {
                 let before = sequence.load(ordering: .acquiring)
                 AtomicWords.copy(words + Int(before & 1) * wordCount, count: wordCount, to: scratch)
                 atomicMemoryFence(ordering: .acquiring)
                 if sequence.load(ordering: .relaxed) == before {
-                    return UnsafeRawPointer(scratch).loadUnaligned(as: Value.self)
+                    loaded = UnsafeRawPointer(scratch).loadUnaligned(as: Value.self)
                 }
             }
         }
+        guard let loaded else { preconditionFailure("LatestValue.load left its loop without a value") }
+        return loaded
     }
 
     /// Stores so far.
