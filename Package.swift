@@ -138,7 +138,7 @@ let package = Package(
             name: "RobotBenchmarks",
             dependencies: [
                 "RTScheduler", "SafetyGuard", "CAllocCounter", "Platform", "CRealtime", "CTransport", "CBenchFloors",
-                "Codecs", "Transports", "Actuators", "AIOSRobot",
+                "Codecs", "Transports", "Actuators", "AIOSRobot", "RobotConfig",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -3,8 +3,12 @@
 /// alone publishes telemetry.
 public struct TelemetrySettings: Sendable, Equatable, Codable {
     public var enabled: Bool = true
-    /// `deadlines`, `queues` and `inputs` every this often.
+    /// `deadlines`, `queues`, `inputs` and `sensors` every this often.
     public var intervalMs: Double = 1000
+    /// The shortest `interval_ms` a file may ask for: each cycle reads the accounting window and
+    /// encodes four payloads, and below this the telemetry thread's share of a core stops being
+    /// small (docs/mqtt.md, "How often"), for figures nobody reads faster.
+    public static let minimumIntervalMs: Double = 100
     /// `state` (retained) at least this often; also whenever it changes.
     public var stateIntervalMs: Double = 10_000
     /// QoS of the periodic topics (`deadlines`, `queues`, `inputs`).
@@ -74,7 +78,9 @@ extension ConfigurationSchema {
     /// `mqtt.telemetry`.
     public static let telemetry: [FieldSpec] = [
         FieldSpec("enabled", .bool, help: "publish telemetry (default true when `mqtt` is there)"),
-        FieldSpec("interval_ms", .number(1...3_600_000), help: "`deadlines`, `queues` and `inputs` every this often (default 1000)"),
+        FieldSpec("interval_ms", .number(TelemetrySettings.minimumIntervalMs...3_600_000),
+                  help: "`deadlines`, `queues`, `inputs` and `sensors` every this often (default 1000); at least "
+                      + "\(Int(TelemetrySettings.minimumIntervalMs)): shorter, the telemetry thread takes more of a core (docs/mqtt.md)"),
         FieldSpec("state_interval_ms", .number(10...86_400_000), help: "`state` at least this often, and on every change (default 10000)"),
         FieldSpec("qos", .integer(0...2), help: "QoS of `deadlines`, `queues`, `inputs` (default 0)"),
         FieldSpec("event_qos", .integer(0...2), help: "QoS of `deadlines/miss`, `safety`, `audit` (default 1)"),

@@ -38,17 +38,29 @@ public final class EvdevDevice: @unchecked Sendable {
         return (info.pointee.minimum, info.pointee.maximum)
     }
 
-    /// The current position of each of these absolute axes the device has (libevdev's state, read
-    /// at open and kept by it since), then a SYN_REPORT; nothing if it has none of them. The kernel
-    /// reports an axis only when it changes: without this a stick held since before the opening
-    /// stays unknown until it moves.
+    /// The current position of each of these absolute axes the device has (EVIOCGABS, read now),
+    /// then a SYN_REPORT; nothing if it has none of them. The kernel reports an axis only when it
+    /// changes: without this a stick held since before the opening stays unknown until it moves.
+    /// An axis whose record cannot be read stays unknown.
     public func currentAxes(_ codes: [UInt16], deliver: (InputEvent) -> Void) {
         var any = false
         for code in codes where libevdev_has_event_code(device, UInt32(EV_ABS), UInt32(code)) != 0 {
-            deliver(InputEvent(type: UInt16(EV_ABS), code: code, value: libevdev_get_event_value(device, UInt32(EV_ABS), UInt32(code))))
+            guard let info = try? EvdevAxisInfo.read(fd: fd, code: code) else { continue }
+            deliver(info.event(code: code))
             any = true
         }
         if any { deliver(.synReport) }
+    }
+
+    /// Whether each of these keys the device has is down now (EVIOCGKEY), by code. A key the
+    /// device lacks is left out, and all of them when the ioctl fails: unknown, never released.
+    public func currentKeys(_ codes: [UInt16]) -> [UInt16: Bool] {
+        guard !codes.isEmpty, let bitmap = try? EvdevKeyBitmap.read(fd: fd) else { return [:] }
+        var levels: [UInt16: Bool] = [:]
+        for code in codes where libevdev_has_event_code(device, UInt32(EV_KEY), UInt32(code)) != 0 {
+            levels[code] = bitmap.isDown(code)
+        }
+        return levels
     }
 
     /// Waits up to `timeoutMilliseconds` and hands every available event to `deliver`. On

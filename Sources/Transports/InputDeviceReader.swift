@@ -16,6 +16,9 @@ public protocol InputEventPump: Sendable {
     /// Delivers the current position of each of these absolute axes (codes) the device has, then
     /// a SYN_REPORT (nothing if it has none): read once, before the first `pump`.
     func currentAxes(_ codes: [UInt16], deliver: (InputEvent) -> Void)
+    /// Whether each of these keys (codes) the device has is down now; a key left out is unknown
+    /// (the device lacks it, or its state cannot be read). Read once, before the first `pump`.
+    func currentKeys(_ codes: [UInt16]) -> [UInt16: Bool]
 }
 
 extension EvdevDevice: InputEventPump {}
@@ -32,6 +35,10 @@ public final class InputDeviceReader: Sendable {
         case writerGone
         /// A complete frame (SYN_REPORT) arrived again after `writerGone`.
         case resumed
+        /// The levels of the asked keys the device reported right after `.opened` (EVIOCGKEY), by
+        /// code: true while down. A key left out is unknown; a stream reports none (its writer
+        /// sends events only), and neither does a device whose key state cannot be read.
+        case keysAtOpen([UInt16: Bool])
     }
 
     public let path: String
@@ -51,14 +58,16 @@ public final class InputDeviceReader: Sendable {
     public var runsAtFIFO: Bool { fifo() }
 
     /// `axes`: the mapped absolute axes (libevdev names) whose current positions a character
-    /// device reports right after `.opened`, as events; a stream's writer sends its own.
-    public convenience init(path: String, grab: Bool = false, axes: [String] = [], fifoPriority: Int? = nil,
+    /// device reports right after `.opened`, as events; a stream's writer sends its own. `keys`:
+    /// the keys (libevdev names) whose levels a character device reports then (`.keysAtOpen`).
+    public convenience init(path: String, grab: Bool = false, axes: [String] = [], keys: [String] = [], fifoPriority: Int? = nil,
                             onNotice: @escaping @Sendable (Notice, Int64) -> Void,
                             onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         var info = stat()
         if stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR {
             let codes = axes.compactMap { InputEvent.code(named: $0) }.filter { $0.type == 3 }.map(\.code)
-            try self.init(device: try EvdevDevice(path: path, grab: grab), axes: codes, fifoPriority: fifoPriority,
+            let keyCodes = keys.compactMap { InputEvent.code(named: $0) }.filter { $0.type == 1 }.map(\.code)
+            try self.init(device: try EvdevDevice(path: path, grab: grab), axes: codes, keys: keyCodes, fifoPriority: fifoPriority,
                           onNotice: onNotice, onEvent: onEvent)
             return
         }
@@ -90,13 +99,21 @@ public final class InputDeviceReader: Sendable {
     /// A device read through `pump` on its own thread: libevdev for /dev/input, or a stand-in in
     /// tests (there is no /dev/input on a CI machine), so the unplug path is the same code. The
     /// `axes` (codes) the device has are reported first, after `.opened`: a stick held deflected
-    /// since before the opening is known at once, not at its first movement.
-    public convenience init(device: any InputEventPump, axes: [UInt16] = [], fifoPriority: Int? = nil,
+    /// since before the opening is known at once, not at its first movement. Then the levels of
+    /// the `keys` (codes) it could read, as `.keysAtOpen`: a deadman held since before the
+    /// opening is known held (not a press: no edge), one up known released.
+    public convenience init(device: any InputEventPump, axes: [UInt16] = [], keys: [UInt16] = [], fifoPriority: Int? = nil,
                             onNotice: @escaping @Sendable (Notice, Int64) -> Void,
                             onEvent: @escaping @Sendable (InputEvent, Int64) -> Void) throws {
         onNotice(.opened(device.name), rt_monotonic_ns())
         let thread = try StoppableThread(name: "evdev-reader", fifoPriority: fifoPriority) { stop in
             if !axes.isEmpty { device.currentAxes(axes) { event in onEvent(event, rt_monotonic_ns()) } }
+            // On this thread, before the first event is pumped: a key event queued since the
+            // opening comes after these levels and wins, in the order the kernel saw them.
+            if !keys.isEmpty {
+                let levels = device.currentKeys(keys)
+                if !levels.isEmpty { onNotice(.keysAtOpen(levels), rt_monotonic_ns()) }
+            }
             while !stop.isSet {
                 do {
                     try device.pump(timeoutMilliseconds: 50, onResync: { onNotice(.resynchronised, rt_monotonic_ns()) }) { event in

@@ -14,8 +14,10 @@ struct Bench: ParsableCommand {
           robotd bench guard --json
           # a sensor frame through robotd and back as a motor frame, beside C and Python pipelines
           robotd bench e2e --seconds 10
+          # a remote stop over MQTT with telemetry at its floor and at its default, beside an MQTT echo
+          robotd bench remote-stop
         """,
-        subcommands: [SchedulerBench.self, GuardBench.self, EndToEndBench.self])
+        subcommands: [SchedulerBench.self, GuardBench.self, EndToEndBench.self, RemoteStopBench.self])
 }
 
 struct SchedulerBench: ParsableCommand {
@@ -152,6 +154,50 @@ struct EndToEndBench: ParsableCommand {
             if showProgress { FileHandle.standardError.write(Data("… \(phase)\n".utf8)) }
         }
         try printResult(result, json: json) { BenchReport.endToEnd($0) }
+    }
+}
+
+struct RemoteStopBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remote-stop",
+        abstract: "A remote stop over MQTT with telemetry at its floor and at its default interval, beside an MQTT echo timed in the same run.",
+        discussion: """
+        A client of its own publishes `stop` on robotd/bench-stop/estop; timed until the heater's safe \
+        value (`off`, published by robotd's MQTT back end) and the retained `state` with the latch \
+        reach an observer. Blocks of samples alternate between mqtt.telemetry.interval_ms at its floor \
+        (100) and at its default (1000), a new robotd for each block, on a Mosquitto started here. \
+        The floor: a message relayed by a third client through the same broker, after each sample. \
+        Needs mosquitto; as root robotd's threads run SCHED_FIFO as under `robotd run`.
+
+        Example:
+          swift build -c release
+          .build/release/robotd bench remote-stop --json
+        """)
+
+    @Flag(help: "Print one JSON object instead of a report.")
+    var json = false
+
+    @Option(help: "Blocks per telemetry interval (they alternate).")
+    var rounds: Int = 3
+
+    @Option(help: "Stop samples per block.")
+    var samples: Int = 10
+
+    func validate() throws {
+        guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be 1…100") }
+        guard (1...1000).contains(samples) else { throw ValidationError("--samples must be 1…1000") }
+    }
+
+    func run() throws {
+        var options = RemoteStopBenchmark.Options()
+        options.rounds = rounds
+        options.samplesPerBlock = samples
+        // Progress on stderr (stdout stays one JSON object with --json); always shown on a terminal.
+        let showProgress = !json || isatty(STDERR_FILENO) != 0
+        let result = try RemoteStopBenchmark(options: options).run { phase in
+            if showProgress { FileHandle.standardError.write(Data("… \(phase)\n".utf8)) }
+        }
+        try printResult(result, json: json) { BenchReport.remoteStop($0) }
     }
 }
 

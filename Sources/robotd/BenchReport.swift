@@ -44,6 +44,25 @@ enum BenchReport {
         return lines.joined(separator: "\n")
     }
 
+    static func remoteStop(_ r: RemoteStopBenchmark.Result) -> String {
+        var lines = ["robotd bench remote-stop",
+                     "stop published (QoS 1) → robotd latched (its status, in this process); → the heater's safe value seen by an observer; → the retained state with the latch seen", ""]
+        for s in [r.atFloor, r.atDefault] {
+            lines.append(String(format: "  telemetry every %5.0f ms: latched p50 %6.2f ms  p90 %6.2f ms;  safe value p50 %6.2f ms  p90 %6.2f ms  max %6.2f ms;  state p50 %6.2f ms  p90 %6.2f ms",
+                                s.intervalMs, s.latchP50Ms, s.latchP90Ms, s.safeValueP50Ms, s.safeValueP90Ms, s.safeValueMaxMs, s.stateP50Ms, s.stateP90Ms)
+                         + String(format: "  (%d samples, %d lost; telemetry thread %.2f %% of a core, %llu messages)",
+                                  s.samples, s.lost, s.telemetryCPUPercent, s.telemetryPublished))
+        }
+        lines.append(String(format: "  MQTT echo (floor):          p50 %6.2f ms  p90 %6.2f ms  (%d samples, %d lost)",
+                            r.echoP50Ms, r.echoP90Ms, r.echoSamples, r.echoLost))
+        lines.append("")
+        lines.append("load ratios (p50 at the floor ÷ at the default): latched \(ratio(r.latchLoadRatio)), safe value \(ratio(r.loadRatio))")
+        lines.append("echo ratios (p50 ÷ echo p50): latched \(ratio(r.floorLatchEchoRatio)) at the floor, \(ratio(r.defaultLatchEchoRatio)) at the default; "
+                     + "safe value \(ratio(r.floorEchoRatio)) at the floor, \(ratio(r.defaultEchoRatio)) at the default")
+        for note in r.notes { lines.append("note: \(note)") }
+        return lines.joined(separator: "\n")
+    }
+
     static func guardReport(_ r: GuardBenchmark.Result) -> String {
         [
             "robotd bench guard",

@@ -19,7 +19,8 @@ import Transports
        .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
 struct BrokerACLTests {
     static let passwords = ["iot-rig-sim": "iot-rig-sim-demo-password", "rig-2": "rig-2-demo-password",
-                            "operator": "operator-demo-password", "viewer": "viewer-demo-password"]
+                            "operator": "operator-demo-password", "operator-2": "operator-2-demo-password",
+                            "viewer": "viewer-demo-password"]
     static let stop = "robotd/iot-rig-sim/estop"
     static func reset(_ user: String) -> String { "robotd/iot-rig-sim/estop/reset/\(user)" }
 
@@ -208,9 +209,8 @@ extension BrokerACLTests {
         #expect(topics.filter { $0 == state }.count == 1 && topics.filter { $0 == config }.count == 1, "\(topics)")
     }
 
-    /// The stop path: the operator's one grant (`robotd/+/estop/#`) carries its stop, its keep-alive
-    /// and its reset requests alike, so the keep-alive proves the grant the stop goes through; the
-    /// viewer and a robot's login write none of them — no reset request either, in any name (a
+    /// The stop path: the operator's grants carry its stop, its keep-alive and its reset requests
+    /// in its own name; the viewer and a robot's login write none of them — no reset request either, in any name (a
     /// flood of them would crowd the robot's queue at the broker). The operator's publications,
     /// last on its connection, arrive after the others' would have.
     @Test func when_the_station_viewer_and_a_robot_write_the_stop_path_expect_only_the_station_through() throws {
@@ -249,6 +249,83 @@ extension BrokerACLTests {
         let list = received.list.withLock { $0 }
         #expect(list.allSatisfy { $0.text == "operator" }, "\(list)")
         #expect(Set(list.map(\.topic)) == [Self.stop, alive, Self.reset("operator")], "\(list)")
+    }
+
+    /// Two operators, both in `reset_users`: operator A's requests in operator-2's name are dropped
+    /// by the broker (each operator may write its own reset topic only), so robotd sees none of
+    /// them — no record, nothing rate-limited, operator-2's bucket untouched, the latch held —
+    /// while A's own stop and its own reset act, and so does operator-2's own reset.
+    @Test func when_an_operator_writes_another_operators_reset_topic_expect_the_broker_to_drop_it_and_its_own_to_act() throws {
+        let directory = try temporaryDirectory("robotd-acl")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try Self.broker(in: directory)
+        defer { broker.stop() }
+        try "iot-rig-sim-demo-password\n".write(toFile: directory + "/robot-password", atomically: true, encoding: .utf8)
+        var simOptions = SimulatorRunner.Options()
+        simOptions.broker = ("127.0.0.1", broker.port)
+        (simOptions.brokerUsername, simOptions.brokerPassword) = ("iot-rig-sim", Self.passwords["iot-rig-sim"])
+        simOptions.rig.sampleHz = 5
+        let sim = try SimulatorRunner(options: simOptions)
+        try sim.start()
+        defer { sim.stop() }
+        let configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
+            $0 = $0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(broker.port)")
+                .replacingOccurrences(of: "client_id: robotd-iot-rig-sim",
+                                      with: "client_id: robotd-acl-\(getpid())\n  username: iot-rig-sim\n  password_file: \(directory)/robot-password")
+                .replacingOccurrences(of: "reset_users: [operator]", with: "reset_users: [operator, operator-2]")
+        }
+        guard case .configured(let estop) = configuration.estop else { Issue.record("the example has an e-stop"); return }
+        #expect(estop.remote?.resetUsers == ["operator", "operator-2"])
+        var options = RobotDaemon.Options()
+        options.realtime = RealtimeOptions()
+        let lines = LogLines()
+        let daemon = try RobotDaemon(configuration: configuration, options: options) { line in lines.list.withLock { $0.append(line) } }
+        try daemon.start()
+        defer { daemon.stop(reason: "test") }
+        let client = try #require(daemon.mqtt)
+        #expect(waitUntil { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 3 })
+        #expect(waitUntil(seconds: 15) { sim.rig?.snapshot().heaterOn == true }, "\(lines.list.withLock { $0 })")
+        let a = try Client("operator", port: broker.port)
+        let b = try Client("operator-2", port: broker.port)
+        #expect(waitUntil { a.mqtt.isConnected && b.mqtt.isConnected })
+
+        // A's remote stop acts.
+        try a.publish(Self.stop, "stop")
+        #expect(waitUntil { daemon.runtime.status.latched && daemon.runtime.status.latchCause == .remoteStop })
+        let latch = daemon.runtime.status.latchSequence
+        // A writes operator-2's reset topic, naming the current latch, more often than a bucket's
+        // burst (4): had one arrived, it would release the latch in operator-2's name, and the rest
+        // would use up operator-2's bucket. Then, last on A's connection, A's own request with a
+        // number not current (recorded as stale, acting on nothing): once it is recorded, the
+        // others would have been before it.
+        for _ in 0..<6 { try a.publish(Self.reset("operator-2"), "reset \(latch)") }
+        try a.publish(Self.reset("operator"), "reset \(latch &- 1)")
+        #expect(waitUntil { !daemon.runtime.remoteResets.records().isEmpty })
+        usleep(500_000)
+        let seen = daemon.runtime.remoteResets.records()
+        #expect(seen.count == 1 && seen.first?.user == "operator" && seen.first?.reason == .staleLatch, "\(seen)")
+        #expect(daemon.runtime.remoteStopCounters.rateLimited.load(ordering: .relaxed) == 0)
+        var status = daemon.runtime.status
+        #expect(status.latched && status.resets == 0 && status.refusedResets == 0 && status.latchSequence == latch)
+        #expect(sim.rig?.snapshot().heaterOn == false)
+
+        // A's own request naming the latch: released, in A's name.
+        try a.publish(Self.reset("operator"), "reset \(latch)")
+        #expect(waitUntil { !daemon.runtime.status.latched })
+        let released = try #require(daemon.runtime.remoteResets.records().last)
+        #expect(released.user == "operator" && released.outcome == .released && released.latch == latch)
+
+        // operator-2's own topic is its own: a stop by A, then operator-2's reset releases it.
+        try a.publish(Self.stop, "stop")
+        #expect(waitUntil { daemon.runtime.status.latched })
+        let second = daemon.runtime.status.latchSequence
+        try b.publish(Self.reset("operator-2"), "reset \(second)")
+        #expect(waitUntil { !daemon.runtime.status.latched })
+        let last = try #require(daemon.runtime.remoteResets.records().last)
+        #expect(last.user == "operator-2" && last.outcome == .released && last.latch == second)
+        status = daemon.runtime.status
+        #expect(status.resets == 2 && status.refusedResets == 0)
+        #expect(daemon.runtime.remoteStopCounters.rateLimited.load(ordering: .relaxed) == 0)
     }
 
     /// The simulated rig's devices (`sim/rig/`) are `iot-rig-sim`'s: another robot's login cannot

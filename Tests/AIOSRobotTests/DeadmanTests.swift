@@ -3,6 +3,7 @@ import RTScheduler
 import RobotConfig
 import RobotSim
 import SafetyGuard
+import Synchronization
 import Testing
 import TestSupport
 import Transports
@@ -246,6 +247,94 @@ struct DeadmanTests {
         #expect(waitUntil { pad.axisLevels[0].value == 1 })  // linear (ABS_Y, inverted): full forward
         #expect(pad.axisLevels[1].value.isNaN)  // angular: the device has no ABS_RX
         #expect(pad.connectionChangedAt.load(ordering: .relaxed) > 0)
+    }
+
+    /// A real device's deadman is read at open (EVIOCGKEY): held since before the opening it is
+    /// known held — but no press, so teleop enables nothing until it is released and pressed
+    /// again — and up it is known released, so a hand-back works at once. A device that cannot
+    /// tell (its key state unreadable) leaves it unknown. (Stand-in devices: no /dev/input here.)
+    @Test(arguments: [true, false])
+    func when_a_device_opens_expect_the_deadman_known_from_its_key_state_without_a_press(held: Bool) throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        #expect(pad.keysReadAtOpen == ["BTN_TL"])
+        let btnTL = try #require(InputEvent.code(named: "BTN_TL")).code, absY = try #require(InputEvent.code(named: "ABS_Y")).code
+        let absRX = try #require(InputEvent.code(named: "ABS_RX")).code
+        let device = UnpluggableDevice(axes: [absY: 0, absRX: 0], keys: [btnTL: held])
+        let runtime = loop.runtime
+        let notices = Mutex<[InputDeviceReader.Notice]>([])
+        let reader = try InputDeviceReader(device: device, axes: [absY, absRX], keys: [btnTL], onNotice: { notice, arrival in
+            notices.withLock { $0.append(notice) }
+            _ = runtime.handle(notice, arrival: arrival, input: "gamepad")
+        }) { event, arrival in pad.feed(event: event, arrival: arrival) }
+        defer { reader.stop() }
+        #expect(waitUntil { pad.deadmanLevel.load(ordering: .relaxed) != .unknown })
+        #expect(pad.deadmanLevel.load(ordering: .relaxed) == (held ? .pressed : .released))
+        #expect(notices.withLock { $0 }.contains(.keysAtOpen([btnTL: held])))
+        #expect(pad.deadmanPressedAt.load(ordering: .relaxed) == 0, "a level read at open is no press")
+        #expect(pad.axisLevels[0].value == 0 && pad.axisLevels[1].value == 0)  // both sticks known, centred
+        if !held {
+            // Known up: a hand-back at once (unknown, it would be refused).
+            let t = pad.connectionChangedAt.load(ordering: .relaxed) + 1_000_000
+            var g = try SimulatedGamepad(script: [.init(at: t, [.press("BTN_NORTH")]), .init(at: t + 1_000_000, [.release("BTN_NORTH")])])
+            g.advance(to: t + 1_000_000).withUnsafeBytes { pad.feed(bytes: $0, arrival: t + 1_000_000) }
+            #expect(pad.handbackAt.load(ordering: .relaxed) == t + 1_000_000 && pad.handbacksRefused.load(ordering: .relaxed) == 0)
+        } else {
+            // Held since before the opening, sticks centred: the policy sees the deadman held and
+            // still does not drive (no press after the opening).
+            var policy = try Self.policy()
+            var world = World(sensorCount: 0, gamepads: [GamepadState(axisCount: 2)])
+            world.gamepads[0].axes = [0, 0]
+            world.gamepads[0].deadmanLevel = pad.deadmanLevel.load(ordering: .relaxed)
+            world.gamepads[0].connectionChangedAt = Instant(nanoseconds: pad.connectionChangedAt.load(ordering: .relaxed))
+            #expect(world.gamepads[0].deadman)
+            let later = pad.connectionChangedAt.load(ordering: .relaxed) + 1_000_000_000
+            #expect(policy.step(world, now: Instant(nanoseconds: later)) == nil)
+        }
+    }
+
+    /// A device that cannot tell its keys' state (the ioctl fails) leaves the deadman unknown at
+    /// open, with no notice; so does a FIFO of raw input_event records (the simulator's gamepad),
+    /// whose writer sends events only: a frame of sticks sets the sticks, not the deadman.
+    @Test func when_a_device_cannot_tell_its_keys_or_is_a_fifo_expect_the_deadman_unknown_at_open() throws {
+        let btnTL = try #require(InputEvent.code(named: "BTN_TL")).code, absY = try #require(InputEvent.code(named: "ABS_Y")).code
+        do {
+            let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+            let pad = try loop.gamepadInput()
+            let runtime = loop.runtime
+            let notices = Mutex<[InputDeviceReader.Notice]>([])
+            let reader = try InputDeviceReader(device: UnpluggableDevice(axes: [absY: 0]), axes: [absY], keys: [btnTL], onNotice: { notice, arrival in
+                notices.withLock { $0.append(notice) }
+                _ = runtime.handle(notice, arrival: arrival, input: "gamepad")
+            }) { event, arrival in pad.feed(event: event, arrival: arrival) }
+            defer { reader.stop() }
+            #expect(waitUntil { pad.axisLevels[0].value == 0 })
+            usleep(100_000)
+            #expect(pad.deadmanLevel.load(ordering: .relaxed) == .unknown)
+            #expect(!notices.withLock { $0 }.contains { if case .keysAtOpen = $0 { true } else { false } })
+        }
+        let directory = try temporaryDirectory("robotd-deadman-fifo")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fifo = directory + "/gamepad"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
+        let pad = try loop.gamepadInput()
+        let runtime = loop.runtime
+        let notices = Mutex<[InputDeviceReader.Notice]>([])
+        let reader = try InputDeviceReader(path: fifo, axes: ["ABS_Y"], keys: ["BTN_TL"], onNotice: { notice, arrival in
+            notices.withLock { $0.append(notice) }
+            _ = runtime.handle(notice, arrival: arrival, input: "gamepad")
+        }) { event, arrival in pad.feed(event: event, arrival: arrival) }
+        defer { reader.stop() }
+        let writer = open(fifo, O_WRONLY)
+        #expect(writer >= 0)
+        defer { close(writer) }
+        var g = try SimulatedGamepad(script: [.init(at: 1, [.axis("ABS_Y", 0), .axis("ABS_RX", 0)])])
+        let bytes = g.advance(to: 1)
+        #expect(bytes.withUnsafeBytes { write(writer, $0.baseAddress, $0.count) } == bytes.count)
+        #expect(waitUntil { pad.axisLevels[0].value == 0 })
+        #expect(pad.deadmanLevel.load(ordering: .relaxed) == .unknown)
+        #expect(!notices.withLock { $0 }.contains { if case .keysAtOpen = $0 { true } else { false } })
     }
 
     // MARK: The policy alone

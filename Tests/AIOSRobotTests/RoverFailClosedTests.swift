@@ -17,9 +17,16 @@ final class UnpluggableDevice: InputEventPump, @unchecked Sendable {
     let path = "/dev/input/event-standin"
     let name = "stand-in e-stop box"
     private let state = Mutex<(events: [InputEvent], unplugged: Bool)>(([], false))
-    /// The absolute axes it has, with their positions (what libevdev would read at open).
+    /// The absolute axes it has, with their positions (what EVIOCGABS would read at open).
     let axes: [UInt16: Int32]
-    init(axes: [UInt16: Int32] = [:]) { self.axes = axes }
+    /// The keys whose state it can tell (what EVIOCGKEY would read at open): true while down.
+    let keys: [UInt16: Bool]
+    init(axes: [UInt16: Int32] = [:], keys: [UInt16: Bool] = [:]) {
+        self.axes = axes
+        self.keys = keys
+    }
+
+    func currentKeys(_ codes: [UInt16]) -> [UInt16: Bool] { keys.filter { codes.contains($0.key) } }
 
     func currentAxes(_ codes: [UInt16], deliver: (InputEvent) -> Void) {
         let present = codes.filter { axes[$0] != nil }

@@ -238,7 +238,9 @@ struct TelemetryIsolationTests {
     /// autotuning can absorb seconds of it; at most 20 s), a stalled phase, then a new broker on
     /// the same port. Phases of one cycle are seconds apart, so a change in the machine's load
     /// (this VM's spread between identical runs is large) hits both alike. Each phase's figures
-    /// pool the three tasks' jobs (~200 a second).
+    /// pool the three tasks' jobs (~200 a second). Telemetry runs every 2 ms, far below the floor
+    /// `robotd check` allows (100 ms): the configuration is decoded here without the check, so the
+    /// worst a telemetry flood can do to control is what is measured.
     @Test func when_the_broker_is_stopped_and_telemetry_drops_expect_the_control_tasks_deadline_figures_of_a_healthy_run() throws {
         let directory = try temporaryDirectory("robotd-isolation")
         defer { try? FileManager.default.removeItem(atPath: directory) }

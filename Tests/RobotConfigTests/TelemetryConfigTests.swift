@@ -32,4 +32,19 @@ struct TelemetryConfigTests {
         expectProblem(report, at: 24, 23, "mqtt.telemetry.miss_ratio_error", "below miss_ratio_warn")
         expectProblem(report, at: 25, 5, "mqtt.telemetry.max_queued_mesages", "did you mean `max_queued_messages`?")
     }
+
+    /// The floor (docs/mqtt.md, "How often"): below 100 ms the telemetry thread's share of a core
+    /// stops being small, so `check` refuses it, saying why and what is allowed; 100 passes.
+    @Test(arguments: [2.0, 10, 50, 99.5])
+    func an_interval_below_the_floor_is_refused_with_what_is_allowed(interval: Double) throws {
+        let report = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:", "    interval_ms: \(interval)"]))
+        #expect(report.configuration == nil)
+        let problem = try #require(expectProblem(report, at: 20, 18, "mqtt.telemetry.interval_ms", "out of range"))
+        #expect(problem.message.contains("at least 100"), "\(problem)")
+        #expect(problem.allowed?.contains("100") == true, "\(problem)")
+        #expect(TelemetrySettings.minimumIntervalMs == 100)
+        let floor = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  telemetry:", "    interval_ms: 100"]))
+        #expect(floor.errors.isEmpty, "\(floor)")
+        #expect(floor.configuration?.mqtt?.telemetry?.intervalMs == 100)
+    }
 }

@@ -76,6 +76,7 @@ public final class EchoSession: Sendable {
                 session.finish()
             case .writerGone: log("the writer went away; waiting for the next one")
             case .resumed: log("events again")
+            case .keysAtOpen: break  // no keys asked: echo shows events only
             }
         }) { event, arrival in
             link.opened()

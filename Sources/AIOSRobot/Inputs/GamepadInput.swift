@@ -49,8 +49,9 @@ public final class GamepadInput: Sendable {
     public let estop: EStopSignal?
     public let refused = Atomic<UInt64>(0)
     /// The deadman key as a level (set on the reader thread; queued key events can be coalesced
-    /// or dropped, a level cannot): released at the device's loss; unknown until its first event,
-    /// after the device's (re)opening and after a resync.
+    /// or dropped, a level cannot): released at the device's loss; unknown after the device's
+    /// (re)opening and after a resync until its next event — or, at a real device's opening, until
+    /// the key state read then (`keysAtOpen`).
     public let deadmanLevel = Atomic<KeyLevel>(.unknown)
     /// When the deadman last changed (arrival, ns); 0: never.
     public let deadmanChangedAt = Atomic<Int64>(0)
@@ -161,11 +162,35 @@ public final class GamepadInput: Sendable {
     /// new, and a deadman held through the reconnection enables nothing until pressed again. Stick
     /// positions from before are forgotten (unknown until reported: a real device's are read at
     /// open, a stream's writer sends them first). The deadman's level is unknown until its next
-    /// event: a key held since before the opening reports nothing, and must not pass for released.
+    /// event or a real device's key state read at open (`keysAtOpen`): a key held since before the
+    /// opening reports no event, and must not pass for released.
     public func deviceOpened(arrival: Int64) {
         forgetAxes()
         connectionChangedAt.store(arrival, ordering: .releasing)
         deadmanUnknown(at: arrival)
+    }
+
+    /// The keys whose levels a device reports right after its opening (libevdev names): the
+    /// deadman's, so one held since before the opening is known held, one up known released.
+    public var keysReadAtOpen: [String] { mapping.keys.filter { $0.action == .deadman }.map(\.code) }
+
+    /// The levels a device reported right after `deviceOpened` (EVIOCGKEY; reader thread, before
+    /// its first event): the deadman's level becomes known — no press edge, so a deadman held
+    /// since before the opening enables nothing until released and pressed again, and one known up
+    /// arms a hand-back at once. Without its code there the deadman stays unknown. Returns the
+    /// log's words.
+    @discardableResult
+    public func keysAtOpen(_ levels: [UInt16: Bool], arrival: Int64) -> String {
+        guard let key = mapping.keys.first(where: { $0.action == .deadman }) else { return "keys at open: no deadman mapped" }
+        guard let code = InputEvent.code(named: key.code), let down = levels[code.code] else {
+            return "deadman \(key.code) unknown at open (its state not read)"
+        }
+        let level: KeyLevel = down ? .pressed : .released
+        // From unknown only: a level the device's own events set since then is newer.
+        if deadmanLevel.compareExchange(expected: .unknown, desired: level, ordering: .acquiringAndReleasing).exchanged {
+            deadmanChangedAt.store(arrival, ordering: .releasing)
+        }
+        return "deadman \(key.code) \(down ? "held" : "up") at open"
     }
 
     /// Lost events or an opening: the deadman's level is unknown until its next event (neither

@@ -37,7 +37,8 @@ public struct GamepadState: Sendable {
     /// until first reported.
     public internal(set) var axes: [Double]
     /// The deadman key's level: unknown after lost events (SYN_DROPPED) or the device's
-    /// (re)opening until its next event, released after the device's loss.
+    /// (re)opening until its next event (a real device's key state is read at open), released
+    /// after the device's loss.
     public internal(set) var deadmanLevel = GamepadInput.KeyLevel.unknown
     /// The deadman key is known to be held.
     public var deadman: Bool { deadmanLevel == .pressed }

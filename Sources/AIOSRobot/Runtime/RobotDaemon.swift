@@ -290,7 +290,7 @@ public final class RobotDaemon: Sendable {
             case .inputDevice(let d):
                 let priority = d.isEStop ? estopPriority : sensorPriority
                 let reader = try InputDeviceReader(path: d.path, grab: d.grab, axes: d.gamepad.mapping.axes.map(\.code),
-                                                   fifoPriority: priority, onNotice: { notice, arrival in
+                                                   keys: d.gamepad.keysReadAtOpen, fifoPriority: priority, onNotice: { notice, arrival in
                     log("input \(name): \(runtime.handle(notice, arrival: arrival, input: name))")
                 }) { event, arrival in d.gamepad.feed(event: event, arrival: arrival) }
                 started.append(reader)

@@ -365,6 +365,8 @@ public final class RobotRuntime: Sendable {
             gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
             return "events again"
+        case .keysAtOpen(let levels):
+            return gamepad?.keysAtOpen(levels, arrival: arrival) ?? "keys at open: no gamepad"
         }
     }
 
