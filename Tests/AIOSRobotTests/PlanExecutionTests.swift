@@ -619,7 +619,7 @@ struct PlanWorldAndLogTests {
             $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  goals: {users: [operator]}\n")
         })
         let lines = Mutex<[String]>([])
-        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler) { line in lines.withLock { $0.append(line) } }
+        let service = try PlannerService(runtime: loop.runtime, scheduler: loop.scheduler, log: { line in lines.withLock { $0.append(line) } })
         service.start()
         defer { service.stop() }
         loop.run(until: 1_000_000_000)
