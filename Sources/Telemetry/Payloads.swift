@@ -41,6 +41,41 @@ public struct StatePayload: Codable, Sendable, Equatable {
     public var telemetry: TelemetryCounters
     /// What the inbound remote stop topics refused, since start; absent without `estop.remote`.
     public var remote: RemoteInboundCounters?
+    /// The plan executor's state as the dispatch thread left it; absent without `abilities`.
+    public var plan: PlanState?
+
+    /// The plan running or last run: which goal, where it is, how it ended. The goal's words, the
+    /// plan's steps and the back ends' health are on the `plan` topic; this is the retained part
+    /// that a monitor started later still sees.
+    public struct PlanState: Codable, Sendable, Equatable {
+        /// The robot's current goal (0: none yet): a goal being planned is newer than the plan's.
+        public var goalId: UInt64
+        /// The goal of the plan running or last run (0: none yet).
+        public var planGoalId: UInt64
+        /// `idle`, `running`, `completed`, `failed`, `cancelled`.
+        public var state: String
+        /// The running (or last) step, from 1; absent before any plan.
+        public var step: Int?
+        public var stepCount: Int?
+        /// The step's ability.
+        public var ability: String?
+        /// Why the plan ended other than completed (`timeout`, `no_progress`, `latched`, `new_goal`, …).
+        public var reason: String?
+        /// What is left of the running step (m or °C), when known.
+        public var remaining: Double?
+
+        public init(goalId: UInt64, planGoalId: UInt64, state: String, step: Int?, stepCount: Int?, ability: String?,
+                    reason: String?, remaining: Double?) {
+            self.goalId = goalId
+            self.planGoalId = planGoalId
+            self.state = state
+            self.step = step
+            self.stepCount = stepCount
+            self.ability = ability
+            self.reason = reason
+            self.remaining = remaining
+        }
+    }
 
     public struct EStopState: Codable, Sendable, Equatable {
         public var latched: Bool
@@ -66,7 +101,8 @@ public struct StatePayload: Codable, Sendable, Equatable {
     }
 
     public init(seq: UInt64, tUnixS: Double, robotId: String, version: String, uptimeS: Double, mode: String, estop: EStopState,
-                configSha256: String, bootId: String, pid: Int, telemetry: TelemetryCounters, remote: RemoteInboundCounters? = nil) {
+                configSha256: String, bootId: String, pid: Int, telemetry: TelemetryCounters, remote: RemoteInboundCounters? = nil,
+                plan: PlanState? = nil) {
         self.seq = seq
         self.tUnixS = tUnixS
         self.robotId = robotId
@@ -79,6 +115,7 @@ public struct StatePayload: Codable, Sendable, Equatable {
         self.pid = pid
         self.telemetry = telemetry
         self.remote = remote
+        self.plan = plan
     }
 }
 

@@ -6,6 +6,7 @@ import Glibc
 import RTScheduler
 import RobotConfig
 import Synchronization
+import Telemetry
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -131,6 +132,10 @@ enum RunStatusLine {
             j.add("pose_x", status.pose.x)
             j.add("pose_y", status.pose.y)
             j.add("pose_yaw", status.pose.yaw)
+        }
+        // The plan executor (a configuration with abilities): the `state` topic's `plan`, in its words.
+        if let plan = runtime.planning?.status.payload(abilities: daemon.configuration.abilities.map(\.name)) {
+            j.addRaw("plan", json: String(decoding: TelemetryJSON.encode(plan), as: UTF8.self))
         }
         var channels: [String] = []
         for (i, name) in runtime.channelNames.enumerated() where i < RuntimeStatus.channelCapacity {

@@ -243,12 +243,20 @@ enum SimRun {
     static func progressLine(rover s: RoverSnapshot, _ daemon: RobotDaemon, elapsed: Double) -> String {
         let pose = String(format: "(%5.2f, %5.2f) %4.0f°", s.pose.x, s.pose.y, s.pose.yaw * 180 / .pi)
         return String(format: "%6.1f s  ", elapsed) + "rover \(pose) " + String(format: "%4.2f m/s", s.linearVelocity)
-            + " · \(who(daemon, channel: 0)) · " + deadlinesAndGuard(daemon)
+            + " · \(who(daemon, channel: 0))" + planWords(daemon) + " · " + deadlinesAndGuard(daemon)
+    }
+
+    /// ` · goal 3 step 2/4 patrol` while a plan runs, ` · goal 3 failed (timeout)` after; nothing before any.
+    private static func planWords(_ daemon: RobotDaemon) -> String {
+        guard let p = daemon.runtime.planning?.status.payload(abilities: daemon.configuration.abilities.map(\.name)),
+              p.planGoalId != 0 else { return "" }
+        if p.state == "running" { return " · goal \(p.planGoalId) step \(p.step ?? 0)/\(p.stepCount ?? 0)" + (p.ability.map { " " + $0 } ?? "") }
+        return " · goal \(p.planGoalId) \(p.state)" + (p.reason.map { " (\($0))" } ?? "")
     }
 
     static func progressLine(rig s: RigSnapshot, setpoint: Double, _ daemon: RobotDaemon, elapsed: Double) -> String {
         String(format: "%6.1f s  chamber %5.2f °C (setpoint %.1f) heater %@ fan %.2f", elapsed, s.temperature, setpoint,
-               s.heaterOn ? "on " : "off", s.fanDuty) + " · " + deadlinesAndGuard(daemon)
+               s.heaterOn ? "on " : "off", s.fanDuty) + planWords(daemon) + " · " + deadlinesAndGuard(daemon)
     }
 
     static func rigJSON(_ truth: RigSnapshot) -> String {
@@ -277,8 +285,7 @@ enum SimRun {
         lines.append("  latches: " + (history.latches.isEmpty ? "none" : history.latches.map { String(format: "%.1f s %@ (category %d)", $0.at, $0.cause, $0.category) }.joined(separator: "; ")))
         lines.append("  refused resets: " + (history.refusals.isEmpty ? "none" : history.refusals.map { String(format: "%.1f s (%@)", $0.at, $0.causes) }.joined(separator: "; ")))
         if let plan = daemon.runtime.planning?.status, plan.planGoalID != 0 {
-            let abilities = daemon.configuration.abilities
-            let ability = abilities.indices.contains(Int(plan.ability)) ? " " + abilities[Int(plan.ability)].name : ""
+            let ability = plan.abilityName(in: daemon.configuration.abilities.map(\.name)).map { " " + $0 } ?? ""
             let why = plan.reason == .none ? "" : " (\(plan.reason.word))"
             lines.append("  plan: goal \(plan.planGoalID) \(plan.state.word)\(why), step \(plan.step + 1)/\(plan.stepCount)\(ability); "
                          + "plans completed \(plan.completed), failed \(plan.failed), cancelled \(plan.cancelled), refused \(plan.refused)")

@@ -262,6 +262,51 @@ struct FleetViewTests {
         #expect(FleetScreen.render(down, width: 100).hasPrefix("robotd monitor  127.0.0.1:9 NOT CONNECTED: connection refused (retrying)"))
     }
 
+    /// A rover with abilities: `state.plan` says where the plan stands (retained), the `plan`
+    /// messages seen say whose goal it is and what the planner made of it. What users and models
+    /// wrote reaches the screen escaped.
+    @Test func when_a_plan_runs_expect_its_step_its_goal_its_back_ends_and_refusals_on_screen_escaped() throws {
+        var view = FleetView(settings: .init(), now: 100)
+        var state = try TelemetryJSON.decode(StatePayload.self, from: Array(Recorded.state.utf8))
+        state.plan = .init(goalId: 2, planGoalId: 2, state: "running", step: 2, stepCount: 3, ability: "goto", reason: nil, remaining: 1.25)
+        rig(id: "rover", state: String(decoding: TelemetryJSON.encode(state), as: UTF8.self), into: &view)
+        let plan = [
+            #"{"goal_id":2,"kind":"goal","outcome":"accepted","seq":1,"source":"mqtt","t_unix_s":1,"text":"patrol\u001b[2J the corners","user":"operator"}"#,
+            #"{"accepted":false,"backend":"llm","goal_id":2,"issues":[{"code":"unknown_ability","message":"x","path":"steps[0]"}],"kind":"verdict","round":0,"seq":2,"t_unix_s":1}"#,
+            #"{"backend":"builtin","goal_id":2,"kind":"plan","latency_us":412,"seq":3,"steps":[{"ability":"goto","arguments":{"x":1,"y":2}}],"t_unix_s":1}"#,
+            #"{"ability":"goto","event":"step_started","goal_id":2,"kind":"progress","seq":5,"step":1,"step_count":3,"t_unix_s":2}"#,
+            #"{"kind":"goal","outcome":"refused","reason":"not_authorised","seq":6,"source":"mqtt","t_unix_s":3,"text":"go\nplanner: goal 9 completed","user":"mallory"}"#,
+            #"{"backends":[{"accepted":1,"answers":2,"breaker":"open","breaker_opened":1,"consecutive_failures":3,"failures":3,"name":"llm","rejected":1,"requests":2,"skipped":0},{"accepted":1,"answers":1,"breaker":"closed","breaker_opened":0,"consecutive_failures":0,"failures":0,"name":"builtin","rejected":0,"requests":1,"skipped":0}],"goals_dropped":4,"goals_refused":1,"kind":"health","requests_in_flight":0,"seq":7,"t_unix_s":4}"#,
+        ]
+        for message in plan {
+            let accepted = view.receive(topic: "robotd/rover/plan", payload: Array(message.utf8), retained: false, at: 100.1)
+            #expect(accepted, "\(message)")
+        }
+        let screen = lines(view, width: 400)
+        let line = try #require(screen.first { $0.hasPrefix("  plan: ") }, "\(screen)")
+        #expect(line.contains("goal 2 running step 2/3 goto (1.25 left)") && line.contains("back ends llm OPEN, builtin ok"), "\(line)")
+        #expect(line.contains("goals dropped 4") && line.contains("plan messages missed 1"), "\(line)")  // seq 4 never came
+        #expect(screen.contains(#"    goal 2 from operator: "patrol\u{1B}[2J the corners" — step 2/3 goto"#), "\(screen)")
+        #expect(screen.contains { $0.hasPrefix("    last refused: ") && $0.contains(#"go\nplanner: goal 9 completed"#) && $0.contains("mallory") })
+        #expect(screen.allSatisfy { !$0.contains("\u{1B}") })
+        // The plan ended: its reason; a newer goal not executing is said too.
+        state.plan = .init(goalId: 3, planGoalId: 2, state: "failed", step: 2, stepCount: 3, ability: "goto", reason: "no_progress", remaining: 0.4)
+        view.receive(topic: "robotd/rover/state", payload: TelemetryJSON.encode(state), retained: false, at: 101)
+        let ended = try #require(lines(view, width: 400).first { $0.hasPrefix("  plan: ") })
+        #expect(ended.contains("goal 2 failed step 2/3 goto: no_progress; goal 3 newer, not executing"), "\(ended)")
+        // The snapshot carries both: state.plan as on the topic, and the plan messages folded.
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(FleetSnapshot(view).json.utf8)) as? [String: Any])
+        let robot = try #require((object["robots"] as? [[String: Any]])?.first)
+        #expect(((robot["state"] as? [String: Any])?["plan"] as? [String: Any])?["reason"] as? String == "no_progress")
+        let activity = try #require(robot["plan_activity"] as? [String: Any])
+        #expect((activity["goals"] as? [[String: Any]])?.first?["from"] as? String == "operator")
+        #expect((activity["breakers"] as? [[String: Any]])?.map { $0["breaker"] as? String } == ["open", "closed"])
+        // A robot without abilities sends neither: no plan line at all.
+        var plain = FleetView(settings: .init(), now: 100)
+        rig(into: &plain)
+        #expect(!lines(plain).contains { $0.contains("plan:") })
+    }
+
     @Test func every_stop_cause_has_words() {
         #expect(StopCauseWords.words("remote-stop") == "remote stop (MQTT)")
         #expect(StopCauseWords.words("something-new") == "something-new")  // a newer robotd's cause: shown as sent

@@ -30,11 +30,13 @@ struct PlanningOverMQTTTests {
         try broker.start()
         defer { broker.stop() }
         let prefix = "robotd/rover-sim/"
-        let received = Mutex<[String]>([])
+        let received = Mutex<[String]>([]), states = Mutex<[String]>([])
         let operatorClient = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "plan-test-operator")) { message in
-            received.withLock { $0.append(String(decoding: message.payload, as: UTF8.self)) }
+            let text = String(decoding: message.payload, as: UTF8.self)
+            if message.topic.hasSuffix("/state") { states.withLock { $0.append(text) } } else { received.withLock { $0.append(text) } }
         }
         try operatorClient.subscribe(.init(filter: prefix + "plan", qos: 1))
+        try operatorClient.subscribe(.init(filter: prefix + "state", qos: 1))
         try operatorClient.start()
         defer { operatorClient.stop() }
         #expect(await eventually { operatorClient.isConnected && operatorClient.counters.subscribed.load(ordering: .relaxed) > 0 })
@@ -138,6 +140,20 @@ struct PlanningOverMQTTTests {
         #expect(kinds.isSuperset(of: [.goal, .verdict, .plan, .progress, .health]))
         #expect(messages.allSatisfy { (try? TelemetryJSON.decode(PlanTopicPayload.self, from: Array($0.utf8))) != nil })
         try SchemaCheck.validate(messages, schema: "plan")
+
+        // `state` carries where the plan stands (retained: a monitor started now still sees it):
+        // a step of goal 3 running, then goal 3 completed; each valid against its schema.
+        let plans = states.withLock { $0 }.compactMap { try? TelemetryJSON.decode(StatePayload.self, from: Array($0.utf8)).plan }
+        #expect(plans.contains { $0.planGoalId == 3 && $0.state == "running" && $0.step == 1 && $0.ability == "goto" }, "\(plans)")
+        #expect(await eventually { states.withLock { $0 }.last.flatMap { try? TelemetryJSON.decode(StatePayload.self, from: Array($0.utf8)).plan }
+            .map { $0.planGoalId == 3 && $0.state == "completed" } ?? false })
+        try SchemaCheck.validate(states.withLock { $0 }, schema: "state")
+        let monitor = try Subprocess(builtProduct("robotd"), ["monitor", "--broker", "127.0.0.1:\(broker.port)", "--robot-id", "rover-sim",
+                                                              "--once", "--json"])
+        #expect(monitor.wait(seconds: 30) == 0, "\(monitor.stderr)")
+        let robot = try #require((monitor.jsonLines.last?["robots"] as? [[String: Any]])?.first, "\(monitor.stdout)")
+        let shown = try #require((robot["state"] as? [String: Any])?["plan"] as? [String: Any], "\(robot)")
+        #expect(shown["plan_goal_id"] as? Int == 3 && shown["state"] as? String == "completed", "\(shown)")
     }
 }
 }

@@ -44,6 +44,7 @@ public enum FleetScreen {
     static func block(_ robot: FleetView.Robot, in view: FleetView) -> [String] {
         let stale = view.isStale(robot)
         var lines = [header(robot, stale: stale, in: view), "  " + estop(robot)]
+        lines += plan(robot)
         lines += tasks(robot, stale: stale, in: view)
         lines += queues(robot)
         lines += inputs(robot)
@@ -91,6 +92,40 @@ public enum FleetScreen {
         text += "; resets \(e.resets), refused \(e.refusedResets)"
         if !e.linksUp { text += "; a link is down" }
         return text
+    }
+
+    /// Where the plan stands (`state.plan`, retained), the back ends' breakers, and — from the `plan`
+    /// messages seen — the newest goal's words and phase and the last goal refused. Nothing for a
+    /// robot without abilities. What users and models wrote is printed escaped.
+    static func plan(_ robot: FleetView.Robot) -> [String] {
+        let state = robot.state?.plan, activity = robot.plan
+        guard state != nil || activity != nil else { return [] }
+        var text = "plan: "
+        if let p = state {
+            let at = p.step.map { " step \($0)/\(p.stepCount ?? 0)" } ?? ""
+            let what = p.ability.map { " \($0)" } ?? ""
+            switch p.state {
+            case "idle": text += p.goalId == 0 ? "no goal yet" : "no plan run yet"
+            case "running":
+                text += "goal \(p.planGoalId) running\(at)\(what)" + (p.remaining.map { String(format: " (%.2f left)", $0) } ?? "")
+            case "completed": text += "goal \(p.planGoalId) completed"
+            default: text += "goal \(p.planGoalId) \(p.state)\(at)\(what)" + (p.reason.map { ": \($0)" } ?? "")
+            }
+            if p.goalId > p.planGoalId { text += "; goal \(p.goalId) newer, not executing (planning or no plan)" }
+        } else {
+            text += "state unknown (no state yet)"
+        }
+        if let breakers = activity?.breakers, !breakers.isEmpty {
+            text += "; back ends " + breakers.map { "\($0.name) \($0.breaker == "closed" ? "ok" : $0.breaker.uppercased())" }.joined(separator: ", ")
+        }
+        if let dropped = activity?.goalsDropped, dropped > 0 { text += "; goals dropped \(dropped)" }
+        if let gaps = activity?.gaps, gaps > 0 { text += "; plan messages missed \(gaps)" }
+        var lines = ["  " + TerminalText.printable(text)]
+        if let goal = activity?.goals.last {
+            lines.append("    goal \(goal.id) from \(TerminalText.printable(goal.from)): \"\(TerminalText.printable(goal.text))\" — \(TerminalText.printable(goal.phase))")
+        }
+        if let refused = activity?.lastRefused { lines.append("    last refused: " + TerminalText.printable(refused)) }
+        return lines
     }
 
     /// Name, rate (window releases / window), p99 response (window), misses window/since start, level, why.
@@ -208,10 +243,12 @@ public struct FleetSnapshot: Encodable, Sendable {
         public var inputs: InputsPayload?
         public var safetyRecent: [SafetyEvent]
         public var missRecent: [MissEvent]
+        /// The `plan` messages seen, folded (null: none seen).
+        public var planActivity: PlanActivity?
 
         enum CodingKeys: String, CodingKey {
             case id, status, stale, lastMessageAgeS, badPayloads, lastBadPayload, deadlinesGaps, state, deadlines, queues, inputs
-            case safetyRecent, missRecent
+            case safetyRecent, missRecent, planActivity
         }
 
         // Nulls written out: a script reads `.deadlines == null` as "not reported", the same for every key.
@@ -230,6 +267,7 @@ public struct FleetSnapshot: Encodable, Sendable {
             try c.encode(inputs, forKey: .inputs)
             try c.encode(safetyRecent, forKey: .safetyRecent)
             try c.encode(missRecent, forKey: .missRecent)
+            try c.encode(planActivity, forKey: .planActivity)
         }
     }
 
@@ -240,7 +278,7 @@ public struct FleetSnapshot: Encodable, Sendable {
             RobotEntry(id: r.id, status: r.status, stale: view.isStale(r), lastMessageAgeS: ((view.now - r.lastMessage) * 1e3).rounded() / 1e3,
                        badPayloads: r.badPayloads, lastBadPayload: r.lastBadPayload.map { "\($0.topic): \($0.reason)" },
                        deadlinesGaps: r.deadlinesGaps, state: r.state, deadlines: r.deadlines, queues: r.queues, inputs: r.inputs,
-                       safetyRecent: r.safetyRecent, missRecent: r.missRecent)
+                       safetyRecent: r.safetyRecent, missRecent: r.missRecent, planActivity: r.plan)
         }
     }
 

@@ -28,7 +28,7 @@ public struct FleetView: Sendable {
 
     /// The topics the view reads under `<prefix><id>/`; anything else there (the audit, inbound
     /// topics) is not telemetry it shows.
-    public static let topics = ["status", "state", "deadlines", "deadlines/miss", "queues", "inputs", "safety"]
+    public static let topics = ["status", "state", "deadlines", "deadlines/miss", "queues", "inputs", "safety", "plan"]
 
     /// The subscriptions that select these robots (`+` for every robot).
     public static func subscriptions(_ settings: Settings) -> [String] {
@@ -61,6 +61,8 @@ public struct FleetView: Sendable {
         /// The latest safety events (repeated summaries folded into one) and miss events, oldest first.
         public var safetyRecent: [SafetyEvent] = []
         public var missRecent: [MissEvent] = []
+        /// What the `plan` messages seen said (nil: none seen; a robot without abilities sends none).
+        public var plan: PlanActivity?
         public var safetyEvents: UInt64 = 0
         public var missEvents: UInt64 = 0
         /// Messages accepted, and refused (not JSON, not the topic's type).
@@ -176,6 +178,10 @@ public struct FleetView: Sendable {
             }
             robot.safetyRecent.append(event)
             if robot.safetyRecent.count > keep { robot.safetyRecent.removeFirst(robot.safetyRecent.count - keep) }
+        case "plan":
+            var activity = robot.plan ?? PlanActivity()
+            activity.receive(try decode(PlanTopicPayload.self, payload))
+            robot.plan = activity
         case "deadlines/miss":
             robot.missRecent.append(try decode(MissEvent.self, payload))
             robot.missEvents += 1

@@ -393,17 +393,23 @@ private struct MonitorLoop {
                                             resets: status.resets, refusedResets: status.refusedResets,
                                             latchSequence: status.latchSequence)
         let due = now - lastStateAt >= Int64(settings.stateIntervalMs * 1e6)
-        guard force || due || lastState?.mode != mode || lastState?.estop != estop else { return }
+        let plan = planState()
+        guard force || due || lastState?.mode != mode || lastState?.estop != estop || lastState?.plan?.changed(from: plan) ?? (plan != nil) else { return }
         stateSeq &+= 1
         let at = Instant(nanoseconds: now)
         let state = StatePayload(seq: stateSeq, tUnixS: clock.unix(at), robotId: sources.configuration.robot.id, version: RobotdVersion.current,
                                  uptimeS: clock.sinceStart(at), mode: mode, estop: estop, configSha256: sources.configHash,
-                                 bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters(), remote: remoteCounters())
+                                 bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters(), remote: remoteCounters(),
+                                 plan: plan)
         // Remembered only once it went out: a change dropped by a full queue is sent again at the
         // next loop, so the retained `state` never keeps showing a stop that was reset.
         guard send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true) else { return }
         lastState = state
         lastStateAt = now
+    }
+
+    private func planState() -> StatePayload.PlanState? {
+        sources.runtime.planning?.status.payload(abilities: sources.configuration.abilities.map(\.name))
     }
 
     /// The planner's new messages as they come (goals, verdicts, plans, progress, health): events,
@@ -471,5 +477,14 @@ private struct MonitorLoop {
             counters.dropped.add(1, ordering: .relaxed)
             return false
         }
+    }
+}
+
+extension StatePayload.PlanState {
+    /// A change worth a `state` of its own: all but `remaining`, which goes with the next periodic one.
+    func changed(from other: StatePayload.PlanState?) -> Bool {
+        guard var other else { return true }
+        other.remaining = remaining
+        return other != self
     }
 }

@@ -1,4 +1,5 @@
 import RTScheduler
+import Telemetry
 
 /// What the plan executor did, one record per change, from the dispatch thread to whoever reads
 /// (the planner service, telemetry) through a lock-free ring: plain values, no reference.
@@ -112,4 +113,22 @@ public struct PlanExecutionStatus: Sendable, BitwiseCopyable, Equatable {
     public var refused: UInt64 = 0
 
     public init() {}
+}
+
+extension PlanExecutionStatus {
+    /// The running (or last) step's ability by name (`abilities`: the configuration's, in order).
+    public func abilityName(in abilities: [String]) -> String? {
+        abilities.indices.contains(Int(ability)) ? abilities[Int(ability)] : nil
+    }
+
+    /// In `state`'s words (docs/mqtt.md): steps from 1; `remaining` rounded to 0.01 (m or °C), so
+    /// that a moving robot does not make every reading a change.
+    public func payload(abilities: [String]) -> StatePayload.PlanState {
+        let started = planGoalID != 0
+        return StatePayload.PlanState(
+            goalId: goalID, planGoalId: planGoalID, state: state.word,
+            step: started ? Int(step) + 1 : nil, stepCount: started ? Int(stepCount) : nil, ability: abilityName(in: abilities),
+            reason: reason == .none ? nil : reason.word,
+            remaining: remaining.isFinite ? (remaining * 100).rounded() / 100 : nil)
+    }
 }
