@@ -66,6 +66,26 @@ final class PlanningLoop: Sendable {
         return id
     }
 
+    /// A model served by `peer` (`model` picks its behaviour) first, then — with `builtin` — the
+    /// built-in planner.
+    static func model(_ peer: ModelPeer, _ model: String, name: String = "model", deadline: Duration = .seconds(20),
+                      goalKinds: Set<String>? = nil, builtin: Bool = true,
+                      settings: PlanRouterSettings = PlanRouterSettings()) -> (PlanningContext) throws -> PlanRouter? {
+        { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: name, baseURL: peer.baseURL, model: model)),
+                          deadline: deadline, goalKinds: goalKinds),
+            ] + (builtin ? [PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1))] : []), settings: settings)
+        }
+    }
+
+    /// The gamepad's e-stop (BTN_EAST) pressed and released, then its reset (BTN_START) pressed
+    /// and released, at these times (ns of the world's clock).
+    static func stopAndReset(_ press: Int64, _ release: Int64, reset: Int64, _ resetRelease: Int64) -> [SimulatedGamepad.Step] {
+        [.init(at: press, [.press("BTN_EAST")]), .init(at: release, [.release("BTN_EAST")]),
+         .init(at: reset, [.press("BTN_START")]), .init(at: resetRelease, [.release("BTN_START")])]
+    }
+
     func progress(_ id: UInt64, _ event: String) -> PlanTopicPayload? {
         journal.first { $0.kind == .progress && $0.goalId == id && $0.event == event }
     }
@@ -78,12 +98,7 @@ final class PlanningLoop: Sendable {
 @Suite("Plan execution: the rover drives plans; stops, new goals and rejections", .serialized)
 struct PlanExecutionTests {
     @Test func when_a_stop_latches_during_a_plan_expect_it_cancelled_and_nothing_resumed_after_the_reset() async throws {
-        let p = try PlanningLoop(gamepad: [
-            .init(at: 6_000_000_000, [.press("BTN_EAST")]),
-            .init(at: 6_100_000_000, [.release("BTN_EAST")]),
-            .init(at: 8_950_000_000, [.press("BTN_START")]),
-            .init(at: 9_000_000_000, [.release("BTN_START")]),
-        ])
+        let p = try PlanningLoop(gamepad: PlanningLoop.stopAndReset(6_000_000_000, 6_100_000_000, reset: 8_950_000_000, 9_000_000_000))
         p.run(for: 1_000_000_000)
         let id = try await p.give("patrol the corners")
         p.loop.run(until: 5_900_000_000)
@@ -109,12 +124,7 @@ struct PlanExecutionTests {
     /// checks (every 50 ms): the flag it reads is down again, the guard's latch epoch is not. The
     /// plan is cancelled at the next check, and the rover stays where the stop left it.
     @Test func when_a_stop_and_its_reset_fall_within_one_executor_period_expect_the_plan_cancelled_and_nothing_resumed() async throws {
-        let p = try PlanningLoop(gamepad: [
-            .init(at: 6_012_000_000, [.press("BTN_EAST")]),
-            .init(at: 6_016_000_000, [.release("BTN_EAST")]),
-            .init(at: 6_021_000_000, [.press("BTN_START")]),
-            .init(at: 6_025_000_000, [.release("BTN_START")]),
-        ])
+        let p = try PlanningLoop(gamepad: PlanningLoop.stopAndReset(6_012_000_000, 6_016_000_000, reset: 6_021_000_000, 6_025_000_000))
         p.run(for: 1_000_000_000)
         let id = try await p.give("patrol the corners")
         p.loop.run(until: 6_000_000_000)
@@ -137,17 +147,8 @@ struct PlanExecutionTests {
     /// flag, and cancels the request.
     @Test func when_a_stop_and_its_reset_fall_between_two_looks_of_the_watcher_expect_the_request_cancelled() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
-        let p = try PlanningLoop(gamepad: [
-            .init(at: 2_012_000_000, [.press("BTN_EAST")]),
-            .init(at: 2_016_000_000, [.release("BTN_EAST")]),
-            .init(at: 2_021_000_000, [.press("BTN_START")]),
-            .init(at: 2_025_000_000, [.release("BTN_START")]),
-        ], router: { context in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")), deadline: .seconds(20)),
-                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
-            ])
-        })
+        let p = try PlanningLoop(gamepad: PlanningLoop.stopAndReset(2_012_000_000, 2_016_000_000, reset: 2_021_000_000, 2_025_000_000),
+                                 router: PlanningLoop.model(peer, "hang", name: "hang"))
         p.run(for: 1_000_000_000)
         guard case .accepted(let id) = p.service.submit("go to -2.5,0.5") else { Issue.record("goal refused"); return }
         #expect(await eventually { peer.requests.count == 1 })
@@ -166,17 +167,8 @@ struct PlanExecutionTests {
 
     @Test func when_a_stop_latches_while_a_model_is_asked_expect_the_request_cancelled_and_no_plan_after_the_reset() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
-        let p = try PlanningLoop(gamepad: [
-            .init(at: 2_000_000_000, [.press("BTN_EAST")]),
-            .init(at: 2_100_000_000, [.release("BTN_EAST")]),
-            .init(at: 3_950_000_000, [.press("BTN_START")]),
-            .init(at: 4_000_000_000, [.release("BTN_START")]),
-        ], router: { context in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")), deadline: .seconds(20)),
-                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
-            ])
-        })
+        let p = try PlanningLoop(gamepad: PlanningLoop.stopAndReset(2_000_000_000, 2_100_000_000, reset: 3_950_000_000, 4_000_000_000),
+                                 router: PlanningLoop.model(peer, "hang", name: "hang"))
         p.run(for: 1_000_000_000)
         guard case .accepted(let id) = p.service.submit("go to -2.5,0.5") else { Issue.record("goal refused"); return }
         #expect(await eventually { peer.requests.count == 1 })
@@ -215,13 +207,7 @@ struct PlanExecutionTests {
     @Test func when_a_models_plan_is_rejected_expect_its_reasons_fed_back_then_the_next_back_end_and_the_plan_driven() async throws {
         let unsafe = #"{"steps":[{"ability":"goto","arguments":{"x":100,"y":1}}]}"#
         let peer = try await ModelPeer.start(["unsafe": ["mode": "ok", "content": unsafe]])
-        let p = try PlanningLoop(router: { context in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "model", baseURL: peer.baseURL, model: "unsafe")),
-                          deadline: .seconds(10)),
-                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
-            ], settings: PlanRouterSettings(maximumRetriesAfterRejection: 1))
-        })
+        let p = try PlanningLoop(router: PlanningLoop.model(peer, "unsafe", deadline: .seconds(10), settings: PlanRouterSettings(maximumRetriesAfterRejection: 1)))
         p.run(for: 1_000_000_000)
         let id = try await p.give("go to -2.5,1")
         let verdicts = p.journal.filter { $0.kind == .verdict && $0.goalId == id }
@@ -245,11 +231,8 @@ struct PlanExecutionTests {
     @Test func when_the_world_moves_on_while_a_model_thinks_expect_the_goal_planned_again_from_the_state_now() async throws {
         let plan = #"{"steps":[{"ability":"goto","arguments":{"x":-3,"y":1}}]}"#
         let peer = try await ModelPeer.start(["slow": ["mode": "ok", "content": plan, "delay": 1.0]])
-        let p = try PlanningLoop(router: { _ in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "model", baseURL: peer.baseURL, model: "slow")), deadline: .seconds(10)),
-            ], settings: PlanRouterSettings(maximumRetriesAfterRejection: 0))
-        })
+        let p = try PlanningLoop(router: PlanningLoop.model(peer, "slow", deadline: .seconds(10), builtin: false,
+                                                        settings: PlanRouterSettings(maximumRetriesAfterRejection: 0)))
         p.run(for: 1_000_000_000)
         guard case .accepted(let id) = p.service.submit("go to -3,1") else { Issue.record("goal refused"); return }
         #expect(await eventually { peer.requests.count == 1 })
@@ -275,12 +258,8 @@ struct PlanExecutionTests {
     @Test func when_answers_go_stale_expect_every_question_within_one_budget() async throws {
         let plan = #"{"steps":[{"ability":"goto","arguments":{"x":-3,"y":1}}]}"#
         let peer = try await ModelPeer.start(["slow": ["mode": "ok", "content": plan, "delay": 1.0]])
-        let p = try PlanningLoop(router: { _ in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "model", baseURL: peer.baseURL, model: "slow")),
-                          deadline: .seconds(3)),
-            ], settings: PlanRouterSettings(maximumRetriesAfterRejection: 0))
-        }, edit: {
+        let p = try PlanningLoop(router: PlanningLoop.model(peer, "slow", deadline: .seconds(3), builtin: false,
+                                                        settings: PlanRouterSettings(maximumRetriesAfterRejection: 0)), edit: {
             $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  budget_ms: 3500\n")
         })
         #expect(p.loop.runtime.configuration.planner.budgetMs == 3500)
@@ -420,13 +399,7 @@ struct PlanExecutionTests {
     /// flight; no model is asked.
     @Test func when_stop_is_given_expect_the_robot_held_at_once_and_the_request_in_flight_cancelled_without_any_model() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
-        let p = try PlanningLoop(router: { context in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
-                          deadline: .seconds(20), goalKinds: ["patrol"]),
-                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
-            ])
-        })
+        let p = try PlanningLoop(router: PlanningLoop.model(peer, "hang", name: "hang", goalKinds: ["patrol"]))
         p.run(for: 1_000_000_000)
         let id = try await p.give("go to 3,2")
         p.run(for: 300_000_000)
@@ -482,13 +455,7 @@ struct PlanExecutionTests {
     /// messages) and motion holds until the new goal's plan — here never (a model that hangs).
     @Test func when_the_dispatch_queue_refuses_a_new_goals_message_expect_the_old_plan_cancelled_and_motion_held() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
-        let p = try PlanningLoop(router: { context in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
-                          deadline: .seconds(20), goalKinds: ["goto"]),
-                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
-            ])
-        })
+        let p = try PlanningLoop(router: PlanningLoop.model(peer, "hang", name: "hang", goalKinds: ["goto"]))
         p.run(for: 1_000_000_000)
         let old = try await p.give("patrol the corners")
         p.run(for: 2_000_000_000)
