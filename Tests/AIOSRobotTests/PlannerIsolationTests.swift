@@ -132,9 +132,15 @@ struct PlannerIsolationTests {
         func give(_ goal: String) async -> [UInt64] {
             let clock = ContinuousClock(), end = clock.now + Self.phase
             var taken: [UInt64] = []
+            var refusedOnce = false
             while clock.now < end {
                 let decision = planner.submit(goal)
-                if case .accepted(let id) = decision { taken.append(id) } else { Issue.record("goal \(goal) not taken: \(decision)") }
+                if case .accepted(let id) = decision { taken.append(id) } else {
+                    // Once a phase: what latched says whether the load on the machine (a starved
+                    // simulator) or robotd did it.
+                    if !refusedOnce { Issue.record("goal \(goal) not taken: \(decision); \(latch())") }
+                    refusedOnce = true
+                }
                 try? await Task.sleep(for: Self.goalEvery)
             }
             return taken
