@@ -418,7 +418,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         // A QoS 1 or 2 message refused for want of a connection (lost just now) is kept by
         // libmosquitto all the same and sent after the reconnect: it stays in the ledger.
         let kept = rc == MOSQ_ERR_SUCCESS.rawValue || (rc == MOSQ_ERR_NO_CONN.rawValue && qos > 0)
-        ledger.withLock { $0.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept) }
+        ledger.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept)
         guard kept else {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: rc, operation: "publish \(topic)")
@@ -439,6 +439,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(topic)")
         }
+        // In progress until recorded: a confirmation before that waits among the early ones.
+        ledger.beginHandOver()
+        defer { ledger.endHandOver() }
         var mid: Int32 = 0
         let rc = payload.withUnsafeBytes {
             mosquitto_publish(mosq, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
@@ -498,7 +501,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
 
     fileprivate func didPublish(mid: Int32) {
         counters.confirmed.add(1, ordering: .relaxed)
-        ledger.withLock { $0.confirm(mid: mid) }
+        _ = ledger.confirm(mid: mid)
     }
 
     /// True if `topic` matches the subscription `filter` (MQTT wildcard rules, libmosquitto's check).
