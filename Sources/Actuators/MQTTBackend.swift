@@ -45,40 +45,45 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
     public let routes: [Route]
     public var channels: [ChannelID] { routes.map(\.channel) }
     private let client: any MQTTPublishing
-    /// Each route's safe value rendered once, so that the supervisor's path builds no string.
-    private let safePayloads: [[UInt8]]
+    /// Each route's command topic on the client, with its safe value rendered once (so that the
+    /// supervisor's path builds no string). The client keeps at most one command per topic
+    /// outstanding and never refuses the safe value for a full queue (`MQTTClient.publishCommand`).
+    private let topics: [MQTTCommandTopic]
 
     public init(name: String, routes: [Route], client: any MQTTPublishing) {
         self.name = name
         self.routes = routes
         self.client = client
-        safePayloads = routes.map { Array($0.render($0.safeValue).utf8) }
+        topics = routes.map { client.commandTopic($0.topic, qos: $0.qos, retain: $0.retain, safePayload: Array($0.render($0.safeValue).utf8)) }
     }
 
     public var isConnected: Bool { client.isConnected }
 
     public func write(_ command: ApprovedCommand, token: DeviceWriteToken) throws {
-        guard let route = routes.first(where: { $0.channel == command.channel }) else {
+        guard let i = routes.firstIndex(where: { $0.channel == command.channel }) else {
             throw ActuatorError(.unknownChannel, backend: name)
         }
-        try publish(route, command.deenergize ? route.safeValue : command.value)
+        // A value that renders as the safe value is the safe value (never refused for a full queue).
+        let payload = command.deenergize ? topics[i].safePayload : Array(routes[i].render(command.value).utf8)
+        do { try client.publishCommand(payload, on: topics[i]) } catch { throw mapped(error) }
     }
 
     public func applySafeState(token: DeviceWriteToken) throws {
         var firstError: Error?
-        for route in routes {
-            do { try publish(route, route.safeValue) } catch { firstError = firstError ?? error }
+        for topic in topics {
+            do { try client.publishSafeValue(on: topic) } catch { firstError = firstError ?? mapped(error) }
         }
         if let firstError { throw firstError }
     }
 
     public func applySafeState(channel: ChannelID, token: DeviceWriteToken) throws {
-        guard let route = routes.first(where: { $0.channel == channel }) else { throw ActuatorError(.unknownChannel, backend: name) }
-        try publish(route, route.safeValue)
+        guard let i = routes.firstIndex(where: { $0.channel == channel }) else { throw ActuatorError(.unknownChannel, backend: name) }
+        do { try client.publishSafeValue(on: topics[i]) } catch { throw mapped(error) }
     }
 
     /// From the supervisor: publishes the safe values (rendered at creation) through the client's
-    /// `publishEmergency`. This back end holds no lock of its own, and the client never waits for
+    /// `publishEmergency`, each topic marked first (an atomic) so that a command waiting there is
+    /// dropped. This back end holds no lock of its own, and the client never waits for
     /// its count of unconfirmed messages: when the network thread holds that lock (a sweep), the
     /// message goes out and is counted afterwards. What remains are libmosquitto's internal mutexes
     /// (the client runs with `mosquitto_threaded_set`), held by its network thread for queue
@@ -87,24 +92,11 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
     public func emergencySafeState(token: DeviceWriteToken) throws {
         var firstError: Error?
         var i = 0
-        while i < routes.count {
-            let route = routes[i]
-            do {
-                try client.publishEmergency(topic: route.topic, payload: safePayloads[i], qos: route.qos, retain: route.retain)
-            } catch {
-                firstError = firstError ?? mapped(error)
-            }
+        while i < topics.count {
+            do { try client.publishEmergencySafeValue(on: topics[i]) } catch { firstError = firstError ?? mapped(error) }
             i += 1
         }
         if let firstError { throw firstError }
-    }
-
-    private func publish(_ route: Route, _ value: CommandValue) throws {
-        do {
-            try client.publish(topic: route.topic, payload: Array(route.render(value).utf8), qos: route.qos, retain: route.retain)
-        } catch {
-            throw mapped(error)
-        }
     }
 
     private func mapped(_ error: any Error) -> any Error {

@@ -11,12 +11,40 @@ public protocol MQTTPublishing: AnyObject, Sendable {
     func publish(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws
     /// The same, from a thread that must never wait (the supervisor's emergency safe state).
     func publishEmergency(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws
+    /// An actuator channel's command topic, registered before the connection starts.
+    func commandTopic(_ topic: String, qos: Int, retain: Bool, safePayload: [UInt8]) -> MQTTCommandTopic
+    /// A channel's value on its command topic; a payload equal to the topic's safe payload is its
+    /// safe value (`MQTTClient.publishCommand`: the one outstanding message per topic, a safe value
+    /// never refused by the queue's bound).
+    func publishCommand(_ payload: [UInt8], on topic: MQTTCommandTopic) throws
 }
 
 extension MQTTPublishing {
     /// A publisher that never waits in `publish` (a recorder, the lockstep simulator).
     public func publishEmergency(topic: String, payload: [UInt8], qos: Int, retain: Bool) throws {
         try publish(topic: topic, payload: payload, qos: qos, retain: retain)
+    }
+
+    /// A publisher without a network: no slot, every value published at once.
+    public func commandTopic(_ topic: String, qos: Int, retain: Bool, safePayload: [UInt8]) -> MQTTCommandTopic {
+        MQTTCommandTopic(topic: topic, qos: qos, retain: retain, safePayload: safePayload)
+    }
+
+    public func publishCommand(_ payload: [UInt8], on topic: MQTTCommandTopic) throws {
+        try publish(topic: topic.topic, payload: payload, qos: topic.qos, retain: topic.retain)
+    }
+
+    /// The topic's safe value.
+    public func publishSafeValue(on topic: MQTTCommandTopic) throws {
+        try publishCommand(topic.safePayload, on: topic)
+    }
+
+    /// The topic's safe value from a thread that must never wait: counted on the topic first (an
+    /// atomic), so that a command still waiting there for the outstanding message is dropped, never
+    /// sent after this one.
+    public func publishEmergencySafeValue(on topic: MQTTCommandTopic) throws {
+        topic.emergencies.add(1, ordering: .sequentiallyConsistent)
+        try publishEmergency(topic: topic.topic, payload: topic.safePayload, qos: topic.qos, retain: topic.retain)
     }
 }
 
@@ -227,6 +255,16 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         /// Emergency publications sent while the ledger's lock was busy and its every slot taken:
         /// out, but not counted against the bound (expected never).
         public let emergencyUnaccounted = Atomic<UInt64>(0)
+        /// Commands on a command topic that never went out: replaced by a newer value (or the safe
+        /// value) while the topic's outstanding message waited for its confirmation, or dropped
+        /// with the connection or by an emergency safe value.
+        public let superseded = Atomic<UInt64>(0)
+        /// Safe values handed over although the bound (`maxQueuedMessages`, `maxQueuedBytes`) was
+        /// reached: the bound never refuses one.
+        public let safeValuesOverBound = Atomic<UInt64>(0)
+        /// Safe values not handed over again: the topic's newest outstanding message is that safe
+        /// value already, and nothing has been handed over on the topic since.
+        public let safeValuesAlreadyLast = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -248,6 +286,11 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// network thread, read there too.
     private let connackSeen = Atomic<Bool>(false)
     private let network = WorkerSlot()
+    /// The command topics with a slot in the ledger (`commandTopic`).
+    private let commandTopics = Mutex<[MQTTCommandTopic]>([])
+    /// A command topic's outstanding message was confirmed (set on the network thread in
+    /// on_publish; the commands waiting are handed over after the loop's turn).
+    private let commandSlotFreed = Atomic<Bool>(false)
 
     private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
 
@@ -303,8 +346,10 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                 connackSeen.store(false, ordering: .relaxed)
                 // libmosquitto drops every packet not yet written when it (re)connects: the QoS 0
                 // messages among them are never confirmed (QoS 1 and 2 ones are kept and sent again).
-                let discarded = ledger.withLock { $0.discardQoS0() }
+                var freed = false
+                let discarded = ledger.withLock { $0.discardQoS0(freedSlot: &freed) }
                 if discarded > 0 { counters.discardedAtReconnect.add(UInt64(discarded), ordering: .relaxed) }
+                if freed { commandSlotFreed.store(true, ordering: .releasing) }
                 let rc = haveConnected ? mosquitto_reconnect(mosq)
                     : mosquitto_connect(mosq, options.host, Int32(options.port), Int32(options.keepaliveSeconds))
                 if rc != MOSQ_ERR_SUCCESS.rawValue {
@@ -319,11 +364,17 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                 delay = max(options.reconnectMinSeconds, 1) * 1000
             }
             let rc = mosquitto_loop(mosq, 100, 1)
-            if rc == MOSQ_ERR_SUCCESS.rawValue { sweepWrittenQoS0() }
+            if rc == MOSQ_ERR_SUCCESS.rawValue {
+                sweepWrittenQoS0()
+                handOverWaitingCommands()
+            }
             if rc != MOSQ_ERR_SUCCESS.rawValue && !stop.isSet {
                 let cause = rc == MOSQ_ERR_ERRNO.rawValue ? errno : 0
                 linkUp = false
-                if connected.exchange(false, ordering: .relaxed) {  // lost without a disconnect callback
+                let wasConnected = connected.exchange(false, ordering: .relaxed)
+                // After `connected` is false: a command given from now on is refused.
+                dropWaitingCommands()
+                if wasConnected {  // lost without a disconnect callback
                     counters.disconnects.add(1, ordering: .relaxed)
                     onEvent(.disconnected(code: rc))
                 } else if !connackSeen.load(ordering: .relaxed) {
@@ -404,13 +455,26 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(topic)")
         }
+        _ = try handOver(topic: topic, payload: payload, qos: qos, retain: retain, bounded: true, slot: -1)
+    }
+
+    /// Hands one message to libmosquitto and accounts it. `bounded`: refused at the bound (else
+    /// counted against it all the same). The message's id, or nil when it was confirmed already.
+    private func handOver(topic: String, payload: [UInt8], qos: Int, retain: Bool, bounded: Bool, slot: Int) throws -> Int32? {
         let bytes = payload.count + topic.utf8.count
         // Reserved before the hand-off: on_publish may run on the network thread before
         // mosquitto_publish returns here.
-        if let refusal = ledger.withLock({ $0.reserve(bytes: bytes, maxMessages: options.maxQueuedMessages, maxBytes: options.maxQueuedBytes) }) {
+        let (refusal, overBound) = ledger.withLock { ledger -> (Int32?, Bool) in
+            let refusal = ledger.reserve(bytes: bytes, maxMessages: options.maxQueuedMessages, maxBytes: options.maxQueuedBytes)
+            if bounded || refusal == nil { return (refusal, false) }
+            _ = ledger.reserve(bytes: bytes, maxMessages: nil, maxBytes: nil)
+            return (nil, true)
+        }
+        if let refusal {
             counters.droppedQueueFull.add(1, ordering: .relaxed)
             throw MQTTError(code: refusal, operation: "publish \(topic)")
         }
+        if overBound { counters.safeValuesOverBound.add(1, ordering: .relaxed) }
         var mid: Int32 = 0
         let rc = payload.withUnsafeBytes {
             mosquitto_publish(mosq, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
@@ -418,12 +482,138 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         // A QoS 1 or 2 message refused for want of a connection (lost just now) is kept by
         // libmosquitto all the same and sent after the reconnect: it stays in the ledger.
         let kept = rc == MOSQ_ERR_SUCCESS.rawValue || (rc == MOSQ_ERR_NO_CONN.rawValue && qos > 0)
-        ledger.withLock { $0.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept) }
+        let outstanding = ledger.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept, slot: slot)
         guard kept else {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: rc, operation: "publish \(topic)")
         }
         counters.published.add(1, ordering: .relaxed)
+        return outstanding ? mid : nil
+    }
+
+    /// Registers an actuator channel's command topic: a slot in the ledger that holds the id of its
+    /// newest message not yet confirmed. Before `start` (it allocates).
+    public func commandTopic(_ topic: String, qos: Int, retain: Bool, safePayload: [UInt8]) -> MQTTCommandTopic {
+        let slot = ledger.withLock { $0.addSlot() }
+        let command = MQTTCommandTopic(topic: topic, qos: qos, retain: retain, safePayload: safePayload, slot: slot,
+                                       owner: ObjectIdentifier(self))
+        commandTopics.withLock { $0.append(command) }
+        return command
+    }
+
+    /// An actuator channel's value, with at most one message of the topic outstanding: a stalled
+    /// broker (a half-open connection that still looks up) must never leave a backlog of stale
+    /// commands that libmosquitto would send — and re-send after a reconnect, QoS 1 — ahead of the
+    /// safe value; libmosquitto cannot take back what it holds. So:
+    /// - a command goes out when the topic has nothing outstanding; otherwise it waits for that
+    ///   confirmation, the newest replacing the one waiting (counted: `superseded`). The network
+    ///   thread hands it over when the confirmation comes, unless an emergency safe value was
+    ///   published on the topic since. Refused at the bound, as any publish. Not connected:
+    ///   refused (a command is for now), and what waits is dropped when the connection goes.
+    /// - the safe value (the payload equal to the topic's safe payload) drops what waits and goes
+    ///   out at once, after the outstanding message (libmosquitto sends in order), never refused by
+    ///   the bound (counted against it all the same: at most one per topic beyond it, as it is not
+    ///   repeated while it is the topic's outstanding message on the same connection). Kept
+    ///   through an outage at QoS 1 or 2.
+    public func publishCommand(_ payload: [UInt8], on command: MQTTCommandTopic) throws {
+        let safe = payload == command.safePayload
+        guard isConnected || (safe && command.qos > 0) else {
+            counters.publishFailures.add(1, ordering: .relaxed)
+            throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(command.topic)")
+        }
+        guard let slot = command.slot, command.owner == ObjectIdentifier(self) else {
+            _ = try handOver(topic: command.topic, payload: payload, qos: command.qos, retain: command.retain, bounded: !safe, slot: -1)
+            return
+        }
+        // Read before the hand-over: an emergency safe value published from now on may precede it.
+        let emergenciesBefore = command.emergencies.load(ordering: .sequentiallyConsistent)
+        try command.state.withLock { state in
+            if state.waiting != nil {
+                state.waiting = nil
+                counters.superseded.add(1, ordering: .relaxed)
+            }
+            let outstanding = ledger.withLock { $0.outstanding(slot: slot) }
+            if safe {
+                if state.lastSafe && state.lastMid != 0 && outstanding == state.lastMid
+                    && state.lastConnects == counters.connects.load(ordering: .acquiring) {
+                    counters.safeValuesAlreadyLast.add(1, ordering: .relaxed)
+                    return
+                }
+                try handOver(payload, on: command, slot: slot, safe: true, state: &state)
+                return
+            }
+            // Checked under the topic's lock: the network thread drops what waits after it clears
+            // `connected`, so nothing given while it was set survives the connection.
+            guard isConnected else {
+                counters.publishFailures.add(1, ordering: .relaxed)
+                throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(command.topic)")
+            }
+            if outstanding != 0 {
+                state.waiting = .init(payload: payload, emergenciesBefore: emergenciesBefore)
+                return
+            }
+            try handOver(payload, on: command, slot: slot, safe: false, state: &state)
+            try followEmergency(on: command, slot: slot, since: emergenciesBefore, state: &state)
+        }
+    }
+
+    /// Under the topic's lock.
+    private func handOver(_ payload: [UInt8], on command: MQTTCommandTopic, slot: Int, safe: Bool, state: inout MQTTCommandTopic.State) throws {
+        let connects = counters.connects.load(ordering: .acquiring)
+        let mid = try handOver(topic: command.topic, payload: payload, qos: command.qos, retain: command.retain, bounded: !safe, slot: slot)
+        state.lastMid = mid ?? 0
+        state.lastSafe = safe
+        state.lastConnects = connects
+    }
+
+    /// Under the topic's lock, after a command went out: an emergency safe value published on the
+    /// topic meanwhile may have gone before it, so the safe value follows it.
+    private func followEmergency(on command: MQTTCommandTopic, slot: Int, since before: UInt64, state: inout MQTTCommandTopic.State) throws {
+        guard command.emergencies.load(ordering: .sequentiallyConsistent) != before else { return }
+        try handOver(command.safePayload, on: command, slot: slot, safe: true, state: &state)
+    }
+
+    /// Network thread, after a turn of the loop in which a command topic's outstanding message was
+    /// confirmed: the commands waiting for it go out (refused at the bound like any command).
+    private func handOverWaitingCommands() {
+        guard commandSlotFreed.exchange(false, ordering: .acquiringAndReleasing), isConnected else { return }
+        let topics = commandTopics.withLock { $0 }
+        var i = 0
+        while i < topics.count {
+            let command = topics[i]
+            i += 1
+            guard let slot = command.slot else { continue }
+            command.state.withLock { state in
+                guard let waiting = state.waiting, ledger.withLock({ $0.outstanding(slot: slot) }) == 0 else { return }
+                state.waiting = nil
+                // An emergency safe value went out after it was given: it is stale.
+                guard command.emergencies.load(ordering: .sequentiallyConsistent) == waiting.emergenciesBefore else {
+                    counters.superseded.add(1, ordering: .relaxed)
+                    return
+                }
+                // A failure (the link gone meanwhile, the bound) is counted and the command lost;
+                // the next command or safe value on the topic is handed over as usual.
+                do {
+                    try handOver(waiting.payload, on: command, slot: slot, safe: false, state: &state)
+                    try followEmergency(on: command, slot: slot, since: waiting.emergenciesBefore, state: &state)
+                } catch {}
+            }
+        }
+    }
+
+    /// Network thread, once the connection is gone: a command waiting would be stale after it.
+    private func dropWaitingCommands() {
+        let topics = commandTopics.withLock { $0 }
+        var i = 0
+        while i < topics.count {
+            let command = topics[i]
+            i += 1
+            command.state.withLock { state in
+                guard state.waiting != nil else { return }
+                state.waiting = nil
+                counters.superseded.add(1, ordering: .relaxed)
+            }
+        }
     }
 
     /// For the supervisor (`MQTTBackend.emergencySafeState`): `publish` without any wait of ours.
@@ -439,6 +629,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(topic)")
         }
+        // In progress until recorded: a confirmation before that waits among the early ones.
+        ledger.beginHandOver()
+        defer { ledger.endHandOver() }
         var mid: Int32 = 0
         let rc = payload.withUnsafeBytes {
             mosquitto_publish(mosq, &mid, topic, Int32($0.count), $0.baseAddress, Int32(qos), retain)
@@ -466,8 +659,10 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     private func sweepWrittenQoS0() {
         let (cutoff, anyQoS0) = ledger.withLock { ($0.nextSettle, $0.qos0Count > 0) }
         guard anyQoS0, !mosquitto_want_write(mosq) else { return }
-        let discarded = ledger.withLock { $0.discardQoS0(settledBefore: cutoff) }
+        var freed = false
+        let discarded = ledger.withLock { $0.discardQoS0(settledBefore: cutoff, freedSlot: &freed) }
         if discarded > 0 { counters.discardedAtReconnect.add(UInt64(discarded), ordering: .relaxed) }
+        if freed { commandSlotFreed.store(true, ordering: .releasing) }
     }
 
     /// True when `publish` would refuse a message now (the outgoing queue at its bound): a
@@ -498,7 +693,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
 
     fileprivate func didPublish(mid: Int32) {
         counters.confirmed.add(1, ordering: .relaxed)
-        ledger.withLock { $0.confirm(mid: mid) }
+        // Only the flag here, in libmosquitto's callback: the waiting command goes out after the
+        // loop's turn, under its topic's lock, which a writer may hold inside mosquitto_publish.
+        if ledger.confirm(mid: mid) { commandSlotFreed.store(true, ordering: .releasing) }
     }
 
     /// True if `topic` matches the subscription `filter` (MQTT wildcard rules, libmosquitto's check).

@@ -18,6 +18,14 @@ struct OutgoingLedger: Sendable {
         var bytes: Int
         /// The order in which it was settled (handed over): `discardQoS0(settledBefore:)`.
         var settled: UInt64
+        /// The command topic it was handed over on (`MQTTCommandTopic`), or -1.
+        var slot: Int
+    }
+
+    /// A confirmation that came before its message was settled, in arrival order (`seq`; 0: free).
+    private struct Early {
+        var mid: Int32 = 0
+        var seq: UInt64 = 0
     }
 
     private(set) var count = 0
@@ -26,10 +34,22 @@ struct OutgoingLedger: Sendable {
     /// Entries with QoS 0: a sweep with none (a connection publishing QoS 1 only) returns at once
     /// instead of walking every entry under the lock.
     private(set) var qos0Count = 0
+    /// Reservations not settled yet: publishes between `reserve` and `settle`, whose confirmation
+    /// may come first.
+    private(set) var unsettled = 0
     private var entries: [Int32: Entry]
     /// Confirmations that came before their publish settled (on_publish on the network thread
-    /// before mosquitto_publish returned its id). Bounded (a few at a time in practice).
-    private var early: Set<Int32>
+    /// before mosquitto_publish returned its id). Only a publish in progress can claim one: a
+    /// confirmation that comes when none is (an emergency message sent but not accounted) is
+    /// dropped, and the list is emptied whenever the last one settles. Full, the oldest gives way:
+    /// the newest belongs to a publish that is about to settle. So stray confirmations can never
+    /// crowd out a real one and leave its entry counted for ever.
+    private var early: [Early]
+    private(set) var earlyCount = 0
+    private var earlySeq: UInt64 = 0
+    /// Per command topic (`MQTTCommandTopic`): the id of its newest message handed over and not
+    /// confirmed yet; 0 (never a message id): none.
+    private var outstanding: [Int32]
     /// Ids to discard, gathered before removing them (no dictionary is built for it).
     private var scratch: [Int32]
     let capacity: Int
@@ -38,14 +58,15 @@ struct OutgoingLedger: Sendable {
     static let unboundedCapacity = 4096
     static let earlyLimit = 64
 
-    /// Storage for `capacity` messages (plus `headroom`: emergency publications, which the bound
-    /// does not refuse) reserved now: entries, early confirmations and the discard list never
-    /// grow under the lock while the bound holds.
+    /// Storage for `capacity` messages (plus `headroom`: emergency publications and safe values,
+    /// which the bound does not refuse) reserved now: entries, early confirmations and the discard
+    /// list never grow under the lock while the bound holds.
     init(capacity: Int = OutgoingLedger.unboundedCapacity, headroom: Int = 0) {
         self.capacity = max(1, capacity)
         let room = self.capacity + max(0, headroom) + 1
         entries = Dictionary(minimumCapacity: room)
-        early = Set(minimumCapacity: Self.earlyLimit)
+        early = Array(repeating: Early(), count: Self.earlyLimit)
+        outstanding = []
         scratch = []
         scratch.reserveCapacity(room)
     }
@@ -56,22 +77,22 @@ struct OutgoingLedger: Sendable {
         if let maxBytes, bytes + size > maxBytes { return MQTTError.queueBytesFullCode }
         count += 1
         bytes += size
+        unsettled += 1
         return nil
     }
 
     /// After mosquitto_publish: the reservation becomes an entry (or is released: not handed
-    /// over, or already confirmed).
-    mutating func settle(mid: Int32, qos: Int, bytes size: Int, handedOver: Bool) {
-        guard handedOver, early.remove(mid) == nil else {
-            release(size)
-            return
-        }
-        // An id still held by an entry libmosquitto reused (65535 messages later): the old one was
-        // lost without a confirmation.
-        if let old = entries[mid] { drop(old) }
-        entries[mid] = Entry(qos: qos, bytes: size, settled: nextSettle)
-        if qos == 0 { qos0Count += 1 }
-        nextSettle &+= 1
+    /// over, or already confirmed). `othersInProgress`: emergency publications handed over and
+    /// not recorded yet (`LedgerLock`), which may still claim an early confirmation. True: the
+    /// message is outstanding now (on `slot`, if one is given).
+    @discardableResult
+    mutating func settle(mid: Int32, qos: Int, bytes size: Int, handedOver: Bool, slot: Int = -1, othersInProgress: Int = 0) -> Bool {
+        unsettled = max(0, unsettled - 1)
+        let outstanding = handedOver ? insert(mid: mid, qos: qos, bytes: size, slot: slot) : false
+        if !handedOver { release(size) }
+        // Nothing in progress can claim what is left: strays (an emergency message never accounted).
+        if unsettled == 0 && othersInProgress == 0 && earlyCount > 0 { clearEarly() }
+        return outstanding
     }
 
     /// A message already handed over without a reservation (an emergency publication): counted
@@ -79,45 +100,130 @@ struct OutgoingLedger: Sendable {
     mutating func record(mid: Int32, qos: Int, bytes size: Int) {
         count += 1
         bytes += size
-        settle(mid: mid, qos: qos, bytes: size, handedOver: true)
+        _ = insert(mid: mid, qos: qos, bytes: size, slot: -1)
     }
 
-    mutating func confirm(mid: Int32) {
-        if let entry = entries.removeValue(forKey: mid) {
-            drop(entry)
-        } else if early.count < Self.earlyLimit {
-            early.insert(mid)
+    /// on_publish. True: a command topic's outstanding message was confirmed (its slot is free:
+    /// a value waiting for it may go). `othersInProgress` as in `settle`.
+    @discardableResult
+    mutating func confirm(mid: Int32, othersInProgress: Int = 0) -> Bool {
+        if let entry = entries.removeValue(forKey: mid) { return drop(entry, mid: mid) }
+        if unsettled + othersInProgress > 0 {
+            insertEarly(mid)
+        } else if earlyCount > 0 {
+            clearEarly()
         }
+        return false
+    }
+
+    /// A new command topic: its index.
+    mutating func addSlot() -> Int {
+        outstanding.append(0)
+        return outstanding.count - 1
+    }
+
+    /// The id of the command topic's newest message not confirmed yet (0: none).
+    func outstanding(slot: Int) -> Int32 {
+        slot >= 0 && slot < outstanding.count ? outstanding[slot] : 0
     }
 
     /// Drops the QoS 0 entries (settled before `settledBefore`, or all): they were discarded.
+    /// `freedSlot` is set when one of them was a command topic's outstanding message.
     @discardableResult
-    mutating func discardQoS0(settledBefore cutoff: UInt64 = .max) -> Int {
-        guard !entries.isEmpty else { return 0 }
+    mutating func discardQoS0(settledBefore cutoff: UInt64 = .max, freedSlot: inout Bool) -> Int {
         // Early confirmations belong to publishes in flight now; none can span a reconnect's
         // clean-up unseen for long, and ids repeat.
-        if cutoff == .max { early.removeAll(keepingCapacity: true) }
-        guard qos0Count > 0 else { return 0 }
+        if cutoff == .max && earlyCount > 0 { clearEarly() }
+        guard !entries.isEmpty, qos0Count > 0 else { return 0 }
         scratch.removeAll(keepingCapacity: true)
         for (mid, entry) in entries where entry.qos == 0 && entry.settled < cutoff {
             if scratch.count < scratch.capacity { scratch.append(mid) }
         }
         var i = 0
         while i < scratch.count {
-            if let entry = entries.removeValue(forKey: scratch[i]) { drop(entry) }
+            if let entry = entries.removeValue(forKey: scratch[i]), drop(entry, mid: scratch[i]) { freedSlot = true }
             i += 1
         }
         return scratch.count
     }
 
-    private mutating func drop(_ entry: Entry) {
+    @discardableResult
+    mutating func discardQoS0(settledBefore cutoff: UInt64 = .max) -> Int {
+        var freed = false
+        return discardQoS0(settledBefore: cutoff, freedSlot: &freed)
+    }
+
+    /// Claims an early confirmation of `mid` (released at once), else enters it.
+    private mutating func insert(mid: Int32, qos: Int, bytes size: Int, slot: Int) -> Bool {
+        if claimEarly(mid) {
+            release(size)
+            return false
+        }
+        // An id still held by an entry libmosquitto reused (65535 messages later): the old one was
+        // lost without a confirmation.
+        if let old = entries[mid] { _ = drop(old, mid: mid) }
+        entries[mid] = Entry(qos: qos, bytes: size, settled: nextSettle, slot: slot)
+        if qos == 0 { qos0Count += 1 }
+        nextSettle &+= 1
+        if slot >= 0 && slot < outstanding.count { outstanding[slot] = mid }
+        return true
+    }
+
+    /// True: a command topic's slot was freed.
+    private mutating func drop(_ entry: Entry, mid: Int32) -> Bool {
         if entry.qos == 0 { qos0Count = max(0, qos0Count - 1) }
         release(entry.bytes)
+        guard entry.slot >= 0, entry.slot < outstanding.count, outstanding[entry.slot] == mid else { return false }
+        outstanding[entry.slot] = 0
+        return true
     }
 
     private mutating func release(_ size: Int) {
         count = max(0, count - 1)
         bytes = max(0, bytes - size)
+    }
+
+    private mutating func claimEarly(_ mid: Int32) -> Bool {
+        guard earlyCount > 0 else { return false }
+        var i = 0
+        while i < early.count {
+            if early[i].seq != 0 && early[i].mid == mid {
+                early[i] = Early()
+                earlyCount -= 1
+                return true
+            }
+            i += 1
+        }
+        return false
+    }
+
+    private mutating func insertEarly(_ mid: Int32) {
+        earlySeq &+= 1
+        var target = -1
+        var oldest = UInt64.max
+        var i = 0
+        while i < early.count {
+            if early[i].seq == 0 {
+                target = i
+                break
+            }
+            if early[i].seq < oldest {
+                oldest = early[i].seq
+                target = i
+            }
+            i += 1
+        }
+        if early[target].seq == 0 { earlyCount += 1 }
+        early[target] = Early(mid: mid, seq: earlySeq)
+    }
+
+    private mutating func clearEarly() {
+        var i = 0
+        while i < early.count {
+            early[i] = Early()
+            i += 1
+        }
+        earlyCount = 0
     }
 }
 
@@ -127,7 +233,8 @@ struct OutgoingLedger: Sendable {
 /// libmosquitto first and accounts it afterwards: under the lock if it is free at that instant,
 /// else in one of a few lock-free slots, which whoever takes the lock next folds into the ledger
 /// before anything else — so every reader (the bound, `queuedMessages`, a confirmation) sees it.
-/// A confirmation that comes before its slot is folded in waits among the early ones.
+/// A confirmation that comes before its slot is folded in waits among the early ones: the
+/// hand-over counts as in progress from before mosquitto_publish until it is recorded.
 final class LedgerLock: Sendable {
     private final class Slot: Sendable {
         static let free = 0, filling = 1, ready = 2
@@ -143,13 +250,18 @@ final class LedgerLock: Sendable {
     private let waiting = Atomic<Int>(0)
     /// Emergency publications accounted through a slot (the lock was busy), since start.
     let deferred = Atomic<UInt64>(0)
+    /// Emergency publications between `beginHandOver` and `endHandOver`: their confirmation may
+    /// come before they are recorded, so an early one must wait for them.
+    private let handOvers = Atomic<Int>(0)
 
     /// Slots for emergency publications that find the lock busy: one per channel of every MQTT
     /// back end on the connection is what one emergency needs.
     static let slotCount = 64
 
     init(capacity: Int) {
-        mutex = Mutex(OutgoingLedger(capacity: capacity, headroom: Self.slotCount))
+        // Headroom beyond the bound: emergency publications, and the safe values the bound never
+        // refuses (one per command topic at most, `MQTTClient.publishCommand`).
+        mutex = Mutex(OutgoingLedger(capacity: capacity, headroom: 2 * Self.slotCount))
         var slots: [Slot] = []
         for _ in 0..<Self.slotCount { slots.append(Slot()) }
         self.slots = slots
@@ -162,6 +274,23 @@ final class LedgerLock: Sendable {
             return body(&ledger)
         }
     }
+
+    /// `OutgoingLedger.settle`, knowing which emergency publications are still in progress.
+    @discardableResult
+    func settle(mid: Int32, qos: Int, bytes: Int, handedOver: Bool, slot: Int = -1) -> Bool {
+        withLock { $0.settle(mid: mid, qos: qos, bytes: bytes, handedOver: handedOver, slot: slot,
+                             othersInProgress: handOvers.load(ordering: .sequentiallyConsistent)) }
+    }
+
+    /// `OutgoingLedger.confirm`, likewise. True: a command topic's slot was freed.
+    func confirm(mid: Int32) -> Bool {
+        withLock { $0.confirm(mid: mid, othersInProgress: handOvers.load(ordering: .sequentiallyConsistent)) }
+    }
+
+    /// Before an emergency publication's mosquitto_publish (lock-free).
+    func beginHandOver() { handOvers.add(1, ordering: .sequentiallyConsistent) }
+    /// After it is recorded (`recordWithoutWaiting`), or was not sent.
+    func endHandOver() { handOvers.subtract(1, ordering: .sequentiallyConsistent) }
 
     /// Accounts a message already handed to libmosquitto, without ever waiting: under the lock if
     /// it is free now, else in a free slot. False: the lock was busy and every slot taken (sent,

@@ -51,6 +51,104 @@ struct MQTTLedgerTests {
         #expect(l.count == 1)
     }
 
+    /// Low 16: an emergency publication sent while the lock is busy and every slot is taken is
+    /// never accounted, so its confirmation matches nothing. 64 of those once filled the list of
+    /// early confirmations for good; from then on the confirmation of every publish that came
+    /// before its settle was dropped, its entry stayed counted for ever, and the count crept to the
+    /// bound. Now a confirmation nothing in progress can claim is dropped, and the ledger returns
+    /// to empty after 100 such publishes.
+    @Test func when_unaccounted_emergency_confirmations_come_expect_later_early_confirmations_still_honoured() throws {
+        let lock = LedgerLock(capacity: 100)
+        let holder = LockHolder()
+        holder.hold(lock)
+        try #require(holder.waitUntilHeld())
+        var unaccounted: [Int32] = []
+        for mid in Int32(1)...128 {
+            lock.beginHandOver()
+            if !lock.recordWithoutWaiting(mid: mid, qos: 1, bytes: 10) { unaccounted.append(mid) }
+            lock.endHandOver()
+        }
+        holder.release()
+        #expect(unaccounted.count == 64)
+        #expect(lock.withLock { $0.count } == 64)  // the slots, folded in
+        for mid in unaccounted { _ = lock.confirm(mid: mid) }
+        for round in Int32(0)..<100 {
+            let mid = 1000 + round
+            let refusal = lock.withLock { $0.reserve(bytes: 10, maxMessages: 100, maxBytes: nil) }
+            #expect(refusal == nil)
+            _ = lock.confirm(mid: mid)  // on_publish before mosquitto_publish returned the id
+            lock.settle(mid: mid, qos: 1, bytes: 10, handedOver: true)
+        }
+        for mid in Int32(1)...64 { _ = lock.confirm(mid: mid) }
+        #expect(lock.withLock { $0.count } == 0)
+        #expect(lock.withLock { $0.bytes } == 0)
+    }
+
+    /// Stray confirmations while a publish is in progress (each could be its own, as far as the
+    /// ledger knows): more than the early list holds. The oldest give way, so the publish's own
+    /// confirmation, which comes last, is still there when it settles.
+    @Test func when_strays_outnumber_the_early_list_expect_the_newest_confirmation_kept() {
+        var l = OutgoingLedger()
+        #expect(l.reserve(bytes: 10, maxMessages: nil, maxBytes: nil) == nil)
+        for mid in Int32(1)...100 { l.confirm(mid: mid) }
+        l.confirm(mid: 500)
+        l.settle(mid: 500, qos: 1, bytes: 10, handedOver: true)
+        #expect(l.count == 0 && l.bytes == 0)
+        // Nothing is in progress any more: what was left are strays.
+        #expect(l.earlyCount == 0)
+    }
+
+    /// A stray confirmation is not kept past the publishes in progress when it came: a later
+    /// message that gets the same id (ids repeat) stays counted until its own confirmation.
+    @Test func when_a_stray_confirmation_outlives_the_publishes_in_progress_expect_it_forgotten() {
+        var l = OutgoingLedger()
+        #expect(l.reserve(bytes: 10, maxMessages: nil, maxBytes: nil) == nil)
+        l.confirm(mid: 7)
+        l.settle(mid: 1, qos: 1, bytes: 10, handedOver: true)
+        #expect(l.reserve(bytes: 10, maxMessages: nil, maxBytes: nil) == nil)
+        l.settle(mid: 7, qos: 1, bytes: 10, handedOver: true)
+        #expect(l.count == 2)
+        l.confirm(mid: 7)
+        l.confirm(mid: 1)
+        #expect(l.count == 0)
+        // Nothing in progress: a confirmation that matches nothing is not kept at all.
+        l.confirm(mid: 9)
+        #expect(l.earlyCount == 0)
+    }
+
+    /// A command topic's slot holds its newest message not yet confirmed: an older one's
+    /// confirmation leaves it, its own frees it (so a command waiting may go); confirmed before it
+    /// settled, it never occupies it; a QoS 0 one discarded at a reconnect frees it too.
+    @Test func the_command_topic_slot_follows_its_newest_unconfirmed_message() {
+        var l = OutgoingLedger()
+        let a = l.addSlot(), b = l.addSlot()
+        for mid in Int32(1)...2 {
+            #expect(l.reserve(bytes: 5, maxMessages: nil, maxBytes: nil) == nil)
+            let outstanding = l.settle(mid: mid, qos: 1, bytes: 5, handedOver: true, slot: a)
+            #expect(outstanding)
+        }
+        #expect(l.outstanding(slot: a) == 2 && l.outstanding(slot: b) == 0)
+        let freedByOlder = l.confirm(mid: 1)
+        #expect(!freedByOlder)
+        #expect(l.outstanding(slot: a) == 2)
+        let freedByNewest = l.confirm(mid: 2)
+        #expect(freedByNewest)
+        #expect(l.outstanding(slot: a) == 0)
+        #expect(l.reserve(bytes: 5, maxMessages: nil, maxBytes: nil) == nil)
+        l.confirm(mid: 3)
+        let confirmedAlready = !l.settle(mid: 3, qos: 1, bytes: 5, handedOver: true, slot: b)
+        #expect(confirmedAlready)
+        #expect(l.outstanding(slot: b) == 0)
+        #expect(l.reserve(bytes: 5, maxMessages: nil, maxBytes: nil) == nil)
+        let qos0Outstanding = l.settle(mid: 4, qos: 0, bytes: 5, handedOver: true, slot: b)
+        #expect(qos0Outstanding)
+        var freed = false
+        let discarded = l.discardQoS0(freedSlot: &freed)
+        #expect(discarded == 1)
+        #expect(freed && l.outstanding(slot: b) == 0)
+        #expect(l.count == 0 && l.bytes == 0)
+    }
+
     /// A broker that never acknowledges: five QoS 1 messages fill a bound of five. The broker
     /// closes the connection; after the reconnect libmosquitto sends them again, still
     /// unacknowledged, so the bound still refuses a sixth (a count reset at the connect would let

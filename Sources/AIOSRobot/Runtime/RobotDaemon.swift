@@ -73,11 +73,14 @@ public final class RobotDaemon: Sendable {
             client = try MQTTClient(options: MQTTOptions(
                 host: endpoint.host, port: endpoint.port, clientID: m.clientID ?? "robotd-\(configuration.robot.id)-\(getpid())",
                 username: m.username, password: password, caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
-                // Bounded: QoS 1 commands kept through an outage are counted against it.
+                // Bounded: what libmosquitto keeps through an outage counts against it. The `mqtt`
+                // back ends keep at most one command per channel outstanding, and their safe values
+                // are never refused by the bound (MQTTClient.publishCommand).
                 reconnectMaxSeconds: 4, maxQueuedMessages: 1000), onEvent: { event in
                 switch event {
                 case .connected:
                     // Back in their safe state before anything else goes out; motion needs a reset.
+                    // That safe value follows the one command per channel libmosquitto re-sends.
                     if let runtime = holder.withLock({ $0.runtime }) {
                         for actuator in configuration.actuators where actuator.kind == "mqtt" {
                             runtime.requestReactivation(of: actuator.name, at: Instant(nanoseconds: rt_monotonic_ns()))
