@@ -54,7 +54,7 @@ public enum ConfigurationSchema {
         FieldSpec("password_env", .string, help: "the environment variable holding the password"),
         FieldSpec("password_file", .string, help: "a file holding the password (one line)"),
         FieldSpec("ca_file", .string, help: "CA certificate: TLS is on when set"),
-        FieldSpec("keepalive_s", .number(1...65535), help: "MQTT keep-alive interval"),
+        FieldSpec("keepalive_s", .number(5...65535), help: "MQTT keep-alive interval (libmosquitto refuses less than 5 s)"),
         FieldSpec("telemetry", .object(telemetry), help: "what robotd publishes about itself (docs/mqtt.md)"),
         FieldSpec("prefix", .string, help: "every robotd topic starts with it (default `robotd/<robot id>/`)"),
         FieldSpec("home_assistant", .either([.bool, .object(homeAssistant)]),

@@ -15,3 +15,16 @@ struct TelemetryQueueBytesConfigTests {
         expectProblem(small, at: 20, 23, "mqtt.telemetry.max_queued_bytes", "out of range")
     }
 }
+
+/// `mqtt.keepalive_s`: libmosquitto (2.0) refuses a keep-alive under 5 s at connect, so a robot
+/// configured with one would never connect; `robotd check` refuses it first.
+@Suite("robotd check: mqtt.keepalive_s")
+struct KeepaliveConfigTests {
+    @Test func a_keepalive_under_5_s_is_refused_5_is_taken() {
+        let short = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  keepalive_s: 2"]))  // line 19
+        #expect(short.configuration == nil)
+        expectProblem(short, at: 19, 16, "mqtt.keepalive_s", "out of range")
+        let five = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  keepalive_s: 5"]))
+        #expect(five.errors.isEmpty && five.configuration?.mqtt?.keepaliveS == 5, "\(five)")
+    }
+}
