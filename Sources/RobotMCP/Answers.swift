@@ -6,7 +6,8 @@ import Telemetry
 /// What the robot answered to one tool call, as the tool's result carries it (JSON, sorted keys).
 /// Every text in it is the robot's, passed on as data.
 public struct CallAnswer: Codable, Sendable, Equatable {
-    /// `accepted` (planned, validated, handed to the executor), `rejected` (the validator's
+    /// `accepted` (planned, validated, handed to the executor; a goal of exactly `stop`: held at
+    /// once, no plan), `rejected` (the validator's
     /// reasons), `refused` or `ignored` (the goal itself: not authorised, rate limited, latched…),
     /// `not_sent` (nothing published: why in `reason`), `no_answer` (nothing within the time).
     public var outcome: String
@@ -87,6 +88,8 @@ extension RobotLink {
             return answer
         }
         answer.requestId = sent.id
+        // What the robot's planner service takes for a goal of exactly `stop` (the call's text).
+        let heldAtOnce = ability == "stop" && arguments.isEmpty
         let clock = ContinuousClock()
         let end = clock.now + timeout
         var cursor = sent.after
@@ -123,6 +126,14 @@ extension RobotLink {
                     answer.executionReason = p.reason
                     // The executor's first word on the plan (started, or refused: latched, stale goal).
                     if acceptedAt != nil { return answer }
+                    // No plan comes for a goal that is exactly `stop` (the `stop` ability without
+                    // arguments): the robot holds at once and the executor records it as a plan that
+                    // started and completed. Its end is the answer.
+                    if heldAtOnce, p.event == "completed" || p.event == "cancelled" {
+                        answer.outcome = "accepted"
+                        answer.reason = "held at once: a goal that is exactly `stop` is not planned"
+                        return answer
+                    }
                 default:
                     break
                 }

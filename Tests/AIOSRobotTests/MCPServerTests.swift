@@ -390,6 +390,18 @@ struct MCPServerTests {
         let reset = try await client.callTool(name: "reset")
         #expect(reset.isError == true)
 
+        // The `stop` ability: a goal of exactly `stop`, which the robot holds at once without a
+        // plan (Low 9 of the session-7 review: it was `no_answer` after the whole timeout). The
+        // executor's `completed` for it is the answer, well within the 20 s.
+        let askedAt = ContinuousClock.now
+        let stopAbility = try await client.callTool(name: "stop")
+        let held = Self.json(stopAbility.content)
+        #expect(stopAbility.isError == false && held["outcome"] as? String == "accepted" && held["execution"] as? String == "completed",
+                "\(held); \(mcp.stderr)")
+        #expect(ContinuousClock.now - askedAt < .seconds(10), "\(ContinuousClock.now - askedAt)")
+        let heldGoal = try #require((held["goal_id"] as? NSNumber)?.uint64Value)
+        #expect(planner.journal.all.contains { $0.kind == .goal && $0.goalId == heldGoal && $0.text == "stop" }, "\(planner.journal.all.map(\.line))")
+
         // The remote stop: the robot latches; a call after it is refused by the robot (latched).
         let stop = try await client.callTool(name: "remote_stop")
         let stopped = Self.json(stop.content)
