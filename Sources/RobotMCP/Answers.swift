@@ -129,14 +129,17 @@ extension RobotLink {
                     // No plan comes for a goal that is exactly `stop` (the `stop` ability without
                     // arguments): the robot holds at once and the executor records it as a plan that
                     // started and completed. Its end is the answer.
-                    if heldAtOnce, p.event == "completed" || p.event == "cancelled" {
-                        answer.outcome = "accepted"
-                        answer.reason = "held at once: a goal that is exactly `stop` is not planned"
-                        return answer
+                    if heldAtOnce, let event = p.event, Self.holdEnds.contains(event) {
+                        return Self.held(answer, event: event)
                     }
                 default:
                     break
                 }
+            }
+            // The same on the retained `state` (its `plan`: the executor's last plan is this goal's
+            // and ended): a `plan` event lost on the way does not make the hold `no_answer`.
+            if heldAtOnce, let goal = answer.goalId, let plan = state?.plan, plan.planGoalId == goal, Self.holdEnds.contains(plan.state) {
+                return Self.held(answer, event: plan.state)
             }
             if let at = acceptedAt, clock.now - at > Self.executionWait { return answer }
             try? await Task.sleep(for: .milliseconds(20))
@@ -147,6 +150,18 @@ extension RobotLink {
                 ? "robot \(settings.robotID) did not acknowledge the goal within \(timeout) (does its configuration have planner.goals.mqtt with user \(settings.user) in planner.goals.users, and does the broker let this login write \(GoalTopic.topic(prefix: settings.prefix, user: settings.user))?)"
                 : "no plan or verdict for goal \(answer.goalId ?? 0) within \(timeout)"
         }
+        return answer
+    }
+
+    /// How the executor ends a goal of exactly `stop`: at once `completed` (a later goal or a stop
+    /// may make it `cancelled`); either way the robot held.
+    static let holdEnds: Set<String> = ["completed", "cancelled"]
+
+    static func held(_ answer: CallAnswer, event: String) -> CallAnswer {
+        var answer = answer
+        answer.outcome = "accepted"
+        answer.execution = event
+        answer.reason = "held at once: a goal that is exactly `stop` is not planned"
         return answer
     }
 

@@ -228,6 +228,80 @@ struct MCPVocabularyTests {
     }
 }
 
+/// `RobotLink`'s answers against a stand-in for the robot on a real Mosquitto: what the robot
+/// publishes, written by the test, so that a case the live robot rarely shows can be made.
+@Suite("MCP: a call's answer from what the robot publishes", .serialized,
+       .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+struct MCPAnswerTests {
+    final class StandIn: Sendable {
+        let goals = Mutex<[[UInt8]]>([])
+        let callDone = Mutex(false)
+    }
+
+    /// Low 9 of the session-7 review: the `stop` ability is a goal of exactly `stop`, held at once
+    /// without a plan. Here its executor's `progress` events never arrive (lost: `plan` is events,
+    /// at `event_qos`); the goal's acknowledgement does, and then the retained `state`, whose
+    /// `plan` says that goal's plan completed. That is the answer: `accepted`, well before the
+    /// timeout — and not before: an older goal's completed plan on `state` answers nothing.
+    @Test func when_the_stop_abilitys_progress_is_lost_expect_the_hold_on_state_to_answer() async throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
+        abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+        let prefix = "robotd/stand-in/"
+        func state(_ plan: StatePayload.PlanState) -> [UInt8] {
+            TelemetryJSON.encode(StatePayload(
+                seq: 1, tUnixS: 0, robotId: "stand-in", version: RobotdVersion.current, uptimeS: 1, mode: "running",
+                estop: .init(latched: false, latchCause: nil, activeCauses: [], linksUp: true, resets: 0, refusedResets: 0, latchSequence: 1),
+                configSha256: abilities.configSha256, bootId: "boot", pid: 1, telemetry: .init(), plan: plan))
+        }
+        func completed(_ goal: UInt64) -> StatePayload.PlanState {
+            .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil)
+        }
+        let standIn = StandIn()
+        let robot = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "stand-in-\(getpid())")) { m in
+            standIn.goals.withLock { $0.append(m.payload) }
+        }
+        try robot.subscribe(.init(filter: prefix + "goal/#", qos: 1))
+        try robot.start()
+        defer { robot.stop() }
+        #expect(waitUntil { robot.isSubscribed })
+        try robot.publish(topic: prefix + "status", payload: Array("online".utf8), qos: 1, retain: true)
+        try robot.publish(topic: prefix + "abilities", payload: abilities.encoded, qos: 1, retain: true)
+        // Goal 6's plan completed before this call.
+        try robot.publish(topic: prefix + "state", payload: state(completed(6)), qos: 1, retain: true)
+
+        let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
+                                 settings: .init(prefix: prefix, robotID: "stand-in", user: "agent"))
+        try link.start()
+        defer { link.stop() }
+        await link.settle(timeout: .seconds(5))
+        #expect(await eventually { guard case .live = link.vocabulary, let bytes = link.latest(.state) else { return false }
+            return (try? TelemetryJSON.decode(StatePayload.self, from: bytes))?.plan?.planGoalId == 6 })
+
+        let askedAt = ContinuousClock.now
+        let call = Task {
+            let answer = await link.call(ability: "stop", arguments: [:], timeout: .seconds(8))
+            standIn.callDone.withLock { $0 = true }
+            return answer
+        }
+        #expect(await eventually { !standIn.goals.withLock { $0 }.isEmpty })
+        let goal = try #require(standIn.goals.withLock { $0.first })
+        let id = try #require(AbilityCall.parse(goal)?.id)
+        var taken = PlanTopicPayload(kind: .goal)
+        (taken.goalId, taken.outcome, taken.requestId, taken.user, taken.source, taken.text) = (7, "accepted", id, "agent", "mqtt", "stop")
+        try robot.publish(topic: prefix + "plan", payload: TelemetryJSON.encode(taken), qos: 1, retain: false)
+        // Taken, but `state` still shows goal 6's plan: no answer yet.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!standIn.callDone.withLock { $0 })
+        try robot.publish(topic: prefix + "state", payload: state(completed(7)), qos: 1, retain: true)
+        let answer = await call.value
+        #expect(answer.outcome == "accepted" && answer.goalId == 7 && answer.execution == "completed" && !answer.isError, "\(answer.json)")
+        #expect(ContinuousClock.now - askedAt < .seconds(6), "\(ContinuousClock.now - askedAt)")
+    }
+}
+
 /// `eventually` for a condition that awaits (an MCP request).
 func eventuallyAsync(seconds: Double = 10, _ condition: () async -> Bool) async -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
