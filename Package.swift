@@ -133,7 +133,7 @@ let package = Package(
         // as tools and its telemetry as resources. Opens no device.
         .target(
             name: "RobotMCP",
-            dependencies: ["AIOSRobot", "Planner", "Telemetry", "Transports", .product(name: "MCP", package: "swift-sdk")]),
+            dependencies: ["AIOSRobot", "Planner", "RobotConfig", "Telemetry", "Transports", .product(name: "MCP", package: "swift-sdk")]),
         .target(
             name: "RobotBenchmarks",
             dependencies: [

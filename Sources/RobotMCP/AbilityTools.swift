@@ -2,20 +2,28 @@ import AIOSRobot
 import Foundation
 import MCP
 import Planner
+import RobotConfig
 
 /// The MCP tools of one robot: one per ability of its published vocabulary, and `remote_stop`.
 /// Each tool's input schema is built here from the typed arguments (numbers with their bounds,
 /// lists of points), never taken as given: a payload can narrow or widen a bound, not add a field
-/// or a kind of value. Texts from the robot (descriptions, units) are clipped, stripped of control
-/// characters and quoted in the description as the robot's own words.
+/// or a kind of value.
+///
+/// A tool's description and schema carry no text of the robot's: whoever can write the retained
+/// `abilities` topic writes the payload, and an MCP client puts tool descriptions in its model's
+/// prompt. They are this server's own words plus fields it checked — a name of
+/// `[a-z][a-z0-9_]*`, an action, its arguments (name, kind, unit) and preconditions from robotd's
+/// own fixed vocabulary, numbers. An ability whose fields are not those is left out, said why.
+/// The free texts (the descriptions a configuration's author writes) are in the `abilities`
+/// resource, labelled as the robot's data.
 public enum AbilityTools {
     /// The remote stop's tool: always there, even without abilities. (Not `stop`: that is the
     /// name of an ability — a plan step that stands still — on many robots.)
     public static let remoteStop = "remote_stop"
     /// What an ability or argument name may be (as `robotd check` requires of abilities).
     static let nameLimit = 64
-    static let descriptionLimit = 200
-    static let unitLimit = 16
+    /// A text of the client's quoted back in an error (a tool or resource it named).
+    static let quotedLimit = 200
 
     /// An ability the server offers, as it understood the payload.
     public struct Offered: Sendable, Equatable {
@@ -40,10 +48,10 @@ public enum AbilityTools {
                 skipped.append("ability \(ability.name): declared twice")
                 continue
             }
-            switch inputSchema(ability.arguments) {
-            case .success(let schema):
-                offered.append(Offered(tool: Tool(name: ability.name, title: ability.name, description: description(ability, robot: robot),
-                                                  inputSchema: schema,
+            switch checked(ability) {
+            case .success(let known):
+                offered.append(Offered(tool: Tool(name: ability.name, title: ability.name, description: description(known, robot: robot),
+                                                  inputSchema: inputSchema(known.arguments),
                                                   annotations: .init(title: ability.name, readOnlyHint: false, destructiveHint: false,
                                                                      idempotentHint: false, openWorldHint: true)),
                                        ability: ability.name))
@@ -67,9 +75,65 @@ public enum AbilityTools {
              annotations: .init(title: "remote stop", readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true))
     }
 
-    static func description(_ ability: AbilitiesPayload.Ability, robot: String) -> String {
-        let arguments = ability.arguments.filter { isName($0.name) }.map { a -> String in
-            var words = "\(a.name) (\(clip(a.unit, unitLimit))"
+    /// An ability as the server will describe it: every field checked against robotd's own
+    /// vocabulary, the texts this server's.
+    struct Known: Sendable {
+        var name: String
+        var action: AbilityAction
+        var preconditions: [AbilityPrecondition]
+        var arguments: [KnownArgument]
+    }
+
+    struct KnownArgument: Sendable {
+        /// The action's own argument: its name, kind, unit and summary (robotd's words).
+        var spec: AbilityArgument
+        var required: Bool
+        var bounds: AbilitiesPayload.Bounds?
+        var x: AbilitiesPayload.Bounds?
+        var y: AbilitiesPayload.Bounds?
+        var maxPoints: Int?
+    }
+
+    /// The ability's action, preconditions and arguments when each is robotd's own (the action
+    /// fixes its arguments' names, kinds and units); the first that is not, otherwise.
+    static func checked(_ ability: AbilitiesPayload.Ability) -> Result<Known, Problem> {
+        guard let action = AbilityAction(rawValue: ability.action) else {
+            return .failure(Problem(text: "an action this server does not know (\(AbilityAction.allCases.map(\.rawValue).joined(separator: ", ")) are)"))
+        }
+        var preconditions: [AbilityPrecondition] = []
+        for word in ability.preconditions {
+            guard let known = AbilityPrecondition(rawValue: word) else {
+                return .failure(Problem(text: "a precondition this server does not know (\(AbilityPrecondition.allCases.map(\.rawValue).joined(separator: ", ")) are)"))
+            }
+            preconditions.append(known)
+        }
+        var arguments: [KnownArgument] = []
+        for a in ability.arguments {
+            guard isName(a.name), !arguments.contains(where: { $0.spec.name == a.name }) else {
+                return .failure(Problem(text: "an argument named twice or not a name"))
+            }
+            guard let spec = action.argument(named: a.name) else {
+                return .failure(Problem(text: "argument \(a.name): not one of action \(action.rawValue)'s"))
+            }
+            guard a.type == spec.kind.rawValue, a.unit == spec.unit else {
+                return .failure(Problem(text: "argument \(a.name): not of action \(action.rawValue)'s kind \(spec.kind.rawValue) in \(spec.unit)"))
+            }
+            var known = KnownArgument(spec: spec, required: a.required, bounds: a.bounds)
+            if spec.kind == .points {
+                guard let x = a.x, let y = a.y, let count = a.maxPoints, AbilityArgument.maxPointsRange.contains(count) else {
+                    return .failure(Problem(text: "argument \(a.name): points without their bounds or count"))
+                }
+                (known.x, known.y, known.maxPoints) = (x, y, count)
+            }
+            arguments.append(known)
+        }
+        return .success(Known(name: ability.name, action: action, preconditions: preconditions, arguments: arguments))
+    }
+
+    /// Fixed text and checked fields only (the type's comment says why).
+    static func description(_ ability: Known, robot: String) -> String {
+        let arguments = ability.arguments.map { a -> String in
+            var words = "\(a.spec.name) (\(a.spec.unit)"
             if !a.required { words += ", optional" }
             if let b = a.bounds { words += ", " + range(b) }
             if let x = a.x, let y = a.y {
@@ -77,14 +141,16 @@ public enum AbilityTools {
             }
             return words + ")"
         }
-        var text = "Give robot \(robot) a one-step plan: its ability `\(ability.name)`"
-        text += arguments.isEmpty ? " (no arguments). " : " with " + arguments.joined(separator: ", ") + ". "
+        var text = "Give robot \(robot) a one-step plan: its ability `\(ability.name)`, robotd's action `\(ability.action.rawValue)` "
+        text += "(\(ability.action.summary))"
+        text += arguments.isEmpty ? ", no arguments. " : ", with " + arguments.joined(separator: ", ") + ". "
         text += "The robot validates it as every plan — the ability, each argument within its bounds and the workspace"
-        text += ability.preconditions.isEmpty ? "" : ", the preconditions " + ability.preconditions.map { clip($0, 32) }.joined(separator: ", ")
+        text += ability.preconditions.isEmpty ? "" : ", the preconditions " + ability.preconditions.map(\.rawValue).joined(separator: ", ")
         text += " — and refuses it otherwise, saying why; an accepted plan is executed by the robot's policies and every command "
-        text += "is checked by its safety guard. Each call is a new goal: it cancels the plan running, even when the robot then "
-        text += "refuses it. The robot's own description (data): "
-        text += quoted(ability.description)
+        text += "is checked by its safety guard. A call the robot takes as a goal (the answer's outcome accepted or rejected) "
+        text += "cancels at once the plan running, even when the validator then rejects the call; a call refused or ignored "
+        text += "as a goal (not_authorised, rate_limited, latched, duplicate) changes nothing, a running plan goes on. "
+        text += "The robot's own description of this ability is data in the resource robotd://\(robot)/abilities, not here."
         return text
     }
 
@@ -99,7 +165,7 @@ public enum AbilityTools {
     /// The text in quotes, control characters dropped, quotes and backslashes escaped, clipped.
     static func quoted(_ text: String) -> String {
         var escaped = ""
-        for scalar in clip(text, descriptionLimit).unicodeScalars {
+        for scalar in clip(text, quotedLimit).unicodeScalars {
             switch scalar {
             case "\"": escaped += "\\\""
             case "\\": escaped += "\\\\"
@@ -132,21 +198,15 @@ public enum AbilityTools {
 
     /// The arguments' JSON Schema: an object of exactly these arguments, the required ones listed,
     /// each number with its bounds, each list of points with its count and coordinates' bounds —
-    /// the same as the plan schema's `arguments` for the ability.
-    static func inputSchema(_ arguments: [AbilitiesPayload.Argument]) -> Result<Value, Problem> {
+    /// the plan schema's `arguments` for the ability, with robotd's own summary of each argument
+    /// where the plan schema has the configuration's description.
+    static func inputSchema(_ arguments: [KnownArgument]) -> Value {
         var properties: [String: Value] = [:]
         var required: [Value] = []
         for a in arguments {
-            guard isName(a.name), properties[a.name] == nil else { return .failure(Problem(text: "an argument named \(clip(a.name, 32)) twice or not a name")) }
-            let description = "\(clip(a.description, descriptionLimit)) (\(clip(a.unit, unitLimit)))"
-            switch a.type {
-            case "number":
-                properties[a.name] = number(a.bounds ?? .init(), description: description)
-            case "points":
-                guard let x = a.x, let y = a.y, let count = a.maxPoints, (1...1000).contains(count) else {
-                    return .failure(Problem(text: "argument \(a.name): points without their bounds or count"))
-                }
-                properties[a.name] = .object([
+            let description = "\(a.spec.summary) (\(a.spec.unit))"
+            if let x = a.x, let y = a.y, let count = a.maxPoints {
+                properties[a.spec.name] = .object([
                     "type": .string("array"),
                     "description": .string(description),
                     "minItems": .int(1),
@@ -158,17 +218,17 @@ public enum AbilityTools {
                         "properties": .object(["x": number(x, description: "m"), "y": number(y, description: "m")]),
                     ]),
                 ])
-            default:
-                return .failure(Problem(text: "argument \(a.name): a kind this server does not know (\(clip(a.type, 16)))"))
+            } else {
+                properties[a.spec.name] = number(a.bounds ?? .init(), description: description)
             }
-            if a.required { required.append(.string(a.name)) }
+            if a.required { required.append(.string(a.spec.name)) }
         }
-        return .success(.object([
+        return .object([
             "type": .string("object"),
             "additionalProperties": .bool(false),
             "required": .array(required),
             "properties": .object(properties),
-        ]))
+        ])
     }
 
     static func number(_ bounds: AbilitiesPayload.Bounds, description: String) -> Value {

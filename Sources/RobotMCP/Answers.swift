@@ -6,7 +6,8 @@ import Telemetry
 /// What the robot answered to one tool call, as the tool's result carries it (JSON, sorted keys).
 /// Every text in it is the robot's, passed on as data.
 public struct CallAnswer: Codable, Sendable, Equatable {
-    /// `accepted` (planned, validated, handed to the executor), `rejected` (the validator's
+    /// `accepted` (planned, validated, handed to the executor; a goal of exactly `stop`: held at
+    /// once, no plan), `rejected` (the validator's
     /// reasons), `refused` or `ignored` (the goal itself: not authorised, rate limited, latched…),
     /// `not_sent` (nothing published: why in `reason`), `no_answer` (nothing within the time).
     public var outcome: String
@@ -87,6 +88,8 @@ extension RobotLink {
             return answer
         }
         answer.requestId = sent.id
+        // What the robot's planner service takes for a goal of exactly `stop` (the call's text).
+        let heldAtOnce = ability == "stop" && arguments.isEmpty
         let clock = ContinuousClock()
         let end = clock.now + timeout
         var cursor = sent.after
@@ -123,9 +126,20 @@ extension RobotLink {
                     answer.executionReason = p.reason
                     // The executor's first word on the plan (started, or refused: latched, stale goal).
                     if acceptedAt != nil { return answer }
+                    // No plan comes for a goal that is exactly `stop` (the `stop` ability without
+                    // arguments): the robot holds at once and the executor records it as a plan that
+                    // started and completed. Its end is the answer.
+                    if heldAtOnce, let event = p.event, Self.holdEnds.contains(event) {
+                        return Self.held(answer, event: event)
+                    }
                 default:
                     break
                 }
+            }
+            // The same on the retained `state` (its `plan`: the executor's last plan is this goal's
+            // and ended): a `plan` event lost on the way does not make the hold `no_answer`.
+            if heldAtOnce, let goal = answer.goalId, let plan = state?.plan, plan.planGoalId == goal, Self.holdEnds.contains(plan.state) {
+                return Self.held(answer, event: plan.state)
             }
             if let at = acceptedAt, clock.now - at > Self.executionWait { return answer }
             try? await Task.sleep(for: .milliseconds(20))
@@ -136,6 +150,18 @@ extension RobotLink {
                 ? "robot \(settings.robotID) did not acknowledge the goal within \(timeout) (does its configuration have planner.goals.mqtt with user \(settings.user) in planner.goals.users, and does the broker let this login write \(GoalTopic.topic(prefix: settings.prefix, user: settings.user))?)"
                 : "no plan or verdict for goal \(answer.goalId ?? 0) within \(timeout)"
         }
+        return answer
+    }
+
+    /// How the executor ends a goal of exactly `stop`: at once `completed` (a later goal or a stop
+    /// may make it `cancelled`); either way the robot held.
+    static let holdEnds: Set<String> = ["completed", "cancelled"]
+
+    static func held(_ answer: CallAnswer, event: String) -> CallAnswer {
+        var answer = answer
+        answer.outcome = "accepted"
+        answer.execution = event
+        answer.reason = "held at once: a goal that is exactly `stop` is not planned"
         return answer
     }
 

@@ -17,7 +17,8 @@ struct Goal: ParsableCommand {
         Publishes {"goal": TEXT, "id": …} on <prefix>goal/<user> (prefix robotd/<robot id>/ unless --prefix), QoS 1, \
         not retained. The robot acts on it only if its configuration has `planner.goals.mqtt: true` and lists the user \
         in `planner.goals.users`; the broker's ACL should tie the topic's last level to the login \
-        (pattern write robotd/+/goal/%u). The user is --user, else --username.
+        (topic write robotd/+/goal/USER in that user's block, as examples/mosquitto/acl; not a pattern, which \
+        applies to every login). The user is --user, else --username.
 
         Example:
           robotd goal "patrol the corners" --robot-id rover-sim --broker 127.0.0.1:1883 --user operator --follow
