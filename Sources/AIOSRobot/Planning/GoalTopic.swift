@@ -4,7 +4,7 @@ import Synchronization
 import Transports
 
 /// A goal as it arrived over MQTT: who (the topic's last level, which the broker's ACL ties to the
-/// login: `pattern write robotd/+/goal/%u`), what, and the request id that makes a QoS 1
+/// login: one `topic write robotd/+/goal/<user>` line per user in the ACL, never a `%u` pattern, which applies to every login), what, and the request id that makes a QoS 1
 /// redelivery recognisable.
 public struct GoalArrival: Sendable, Equatable {
     public var user: String
