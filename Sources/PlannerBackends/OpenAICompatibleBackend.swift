@@ -78,9 +78,11 @@ public struct OpenAICompatibleBackend: PlanBackend {
     private let apiKey: APIKey?
     /// Where this back end's finished requests are torn down, one after the other: a server that
     /// keeps a teardown waiting holds one thread, not one per request (see `HTTPExchange`).
-    private let teardown: DispatchQueue
+    private let teardown: TeardownQueue
 
     public var name: String { settings.name }
+
+    public var pendingTeardowns: Int { teardown.pending }
 
     /// Checks the settings and reads the API key now, so that a back end that cannot work says so at
     /// start rather than at the first goal.
@@ -104,7 +106,7 @@ public struct OpenAICompatibleBackend: PlanBackend {
         self.settings = settings
         self.endpoint = settings.baseURL.appendingPathComponent("chat/completions")
         self.apiKey = try settings.apiKey.resolve(environment: environment).map(APIKey.init)
-        self.teardown = DispatchQueue(label: "robotd.planner.http-teardown.\(settings.name)")
+        self.teardown = TeardownQueue(label: "robotd.planner.http-teardown.\(settings.name)")
     }
 
     public func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer {

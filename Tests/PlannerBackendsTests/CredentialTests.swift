@@ -30,6 +30,11 @@ extension PlannerBackendsTimedTests {
             let health = router.health()[0]
             #expect(health.failuresByKind == ["redirect": 1])
             #expect(health.lastError?.contains("redirect refused (HTTP \(status))") == true)
+            // A configuration failure (Low 14): no retry mends the base URL, so the breaker opens at
+            // the first, under its default threshold of 3, and the health says why.
+            guard case .open = health.breaker else { Issue.record("the breaker did not open: \(health)"); return }
+            #expect(health.configurationFailures == 1 && health.breakerOpened == 1)
+            #expect(health.lastError?.contains("a configuration failure: its breaker opened at once") == true)
             // The peer prints the request it answered; its line may reach the pipe after the answer.
             for _ in 0..<100 where peer.requests(model: "m").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
             #expect(peer.requests(model: "m").first?["authorization"] as? String == "Bearer \(secretKey)")
