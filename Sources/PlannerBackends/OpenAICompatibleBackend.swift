@@ -142,8 +142,15 @@ public struct OpenAICompatibleBackend: PlanBackend {
             }
             throw PlanBackendError.emptyContent(finishReason: choice.finishReason)
         }
-        return PlanAnswer(json: content, backend: name, latency: clock.now - started,
-                          model: completion.model, finishReason: choice.finishReason)
+        // The answer is recorded, published, remembered and echoed by the validator's reasons: a
+        // server that puts the key (or any bearer token) into it must not have it travel on.
+        return PlanAnswer(json: scrubbed(content), backend: name, latency: clock.now - started,
+                          model: completion.model.map(scrubbed), finishReason: choice.finishReason.map(scrubbed))
+    }
+
+    /// `text` without the key or any `Bearer` token, otherwise unchanged.
+    func scrubbed(_ text: String) -> String {
+        Redaction.scrubbed(text, secret: apiKey?.value)
     }
 
     /// The JSON body for `request` in this back end's dialect.
