@@ -99,6 +99,9 @@ public struct OpenAICompatibleBackend: PlanBackend {
         if let problem = OpenAIBackendSettings.clearTextKeyProblem(baseURL: settings.baseURL, sendsKey: settings.apiKey != .none) {
             throw PlanBackendError.configuration("\(settings.name): \(problem)")
         }
+        if let problem = EnvironmentProxy.problem(for: settings.baseURL, environment: environment) {
+            throw PlanBackendError.configuration("\(settings.name): \(problem)")
+        }
         guard !settings.model.isEmpty else { throw PlanBackendError.configuration("\(settings.name): no model") }
         guard settings.maximumResponseBytes > 0 else {
             throw PlanBackendError.configuration("\(settings.name): the response size cap must be positive")
@@ -112,6 +115,10 @@ public struct OpenAICompatibleBackend: PlanBackend {
     public func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer {
         let clock = ContinuousClock()
         let started = clock.now
+        // libcurl reads the environment at every transfer: checked again now, not only at start.
+        if let problem = EnvironmentProxy.problem(for: endpoint, environment: EnvironmentProxy.processEnvironment()) {
+            throw PlanBackendError.configuration("\(settings.name): \(problem)")
+        }
         let body = try requestBody(for: request)
         var urlRequest = URLRequest(url: endpoint)
         urlRequest.httpMethod = "POST"
