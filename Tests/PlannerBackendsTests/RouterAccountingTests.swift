@@ -59,7 +59,11 @@ extension PlannerBackendsTimedTests {
             for n in 1...12 {
                 if case .open = router.health()[0].breaker { break }
                 let task = Task { await router.plan(testRequest(), validate: workspaceValidator) }
-                while hanging.requests.count < n { try await Task.sleep(for: .milliseconds(2)) }
+                guard await OpenAIPeer.eventually(seconds: 5, { hanging.requests.count >= n }) else {
+                    Issue.record("request \(n) never reached the back end: \(router.health()[0])")
+                    task.cancel()
+                    break
+                }
                 try await Task.sleep(for: .milliseconds(150))
                 task.cancel()
                 let routing = await task.value
@@ -94,7 +98,13 @@ extension PlannerBackendsTimedTests {
             let router = PlanRouter(routes: [PlanRoute(backend, deadline: .milliseconds(400), breaker: BreakerSettings(failureThreshold: 1))])
             for n in 1...6 {
                 let task = Task { await router.plan(testRequest(), validate: workspaceValidator) }
-                while backend.requests.count < n { try await Task.sleep(for: .milliseconds(2)) }
+                // Not asked at all when its breaker opened (the failure this test rules out).
+                let asked = await OpenAIPeer.eventually(seconds: 5) { backend.requests.count >= n }
+                guard asked else {
+                    Issue.record("request \(n) never reached the back end: \(router.health()[0])")
+                    task.cancel()
+                    break
+                }
                 if n % 3 == 0 {
                     #expect(await task.value.answer != nil)
                     continue
