@@ -108,6 +108,15 @@ public struct CircuitBreaker: Sendable, Equatable {
         }
     }
 
+    /// The back end failed in a way no retry mends (a redirect, a configuration it cannot work
+    /// with): open at once, whatever the count, for a cool-down.
+    public mutating func trip(now: ContinuousClock.Instant) {
+        consecutiveFailures += 1
+        probeInFlight = false
+        if case .open = state { return }
+        open(now)
+    }
+
     /// The request ended without a verdict on the back end (the caller cancelled it).
     public mutating func abandoned() {
         probeInFlight = false

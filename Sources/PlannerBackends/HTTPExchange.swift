@@ -28,24 +28,33 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
         var task: URLSessionDataTask?
         var status = 0
         var body = Data()
+        /// The sockets to the server's port before the request started (their inodes).
+        var socketsBefore: Set<UInt64> = []
+        /// The request's own socket, once its response began (see `PeerSocket`).
+        var socket: PeerSocket?
     }
 
     private let limit: Int
     private let deadline: Duration
-    private let teardown: DispatchQueue
+    private let teardown: TeardownQueue
+    /// The server's port, where the request's socket is looked for.
+    private let port: Int
     private let state = Mutex(State())
 
-    private init(limit: Int, deadline: Duration, teardown: DispatchQueue) {
+    private init(limit: Int, deadline: Duration, teardown: TeardownQueue, port: Int) {
         self.limit = limit
         self.deadline = deadline
         self.teardown = teardown
+        self.port = port
     }
 
     /// Sends `request`; returns the status and the whole body, or throws a `PlanBackendError`
     /// (`timeout`, `responseTooLarge`, `redirectRefused`, `transport`, `cancelled`). The session is
     /// torn down on `teardown`, a serial queue of the caller's (one per back end).
-    static func send(_ request: URLRequest, deadline: Duration, limit: Int, teardown: DispatchQueue) async throws -> Response {
-        let exchange = HTTPExchange(limit: limit, deadline: deadline, teardown: teardown)
+    static func send(_ request: URLRequest, deadline: Duration, limit: Int, teardown: TeardownQueue) async throws -> Response {
+        // A port always: the back end accepts http:// and https:// only.
+        let port = request.url?.port ?? (request.url?.scheme?.lowercased() == "https" ? 443 : 80)
+        let exchange = HTTPExchange(limit: limit, deadline: deadline, teardown: teardown, port: port)
         return try await exchange.run(request)
     }
 
@@ -70,10 +79,12 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
                 // The session holds its delegate (this exchange) strongly until `finish` invalidates it.
                 let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
                 let task = session.dataTask(with: request)
+                let before = PeerSocket.inodes(toPort: port)
                 let started = state.withLock { state -> Bool in
                     guard !state.finished else { return false }
                     state.session = session
                     state.task = task
+                    state.socketsBefore = before
                     return true
                 }
                 guard started else {
@@ -92,30 +103,34 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
         }
     }
 
-    /// Ends the exchange once: cancels the task and the session, resumes the caller.
-    private func finish(_ result: Result<Response, any Error>) {
-        let ended = state.withLock { state -> (CheckedContinuation<Response, any Error>?, URLSession?, URLSessionDataTask?)? in
+    /// Ends the exchange once: resumes the caller, resets its connection when it ends early, and
+    /// queues the teardown of the task and the session.
+    private func finish(_ result: Result<Response, any Error>, early: Bool = true) {
+        let ended = state.withLock { state -> (CheckedContinuation<Response, any Error>?, URLSession?, URLSessionDataTask?, PeerSocket?)? in
             guard !state.finished else { return nil }
             state.finished = true
             defer {
                 state.continuation = nil
                 state.session = nil
                 state.task = nil
+                state.socket = nil
                 state.body = Data()
             }
-            return (state.continuation, state.session, state.task)
+            return (state.continuation, state.session, state.task, state.socket)
         }
-        guard let (continuation, session, task) = ended else { return }
-        // The caller first: FoundationNetworking's `cancel()` waits for the session's work queue,
-        // which a server flooding the connection keeps busy (measured: up to 6.7 s at 0.4 GB/s on
-        // loopback). The teardown runs on the back end's serial queue, so that no shared thread
-        // waits and a back end whose teardowns wait holds one thread, however many requests end.
+        guard let (continuation, session, task, socket) = ended else { return }
+        // The caller first: the teardown below may wait (see `PeerSocket`). Then, for an exchange cut
+        // short, its connection is reset at once: the server's next send fails, libcurl reads the end
+        // of the stream, and the teardown's `cancel()` no longer waits behind a flood.
         continuation?.resume(with: result)
-        if task != nil || session != nil {
-            teardown.async {
-                task?.cancel()
-                session?.invalidateAndCancel()
-            }
+        if early { socket?.reset() }
+        guard task != nil || session != nil || socket != nil else { return }
+        // On the back end's serial queue, so that no shared thread waits and a back end whose
+        // teardowns wait holds one thread, however many requests end.
+        teardown.run {
+            task?.cancel()
+            session?.invalidateAndCancel()
+            if let socket { PeerSocketClaims.shared.release(socket) }
         }
     }
 
@@ -124,7 +139,21 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        state.withLock { $0.status = status }
+        // The response began: the connection is up, its socket is the one new one to the port.
+        let now = PeerSocket.connected(toPort: port)
+        let late = state.withLock { state -> PeerSocket? in
+            state.status = status
+            guard state.socket == nil, let socket = PeerSocketClaims.shared.claim(now: now, before: state.socketsBefore) else { return nil }
+            guard !state.finished else { return socket }
+            state.socket = socket
+            return nil
+        }
+        // Ended meanwhile — early, as nothing else ends an exchange before its response: its
+        // teardown was queued without the socket, which is shut down and given back here.
+        if let late {
+            late.reset()
+            PeerSocketClaims.shared.release(late)
+        }
         // A declared length past the cap is refused before a byte of the body arrives.
         if response.expectedContentLength > Int64(limit) {
             completionHandler(.cancel)
@@ -155,16 +184,39 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
         if let error {
-            finish(.failure(PlanBackendError.transport(Self.words(error))))
+            finish(.failure(PlanBackendError.transport(Self.words(error))), early: false)
             return
         }
         let response = state.withLock { Response(status: $0.status, body: $0.body) }
-        finish(.success(response))
+        finish(.success(response), early: false)
     }
 
     private static func words(_ error: any Error) -> String {
         let error = error as NSError
         return "\(error.localizedDescription) (\(error.domain) \(error.code))"
+    }
+}
+
+/// A back end's teardown queue: serial (a back end whose teardowns wait holds one thread), and
+/// counted, so that the router can skip a back end whose connections are not torn down yet.
+final class TeardownQueue: Sendable {
+    private let queue: DispatchQueue
+    private let waiting = Atomic<Int>(0)
+
+    init(label: String) {
+        queue = DispatchQueue(label: label)
+    }
+
+    /// Teardowns queued and not yet finished.
+    var pending: Int { waiting.load(ordering: .relaxed) }
+
+    func run(_ work: @escaping @Sendable () -> Void) {
+        waiting.add(1, ordering: .relaxed)
+        // The queue keeps itself until the work ran: a back end dropped meanwhile loses no teardown.
+        queue.async { [self] in
+            work()
+            waiting.subtract(1, ordering: .relaxed)
+        }
     }
 }
 

@@ -78,9 +78,11 @@ public struct OpenAICompatibleBackend: PlanBackend {
     private let apiKey: APIKey?
     /// Where this back end's finished requests are torn down, one after the other: a server that
     /// keeps a teardown waiting holds one thread, not one per request (see `HTTPExchange`).
-    private let teardown: DispatchQueue
+    private let teardown: TeardownQueue
 
     public var name: String { settings.name }
+
+    public var pendingTeardowns: Int { teardown.pending }
 
     /// Checks the settings and reads the API key now, so that a back end that cannot work says so at
     /// start rather than at the first goal.
@@ -97,6 +99,9 @@ public struct OpenAICompatibleBackend: PlanBackend {
         if let problem = OpenAIBackendSettings.clearTextKeyProblem(baseURL: settings.baseURL, sendsKey: settings.apiKey != .none) {
             throw PlanBackendError.configuration("\(settings.name): \(problem)")
         }
+        if let problem = EnvironmentProxy.problem(for: settings.baseURL, environment: environment) {
+            throw PlanBackendError.configuration("\(settings.name): \(problem)")
+        }
         guard !settings.model.isEmpty else { throw PlanBackendError.configuration("\(settings.name): no model") }
         guard settings.maximumResponseBytes > 0 else {
             throw PlanBackendError.configuration("\(settings.name): the response size cap must be positive")
@@ -104,12 +109,16 @@ public struct OpenAICompatibleBackend: PlanBackend {
         self.settings = settings
         self.endpoint = settings.baseURL.appendingPathComponent("chat/completions")
         self.apiKey = try settings.apiKey.resolve(environment: environment).map(APIKey.init)
-        self.teardown = DispatchQueue(label: "robotd.planner.http-teardown.\(settings.name)")
+        self.teardown = TeardownQueue(label: "robotd.planner.http-teardown.\(settings.name)")
     }
 
     public func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer {
         let clock = ContinuousClock()
         let started = clock.now
+        // libcurl reads the environment at every transfer: checked again now, not only at start.
+        if let problem = EnvironmentProxy.problem(for: endpoint, environment: EnvironmentProxy.processEnvironment()) {
+            throw PlanBackendError.configuration("\(settings.name): \(problem)")
+        }
         let body = try requestBody(for: request)
         var urlRequest = URLRequest(url: endpoint)
         urlRequest.httpMethod = "POST"
@@ -140,8 +149,15 @@ public struct OpenAICompatibleBackend: PlanBackend {
             }
             throw PlanBackendError.emptyContent(finishReason: choice.finishReason)
         }
-        return PlanAnswer(json: content, backend: name, latency: clock.now - started,
-                          model: completion.model, finishReason: choice.finishReason)
+        // The answer is recorded, published, remembered and echoed by the validator's reasons: a
+        // server that puts the key (or any bearer token) into it must not have it travel on.
+        return PlanAnswer(json: scrubbed(content), backend: name, latency: clock.now - started,
+                          model: completion.model.map(scrubbed), finishReason: choice.finishReason.map(scrubbed))
+    }
+
+    /// `text` without the key or any `Bearer` token, otherwise unchanged.
+    func scrubbed(_ text: String) -> String {
+        Redaction.scrubbed(text, secret: apiKey?.value)
     }
 
     /// The JSON body for `request` in this back end's dialect.

@@ -76,6 +76,14 @@ public protocol PlanBackend: Sendable {
     var name: String { get }
     /// Answers within `deadline` (total, from the call) or throws; honours task cancellation.
     func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer
+    /// Requests that ended for their callers whose connections are not torn down yet: the router
+    /// asks nothing more of a back end while more than one waits (`PlanRouter`).
+    var pendingTeardowns: Int { get }
+}
+
+extension PlanBackend {
+    /// A back end without connections of its own has none.
+    public var pendingTeardowns: Int { 0 }
 }
 
 /// Why a back end gave no answer. Messages never contain credentials.

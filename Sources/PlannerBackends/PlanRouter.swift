@@ -62,6 +62,20 @@ public struct PlanAttempt: Sendable, Equatable {
         case breakerOpen(retryIn: Duration)
         /// The route's deadline is longer than the time the request has left.
         case notEnoughTime(left: Duration, deadline: Duration)
+        /// More than one of the back end's earlier requests ended for its callers with its
+        /// connections not torn down yet (a server that hangs or floods keeps them waiting): a new
+        /// one would pile up on them.
+        case teardownsPending(Int)
+
+        /// A short stable name for counting skips by reason.
+        public var kind: String {
+            switch self {
+            case .goalKind: "goal_kind"
+            case .breakerOpen: "breaker_open"
+            case .notEnoughTime: "not_enough_time"
+            case .teardownsPending: "teardowns_pending"
+            }
+        }
     }
 
     public var backend: String
@@ -107,10 +121,25 @@ public struct BackendHealth: Sendable, Equatable {
     public var answers: Int
     public var accepted: Int
     public var rejected: Int
+    /// Requests that ended without an answer, by the back end's doing; `requests` is `answers` +
+    /// `failures` + `cancelled`.
     public var failures: Int
     /// Failures by `PlanBackendError.kind`.
     public var failuresByKind: [String: Int]
+    /// Times caller-cancelled requests ran a whole deadline between them without an answer, each
+    /// counted against the breaker as one failure (see `PlanRouter`); not in `failures`.
+    public var unanswered: Int
+    /// Failures that opened the breaker at once (`redirect`, `configuration`): no retry mends them.
+    public var configurationFailures: Int
+    /// Requests its callers cancelled (a new goal, an e-stop): in `requests`, neither answers nor failures.
+    public var cancelled: Int
+    /// How long the caller-cancelled requests since its last answer or failure ran, in all.
+    public var unansweredTime: Duration
     public var skipped: Int
+    /// Skips by `PlanAttempt.SkipReason.kind`.
+    public var skippedByReason: [String: Int]
+    /// Its requests whose connections are not torn down yet (`PlanBackend.pendingTeardowns`), now.
+    public var pendingTeardowns: Int
     public var lastLatency: Duration?
     /// Over the last `latencyWindow` requests that ended (answered or failed), nearest rank.
     public var latencyP50: Duration?
@@ -124,6 +153,16 @@ public struct BackendHealth: Sendable, Equatable {
 ///
 /// A breaker counts failures of the back end (no answer), not rejections of its plans: a model that
 /// answers wrong is handled by the feedback and the fallback, a server that is down by the breaker.
+/// A redirect or a configuration failure opens it at once: no retry mends the base URL.
+///
+/// The caller's cancellation (a new goal, an e-stop) is no verdict on one request; but goals that
+/// come faster than a hanging back end's deadline would cancel every request before it times out,
+/// and the breaker would never open. So the time caller-cancelled requests ran without an answer
+/// adds up, and each whole deadline of it counts as one failure (`unanswered`): the breaker opens
+/// after as much unanswered time however the goals cut it. And a back end with more than one
+/// request whose connection is not torn down yet is skipped (`teardownsPending`): each cancelled
+/// request to a server that floods or hangs leaves a teardown behind, and new requests would pile
+/// up behind them.
 public final class PlanRouter: Sendable {
     public let routes: [PlanRoute]
     public let settings: PlanRouterSettings
@@ -137,7 +176,13 @@ public final class PlanRouter: Sendable {
         var rejected = 0
         var failures = 0
         var failuresByKind: [String: Int] = [:]
+        var configurationFailures = 0
+        var cancelled = 0
+        var unanswered = 0
+        /// Caller-cancelled requests' time since the last answer or failure.
+        var unansweredTime = Duration.zero
         var skipped = 0
+        var skippedByReason: [String: Int] = [:]
         var latencies: [Duration] = []
         var lastLatency: Duration?
         var lastError: String?
@@ -193,6 +238,11 @@ public final class PlanRouter: Sendable {
                         break
                     }
                 }
+                let pending = route.backend.pendingTeardowns
+                if pending > Self.maximumPendingTeardowns {
+                    record(index, round: round, .skipped(.teardownsPending(pending)), at: now)
+                    break
+                }
                 let admission = state.withLock { $0.figures[index].breaker.admit(now: clock.now()) }
                 if case .refused(let retryIn) = admission {
                     record(index, round: round, .skipped(.breakerOpen(retryIn: retryIn)), at: now)
@@ -212,9 +262,23 @@ public final class PlanRouter: Sendable {
                 case .failure(let error):
                     let failure = (error as? PlanBackendError) ?? (error is CancellationError ? .cancelled : .other(String(describing: error)))
                     if failure == .cancelled, Task.isCancelled {
-                        // The caller's cancellation (a new goal, an e-stop): no verdict on the back end,
-                        // but a half-open breaker's probe slot is given back for the next request.
-                        state.withLock { $0.figures[index].breaker.abandoned() }
+                        // The caller's cancellation (a new goal, an e-stop): no verdict on this request
+                        // (a half-open breaker's probe slot is given back for the next one), but its
+                        // time adds up until the back end answers (see the class's comment).
+                        state.withLock { state in
+                            var f = state.figures[index]
+                            defer { state.figures[index] = f }
+                            f.unansweredTime += latency
+                            guard f.unansweredTime >= deadline else {
+                                f.breaker.abandoned()
+                                return
+                            }
+                            f.lastError = "no answer in \(f.unansweredTime.inMilliseconds) ms of requests cancelled by their callers "
+                                + "(deadline \(deadline.inMilliseconds) ms): counted against its breaker as one failure"
+                            f.unansweredTime = .zero
+                            f.unanswered += 1
+                            f.breaker.failure(now: clock.now())
+                        }
                         record(index, round: round, .cancelled, latency: latency, at: now)
                         return done(.cancelled)
                     }
@@ -222,10 +286,21 @@ public final class PlanRouter: Sendable {
                     // caller's (a back end that cancels itself at its deadline): otherwise a back end
                     // that always does so would never open its breaker.
                     let verdict = failure == .cancelled ? Self.ownCancellation(after: latency, deadline: deadline) : failure
-                    state.withLock { $0.figures[index].breaker.failure(now: clock.now()) }
+                    state.withLock { state in
+                        state.figures[index].unansweredTime = .zero
+                        if Self.isConfigurationFailure(verdict) {
+                            state.figures[index].breaker.trip(now: clock.now())
+                            state.figures[index].configurationFailures += 1
+                        } else {
+                            state.figures[index].breaker.failure(now: clock.now())
+                        }
+                    }
                     record(index, round: round, .failed(verdict), latency: latency, at: now)
                 case .success(let answer):
-                    state.withLock { $0.figures[index].breaker.success() }
+                    state.withLock { state in
+                        state.figures[index].breaker.success()
+                        state.figures[index].unansweredTime = .zero
+                    }
                     guard let reasons = await validate(answer) else {
                         record(index, round: round, .accepted, latency: latency, at: now)
                         return done(.accepted(answer))
@@ -253,7 +328,9 @@ public final class PlanRouter: Sendable {
                 return BackendHealth(
                     name: route.backend.name, breaker: f.breaker.state, consecutiveFailures: f.breaker.consecutiveFailures,
                     breakerOpened: f.breaker.opened, requests: f.requests, answers: f.answers, accepted: f.accepted,
-                    rejected: f.rejected, failures: f.failures, failuresByKind: f.failuresByKind, skipped: f.skipped,
+                    rejected: f.rejected, failures: f.failures, failuresByKind: f.failuresByKind, unanswered: f.unanswered,
+                    configurationFailures: f.configurationFailures, cancelled: f.cancelled, unansweredTime: f.unansweredTime,
+                    skipped: f.skipped, skippedByReason: f.skippedByReason, pendingTeardowns: route.backend.pendingTeardowns,
                     lastLatency: f.lastLatency, latencyP50: Self.percentile(sorted, 0.50), latencyP95: Self.percentile(sorted, 0.95),
                     lastError: f.lastError)
             }
@@ -273,8 +350,9 @@ public final class PlanRouter: Sendable {
             var f = state.figures[index]
             defer { state.figures[index] = f }
             switch attempt.outcome {
-            case .skipped:
+            case .skipped(let why):
                 f.skipped += 1
+                f.skippedByReason[why.kind, default: 0] += 1
                 return
             case .accepted:
                 f.answers += 1
@@ -285,16 +363,29 @@ public final class PlanRouter: Sendable {
             case .failed(let error):
                 f.failures += 1
                 f.failuresByKind[error.kind, default: 0] += 1
-                f.lastError = error.description
+                f.lastError = Self.isConfigurationFailure(error)
+                    ? error.description + " (a configuration failure: its breaker opened at once)" : error.description
             case .cancelled:
                 // Asked, but the caller cut it short: no latency to learn from.
                 f.requests += 1
+                f.cancelled += 1
                 return
             }
             f.requests += 1
             f.lastLatency = attempt.latency
             f.latencies.append(attempt.latency)
             if f.latencies.count > window { f.latencies.removeFirst(f.latencies.count - window) }
+        }
+    }
+
+    /// Teardowns a back end may have waiting and still be asked.
+    static let maximumPendingTeardowns = 1
+
+    /// A failure no retry mends: the breaker opens at once.
+    static func isConfigurationFailure(_ error: PlanBackendError) -> Bool {
+        switch error {
+        case .redirectRefused, .configuration: true
+        default: false
         }
     }
 

@@ -13,13 +13,7 @@ enum Redaction {
     /// The whole body is scrubbed before it is clipped, so that a key straddling the cut cannot
     /// leave its first characters behind; the body is bounded by the back end's response cap.
     static func printableLine(_ body: Data, secret: String?, count: Int = 200) -> String {
-        var text = String(decoding: body, as: UTF8.self)
-        if let secret, !secret.isEmpty {
-            for form in forms(of: secret) where text.contains(form) {
-                text = text.replacingOccurrences(of: form, with: marker)
-            }
-        }
-        text = withoutBearerTokens(text)
+        let text = scrubbed(String(decoding: body, as: UTF8.self), secret: secret)
         // Line breaks become spaces; other control characters (a terminal's escapes) are dropped.
         let line = text.unicodeScalars.lazy
             .map { $0 == "\n" || $0 == "\r" || $0 == "\t" || $0 == "\u{2028}" || $0 == "\u{2029}" ? " " : $0 }
@@ -39,6 +33,19 @@ enum Redaction {
         }
         let trimmed = String(clipped).trimmingCharacters(in: .whitespaces)
         return cut ? trimmed + "…" : trimmed
+    }
+
+    /// `text` with `secret` (as sent, and JSON-escaped) and every `Bearer …` token replaced by the
+    /// marker, nothing else changed: for a 200 answer's text, which is recorded and echoed as well.
+    /// Inside a JSON string the marker keeps the JSON valid (it has no quote and no backslash).
+    static func scrubbed(_ text: String, secret: String?) -> String {
+        var text = text
+        if let secret, !secret.isEmpty {
+            for form in forms(of: secret) where text.contains(form) {
+                text = text.replacingOccurrences(of: form, with: marker)
+            }
+        }
+        return withoutBearerTokens(text)
     }
 
     /// The key as it may appear in a body: as sent, and inside a JSON string (`/` as `\/`, …).

@@ -30,6 +30,11 @@ extension PlannerBackendsTimedTests {
             let health = router.health()[0]
             #expect(health.failuresByKind == ["redirect": 1])
             #expect(health.lastError?.contains("redirect refused (HTTP \(status))") == true)
+            // A configuration failure (Low 14): no retry mends the base URL, so the breaker opens at
+            // the first, under its default threshold of 3, and the health says why.
+            guard case .open = health.breaker else { Issue.record("the breaker did not open: \(health)"); return }
+            #expect(health.configurationFailures == 1 && health.breakerOpened == 1)
+            #expect(health.lastError?.contains("a configuration failure: its breaker opened at once") == true)
             // The peer prints the request it answered; its line may reach the pipe after the answer.
             for _ in 0..<100 where peer.requests(model: "m").isEmpty { try await Task.sleep(for: .milliseconds(50)) }
             #expect(peer.requests(model: "m").first?["authorization"] as? String == "Bearer \(secretKey)")
@@ -66,6 +71,34 @@ extension PlannerBackendsTimedTests {
             let records = "\(routing) \(router.health()) \(router.recentAttempts())"
             #expect(records.contains("[redacted]"))
             #expect(!records.contains(secretKey) && !records.contains("sk-test"))
+        }
+
+        /// A 200 whose answer echoes the key and a bearer token (review finding Low 13): the answer's
+        /// text is recorded, published and remembered, and the validator's reasons quote it — so the
+        /// back end scrubs it before anyone sees it. Here the validator rejects the plan and echoes its
+        /// whole text, as `unknown ability …` would; nothing of the key is in the answer, the
+        /// rejection, the attempts, the health or the feedback sent back.
+        @Test func when_a_200_answer_echoes_the_key_expect_it_scrubbed_everywhere() async throws {
+            let content = #"{"steps":[{"ability":"$KEY","x":1,"y":2,"note":"$AUTHORIZATION","other":"Bearer tenant-token-77"}]}"#
+            let peer = try await OpenAIPeer.start(["m": ["mode": "ok", "content": content]])
+            let backend = try keyed(peer, "hosted", model: "m")
+            let answer = try await backend.plan(testRequest(), deadline: .seconds(5))
+            #expect(peer.requests(model: "m").first?["authorization"] as? String == "Bearer \(secretKey)")
+            #expect(answer.json == #"{"steps":[{"ability":"[redacted]","x":1,"y":2,"note":"Bearer [redacted]","other":"Bearer [redacted]"}]}"#)
+            // Still JSON: the marker has no quote and no backslash.
+            #expect((try? JSONSerialization.jsonObject(with: Data(answer.json.utf8))) != nil)
+            let router = PlanRouter(routes: [PlanRoute(backend, deadline: .seconds(5))],
+                                    settings: PlanRouterSettings(maximumRetriesAfterRejection: 1))
+            let routing = await router.plan(testRequest()) { answer in ["unknown ability in \(answer.json)"] }
+            #expect(routing.outcome == .exhausted && routing.attempts.count == 2)
+            let records = "\(answer) \(routing) \(router.health()) \(router.recentAttempts())"
+            #expect(records.contains("[redacted]"))
+            #expect(!records.contains(secretKey) && !records.contains("sk-test") && !records.contains("tenant-token"), "\(records)")
+            // The retry's feedback (the rejected answer, the reasons) went back scrubbed too.
+            #expect(await OpenAIPeer.eventually { peer.requests(model: "m").count == 3 })
+            let retry = try #require(peer.requests(model: "m").last.map(OpenAIPeer.messages))
+            #expect(retry.map(\.role).contains("assistant"))
+            #expect(!retry.contains { $0.content.contains(secretKey) || $0.content.contains("tenant-token") })
         }
 
         /// A 401 (or 403) is about the credentials: nothing of its body is kept.

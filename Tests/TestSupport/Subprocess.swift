@@ -23,9 +23,11 @@ public final class Subprocess: @unchecked Sendable {
         var err = Data()
     }
 
-    public init(_ executable: String, _ arguments: [String]) throws {
+    /// `environment`: the child's whole environment (nil: this process's).
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let outPipe = Pipe(), errPipe = Pipe()
         process.standardOutput = outPipe
         process.standardError = errPipe

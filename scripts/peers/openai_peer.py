@@ -6,7 +6,9 @@ Usage: openai_peer.py --models JSON [--lifetime SECONDS]
 
 --models maps a model name to a step or a list of steps. A step is {"mode": M, ...}; "times": N
 makes it serve N requests before the next step (the last step serves every later request). Modes:
-  ok            200 with a chat completion whose content is "content" (after "delay" seconds)
+  ok            200 with a chat completion whose content is "content" (after "delay" seconds);
+                "$AUTHORIZATION" and "$KEY" in it become the Authorization header received and the
+                key in it, as a server echoing them into an answer would
   status        HTTP "status" (default 500) with "body"
   malformed     200 with "body" that is not a chat completion
   no_choices    200 with "choices": []
@@ -149,7 +151,10 @@ class Handler(BaseHTTPRequestHandler):
                     # What llama-cpp-python's server answers: its pydantic model has no json_schema.
                     return self.send_json(500, {"error": {"message": "Internal Server Error", "type": "internal_server_error"}}), False
             time.sleep(float(step.get("delay", 0)))
-            return self.send_json(200, completion(model, step.get("content", "{}"), step.get("finish_reason", "stop"))), False
+            header = self.headers.get("Authorization") or ""
+            key = header[len("Bearer "):] if header.startswith("Bearer ") else header
+            content = step.get("content", "{}").replace("$AUTHORIZATION", header).replace("$KEY", key)
+            return self.send_json(200, completion(model, content, step.get("finish_reason", "stop"))), False
         if mode == "status":
             return self.send_json(int(step.get("status", 500)), step.get("body", "").encode()), False
         if mode == "redirect":
