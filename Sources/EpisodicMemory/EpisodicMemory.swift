@@ -212,9 +212,10 @@ public final class EpisodicMemory: Sendable {
     // MARK: Reading
 
     /// The summary for the prompt: recent goals, rejections and safety interventions within
-    /// `options.summaryBytes` (`MemorySummary`). Ordered after every record queued before it; an
-    /// unavailable memory, or one that cannot be read, gives `MemorySummary.empty`.
-    public func summary(now: Date = Date()) async -> MemorySummary {
+    /// `options.summaryBytes` (`MemorySummary`), in the words of `vocabulary`. Ordered after every
+    /// record queued before it; an unavailable memory, or one that cannot be read, gives
+    /// `MemorySummary.empty`.
+    public func summary(vocabulary: MemorySummary.Vocabulary, now: Date = Date()) async -> MemorySummary {
         guard let store else { return .empty }
         return await onQueue { [self] in
             guard !isClosed else { return .empty }
@@ -223,7 +224,7 @@ public final class EpisodicMemory: Sendable {
                     episodes: try store.recentEpisodes(limit: options.summaryEpisodes),
                     rejections: try store.recentRejections(limit: options.summaryRejections),
                     interventions: try store.recentInterventions(limit: options.summaryInterventions),
-                    now: now, byteCap: options.summaryBytes)
+                    now: now, byteCap: options.summaryBytes, vocabulary: vocabulary, currentRun: store.run)
             } catch {
                 state.withLock { $0.note(error) }
                 onProblem?(error)

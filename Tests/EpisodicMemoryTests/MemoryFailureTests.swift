@@ -25,7 +25,7 @@ struct MemoryFailureTests {
         #expect(told.withLock { $0.map(\.kind) } == ["not_a_database"])
         memory.recordEpisode(1, text: "go to 1,1")
         #expect(memory.status.dropped == 3 && memory.status.stored == 0)
-        #expect(await memory.summary() == .empty)
+        #expect(await memory.summary(vocabulary: testVocabulary) == .empty)
         await #expect(throws: MemoryError.self) { try await memory.recentEpisodes(limit: 1) }
         memory.close()
         // The file is left as it was, for whoever wants to look at it.

@@ -319,6 +319,9 @@ public final class PlannerService: Sendable {
         }
     }
 
+    /// A request a stop cancelled (`planning_failed`'s reason).
+    static let latchCancelReason = "cancelled: a stop latched"
+
     /// Times a goal is planned again because its world state went stale meanwhile.
     static let maxReplans = 2
 
@@ -463,7 +466,7 @@ public final class PlannerService: Sendable {
         if cancelled {
             var entry = PlanTopicPayload(kind: .planningFailed)
             entry.goalId = state.withLock { $0.goal?.id }
-            entry.reason = "cancelled: a stop latched"
+            entry.reason = Self.latchCancelReason
             note(entry)
         }
         for e in events { note(progress(e)) }

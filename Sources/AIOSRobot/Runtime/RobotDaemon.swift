@@ -135,7 +135,7 @@ public final class RobotDaemon: Sendable {
                 log("memory: \(problem)")
             }
             if let why = file.status.unavailable { log("memory: not kept: \(why)") }
-            memory = PlanMemoryRecorder(memory: file, audit: runtime.audit)
+            memory = PlanMemoryRecorder(memory: file, audit: runtime.audit, vocabulary: PlanMemoryEntries.vocabulary(configuration))
         }
         self.memory = memory
         var summary: (@Sendable () -> String)?
