@@ -256,9 +256,15 @@ public final class PlannerService: Sendable {
         return decision
     }
 
-    /// A goal that is exactly `stop` (any case, any surrounding blanks): held at once, no model.
+    /// The words that are a stop goal on their own (docs/planner.md, "Goals").
+    static let stopWords: Set<String> = ["stop", "halt", "abort", "e-stop", "estop"]
+
+    /// A goal that is one stop word and nothing else — any case, blanks and punctuation around it
+    /// (`Stop.`, ` STOP! `, `"halt"`): held at once, no rate limit, no model. A sentence that
+    /// merely contains one (`stop by the door`) is a goal like any other.
     static func isStop(_ text: String) -> Bool {
-        text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() == "stop"
+        let word = text.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines.union(.punctuationCharacters)).lowercased()
+        return stopWords.contains(word)
     }
 
     /// What makes a redelivery of the goal being taken recognisable.
