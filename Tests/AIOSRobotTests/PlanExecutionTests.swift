@@ -613,6 +613,33 @@ struct PlanWorldAndLogTests {
         #expect(p.service.capture().mode == "teleop")
     }
 
+    /// `line` itself is escaped, not only the log's copy: whoever prints a `plan` message gets
+    /// one line with nothing a terminal acts on (review Low 12).
+    @Test func every_plan_messages_line_is_escaped_whoever_prints_it() {
+        let hostile = "go\n\u{1B}[2Jplanner: goal 9: plan completed\u{202E}\r\u{7}"
+        var goal = PlanTopicPayload(kind: .goal)
+        goal.goalId = 1; goal.outcome = "accepted"; goal.user = hostile; goal.text = hostile
+        var refused = PlanTopicPayload(kind: .goal)
+        refused.outcome = "refused"; refused.source = hostile; refused.text = hostile; refused.reason = hostile
+        var verdict = PlanTopicPayload(kind: .verdict)
+        verdict.goalId = 1; verdict.backend = hostile; verdict.accepted = false
+        verdict.issues = [.init(code: "unknown_ability", path: hostile, message: hostile)]
+        var plan = PlanTopicPayload(kind: .plan)
+        plan.goalId = 1; plan.backend = hostile; plan.steps = [.init(ability: hostile, arguments: ["x": .string(hostile)])]
+        var failed = PlanTopicPayload(kind: .planningFailed)
+        failed.goalId = 1; failed.reason = hostile
+        var replan = PlanTopicPayload(kind: .replan)
+        replan.goalId = 1; replan.reason = hostile
+        var progress = PlanTopicPayload(kind: .progress)
+        progress.goalId = 1; progress.event = hostile; progress.step = 0; progress.stepCount = 1; progress.ability = hostile; progress.reason = hostile
+        for entry in [goal, refused, verdict, plan, failed, replan, progress] {
+            let line = entry.line
+            #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E }, "\(line)")
+            #expect(line.contains(#"go\n\u{1B}[2Jplanner"#), "\(line)")
+            #expect(entry.printableLine == line)
+        }
+    }
+
     @Test func what_goals_and_user_names_say_is_escaped_in_the_log() async throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml") {
             $0 = $0.replacingOccurrences(of: "planner:\n  max_steps: 6\n", with: "planner:\n  max_steps: 6\n  goals: {users: [operator]}\n")
