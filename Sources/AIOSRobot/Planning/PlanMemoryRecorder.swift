@@ -254,11 +254,25 @@ public final class PlanMemoryRecorder: Sendable {
         return items.count
     }
 
-    /// Stops reading, records what came last, writes what is queued and closes the file.
-    public func stop() {
+    /// Stops reading and queues what came last (returns without waiting for the disk).
+    public func stopRecording() {
         let loop = task.withLock { t in defer { t = nil }; return t }
         loop?.cancel()
         drain()
+    }
+
+    /// Stops reading, queues what came last, and closes the file, waiting at most `limit` for the
+    /// appends queued (`EpisodicMemory.close(within:)`): the daemon's stop.
+    @discardableResult
+    public func close(within limit: Duration) -> EpisodicMemory.CloseReport {
+        stopRecording()
+        return memory.close(within: limit)
+    }
+
+    /// Stops reading, records what came last, writes everything queued however long it takes and
+    /// closes the file (tests, tools).
+    public func stop() {
+        stopRecording()
         memory.close()
     }
 }
