@@ -62,7 +62,8 @@ public final class EpisodicMemory: Sendable {
         public var stored = 0
         /// Appends that failed (the error in `lastError`).
         public var failed = 0
-        /// Records not written: the queue was full, the memory closed or unavailable.
+        /// Records not written: the queue was full, the memory closed or unavailable, or still
+        /// queued when `close(within:)` gave up waiting.
         public var dropped = 0
         /// Plans and outcomes for a goal this run never stored.
         public var orphaned = 0
@@ -87,6 +88,10 @@ public final class EpisodicMemory: Sendable {
     fileprivate struct State {
         var status = Status()
         var closed = false
+        /// `close(within:)` gave up: appends still queued are dropped instead of written.
+        var abandoned = false
+        /// An append is being written now (it finishes whatever `close(within:)` decides).
+        var writing = false
         var sincePrune = 0
         var latencies: [Double] = []
         var nextLatency = 0
@@ -157,12 +162,23 @@ public final class EpisodicMemory: Sendable {
         }
         guard admitted, let store else { return }
         queue.async { [self] in
+            let given = state.withLock { s -> Bool in
+                guard s.abandoned else {
+                    s.writing = true
+                    return false
+                }
+                s.status.pending -= 1
+                s.status.dropped += 1
+                return true
+            }
+            guard !given else { return }
             let start = ContinuousClock.now
             let result: Result<MemoryStore.AppendResult, MemoryError>
             do throws(MemoryError) { result = .success(try store.append(entry)) } catch { result = .failure(error) }
             let elapsed = ContinuousClock.now - start
             let microseconds = Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12
             let pruneDue = state.withLock { s -> Bool in
+                s.writing = false
                 s.status.pending -= 1
                 switch result {
                 case .success(.stored):
@@ -212,9 +228,10 @@ public final class EpisodicMemory: Sendable {
     // MARK: Reading
 
     /// The summary for the prompt: recent goals, rejections and safety interventions within
-    /// `options.summaryBytes` (`MemorySummary`). Ordered after every record queued before it; an
-    /// unavailable memory, or one that cannot be read, gives `MemorySummary.empty`.
-    public func summary(now: Date = Date()) async -> MemorySummary {
+    /// `options.summaryBytes` (`MemorySummary`), in the words of `vocabulary`. Ordered after every
+    /// record queued before it; an unavailable memory, or one that cannot be read, gives
+    /// `MemorySummary.empty`.
+    public func summary(vocabulary: MemorySummary.Vocabulary, now: Date = Date()) async -> MemorySummary {
         guard let store else { return .empty }
         return await onQueue { [self] in
             guard !isClosed else { return .empty }
@@ -223,7 +240,7 @@ public final class EpisodicMemory: Sendable {
                     episodes: try store.recentEpisodes(limit: options.summaryEpisodes),
                     rejections: try store.recentRejections(limit: options.summaryRejections),
                     interventions: try store.recentInterventions(limit: options.summaryInterventions),
-                    now: now, byteCap: options.summaryBytes)
+                    now: now, byteCap: options.summaryBytes, vocabulary: vocabulary, currentRun: store.run)
             } catch {
                 state.withLock { $0.note(error) }
                 onProblem?(error)
@@ -258,12 +275,45 @@ public final class EpisodicMemory: Sendable {
     }
 
     /// Writes what is queued, then closes the file; later records are dropped (counted), later
-    /// reads give nothing. Waits for the queue: never call it from `onProblem`.
+    /// reads give nothing. Waits for the queue however long it takes — a daemon stopping uses
+    /// `close(within:)` —; never call it from `onProblem`.
     public func close() {
         guard let store else { return }
         // The flag first, so nothing new is admitted; what was admitted runs before the close.
         state.withLock { $0.closed = true }
         queue.sync { store.close() }
+    }
+
+    /// What `close(within:)` came to.
+    public struct CloseReport: Sendable, Equatable {
+        /// Everything queued was written (or failed) and the file closed within the time.
+        public var closedInTime: Bool
+        /// Appends still queued when the time was up: given up, never written (also counted in
+        /// `status.dropped`). The one being written then still finishes, and the file closes after it.
+        public var unwritten: Int
+    }
+
+    /// Closes like `close()`, but waits at most `limit` for what is queued: at a shutdown, a file
+    /// that is slow or locked elsewhere (each append waiting up to `busyTimeout`, up to
+    /// `maximumPendingWrites` of them: minutes) must not hold up the rest. Returns whether it made
+    /// it and how many appends it gave up; the file closes on the memory's queue after the append
+    /// being written, if any (SQLite's WAL keeps the file whole whenever the process ends).
+    public func close(within limit: Duration) -> CloseReport {
+        guard let store else { return CloseReport(closedInTime: true, unwritten: 0) }
+        state.withLock { $0.closed = true }
+        let done = DispatchSemaphore(value: 0)
+        queue.async {
+            store.close()
+            done.signal()
+        }
+        let (seconds, attoseconds) = max(limit, .zero).components
+        let nanoseconds = seconds > Int64(Int.max / 1_000_000_000) ? Int.max : Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
+        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success { return CloseReport(closedInTime: true, unwritten: 0) }
+        let unwritten = state.withLock { s -> Int in
+            s.abandoned = true
+            return s.status.pending - (s.writing ? 1 : 0)
+        }
+        return CloseReport(closedInTime: false, unwritten: unwritten)
     }
 
     private var isClosed: Bool { state.withLock { $0.closed } }

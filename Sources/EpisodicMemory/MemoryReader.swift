@@ -40,11 +40,13 @@ public final class MemoryReader: Sendable {
         try store.journalMode()
     }
 
-    /// The summary a planner would get from this file (`MemorySummary`).
-    public func summary(now: Date = Date(), byteCap: Int = 2048, episodes: Int = 8, rejections: Int = 4,
-                        interventions: Int = 4) throws(MemoryError) -> MemorySummary {
+    /// The summary a planner with `vocabulary` would get from this file (`MemorySummary`), as if it
+    /// were the newest run recorded.
+    public func summary(vocabulary: MemorySummary.Vocabulary, now: Date = Date(), byteCap: Int = 2048, episodes: Int = 8,
+                        rejections: Int = 4, interventions: Int = 4) throws(MemoryError) -> MemorySummary {
         MemorySummary.build(episodes: try store.recentEpisodes(limit: episodes),
                             rejections: try store.recentRejections(limit: rejections),
-                            interventions: try store.recentInterventions(limit: interventions), now: now, byteCap: byteCap)
+                            interventions: try store.recentInterventions(limit: interventions), now: now, byteCap: byteCap,
+                            vocabulary: vocabulary, currentRun: try store.latestRun())
     }
 }

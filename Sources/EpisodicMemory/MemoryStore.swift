@@ -28,6 +28,9 @@ final class MemoryStore: Sendable {
     let database: DatabaseQueue
     /// The run this writer recorded at open; nil for a read-only store.
     let run: Int64?
+    /// `plan.codes` as the queries read it: the column, or `'[]'` in a file an older robotd wrote
+    /// that a reader (which never migrates) opens.
+    private let codesColumn: String
 
     init(path: String, mode: Mode, busyTimeout: TimeInterval, now: Date = Date()) throws(MemoryError) {
         guard !path.isEmpty else { throw .noPath }
@@ -64,11 +67,16 @@ final class MemoryStore: Sendable {
         do {
             switch mode {
             case .readOnly:
-                try database.read { db in try Self.checkIdentity(db, path: path, requireOurs: true) }
+                let hasCodes = try database.read { db in
+                    try Self.checkIdentity(db, path: path, requireOurs: true)
+                    return try db.columns(in: "plan").contains { $0.name == "codes" }
+                }
+                codesColumn = hasCodes ? "plan.codes" : "'[]'"
                 run = nil
             case .readWrite(let robotID):
                 try database.writeWithoutTransaction { db in try Self.checkIdentity(db, path: path, requireOurs: false) }
                 try Self.migrator.migrate(database)
+                codesColumn = "plan.codes"
                 run = try database.write { db in
                     try db.execute(sql: "INSERT INTO run(started_at, robot_id) VALUES (?, ?)",
                                    arguments: [now.timeIntervalSince1970, robotID])
@@ -134,6 +142,11 @@ final class MemoryStore: Sendable {
                 CREATE INDEX intervention_time ON intervention(time);
                 """)
         }
+        // The validator's issue codes of an answer: the prompt's summary shows these, never the
+        // reasons' words (a model's text).
+        migrator.registerMigration("v2-plan-codes") { db in
+            try db.execute(sql: "ALTER TABLE plan ADD COLUMN codes TEXT NOT NULL DEFAULT '[]'")
+        }
         return migrator
     }
 
@@ -194,11 +207,12 @@ final class MemoryStore: Sendable {
         case .plan(let plan):
             guard let id = try episode(plan.goalID) else { return .orphan(goalID: plan.goalID) }
             let reasons = plan.reasons.prefix(MemoryLimits.reasons).map { TextClipping.storable($0, maxBytes: MemoryLimits.reasonBytes) }
+            let codes = plan.codes.prefix(MemoryLimits.reasons).map { TextClipping.storable($0, maxBytes: MemoryLimits.codeBytes) }
             try db.execute(sql: """
-                INSERT INTO plan(episode, time, backend, latency_ms, verdict, reasons, steps) VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO plan(episode, time, backend, latency_ms, verdict, reasons, codes, steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [
                     id, plan.time.timeIntervalSince1970, TextClipping.storable(plan.backend, maxBytes: MemoryLimits.backendBytes),
-                    milliseconds(plan.latency), plan.verdict.rawValue, encodeStrings(Array(reasons)),
+                    milliseconds(plan.latency), plan.verdict.rawValue, encodeStrings(Array(reasons)), encodeStrings(Array(codes)),
                     plan.steps.map { TextClipping.storable($0, maxBytes: MemoryLimits.stepsBytes) },
                 ])
         case .outcome(let outcome):
@@ -265,14 +279,14 @@ final class MemoryStore: Sendable {
                 var index: [Int64: Int] = [:]
                 for (i, e) in episodes.enumerated() { index[e.id] = i }
                 for row in try Row.fetchAll(db, sql: """
-                    SELECT episode, time, backend, latency_ms, verdict, reasons, steps FROM plan
+                    SELECT episode, time, backend, latency_ms, verdict, reasons, \(codesColumn) AS codes, steps FROM plan
                     WHERE episode BETWEEN ? AND ? ORDER BY id
                     """, arguments: [oldest, newest]) {
                     guard let i = index[row["episode"]] else { continue }
                     episodes[i].plans.append(StoredPlan(
                         backend: row["backend"], latencyMs: row["latency_ms"],
                         verdict: PlanRecord.Verdict(rawValue: row["verdict"]) ?? .rejected,
-                        reasons: decodeStrings(row["reasons"]), steps: row["steps"],
+                        reasons: decodeStrings(row["reasons"]), codes: decodeStrings(row["codes"]), steps: row["steps"],
                         time: Date(timeIntervalSince1970: row["time"])))
                 }
                 for row in try Row.fetchAll(db, sql: """
@@ -293,12 +307,12 @@ final class MemoryStore: Sendable {
         do {
             return try database.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT plan.time, plan.backend, plan.reasons, episode.text FROM plan
+                    SELECT plan.time, plan.backend, plan.reasons, \(codesColumn) AS codes, episode.text FROM plan
                     JOIN episode ON episode.id = plan.episode
                     WHERE plan.verdict = 'rejected' ORDER BY plan.id DESC LIMIT ?
                     """, arguments: [max(0, limit)]).map { row in
                     Rejection(goal: row["text"], backend: row["backend"], reasons: decodeStrings(row["reasons"]),
-                              time: Date(timeIntervalSince1970: row["time"]))
+                              codes: decodeStrings(row["codes"]), time: Date(timeIntervalSince1970: row["time"]))
                 }
             }
         } catch {
@@ -318,6 +332,15 @@ final class MemoryStore: Sendable {
                                  time: Date(timeIntervalSince1970: row["time"]))
                 }
             }
+        } catch {
+            throw MemoryError.from(error, path: path)
+        }
+    }
+
+    /// The newest run recorded in the file (the running robotd's, while one writes it); nil: none.
+    func latestRun() throws(MemoryError) -> Int64? {
+        do {
+            return try database.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM run") }
         } catch {
             throw MemoryError.from(error, path: path)
         }

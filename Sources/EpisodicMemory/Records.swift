@@ -39,19 +39,23 @@ public struct PlanRecord: Sendable, Equatable {
     public var latency: Duration
     public var verdict: Verdict
     /// Why it was rejected (the validator's reasons, one sentence each); empty when accepted.
+    /// For people (`robotd memory`): the prompt's summary never shows them.
     public var reasons: [String]
+    /// The validator's issue codes (`unknown_ability`…), what the prompt's summary shows instead.
+    public var codes: [String]
     /// The plan as JSON text (the validated plan, or the answer as given when it was rejected);
     /// at most `MemoryLimits.stepsBytes` are kept.
     public var steps: String?
     public var time: Date
 
     public init(goalID: UInt64, backend: String, latency: Duration, verdict: Verdict, reasons: [String] = [],
-                steps: String? = nil, time: Date = Date()) {
+                codes: [String] = [], steps: String? = nil, time: Date = Date()) {
         self.goalID = goalID
         self.backend = backend
         self.latency = latency
         self.verdict = verdict
         self.reasons = reasons
+        self.codes = codes
         self.steps = steps
         self.time = time
     }
@@ -103,6 +107,7 @@ public enum MemoryLimits {
     public static let backendBytes = 128
     public static let reasonBytes = 1024
     public static let reasons = 20
+    public static let codeBytes = 64
     public static let stepsBytes = 16_384
     public static let causeBytes = 1024
     public static let kindBytes = 64
@@ -146,14 +151,18 @@ public struct StoredPlan: Sendable, Equatable {
     public var latencyMs: Double
     public var verdict: PlanRecord.Verdict
     public var reasons: [String]
+    /// The validator's issue codes (empty in rows from before robotd kept them).
+    public var codes: [String]
     public var steps: String?
     public var time: Date
 
-    public init(backend: String, latencyMs: Double, verdict: PlanRecord.Verdict, reasons: [String], steps: String?, time: Date) {
+    public init(backend: String, latencyMs: Double, verdict: PlanRecord.Verdict, reasons: [String], codes: [String] = [],
+                steps: String?, time: Date) {
         self.backend = backend
         self.latencyMs = latencyMs
         self.verdict = verdict
         self.reasons = reasons
+        self.codes = codes
         self.steps = steps
         self.time = time
     }
@@ -171,17 +180,21 @@ public struct StoredOutcome: Sendable, Equatable {
     }
 }
 
-/// A rejected answer with the goal it answered (the summary's "recent rejections").
+/// A rejected answer with the goal it answered (the summary's "recent rejections": its back end,
+/// codes and count of reasons; never the goal's or the reasons' words).
 public struct Rejection: Sendable, Equatable {
     public var goal: String
     public var backend: String
     public var reasons: [String]
+    /// The validator's issue codes; empty for a row written before robotd kept them.
+    public var codes: [String]
     public var time: Date
 
-    public init(goal: String, backend: String, reasons: [String], time: Date) {
+    public init(goal: String, backend: String, reasons: [String], codes: [String] = [], time: Date) {
         self.goal = goal
         self.backend = backend
         self.reasons = reasons
+        self.codes = codes
         self.time = time
     }
 }

@@ -58,12 +58,15 @@ public struct PlanValidator: Sendable {
         do {
             return .success(try JSONDecoder().decode(JSONValue.self, from: data))
         } catch let error as JSONValue.UnrepresentableNumber {
-            return .failure(PlanIssue(.notFinite, path: error.path, "a number too large for a finite value (such as 1e999)"))
+            // The decoder's path is made of the answer's own keys.
+            return .failure(PlanIssue(.notFinite, path: AnswerText.bare(error.path, maxBytes: 200),
+                                      "a number too large for a finite value (such as 1e999)"))
         } catch let DecodingError.dataCorrupted(context) {
             // The decoder's message has no place; the parser's says where (line, column).
-            return .failure(PlanIssue(.invalidJSON, "not valid JSON: \(parserMessage(data) ?? context.debugDescription)"))
+            // It may quote a character of the answer: escaped like any text from it.
+            return .failure(PlanIssue(.invalidJSON, "not valid JSON: " + AnswerText.bare(parserMessage(data) ?? context.debugDescription, maxBytes: 200)))
         } catch {
-            return .failure(PlanIssue(.invalidJSON, "not valid JSON: \(error)"))
+            return .failure(PlanIssue(.invalidJSON, "not valid JSON: " + AnswerText.bare("\(error)", maxBytes: 200)))
         }
     }
 
@@ -81,18 +84,18 @@ public struct PlanValidator: Sendable {
 
     private func planSteps(_ document: JSONValue, into issues: inout IssueList) -> [JSONValue]? {
         guard case .object(let fields) = document else {
-            issues.add(.notAPlan, "", "expected an object {\"steps\": [...]}, got \(document.kindText)")
+            issues.add(.notAPlan, "", "expected an object {\"steps\": [...]}, got \(Self.kind(document))")
             return nil
         }
         for key in fields.keys.sorted() where key != "steps" {
-            issues.add(.unexpectedField, key, "unexpected key `\(key)`: a plan has only `steps`")
+            issues.add(.unexpectedField, AnswerText.name(key), "unexpected key \(AnswerText.quoted(key)): a plan has only `steps`")
         }
         guard let value = fields["steps"] else {
             issues.add(.notAPlan, "steps", "missing: a plan is {\"steps\": [...]}")
             return nil
         }
         guard case .array(let steps) = value else {
-            issues.add(.notAPlan, "steps", "expected a list of steps, got \(value.kindText)")
+            issues.add(.notAPlan, "steps", "expected a list of steps, got \(Self.kind(value))")
             return nil
         }
         if steps.isEmpty { issues.add(.noSteps, "steps", "the plan has no step (to do nothing, plan `stop`)") }
@@ -107,11 +110,11 @@ public struct PlanValidator: Sendable {
     private func judge(_ value: JSONValue, path: String, world: WorldState, into issues: inout IssueList) -> ValidatedStep? {
         let before = issues.count
         guard case .object(let fields) = value else {
-            issues.add(.notAPlan, path, "expected a step {\"ability\": …, \"arguments\": {…}}, got \(value.kindText)")
+            issues.add(.notAPlan, path, "expected a step {\"ability\": …, \"arguments\": {…}}, got \(Self.kind(value))")
             return nil
         }
         for key in fields.keys.sorted() where key != "ability" && key != "arguments" {
-            issues.add(.unexpectedField, "\(path).\(key)", "unexpected key `\(key)`: a step has `ability` and `arguments`")
+            issues.add(.unexpectedField, AnswerText.path(path, key: key), "unexpected key \(AnswerText.quoted(key)): a step has `ability` and `arguments`")
         }
         let names = context.catalog.names
         guard let abilityValue = fields["ability"] else {
@@ -119,11 +122,11 @@ public struct PlanValidator: Sendable {
             return nil
         }
         guard case .string(let name) = abilityValue else {
-            issues.add(.wrongType, "\(path).ability", "expected an ability's name, got \(abilityValue.kindText); valid: \(names.joined(separator: ", "))")
+            issues.add(.wrongType, "\(path).ability", "expected an ability's name, got \(Self.kind(abilityValue)); valid: \(names.joined(separator: ", "))")
             return nil
         }
         guard let ability = context.catalog.ability(named: name) else {
-            issues.add(.unknownAbility, "\(path).ability", "unknown ability \(name); valid: \(names.joined(separator: ", "))")
+            issues.add(.unknownAbility, "\(path).ability", "unknown ability \(AnswerText.name(name)); valid: \(names.joined(separator: ", "))")
             return nil
         }
         let arguments: [String: JSONValue]
@@ -131,14 +134,15 @@ public struct PlanValidator: Sendable {
         case nil, .null?: arguments = [:]
         case .object(let object)?: arguments = object
         case let other?:
-            issues.add(.wrongType, "\(path).arguments", "expected an object of arguments, got \(other.kindText)")
+            issues.add(.wrongType, "\(path).arguments", "expected an object of arguments, got \(Self.kind(other))")
             return nil
         }
         let argumentNames = ability.arguments.map(\.name)
         for key in arguments.keys.sorted() where ability.argument(named: key) == nil {
-            issues.add(.unknownArgument, "\(path).arguments.\(key)",
-                       argumentNames.isEmpty ? "`\(name)` takes no arguments"
-                           : "`\(name)` has no argument `\(key)`; valid: \(argumentNames.joined(separator: ", "))")
+            // The ability's name is the configuration's; `key` is still the answer's.
+            issues.add(.unknownArgument, AnswerText.path("\(path).arguments", key: key),
+                       argumentNames.isEmpty ? "`\(ability.name)` takes no arguments"
+                           : "`\(ability.name)` has no argument \(AnswerText.isPlain(key) ? "`\(key)`" : AnswerText.quoted(key)); valid: \(argumentNames.joined(separator: ", "))")
         }
         var numbers: [String: Double] = [:]
         var points: [PlanPoint] = []
@@ -192,7 +196,7 @@ public struct PlanValidator: Sendable {
     private func judgePoints(_ value: JSONValue, x: NumericBounds, y: NumericBounds, maxCount: Int, path: String,
                              into issues: inout IssueList) -> [PlanPoint] {
         guard case .array(let items) = value else {
-            issues.add(.wrongType, path, "expected a list of points [{\"x\": …, \"y\": …}, …], got \(value.kindText)")
+            issues.add(.wrongType, path, "expected a list of points [{\"x\": …, \"y\": …}, …], got \(Self.kind(value))")
             return []
         }
         if items.isEmpty { issues.add(.missingArgument, path, "the list has no point") }
@@ -201,11 +205,11 @@ public struct PlanValidator: Sendable {
         for (index, item) in items.prefix(maxCount).enumerated() {
             let pointPath = "\(path)[\(index)]"
             guard case .object(let fields) = item else {
-                issues.add(.wrongType, pointPath, "expected a point {\"x\": …, \"y\": …}, got \(item.kindText)")
+                issues.add(.wrongType, pointPath, "expected a point {\"x\": …, \"y\": …}, got \(Self.kind(item))")
                 continue
             }
             for key in fields.keys.sorted() where key != "x" && key != "y" {
-                issues.add(.unexpectedField, "\(pointPath).\(key)", "unexpected key `\(key)`: a point has `x` and `y`")
+                issues.add(.unexpectedField, AnswerText.path(pointPath, key: key), "unexpected key \(AnswerText.quoted(key)): a point has `x` and `y`")
             }
             var coordinates: [Double] = []
             for (axis, bounds) in [("x", x), ("y", y)] {
@@ -263,6 +267,12 @@ public struct PlanValidator: Sendable {
 
     // MARK: Values
 
+    /// What a value is, in words (for "expected a number, got …"), a string quoted and escaped.
+    static func kind(_ value: JSONValue) -> String {
+        if case .string(let s) = value { return "the string \(AnswerText.quoted(s))" }
+        return value.kindText
+    }
+
     /// A JSON number that is finite. Strings are never numbers, and one that means NaN or an
     /// infinity is named as such (a model that cannot write NaN in JSON may quote it).
     private func finiteNumber(_ value: JSONValue, path: String, into issues: inout IssueList) -> Double? {
@@ -275,14 +285,14 @@ public struct PlanValidator: Sendable {
             let word = s.trimmingCharacters(in: .whitespaces).lowercased()
             let nonFinite = ["nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"]
             if nonFinite.contains(word) || Double(word).map({ !$0.isFinite }) == true {
-                issues.add(.notFinite, path, "the string \"\(s.prefix(40))\" is not a finite number")
+                issues.add(.notFinite, path, "the string \(AnswerText.quoted(s)) is not a finite number")
             } else if Double(word) != nil {
-                issues.add(.wrongType, path, "the string \"\(s.prefix(40))\" is a string: write the number without quotes")
+                issues.add(.wrongType, path, "the string \(AnswerText.quoted(s)) is a string: write the number without quotes")
             } else {
-                issues.add(.wrongType, path, "expected a number, got \(value.kindText)")
+                issues.add(.wrongType, path, "expected a number, got \(Self.kind(value))")
             }
         default:
-            issues.add(.wrongType, path, "expected a number, got \(value.kindText)")
+            issues.add(.wrongType, path, "expected a number, got \(Self.kind(value))")
         }
         return nil
     }

@@ -428,6 +428,38 @@ struct PlanExecutionTests {
         #expect(!p.journal.contains { $0.goalId == patrol && ($0.kind == .plan || $0.kind == .verdict) })
     }
 
+    /// A stop said another way — any case, blanks and punctuation around it, or `halt`, `abort`,
+    /// `e-stop`, `estop` — is a stop: within the rate limit, without a model, held at once. A
+    /// sentence that merely contains the word is a goal like any other: rate-limited, planned.
+    @Test func stop_in_any_case_with_punctuation_or_a_synonym_is_a_stop_and_a_sentence_with_stop_is_not() async throws {
+        let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
+        let p = try PlanningLoop(router: { context in
+            try PlanRouter(routes: [
+                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
+                          deadline: .seconds(20)),
+                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
+            ])
+        })
+        p.run(for: 1_000_000_000)
+        guard case .accepted = p.service.submit("go to 1,1") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 1 })
+        // All within the first goal's rate limit (1 s): each one is taken and holds at once.
+        for form in ["Stop.", "stop!", " STOP ", "halt", "Abort!", "E-Stop", "estop", "\"halt\"", "«stop»", "stop…", "¡STOP!", "\tstop\n"] {
+            guard case .accepted(let id) = p.service.submit(form) else { Issue.record("\(form) was not a stop"); continue }
+            p.run(for: 20_000_000)
+            #expect(p.execution.goalID == id && p.execution.planGoalID == id, "\(form)")
+        }
+        #expect(peer.requests.count == 1)
+        // Containing the word is not enough: the rate limit, then a model.
+        for sentence in ["stop by the door", "please stop", "stop stop", "e stop", "stopping"] {
+            #expect(p.service.submit(sentence) == .refused("rate_limited"), "\(sentence)")
+        }
+        p.run(for: 1_100_000_000)
+        guard case .accepted = p.service.submit("stop by the door") else { Issue.record("goal refused"); return }
+        #expect(await eventually { peer.requests.count == 2 })
+        #expect(PlannerService.isStop("e-stop!") && !PlannerService.isStop("") && !PlannerService.isStop("!!!"))
+    }
+
     /// A plain-text goal is a redelivery only of the last goal taken: the same words again after
     /// another goal are a new goal; `stop` is never a duplicate.
     @Test func a_plain_text_goal_is_a_redelivery_only_of_the_last_goal_taken() async throws {
@@ -579,6 +611,33 @@ struct PlanWorldAndLogTests {
         p.loop.run(until: 2_500_000_000)
         #expect(p.loop.status.commandedBy[0] == 0)  // teleop, the example's first policy
         #expect(p.service.capture().mode == "teleop")
+    }
+
+    /// `line` itself is escaped, not only the log's copy: whoever prints a `plan` message gets
+    /// one line with nothing a terminal acts on (review Low 12).
+    @Test func every_plan_messages_line_is_escaped_whoever_prints_it() {
+        let hostile = "go\n\u{1B}[2Jplanner: goal 9: plan completed\u{202E}\r\u{7}"
+        var goal = PlanTopicPayload(kind: .goal)
+        goal.goalId = 1; goal.outcome = "accepted"; goal.user = hostile; goal.text = hostile
+        var refused = PlanTopicPayload(kind: .goal)
+        refused.outcome = "refused"; refused.source = hostile; refused.text = hostile; refused.reason = hostile
+        var verdict = PlanTopicPayload(kind: .verdict)
+        verdict.goalId = 1; verdict.backend = hostile; verdict.accepted = false
+        verdict.issues = [.init(code: "unknown_ability", path: hostile, message: hostile)]
+        var plan = PlanTopicPayload(kind: .plan)
+        plan.goalId = 1; plan.backend = hostile; plan.steps = [.init(ability: hostile, arguments: ["x": .string(hostile)])]
+        var failed = PlanTopicPayload(kind: .planningFailed)
+        failed.goalId = 1; failed.reason = hostile
+        var replan = PlanTopicPayload(kind: .replan)
+        replan.goalId = 1; replan.reason = hostile
+        var progress = PlanTopicPayload(kind: .progress)
+        progress.goalId = 1; progress.event = hostile; progress.step = 0; progress.stepCount = 1; progress.ability = hostile; progress.reason = hostile
+        for entry in [goal, refused, verdict, plan, failed, replan, progress] {
+            let line = entry.line
+            #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E }, "\(line)")
+            #expect(line.contains(#"go\n\u{1B}[2Jplanner"#), "\(line)")
+            #expect(entry.printableLine == line)
+        }
     }
 
     @Test func what_goals_and_user_names_say_is_escaped_in_the_log() async throws {

@@ -25,7 +25,7 @@ struct MemoryFailureTests {
         #expect(told.withLock { $0.map(\.kind) } == ["not_a_database"])
         memory.recordEpisode(1, text: "go to 1,1")
         #expect(memory.status.dropped == 3 && memory.status.stored == 0)
-        #expect(await memory.summary() == .empty)
+        #expect(await memory.summary(vocabulary: testVocabulary) == .empty)
         await #expect(throws: MemoryError.self) { try await memory.recentEpisodes(limit: 1) }
         memory.close()
         // The file is left as it was, for whoever wants to look at it.
@@ -133,5 +133,50 @@ struct MemoryFailureTests {
         memory.recordEpisode(2, text: "after the lock")
         #expect(try await memory.recentEpisodes(limit: 5).map(\.text) == ["after the lock", "before the lock"])
         #expect(memory.status.stored == 6)
+    }
+
+    /// Appends made slow for real — another connection holds the write lock, so each one waits
+    /// its busy timeout (0.3 s) and fails — and 30 of them queued: a close that waited for them
+    /// all would take 9 s (1024 of 0.5 s at most in a daemon: minutes). `close(within:)` returns
+    /// after its bound, gives up what is still queued, and counts it.
+    @Test func a_close_behind_slow_appends_returns_after_its_bound_and_counts_what_it_gave_up() async throws {
+        let temp = try TemporaryMemory()
+        defer { temp.cleanup() }
+        var options = temp.options()
+        options.busyTimeout = 0.3
+        let memory = try EpisodicMemory.open(options)
+        memory.recordEpisode(1, text: "before the lock")
+        await memory.flush()
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: temp.path, configuration: configuration)
+        try await other.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+
+        for id in UInt64(10)..<40 { memory.record(GoalRecord(goalID: id, text: "during the lock", source: "cli")) }
+        let start = ContinuousClock.now
+        let report = memory.close(within: .milliseconds(500))
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < .seconds(2), "close took \(elapsed)")
+        #expect(!report.closedInTime && report.unwritten >= 24 && report.unwritten <= 29, "\(report)")
+        // The append being written when it gave up ends within its busy timeout; the rest are
+        // dropped, not written, and the file closes after them.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while memory.status.pending > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let status = memory.status
+        #expect(status.pending == 0 && status.dropped == report.unwritten && status.failed == 30 - report.unwritten, "\(status)")
+        try await other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        #expect(try MemoryReader(path: temp.path).recentEpisodes(limit: 50).map(\.text) == ["before the lock"])
+    }
+
+    /// Without anything slow, `close(within:)` writes everything queued, as `close()` does.
+    @Test func a_close_within_a_bound_writes_everything_queued_when_the_disk_keeps_up() async throws {
+        let temp = try TemporaryMemory()
+        defer { temp.cleanup() }
+        let memory = try EpisodicMemory.open(temp.options())
+        for id in UInt64(1)...100 { memory.recordEpisode(id, text: "go to \(id % 5),1") }
+        let report = memory.close(within: .seconds(20))
+        #expect(report == EpisodicMemory.CloseReport(closedInTime: true, unwritten: 0))
+        #expect(memory.status.stored == 300 && memory.status.dropped == 0)
+        #expect(try MemoryReader(path: temp.path).counts().episodes == 100)
     }
 }

@@ -29,7 +29,7 @@ struct MemoryPersistenceTests {
             // Closed: records are dropped and counted, not written and not a crash.
             memory.record(GoalRecord(goalID: 3, text: "too late", source: "cli"))
             #expect(memory.status.dropped == 1)
-            #expect(await memory.summary() == .empty)
+            #expect(await memory.summary(vocabulary: testVocabulary) == .empty)
             await #expect(throws: MemoryError.closed(path: temp.path)) { try await memory.recentEpisodes(limit: 1) }
             memory.pruneNow()
             await memory.flush()
@@ -150,6 +150,44 @@ struct MemoryPersistenceTests {
         memory.close()
     }
 
+    /// A file written before robotd kept the validator's codes (migration `v1-episodes` only)
+    /// migrates forward: its rejections read back with no codes, new ones with theirs.
+    @Test func a_file_from_before_the_codes_migrates_and_keeps_its_rejections() async throws {
+        let temp = try TemporaryMemory()
+        defer { temp.cleanup() }
+        // Recent times: the open prunes what is older than `max_age_days`.
+        let t0 = Date().timeIntervalSince1970 - 60
+        do {
+            let old = try DatabaseQueue(path: temp.path)
+            try MemoryStore.migrator.migrate(old, upTo: "v1-episodes")
+            try await old.write { db in
+                try db.execute(sql: "INSERT INTO run(started_at, robot_id) VALUES (?, 'test')", arguments: [t0])
+                try db.execute(sql: "INSERT INTO episode(run, goal_id, time, text, user, source) VALUES (1, 1, ?, 'go to 9,9', NULL, 'cli')",
+                               arguments: [t0])
+                try db.execute(sql: """
+                    INSERT INTO plan(episode, time, backend, latency_ms, verdict, reasons, steps)
+                    VALUES (1, ?, 'local', 3, 'rejected', '["unknown ability fly"]', NULL)
+                    """, arguments: [t0 + 1])
+            }
+            try old.close()
+        }
+        // `robotd memory` reads it as it is (a reader never migrates).
+        let before = try MemoryReader(path: temp.path)
+        #expect(try before.recentRejections(limit: 5).map(\.codes) == [[]])
+        #expect(try before.recentEpisodes(limit: 5).first?.plans.map(\.codes) == [[]])
+        let memory = try EpisodicMemory.open(temp.options())
+        defer { memory.close() }
+        memory.record(GoalRecord(goalID: 1, text: "go to 1,1", source: "cli", time: Date(timeIntervalSince1970: t0 + 10)))
+        memory.record(PlanRecord(goalID: 1, backend: "local", latency: .zero, verdict: .rejected, reasons: ["a", "b"],
+                                 codes: ["out_of_range", "unknown_ability"], time: Date(timeIntervalSince1970: t0 + 11)))
+        await memory.flush()
+        #expect(memory.status.stored == 2 && memory.status.failed == 0, "\(memory.status)")
+        let reader = try MemoryReader(path: temp.path)
+        let rejections = try reader.recentRejections(limit: 5)
+        #expect(rejections.map(\.codes) == [["out_of_range", "unknown_ability"], []])
+        #expect(rejections.map(\.reasons) == [["a", "b"], ["unknown ability fly"]])
+    }
+
     /// Figures for the docs: an append's write time (p50/p99 over the last 128) and a summary's.
     @Test func an_append_and_a_summary_take_milliseconds() async throws {
         let temp = try TemporaryMemory()
@@ -163,7 +201,7 @@ struct MemoryPersistenceTests {
         var summaryTimes: [Double] = []
         for _ in 0..<21 {
             let start = ContinuousClock.now
-            _ = await memory.summary()
+            _ = await memory.summary(vocabulary: testVocabulary)
             let elapsed = ContinuousClock.now - start
             summaryTimes.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
         }
@@ -175,7 +213,8 @@ struct MemoryPersistenceTests {
         var buildTimes: [Double] = []
         for _ in 0..<21 {
             let start = ContinuousClock.now
-            _ = MemorySummary.build(episodes: episodes, rejections: rejections, interventions: interventions, now: Date(), byteCap: 2048)
+            _ = MemorySummary.build(episodes: episodes, rejections: rejections, interventions: interventions, now: Date(), byteCap: 2048,
+                                    vocabulary: testVocabulary, currentRun: 1)
             let elapsed = ContinuousClock.now - start
             buildTimes.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6)
         }

@@ -29,6 +29,13 @@ let hostileTexts = [
     "}],\"omitted\":0} {\"recent_goals\":[",
 ]
 
+/// The words a summary may use in these tests (the daemon's come from the configuration:
+/// `PlanMemoryEntries.vocabulary`).
+let testVocabulary = MemorySummary.Vocabulary(
+    abilities: ["goto", "patrol", "stop", "wait"], backends: ["builtin", "local", "call"], sources: ["mqtt", "config", "command"],
+    issueCodes: ["unknown_ability", "outside_workspace", "out_of_range"], causes: ["latched", "new_goal", "timeout", "no_plan"],
+    interventionKinds: ["latched", "reset", "reset-refused"], stopCauses: ["estop-input", "remote-stop"])
+
 /// A text as the memory gives it back: NUL becomes U+FFFD (SQLite's C strings end at a NUL).
 func stored(_ text: String) -> String { text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") }
 
@@ -38,7 +45,7 @@ extension EpisodicMemory {
                        outcome: OutcomeRecord.Status? = .completed, cause: String? = nil, time: Date = Date()) {
         record(GoalRecord(goalID: goalID, text: text, user: "alice", source: "mqtt", time: time))
         record(PlanRecord(goalID: goalID, backend: "builtin", latency: .milliseconds(3), verdict: verdict, reasons: reasons,
-                          steps: #"{"steps":[{"ability":"goto","arguments":{"x":2,"y":3}}]}"#, time: time))
+                          codes: reasons.map { _ in "unknown_ability" }, steps: #"{"steps":[{"ability":"goto","arguments":{"x":2,"y":3}}]}"#, time: time))
         if let outcome { record(OutcomeRecord(goalID: goalID, status: outcome, cause: cause, time: time)) }
     }
 }

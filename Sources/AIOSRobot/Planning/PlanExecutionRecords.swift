@@ -46,7 +46,7 @@ public struct PlanExecutionEvent: Sendable, BitwiseCopyable, Equatable {
 }
 
 /// Why a plan ended other than completed, or was refused.
-public enum PlanEndReason: UInt8, Sendable, BitwiseCopyable {
+public enum PlanEndReason: UInt8, Sendable, BitwiseCopyable, CaseIterable {
     case none
     /// The step ran past its ability's `timeout_s`.
     case timeout

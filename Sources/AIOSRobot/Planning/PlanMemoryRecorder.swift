@@ -1,6 +1,7 @@
 import EpisodicMemory
 import Foundation
 import Planner
+import RobotConfig
 import RTScheduler
 import SafetyGuard
 import Synchronization
@@ -50,14 +51,19 @@ public struct PlanMemoryEntries: Sendable {
             }
             let reasons = (entry.issues ?? []).map { $0.path.isEmpty ? $0.message : "\($0.path): \($0.message)" }
             return [.plan(PlanRecord(goalID: goal, backend: entry.backend ?? "unknown", latency: Self.latency(entry),
-                                     verdict: .rejected, reasons: reasons, time: time))]
+                                     verdict: .rejected, reasons: reasons, codes: (entry.issues ?? []).map(\.code), time: time))]
         case .plan:
             let verdict = accepted.removeValue(forKey: goal)
             let steps = (try? JSONEncoder.sorted.encode(entry.steps ?? [])).map { String(decoding: $0, as: UTF8.self) }
             return [.plan(PlanRecord(goalID: goal, backend: entry.backend ?? verdict?.backend ?? "unknown",
                                      latency: Self.latency(verdict ?? entry), verdict: .accepted, steps: steps, time: time))]
         case .planningFailed:
-            return flushAccepted(goal: goal) + end(goal, .failed, cause: entry.reason ?? "no plan", time: time)
+            // The cause starts with its code (`MemorySummary.causeCode`): a request a stop
+            // cancelled is a goal cancelled by that stop, anything else a goal without a plan.
+            if entry.reason == PlannerService.latchCancelReason {
+                return flushAccepted(goal: goal) + end(goal, .cancelled, cause: "latched: " + (entry.reason ?? ""), time: time)
+            }
+            return flushAccepted(goal: goal) + end(goal, .failed, cause: "no_plan: " + (entry.reason ?? "no plan"), time: time)
         case .progress:
             switch entry.event {
             case "completed": return end(goal, .completed, cause: nil, time: time)
@@ -125,10 +131,26 @@ public struct PlanMemoryEntries: Sendable {
 
     private static func latency(_ entry: PlanTopicPayload) -> Duration { .microseconds(max(0, entry.latencyUs ?? 0)) }
 
+    /// The executor's reason word first (`latched at step 1 patrol`): the summary's code.
     private static func cause(_ entry: PlanTopicPayload) -> String? {
         let step = entry.step.map { "step \($0 + 1)" + (entry.ability.map { " \($0)" } ?? "") }
         let parts = [entry.reason, step].compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: " at ")
+    }
+}
+
+extension PlanMemoryEntries {
+    /// The words the prompt's memory summary may use for `configuration` (`MemorySummary.Vocabulary`):
+    /// its abilities and back ends, and robotd's own codes.
+    public static func vocabulary(_ configuration: RobotConfiguration) -> MemorySummary.Vocabulary {
+        MemorySummary.Vocabulary(
+            abilities: Set(configuration.abilities.map(\.name)),
+            backends: Set(configuration.planner.backends.map(\.name) + [PlannerBackendSettings.builtinName, AbilityCall.backendName]),
+            sources: Set([GoalSource.mqtt(user: "", id: nil, retained: false), .configuration, .command].map(\.word)),
+            issueCodes: Set(PlanIssue.Code.allCases.map(\.rawValue)),
+            causes: Set(PlanEndReason.allCases.filter { $0 != .none }.map(\.word) + ["no_plan"]),
+            interventionKinds: Set([AuditRecord.Kind.latched, .reset, .resetIntoRecovery, .resetRefused, .fault, .interlocked].map(\.rawValue)),
+            stopCauses: Set(FaultKind.allCases.map(\.description)))
     }
 }
 
@@ -147,6 +169,7 @@ private extension JSONEncoder {
 public final class PlanMemoryRecorder: Sendable {
     public let memory: EpisodicMemory
     private let audit: AuditLog
+    private let vocabulary: MemorySummary.Vocabulary
     private struct State {
         var entries = PlanMemoryEntries()
         var journal: PlanJournal?
@@ -164,9 +187,11 @@ public final class PlanMemoryRecorder: Sendable {
     static let summaryRefresh = Duration.seconds(5)
 
     /// The planner service is created with `summary` and gives its journal to `start(journal:)`.
-    public init(memory: EpisodicMemory, audit: AuditLog) {
+    /// `vocabulary`: the words the summary may use (`PlanMemoryEntries.vocabulary(configuration)`).
+    public init(memory: EpisodicMemory, audit: AuditLog, vocabulary: MemorySummary.Vocabulary) {
         self.memory = memory
         self.audit = audit
+        self.vocabulary = vocabulary
         state = Mutex(State(auditCursor: audit.newestCursor))
     }
 
@@ -202,7 +227,7 @@ public final class PlanMemoryRecorder: Sendable {
 
     /// Rebuilds the summary after every record queued so far.
     public func refreshSummary() async {
-        let built = await memory.summary()
+        let built = await memory.summary(vocabulary: vocabulary)
         latestSummary.withLock { $0 = built }
     }
 
@@ -229,11 +254,25 @@ public final class PlanMemoryRecorder: Sendable {
         return items.count
     }
 
-    /// Stops reading, records what came last, writes what is queued and closes the file.
-    public func stop() {
+    /// Stops reading and queues what came last (returns without waiting for the disk).
+    public func stopRecording() {
         let loop = task.withLock { t in defer { t = nil }; return t }
         loop?.cancel()
         drain()
+    }
+
+    /// Stops reading, queues what came last, and closes the file, waiting at most `limit` for the
+    /// appends queued (`EpisodicMemory.close(within:)`): the daemon's stop.
+    @discardableResult
+    public func close(within limit: Duration) -> EpisodicMemory.CloseReport {
+        stopRecording()
+        return memory.close(within: limit)
+    }
+
+    /// Stops reading, records what came last, writes everything queued however long it takes and
+    /// closes the file (tests, tools).
+    public func stop() {
+        stopRecording()
         memory.close()
     }
 }

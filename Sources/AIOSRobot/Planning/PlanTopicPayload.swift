@@ -92,8 +92,14 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
 
     public init(kind: Kind) { self.kind = kind }
 
-    /// One line for a person (`robotd sim`'s output).
-    public var line: String {
+    /// One line for a person (`robotd sim`'s output, `robotd goal --follow`, the log), safe to
+    /// print: what a goal, a user name, a back end's error or a model's answer says is escaped
+    /// (`TerminalText.printable`), so it cannot draw on the terminal, move the cursor or forge a
+    /// line of its own.
+    public var line: String { TerminalText.printable(unescapedLine) }
+
+    /// `line` before escaping: never to be printed as it is.
+    private var unescapedLine: String {
         let goal = goalId.map { "goal \($0)" } ?? "goal"
         switch kind {
         case .goal:

@@ -8,7 +8,7 @@ import RobotConfig
 public enum PlannerRoutes {
     /// The world state's label in a request's data: the built-in planner reads the pose from it.
     public static let worldLabel = "world state"
-    static let memoryLabel = "episodic memory"
+    static let memoryLabel = PlanPrompt.memoryLabel
 
     static func router(_ settings: PlannerSettings, context: PlanningContext,
                        environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PlanRouter {

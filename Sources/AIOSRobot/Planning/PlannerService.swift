@@ -68,6 +68,10 @@ public final class PlannerService: Sendable {
     /// this side, not by the dispatch thread (whose free() could wait for the allocator's lock).
     private let posted = Mutex<[PlannerMessage]>([])
     static let postedKept = 16
+    /// Tests only: runs between a request's start and its task being stored (goal id), where a
+    /// watcher's look used to miss a stop. A box, not a closure, in the mutex: a closure read
+    /// through `withLock` is reabstracted on every read.
+    let beforeStoringRequest = Mutex<GoalHook?>(nil)
 
     /// A plain-text goal repeated by the same user within this long is taken as a redelivery.
     public static let duplicateWindow = Duration.seconds(10)
@@ -82,6 +86,7 @@ public final class PlannerService: Sendable {
         /// The guard's latch epoch when `goal` was taken: a stop since (even one already reset)
         /// cancels its request, and its plan is for that epoch only.
         var goalEpoch: UInt64 = 0
+        /// The request of `asking`'s goal once stored; nil before it is (and after a stop goal).
         var request: Task<PostResult?, Never>?
         /// The goal whose request is in flight (waiting for its turn or asking); nil: none.
         var asking: UInt64?
@@ -215,7 +220,10 @@ public final class PlannerService: Sendable {
             let goal = WorldState.Goal(id: s.nextGoal, text: goalText)
             s.goal = goal
             s.world.record(kind: "goal", text: "goal \(goal.id) from \(source.user ?? source.word)", at: Self.seconds(now))
+            // The old request ends; until this goal's is stored there is none to cancel, and the
+            // watcher must not take the old one for it.
             s.request?.cancel()
+            s.request = nil
             // In flight from now (its task clears it when it ends, whenever that is).
             s.asking = goal.id
             // Beside the message: the executor's next check cancels an older goal's plan even if
@@ -250,15 +258,34 @@ public final class PlannerService: Sendable {
             log("planner: the dispatch queue refused goal \(id) (full): motion held until its plan")
         }
         let task = lane.submit { [weak self] in await self?.request(goal, call: call, latchEpoch: epoch) }
-        state.withLock { s in
-            if s.goal?.id == id { s.request = task } else { task.cancel() }
+        beforeStoringRequest.withLock { $0 }?.run(id)
+        // Stored only while it is still wanted: the goal still the robot's, not cancelled by the
+        // watcher meanwhile, and no stop since it was taken. A watcher that saw the epoch move
+        // before this point found no request to cancel: the epoch is looked at again here.
+        let stopped: Bool = state.withLock { s in
+            let epochMoved = runtime.latchEpoch != epoch
+            if s.goal?.id == id, s.asking == id, !epochMoved {
+                s.request = task
+                return false
+            }
+            task.cancel()
+            guard epochMoved, s.asking == id else { return false }
+            s.asking = nil
+            return true
         }
+        if stopped { noteLatchCancel(id) }
         return decision
     }
 
-    /// A goal that is exactly `stop` (any case, any surrounding blanks): held at once, no model.
+    /// The words that are a stop goal on their own (docs/planner.md, "Goals").
+    static let stopWords: Set<String> = ["stop", "halt", "abort", "e-stop", "estop"]
+
+    /// A goal that is one stop word and nothing else — any case, blanks and punctuation around it
+    /// (`Stop.`, ` STOP! `, `"halt"`): held at once, no rate limit, no model. A sentence that
+    /// merely contains one (`stop by the door`) is a goal like any other.
     static func isStop(_ text: String) -> Bool {
-        text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() == "stop"
+        let word = text.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines.union(.punctuationCharacters)).lowercased()
+        return stopWords.contains(word)
     }
 
     /// What makes a redelivery of the goal being taken recognisable.
@@ -302,12 +329,18 @@ public final class PlannerService: Sendable {
         let start = ContinuousClock.now
         while true {
             guard !Task.isCancelled else { return nil }
+            // A stop since the goal was taken ends it, whoever sees it first (this loop or the
+            // watcher): nothing is planned again with the epoch of before the stop.
+            guard runtime.latchEpoch == latchEpoch else { return endedByStop(goal) }
             switch await route(goal, call: call, latchEpoch: latchEpoch, budget: budget - (ContinuousClock.now - start)) {
             case .cancelled:
                 return nil
+            case .stopped:
+                return endedByStop(goal)
             case .accepted(let plan, let answer, let routing):
                 return ready(goal, plan: plan, answer: answer, routing: routing)
             case .exhausted(let routing, let stale):
+                if runtime.latchEpoch != latchEpoch { return endedByStop(goal) }
                 guard stale, replans < Self.maxReplans else { return failed(goal, Self.reason(routing), routing) }
                 replans += 1
                 var entry = PlanTopicPayload(kind: .replan)
@@ -319,6 +352,29 @@ public final class PlannerService: Sendable {
         }
     }
 
+    /// A request a stop cancelled (`planning_failed`'s reason).
+    static let latchCancelReason = "cancelled: a stop latched"
+
+    /// The request saw the epoch move before the watcher did: it ends, said once (the watcher
+    /// finds nothing in flight afterwards). No message for the dispatch thread: the executor
+    /// cancels on the latch itself.
+    private func endedByStop(_ goal: WorldState.Goal) -> Payload? {
+        let first = state.withLock { s in
+            guard s.asking == goal.id else { return false }
+            s.asking = nil
+            return true
+        }
+        if first { noteLatchCancel(goal.id) }
+        return nil
+    }
+
+    private func noteLatchCancel(_ goal: UInt64) {
+        var entry = PlanTopicPayload(kind: .planningFailed)
+        entry.goalId = goal
+        entry.reason = Self.latchCancelReason
+        note(entry)
+    }
+
     /// Times a goal is planned again because its world state went stale meanwhile.
     static let maxReplans = 2
 
@@ -327,6 +383,8 @@ public final class PlannerService: Sendable {
         /// `stale`: a rejection said the state had moved on.
         case exhausted(PlanRouting, stale: Bool)
         case cancelled
+        /// An answer came back after a stop moved the latch epoch: the routing ended there.
+        case stopped
     }
 
     /// One routing from the world state now: every answer validated against the state then.
@@ -340,6 +398,8 @@ public final class PlannerService: Sendable {
             data: promptData(world: worldJSON), schema: context.planSchema.text)
         let accepted = Mutex<ValidatedPlan?>(nil)
         let stale = Mutex(false)
+        let stopped = Mutex(false)
+        let runtime = self.runtime
         // Each back end's answers in this routing: 0 the first, n the n-th correction.
         let rounds = Mutex<[String: Int]>([:])
         let validator = self.validator
@@ -359,6 +419,13 @@ public final class PlannerService: Sendable {
                 return nil
             case .rejected(let rejection):
                 if rejection.isStale { stale.withLock { $0 = true } }
+                if runtime.latchEpoch != latchEpoch {
+                    // A stop since the goal was taken: no correction and no other back end can
+                    // give this goal a plan now. This request's task ends the routing (the
+                    // router asks no one once its task is cancelled, and the lane posts nothing).
+                    stopped.withLock { $0 = true }
+                    withUnsafeCurrentTask { $0?.cancel() }
+                }
                 return rejection.issues.map(\.description) + (rejection.omitted > 0 ? ["and \(rejection.omitted) more"] : [])
             }
         }
@@ -370,7 +437,7 @@ public final class PlannerService: Sendable {
         case .exhausted:
             return .exhausted(routing, stale: stale.withLock { $0 })
         case .cancelled:
-            return .cancelled
+            return stopped.withLock { $0 } ? .stopped : .cancelled
         }
     }
 
@@ -430,7 +497,7 @@ public final class PlannerService: Sendable {
         let epoch = runtime.latchEpoch
         let latched = runtime.isLatched
         let events = state.withLock { s in port.events.read(from: &s.cursor) }
-        var cancelled = false
+        var cancelled: UInt64?
         let initial: String? = state.withLock { s in
             if latched != s.wasLatched {
                 s.wasLatched = latched
@@ -442,10 +509,10 @@ public final class PlannerService: Sendable {
             s.seenEpoch = epoch
             // A stop now, or one since the goal was taken — even one already reset between two
             // looks: the request is cancelled, nothing planned before a stop starts after it.
-            if latched || epoch != s.goalEpoch, s.asking != nil, let request = s.request {
+            if latched || epoch != s.goalEpoch, let asking = s.asking, let request = s.request {
                 request.cancel()
                 s.asking = nil
-                cancelled = true
+                cancelled = asking
             }
             for e in events {
                 s.world.record(kind: "plan_" + e.kind.word, text: "goal \(e.goalID) step \(e.step + 1)/\(e.stepCount)", at: Self.seconds(now))
@@ -460,12 +527,7 @@ public final class PlannerService: Sendable {
             s.initial = nil
             return text
         }
-        if cancelled {
-            var entry = PlanTopicPayload(kind: .planningFailed)
-            entry.goalId = state.withLock { $0.goal?.id }
-            entry.reason = "cancelled: a stop latched"
-            note(entry)
-        }
+        if let cancelled { noteLatchCancel(cancelled) }
         for e in events { note(progress(e)) }
         if let initial { submit(initial, from: .configuration) }
         if state.withLock({ s in s.lastHealth.map { now - $0 >= Self.healthInterval } ?? true }) { noteHealth() }
@@ -568,4 +630,10 @@ public final class PlannerService: Sendable {
     }
 
     static func seconds(_ instant: Instant) -> Double { Double(instant.nanoseconds) / 1e9 }
+}
+
+/// A test's code to run at a point of the planner service, for one goal id.
+final class GoalHook: Sendable {
+    let run: @Sendable (UInt64) -> Void
+    init(_ run: @escaping @Sendable (UInt64) -> Void) { self.run = run }
 }

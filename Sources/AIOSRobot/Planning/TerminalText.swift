@@ -27,7 +27,6 @@ enum TerminalText {
 }
 
 extension PlanTopicPayload {
-    /// `line`, safe to print: what a goal, a user name or a model's answer says cannot draw on the
-    /// terminal, move the cursor or forge a line of its own.
-    public var printableLine: String { TerminalText.printable(line) }
+    /// `line`, which is escaped itself (the name its callers had before it was).
+    public var printableLine: String { line }
 }

@@ -135,7 +135,7 @@ public final class RobotDaemon: Sendable {
                 log("memory: \(problem)")
             }
             if let why = file.status.unavailable { log("memory: not kept: \(why)") }
-            memory = PlanMemoryRecorder(memory: file, audit: runtime.audit)
+            memory = PlanMemoryRecorder(memory: file, audit: runtime.audit, vocabulary: PlanMemoryEntries.vocabulary(configuration))
         }
         self.memory = memory
         var summary: (@Sendable () -> String)?
@@ -321,8 +321,10 @@ public final class RobotDaemon: Sendable {
     public func stop(reason: String) {
         actuators.safeStop(reason: reason)
         planner?.stop()
-        // After the planner: its last messages (a cancelled plan) are recorded, then the file closed.
-        memory?.stop()
+        // After the planner: its last messages (a cancelled plan) are queued for the memory. The
+        // file is closed last, with a bounded wait: appends to a slow or locked file (up to 1024
+        // of 0.5 s each) must not keep the readers, the scheduler and telemetry running.
+        memory?.stopRecording()
         readers.withLock { list in
             for r in list { r.stop() }
             list.removeAll()
@@ -332,7 +334,16 @@ public final class RobotDaemon: Sendable {
         telemetry?.stop()
         mqtt?.stop()
         for b in backends { b.serialLink?.close() }
+        if let memory {
+            let closed = memory.close(within: Self.memoryCloseLimit)
+            if !closed.closedInTime {
+                log("memory: not closed within \(Self.memoryCloseLimit): \(closed.unwritten) record(s) not written (\(memory.memory.path))")
+            }
+        }
     }
+
+    /// How long the stop waits for the memory's queued appends before giving them up.
+    static let memoryCloseLimit = Duration.seconds(2)
 }
 
 /// What a reader thread offers the daemon: a way to stop it.
