@@ -257,7 +257,7 @@ struct DeadmanTests {
     func when_a_device_opens_expect_the_deadman_known_from_its_key_state_without_a_press(held: Bool) throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"))
         let pad = try loop.gamepadInput()
-        #expect(pad.keysReadAtOpen == ["BTN_TL"])
+        #expect(Set(pad.keysReadAtOpen) == ["BTN_TL", "BTN_EAST"])  // the deadman's and the e-stop's
         let btnTL = try #require(InputEvent.code(named: "BTN_TL")).code, absY = try #require(InputEvent.code(named: "ABS_Y")).code
         let absRX = try #require(InputEvent.code(named: "ABS_RX")).code
         let device = UnpluggableDevice(axes: [absY: 0, absRX: 0], keys: [btnTL: held])
@@ -291,6 +291,36 @@ struct DeadmanTests {
             let later = pad.connectionChangedAt.load(ordering: .relaxed) + 1_000_000_000
             #expect(policy.step(world, now: Instant(nanoseconds: later)) == nil)
         }
+    }
+
+    /// An e-stop key latched down while the device was closed sends no event at the opening: read
+    /// at open, it is a press — the guard latches, and a reset is refused while it is held; its
+    /// release (an event) lets the next reset through. One up at open changes nothing.
+    @Test func when_the_estop_key_is_held_at_open_expect_a_latch_and_no_reset_until_it_is_released() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
+            .init(at: 2_000_000_000, [.press("BTN_START")]), .init(at: 2_100_000_000, [.release("BTN_START")]),
+            .init(at: 3_000_000_000, [.release("BTN_EAST")]),
+            .init(at: 3_500_000_000, [.press("BTN_START")]), .init(at: 3_600_000_000, [.release("BTN_START")]),
+        ])
+        let pad = try loop.gamepadInput()
+        let estop = try #require(pad.estop)
+        let btnEast = try #require(InputEvent.code(named: "BTN_EAST")).code
+        loop.run(until: 1_000_000_000)
+        #expect(!loop.status.latched)
+        // Up at open: no press, no latch.
+        #expect(pad.keysAtOpen([btnEast: false], arrival: loop.rover.time).contains("e-stop BTN_EAST up at open"))
+        loop.run(until: 1_200_000_000)
+        #expect(!loop.status.latched && !estop.isPressed)
+        // Held at open (a device reopened with the mushroom down).
+        let words = pad.keysAtOpen([btnEast: true], arrival: loop.rover.time)
+        #expect(words.contains("e-stop BTN_EAST HELD at open"), "\(words)")
+        #expect(estop.isPressed)
+        loop.run(until: 1_500_000_000)
+        #expect(loop.status.latched)
+        loop.run(until: 2_500_000_000)
+        #expect(loop.status.latched && loop.status.resets == 0 && loop.status.refusedResets >= 1, "a reset while the e-stop is held")
+        loop.run(until: 4_000_000_000)
+        #expect(!loop.status.latched && loop.status.resets == 1, "released, then reset")
     }
 
     /// A device that cannot tell its keys' state (the ioctl fails) leaves the deadman unknown at

@@ -428,36 +428,33 @@ struct PlanExecutionTests {
         #expect(!p.journal.contains { $0.goalId == patrol && ($0.kind == .plan || $0.kind == .verdict) })
     }
 
-    /// A stop said another way — any case, blanks and punctuation around it, or `halt`, `abort`,
-    /// `e-stop`, `estop` — is a stop: within the rate limit, without a model, held at once. A
-    /// sentence that merely contains the word is a goal like any other: rate-limited, planned.
+    /// A stop said another way — any case, blanks and punctuation around it, or `halt`, `abort` —
+    /// is a stop: within the rate limit, without a model, held at once. A sentence that merely
+    /// contains the word is a goal like any other: rate-limited, planned. `estop` and `e-stop` are
+    /// not stop words: a goal only holds the planner's policies and latches nothing, so it must not
+    /// look like an emergency stop (that is the `estop` topic's, or the MCP `remote_stop` tool's).
     @Test func stop_in_any_case_with_punctuation_or_a_synonym_is_a_stop_and_a_sentence_with_stop_is_not() async throws {
         let peer = try await ModelPeer.start(["hang": ["mode": "hang"]])
-        let p = try PlanningLoop(router: { context in
-            try PlanRouter(routes: [
-                PlanRoute(OpenAICompatibleBackend(OpenAIBackendSettings(name: "hang", baseURL: peer.baseURL, model: "hang")),
-                          deadline: .seconds(20)),
-                PlanRoute(BuiltinPlanBackend(context: context), deadline: .seconds(1)),
-            ])
-        })
+        let p = try PlanningLoop(router: PlanningLoop.model(peer, "hang", name: "hang"))
         p.run(for: 1_000_000_000)
         guard case .accepted = p.service.submit("go to 1,1") else { Issue.record("goal refused"); return }
         #expect(await eventually { peer.requests.count == 1 })
         // All within the first goal's rate limit (1 s): each one is taken and holds at once.
-        for form in ["Stop.", "stop!", " STOP ", "halt", "Abort!", "E-Stop", "estop", "\"halt\"", "«stop»", "stop…", "¡STOP!", "\tstop\n"] {
+        for form in ["Stop.", "stop!", " STOP ", "halt", "Abort!", "\"halt\"", "«stop»", "stop…", "¡STOP!", "\tstop\n"] {
             guard case .accepted(let id) = p.service.submit(form) else { Issue.record("\(form) was not a stop"); continue }
             p.run(for: 20_000_000)
             #expect(p.execution.goalID == id && p.execution.planGoalID == id, "\(form)")
         }
         #expect(peer.requests.count == 1)
         // Containing the word is not enough: the rate limit, then a model.
-        for sentence in ["stop by the door", "please stop", "stop stop", "e stop", "stopping"] {
+        for sentence in ["stop by the door", "please stop", "stop stop", "e stop", "stopping", "estop", "E-Stop!"] {
             #expect(p.service.submit(sentence) == .refused("rate_limited"), "\(sentence)")
         }
         p.run(for: 1_100_000_000)
         guard case .accepted = p.service.submit("stop by the door") else { Issue.record("goal refused"); return }
         #expect(await eventually { peer.requests.count == 2 })
-        #expect(PlannerService.isStop("e-stop!") && !PlannerService.isStop("") && !PlannerService.isStop("!!!"))
+        #expect(PlannerService.isStop("halt!") && !PlannerService.isStop("e-stop!") && !PlannerService.isStop("estop")
+                && !PlannerService.isStop("") && !PlannerService.isStop("!!!"))
     }
 
     /// A plain-text goal is a redelivery only of the last goal taken: the same words again after

@@ -172,16 +172,38 @@ public final class GamepadInput: Sendable {
 
     /// The keys whose levels a device reports right after its opening (libevdev names): the
     /// deadman's, so one held since before the opening is known held, one up known released.
-    public var keysReadAtOpen: [String] { mapping.keys.filter { $0.action == .deadman }.map(\.code) }
+    /// And the e-stop's: one latched down while the device was closed (or robotd was not running)
+    /// sends no event at the opening, and must not pass for released.
+    public var keysReadAtOpen: [String] {
+        mapping.keys.filter { $0.action == .deadman || $0.action == .emergencyStop }.map(\.code)
+    }
 
     /// The levels a device reported right after `deviceOpened` (EVIOCGKEY; reader thread, before
     /// its first event): the deadman's level becomes known — no press edge, so a deadman held
     /// since before the opening enables nothing until released and pressed again, and one known up
     /// arms a hand-back at once. Without its code there the deadman stays unknown. Returns the
     /// log's words.
+    ///
+    /// An e-stop key down at the opening is a press, through the same path as its event: the
+    /// guard latches, and refuses a reset while it is held. One up is left as it is (its release
+    /// is what a reset waits for, and nothing was released here).
     @discardableResult
     public func keysAtOpen(_ levels: [UInt16: Bool], arrival: Int64) -> String {
-        guard let key = mapping.keys.first(where: { $0.action == .deadman }) else { return "keys at open: no deadman mapped" }
+        var words: [String] = []
+        for key in mapping.keys where key.action == .emergencyStop {
+            guard let code = InputEvent.code(named: key.code), let down = levels[code.code] else {
+                words.append("e-stop \(key.code) unknown at open (its state not read)")
+                continue
+            }
+            if down { post(.key(action: .emergencyStop, pressed: true), release: Instant(nanoseconds: arrival)) }
+            words.append("e-stop \(key.code) \(down ? "HELD at open: a press" : "up at open")")
+        }
+        words.append(deadmanAtOpen(levels, arrival: arrival))
+        return words.joined(separator: "; ")
+    }
+
+    private func deadmanAtOpen(_ levels: [UInt16: Bool], arrival: Int64) -> String {
+        guard let key = mapping.keys.first(where: { $0.action == .deadman }) else { return "no deadman mapped" }
         guard let code = InputEvent.code(named: key.code), let down = levels[code.code] else {
             return "deadman \(key.code) unknown at open (its state not read)"
         }

@@ -86,6 +86,8 @@ public final class GoalInbox: Sendable {
     public static let refusalCapacity = 4
     /// A user name kept for the record is cut to this many bytes (the topic's level may be long).
     static let userBytes = 64
+    /// The largest payload a goal may have (`GoalTopic.text`, `AbilityCall.parse` refuse larger ones).
+    static let payloadBytes = 4096
 
     /// A goal as the MQTT thread hands it over.
     struct Raw: Sendable {
@@ -154,7 +156,10 @@ public final class GoalInbox: Sendable {
             }
             return
         }
-        switch goalsIn.yield(Raw(user: name, payload: payload, retained: false, arrival: arrival, authorised: true)) {
+        // A payload the parsers would refuse anyway (over 4096 bytes) is not kept: 16 of them must
+        // not pin hundreds of MB of locked memory. It goes on as an empty goal, refused and recorded.
+        let kept = payload.count <= Self.payloadBytes ? payload : []
+        switch goalsIn.yield(Raw(user: name, payload: kept, retained: false, arrival: arrival, authorised: true)) {
         case .enqueued: received.add(1, ordering: .relaxed)
         case .dropped:
             received.add(1, ordering: .relaxed)

@@ -277,8 +277,10 @@ public final class PlannerService: Sendable {
         return decision
     }
 
-    /// The words that are a stop goal on their own (docs/planner.md, "Goals").
-    static let stopWords: Set<String> = ["stop", "halt", "abort", "e-stop", "estop"]
+    /// The words that are a stop goal on their own (docs/planner.md, "Goals"). Not `estop` or
+    /// `e-stop`: a stop goal holds the planner's policies and latches nothing, and must not be
+    /// taken for an emergency stop (the `estop` topic's).
+    static let stopWords: Set<String> = ["stop", "halt", "abort"]
 
     /// A goal that is one stop word and nothing else — any case, blanks and punctuation around it
     /// (`Stop.`, ` STOP! `, `"halt"`): held at once, no rate limit, no model. A sentence that

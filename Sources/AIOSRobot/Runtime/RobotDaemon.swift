@@ -72,7 +72,7 @@ public final class RobotDaemon: Sendable {
             let password = try Self.password(m)
             client = try MQTTClient(options: MQTTOptions(
                 host: endpoint.host, port: endpoint.port, clientID: m.clientID ?? "robotd-\(configuration.robot.id)-\(getpid())",
-                username: m.username, password: password, caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
+                username: m.username, password: password, caFile: m.caFile, keepaliveSeconds: max(5, Int(m.keepaliveS)),
                 // Bounded: what libmosquitto keeps through an outage counts against it. The `mqtt`
                 // back ends keep at most one command per channel outstanding, and their safe values
                 // are never refused by the bound (MQTTClient.publishCommand).
@@ -164,7 +164,7 @@ public final class RobotDaemon: Sendable {
         let base = control?.options.clientID ?? m.clientID ?? "robotd-\(configuration.robot.id)-\(getpid())"
         let monitorOptions = TelemetryMonitor.Options(
             settings: settings, broker: try BrokerAddress(m.broker), clientID: base + "-telemetry", username: m.username,
-            password: try password(m), caFile: m.caFile, keepaliveSeconds: max(1, Int(m.keepaliveS)),
+            password: try password(m), caFile: m.caFile, keepaliveSeconds: max(5, Int(m.keepaliveS)),
             sendBufferBytes: options.telemetrySendBufferBytes)
         var link: (@Sendable () -> Bool)?
         if let control { link = { control.isSubscribed } }
