@@ -218,16 +218,23 @@ struct PlannerIsolationTests {
             #expect(r.samples > 800, "too few jobs measured: \(r)")
             #expect(r.criticalMisses == 0, "a critical deadline missed: \(r)")
         }
-        // Control unchanged: the medians within 20 % of the phases without planning — plus 20 µs
-        // on the median, 100 µs on the 99th percentiles, this VM's spread between identical phases
-        // (as TelemetryIsolationTests allows). A control path that waited on the planner would lose
-        // hundreds of milliseconds (the hanging back end's deadline), not microseconds.
+        // Control unchanged: the medians within 20 % of the phases without planning — plus a
+        // slack for this VM's spread between identical phases: 20 µs on the median, and on the 99th
+        // percentiles 100 µs or the spread the three phases without planning showed in this same
+        // run, whichever is more (seen: 545 to 963 µs between identical phases under a CI run's
+        // load). A control path that waited on the planner would lose hundreds of milliseconds
+        // (the hanging back end's deadline), not a few hundred microseconds.
         let median = TelemetryIsolationTests.median
+        func spread(_ key: KeyPath<Figures, Double>) -> Double {
+            let values = quiet.map { $0[keyPath: key] }
+            return (values.max() ?? 0) - (values.min() ?? 0)
+        }
         for (phaseName, runs) in [("hanging model", hanging), ("endless body", flooding)] {
-            for (name, key, slack) in [("response p50", \Figures.responseP50, 20.0), ("response p99", \Figures.responseP99, 100),
-                                       ("start p99", \Figures.startP99, 100)] {
+            for (name, key, slack) in [("response p50", \Figures.responseP50, 20.0),
+                                       ("response p99", \Figures.responseP99, max(100, spread(\Figures.responseP99))),
+                                       ("start p99", \Figures.startP99, max(100, spread(\Figures.startP99)))] {
                 let q = median(quiet.map { $0[keyPath: key] }), p = median(runs.map { $0[keyPath: key] })
-                #expect(p <= q * 1.2 + slack, "\(name): \(phaseName) \(p) µs vs no planning \(q) µs")
+                #expect(p <= q * 1.2 + slack, "\(name): \(phaseName) \(p) µs vs no planning \(q) µs (slack \(slack) µs)")
             }
         }
     }
