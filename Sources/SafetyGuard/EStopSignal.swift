@@ -10,6 +10,7 @@ public final class EStopSignal: Sendable {
     private let lost = Atomic<Bool>(false)
     private let released = Atomic<Int64>(0)
     private let lastFrame = Atomic<Int64>(0)
+    private let unknown = Atomic<Bool>(false)
 
     public init() {}
 
@@ -21,7 +22,17 @@ public final class EStopSignal: Sendable {
             released.store(arrival, ordering: .releasing)
         }
         held.store(pressed, ordering: .releasing)
+        unknown.store(false, ordering: .releasing)  // after `held`: never a moment read as neither
     }
+
+    /// The device was opened (or its stream's writer came back): until its key reports a level —
+    /// an event, or a key state read at open — the e-stop counts as held. A mushroom latched down
+    /// while the device was closed sends no event at the opening, so unknown must not pass for
+    /// released: the guard latches and refuses a reset until the key is seen up.
+    public func levelUnknown() { unknown.store(true, ordering: .releasing) }
+
+    /// Whether the level is unknown since the device opened (it counts as held).
+    public var isLevelUnknown: Bool { unknown.load(ordering: .acquiring) }
 
     /// Input events were lost (SYN_DROPPED): a press among them cannot be ruled out, so the press
     /// count moves (the guard latches). The held level is left as it was: nothing was seen of it.
@@ -40,7 +51,8 @@ public final class EStopSignal: Sendable {
         lost.store(isLost, ordering: .releasing)
     }
 
-    public var isPressed: Bool { held.load(ordering: .acquiring) }
+    /// Held, or not known to be up since the device opened.
+    public var isPressed: Bool { unknown.load(ordering: .acquiring) || held.load(ordering: .acquiring) }
     public var presses: UInt64 { pressCount.load(ordering: .acquiring) }
     public var isDeviceLost: Bool { lost.load(ordering: .acquiring) }
 }

@@ -27,14 +27,7 @@ struct Goal: ParsableCommand {
     @Argument(help: "The goal, in words (\"go to 2,3\", \"patrol the corners\", \"hold 24 °C for 30 minutes\").")
     var text: String
 
-    @Option(help: "The robot's id: its topics are robotd/ID/… (unless --prefix).")
-    var robotId: String
-
-    @Option(help: "The topic prefix instead of robotd/<robot id>/.")
-    var prefix: String?
-
-    @Option(help: "The user the goal is given as (the topic's last level); default: --username.")
-    var user: String?
+    @OptionGroup var sender: GoalSenderOptions
 
     @Flag(help: "Print the planner's messages about this goal (the `plan` topic) until its plan ends.")
     var follow = false
@@ -42,22 +35,14 @@ struct Goal: ParsableCommand {
     @Option(help: "How long to wait for the broker, and with --follow for the plan to end (s).")
     var timeout: Double = 10
 
-    @OptionGroup var connection: MQTTConnectionOptions
-
     func validate() throws {
-        guard BrokerOptions.isValidID(robotId) else { throw ValidationError("--robot-id: letters, digits, - and _ only") }
-        guard let who = user ?? connection.username, !who.isEmpty, !who.contains(where: { "/+#".contains($0) }) else {
-            throw ValidationError("--user (or --username): the goal's topic ends with the user's name (no /, + or #)")
-        }
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the goal is empty") }
         if text.count > 500 { throw ValidationError("the goal has \(text.count) characters: at most 500") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
     func run() throws {
-        var base = prefix ?? "robotd/\(robotId)/"
-        if !base.isEmpty && !base.hasSuffix("/") { base += "/" }
-        let who = user ?? connection.username ?? ""
+        let base = sender.topicPrefix, who = sender.userName, connection = sender.connection
         let topic = GoalTopic.topic(prefix: base, user: who)
         let planTopic = TelemetryTopics(prefix: base).plan
         let id = UUID().uuidString.lowercased()

@@ -32,35 +32,18 @@ struct MCPCommand: ParsableCommand {
                      "--username", "agent", "--password-file", "/etc/robotd/agent-password"]}}}
         """)
 
-    @Option(help: "The robot's id: its topics are robotd/ID/… (unless --prefix).")
-    var robotId: String
-
-    @Option(help: "The topic prefix instead of robotd/<robot id>/.")
-    var prefix: String?
-
-    @Option(help: "The user goals are given as (the goal topic's last level); default: --username.")
-    var user: String?
+    @OptionGroup var sender: GoalSenderOptions
 
     @Option(help: "How long a tool call waits for the robot's answer, and remote_stop for the latch (s).")
     var timeout: Double = 10
 
-    @OptionGroup var connection: MQTTConnectionOptions
-
     func validate() throws {
-        guard BrokerOptions.isValidID(robotId) else { throw ValidationError("--robot-id: letters, digits, - and _ only") }
-        guard let who = user ?? connection.username, !who.isEmpty, !who.contains(where: { "/+#".contains($0) }) else {
-            throw ValidationError("--user (or --username): the goal topic ends with the user's name (no /, + or #)")
-        }
-        if let prefix, prefix.contains(where: { "+#".contains($0) }) || prefix.hasPrefix("$") {
-            throw ValidationError("--prefix: no + or #, not starting with $")
-        }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
     func run() throws {
-        var base = prefix ?? "robotd/\(robotId)/"
-        if !base.isEmpty && !base.hasSuffix("/") { base += "/" }
-        let settings = RobotLink.Settings(prefix: base, robotID: robotId, user: user ?? connection.username ?? "")
+        let connection = sender.connection
+        let settings = RobotLink.Settings(prefix: sender.topicPrefix, robotID: sender.robotId, user: sender.userName)
         let link = try RobotLink(options: connection.options(clientName: "robotd-mcp"), settings: settings)
         try link.start()
         defer { link.stop() }

@@ -140,12 +140,12 @@ struct DeadmanTests {
         loop.padAlive.store(false, ordering: .relaxed)
         loop.run(until: 3_999_000_000)
         #expect(loop.status.latched && abs(loop.snapshot.linearVelocity) < 0.01)
-        // The next writer's first frame reports the sticks (centred now) and the deadman down (a
-        // stream that replays its state).
+        // The next writer's first frame reports the sticks (centred now), the e-stop up and the
+        // deadman down (a stream that replays its state).
         _ = loop.runtime.handle(.resumed, arrival: 4_000_000_000, input: "gamepad")
         loop.padAlive.store(true, ordering: .relaxed)
         try loop.script([
-            .init(at: 4_000_000_000, [.axis("ABS_Y", 0), .axis("ABS_RX", 0), .press("BTN_TL")]),
+            .init(at: 4_000_000_000, [.axis("ABS_Y", 0), .axis("ABS_RX", 0), .release("BTN_EAST"), .press("BTN_TL")]),
             .init(at: 5_000_000_000, [.press("BTN_START")]),
             .init(at: 5_050_000_000, [.release("BTN_START")]),
             .init(at: 8_000_000_000, [.release("BTN_TL")]),
@@ -179,6 +179,7 @@ struct DeadmanTests {
         _ = loop.runtime.handle(.resumed, arrival: 3_000_000_000, input: "gamepad")
         loop.padAlive.store(true, ordering: .relaxed)
         try loop.script([
+            .init(at: 3_000_000_000, [.release("BTN_EAST")]),  // its e-stop's level, not its sticks
             .init(at: 3_100_000_000, [.press("BTN_START")]),
             .init(at: 3_150_000_000, [.release("BTN_START")]),
             .init(at: 3_500_000_000, [.press("BTN_TL")]),  // the sticks unknown: refused
@@ -282,11 +283,12 @@ struct DeadmanTests {
         } else {
             // Held since before the opening, sticks centred: the policy sees the deadman held and
             // still does not drive (no press after the opening).
+            // The world read from the pad as the control loop reads it: every field, the press
+            // edge's instant included (a level read at open that recorded an edge would drive).
             var policy = try Self.policy()
             var world = World(sensorCount: 0, gamepads: [GamepadState(axisCount: 2)])
-            world.gamepads[0].axes = [0, 0]
-            world.gamepads[0].deadmanLevel = pad.deadmanLevel.load(ordering: .relaxed)
-            world.gamepads[0].connectionChangedAt = Instant(nanoseconds: pad.connectionChangedAt.load(ordering: .relaxed))
+            world.gamepads[0].read(pad)
+            #expect(world.gamepads[0].axes == [0, 0])
             #expect(world.gamepads[0].deadman)
             let later = pad.connectionChangedAt.load(ordering: .relaxed) + 1_000_000_000
             #expect(policy.step(world, now: Instant(nanoseconds: later)) == nil)
@@ -321,6 +323,55 @@ struct DeadmanTests {
         #expect(loop.status.latched && loop.status.resets == 0 && loop.status.refusedResets >= 1, "a reset while the e-stop is held")
         loop.run(until: 4_000_000_000)
         #expect(!loop.status.latched && loop.status.resets == 1, "released, then reset")
+    }
+
+    /// An e-stop device opened (or its stream's writer back) whose key state nobody reports — the
+    /// ioctl failed, the code is missing, a stream's writer sends no level — leaves the e-stop
+    /// unknown, and unknown counts as held: the guard latches and refuses a reset until the key
+    /// reports a level. A frame without it changes nothing; a release event clears it.
+    @Test(arguments: [false, true])
+    func when_the_estop_level_is_unknown_at_open_expect_a_latch_and_no_reset_until_the_key_reports(resumed: Bool) throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
+            .init(at: 2_000_000_000, [.axis("ABS_Y", 0)]),  // a frame without the e-stop key
+            .init(at: 2_200_000_000, [.press("BTN_START")]), .init(at: 2_300_000_000, [.release("BTN_START")]),
+            .init(at: 3_000_000_000, [.release("BTN_EAST")]),  // the key reports: up
+            .init(at: 3_500_000_000, [.press("BTN_START")]), .init(at: 3_600_000_000, [.release("BTN_START")]),
+        ])
+        let pad = try loop.gamepadInput()
+        let estop = try #require(pad.estop)
+        loop.run(until: 1_000_000_000)
+        #expect(!loop.status.latched && !estop.isPressed)
+        let notice: InputDeviceReader.Notice = resumed ? .resumed : .opened("event stream")
+        let words = loop.runtime.handle(notice, arrival: loop.rover.time, input: "gamepad")
+        #expect(resumed || words.contains("e-stop level unknown"), "\(words)")
+        #expect(estop.isPressed && estop.isLevelUnknown)
+        #expect(pad.keysAtOpen([:], arrival: loop.rover.time).contains("e-stop BTN_EAST unknown at open"))
+        loop.run(until: 1_500_000_000)
+        #expect(loop.status.latched)
+        loop.run(until: 2_500_000_000)
+        #expect(estop.isLevelUnknown, "a frame without the key leaves it unknown")
+        #expect(loop.status.latched && loop.status.resets == 0 && loop.status.refusedResets >= 1, "a reset while the level is unknown")
+        loop.run(until: 4_000_000_000)
+        #expect(!estop.isLevelUnknown && !estop.isPressed)
+        #expect(!loop.status.latched && loop.status.resets == 1, "the key reported up, then a reset")
+    }
+
+    /// Read at open and up, the e-stop's level is known again at once: a reset goes through.
+    @Test func when_the_estop_key_is_read_up_at_open_expect_the_unknown_level_cleared() throws {
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
+            .init(at: 2_000_000_000, [.press("BTN_START")]), .init(at: 2_100_000_000, [.release("BTN_START")]),
+        ])
+        let pad = try loop.gamepadInput()
+        let estop = try #require(pad.estop)
+        let btnEast = try #require(InputEvent.code(named: "BTN_EAST")).code
+        loop.run(until: 1_000_000_000)
+        _ = loop.runtime.handle(.opened("evdev"), arrival: loop.rover.time, input: "gamepad")
+        loop.run(until: 1_200_000_000)
+        #expect(loop.status.latched && estop.isLevelUnknown)
+        #expect(pad.keysAtOpen([btnEast: false], arrival: loop.rover.time).contains("e-stop BTN_EAST up at open"))
+        #expect(!estop.isPressed && !estop.isLevelUnknown)
+        loop.run(until: 2_500_000_000)
+        #expect(!loop.status.latched && loop.status.resets == 1)
     }
 
     /// A device that cannot tell its keys' state (the ioctl fails) leaves the deadman unknown at

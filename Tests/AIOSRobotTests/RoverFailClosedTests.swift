@@ -60,11 +60,12 @@ struct RoverFailClosedTests {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), simulation: sim)
         loop.run(until: 1_000_000_000)
         #expect(!loop.status.latched && loop.snapshot.odometer > 0.1)
-        let device = UnpluggableDevice()
+        let btnEast = try #require(InputEvent.code(named: "BTN_EAST")).code
+        let device = UnpluggableDevice(keys: [btnEast: false])  // the e-stop read up at open
         let notices = Mutex<[InputDeviceReader.Notice]>([])
         let runtime = loop.runtime
         let signal = try #require(runtime.estops.first { $0.input == "gamepad" }?.signal)
-        let reader = try InputDeviceReader(device: device, onNotice: { notice, arrival in
+        let reader = try InputDeviceReader(device: device, keys: [btnEast], onNotice: { notice, arrival in
             notices.withLock { $0.append(notice) }
             _ = runtime.handle(notice, arrival: arrival, input: "gamepad")
         }) { _, _ in }
@@ -82,9 +83,11 @@ struct RoverFailClosedTests {
         #expect(loop.status.latched && loop.status.refusedResets == 1)
         #expect(loop.status.lastRefusal.contains(.estopDeviceLost))
         #expect(!loop.snapshot.leftEnergised && !loop.snapshot.rightEnergised)
-        // Back (events again): the cause clears, and a new deliberate reset releases.
+        // Back (events again, the e-stop's level first): the cause clears, and a new deliberate
+        // reset releases.
         _ = runtime.handle(.resumed, arrival: 0, input: "gamepad")
-        try loop.script([.init(at: 1_600_000_000, [.press("BTN_START")]), .init(at: 1_700_000_000, [.release("BTN_START")])])
+        try loop.script([.init(at: 1_550_000_000, [.release("BTN_EAST")]),
+                         .init(at: 1_600_000_000, [.press("BTN_START")]), .init(at: 1_700_000_000, [.release("BTN_START")])])
         loop.run(until: 2_000_000_000)
         #expect(!loop.status.latched && loop.status.resets == 1)
         loop.run(until: 3_000_000_000)

@@ -217,13 +217,14 @@ struct SimulatedGamepadTests {
     }
 
     /// What a reader opening the device can know: every stick axis's position now (moved by steps
-    /// lost while unplugged too), no keys, then SYN_REPORT.
-    @Test func when_the_stream_opens_expect_a_state_report_of_the_axes_only() throws {
+    /// lost while unplugged too), the e-stop key's level (moved while unplugged too), then SYN_REPORT.
+    @Test func when_the_stream_opens_expect_a_state_report_of_the_axes_and_the_estop_level() throws {
         var pad = try SimulatedGamepad(script: [
             .init(at: 100_000_000, [.axis("ABS_Y", -32768), .press("BTN_TL")]),
             .init(at: 1_500_000_000, [.axis("ABS_RX", 9000)]),  // while unplugged: lost, but the stick moved
             .init(at: 2_500_000_000, [.axis("ABS_HAT0X", 1)]),
-        ], faults: [SimulatorFault(.gamepadUnplug, at: 1_000_000_000, for: 1_000_000_000)])
+        ], faults: [SimulatorFault(.gamepadUnplug, at: 1_000_000_000, for: 1_000_000_000),
+                    SimulatorFault(.estopHold, at: 1_200_000_000)])  // pressed while unplugged: down when it is back
         func events(_ bytes: [UInt8]) -> [InputEvent] {
             var decoder = InputEventStreamDecoder()
             var events: [InputEvent] = []
@@ -231,12 +232,12 @@ struct SimulatedGamepadTests {
             return events
         }
         let atStart = events(pad.stateReport(at: 0))
-        #expect(atStart.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_HAT0X", "SYN_REPORT"])
+        #expect(atStart.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_HAT0X", "BTN_EAST", "SYN_REPORT"])
         #expect(atStart.allSatisfy { $0.value == 0 })
         _ = pad.advance(to: 2 * second)
         let replugged = events(pad.stateReport(at: 2 * second))
-        #expect(replugged.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_HAT0X", "SYN_REPORT"])
-        #expect(replugged.map(\.value) == [0, -32768, 9000, 0, 0, 0])
+        #expect(replugged.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_HAT0X", "BTN_EAST", "SYN_REPORT"])
+        #expect(replugged.map(\.value) == [0, -32768, 9000, 0, 0, 1, 0])
         #expect(replugged[0].seconds == 2)
     }
 

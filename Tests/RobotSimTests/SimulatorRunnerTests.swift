@@ -59,7 +59,7 @@ struct SimulatorRunnerTests {
     }
 
     /// The gamepad's input_event stream through a FIFO, read by Transports' StreamReader: the
-    /// sticks' positions first, then the script.
+    /// sticks' positions and the e-stop's level first, then the script.
     @Test func when_the_gamepad_script_fires_expect_input_events_through_the_fifo() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -75,16 +75,18 @@ struct SimulatorRunnerTests {
         defer { reader.stop() }
         try runner.start()
         defer { runner.stop() }
-        #expect(waitUntil(seconds: 5) { events.withLock { $0.filter { $0.codeName == "BTN_EAST" }.count } >= 2 })
+        #expect(waitUntil(seconds: 5) { events.withLock { $0.filter { $0.codeName == "BTN_EAST" }.count } >= 3 })  // the opening level, the press, the release
         let all = events.withLock { $0 }
         // Between scripted reports, a bare SYN_REPORT every 200 ms says the device is alive.
         let keepAlives = all.indices.filter { i in all[i].codeName == "SYN_REPORT" && (i == 0 || all[i - 1].codeName == "SYN_REPORT") }
         #expect(keepAlives.count >= 2)
         let got = all.indices.filter { !keepAlives.contains($0) }.map { all[$0] }
-        // First, the sticks' positions (at rest), as a reader reads a device's when it opens it.
-        #expect(got.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "SYN_REPORT", "BTN_EAST", "SYN_REPORT", "BTN_EAST", "SYN_REPORT"])
-        #expect(got.prefix(4).allSatisfy { $0.value == 0 })
-        #expect(got.dropFirst(5).first?.value == 1 && got.dropFirst(5).first?.microseconds == 600_000)
+        // First, the sticks' positions (at rest) and the e-stop key's level (up), as a reader reads
+        // a device's when it opens it.
+        #expect(got.map(\.codeName) == ["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "BTN_EAST", "SYN_REPORT",
+                                         "BTN_EAST", "SYN_REPORT", "BTN_EAST", "SYN_REPORT"])
+        #expect(got.prefix(5).allSatisfy { $0.value == 0 })
+        #expect(got.dropFirst(6).first?.value == 1 && got.dropFirst(6).first?.microseconds == 600_000)
     }
 
     /// The rig as an MQTT device on a broker the test starts.

@@ -185,17 +185,23 @@ public final class GamepadInput: Sendable {
     /// log's words.
     ///
     /// An e-stop key down at the opening is a press, through the same path as its event: the
-    /// guard latches, and refuses a reset while it is held. One up is left as it is (its release
-    /// is what a reset waits for, and nothing was released here).
+    /// guard latches, and refuses a reset while it is held. One up makes the level known (the
+    /// opening left it unknown, which counts as held); its release instant is the reading's, so a
+    /// reset key held since before the opening is refused as held through the release. One not
+    /// read stays unknown, and held, until the key's next event.
     @discardableResult
     public func keysAtOpen(_ levels: [UInt16: Bool], arrival: Int64) -> String {
         var words: [String] = []
         for key in mapping.keys where key.action == .emergencyStop {
             guard let code = InputEvent.code(named: key.code), let down = levels[code.code] else {
-                words.append("e-stop \(key.code) unknown at open (its state not read)")
+                words.append("e-stop \(key.code) unknown at open (its state not read): held until the key reports a level — press and release it")
                 continue
             }
-            if down { post(.key(action: .emergencyStop, pressed: true), release: Instant(nanoseconds: arrival)) }
+            if down {
+                post(.key(action: .emergencyStop, pressed: true), release: Instant(nanoseconds: arrival))
+            } else {
+                estop?.set(pressed: false, at: arrival)  // a level, not an event: nothing was released by a hand
+            }
             words.append("e-stop \(key.code) \(down ? "HELD at open: a press" : "up at open")")
         }
         words.append(deadmanAtOpen(levels, arrival: arrival))

@@ -59,6 +59,24 @@ public struct GamepadState: Sendable {
     init(axisCount: Int) {
         axes = Array(repeating: .nan, count: axisCount)
     }
+
+    /// What the reader side of `pad` holds now (dispatch thread, every step; no allocation).
+    mutating func read(_ pad: GamepadInput) {
+        func instant(_ nanoseconds: Int64) -> Instant? { nanoseconds > 0 ? Instant(nanoseconds: nanoseconds) : nil }  // 0: never
+        deadmanLevel = pad.deadmanLevel.load(ordering: .acquiring)
+        deadmanChangedAt = instant(pad.deadmanChangedAt.load(ordering: .acquiring))
+        deadmanPressedAt = instant(pad.deadmanPressedAt.load(ordering: .acquiring))
+        handbackAt = instant(pad.handbackAt.load(ordering: .acquiring))
+        connectionChangedAt = instant(pad.connectionChangedAt.load(ordering: .acquiring))
+        // The sticks after the keys: levels the reader set before the keys of their frame, so a
+        // press seen here comes with axes at least as new as it (never the axes queue's lag).
+        // NaN since the device was opened or lost until reported. Index loop: no iterator.
+        var a = 0
+        while a < axes.count && a < pad.axisLevels.count {
+            axes[a] = pad.axisLevels[a].value
+            a += 1
+        }
+    }
 }
 
 /// Up to four channel values, in the order of the policy's `channels` (no allocation per step).

@@ -146,20 +146,7 @@ struct Control: RuntimeControl {
         world.latched = guardian.latch.isLatched
         world.lastReset = guardian.latch.lastReset
         for i in gamepadInputs.indices where i < world.gamepads.count {
-            let pad = gamepadInputs[i]
-            world.gamepads[i].deadmanLevel = pad.deadmanLevel.load(ordering: .acquiring)
-            world.gamepads[i].deadmanChangedAt = Self.instant(pad.deadmanChangedAt.load(ordering: .acquiring))
-            world.gamepads[i].deadmanPressedAt = Self.instant(pad.deadmanPressedAt.load(ordering: .acquiring))
-            world.gamepads[i].handbackAt = Self.instant(pad.handbackAt.load(ordering: .acquiring))
-            world.gamepads[i].connectionChangedAt = Self.instant(pad.connectionChangedAt.load(ordering: .acquiring))
-            // The sticks after the keys: levels the reader set before the keys of their frame, so a
-            // press seen here comes with axes at least as new as it (never the axes queue's lag).
-            // NaN since the device was opened or lost until reported. Index loop: no iterator.
-            var a = 0
-            while a < world.gamepads[i].axes.count && a < pad.axisLevels.count {
-                world.gamepads[i].axes[a] = pad.axisLevels[a].value
-                a += 1
-            }
+            world.gamepads[i].read(gamepadInputs[i])
         }
         if let o = odometry, !guardian.isFresh(sensorIDs[o.sensor], now: now) { world.pose = nil }
     }
@@ -222,9 +209,6 @@ struct Control: RuntimeControl {
             }
         }
     }
-
-    /// An atomic's arrival (ns) as an instant; 0 means never.
-    static func instant(_ nanoseconds: Int64) -> Instant? { nanoseconds > 0 ? Instant(nanoseconds: nanoseconds) : nil }
 
     /// Whether two policies' channel lists share a channel.
     static func share(_ a: [Int], _ b: [Int]) -> Bool {

@@ -336,11 +336,12 @@ public final class RobotRuntime: Sendable {
         }.first
         switch notice {
         case .opened(let name):
+            signal?.levelUnknown()  // before clearing the loss: never a moment read as up
             signal?.setDeviceLost(false)
             // A deadman held while it was opened enables nothing: teleop waits for a press after this.
             gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
-            return name
+            return signal != nil ? name + " — e-stop level unknown until its key reports (counts as held)" : name
         case .resynchronised:
             gamepad?.resynchronised(arrival: arrival)
             return "SYN_DROPPED: resynchronised"
@@ -361,6 +362,7 @@ public final class RobotRuntime: Sendable {
             if signal == nil { setLink(input, up: false, at: Instant(nanoseconds: arrival)) }
             return "the writer went away" + (signal != nil ? " — e-stop device lost" : " — input lost")
         case .resumed:
+            signal?.levelUnknown()
             signal?.setDeviceLost(false)
             gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))

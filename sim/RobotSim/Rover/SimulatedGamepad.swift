@@ -30,10 +30,16 @@ public struct SimulatedGamepad: Sendable {
     /// script moves them, and any other axis the script names. Moved by steps lost while
     /// unplugged too: the stick moved, only its reports were lost.
     private var axisPositions: [UInt16: Int32] = [:]
+    /// The e-stop key's level now (down or up), moved by steps lost while unplugged too: a
+    /// latching mushroom pressed while the cable is out is still down when it is back.
+    private var estopDown = false
     /// gamepad-unplug windows: what is due inside one is lost, as on an unplugged device.
     private let unplugs: [SimulatorFault]
     /// Steps that fell due while unplugged.
     public private(set) var stepsLost = 0
+
+    /// The e-stop's key on this pad (estop-hold presses it; the examples map it to `estop`).
+    public static let estopKey = "BTN_EAST"
 
     /// Codes are libevdev names ("BTN_SOUTH", "ABS_Y"); an unknown one is an error now, not at run time.
     /// Of `faults`, estop-hold adds BTN_EAST pressed at its start and released at its end (never,
@@ -42,8 +48,8 @@ public struct SimulatedGamepad: Sendable {
     public init(script: [Step], faults: [SimulatorFault] = []) throws(UnknownCode) {
         var script = script
         for fault in faults where fault.kind == .estopHold {
-            script.append(Step(at: fault.start, [.press("BTN_EAST")]))
-            if let duration = fault.duration { script.append(Step(at: fault.start + duration, [.release("BTN_EAST")])) }
+            script.append(Step(at: fault.start, [.press(Self.estopKey)]))
+            if let duration = fault.duration { script.append(Step(at: fault.start + duration, [.release(Self.estopKey)])) }
         }
         unplugs = faults.filter { $0.kind == .gamepadUnplug }
         var steps: [(at: Int64, events: [InputEvent])] = []
@@ -68,13 +74,19 @@ public struct SimulatedGamepad: Sendable {
     }
 
     /// What a reader that has just opened the device can know of it: every axis's current
-    /// position, then a SYN_REPORT, stamped `time` (a real device's state is read at open; keys
-    /// are not reported: a key held since before the opening shows no press edge).
+    /// position and the e-stop key's level, then a SYN_REPORT, stamped `time` (a real device's
+    /// state is read at open). robotd holds an e-stop's level unknown, and so held, from an
+    /// opening until its key reports: a stream says it first, as robotd reads a real device's.
+    /// Other keys are not reported: a deadman held since before the opening shows no press edge.
     public func stateReport(at time: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
         for (code, value) in axisPositions.sorted(by: { $0.key < $1.key }) {
             InputEvent(seconds: time / 1_000_000_000, microseconds: time % 1_000_000_000 / 1000, type: 3, code: code, value: value)
                 .write(into: &bytes)
+        }
+        if let key = InputEvent.code(named: Self.estopKey) {
+            InputEvent(seconds: time / 1_000_000_000, microseconds: time % 1_000_000_000 / 1000, type: key.type, code: key.code,
+                       value: estopDown ? 1 : 0).write(into: &bytes)
         }
         var report = InputEvent.synReport
         report.seconds = time / 1_000_000_000
@@ -82,6 +94,8 @@ public struct SimulatedGamepad: Sendable {
         report.write(into: &bytes)
         return bytes
     }
+
+    private static let estopCode = InputEvent.code(named: estopKey)?.code
 
     public var isFinished: Bool { next == steps.count }
 
@@ -93,7 +107,10 @@ public struct SimulatedGamepad: Sendable {
         var bytes: [UInt8] = []
         while next < steps.count, steps[next].at <= time {
             let at = steps[next].at
-            for event in steps[next].events where event.type == 3 { axisPositions[event.code] = event.value }
+            for event in steps[next].events {
+                if event.type == 3 { axisPositions[event.code] = event.value }
+                if event.type == 1, event.code == Self.estopCode, event.value != 2 { estopDown = event.value != 0 }
+            }
             if isUnplugged(at: at) {
                 stepsLost += 1
                 next += 1
