@@ -26,12 +26,13 @@ public final class EStopSignal: Sendable {
     }
 
     /// The device was opened (or its stream's writer came back): until its key reports a level —
-    /// an event, or a key state read at open — the e-stop counts as held. A mushroom latched down
+    /// an event, or a key state read at open — the level is unknown. A mushroom latched down
     /// while the device was closed sends no event at the opening, so unknown must not pass for
-    /// released: the guard latches and refuses a reset until the key is seen up.
+    /// released: while the guard is latched, unknown counts as held, and a reset is refused until
+    /// the key is seen up (`EStopReading`).
     public func levelUnknown() { unknown.store(true, ordering: .releasing) }
 
-    /// Whether the level is unknown since the device opened (it counts as held).
+    /// Whether the level is unknown since the device opened.
     public var isLevelUnknown: Bool { unknown.load(ordering: .acquiring) }
 
     /// Input events were lost (SYN_DROPPED): a press among them cannot be ruled out, so the press
@@ -51,8 +52,7 @@ public final class EStopSignal: Sendable {
         lost.store(isLost, ordering: .releasing)
     }
 
-    /// Held, or not known to be up since the device opened.
-    public var isPressed: Bool { unknown.load(ordering: .acquiring) || held.load(ordering: .acquiring) }
+    public var isPressed: Bool { held.load(ordering: .acquiring) }
     public var presses: UInt64 { pressCount.load(ordering: .acquiring) }
     public var isDeviceLost: Bool { lost.load(ordering: .acquiring) }
 }

@@ -24,6 +24,82 @@ struct BrokerACLTests {
     static let stop = "robotd/iot-rig-sim/estop"
     static func reset(_ user: String) -> String { "robotd/iot-rig-sim/estop/reset/\(user)" }
 
+    /// examples/mosquitto/ on a free port, in a temporary directory: `stop()` ends the broker and
+    /// removes the directory (called by a `defer`, not left to deinit: ARC may end a value before
+    /// its scope does).
+    final class ACLBroker {
+        let directory: String
+        let broker: MosquittoBroker
+        var port: Int { broker.port }
+
+        init() throws {
+            let directory = try temporaryDirectory("robotd-acl")
+            do {
+                broker = try BrokerACLTests.broker(in: directory)
+            } catch {
+                try? FileManager.default.removeItem(atPath: directory)
+                throw error
+            }
+            self.directory = directory
+        }
+
+        func stop() {
+            broker.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    /// The simulated rig's devices on the broker as the rig's robot login (the ACL gives it sim/#),
+    /// and robotd on examples/iot-rig-sim.yaml logged in as `iot-rig-sim`, its file changed by
+    /// `edit`. Returns once the robot has subscribed its three topics and the heater is on.
+    final class RigUnderACL {
+        let sim: SimulatorRunner
+        let daemon: RobotDaemon
+        let client: MQTTClient
+        let configuration: RobotConfiguration
+        let lines = LogLines()
+
+        init(on acl: ACLBroker, edit: (String) -> String = { $0 }) throws {
+            try "iot-rig-sim-demo-password\n".write(toFile: acl.directory + "/robot-password", atomically: true, encoding: .utf8)
+            var simOptions = SimulatorRunner.Options()
+            simOptions.broker = ("127.0.0.1", acl.port)
+            (simOptions.brokerUsername, simOptions.brokerPassword) = ("iot-rig-sim", BrokerACLTests.passwords["iot-rig-sim"])
+            simOptions.rig.sampleHz = 5
+            sim = try SimulatorRunner(options: simOptions)
+            try sim.start()
+            let directory = acl.directory, port = acl.port
+            do {
+                configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
+                    $0 = edit($0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(port)")
+                        .replacingOccurrences(of: "client_id: robotd-iot-rig-sim",
+                                              with: "client_id: robotd-acl-\(getpid())\n  username: iot-rig-sim\n  password_file: \(directory)/robot-password"))
+                }
+                var options = RobotDaemon.Options()
+                options.realtime = RealtimeOptions()
+                let lines = self.lines
+                daemon = try RobotDaemon(configuration: configuration, options: options) { line in lines.list.withLock { $0.append(line) } }
+            } catch {
+                sim.stop()
+                throw error
+            }
+            do {
+                try daemon.start()
+                client = try #require(daemon.mqtt)
+            } catch {
+                daemon.stop(reason: "test")
+                sim.stop()
+                throw error
+            }
+            #expect(waitUntil { self.client.isConnected && self.client.counters.subscribed.load(ordering: .relaxed) >= 3 })
+            #expect(waitUntil(seconds: 15) { self.sim.rig?.snapshot().heaterOn == true }, "\(lines.list.withLock { $0 })")
+        }
+
+        func stop() {
+            daemon.stop(reason: "test")
+            sim.stop()
+        }
+    }
+
     /// A copy of examples/mosquitto/ in `directory`, started on a free port.
     static func broker(in directory: String) throws -> MosquittoBroker {
         let source = Examples.folder.appendingPathComponent("mosquitto")
@@ -56,38 +132,15 @@ struct BrokerACLTests {
     }
 
     @Test func when_unauthorised_clients_ask_for_a_reset_expect_the_broker_or_robotd_to_refuse_and_the_operator_to_release() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
-        try "iot-rig-sim-demo-password\n".write(toFile: directory + "/robot-password", atomically: true, encoding: .utf8)
-
-        // The simulated rig's devices on the broker, as the rig's robot login (the ACL gives it sim/#).
-        var simOptions = SimulatorRunner.Options()
-        simOptions.broker = ("127.0.0.1", broker.port)
-        (simOptions.brokerUsername, simOptions.brokerPassword) = ("iot-rig-sim", Self.passwords["iot-rig-sim"])
-        simOptions.rig.sampleHz = 5
-        let sim = try SimulatorRunner(options: simOptions)
-        try sim.start()
-        defer { sim.stop() }
-
-        let configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
-            $0 = $0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(broker.port)")
-                .replacingOccurrences(of: "client_id: robotd-iot-rig-sim",
-                                      with: "client_id: robotd-acl-\(getpid())\n  username: iot-rig-sim\n  password_file: \(directory)/robot-password")
-        }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
+        let rig = try RigUnderACL(on: acl)
+        defer { rig.stop() }
+        let (sim, daemon, client, configuration) = (rig.sim, rig.daemon, rig.client, rig.configuration)
         #expect(configuration.mqtt?.username == "iot-rig-sim")
-        var options = RobotDaemon.Options()
-        options.realtime = RealtimeOptions()
-        let lines = LogLines()
-        let daemon = try RobotDaemon(configuration: configuration, options: options) { line in lines.list.withLock { $0.append(line) } }
-        try daemon.start()
-        defer { daemon.stop(reason: "test") }
-        let client = try #require(daemon.mqtt)
-        // The robot connects, and the ACL lets it subscribe to the reading and both inbound topics.
-        #expect(waitUntil { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 3 })
+        // The ACL lets the robot subscribe to the reading and both inbound topics.
         #expect(client.counters.subscriptionsRefused.load(ordering: .relaxed) == 0)
-        #expect(waitUntil(seconds: 15) { sim.rig?.snapshot().heaterOn == true }, "\(lines.list.withLock { $0 })")
 
         let operatorClient = try Client("operator", port: broker.port)
         let viewer = try Client("viewer", port: broker.port)
@@ -134,10 +187,9 @@ struct BrokerACLTests {
     /// (a flag too) names the topics it listens on; a wrong password is the broker's refusal, said
     /// in words.
     @Test func when_robotd_run_logs_in_by_flags_expect_it_connected_and_a_wrong_password_refused_in_words() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let (directory, broker) = (acl.directory, acl.broker)
         let config = directory + "/rig.yaml"
         try FileManager.default.copyItem(atPath: Examples.folder.appendingPathComponent("iot-rig-sim.yaml").path, toPath: config)
         try "rig-2-demo-password\n".write(toFile: directory + "/good", atomically: true, encoding: .utf8)
@@ -169,10 +221,9 @@ extension BrokerACLTests {
     /// connection, by an allowed one: once that one arrives, the denied one would have been there
     /// before it.
     @Test func when_a_robot_or_a_viewer_writes_another_robots_state_or_configs_expect_the_broker_to_drop_it() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
         final class Received: Sendable {
             let topics = Mutex<[String]>([])
         }
@@ -214,10 +265,9 @@ extension BrokerACLTests {
     /// flood of them would crowd the robot's queue at the broker). The operator's publications,
     /// last on its connection, arrive after the others' would have.
     @Test func when_the_station_viewer_and_a_robot_write_the_stop_path_expect_only_the_station_through() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
         final class Received: Sendable {
             let list = Mutex<[(topic: String, text: String)]>([])
         }
@@ -256,35 +306,14 @@ extension BrokerACLTests {
     /// them — no record, nothing rate-limited, operator-2's bucket untouched, the latch held —
     /// while A's own stop and its own reset act, and so does operator-2's own reset.
     @Test func when_an_operator_writes_another_operators_reset_topic_expect_the_broker_to_drop_it_and_its_own_to_act() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
-        try "iot-rig-sim-demo-password\n".write(toFile: directory + "/robot-password", atomically: true, encoding: .utf8)
-        var simOptions = SimulatorRunner.Options()
-        simOptions.broker = ("127.0.0.1", broker.port)
-        (simOptions.brokerUsername, simOptions.brokerPassword) = ("iot-rig-sim", Self.passwords["iot-rig-sim"])
-        simOptions.rig.sampleHz = 5
-        let sim = try SimulatorRunner(options: simOptions)
-        try sim.start()
-        defer { sim.stop() }
-        let configuration = try Examples.temporaryCopy("iot-rig-sim.yaml", in: directory) {
-            $0 = $0.replacingOccurrences(of: "broker: 127.0.0.1:18830", with: "broker: 127.0.0.1:\(broker.port)")
-                .replacingOccurrences(of: "client_id: robotd-iot-rig-sim",
-                                      with: "client_id: robotd-acl-\(getpid())\n  username: iot-rig-sim\n  password_file: \(directory)/robot-password")
-                .replacingOccurrences(of: "reset_users: [operator]", with: "reset_users: [operator, operator-2]")
-        }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
+        let rig = try RigUnderACL(on: acl) { $0.replacingOccurrences(of: "reset_users: [operator]", with: "reset_users: [operator, operator-2]") }
+        defer { rig.stop() }
+        let (sim, daemon, configuration) = (rig.sim, rig.daemon, rig.configuration)
         guard case .configured(let estop) = configuration.estop else { Issue.record("the example has an e-stop"); return }
         #expect(estop.remote?.resetUsers == ["operator", "operator-2"])
-        var options = RobotDaemon.Options()
-        options.realtime = RealtimeOptions()
-        let lines = LogLines()
-        let daemon = try RobotDaemon(configuration: configuration, options: options) { line in lines.list.withLock { $0.append(line) } }
-        try daemon.start()
-        defer { daemon.stop(reason: "test") }
-        let client = try #require(daemon.mqtt)
-        #expect(waitUntil { client.isConnected && client.counters.subscribed.load(ordering: .relaxed) >= 3 })
-        #expect(waitUntil(seconds: 15) { sim.rig?.snapshot().heaterOn == true }, "\(lines.list.withLock { $0 })")
         let a = try Client("operator", port: broker.port)
         let b = try Client("operator-2", port: broker.port)
         #expect(waitUntil { a.mqtt.isConnected && b.mqtt.isConnected })
@@ -332,10 +361,9 @@ extension BrokerACLTests {
     /// switch its heater. (Denied publishes are dropped silently: wait for the allowed one, then
     /// a while.)
     @Test func when_another_robots_login_drives_the_simulated_rig_expect_the_broker_to_drop_it() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
         final class Received: Sendable {
             let list = Mutex<[String]>([])
         }
@@ -445,10 +473,9 @@ extension BrokerACLTests {
     /// while the robot's own writes — `abilities` too — reach a subscriber, and only they are
     /// retained for the next one.
     @Test func when_other_logins_forge_a_robots_abilities_plan_or_state_expect_only_the_robots_own_to_arrive() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
         let heard = Heard()
         let watcher = try heard.watcher("viewer", name: "watcher", filter: "robotd/iot-rig-sim/#", port: broker.port)
         defer { watcher.stop() }
@@ -487,10 +514,9 @@ extension BrokerACLTests {
     /// name, and the viewer's and another robot's under any name, are dropped; each operator's own
     /// — last on its connection — reaches the robot's login.
     @Test func when_operators_write_goals_expect_their_own_names_through_and_every_other_dropped() throws {
-        let directory = try temporaryDirectory("robotd-acl")
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try Self.broker(in: directory)
-        defer { broker.stop() }
+        let acl = try ACLBroker()
+        defer { acl.stop() }
+        let broker = acl.broker
         let heard = Heard()
         let watcher = try heard.watcher("iot-rig-sim", name: "robot", filter: "robotd/iot-rig-sim/goal/#", port: broker.port)
         defer { watcher.stop() }

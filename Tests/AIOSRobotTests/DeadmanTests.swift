@@ -325,12 +325,13 @@ struct DeadmanTests {
         #expect(!loop.status.latched && loop.status.resets == 1, "released, then reset")
     }
 
-    /// An e-stop device opened (or its stream's writer back) whose key state nobody reports — the
-    /// ioctl failed, the code is missing, a stream's writer sends no level — leaves the e-stop
-    /// unknown, and unknown counts as held: the guard latches and refuses a reset until the key
-    /// reports a level. A frame without it changes nothing; a release event clears it.
+    /// An e-stop device back after its loss (reopened, or its stream's writer back) whose key
+    /// state nobody reports — the ioctl failed, the code is missing, a stream's writer sends no
+    /// level — leaves the e-stop's level unknown, and while latched unknown counts as held: a reset
+    /// is refused until the key reports a level. A frame without it changes nothing; its release
+    /// event lets the next reset through.
     @Test(arguments: [false, true])
-    func when_the_estop_level_is_unknown_at_open_expect_a_latch_and_no_reset_until_the_key_reports(resumed: Bool) throws {
+    func when_the_estop_level_is_unknown_after_a_reopening_expect_no_reset_until_the_key_reports(stream: Bool) throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
             .init(at: 2_000_000_000, [.axis("ABS_Y", 0)]),  // a frame without the e-stop key
             .init(at: 2_200_000_000, [.press("BTN_START")]), .init(at: 2_300_000_000, [.release("BTN_START")]),
@@ -340,24 +341,27 @@ struct DeadmanTests {
         let pad = try loop.gamepadInput()
         let estop = try #require(pad.estop)
         loop.run(until: 1_000_000_000)
-        #expect(!loop.status.latched && !estop.isPressed)
-        let notice: InputDeviceReader.Notice = resumed ? .resumed : .opened("event stream")
-        let words = loop.runtime.handle(notice, arrival: loop.rover.time, input: "gamepad")
-        #expect(resumed || words.contains("e-stop level unknown"), "\(words)")
-        #expect(estop.isPressed && estop.isLevelUnknown)
+        #expect(!loop.status.latched && !estop.isPressed && !estop.isLevelUnknown)
+        // Lost (a stop), then back with its level unknown.
+        _ = loop.runtime.handle(stream ? .writerGone : .ended("ENODEV"), arrival: loop.rover.time, input: "gamepad")
+        loop.run(until: 1_200_000_000)
+        #expect(loop.status.latched && loop.status.causes.contains(.estopDeviceLost))
+        let words = loop.runtime.handle(stream ? .resumed : .opened("evdev"), arrival: loop.rover.time, input: "gamepad")
+        #expect(stream || words.contains("e-stop level unknown"), "\(words)")
+        #expect(estop.isLevelUnknown && !estop.isPressed && !estop.isDeviceLost)
         #expect(pad.keysAtOpen([:], arrival: loop.rover.time).contains("e-stop BTN_EAST unknown at open"))
-        loop.run(until: 1_500_000_000)
-        #expect(loop.status.latched)
         loop.run(until: 2_500_000_000)
         #expect(estop.isLevelUnknown, "a frame without the key leaves it unknown")
+        #expect(loop.status.causes.contains(.emergencyStopInput), "unknown counts as held while latched")
         #expect(loop.status.latched && loop.status.resets == 0 && loop.status.refusedResets >= 1, "a reset while the level is unknown")
+        #expect(loop.status.lastRefusal.contains(.emergencyStopInput))
         loop.run(until: 4_000_000_000)
         #expect(!estop.isLevelUnknown && !estop.isPressed)
         #expect(!loop.status.latched && loop.status.resets == 1, "the key reported up, then a reset")
     }
 
-    /// Read at open and up, the e-stop's level is known again at once: a reset goes through.
-    @Test func when_the_estop_key_is_read_up_at_open_expect_the_unknown_level_cleared() throws {
+    /// Read up at the reopening, the e-stop's level is known at once: the next reset goes through.
+    @Test func when_the_estop_key_is_read_up_at_a_reopening_expect_the_reset_to_go_through() throws {
         let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
             .init(at: 2_000_000_000, [.press("BTN_START")]), .init(at: 2_100_000_000, [.release("BTN_START")]),
         ])
@@ -365,6 +369,8 @@ struct DeadmanTests {
         let estop = try #require(pad.estop)
         let btnEast = try #require(InputEvent.code(named: "BTN_EAST")).code
         loop.run(until: 1_000_000_000)
+        _ = loop.runtime.handle(.ended("ENODEV"), arrival: loop.rover.time, input: "gamepad")
+        loop.run(until: 1_100_000_000)
         _ = loop.runtime.handle(.opened("evdev"), arrival: loop.rover.time, input: "gamepad")
         loop.run(until: 1_200_000_000)
         #expect(loop.status.latched && estop.isLevelUnknown)

@@ -341,7 +341,7 @@ public final class RobotRuntime: Sendable {
             // A deadman held while it was opened enables nothing: teleop waits for a press after this.
             gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
-            return signal != nil ? name + " — e-stop level unknown until its key reports (counts as held)" : name
+            return signal != nil ? name + " — e-stop level unknown until its key reports (no reset until then)" : name
         case .resynchronised:
             gamepad?.resynchronised(arrival: arrival)
             return "SYN_DROPPED: resynchronised"
@@ -447,9 +447,11 @@ struct OdometryPlan: Sendable {
 
 /// Several e-stop devices read as one: asserted if any is, presses summed (each count is sticky),
 /// the latest release, the oldest keep-alive (a device that never sent one leaves it unknown, so
-/// the keep-alive sensor is not fed: any silent device makes it stale), any lost.
+/// the keep-alive sensor is not fed: any silent device makes it stale), any lost, any whose level
+/// is unknown since its opening.
 struct EStopReading {
     var asserted = false
+    var unknown = false
     var presses: UInt64 = 0
     var releasedAt: Instant?
     var oldestFrame: Instant?
@@ -460,6 +462,7 @@ struct EStopReading {
         for i in estops.indices {  // not for-in: that allocates per element in unoptimised builds
             let s = estops[i].signal
             asserted = asserted || s.isPressed
+            unknown = unknown || s.isLevelUnknown
             presses &+= s.presses
             if let r = s.releasedInstant { releasedAt = max(releasedAt ?? r, r) }
             let last = s.lastFrameAt
