@@ -1,4 +1,5 @@
 import Platform
+import RTScheduler
 import SafetyGuard
 
 /// Why an actuator write or safe-state application failed.
@@ -39,7 +40,24 @@ public struct ActuatorError: Error, CustomStringConvertible, Equatable {
 /// `package`, which every target of this package would see — so code outside this module cannot
 /// drive a back end around the set's checks (`ActuatorsTests/DeviceTokenTypeTests`).
 public struct DeviceWriteToken: Sendable {
-    init() {}
+    /// The minting set's seal and clock: a back end whose command may leave later than `write`
+    /// returns (MQTT: after the topic's outstanding message is confirmed) checks the approval
+    /// again then. nil: a token a test made.
+    let seal: SealClock?
+
+    init(seal: SealClock? = nil) { self.seal = seal }
+}
+
+/// A guard's seal with the clock that decides its approvals' validity: the actuator set's, for the
+/// checks a back end makes after `write` returned (`DeviceWriteToken.seal`).
+final class SealClock: Sendable {
+    let seal: GuardSeal
+    let clock: any SchedulerClock
+
+    init(seal: GuardSeal, clock: any SchedulerClock) {
+        self.seal = seal
+        self.clock = clock
+    }
 }
 
 /// A way to reach hardware (or the simulator). The only code that writes to actuators; it

@@ -170,6 +170,9 @@ public final class ActuatorSet: Sendable {
     public let seal: GuardSeal
     public let mode: Mode
     private let clock: any SchedulerClock
+    /// What every device write gets: permission, with the seal and clock to check an approval
+    /// again where a back end sends it later (MQTT).
+    private let token: DeviceWriteToken
     private let lanes: [Lane]
     /// Indexed by channel index (small, dense): no hashing on the control path.
     private let routes: [Route?]
@@ -242,6 +245,7 @@ public final class ActuatorSet: Sendable {
         self.seal = seal
         self.mode = mode
         self.clock = clock
+        token = DeviceWriteToken(seal: SealClock(seal: seal, clock: clock))
         self.routes = routes
         lanes = backends.map { Lane($0, direct: direct.contains($0.name)) }
         sealRefusals = MultiProducerRing(capacity: max(1, refusalLogCapacity))
@@ -333,14 +337,14 @@ public final class ActuatorSet: Sendable {
             let lane = lanes[i]
             i += 1
             if let emergency = lane.emergency {
-                do { try emergency.emergencySafeState(token: DeviceWriteToken()) } catch {
+                do { try emergency.emergencySafeState(token: token) } catch {
                     all = false
                     lane.safeStatePending.store(true, ordering: .releasing)
                 }
             } else {
                 let done = lane.io.withLockIfAvailable { partial -> Bool in
                     lane.dropPartial(&partial)
-                    return (try? lane.backend.applySafeState(token: DeviceWriteToken())) != nil
+                    return (try? lane.backend.applySafeState(token: token)) != nil
                 } ?? false
                 if !done {
                     all = false
@@ -518,7 +522,7 @@ public final class ActuatorSet: Sendable {
                   !lane.safeStatePending.load(ordering: .acquiring), !lane.flushPending.load(ordering: .acquiring),
                   lane.pendingSafeValues.load(ordering: .acquiring) == 0, backend.isConnected,
                   seal.admit(command, now: clock.now()) == nil else { return .deferred }
-            switch backend.tryWrite(command, token: DeviceWriteToken()) {
+            switch backend.tryWrite(command, token: token) {
             case .notSent:
                 return .deferred
             case .partial:
@@ -532,7 +536,7 @@ public final class ActuatorSet: Sendable {
                     // Overtaken, as in `deliver`: the channel's safe value follows at once, or
                     // from the writer before anything else when it cannot go out now.
                     overtaken.add(1, ordering: .relaxed)
-                    switch backend.trySafeValue(channel: command.channel, token: DeviceWriteToken()) {
+                    switch backend.trySafeValue(channel: command.channel, token: token) {
                     case .written: break
                     case .partial:
                         partial = PartialFrame(command: nil, stopsBefore: stopsBefore)
@@ -556,7 +560,7 @@ public final class ActuatorSet: Sendable {
     private func settle(_ pending: PartialFrame, on lane: Lane, fault: inout Fault?) {
         guard let direct = lane.direct else { return }
         guard let command = pending.command else {
-            do { try direct.finishPartialWrite(token: DeviceWriteToken()) } catch { fault = fail(lane, error) }
+            do { try direct.finishPartialWrite(token: token) } catch { fault = fail(lane, error) }
             return
         }
         let now = clock.now()
@@ -570,11 +574,11 @@ public final class ActuatorSet: Sendable {
             return
         }
         do {
-            try direct.finishPartialWrite(token: DeviceWriteToken())
+            try direct.finishPartialWrite(token: token)
             written.add(1, ordering: .relaxed)
             if emergencyStops.load(ordering: .acquiring) != pending.stopsBefore || seal.epoch != command.epoch {
                 overtaken.add(1, ordering: .relaxed)
-                try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken())
+                try lane.backend.applySafeState(channel: command.channel, token: token)
                 noteSafeState(command)
             }
         } catch {
@@ -597,7 +601,7 @@ public final class ActuatorSet: Sendable {
             return .refused
         }
         if lane.safeStatePending.exchange(false, ordering: .acquiringAndReleasing) {
-            do { try lane.backend.applySafeState(token: DeviceWriteToken()) } catch {
+            do { try lane.backend.applySafeState(token: token) } catch {
                 fault = fail(lane, error)
                 return .failed(fault?.error ?? ActuatorError(.writeFailed, backend: lane.name))
             }
@@ -609,13 +613,13 @@ public final class ActuatorSet: Sendable {
         }
         do {
             guard lane.backend.isConnected else { throw ActuatorError(.disconnected, backend: lane.name) }
-            try lane.backend.write(command, token: DeviceWriteToken())
+            try lane.backend.write(command, token: token)
             written.add(1, ordering: .relaxed)
             if emergencyStops.load(ordering: .acquiring) != stopsBefore || seal.epoch != command.epoch {
                 // Overtaken: an emergency stop or a latch came while this command was on its way
                 // out. Follow it with the channel's safe value, so an energised frame is never last.
                 overtaken.add(1, ordering: .relaxed)
-                try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken())
+                try lane.backend.applySafeState(channel: command.channel, token: token)
                 noteSafeState(command)
             }
             return .written
@@ -634,7 +638,7 @@ public final class ActuatorSet: Sendable {
         case .expired: expiredRefusals.add(1, ordering: .relaxed)
         }
         sealRefusals.append(SealRefusalRecord(channel: command.channel, refusal: refusal, approvedAt: command.approvedAt, at: now))
-        do { try lane.backend.applySafeState(channel: command.channel, token: DeviceWriteToken()) } catch {
+        do { try lane.backend.applySafeState(channel: command.channel, token: token) } catch {
             fault = fail(lane, error)
         }
         // The guard must learn that this channel is at its safe value now, or its limiter would
@@ -646,7 +650,7 @@ public final class ActuatorSet: Sendable {
         guard let beat = lane.beat, lane.acceptsCommands else { return }
         do {
             guard lane.backend.isConnected else { throw ActuatorError(.disconnected, backend: lane.name) }
-            try beat.sendHeartbeat(token: DeviceWriteToken())
+            try beat.sendHeartbeat(token: token)
             heartbeats.add(1, ordering: .relaxed)
         } catch {
             fault = fail(lane, error)
@@ -664,9 +668,9 @@ public final class ActuatorSet: Sendable {
         lane.pendingSafeValues.store(0, ordering: .relaxed)  // the whole safe state follows
         let applied: Bool
         if let emergency = lane.emergency, failure.code == .stalled || mode != .inline {
-            applied = (try? emergency.emergencySafeState(token: DeviceWriteToken())) != nil
+            applied = (try? emergency.emergencySafeState(token: token)) != nil
         } else {
-            applied = (try? lane.backend.applySafeState(token: DeviceWriteToken())) != nil
+            applied = (try? lane.backend.applySafeState(token: token)) != nil
         }
         return Fault(backend: lane.name, error: failure, safeStateApplied: applied)
     }
@@ -675,7 +679,7 @@ public final class ActuatorSet: Sendable {
     private func perform(_ action: ActuatorLifecycle.Action, on lane: Lane, logFailure: Bool) -> Bool {
         guard action == .applySafeState else { return action == .none }
         do {
-            try lane.backend.applySafeState(token: DeviceWriteToken())
+            try lane.backend.applySafeState(token: token)
             return true
         } catch {
             if logFailure { logger.critical("could not apply the safe state of \(lane.name): \(error)") }
@@ -734,10 +738,10 @@ public final class ActuatorSet: Sendable {
             while safeValues != 0 && fault == nil {
                 let slot = safeValues.trailingZeroBitCount
                 safeValues &= safeValues &- 1
-                do { try lane.backend.applySafeState(channel: lane.channels[slot], token: DeviceWriteToken()) } catch { fault = fail(lane, error) }
+                do { try lane.backend.applySafeState(channel: lane.channels[slot], token: token) } catch { fault = fail(lane, error) }
             }
             if lane.safeStatePending.exchange(false, ordering: .acquiringAndReleasing) {
-                do { try lane.backend.applySafeState(token: DeviceWriteToken()) } catch { fault = fail(lane, error) }
+                do { try lane.backend.applySafeState(token: token) } catch { fault = fail(lane, error) }
             }
             for box in lane.mailboxes where fault == nil {
                 guard let command = box.take() else { continue }

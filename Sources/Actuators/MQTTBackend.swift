@@ -65,7 +65,10 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
         }
         // A value that renders as the safe value is the safe value (never refused for a full queue).
         let payload = command.deenergize ? topics[i].safePayload : Array(routes[i].render(command.value).utf8)
-        do { try client.publishCommand(payload, on: topics[i]) } catch { throw mapped(error) }
+        // The approval goes along: a command that has to wait for the topic's outstanding message
+        // is checked again by the seal's rules (validity, epoch) when its turn comes.
+        let approval = token.seal.map { MQTTCommandApproval(validUntil: command.validUntil.nanoseconds, epoch: command.epoch, source: $0) }
+        do { try client.publishCommand(payload, on: topics[i], approval: approval) } catch { throw mapped(error) }
     }
 
     public func applySafeState(token: DeviceWriteToken) throws {
@@ -101,6 +104,19 @@ public final class MQTTBackend: ActuatorBackend, EmergencyStopping {
 
     private func mapped(_ error: any Error) -> any Error {
         if error is ActuatorError { return error }
+        // The channel's last command went unconfirmed past the client's limit: the channel was
+        // stuck, as a device that takes no bytes (the set fails the back end; the guard stops).
+        if let e = error as? MQTTError, e.code == MQTTError.commandUnconfirmedCode {
+            return ActuatorError(.stalled, backend: name, detail: "\(error)")
+        }
         return ActuatorError(client.isConnected ? .writeFailed : .disconnected, backend: name, detail: "\(error)")
     }
+}
+
+/// The actuator set's seal and clock, read on the MQTT client's network thread when a command that
+/// waited is handed over: the same rules as `GuardSeal.admit` (the guard's identity was checked
+/// when the command was written).
+extension SealClock: MQTTApprovalSource {
+    func approvalNow() -> Int64 { clock.now().nanoseconds }
+    func approvalEpoch() -> UInt64 { seal.epoch }
 }

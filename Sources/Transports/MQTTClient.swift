@@ -15,8 +15,9 @@ public protocol MQTTPublishing: AnyObject, Sendable {
     func commandTopic(_ topic: String, qos: Int, retain: Bool, safePayload: [UInt8]) -> MQTTCommandTopic
     /// A channel's value on its command topic; a payload equal to the topic's safe payload is its
     /// safe value (`MQTTClient.publishCommand`: the one outstanding message per topic, a safe value
-    /// never refused by the queue's bound).
-    func publishCommand(_ payload: [UInt8], on topic: MQTTCommandTopic) throws
+    /// never refused by the queue's bound). `approval`: checked again if the command goes out
+    /// later than this call (nil: never checked again).
+    func publishCommand(_ payload: [UInt8], on topic: MQTTCommandTopic, approval: MQTTCommandApproval?) throws
 }
 
 extension MQTTPublishing {
@@ -30,13 +31,13 @@ extension MQTTPublishing {
         MQTTCommandTopic(topic: topic, qos: qos, retain: retain, safePayload: safePayload)
     }
 
-    public func publishCommand(_ payload: [UInt8], on topic: MQTTCommandTopic) throws {
+    public func publishCommand(_ payload: [UInt8], on topic: MQTTCommandTopic, approval: MQTTCommandApproval?) throws {
         try publish(topic: topic.topic, payload: payload, qos: topic.qos, retain: topic.retain)
     }
 
     /// The topic's safe value.
     public func publishSafeValue(on topic: MQTTCommandTopic) throws {
-        try publishCommand(topic.safePayload, on: topic)
+        try publishCommand(topic.safePayload, on: topic, approval: nil)
     }
 
     /// The topic's safe value from a thread that must never wait: counted on the topic first (an
@@ -61,6 +62,10 @@ public struct MQTTError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Not a libmosquitto code: the client's own bound on the bytes of those messages
     /// (`MQTTOptions.maxQueuedBytes`) refused the message.
     public static let queueBytesFullCode: Int32 = -1001
+    /// Not a libmosquitto code: the command topic's outstanding message went unconfirmed past the
+    /// confirmation limit (`MQTTOptions.commandConfirmationSeconds`); the next command on the topic
+    /// is refused with it, once, so that its back end reports the channel stuck.
+    public static let commandUnconfirmedCode: Int32 = -1002
 }
 
 /// libmosquitto's result codes, CONNACK codes and errno in words ("connection refused", "host
@@ -71,6 +76,8 @@ public enum MQTTWords {
         switch code {
         case MQTTError.queueFullCode: return "outgoing queue full (max_queued_messages): message dropped"
         case MQTTError.queueBytesFullCode: return "outgoing queue full (max_queued_bytes): message dropped"
+        case MQTTError.commandUnconfirmedCode:
+            return "the channel's last command went unconfirmed past the confirmation limit (the channel was stuck): command refused"
         case MOSQ_ERR_ERRNO.rawValue:
             guard let errno, errno != 0 else { return "system error" }
             return SystemErrorWords.text(errno)
@@ -146,11 +153,20 @@ public struct MQTTOptions: Sendable, Equatable {
     /// keeps a floor); nil: the system's default. Small values make a stalled broker fill the
     /// socket quickly (the isolation test).
     public var sendBufferBytes: Int?
+    /// How long a command topic's outstanding message may stay unconfirmed while connected,
+    /// counted from its hand-over or the latest connect, whichever is later, before it is given up
+    /// (`MQTTClient.publishCommand`); nil: three keepalive intervals. libmosquitto drops a link on
+    /// which nothing has come for two keepalive intervals (a PINGREQ after one, no PINGRESP within
+    /// the next), so beyond three a stalled broker has already been reported as a lost link: what
+    /// is left is a confirmation that will never come — lost in the count, or a broker that talks
+    /// but does not acknowledge — and the channel would otherwise wait for it for ever.
+    public var commandConfirmationSeconds: Double?
 
     public init(host: String = "127.0.0.1", port: Int = 1883, clientID: String, username: String? = nil,
                 password: String? = nil, caFile: String? = nil, keepaliveSeconds: Int = 10, cleanSession: Bool = true,
                 will: Will? = nil, reconnectMinSeconds: UInt32 = 1, reconnectMaxSeconds: UInt32 = 8,
-                maxQueuedMessages: Int? = nil, maxQueuedBytes: Int? = nil, sendBufferBytes: Int? = nil) {
+                maxQueuedMessages: Int? = nil, maxQueuedBytes: Int? = nil, sendBufferBytes: Int? = nil,
+                commandConfirmationSeconds: Double? = nil) {
         self.host = host
         self.port = port
         self.clientID = clientID
@@ -165,6 +181,14 @@ public struct MQTTOptions: Sendable, Equatable {
         self.maxQueuedMessages = maxQueuedMessages
         self.maxQueuedBytes = maxQueuedBytes
         self.sendBufferBytes = sendBufferBytes
+        self.commandConfirmationSeconds = commandConfirmationSeconds
+    }
+
+    /// `commandConfirmationSeconds` or its default, in nanoseconds (at least 1 ms).
+    var commandConfirmationLimit: Int64 {
+        let seconds = commandConfirmationSeconds ?? 3 * Double(max(1, keepaliveSeconds))
+        guard seconds.isFinite else { return .max }
+        return Int64(min(max(seconds, 0.001), 1e9) * 1e9)
     }
 
     /// `host:port` (port defaults to 1883).
@@ -265,6 +289,14 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         /// Safe values not handed over again: the topic's newest outstanding message is that safe
         /// value already, and nothing has been handed over on the topic since.
         public let safeValuesAlreadyLast = Atomic<UInt64>(0)
+        /// Commands that waited for their topic's outstanding message and were dropped when their
+        /// turn came: their approval had run out (`validUntil`), or the guard had latched or reset
+        /// since (its epoch moved). Never sent.
+        public let expired = Atomic<UInt64>(0)
+        /// Command topics whose outstanding message went unconfirmed past the confirmation limit
+        /// while connected: given up, the slot freed, the next command refused (a stuck channel,
+        /// reported to the actuator's owner).
+        public let unconfirmedCommands = Atomic<UInt64>(0)
     }
 
     public let options: MQTTOptions
@@ -291,6 +323,9 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     /// A command topic's outstanding message was confirmed (set on the network thread in
     /// on_publish; the commands waiting are handed over after the loop's turn).
     private let commandSlotFreed = Atomic<Bool>(false)
+    /// CLOCK_MONOTONIC (ns) of the latest CONNACK accepted: libmosquitto re-sends the QoS 1 and 2
+    /// messages it holds then, so an outstanding message's wait for its confirmation starts anew.
+    private let lastConnectAt = Atomic<Int64>(0)
 
     private static let libraryReady: Bool = mosquitto_lib_init() == MOSQ_ERR_SUCCESS.rawValue
 
@@ -341,6 +376,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         var delay = max(options.reconnectMinSeconds, 1) * 1000
         var haveConnected = false
         var linkUp = false
+        var nextConfirmationCheck: Int64 = 0
         while !stop.isSet {
             if !linkUp {
                 connackSeen.store(false, ordering: .relaxed)
@@ -366,6 +402,12 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             let rc = mosquitto_loop(mosq, 100, 1)
             if rc == MOSQ_ERR_SUCCESS.rawValue {
                 sweepWrittenQoS0()
+                // Ten times a second at most: a walk over the command topics.
+                let now = rt_monotonic_ns()
+                if now >= nextConfirmationCheck {
+                    nextConfirmationCheck = now + 100_000_000
+                    expireUnconfirmedCommands(now: now)
+                }
                 handOverWaitingCommands()
             }
             if rc != MOSQ_ERR_SUCCESS.rawValue && !stop.isSet {
@@ -482,7 +524,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         // A QoS 1 or 2 message refused for want of a connection (lost just now) is kept by
         // libmosquitto all the same and sent after the reconnect: it stays in the ledger.
         let kept = rc == MOSQ_ERR_SUCCESS.rawValue || (rc == MOSQ_ERR_NO_CONN.rawValue && qos > 0)
-        let outstanding = ledger.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept, slot: slot)
+        let outstanding = ledger.settle(mid: mid, qos: qos, bytes: bytes, handedOver: kept, slot: slot,
+                                        at: slot >= 0 ? rt_monotonic_ns() : 0)
         guard kept else {
             counters.publishFailures.add(1, ordering: .relaxed)
             throw MQTTError(code: rc, operation: "publish \(topic)")
@@ -515,7 +558,18 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
     ///   the bound (counted against it all the same: at most one per topic beyond it, as it is not
     ///   repeated while it is the topic's outstanding message on the same connection). Kept
     ///   through an outage at QoS 1 or 2.
-    public func publishCommand(_ payload: [UInt8], on command: MQTTCommandTopic) throws {
+    /// - a command that waited is checked again when its turn comes: dropped (counted: `expired`)
+    ///   if its `approval` has run out or the guard latched or reset since. What the guard approved
+    ///   for at most a second must not leave seconds later, after a broker that stalled.
+    /// - an outstanding message unconfirmed past the confirmation limit
+    ///   (`MQTTOptions.commandConfirmationSeconds`) is given up (counted: `unconfirmedCommands`),
+    ///   the command waiting dropped, and the next command refused with
+    ///   `MQTTError.commandUnconfirmedCode`: the channel was stuck, and its owner must hear of it
+    ///   rather than see every command accepted and none sent.
+    /// At a reconnect libmosquitto sends the topic's outstanding QoS 1 or 2 message again as soon as
+    /// the CONNACK is in, ahead of anything published from then on (the reactivation's safe
+    /// value): it cannot be taken back (docs/mqtt.md).
+    public func publishCommand(_ payload: [UInt8], on command: MQTTCommandTopic, approval: MQTTCommandApproval?) throws {
         let safe = payload == command.safePayload
         guard isConnected || (safe && command.qos > 0) else {
             counters.publishFailures.add(1, ordering: .relaxed)
@@ -548,8 +602,13 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                 counters.publishFailures.add(1, ordering: .relaxed)
                 throw MQTTError(code: MOSQ_ERR_NO_CONN.rawValue, operation: "publish \(command.topic)")
             }
+            if state.unconfirmed {
+                state.unconfirmed = false
+                counters.publishFailures.add(1, ordering: .relaxed)
+                throw MQTTError(code: MQTTError.commandUnconfirmedCode, operation: "publish \(command.topic)")
+            }
             if outstanding != 0 {
-                state.waiting = .init(payload: payload, emergenciesBefore: emergenciesBefore)
+                state.waiting = .init(payload: payload, emergenciesBefore: emergenciesBefore, approval: approval)
                 return
             }
             try handOver(payload, on: command, slot: slot, safe: false, state: &state)
@@ -591,6 +650,12 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
                     counters.superseded.add(1, ordering: .relaxed)
                     return
                 }
+                // Its approval, read anew: the wait may have outlasted it (a broker that stalled),
+                // or a latch or reset may have come since.
+                if let approval = waiting.approval, approval.hasLapsed {
+                    counters.expired.add(1, ordering: .relaxed)
+                    return
+                }
                 // A failure (the link gone meanwhile, the bound) is counted and the command lost;
                 // the next command or safe value on the topic is handed over as usual.
                 do {
@@ -601,7 +666,8 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         }
     }
 
-    /// Network thread, once the connection is gone: a command waiting would be stale after it.
+    /// Network thread, once the connection is gone: a command waiting would be stale after it. A
+    /// stuck channel not reported yet is forgotten: the lost link fails its next command anyway.
     private func dropWaitingCommands() {
         let topics = commandTopics.withLock { $0 }
         var i = 0
@@ -609,9 +675,40 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
             let command = topics[i]
             i += 1
             command.state.withLock { state in
+                state.unconfirmed = false
                 guard state.waiting != nil else { return }
                 state.waiting = nil
                 counters.superseded.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Network thread, connected: a command topic whose outstanding message has waited for its
+    /// confirmation longer than the limit since its hand-over and since the latest connect (when
+    /// libmosquitto sent it again) will not see it. It is given up — the slot freed, the command
+    /// waiting dropped — and the topic marked, so that its next command is refused: the back end
+    /// fails and the guard stops the machine, where the channel would otherwise take every
+    /// command and send none (a heater left at its last duty).
+    private func expireUnconfirmedCommands(now: Int64) {
+        guard isConnected else { return }
+        let cutoff = now &- options.commandConfirmationLimit
+        guard lastConnectAt.load(ordering: .acquiring) < cutoff else { return }
+        let topics = commandTopics.withLock { $0 }
+        var i = 0
+        while i < topics.count {
+            let command = topics[i]
+            i += 1
+            guard let slot = command.slot, ledger.withLock({ $0.outstanding(slot: slot, handedOverBefore: cutoff) }) else { continue }
+            // Under the topic's lock, as every hand-over on it: checked again there.
+            command.state.withLock { state in
+                guard ledger.withLock({ $0.expireOutstanding(slot: slot, handedOverBefore: cutoff) }) else { return }
+                counters.unconfirmedCommands.add(1, ordering: .relaxed)
+                state.unconfirmed = true
+                state.lastMid = 0
+                if state.waiting != nil {
+                    state.waiting = nil
+                    counters.superseded.add(1, ordering: .relaxed)
+                }
             }
         }
     }
@@ -717,6 +814,7 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         counters.refusedThisConnection.store(0, ordering: .relaxed)
         let list = subscriptions.withLock { $0 }
         subscriptionsAwaited.store(list.count, ordering: .releasing)
+        lastConnectAt.store(rt_monotonic_ns(), ordering: .releasing)
         connected.store(true, ordering: .releasing)
         counters.connects.add(1, ordering: .relaxed)
         for subscription in list {

@@ -42,14 +42,17 @@ struct OutgoingLedger: Sendable {
     /// before mosquitto_publish returned its id). Only a publish in progress can claim one: a
     /// confirmation that comes when none is (an emergency message sent but not accounted) is
     /// dropped, and the list is emptied whenever the last one settles. Full, the oldest gives way:
-    /// the newest belongs to a publish that is about to settle. So stray confirmations can never
-    /// crowd out a real one and leave its entry counted for ever.
+    /// the newest belongs to a publish that is about to settle. A real confirmation followed by 64
+    /// strays before its settle is lost all the same, and its entry stays: on a command topic that
+    /// is what `expireOutstanding` ends (the channel's confirmation limit, `MQTTClient`).
     private var early: [Early]
     private(set) var earlyCount = 0
     private var earlySeq: UInt64 = 0
     /// Per command topic (`MQTTCommandTopic`): the id of its newest message handed over and not
     /// confirmed yet; 0 (never a message id): none.
     private var outstanding: [Int32]
+    /// Per command topic: when that message was handed over (the instant `settle` was given, ns).
+    private var outstandingSince: [Int64]
     /// Ids to discard, gathered before removing them (no dictionary is built for it).
     private var scratch: [Int32]
     let capacity: Int
@@ -67,6 +70,7 @@ struct OutgoingLedger: Sendable {
         entries = Dictionary(minimumCapacity: room)
         early = Array(repeating: Early(), count: Self.earlyLimit)
         outstanding = []
+        outstandingSince = []
         scratch = []
         scratch.reserveCapacity(room)
     }
@@ -84,11 +88,12 @@ struct OutgoingLedger: Sendable {
     /// After mosquitto_publish: the reservation becomes an entry (or is released: not handed
     /// over, or already confirmed). `othersInProgress`: emergency publications handed over and
     /// not recorded yet (`LedgerLock`), which may still claim an early confirmation. True: the
-    /// message is outstanding now (on `slot`, if one is given).
+    /// message is outstanding now (on `slot`, if one is given, since `now`).
     @discardableResult
-    mutating func settle(mid: Int32, qos: Int, bytes size: Int, handedOver: Bool, slot: Int = -1, othersInProgress: Int = 0) -> Bool {
+    mutating func settle(mid: Int32, qos: Int, bytes size: Int, handedOver: Bool, slot: Int = -1, othersInProgress: Int = 0,
+                         at now: Int64 = 0) -> Bool {
         unsettled = max(0, unsettled - 1)
-        let outstanding = handedOver ? insert(mid: mid, qos: qos, bytes: size, slot: slot) : false
+        let outstanding = handedOver ? insert(mid: mid, qos: qos, bytes: size, slot: slot, at: now) : false
         if !handedOver { release(size) }
         // Nothing in progress can claim what is left: strays (an emergency message never accounted).
         if unsettled == 0 && othersInProgress == 0 && earlyCount > 0 { clearEarly() }
@@ -100,7 +105,7 @@ struct OutgoingLedger: Sendable {
     mutating func record(mid: Int32, qos: Int, bytes size: Int) {
         count += 1
         bytes += size
-        _ = insert(mid: mid, qos: qos, bytes: size, slot: -1)
+        _ = insert(mid: mid, qos: qos, bytes: size, slot: -1, at: 0)
     }
 
     /// on_publish. True: a command topic's outstanding message was confirmed (its slot is free:
@@ -119,12 +124,31 @@ struct OutgoingLedger: Sendable {
     /// A new command topic: its index.
     mutating func addSlot() -> Int {
         outstanding.append(0)
+        outstandingSince.append(0)
         return outstanding.count - 1
     }
 
     /// The id of the command topic's newest message not confirmed yet (0: none).
     func outstanding(slot: Int) -> Int32 {
         slot >= 0 && slot < outstanding.count ? outstanding[slot] : 0
+    }
+
+    /// True when the command topic's outstanding message was handed over before `cutoff`.
+    func outstanding(slot: Int, handedOverBefore cutoff: Int64) -> Bool {
+        outstanding(slot: slot) != 0 && outstandingSince[slot] < cutoff
+    }
+
+    /// Gives up the command topic's outstanding message if it was handed over before `cutoff`: its
+    /// entry leaves the count and the slot is free (a confirmation that still comes is then a
+    /// stray). True: it was given up. For a confirmation that will never come — lost among
+    /// strays (the early list) or never sent by the broker — which would hold the slot, and every
+    /// command after it, for ever.
+    mutating func expireOutstanding(slot: Int, handedOverBefore cutoff: Int64) -> Bool {
+        guard outstanding(slot: slot, handedOverBefore: cutoff) else { return false }
+        let mid = outstanding[slot]
+        if let entry = entries.removeValue(forKey: mid) { _ = drop(entry, mid: mid) }
+        outstanding[slot] = 0
+        return true
     }
 
     /// Drops the QoS 0 entries (settled before `settledBefore`, or all): they were discarded.
@@ -154,7 +178,7 @@ struct OutgoingLedger: Sendable {
     }
 
     /// Claims an early confirmation of `mid` (released at once), else enters it.
-    private mutating func insert(mid: Int32, qos: Int, bytes size: Int, slot: Int) -> Bool {
+    private mutating func insert(mid: Int32, qos: Int, bytes size: Int, slot: Int, at now: Int64) -> Bool {
         if claimEarly(mid) {
             release(size)
             return false
@@ -165,7 +189,10 @@ struct OutgoingLedger: Sendable {
         entries[mid] = Entry(qos: qos, bytes: size, settled: nextSettle, slot: slot)
         if qos == 0 { qos0Count += 1 }
         nextSettle &+= 1
-        if slot >= 0 && slot < outstanding.count { outstanding[slot] = mid }
+        if slot >= 0 && slot < outstanding.count {
+            outstanding[slot] = mid
+            outstandingSince[slot] = now
+        }
         return true
     }
 
@@ -277,9 +304,9 @@ final class LedgerLock: Sendable {
 
     /// `OutgoingLedger.settle`, knowing which emergency publications are still in progress.
     @discardableResult
-    func settle(mid: Int32, qos: Int, bytes: Int, handedOver: Bool, slot: Int = -1) -> Bool {
+    func settle(mid: Int32, qos: Int, bytes: Int, handedOver: Bool, slot: Int = -1, at now: Int64 = 0) -> Bool {
         withLock { $0.settle(mid: mid, qos: qos, bytes: bytes, handedOver: handedOver, slot: slot,
-                             othersInProgress: handOvers.load(ordering: .sequentiallyConsistent)) }
+                             othersInProgress: handOvers.load(ordering: .sequentiallyConsistent), at: now) }
     }
 
     /// `OutgoingLedger.confirm`, likewise. True: a command topic's slot was freed.

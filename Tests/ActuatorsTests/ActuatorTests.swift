@@ -5,6 +5,7 @@ import Glibc
 import RTScheduler
 import SafetyGuard
 import Synchronization
+import TestSupport
 import Testing
 @testable import Actuators
 
@@ -217,5 +218,48 @@ struct BackendTests {
         let verdict = rig.guardian.check(stale, now: t)
         #expect(verdict == .rejected(.stale))
         #expect(verdict.approved == nil)  // no ApprovedCommand exists, so ActuatorSet.write cannot be called
+    }
+}
+
+/// Session 8, L3, where the guard sees it: a broker that answers (CONNACK, PINGRESP) but never
+/// acknowledges a PUBLISH (scripts/peers/refusing_broker.py) leaves the channel's one outstanding
+/// message unconfirmed for ever, and every later command would wait behind it while `write`
+/// succeeds (a heater left at its last state). Past the client's confirmation limit (1 s here) the
+/// channel's next command fails the back end as stalled: the set reports the fault (the runtime
+/// hands it to the guard: `actuator-failure`, a stop), applies the safe state and refuses commands
+/// until the back end is reactivated.
+@Suite("MQTT back end: a channel whose commands are never confirmed fails closed", .serialized)
+struct MQTTStuckChannelTests {
+    @Test func when_the_broker_never_confirms_expect_the_back_end_failed_as_stalled_past_the_limit() throws {
+        let peer = try MinimalBroker(["--refusals", "0"])
+        defer { peer.stop() }
+        var rig = try Rig()
+        let client = try MQTTClient(options: MQTTOptions(port: peer.port, clientID: "stuck-channel-\(getpid())", keepaliveSeconds: 60,
+                                                         maxQueuedMessages: 1000, commandConfirmationSeconds: 1)) { _ in }
+        let backend = MQTTBackend(name: "relays", routes: [
+            .init(channel: ChannelID(index: 2), name: "heater", topic: "rig/heater/set", stateNames: ["OFF", "ON"], safeValue: .discrete(0), qos: 1),
+        ], client: client)
+        let log = FaultLog()
+        let set = try ActuatorSet(seal: rig.guardian.seal, backends: [backend], clock: VirtualClock(start: Instant(nanoseconds: 1_000_000)),
+                                  mode: .inline, onFault: log.append)
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.isConnected })
+        set.start()  // the safe state first: OFF, outstanding from now on
+        #expect(client.queuedMessages == 1)
+        // Accepted, and waiting behind OFF: what the channel did for ever before.
+        #expect(set.write(try rig.approve(2, .discrete(1))) == .written)
+        #expect(client.queuedMessages == 1 && log.all.isEmpty)
+
+        #expect(waitUntil(seconds: 5) { client.counters.unconfirmedCommands.load(ordering: .relaxed) == 1 })
+        let outcome = set.write(try rig.approve(2, .discrete(1), at: 2))
+        guard case .failed(let error) = outcome else {
+            Issue.record("the stuck channel's next command was not refused: \(outcome)")
+            return
+        }
+        #expect(error.code == .stalled)
+        #expect(log.all.count == 1 && log.all.first?.error.code == .stalled && log.all.first?.safeStateApplied == true)
+        #expect(set.state(of: "relays") == .inactive)
+        #expect(set.write(try rig.approve(2, .discrete(1), at: 3)) == .refused)
     }
 }

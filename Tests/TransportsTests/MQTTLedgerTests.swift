@@ -98,6 +98,30 @@ struct MQTTLedgerTests {
         #expect(l.earlyCount == 0)
     }
 
+    /// Session 8, L3: the order the test above spares — the real confirmation first, then 64
+    /// strays before its publish settles. The strays push it out of the early list, so the entry,
+    /// and its command topic's slot, are left for ever (QoS 1: nothing else confirms it). The slot's
+    /// age limit gives it up, and not a moment before: the count back to zero, the slot free, and a
+    /// confirmation that still comes is a stray.
+    @Test func when_a_real_early_confirmation_is_followed_by_64_strays_expect_the_slot_given_up_at_its_age_limit() {
+        var l = OutgoingLedger()
+        let slot = l.addSlot()
+        #expect(l.reserve(bytes: 10, maxMessages: nil, maxBytes: nil) == nil)
+        l.confirm(mid: 500)  // on_publish before mosquitto_publish returned the id
+        for mid in Int32(1)...64 { l.confirm(mid: mid) }
+        let outstanding = l.settle(mid: 500, qos: 1, bytes: 10, handedOver: true, slot: slot, at: 1_000)
+        // What L3 found: its confirmation is lost, and the slot holds it.
+        #expect(outstanding)
+        #expect(l.outstanding(slot: slot) == 500 && l.count == 1)
+        let beforeTheLimit = l.expireOutstanding(slot: slot, handedOverBefore: 1_000)
+        #expect(!beforeTheLimit && l.outstanding(slot: slot) == 500)
+        let atTheLimit = l.expireOutstanding(slot: slot, handedOverBefore: 1_001)
+        #expect(atTheLimit)
+        #expect(l.outstanding(slot: slot) == 0 && l.count == 0 && l.bytes == 0)
+        let freed = l.confirm(mid: 500)
+        #expect(!freed && l.count == 0)
+    }
+
     /// A stray confirmation is not kept past the publishes in progress when it came: a later
     /// message that gets the same id (ids repeat) stays counted until its own confirmation.
     @Test func when_a_stray_confirmation_outlives_the_publishes_in_progress_expect_it_forgotten() {
@@ -224,5 +248,66 @@ struct MQTTSubscriptionLinkTests {
         // The SUBACKs came about 2 s after the CONNACK.
         #expect(Date().timeIntervalSince(reconnected) > 1.0)
         #expect(client.counters.subscribed.load(ordering: .relaxed) == 4 && !client.hasRefusedSubscription)
+    }
+}
+
+/// Session 8, L3, on a live connection: a command topic's slot left stuck as the ledger leaves it
+/// after a real early confirmation and 64 strays (driven here through the client's ledger, in the
+/// order the network thread and a writer would). Before the fix every later command on the topic
+/// waited for ever while `publishCommand` reported success. Now, past the confirmation limit (1 s
+/// here), the slot is given up and counted, the command waiting dropped, and the next command
+/// refused — once, so that the actuator's owner reports the channel stuck —; then commands flow.
+@Suite("MQTT client: a command topic whose confirmation never comes", .serialized,
+       .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
+struct MQTTStuckCommandTopicTests {
+    static func monotonicNow() -> Int64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec)
+    }
+
+    @Test func when_a_slot_is_stuck_by_strays_expect_it_given_up_at_the_limit_and_the_next_command_refused() throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        let inbox = Inbox()
+        let watcher = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "stuck-watcher-\(getpid())", keepaliveSeconds: 60)) { m in
+            inbox.messages.withLock { $0.append(m) }
+        }
+        try watcher.subscribe(.init(filter: "stuck/heater", qos: 1))
+        try watcher.start()
+        defer { watcher.stop() }
+        #expect(waitUntil { watcher.isSubscribed })
+        let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "stuck-\(getpid())", keepaliveSeconds: 60,
+                                                         maxQueuedMessages: 1000, commandConfirmationSeconds: 1)) { _ in }
+        let topic = client.commandTopic("stuck/heater", qos: 1, retain: false, safePayload: Array("0".utf8))
+        let slot = try #require(topic.slot)
+        try client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.isConnected })
+        try client.publishCommand(Array("1".utf8), on: topic, approval: nil)
+        #expect(waitUntil { inbox.texts() == ["1"] && client.queuedMessages == 0 })
+
+        // A publish on the topic whose confirmation comes before its settle, then 64 strays.
+        let mid: Int32 = 40_000
+        #expect(client.ledger.withLock { $0.reserve(bytes: 10, maxMessages: nil, maxBytes: nil) } == nil)
+        _ = client.ledger.confirm(mid: mid)
+        for stray in (mid + 1)...(mid + 64) { _ = client.ledger.confirm(mid: stray) }
+        client.ledger.settle(mid: mid, qos: 1, bytes: 10, handedOver: true, slot: slot, at: Self.monotonicNow())
+        #expect(client.ledger.withLock { $0.outstanding(slot: slot) } == mid)
+
+        // Accepted and withheld: what the channel did for ever before.
+        try client.publishCommand(Array("2".utf8), on: topic, approval: nil)
+        usleep(300_000)
+        #expect(inbox.texts() == ["1"])
+        #expect(waitUntil(seconds: 5) { client.counters.unconfirmedCommands.load(ordering: .relaxed) == 1 })
+        #expect(client.counters.superseded.load(ordering: .relaxed) == 1)
+        #expect(client.queuedMessages == 0)
+        var refusal: Int32?
+        do { try client.publishCommand(Array("3".utf8), on: topic, approval: nil) } catch let e as MQTTError { refusal = e.code }
+        #expect(refusal == MQTTError.commandUnconfirmedCode)
+        try client.publishCommand(Array("4".utf8), on: topic, approval: nil)
+        #expect(waitUntil { inbox.texts() == ["1", "4"] }, "\(inbox.texts())")
+        #expect(client.counters.unconfirmedCommands.load(ordering: .relaxed) == 1)
     }
 }
