@@ -14,7 +14,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 # Debian starts no broker on its own here; tests start their own on a free loopback port.
-command -v swift >/dev/null || { echo "setup: swift is not on PATH (Swift 6.1 or later is required)" >&2; exit 1; }
+command -v swift >/dev/null || {
+  echo "setup: swift is not on PATH: Swift 6.1 or later must be on PATH. Debian does not package it:" >&2
+  echo "setup: install the swift.org toolchain for Debian 12 and put its usr/bin on PATH, then run this again." >&2
+  exit 1
+}
 # The Python peers' virtual environment (.build/venv: pyserial for `robotd bench e2e`, paho-mqtt and
 # jsonschema for the telemetry tests' independent client).
 "$(dirname "$0")/setup-venv.sh"

@@ -514,8 +514,10 @@ func jsonNumber(_ value: Double) -> Double? { value.isFinite ? value : nil }
 // MARK: robotd's path
 
 /// One of robotd's pipelines: its pty, serial reader, frame input, guard, policy and actuator set.
-/// Built like the rover daemon's (RoverDaemon, RoverRuntime), reduced to the range sensor and the
-/// two wheels: the range event's handler is the policy (event-driven, no periodic drive task).
+/// Built from the parts `RobotRuntime` builds for examples/rover-sim.yaml (a `serial` input with
+/// the frame codec, the `wander` policy's drive, the guard, a `serial_frames` actuator set), wired
+/// by hand and reduced to the range sensor and the two wheels: the range event's handler is the
+/// policy (event-driven, no periodic drive task).
 final class RobotdLane: Sendable {
     struct Control: Sendable {
         var guardian: SafetyGuard

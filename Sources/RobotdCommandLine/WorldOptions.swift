@@ -15,7 +15,23 @@ public enum WorldFault: Sendable, Equatable {
     case policy(kind: String, at: Double)
 
     public static let policyKinds = ["policy-hang", "policy-spin"]
+    /// What `robotd sim --fault` takes: the simulator's kinds and robotd's policy faults.
     public static var validKinds: String { (SimulatorFault.Kind.allCases.map(\.rawValue) + policyKinds).joined(separator: ", ") }
+    /// What `robotd-sim --fault` takes: the simulator's kinds only (it runs no policy to fault).
+    public static var simulatorKinds: String { SimulatorFault.Kind.allCases.map(\.rawValue).joined(separator: ", ") }
+
+    /// One `--fault` of `robotd-sim`: a simulator fault; robotd's policy faults are refused with
+    /// where they belong.
+    public static func parseSimulatorFault(_ text: String) throws -> SimulatorFault {
+        let spec: (kind: String, at: Double, duration: Double?)
+        do { spec = try SimulatorFault.parseSpecification(text) } catch {
+            throw ValidationError("\(error.description); kinds: \(simulatorKinds)")
+        }
+        if policyKinds.contains(spec.kind) {
+            throw ValidationError("'\(text)': \(spec.kind) is robotd's own policy fault, not the simulator's: use it with `robotd sim`")
+        }
+        do { return try SimulatorFault(parsing: text) } catch { throw ValidationError(error.description) }
+    }
 
     public static func parse(_ text: String) throws -> WorldFault {
         let spec: (kind: String, at: Double, duration: Double?)
@@ -34,8 +50,8 @@ public enum WorldFault: Sendable, Equatable {
     }
 }
 
-/// Options that describe the simulated world and its scripted gamepad, shared by `robotd sim`
-/// and `robotd-sim`.
+/// Options that describe the simulated world, its scripted gamepad and its faults (`robotd-sim`;
+/// `robotd sim` declares its own, which also take robotd's policy faults).
 public struct WorldOptions: ParsableArguments {
     @Option(help: "Seed of the sensor noise.")
     public var seed: UInt64 = 1
@@ -47,20 +63,15 @@ public struct WorldOptions: ParsableArguments {
     public var resetAt: [Double] = []
 
     @Option(name: .customLong("fault"), parsing: .singleValue,
-            help: ArgumentHelp("Inject a fault KIND@SECONDS[+DURATION] (repeatable; no duration: to the end). Kinds: \(WorldFault.validKinds).",
+            help: ArgumentHelp("Inject a fault KIND@SECONDS[+DURATION] (repeatable; no duration: to the end). Kinds: \(WorldFault.simulatorKinds).",
                                valueName: "kind@s[+s]"),
-            transform: WorldFault.parse)
-    public var faults: [WorldFault] = []
+            transform: WorldFault.parseSimulatorFault)
+    public var faults: [SimulatorFault] = []
 
     public init() {}
 
     /// The faults for the simulator (`SimulatorRunner.Options.faults`).
-    public var simulatorFaults: [SimulatorFault] { faults.compactMap { if case .simulator(let f) = $0 { f } else { nil } } }
-
-    /// `policy-hang`/`policy-spin` and their start (s), for robotd's own policy test hook.
-    public var policyFaults: [(kind: String, at: Double)] {
-        faults.compactMap { if case .policy(let kind, let at) = $0 { (kind, at) } else { nil } }
-    }
+    public var simulatorFaults: [SimulatorFault] { faults }
 
     public func validate() throws {
         if let e = estopAt, e < 0 { throw ValidationError("--estop-at must be ≥ 0") }

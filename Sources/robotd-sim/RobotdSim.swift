@@ -67,9 +67,6 @@ struct RobotdSim: ParsableCommand {
         if let broker, MQTTOptions.parseBroker(broker) == nil { throw ValidationError("--broker must be HOST:PORT") }
         guard statusEvery > 0 else { throw ValidationError("--status-every must be positive") }
         if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
-        if let policy = scenario.policyFaults.first {
-            throw ValidationError("--fault \(policy.kind) is robotd's own policy fault: use it with `robotd sim`")
-        }
         switch world {
         case .rover:
             if broker == nil, let f = scenario.simulatorFaults.first(where: { $0.kind == .brokerStop }) {

@@ -76,6 +76,27 @@ struct DemoCommandTests {
     }
 
 
+    /// `robotd sim` never opens a real device: a configuration naming one (the hardware example's
+    /// `usb-serial:` port, a /dev path written into the simulator's example) is refused before
+    /// robotd starts, naming the input and the path.
+    @Test func when_the_configuration_names_a_hardware_device_expect_a_refusal_before_robotd_starts() throws {
+        let folder = try temporaryDirectory("robotd-sim-hardware")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let edited = folder + "/rover.yaml"
+        try Examples.text("rover-sim.yaml").replacingOccurrences(of: "/tmp/robotd-sim/gamepad", with: "/dev/input/event0")
+            .write(toFile: edited, atomically: true, encoding: .utf8)
+        let hardware = Examples.folder.appendingPathComponent("rover-hardware.yaml").path
+        for (file, refused) in [(hardware, "input controller: usb-serial:A50285BI is not a simulator path"),
+                                (edited, "input gamepad: /dev/input/event0 is not a simulator path")] {
+            let run = try Subprocess(builtProduct("robotd"), ["sim", "--config", file, "--seconds", "20"])
+            let status = run.wait(seconds: 30)
+            #expect(status != nil && status != 0, "\(file): exit \(String(describing: status))")
+            #expect(run.stderr.contains(refused) && run.stderr.contains("robotd sim never opens a real device"), "\(run.stderr)")
+            // Refused before the daemon: no dispatch thread, no progress line.
+            #expect(!run.stderr.contains("dispatch thread: ") && run.stdout.isEmpty, "\(run.stdout)")
+        }
+    }
+
     @Test func when_the_estop_is_pressed_and_reset_expect_the_latch_and_its_cause_in_the_summary() throws {
         let (status, lines) = try runDemo(["--seconds", "5", "--estop-at", "2", "--reset-at", "3.5"])
         #expect(status == 0)

@@ -194,6 +194,35 @@ struct BrokenConfigTests {
         expectProblem(report, at: 24, 16, "actuators[1].channels[0]", "already carried by actuator `sim` (line 21)")
     }
 
+    @Test func duplicate_input_sensor_and_policy_names_point_at_the_second_and_name_the_first_line() {
+        let report = check(base(appending: [
+            "inputs:",                                                 // 17
+            "  - {name: pad, kind: evdev, path: /dev/input/event0}",   // 18
+            "  - {name: pad, kind: evdev, path: /dev/input/event1}",   // 19
+            "sensors:",                                                // 20
+            "  - {name: range, max_age_ms: 100, reaction: hold}",      // 21
+            "  - {name: range, max_age_ms: 100, reaction: hold}",      // 22
+            "policies:",                                               // 23
+            "  - name: drive",                                         // 24
+            "    kind: wander",
+            "    period_ms: 20",
+            "    channels: [wheel]",
+            "    range_sensor: range",
+            "  - name: drive",                                         // 29
+            "    kind: wander",
+            "    period_ms: 20",
+            "    channels: [wheel]",
+            "    range_sensor: range",
+        ]))
+        #expect(report.configuration == nil)
+        expectProblem(report, at: 19, 12, "inputs[1].name", "duplicate input name `pad`: already declared at line 18")
+        expectProblem(report, at: 22, 12, "sensors[1].name", "duplicate sensor name `range`: already declared at line 21")
+        expectProblem(report, at: 29, 11, "policies[1].name", "duplicate policy name `drive`: already declared at line 24")
+        // Each repeat once, and the first declarations are not blamed.
+        #expect(report.errors.filter { $0.message.hasPrefix("duplicate") }.count == 3, "\(report)")
+        #expect(!report.errors.contains { ["inputs[0].name", "sensors[0].name", "policies[0].name"].contains($0.keyPath) })
+    }
+
     @Test func an_inline_password_is_refused() {
         let report = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  username: robot", "  password: secret"]))
         expectProblem(report, at: 20, 3, "mqtt.password", "use password_env or password_file")

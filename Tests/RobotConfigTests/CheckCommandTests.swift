@@ -4,13 +4,13 @@ import Testing
 /// `robotd check` as a user runs it: the built binary, its output and exit status.
 @Suite("robotd check command")
 struct CheckCommandTests {
-    func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    func run(_ arguments: [String], command: String = "check") throws -> (status: Int32, output: String) {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let robotd = products.appendingPathComponent("robotd").path
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = ["check"] + arguments
+        process.arguments = [command] + arguments
         let out = Pipe()
         process.standardOutput = out
         process.standardError = out
@@ -56,6 +56,23 @@ struct CheckCommandTests {
         #expect(output.contains("\(path):\(places[0].line):\(places[0].column): error: channels[0].limits.max_velocity: expected a number > 0, got the string `fast`"), "\(output)")
         #expect(output.contains("\(path):\(places[1].line):\(places[1].column): error: estop.category: `2` is out of range"), "\(output)")
         #expect(output.contains("2 errors, 0 warnings: refused"))
+    }
+
+    /// `robotd run` reads the file as `check` does: a broken one never starts the daemon, exits 1,
+    /// and says each problem at its line and column.
+    @Test func robotd_run_on_a_broken_file_exits_1_with_each_problem_at_its_line_and_column() throws {
+        let (path, places) = try brokenHardwareExample("run", [
+            ("max_velocity: 8.0", "      max_velocity: fast", "fast"),
+            ("category: 1                  # ramp down", "  category: 2", "2"),
+        ])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let (status, output) = try run(["--config", path, "--seconds", "5"], command: "run")
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("\(path):\(places[0].line):\(places[0].column): error: channels[0].limits.max_velocity:"), "\(output)")
+        #expect(output.contains("\(path):\(places[1].line):\(places[1].column): error: estop.category:"), "\(output)")
+        #expect(output.contains("2 errors, 0 warnings: refused"), "\(output)")
+        // Nothing ran: no status line, no summary, no dispatch thread.
+        #expect(!output.contains("\"kind\":") && !output.contains("dispatch thread"), "\(output)")
     }
 
     @Test func what_only_the_runtime_knows_is_refused_at_the_entry_it_names() throws {

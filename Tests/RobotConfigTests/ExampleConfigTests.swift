@@ -17,9 +17,20 @@ struct ExampleConfigTests {
         RobotFileCheck.load(path: repositoryRoot.appendingPathComponent("examples/\(name)").path)
     }
 
-    @Test func the_four_examples_are_there() {
-        #expect(Set(Self.examples).isSuperset(of: ["rover-sim.yaml", "iot-rig-sim.yaml", "rover-hardware.yaml",
-                                                   "iot-rig-zigbee2mqtt.yaml"]))
+    @Test func the_five_examples_are_there() {
+        #expect(Set(Self.examples).isSuperset(of: ["rover-sim.yaml", "rover-waypoints-sim.yaml", "iot-rig-sim.yaml",
+                                                   "rover-hardware.yaml", "iot-rig-zigbee2mqtt.yaml"]))
+    }
+
+    /// docs/configuration.md's table of examples names every file in examples/, and says how many.
+    @Test func the_configuration_guide_lists_every_example() throws {
+        let doc = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        let rows = doc.split(separator: "\n").filter { $0.hasPrefix("| `") && $0.contains(".yaml` |") }
+        let listed = Set(rows.compactMap { $0.split(separator: "`").dropFirst().first.map(String.init) })
+        #expect(listed == Set(Self.examples), "listed \(listed.sorted()), in examples/ \(Self.examples)")
+        let words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+        let count = words.indices.contains(Self.examples.count - 1) ? words[Self.examples.count - 1] : "\(Self.examples.count)"
+        #expect(doc.contains("The \(count) files in [`examples/`]"), "the guide's count is not \(count)")
     }
 
     /// The weaker choices an example writes out on purpose, each named by a warning (a simulator

@@ -1,5 +1,6 @@
 import Codecs
 import Foundation
+import RobotSim
 import Synchronization
 import TestSupport
 import Testing
@@ -62,6 +63,65 @@ struct RobotdSimCommandTests {
         for name in ["rover", "gamepad", "robotd-sim.lock"] {
             var info = stat()
             #expect(lstat(directory + "/" + name, &info) != 0, "\(name) is still there")
+        }
+    }
+
+    /// Without --directory: the fixed paths the simulator examples name, /tmp/robotd-sim/rover and
+    /// /tmp/robotd-sim/gamepad, and the folder gone at exit. Not run while /tmp/robotd-sim exists (a
+    /// robotd-sim of the user's, or of another test run): this test must not take over or delete
+    /// paths that are not its own; a robotd-sim started meanwhile holds the folder's lock, and then
+    /// this one is refused and the test says so and stops.
+    @Test(.enabled(if: !FileManager.default.fileExists(atPath: "/tmp/robotd-sim"), "/tmp/robotd-sim exists: another robotd-sim may be using it"))
+    func when_no_directory_is_given_expect_the_fixed_paths_of_the_examples_and_the_folder_removed_at_exit() throws {
+        let sim = try Subprocess(builtProduct("robotd-sim"), ["--seconds", "60", "--status-every", "0.5"])
+        _ = sim.waitFor(#"{"kind":"ready""#, seconds: 20)
+        if sim.stderr.contains("another robotd-sim") {
+            print("RobotdSimCommandTests: another robotd-sim took /tmp/robotd-sim meanwhile; the default paths were not tested")
+            return
+        }
+        let ready = try readyLine(sim)
+        #expect(ready["rover"] as? String == "/tmp/robotd-sim/rover")
+        #expect(ready["gamepad"] as? String == "/tmp/robotd-sim/gamepad")
+        let pty = try #require(ready["pty"] as? String)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/tmp/robotd-sim/rover")) == pty)
+        var info = stat()
+        #expect(lstat("/tmp/robotd-sim/gamepad", &info) == 0 && info.st_mode & S_IFMT == S_IFIFO)
+        // The paths are the ones the examples name, so the example drives it as it is.
+        #expect(sim.stderr.contains("drive it:  robotd run --config examples/rover-sim.yaml"), "\(sim.stderr)")
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("examples/rover-sim.yaml")
+        let yaml = try String(contentsOf: example, encoding: .utf8)
+        #expect(yaml.contains("path: /tmp/robotd-sim/rover") && yaml.contains("path: /tmp/robotd-sim/gamepad"))
+        // A live port: the rover's frames come out of it.
+        #expect(try frameTypes(at: "/tmp/robotd-sim/rover", seconds: 3).contains(Frame.MessageType.imuSample.rawValue))
+        sim.signal(SIGTERM)
+        #expect(sim.wait(seconds: 20) == 0)
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/robotd-sim"), "robotd-sim created /tmp/robotd-sim and left it")
+    }
+
+    /// --help lists the fault kinds robotd-sim takes — the simulator's, derived from the code — and
+    /// each one is accepted; robotd's own policy faults are not listed and are refused with where
+    /// they belong.
+    @Test func when_help_is_asked_expect_only_the_fault_kinds_it_accepts() throws {
+        let help = try Subprocess(builtProduct("robotd-sim"), ["--help"])
+        #expect(help.wait(seconds: 20) == 0)
+        let flat = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let start = try #require(flat.range(of: "Kinds: "), "\(help.stdout)")
+        let listed = flat[start.upperBound...].prefix { $0 != "." }.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(Set(listed) == Set(SimulatorFault.Kind.allCases.map(\.rawValue)), "\(listed)")
+        #expect(!help.stdout.contains("policy-"))
+        let folder = try temporaryDirectory("robotd-sim-kinds")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        for kind in listed {
+            // broker-stop is the rig's: on a broker nobody listens at (robotd-sim retries, then ends).
+            let world = kind == "broker-stop" ? ["--world", "iot-rig", "--broker", "127.0.0.1:9"] : ["--directory", folder]
+            let run = try Subprocess(builtProduct("robotd-sim"), world + ["--seconds", "0.5", "--fault", "\(kind)@30+1"])
+            #expect(run.wait(seconds: 30) == 0, "--fault \(kind)@30+1: \(run.stderr)")
+        }
+        for kind in ["policy-hang", "policy-spin"] {
+            let refused = try Subprocess(builtProduct("robotd-sim"), ["--directory", folder, "--seconds", "0.5", "--fault", "\(kind)@2"])
+            #expect(refused.wait(seconds: 20) == 64)
+            #expect(refused.stderr.contains("\(kind) is robotd's own policy fault, not the simulator's: use it with `robotd sim`"), "\(refused.stderr)")
         }
     }
 
