@@ -1,4 +1,5 @@
 import Foundation
+import PlannerBackends
 import RobotConfig
 
 /// The gate between any planner and the robot. A plan is decoded (Codable, into a JSON tree),
@@ -269,8 +270,7 @@ public struct PlanValidator: Sendable {
 
     /// What a value is, in words (for "expected a number, got …"), a string quoted and escaped.
     static func kind(_ value: JSONValue) -> String {
-        if case .string(let s) = value { return "the string \(AnswerText.quoted(s))" }
-        return value.kindText
+        value.kindText
     }
 
     /// A JSON number that is finite. Strings are never numbers, and one that means NaN or an

@@ -28,7 +28,7 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
         var task: URLSessionDataTask?
         var status = 0
         var body = Data()
-        /// The sockets to the server's port before the request started (their inodes).
+        /// This process's sockets before the request started (their inodes, every kind and state).
         var socketsBefore: Set<UInt64> = []
         /// The request's own socket, once its response began (see `PeerSocket`).
         var socket: PeerSocket?
@@ -37,24 +37,32 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
     private let limit: Int
     private let deadline: Duration
     private let teardown: TeardownQueue
-    /// The server's port, where the request's socket is looked for.
+    /// The server's host and port: the request's socket is the one connected to them.
+    private let host: String
     private let port: Int
+    /// Sockets never taken, whatever they are connected to (the daemon's MQTT connections).
+    private let excluded: ExcludedSockets?
     private let state = Mutex(State())
 
-    private init(limit: Int, deadline: Duration, teardown: TeardownQueue, port: Int) {
+    private init(limit: Int, deadline: Duration, teardown: TeardownQueue, host: String, port: Int, excluded: ExcludedSockets?) {
         self.limit = limit
         self.deadline = deadline
         self.teardown = teardown
+        self.host = host
         self.port = port
+        self.excluded = excluded
     }
 
     /// Sends `request`; returns the status and the whole body, or throws a `PlanBackendError`
     /// (`timeout`, `responseTooLarge`, `redirectRefused`, `transport`, `cancelled`). The session is
-    /// torn down on `teardown`, a serial queue of the caller's (one per back end).
-    static func send(_ request: URLRequest, deadline: Duration, limit: Int, teardown: TeardownQueue) async throws -> Response {
+    /// torn down on `teardown`, a serial queue of the caller's (one per back end). `excluded`: sockets
+    /// the exchange never takes to reset (see `PeerSocket`).
+    static func send(_ request: URLRequest, deadline: Duration, limit: Int, teardown: TeardownQueue,
+                     excluded: ExcludedSockets? = nil) async throws -> Response {
         // A port always: the back end accepts http:// and https:// only.
         let port = request.url?.port ?? (request.url?.scheme?.lowercased() == "https" ? 443 : 80)
-        let exchange = HTTPExchange(limit: limit, deadline: deadline, teardown: teardown, port: port)
+        let exchange = HTTPExchange(limit: limit, deadline: deadline, teardown: teardown, host: request.url?.host ?? "",
+                                    port: port, excluded: excluded)
         return try await exchange.run(request)
     }
 
@@ -79,7 +87,8 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
                 // The session holds its delegate (this exchange) strongly until `finish` invalidates it.
                 let session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)
                 let task = session.dataTask(with: request)
-                let before = PeerSocket.inodes(toPort: port)
+                // Every socket of this process now: only one made after this can be the request's.
+                let before = PeerSocket.inodes()
                 let started = state.withLock { state -> Bool in
                     guard !state.finished else { return false }
                     state.session = session
@@ -119,19 +128,34 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
             return (state.continuation, state.session, state.task, state.socket)
         }
         guard let (continuation, session, task, socket) = ended else { return }
-        // The caller first: the teardown below may wait (see `PeerSocket`). Then, for an exchange cut
-        // short, its connection is reset at once: the server's next send fails, libcurl reads the end
-        // of the stream, and the teardown's `cancel()` no longer waits behind a flood.
-        continuation?.resume(with: result)
+        // An exchange cut short has its connection reset at once: the server's next send fails,
+        // libcurl reads the end of the stream, and the teardown's `cancel()` no longer waits behind
+        // a flood. Then the teardown is queued, and only then the caller resumed (neither waits):
+        // so whoever waits for the back end's teardowns once its request returned
+        // (`TeardownQueue.finished(within:)`) finds this one queued.
         if early { socket?.reset() }
-        guard task != nil || session != nil || socket != nil else { return }
-        // On the back end's serial queue, so that no shared thread waits and a back end whose
-        // teardowns wait holds one thread, however many requests end.
-        teardown.run {
-            task?.cancel()
-            session?.invalidateAndCancel()
-            if let socket { PeerSocketClaims.shared.release(socket) }
+        if task != nil || session != nil || socket != nil {
+            // On the back end's serial queue, so that no shared thread waits and a back end whose
+            // teardowns wait holds one thread, however many requests end.
+            teardown.run {
+                task?.cancel()
+                session?.invalidateAndCancel()
+                if let socket { PeerSocketClaims.shared.release(socket) }
+            }
         }
+        continuation?.resume(with: result)
+    }
+
+    /// The request's own socket, if one can be told from every other (see `PeerSocket`): made since
+    /// the exchange started, TCP, connected to the server's address and port, not excluded. The host
+    /// is resolved here, once, on the session's delegate queue (not on the caller's thread).
+    private func candidates(before: Set<UInt64>) -> Set<PeerSocket> {
+        let fresh = PeerSocket.all().filter { !before.contains($0.inode) }
+        guard !fresh.isEmpty else { return [] }
+        let peers = PeerAddress.resolve(host: host, port: port)
+        guard !peers.isEmpty else { return [] }
+        let excludedDescriptors = excluded?.descriptors() ?? []
+        return fresh.filter { !excludedDescriptors.contains($0.fd) && $0.isTCP(connectedToAnyOf: peers) }
     }
 
     // MARK: URLSessionDataDelegate
@@ -139,20 +163,20 @@ final class HTTPExchange: NSObject, URLSessionDataDelegate, Sendable {
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
                     completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        // The response began: the connection is up, its socket is the one new one to the port.
-        let now = PeerSocket.connected(toPort: port)
-        let late = state.withLock { state -> PeerSocket? in
+        // The response began: the connection is up (or the server already closed its side), and
+        // its socket can be found. An exchange that ended meanwhile looks for none: its teardown
+        // was queued without a socket, and nothing is ever reset after the end (`finish` resets
+        // only the socket it finds taken, under the same lock).
+        let lookup = state.withLock { state -> Set<UInt64>? in
             state.status = status
-            guard state.socket == nil, let socket = PeerSocketClaims.shared.claim(now: now, before: state.socketsBefore) else { return nil }
-            guard !state.finished else { return socket }
-            state.socket = socket
-            return nil
+            return state.finished || state.socket != nil ? nil : state.socketsBefore
         }
-        // Ended meanwhile — early, as nothing else ends an exchange before its response: its
-        // teardown was queued without the socket, which is shut down and given back here.
-        if let late {
-            late.reset()
-            PeerSocketClaims.shared.release(late)
+        if let before = lookup {
+            let found = candidates(before: before)
+            state.withLock { state in
+                guard !state.finished, state.socket == nil, let socket = PeerSocketClaims.shared.claim(found) else { return }
+                state.socket = socket
+            }
         }
         // A declared length past the cap is refused before a byte of the body arrives.
         if response.expectedContentLength > Int64(limit) {
@@ -217,6 +241,33 @@ final class TeardownQueue: Sendable {
             work()
             waiting.subtract(1, ordering: .relaxed)
         }
+    }
+
+    /// True once every teardown queued before the call has run, false if `bound` passes first (the
+    /// teardowns go on; nothing is cancelled). A mark queued behind them, not counted as pending.
+    func finished(within bound: Duration) async -> Bool {
+        let once = OnceResult()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            once.arm(continuation)
+            queue.async { once.resume(true) }
+            deadlineQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: bound.inNanoseconds))) { once.resume(false) }
+        }
+    }
+}
+
+/// A continuation resumed once, by whichever comes first.
+private final class OnceResult: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+
+    func arm(_ waiting: CheckedContinuation<Bool, Never>) {
+        continuation.withLock { $0 = waiting }
+    }
+
+    func resume(_ value: Bool) {
+        continuation.withLock { c -> CheckedContinuation<Bool, Never>? in
+            defer { c = nil }
+            return c
+        }?.resume(returning: value)
     }
 }
 

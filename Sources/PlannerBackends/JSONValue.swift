@@ -112,13 +112,15 @@ public enum JSONValue: Sendable, Equatable, Codable {
         if case .object(let entries) = self { entries[key] } else { nil }
     }
 
-    /// What this value is, in words (for "expected a number, got …").
+    /// What this value is, in words (for "expected a number, got …"). A string is a model's text
+    /// and these words travel on (back to the model, onto the `plan` topic, into the memory): it is
+    /// clipped and escaped as the validator's messages repeat an answer's text (`AnswerText`).
     public var kindText: String {
         switch self {
         case .null: "null"
         case .bool(let b): "`\(b)`"
         case .number(let d): "the number \(d)"
-        case .string(let s): "the string \"\(s.prefix(40))\""
+        case .string(let s): "the string \(AnswerText.quoted(s))"
         case .array: "a list"
         case .object: "an object"
         }

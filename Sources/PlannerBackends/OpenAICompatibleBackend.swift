@@ -79,14 +79,22 @@ public struct OpenAICompatibleBackend: PlanBackend {
     /// Where this back end's finished requests are torn down, one after the other: a server that
     /// keeps a teardown waiting holds one thread, not one per request (see `HTTPExchange`).
     private let teardown: TeardownQueue
+    /// Sockets of this process its requests never reset (the daemon's MQTT connections; see `PeerSocket`).
+    private let excluded: ExcludedSockets?
 
     public var name: String { settings.name }
 
     public var pendingTeardowns: Int { teardown.pending }
 
+    public func teardownsFinished(within bound: Duration) async -> Bool {
+        await teardown.finished(within: bound)
+    }
+
     /// Checks the settings and reads the API key now, so that a back end that cannot work says so at
-    /// start rather than at the first goal.
-    public init(_ settings: OpenAIBackendSettings, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// start rather than at the first goal. `excluded`: sockets of this process a request that ends
+    /// early must never take for its own and reset (the daemon's MQTT connections).
+    public init(_ settings: OpenAIBackendSettings, environment: [String: String] = ProcessInfo.processInfo.environment,
+                excluded: ExcludedSockets? = nil) throws {
         guard let scheme = settings.baseURL.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = settings.baseURL.host, !host.isEmpty
         else {
@@ -110,6 +118,7 @@ public struct OpenAICompatibleBackend: PlanBackend {
         self.endpoint = settings.baseURL.appendingPathComponent("chat/completions")
         self.apiKey = try settings.apiKey.resolve(environment: environment).map(APIKey.init)
         self.teardown = TeardownQueue(label: "robotd.planner.http-teardown.\(settings.name)")
+        self.excluded = excluded
     }
 
     public func plan(_ request: PlanRequest, deadline: Duration) async throws -> PlanAnswer {
@@ -127,7 +136,7 @@ public struct OpenAICompatibleBackend: PlanBackend {
         urlRequest.setValue("application/json", forHTTPHeaderField: "Accept")
         if let apiKey { urlRequest.setValue("Bearer \(apiKey.value)", forHTTPHeaderField: "Authorization") }
         let response = try await HTTPExchange.send(urlRequest, deadline: deadline, limit: settings.maximumResponseBytes,
-                                                   teardown: teardown)
+                                                   teardown: teardown, excluded: excluded)
         guard (200..<300).contains(response.status) else {
             // The exchange refuses to follow a redirect (the key would go wherever it points), so a
             // 3xx is the answer itself: the base URL is not the server's.

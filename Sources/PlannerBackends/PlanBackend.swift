@@ -79,11 +79,16 @@ public protocol PlanBackend: Sendable {
     /// Requests that ended for their callers whose connections are not torn down yet: the router
     /// asks nothing more of a back end while more than one waits (`PlanRouter`).
     var pendingTeardowns: Int { get }
+    /// Waits until the teardowns of the requests that ended before the call have run: true, or
+    /// false once `bound` passed first. The router's caller holds its request slot meanwhile, so
+    /// that a new request never starts while an old connection still floods (`PlanRouter.teardownsFinished`).
+    func teardownsFinished(within bound: Duration) async -> Bool
 }
 
 extension PlanBackend {
     /// A back end without connections of its own has none.
     public var pendingTeardowns: Int { 0 }
+    public func teardownsFinished(within bound: Duration) async -> Bool { true }
 }
 
 /// Why a back end gave no answer. Messages never contain credentials.

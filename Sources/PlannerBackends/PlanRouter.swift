@@ -88,6 +88,19 @@ public struct PlanAttempt: Sendable, Equatable {
     public var startedAfter: Duration
 }
 
+/// What the caller's validation says of one answer.
+public enum PlanJudgement: Sendable, Equatable {
+    case accept
+    /// The model's mistake: the reasons go back to the same back end for a corrected plan (within
+    /// `maximumRetriesAfterRejection`), then the router falls back to the next.
+    case reject([String])
+    /// The world moved on since the request (the mode, the stop causes, the goal, the pose): not
+    /// the model's mistake, and no correction can mend it — the state the plan was made from is
+    /// gone, and every back end would be asked about that same old state. The routing ends there
+    /// (`PlanRouting.Outcome.stale`), for the caller to ask again from the state now.
+    case stale([String])
+}
+
 /// A routing's result: the accepted answer (with its back end and latency) or why there is none,
 /// and every attempt on the way.
 public struct PlanRouting: Sendable, Equatable {
@@ -95,6 +108,8 @@ public struct PlanRouting: Sendable, Equatable {
         case accepted(PlanAnswer)
         /// Every back end was skipped, failed or had its plans rejected.
         case exhausted
+        /// An answer was stale (`PlanJudgement.stale`): nobody else was asked.
+        case stale
         case cancelled
     }
 
@@ -140,6 +155,9 @@ public struct BackendHealth: Sendable, Equatable {
     public var skippedByReason: [String: Int]
     /// Its requests whose connections are not torn down yet (`PlanBackend.pendingTeardowns`), now.
     public var pendingTeardowns: Int
+    /// Times its teardowns were still running when the bound of `PlanRouter.teardownsFinished`
+    /// passed (the caller's request slot was then given back with them still running).
+    public var teardownsOverdue: Int
     public var lastLatency: Duration?
     /// Over the last `latencyWindow` requests that ended (answered or failed), nearest rank.
     public var latencyP50: Duration?
@@ -162,7 +180,11 @@ public struct BackendHealth: Sendable, Equatable {
 /// after as much unanswered time however the goals cut it. And a back end with more than one
 /// request whose connection is not torn down yet is skipped (`teardownsPending`): each cancelled
 /// request to a server that floods or hangs leaves a teardown behind, and new requests would pile
-/// up behind them.
+/// up behind them. The caller holds its request slot until the teardowns of its routing ran
+/// (`teardownsFinished(within:)`); a back end whose teardowns overran that bound is skipped as long
+/// as any of them is pending.
+///
+/// A stale answer (`PlanJudgement.stale`) is never sent back for a correction: the routing ends.
 public final class PlanRouter: Sendable {
     public let routes: [PlanRoute]
     public let settings: PlanRouterSettings
@@ -183,6 +205,9 @@ public final class PlanRouter: Sendable {
         var unansweredTime = Duration.zero
         var skipped = 0
         var skippedByReason: [String: Int] = [:]
+        var teardownsOverdue = 0
+        /// Its teardowns overran the bound of `teardownsFinished` and have not all run since.
+        var teardownOverdue = false
         var latencies: [Duration] = []
         var lastLatency: Duration?
         var lastError: String?
@@ -205,9 +230,19 @@ public final class PlanRouter: Sendable {
     }
 
     /// Routes `request` within `budget` (the whole request's time; nil: no limit beyond each route's
-    /// deadline). `validate` returns nil to accept an answer, or the reasons to reject it.
+    /// deadline). `validate` returns nil to accept an answer, or the reasons to reject it (never
+    /// stale: see `plan(_:budget:judge:)`).
     public func plan(_ request: PlanRequest, budget: Duration? = nil,
                      validate: @escaping @Sendable (PlanAnswer) async -> [String]?) async -> PlanRouting {
+        await plan(request, budget: budget, judge: { answer in
+            await validate(answer).map(PlanJudgement.reject) ?? .accept
+        })
+    }
+
+    /// Routes `request` within `budget` (the whole request's time; nil: no limit beyond each route's
+    /// deadline); `judge` says of each answer whether it is accepted, to be corrected, or stale.
+    public func plan(_ request: PlanRequest, budget: Duration? = nil,
+                     judge: @escaping @Sendable (PlanAnswer) async -> PlanJudgement) async -> PlanRouting {
         let realClock = ContinuousClock()
         let start = realClock.now
         var attempts: [PlanAttempt] = []
@@ -239,7 +274,11 @@ public final class PlanRouter: Sendable {
                     }
                 }
                 let pending = route.backend.pendingTeardowns
-                if pending > Self.maximumPendingTeardowns {
+                let overdue = state.withLock { state in
+                    if pending == 0 { state.figures[index].teardownOverdue = false }
+                    return state.figures[index].teardownOverdue
+                }
+                if pending > Self.maximumPendingTeardowns || (overdue && pending > 0) {
                     record(index, round: round, .skipped(.teardownsPending(pending)), at: now)
                     break
                 }
@@ -301,9 +340,17 @@ public final class PlanRouter: Sendable {
                         state.figures[index].breaker.success()
                         state.figures[index].unansweredTime = .zero
                     }
-                    guard let reasons = await validate(answer) else {
+                    let reasons: [String]
+                    switch await judge(answer) {
+                    case .accept:
                         record(index, round: round, .accepted, latency: latency, at: now)
                         return done(.accepted(answer))
+                    case .stale(let why):
+                        // Never corrected, never asked of the next back end: the state is gone.
+                        record(index, round: round, .rejected(why.isEmpty ? ["stale"] : why), latency: latency, at: now)
+                        return done(.stale)
+                    case .reject(let why):
+                        reasons = why
                     }
                     // Fail closed: a rejection without a reason is still a rejection.
                     let said = reasons.isEmpty ? ["rejected without a reason"] : reasons
@@ -331,10 +378,37 @@ public final class PlanRouter: Sendable {
                     rejected: f.rejected, failures: f.failures, failuresByKind: f.failuresByKind, unanswered: f.unanswered,
                     configurationFailures: f.configurationFailures, cancelled: f.cancelled, unansweredTime: f.unansweredTime,
                     skipped: f.skipped, skippedByReason: f.skippedByReason, pendingTeardowns: route.backend.pendingTeardowns,
-                    lastLatency: f.lastLatency, latencyP50: Self.percentile(sorted, 0.50), latencyP95: Self.percentile(sorted, 0.95),
+                    teardownsOverdue: f.teardownsOverdue, lastLatency: f.lastLatency, latencyP50: Self.percentile(sorted, 0.50), latencyP95: Self.percentile(sorted, 0.95),
                     lastError: f.lastError)
             }
         }
+    }
+
+    /// Waits until the teardowns every back end had queued at the call have run, each at most
+    /// `bound` (they wait side by side). The caller holds its request slot meanwhile: a request
+    /// that ends early returns at once, but its connection may still be read (a flood) until its
+    /// teardown ran, and a new request started then would run beside it. A back end whose
+    /// teardowns overran the bound is counted (`teardownsOverdue`) and skipped while any teardown
+    /// of it is pending (`teardownsPending`). Returns the names of those that overran.
+    @discardableResult
+    public func teardownsFinished(within bound: Duration) async -> [String] {
+        let overran = await withTaskGroup(of: Int?.self) { group in
+            for (index, route) in routes.enumerated() {
+                let backend = route.backend
+                group.addTask { await backend.teardownsFinished(within: bound) ? nil : index }
+            }
+            var late: [Int] = []
+            for await index in group { if let index { late.append(index) } }
+            return late.sorted()
+        }
+        guard !overran.isEmpty else { return [] }
+        state.withLock { state in
+            for index in overran {
+                state.figures[index].teardownsOverdue += 1
+                state.figures[index].teardownOverdue = true
+            }
+        }
+        return overran.map { routes[$0].backend.name }
     }
 
     /// The latest attempts of every routing, oldest first (at most `attemptLogCapacity`).

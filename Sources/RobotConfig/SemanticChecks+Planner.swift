@@ -36,6 +36,7 @@ extension SemanticChecker {
                 }
             }
             checkClearTextKey(item, path: path)
+            checkBrokerPort(item, path: path)
             if item.has("api_key_env"), let entry = item.entry("api_key_file") {
                 diagnostics.error(entry.keyPosition, KeyPath.child(path, "api_key_file"), "both api_key_env and api_key_file: which one?",
                                   allowed: "one of them")
@@ -61,6 +62,36 @@ extension SemanticChecker {
         diagnostics.error(node.position, KeyPath.child(path, "base_url"),
                           "the API key would cross the network in clear text to \(host)",
                           allowed: "https://, or http:// to a loopback host (127.0.0.1, ::1, localhost)")
+    }
+
+    /// A back end on `mqtt.broker`'s host and port (a proxy that serves both, say): robotd tells the
+    /// model server's connection from its other sockets by the peer's address and port (to reset it
+    /// when a request is cut short), and leaves its MQTT connections alone by their descriptors —
+    /// which libmosquitto holds only once a connect returned. Sharing both leaves that one rule to
+    /// tell the broker from the model. Hosts are compared as written (no name is resolved); two
+    /// loopback hosts count as one.
+    private mutating func checkBrokerPort(_ item: Located, path: String) {
+        guard let node = item["base_url"], let text = node.string, let url = URL(string: text), let host = url.host,
+              let broker = root["mqtt"]?["broker"]?.string,
+              let colon = broker.lastIndex(of: ":"), let brokerPort = Int(broker[broker.index(after: colon)...]) else { return }
+        let port = url.port ?? (url.scheme?.lowercased() == "https" ? 443 : 80)
+        let brokerHost = String(broker[..<colon])
+        guard port == brokerPort, Self.sameHost(host, brokerHost) else { return }
+        diagnostics.warning(node.position, KeyPath.child(path, "base_url"),
+                            "the same host and port as mqtt.broker (\(broker)): robotd tells the model's connection from the broker's by address and port when it resets a request cut short; here only its list of MQTT sockets tells them apart, and a broker connection that is reconnecting is not on it yet",
+                            allowed: "the model server on another port or host than the broker")
+    }
+
+    /// Two host names for one host as written: equal (case, brackets and a final dot aside), or both loopback.
+    static func sameHost(_ a: String, _ b: String) -> Bool {
+        func plain(_ host: String) -> String {
+            var name = host.lowercased()
+            if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
+            if name.hasSuffix(".") { name.removeLast() }
+            return name
+        }
+        let (x, y) = (plain(a), plain(b))
+        return x == y || (isLoopback(x) && isLoopback(y))
     }
 
     /// `localhost`, 127.0.0.0/8 (four decimal parts), `::1` in any spelling, `::ffff:127.x.y.z`: the

@@ -778,6 +778,14 @@ public final class MQTTClient: MQTTPublishing, @unchecked Sendable {
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// The connection's socket descriptor now (nil while there is none; libmosquitto holds it once
+    /// its connect returned), so that other code of this process can leave this socket alone: the
+    /// planner's back ends never take it for their own to reset it (`ExcludedSockets`).
+    public var socketDescriptor: Int32? {
+        let fd = mosquitto_socket(mosq)
+        return fd >= 0 ? fd : nil
+    }
+
     /// The socket's send buffer as the kernel set it (bytes; nil: not connected).
     public var sendBufferSize: Int? {
         let fd = mosquitto_socket(mosq)

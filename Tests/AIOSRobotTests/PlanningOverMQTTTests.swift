@@ -140,6 +140,12 @@ struct PlanningOverMQTTTests {
         #expect(kinds.isSuperset(of: [.goal, .verdict, .plan, .progress, .health]))
         #expect(messages.allSatisfy { (try? TelemetryJSON.decode(PlanTopicPayload.self, from: Array($0.utf8))) != nil })
         try SchemaCheck.validate(messages, schema: "plan")
+        // Health carries the router's figures (the schema requires them; this says they were seen).
+        let health = messages.filter { $0.contains(#""kind":"health""#) }
+        #expect(!health.isEmpty && health.allSatisfy { text in
+            ["cancelled", "unanswered", "configuration_failures", "skipped_by_reason", "pending_teardowns", "teardowns_overdue"]
+                .allSatisfy { text.contains("\"\($0)\":") }
+        }, "\(health.last ?? "no health")")
 
         // `state` carries where the plan stands (retained: a monitor started now still sees it):
         // a step of goal 3 running, then goal 3 completed; each valid against its schema.

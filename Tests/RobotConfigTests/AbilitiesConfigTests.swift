@@ -222,6 +222,34 @@ struct AbilitiesConfigTests {
         #expect(report.errors.count == refused.count, "\(report)")
     }
 
+    /// A back end on the broker's host and port (review Medium 1): `robotd check` warns at the base
+    /// URL, since only the list of MQTT sockets would then tell the model's connection from the
+    /// broker's. The same port on another host, another port on the same host, or a default port
+    /// (443 for https://) that differs: no warning. Two loopback spellings are one host.
+    @Test func a_back_end_on_the_brokers_host_and_port_is_a_warning_at_the_base_url() throws {
+        var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner:", "  backends:"]
+        let first = lines.count + 1
+        let warned = ["http://localhost:8883/v1", "https://127.0.0.1:8883/v1", "http://[::1]:8883/v1"]
+        let quiet = ["http://127.0.0.1:8080/v1", "https://api.example.com:8883/v1", "https://127.0.0.1/v1"]
+        for (i, url) in (warned + quiet).enumerated() {
+            lines.append("    - {name: b\(i), base_url: '\(url)', model: m}")
+        }
+        lines += ["mqtt:", "  broker: 127.0.0.1:8883", "  ca_file: /etc/ca.pem"]
+        var report = check(lines.joined(separator: "\n"))
+        #expect(report.errors.isEmpty, "\(report)")
+        for i in warned.indices {
+            expectProblem(report, .warning, at: first + i, column(lines[first + i - 1], "'http"), "planner.backends[\(i)].base_url",
+                          "the same host and port as mqtt.broker (127.0.0.1:8883)")
+        }
+        #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == warned.count, "\(report)")
+        // A broker on 443 and an https:// back end without a port: the same port.
+        lines[lines.count - 2] = "  broker: 127.0.0.1:443"
+        report = check(lines.joined(separator: "\n"))
+        expectProblem(report, .warning, at: first + warned.count + 2, column(lines[first + warned.count + 1], "'http"),
+                      "planner.backends[\(warned.count + 2)].base_url", "the same host and port as mqtt.broker (127.0.0.1:443)")
+        #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == 1, "\(report)")
+    }
+
     /// A moving ability's wheels without a planner envelope: a plan's speed would be bounded only by
     /// what every policy may do, and `speed_above_envelope` could never fire. An error.
     @Test func a_moving_ability_whose_wheels_have_no_planner_envelope_is_an_error() throws {

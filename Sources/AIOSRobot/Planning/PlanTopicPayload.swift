@@ -42,7 +42,26 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
         public var accepted: Int
         public var rejected: Int
         public var failures: Int
+        // The router's further figures: always sent; optional so that a monitor still reads a robot
+        // from before them.
+        /// Failures by kind (`timeout`, `http_status`, `transport`, …).
+        public var failuresByKind: [String: Int]?
+        /// Requests their callers cancelled (a new goal, a stop): neither answers nor failures.
+        public var cancelled: Int?
+        /// Times caller-cancelled requests ran a whole deadline between them without an answer
+        /// (each counted against the breaker as one failure; not in `failures`).
+        public var unanswered: Int?
+        /// Caller-cancelled requests' time since the last answer or failure, adding up toward the next `unanswered`.
+        public var unansweredTimeUs: Int64?
+        /// Failures that opened the breaker at once (a redirect, a configuration failure).
+        public var configurationFailures: Int?
         public var skipped: Int
+        /// Skips by reason (`goal_kind`, `breaker_open`, `not_enough_time`, `teardowns_pending`).
+        public var skippedByReason: [String: Int]?
+        /// Its requests whose connections are not torn down yet, now.
+        public var pendingTeardowns: Int?
+        /// Times its teardowns outlasted the bound a request slot waits for them.
+        public var teardownsOverdue: Int?
         public var lastLatencyUs: Int64?
         public var latencyP50Us: Int64?
         public var latencyP95Us: Int64?

@@ -10,8 +10,10 @@ public enum PlannerRoutes {
     public static let worldLabel = "world state"
     static let memoryLabel = PlanPrompt.memoryLabel
 
+    /// `excluded`: sockets of this process the back ends never reset (the daemon's MQTT connections).
     static func router(_ settings: PlannerSettings, context: PlanningContext,
-                       environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PlanRouter {
+                       environment: [String: String] = ProcessInfo.processInfo.environment,
+                       excluded: ExcludedSockets? = nil) throws -> PlanRouter {
         var routes: [PlanRoute] = []
         for b in settings.backends {
             guard let url = URL(string: b.baseURL) else { throw KindError("planner.backends \(b.name): base_url \(b.baseURL) is not a URL") }
@@ -21,7 +23,7 @@ public enum PlannerRoutes {
             do {
                 backend = try OpenAICompatibleBackend(OpenAIBackendSettings(name: b.name, baseURL: url, model: b.model, apiKey: key,
                                                                             dialect: dialect, maximumResponseBytes: b.maxResponseBytes),
-                                                      environment: environment)
+                                                      environment: environment, excluded: excluded)
             } catch {
                 throw KindError("planner.backends \(b.name): \(error)")
             }

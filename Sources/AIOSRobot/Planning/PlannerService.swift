@@ -111,8 +111,10 @@ public final class PlannerService: Sendable {
 
     /// `router`: instead of the configuration's back ends (tests, `robotd sim --planner`).
     /// `memorySummary`: the episodic memory's summary, given to models as a data block.
+    /// `excludedSockets`: this process's sockets the configuration's back ends never reset (the
+    /// daemon's MQTT connections; see PlannerBackends' `PeerSocket`).
     public init(runtime: RobotRuntime, scheduler: Scheduler, router: PlanRouter? = nil,
-                memorySummary: (@Sendable () -> String)? = nil,
+                memorySummary: (@Sendable () -> String)? = nil, excludedSockets: ExcludedSockets? = nil,
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         guard let port = runtime.planning else { throw KindError("planner: the configuration has no `abilities`") }
         let configuration = runtime.configuration
@@ -128,7 +130,7 @@ public final class PlannerService: Sendable {
         self.memorySummary = memorySummary
         settings = configuration.planner
         validator = PlanValidator(context: context)
-        self.router = try router ?? PlannerRoutes.router(configuration.planner, context: context)
+        self.router = try router ?? PlannerRoutes.router(configuration.planner, context: context, excluded: excludedSockets)
         lane = AsyncLane(results: port.source)
         systemPrompt = PlannerRoutes.systemPrompt(context: context, robot: configuration.robot.id)
         abilityNames = configuration.abilities.map(\.name)
@@ -319,8 +321,21 @@ public final class PlannerService: Sendable {
         }
         defer {
             state.withLock { s in
-                s.inFlight -= 1
                 if s.asking == goal.id { s.asking = nil }
+            }
+            // The slot is given back once the back ends' connections of this request are torn
+            // down, not when the request returns: a request cut short returns at once, and a new one
+            // started then would run beside a connection still flooding. Bounded: past it the slot
+            // is given back anyway, the overrun counted and its back end skipped while a teardown
+            // of it is pending (`PlanRouter.teardownsFinished`). The plan or failure is posted
+            // meanwhile; only the next request waits.
+            let router = self.router
+            Task.detached { [self] in
+                let late = await router.teardownsFinished(within: Self.teardownBound)
+                if !late.isEmpty {
+                    log("planner: the connections of \(late.joined(separator: ", ")) were not torn down within \(Self.teardownBound): the request slot is given back, the back end skipped while they are")
+                }
+                state.withLock { $0.inFlight -= 1 }
             }
         }
         // A plan made from a state that moved on (the mode, the stop causes, the pose) is not the
@@ -377,6 +392,9 @@ public final class PlannerService: Sendable {
         note(entry)
     }
 
+    /// How long a request's slot waits for the back ends' teardowns after the request ended.
+    static let teardownBound = Duration.seconds(1)
+
     /// Times a goal is planned again because its world state went stale meanwhile.
     static let maxReplans = 2
 
@@ -399,7 +417,6 @@ public final class PlannerService: Sendable {
             systemPrompt: systemPrompt, goal: goal.text, goalKind: PlannerRoutes.goalKind(goal.text, context: context, world: world),
             data: promptData(world: worldJSON), schema: context.planSchema.text)
         let accepted = Mutex<ValidatedPlan?>(nil)
-        let stale = Mutex(false)
         let stopped = Mutex(false)
         let runtime = self.runtime
         // Each back end's answers in this routing: 0 the first, n the n-th correction.
@@ -407,8 +424,8 @@ public final class PlannerService: Sendable {
         let validator = self.validator
         // A call is its own one-step plan: no back end is asked, the validator below judges it.
         let router = call.map(AbilityCall.router) ?? self.router
-        let routing = await router.plan(question, budget: max(.zero, budget)) { [weak self] answer in
-            guard let self else { return ["the planner stopped"] }
+        let routing = await router.plan(question, budget: max(.zero, budget)) { [weak self] answer -> PlanJudgement in
+            guard let self else { return .reject(["the planner stopped"]) }
             let verdict = validator.validate(answer.json, request: planRequest, world: self.capture())
             let round = rounds.withLock { r in
                 defer { r[answer.backend, default: 0] += 1 }
@@ -418,9 +435,8 @@ public final class PlannerService: Sendable {
             switch verdict {
             case .accepted(let plan):
                 accepted.withLock { $0 = plan }
-                return nil
+                return .accept
             case .rejected(let rejection):
-                if rejection.isStale { stale.withLock { $0 = true } }
                 if runtime.latchEpoch != latchEpoch {
                     // A stop since the goal was taken: no correction and no other back end can
                     // give this goal a plan now. This request's task ends the routing (the
@@ -428,7 +444,10 @@ public final class PlannerService: Sendable {
                     stopped.withLock { $0 = true }
                     withUnsafeCurrentTask { $0?.cancel() }
                 }
-                return rejection.issues.map(\.description) + (rejection.omitted > 0 ? ["and \(rejection.omitted) more"] : [])
+                let reasons = rejection.issues.map(\.description) + (rejection.omitted > 0 ? ["and \(rejection.omitted) more"] : [])
+                // A stale plan is never sent back for a correction (docs/planner.md): the routing
+                // ends, and the request asks again from the state now (`replan`).
+                return rejection.isStale ? .stale(reasons) : .reject(reasons)
             }
         }
         noteHealth()
@@ -437,7 +456,9 @@ public final class PlannerService: Sendable {
             guard let plan = accepted.withLock({ $0 }) else { return .exhausted(routing, stale: false) }
             return .accepted(plan, answer, routing)
         case .exhausted:
-            return .exhausted(routing, stale: stale.withLock { $0 })
+            return .exhausted(routing, stale: false)
+        case .stale:
+            return stopped.withLock { $0 } ? .stopped : .exhausted(routing, stale: true)
         case .cancelled:
             return stopped.withLock { $0 } ? .stopped : .cancelled
         }
@@ -590,13 +611,7 @@ public final class PlannerService: Sendable {
 
     private func noteHealth() {
         var entry = PlanTopicPayload(kind: .health)
-        entry.backends = router.health().map { h in
-            PlanTopicPayload.Backend(name: h.name, breaker: h.breaker.name, consecutiveFailures: h.consecutiveFailures,
-                                     breakerOpened: h.breakerOpened, requests: h.requests, answers: h.answers, accepted: h.accepted,
-                                     rejected: h.rejected, failures: h.failures, skipped: h.skipped,
-                                     lastLatencyUs: h.lastLatency.map(Self.micros), latencyP50Us: h.latencyP50.map(Self.micros),
-                                     latencyP95Us: h.latencyP95.map(Self.micros), lastError: h.lastError)
-        }
+        entry.backends = router.health().map(Self.backend)
         let now = scheduler.clock.now()
         entry.goalsDropped = port.goals.dropped.load(ordering: .relaxed)
         (entry.requestsInFlight, entry.goalsRefused) = state.withLock { s in
@@ -604,6 +619,19 @@ public final class PlannerService: Sendable {
             return (s.inFlight, s.refused)
         }
         journal.append(entry)
+    }
+
+    /// One back end's figures as the `plan` topic's `health` carries them.
+    static func backend(_ h: BackendHealth) -> PlanTopicPayload.Backend {
+        PlanTopicPayload.Backend(name: h.name, breaker: h.breaker.name, consecutiveFailures: h.consecutiveFailures,
+                                 breakerOpened: h.breakerOpened, requests: h.requests, answers: h.answers, accepted: h.accepted,
+                                 rejected: h.rejected, failures: h.failures, failuresByKind: h.failuresByKind,
+                                 cancelled: h.cancelled, unanswered: h.unanswered, unansweredTimeUs: micros(h.unansweredTime),
+                                 configurationFailures: h.configurationFailures, skipped: h.skipped,
+                                 skippedByReason: h.skippedByReason, pendingTeardowns: h.pendingTeardowns,
+                                 teardownsOverdue: h.teardownsOverdue,
+                                 lastLatencyUs: h.lastLatency.map(micros), latencyP50Us: h.latencyP50.map(micros),
+                                 latencyP95Us: h.latencyP95.map(micros), lastError: h.lastError)
     }
 
     static func attempt(_ a: PlanAttempt) -> PlanTopicPayload.Attempt {

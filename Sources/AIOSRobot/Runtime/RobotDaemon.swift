@@ -140,12 +140,20 @@ public final class RobotDaemon: Sendable {
         self.memory = memory
         var summary: (@Sendable () -> String)?
         if let recorder = memory { summary = { recorder.summary.text } }
+        // The MQTT connections' sockets, which a planner back end must never take for its own and
+        // reset (the control connection carries the remote stop): owned here, given to the back ends.
+        let excludedSockets = ExcludedSockets()
+        if let client { excludedSockets.add { client.socketDescriptor } }
         let planner = runtime.planning == nil ? nil
             : try PlannerService(runtime: runtime, scheduler: scheduler, router: options.plannerRouter,
-                                 memorySummary: summary, log: log)
+                                 memorySummary: summary, excludedSockets: excludedSockets, log: log)
         self.planner = planner
         telemetry = try Self.telemetry(configuration, options: options, scheduler: scheduler, runtime: runtime, control: client,
                                        plan: planner?.journal)
+        if let monitor = telemetry {
+            let telemetryClient = monitor.client
+            excludedSockets.add { telemetryClient.socketDescriptor }
+        }
         if let client {
             for (_, endpoint) in runtime.endpoints {
                 guard case .mqtt(let m) = endpoint else { continue }

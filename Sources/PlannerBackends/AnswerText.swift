@@ -3,39 +3,42 @@
 /// the messages travel on: back to the model as feedback, onto the `plan` topic, into the episodic
 /// memory and the logs. So it is clipped to a few bytes between characters and escaped: it stays
 /// one line, cannot close the quotes around it, and cannot pass for robotd's own words.
-enum AnswerText {
+///
+/// Here, not in Planner, so that `JSONValue.kindText` (this module) escapes as the validator does:
+/// Planner depends on this module, not the other way round.
+package enum AnswerText {
     /// The most bytes of UTF-8 kept of one name or value (before escaping).
-    static let maxBytes = 40
+    package static let maxBytes = 40
 
     /// A plain name (letters, digits, `_`, `-`, at most `maxBytes`) as it is — `fly` — so the usual
     /// mistakes read naturally; anything else JSON-quoted, clipped and escaped.
-    static func name(_ text: String) -> String {
+    package static func name(_ text: String) -> String {
         isPlain(text) ? text : quoted(text)
     }
 
     /// A key appended to a path: `steps[0].speeed` for a plain key, `steps[0]["a b"]` otherwise.
-    static func path(_ path: String, key: String) -> String {
+    package static func path(_ path: String, key: String) -> String {
         isPlain(key) ? "\(path).\(key)" : "\(path)[\(quoted(key))]"
     }
 
     /// Always quoted: `"NaN"`, `"a\nb"`, `"🤖🤖…"`.
-    static func quoted(_ text: String, maxBytes: Int = maxBytes) -> String {
+    package static func quoted(_ text: String, maxBytes: Int = maxBytes) -> String {
         "\"" + escaped(clip(text, maxBytes: maxBytes)) + "\""
     }
 
     /// Clipped and escaped, without quotes (a decoder's path, a parser's message).
-    static func bare(_ text: String, maxBytes: Int) -> String {
+    package static func bare(_ text: String, maxBytes: Int) -> String {
         escaped(clip(text, maxBytes: maxBytes))
     }
 
-    static func isPlain(_ text: String) -> Bool {
+    package static func isPlain(_ text: String) -> Bool {
         !text.isEmpty && text.utf8.count <= maxBytes
             && text.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D }
     }
 
     /// At most `maxBytes` bytes, cut between characters, `…` when something was cut. A character
     /// longer than the budget (a base with thousands of combining marks) is cut out whole.
-    static func clip(_ text: String, maxBytes: Int) -> String {
+    package static func clip(_ text: String, maxBytes: Int) -> String {
         guard text.utf8.count > maxBytes else { return text }
         let ellipsis = "…"
         let budget = maxBytes - ellipsis.utf8.count
@@ -53,7 +56,7 @@ enum AnswerText {
 
     /// JSON's escapes for quotes, backslashes and control characters, and `\uXXXX` as well for the
     /// line and paragraph separators and the bidirectional controls (which JSON lets through raw).
-    static func escaped(_ text: String) -> String {
+    package static func escaped(_ text: String) -> String {
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
