@@ -265,6 +265,7 @@ public struct GuardConfiguration: Sendable, Equatable {
         .powerOn: .stop(.zero),
         .invalidSample: .warn,
         .stalledWheel: .stop(.one),
+        .estopUnknown: .hold,
     ]
 
     public init(channels: [ChannelConfiguration], sensors: [RequiredSensor] = [], workspace: Workspace? = nil,

@@ -88,6 +88,9 @@ public enum FaultKind: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
     case invalidSample = 16
     /// A wheel measured much slower than commanded while driven (blocked, or its encoder frozen).
     case stalledWheel = 17
+    /// An e-stop device (re)opened whose key has not reported its level yet: a mushroom latched
+    /// down while it was closed sends no event. A hold (zero motion), not a latch.
+    case estopUnknown = 18
 
     public var description: String {
         switch self {
@@ -109,6 +112,7 @@ public enum FaultKind: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
         case .powerOn: "power-on"
         case .invalidSample: "invalid-sample"
         case .stalledWheel: "stalled-wheel"
+        case .estopUnknown: "estop-unknown"
         }
     }
 }

@@ -327,21 +327,22 @@ struct DeadmanTests {
 
     /// An e-stop device back after its loss (reopened, or its stream's writer back) whose key
     /// state nobody reports — the ioctl failed, the code is missing, a stream's writer sends no
-    /// level — leaves the e-stop's level unknown, and while latched unknown counts as held: a reset
-    /// is refused until the key reports a level. A frame without it changes nothing; its release
-    /// event lets the next reset through.
+    /// level — leaves the e-stop's level unknown, and unknown holds motion (`estop-unknown`): a
+    /// reset releases the latch of the loss, but nothing moves until the key reports up. A frame
+    /// without it changes nothing.
     @Test(arguments: [false, true])
-    func when_the_estop_level_is_unknown_after_a_reopening_expect_no_reset_until_the_key_reports(stream: Bool) throws {
-        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), gamepad: [
+    func when_the_estop_level_is_unknown_after_a_reopening_expect_motion_held_until_the_key_reports_up(stream: Bool) throws {
+        var sim = RoverSimulationConfig()
+        sim.seed = 3
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), simulation: sim, gamepad: [
             .init(at: 2_000_000_000, [.axis("ABS_Y", 0)]),  // a frame without the e-stop key
             .init(at: 2_200_000_000, [.press("BTN_START")]), .init(at: 2_300_000_000, [.release("BTN_START")]),
-            .init(at: 3_000_000_000, [.release("BTN_EAST")]),  // the key reports: up
-            .init(at: 3_500_000_000, [.press("BTN_START")]), .init(at: 3_600_000_000, [.release("BTN_START")]),
+            .init(at: 3_500_000_000, [.release("BTN_EAST")]),  // the key reports: up
         ])
         let pad = try loop.gamepadInput()
         let estop = try #require(pad.estop)
         loop.run(until: 1_000_000_000)
-        #expect(!loop.status.latched && !estop.isPressed && !estop.isLevelUnknown)
+        #expect(!loop.status.latched && !estop.isPressed && !estop.isLevelUnknown && loop.snapshot.odometer > 0.1)
         // Lost (a stop), then back with its level unknown.
         _ = loop.runtime.handle(stream ? .writerGone : .ended("ENODEV"), arrival: loop.rover.time, input: "gamepad")
         loop.run(until: 1_200_000_000)
@@ -349,15 +350,43 @@ struct DeadmanTests {
         let words = loop.runtime.handle(stream ? .resumed : .opened("evdev"), arrival: loop.rover.time, input: "gamepad")
         #expect(stream || words.contains("e-stop level unknown"), "\(words)")
         #expect(estop.isLevelUnknown && !estop.isPressed && !estop.isDeviceLost)
-        #expect(pad.keysAtOpen([:], arrival: loop.rover.time).contains("e-stop BTN_EAST unknown at open"))
-        loop.run(until: 2_500_000_000)
+        if !stream { #expect(pad.keysAtOpen([:], arrival: loop.rover.time).contains("e-stop BTN_EAST unknown at open")) }
+        loop.run(until: 2_600_000_000)
         #expect(estop.isLevelUnknown, "a frame without the key leaves it unknown")
-        #expect(loop.status.causes.contains(.emergencyStopInput), "unknown counts as held while latched")
-        #expect(loop.status.latched && loop.status.resets == 0 && loop.status.refusedResets >= 1, "a reset while the level is unknown")
-        #expect(loop.status.lastRefusal.contains(.emergencyStopInput))
-        loop.run(until: 4_000_000_000)
-        #expect(!estop.isLevelUnknown && !estop.isPressed)
-        #expect(!loop.status.latched && loop.status.resets == 1, "the key reported up, then a reset")
+        #expect(loop.status.resets == 1 && !loop.status.latched, "the loss's latch is reset")
+        #expect(loop.status.workspaceHold, "but unknown holds motion")
+        #expect(!loop.status.causes.contains(.emergencyStopInput), "unknown is no press: no estop-input, no stop category")
+        let held = loop.snapshot
+        loop.run(until: 3_400_000_000)
+        #expect(loop.snapshot.odometer - held.odometer < 0.01 && abs(loop.snapshot.linearVelocity) < 0.01, "nothing moves while unknown")
+        #expect(loop.records.contains { $0.kind == .hold && $0.fault == .estopUnknown })
+        loop.run(until: 5_000_000_000)
+        #expect(!estop.isLevelUnknown && !loop.status.workspaceHold)
+        #expect(loop.snapshot.odometer - held.odometer > 0.1, "known up: driving again")
+        #expect(!loop.status.latched && loop.status.resets == 1)
+    }
+
+    /// Unlatched (start_latched: false, the simulator's example), an e-stop device that opens with
+    /// its level unknown holds motion until its key reports: read up at open, driving resumes
+    /// without a reset (nothing was stopped, only held).
+    @Test func when_the_estop_level_is_unknown_while_unlatched_expect_motion_held_until_it_is_read_up() throws {
+        var sim = RoverSimulationConfig()
+        sim.seed = 3
+        let loop = try ConfiguredRoverLoop(try Examples.configuration("rover-sim.yaml"), simulation: sim)
+        let pad = try loop.gamepadInput()
+        let btnEast = try #require(InputEvent.code(named: "BTN_EAST")).code
+        loop.run(until: 1_000_000_000)
+        #expect(!loop.status.latched && loop.snapshot.odometer > 0.1)
+        _ = loop.runtime.handle(.opened("evdev"), arrival: loop.rover.time, input: "gamepad")
+        loop.run(until: 1_500_000_000)
+        let held = loop.snapshot
+        loop.run(until: 2_000_000_000)
+        #expect(!loop.status.latched && loop.status.workspaceHold)
+        #expect(loop.snapshot.odometer - held.odometer < 0.01 && abs(loop.snapshot.linearVelocity) < 0.01)
+        #expect(pad.keysAtOpen([btnEast: false], arrival: loop.rover.time).contains("e-stop BTN_EAST up at open"))
+        loop.run(until: 3_000_000_000)
+        #expect(!loop.status.latched && !loop.status.workspaceHold && loop.status.resets == 0)
+        #expect(loop.snapshot.odometer - held.odometer > 0.1)
     }
 
     /// Read up at the reopening, the e-stop's level is known at once: the next reset goes through.

@@ -287,6 +287,7 @@ public enum StopCauseWords {
         case .powerOn: "started latched (power-on)"
         case .invalidSample: "invalid sample"
         case .stalledWheel: "stalled wheel"
+        case .estopUnknown: "e-stop level unknown (device opened)"
         }
     }
 }

@@ -131,11 +131,11 @@ struct Control: RuntimeControl {
                                 write: (ApprovedCommand) -> Void) -> EStopReading? {
         guard !estops.isEmpty else { return nil }
         let e = EStopReading(estops)
+        guardian.observeEStop(asserted: e.asserted, presses: e.presses, releasedAt: e.releasedAt, at: now, emit: write)
         // An e-stop whose level is unknown since its device opened (a mushroom may be latched down
-        // behind it) counts as held while latched: no reset until the key is seen up. Unlatched
-        // (start_latched: false, at start) it stops nothing by itself; a press latches as ever.
-        let asserted = e.asserted || (e.unknown && guardian.latch.isLatched)
-        guardian.observeEStop(asserted: asserted, presses: e.presses, releasedAt: e.releasedAt, at: now, emit: write)
+        // behind it) holds motion, latched or not, until its key reports: up releases the hold,
+        // down is a press (a latch). Its own cause: no stop category, no latch number moved.
+        guardian.setCause(.estopUnknown, present: e.unknown, at: now, emit: write)
         return e
     }
 

@@ -336,12 +336,12 @@ public final class RobotRuntime: Sendable {
         }.first
         switch notice {
         case .opened(let name):
-            signal?.levelUnknown()  // before clearing the loss: never a moment read as up
+            signal?.levelUnknown()  // before clearing the loss
             signal?.setDeviceLost(false)
             // A deadman held while it was opened enables nothing: teleop waits for a press after this.
             gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
-            return signal != nil ? name + " — e-stop level unknown until its key reports (no reset until then)" : name
+            return signal != nil ? name + " — e-stop level unknown until its key reports (motion held until then)" : name
         case .resynchronised:
             gamepad?.resynchronised(arrival: arrival)
             return "SYN_DROPPED: resynchronised"
@@ -462,12 +462,14 @@ struct EStopReading {
         for i in estops.indices {  // not for-in: that allocates per element in unoptimised builds
             let s = estops[i].signal
             asserted = asserted || s.isPressed
+            // The loss before the level: a reopening writes them the other way round (unknown,
+            // then not lost), so a reading never sees the device back with its level still known.
+            anyLost = anyLost || s.isDeviceLost
             unknown = unknown || s.isLevelUnknown
             presses &+= s.presses
             if let r = s.releasedInstant { releasedAt = max(releasedAt ?? r, r) }
             let last = s.lastFrameAt
             if last > 0 { oldestFrame = min(oldestFrame ?? Instant(nanoseconds: last), Instant(nanoseconds: last)) } else { silent = true }
-            anyLost = anyLost || s.isDeviceLost
         }
         if silent { oldestFrame = nil }
     }
