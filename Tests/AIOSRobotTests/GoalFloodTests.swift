@@ -1,3 +1,4 @@
+import CAllocCounter
 import Foundation
 import Glibc
 import RTScheduler
@@ -59,7 +60,8 @@ struct GoalFloodTests {
             if line.hasPrefix("planner: goal") {
                 goalLines.add(1, ordering: .relaxed)
                 if line.hasSuffix(#": "stop""#) { stopGoalsTaken.add(1, ordering: .relaxed) }
-                if GoalFloodTests.threadName().hasPrefix("mqtt") {
+                // The lane runs in a task; only a line from outside one needs its thread's name.
+                if withUnsafeCurrentTask(body: { $0 == nil }), GoalFloodTests.threadName().hasPrefix("mqtt") {
                     onMQTTThread.withLock { if $0.first.count < 3 { $0.first.append(line) }; $0.count += 1 }
                 }
             }
@@ -326,6 +328,28 @@ struct StopGoalClassifierTests {
             #expect(StopGoal.classify(payload) == .unsure, "\(String(decoding: payload, as: UTF8.self))")
             #expect(Self.agrees(payload), "\(String(decoding: payload, as: UTF8.self))")
         }
+    }
+
+    /// The MQTT thread's part costs no heap allocation, whatever the form: a goal, a stop, a
+    /// call, text that is not ASCII, a form that is only possibly a stop, a long payload.
+    @Test func classifying_a_payload_allocates_nothing() throws {
+        try #require(alloc_counter_is_active() != 0, "the malloc interposer is not active in this binary")
+        let payloads = [
+            #"{"goal": "set temperature 31", "id": "flood-1"}"#, "Stop!", #"{"goal": "halt", "id": "s2"}"#, "stop by the door",
+            #"{"call": {"ability": "goto", "arguments": {"x": 1, "y": 2}}, "id": "a"}"#, #"{"call": {"ability": "abort", "arguments": {}}}"#,
+            "«stop»", "fahre zur Tür", #"{"goal": "st\u006fp"}"#, #"{"goal": "stop", "id": 1e999}"#, "{stop}",
+            String(repeating: "go to the door and stop there; ", count: 100),
+        ].map { Array($0.utf8) }
+        for payload in payloads { _ = StopGoal.classify(payload) }  // the tables, once
+        var allocations: [UInt64] = [], classes: [StopGoal.PayloadClass] = []
+        for payload in payloads {
+            let before = alloc_counter_thread_total()
+            let kind = StopGoal.classify(payload)
+            allocations.append(alloc_counter_thread_total() - before)
+            classes.append(kind)
+        }
+        #expect(allocations.allSatisfy { $0 == 0 }, "\(allocations)")
+        #expect(classes == [.ordinary, .stop, .stop, .ordinary, .ordinary, .stop, .stop, .ordinary, .unsure, .unsure, .stop, .ordinary])
     }
 
     /// Every character of the Basic Multilingual Plane (and the tags and emoji beyond) around and
