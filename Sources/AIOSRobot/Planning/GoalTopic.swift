@@ -36,9 +36,9 @@ public enum GoalTopic {
         return user.contains("/") ? nil : String(user)
     }
 
-    /// Runs on the control connection's MQTT thread, which also carries the remote stop: only the
-    /// topic is looked at here (a string compare); the payload's bytes go to the inbox as they came,
-    /// parsed on the async lane.
+    /// Runs on the control connection's MQTT thread, which also carries the remote stop: the topic
+    /// is looked at here (a string compare) and the payload's bytes only to tell a stop goal
+    /// (`GoalInbox.deliver`); they go to the inbox as they came, parsed on the async lane.
     static func endpoint(prefix: String, inbox: GoalInbox) -> InputEndpoint {
         let base = base(prefix: prefix) + "/"
         return .mqtt(.init(subscriptions: [(filter: base + "+", qos: 1)], handle: { message in

@@ -56,7 +56,8 @@ public enum StopGoal {
 
     private static func classify(_ b: Bytes) -> PayloadClass {
         let all = 0..<b.p.count
-        // Most goals: no stop word in them anywhere, so none can be read out of them.
+        // Most goals: no stop word in them anywhere, so none can be read out of them. Past this
+        // point the payload mentions one.
         if b.plainlyWithoutStopWord { return .ordinary }
         guard b.mentionsStopWord(all) else { return .ordinary }
         let plain: PayloadClass = b.verdict(all) == .stopWord ? .stop : .ordinary
@@ -76,9 +77,9 @@ public enum StopGoal {
         } && scan.atEnd && b.isUTF8
         // Not JSON: the lane takes it for text. (A stop word with blanks and punctuation around
         // it is never JSON; a parser more lenient than this scan might still read the rest.)
-        guard valid else { return plain == .stop ? .stop : b.mentionsStopWord(all) ? .unsure : .ordinary }
+        guard valid else { return plain == .stop ? .stop : .unsure }
         // Which "call" or "goal" a parser keeps, or what an escaped key says, is not looked into.
-        if keyEscaped || call.count > 1 || goal.count > 1 { return b.mentionsStopWord(all) ? .unsure : .ordinary }
+        if keyEscaped || call.count > 1 || goal.count > 1 { return .unsure }
         let callClass = call.value.map { classify(call: $0, in: b) }
         let goalClass: PayloadClass
         if open != 0 {
@@ -97,8 +98,8 @@ public enum StopGoal {
         return ways == (.stop, .stop, .stop) ? .stop : .unsure
     }
 
-    /// `{"call": CALL}`: its text is `AbilityCall.text(CALL)`, the ability's name when it has no
-    /// arguments.
+    /// `{"call": CALL}` in a payload that mentions a stop word: its text is
+    /// `AbilityCall.text(CALL)`, the ability's name when it has no arguments.
     private static func classify(call: JSONScan.Value, in b: Bytes) -> PayloadClass {
         guard case .object(let range) = call else { return .ordinary }  // "call …": never one word
         var scan = JSONScan(b, at: range.lowerBound)
@@ -110,8 +111,7 @@ public enum StopGoal {
             if b.equals(key, "ability") { ability = (ability.count + 1, value) }
             if b.equals(key, "arguments") { arguments = (arguments.count + 1, value) }
         }
-        let all = 0..<b.p.count
-        if keyEscaped || ability.count > 1 || arguments.count > 1 { return b.mentionsStopWord(all) ? .unsure : .ordinary }
+        if keyEscaped || ability.count > 1 || arguments.count > 1 { return .unsure }
         guard case .string(let name, let escaped)? = ability.value else { return .ordinary }  // "call …"
         if escaped { return .unsure }
         var noArguments = true
@@ -128,7 +128,7 @@ public enum StopGoal {
         }
         // `NAME(key value, …)`: one word only when the name is a stop word or nothing, and what
         // follows it blanks and punctuation.
-        return word == .other && whole ? .ordinary : b.mentionsStopWord(all) ? .unsure : .ordinary
+        return word == .other && whole ? .ordinary : .unsure
     }
 
     /// The stop words packed as `WordMatcher` packs letters (8 bits each, at most 7), their
