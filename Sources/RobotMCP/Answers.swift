@@ -6,8 +6,8 @@ import Telemetry
 /// What the robot answered to one tool call, as the tool's result carries it (JSON, sorted keys).
 /// Every text in it is the robot's, passed on as data.
 public struct CallAnswer: Codable, Sendable, Equatable {
-    /// `accepted` (planned, validated, handed to the executor; a goal of exactly `stop`: held at
-    /// once, no plan), `rejected` (the validator's
+    /// `accepted` (planned, validated, handed to the executor; a stop goal — the `stop`, `halt`
+    /// or `abort` ability without arguments —: held at once, no plan), `rejected` (the validator's
     /// reasons), `refused` or `ignored` (the goal itself: not authorised, rate limited, latched…),
     /// `not_sent` (nothing published: why in `reason`), `no_answer` (nothing within the time).
     public var outcome: String
@@ -80,7 +80,7 @@ extension RobotLink {
             answer.reason = refusal
             return answer
         }
-        let sent: (id: String, after: UInt64, bytes: Int)
+        let sent: (id: String, after: UInt64, stateAfter: UInt64, bytes: Int)
         do {
             sent = try sendCall(ability: ability, arguments: arguments)
         } catch {
@@ -88,8 +88,9 @@ extension RobotLink {
             return answer
         }
         answer.requestId = sent.id
-        // What the robot's planner service takes for a goal of exactly `stop` (the call's text).
-        let heldAtOnce = ability == "stop" && arguments.isEmpty
+        // What the robot's planner service takes for a stop goal (the call's text one stop word:
+        // `stop`, `halt`, `abort` without arguments), held at once without a plan.
+        let heldAtOnce = StopGoal.isStop(ability: ability, arguments: arguments)
         let clock = ContinuousClock()
         let end = clock.now + timeout
         var cursor = sent.after
@@ -126,7 +127,7 @@ extension RobotLink {
                     answer.executionReason = p.reason
                     // The executor's first word on the plan (started, or refused: latched, stale goal).
                     if acceptedAt != nil { return answer }
-                    // No plan comes for a goal that is exactly `stop` (the `stop` ability without
+                    // No plan comes for a stop goal (a stop word's ability without
                     // arguments): the robot holds at once and the executor records it as a plan that
                     // started and completed. Its end is the answer.
                     if heldAtOnce, let event = p.event, Self.holdEnds.contains(event) {
@@ -136,9 +137,11 @@ extension RobotLink {
                     break
                 }
             }
-            // The same on the retained `state` (its `plan`: the executor's last plan is this goal's
-            // and ended): a `plan` event lost on the way does not make the hold `no_answer`.
-            if heldAtOnce, let goal = answer.goalId, let plan = state?.plan, plan.planGoalId == goal, Self.holdEnds.contains(plan.state) {
+            // The same on `state` (its `plan`: the executor's last plan is this goal's and ended):
+            // a `plan` event lost on the way does not make the hold `no_answer`. Only a `state`
+            // the robot published after the call counts: goal numbers restart with every run.
+            if heldAtOnce, let goal = answer.goalId, let plan = state(publishedAfter: sent.stateAfter)?.plan, plan.planGoalId == goal,
+               Self.holdEnds.contains(plan.state) {
                 return Self.held(answer, event: plan.state)
             }
             if let at = acceptedAt, clock.now - at > Self.executionWait { return answer }
@@ -153,7 +156,7 @@ extension RobotLink {
         return answer
     }
 
-    /// How the executor ends a goal of exactly `stop`: at once `completed` (a later goal or a stop
+    /// How the executor ends a stop goal: at once `completed` (a later goal or a stop
     /// may make it `cancelled`); either way the robot held.
     static let holdEnds: Set<String> = ["completed", "cancelled"]
 
@@ -161,7 +164,7 @@ extension RobotLink {
         var answer = answer
         answer.outcome = "accepted"
         answer.execution = event
-        answer.reason = "held at once: a goal that is exactly `stop` is not planned"
+        answer.reason = "held at once: a stop goal is not planned"
         return answer
     }
 

@@ -40,6 +40,12 @@ public final class RobotLink: Sendable {
         var status: String?
         var state: [UInt8]?
         var stateDecoded: StatePayload?
+        /// `state` messages decoded, counted here: one numbered after a call was sent was
+        /// published after it.
+        var stateIndex: UInt64 = 0
+        /// The decoded `state` came as the robot published it, not as the broker's retained copy
+        /// replayed at a subscribe (which may be a previous run's).
+        var stateLive = false
         var sensors: [UInt8]?
         var deadlines: [UInt8]?
         var abilities: [UInt8]?
@@ -105,7 +111,13 @@ public final class RobotLink: Sendable {
             s.status = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         case topics.state:
             s.state = payload
-            do { s.stateDecoded = try TelemetryJSON.decode(StatePayload.self, from: payload) } catch { bad(&s, "state: \(error)") }
+            do {
+                s.stateDecoded = try TelemetryJSON.decode(StatePayload.self, from: payload)
+                s.stateIndex += 1
+                s.stateLive = !message.retained
+            } catch {
+                bad(&s, "state: \(error)")
+            }
         case topics.sensors:
             s.sensors = payload
         case topics.deadlines:
@@ -258,18 +270,18 @@ public final class RobotLink: Sendable {
         throw AskError.noAnswer("no audit from \(settings.robotID) within \(timeout) (robotd answers `audit/request` at most once a second; is it online and does the broker let this login write \(topics.auditRequest)?)")
     }
 
-    /// Publishes one ability call as a goal (QoS 1, a fresh id) and returns its id and the index
-    /// of the last `plan` message before it.
-    func sendCall(ability: String, arguments: [String: Planner.JSONValue]) throws -> (id: String, after: UInt64, bytes: Int) {
+    /// Publishes one ability call as a goal (QoS 1, a fresh id) and returns its id, the index of
+    /// the last `plan` message before it and that of the last `state`.
+    func sendCall(ability: String, arguments: [String: Planner.JSONValue]) throws -> (id: String, after: UInt64, stateAfter: UInt64, bytes: Int) {
         try requireConnection()
         let id = UUID().uuidString.lowercased()
         let payload = AbilityCall.payload(ability: ability, arguments: arguments, id: id)
         guard payload.count <= 4096 else {
             throw AskError.notConnected("the call is \(payload.count) bytes, more than a goal may be (4096): nothing was sent")
         }
-        let after = planIndex
+        let (after, stateAfter) = seen.value.withLock { ($0.planIndex, $0.stateIndex) }
         try client.publish(topic: GoalTopic.topic(prefix: settings.prefix, user: settings.user), payload: payload, qos: 1, retain: false)
-        return (id, after, payload.count)
+        return (id, after, stateAfter, payload.count)
     }
 
     /// The remote stop on `estop` (QoS 1, not retained): any payload latches a robot with `estop.remote`.
@@ -279,4 +291,14 @@ public final class RobotLink: Sendable {
     }
 
     var state: StatePayload? { current.stateDecoded }
+
+    /// The robot's `state` when the robot published it after the `state` numbered `index`: a
+    /// live message (not a retained copy replayed at a subscribe), numbered after it. Goal
+    /// numbers restart with every run, so a `state` from before — the previous run's, retained —
+    /// may speak of another goal with the same number.
+    func state(publishedAfter index: UInt64) -> StatePayload? {
+        let s = current
+        guard s.stateIndex > index, s.stateLive else { return nil }
+        return s.stateDecoded
+    }
 }

@@ -300,6 +300,90 @@ struct MCPAnswerTests {
         #expect(answer.outcome == "accepted" && answer.goalId == 7 && answer.execution == "completed" && !answer.isError, "\(answer.json)")
         #expect(ContinuousClock.now - askedAt < .seconds(6), "\(ContinuousClock.now - askedAt)")
     }
+
+    /// Low 4 of the session-8 review. Goal numbers restart with every run: a `state` from before
+    /// the call — the previous run's, retained, or one the robot published before it — whose plan
+    /// names the same goal number answers nothing; only a `state` published after the call does.
+    /// And `halt` (like `abort`) without arguments is a stop goal too, held at once; `stop` with
+    /// arguments is not.
+    @Test func when_a_state_from_before_the_call_names_its_goal_number_expect_no_answer_from_it_and_halt_held_as_stop() async throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
+        abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+        let prefix = "robotd/stand-in/"
+        func state(_ goal: UInt64, pid: Int) -> [UInt8] {
+            TelemetryJSON.encode(StatePayload(
+                seq: 1, tUnixS: 0, robotId: "stand-in", version: RobotdVersion.current, uptimeS: 1, mode: "running",
+                estop: .init(latched: false, latchCause: nil, activeCauses: [], linksUp: true, resets: 0, refusedResets: 0, latchSequence: 1),
+                configSha256: abilities.configSha256, bootId: "boot", pid: pid, telemetry: .init(),
+                plan: .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil)))
+        }
+        let standIn = StandIn()
+        let robot = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "stand-in-\(getpid())")) { m in
+            standIn.goals.withLock { $0.append(m.payload) }
+        }
+        try robot.subscribe(.init(filter: prefix + "goal/#", qos: 1))
+        try robot.start()
+        defer { robot.stop() }
+        #expect(waitUntil { robot.isSubscribed })
+        try robot.publish(topic: prefix + "status", payload: Array("online".utf8), qos: 1, retain: true)
+        try robot.publish(topic: prefix + "abilities", payload: abilities.encoded, qos: 1, retain: true)
+        // The previous run (pid 1) ended with its goal 1, a stop, held and completed; retained.
+        try robot.publish(topic: prefix + "state", payload: state(1, pid: 1), qos: 1, retain: true)
+
+        let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
+                                 settings: .init(prefix: prefix, robotID: "stand-in", user: "agent"))
+        try link.start()
+        defer { link.stop() }
+        await link.settle(timeout: .seconds(5))
+        #expect(await eventually { guard case .live = link.vocabulary, let bytes = link.latest(.state) else { return false }
+            return (try? TelemetryJSON.decode(StatePayload.self, from: bytes))?.plan?.planGoalId == 1 })
+
+        /// Calls `ability`; acknowledges the goal as `goal` of the robot; waits 0.5 s, then publishes
+        /// `after` (a `state`), if any. Returns the answer and whether it came before `after`.
+        func ask(_ ability: String, _ arguments: [String: Planner.JSONValue] = [:], goal: UInt64,
+                 after: [UInt8]?) async throws -> (CallAnswer, early: Bool) {
+            standIn.goals.withLock { $0.removeAll() }
+            standIn.callDone.withLock { $0 = false }
+            let call = Task {
+                let answer = await link.call(ability: ability, arguments: arguments, timeout: .seconds(3))
+                standIn.callDone.withLock { $0 = true }
+                return answer
+            }
+            #expect(await eventually { !standIn.goals.withLock { $0 }.isEmpty })
+            let payload = try #require(standIn.goals.withLock { $0.first })
+            let id = try #require(AbilityCall.parse(payload)?.id)
+            var taken = PlanTopicPayload(kind: .goal)
+            (taken.goalId, taken.outcome, taken.requestId, taken.user, taken.source, taken.text) = (goal, "accepted", id, "agent", "mqtt", ability)
+            try robot.publish(topic: prefix + "plan", payload: TelemetryJSON.encode(taken), qos: 1, retain: false)
+            try await Task.sleep(for: .milliseconds(500))
+            let early = standIn.callDone.withLock { $0 }
+            if let after { try robot.publish(topic: prefix + "state", payload: after, qos: 1, retain: true) }
+            return (await call.value, early)
+        }
+
+        // This run (pid 2) numbers goals from 1 again: the retained state of the last run says
+        // nothing of this goal 1. Its own state, published after the call, does.
+        let first = try await ask("stop", goal: 1, after: state(1, pid: 2))
+        #expect(!first.early, "answered from the previous run's state: \(first.0.json)")
+        #expect(first.0.outcome == "accepted" && first.0.execution == "completed" && first.0.goalId == 1, "\(first.0.json)")
+
+        // A state this run published before the call names goal 2 (another client's, held and
+        // completed); the call is then taken as goal 2 again (a stand-in's liberty): only a state
+        // published after the call answers. `halt` is a stop goal.
+        try robot.publish(topic: prefix + "state", payload: state(2, pid: 2), qos: 1, retain: true)
+        #expect(await eventually { (try? TelemetryJSON.decode(StatePayload.self, from: link.latest(.state) ?? []))?.plan?.planGoalId == 2 })
+        let halt = try await ask("halt", goal: 2, after: state(2, pid: 2))
+        #expect(!halt.early, "answered from a state from before the call: \(halt.0.json)")
+        #expect(halt.0.outcome == "accepted" && halt.0.execution == "completed" && !halt.0.isError, "\(halt.0.json)")
+
+        // `stop` with arguments is a call like any other (`stop(x 1)`): no hold, no answer from state.
+        let withArguments = try await ask("stop", ["x": .number(1)], goal: 3, after: state(3, pid: 2))
+        #expect(withArguments.0.outcome == "no_answer", "\(withArguments.0.json)")
+        #expect(StopGoal.isStop(ability: "Abort", arguments: [:]) && !StopGoal.isStop(ability: "estop", arguments: [:]))
+    }
 }
 
 /// `eventually` for a condition that awaits (an MCP request).

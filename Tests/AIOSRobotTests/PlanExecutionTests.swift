@@ -453,8 +453,8 @@ struct PlanExecutionTests {
         p.run(for: 1_100_000_000)
         guard case .accepted = p.service.submit("stop by the door") else { Issue.record("goal refused"); return }
         #expect(await eventually { peer.requests.count == 2 })
-        #expect(PlannerService.isStop("halt!") && !PlannerService.isStop("e-stop!") && !PlannerService.isStop("estop")
-                && !PlannerService.isStop("") && !PlannerService.isStop("!!!"))
+        #expect(StopGoal.isStop("halt!") && !StopGoal.isStop("e-stop!") && !StopGoal.isStop("estop")
+                && !StopGoal.isStop("") && !StopGoal.isStop("!!!"))
     }
 
     /// A plain-text goal is a redelivery only of the last goal taken: the same words again after

@@ -165,9 +165,20 @@ public final class PlannerService: Sendable {
     /// (`AbilityCall`), planned as that one step instead of by the back ends.
     @discardableResult
     public func submit(_ text: String, from source: GoalSource = .command, call: Planner.JSONValue? = nil) -> GoalDecision {
+        decide(GoalTopic.text(Array(text.utf8)).text, from: source, call: call)
+    }
+
+    /// A goal over MQTT, its payload parsed on the lane (`GoalInbox.arrival`): its text is not
+    /// read as JSON again, so that what is a stop goal is what `StopGoal.classify` saw.
+    func take(_ arrival: GoalArrival) {
+        _ = decide(arrival.text.flatMap(GoalTopic.clean), from: .mqtt(user: arrival.user, id: arrival.id, retained: arrival.retained),
+               call: arrival.call)
+    }
+
+    /// `cleaned`: the goal's text without control characters and outer blanks; nil: none.
+    private func decide(_ cleaned: String?, from source: GoalSource, call: Planner.JSONValue?) -> GoalDecision {
         let now = scheduler.clock.now()
-        let cleaned = GoalTopic.text(Array(text.utf8)).text
-        let stop = cleaned.map(Self.isStop) ?? false
+        let stop = cleaned.map(StopGoal.isStop) ?? false
         var entry = PlanTopicPayload(kind: .goal)
         entry.text = cleaned.map { String($0.prefix(GoalSettings.maxLength)) }
         entry.source = source.word
@@ -279,19 +290,6 @@ public final class PlannerService: Sendable {
         return decision
     }
 
-    /// The words that are a stop goal on their own (docs/planner.md, "Goals"). Not `estop` or
-    /// `e-stop`: a stop goal holds the planner's policies and latches nothing, and must not be
-    /// taken for an emergency stop (the `estop` topic's).
-    static let stopWords: Set<String> = ["stop", "halt", "abort"]
-
-    /// A goal that is one stop word and nothing else — any case, blanks and punctuation around it
-    /// (`Stop.`, ` STOP! `, `"halt"`): held at once, no rate limit, no model. A sentence that
-    /// merely contains one (`stop by the door`) is a goal like any other.
-    static func isStop(_ text: String) -> Bool {
-        let word = text.trimmingCharacters(in: CharacterSet.whitespacesAndNewlines.union(.punctuationCharacters)).lowercased()
-        return stopWords.contains(word)
-    }
-
     /// What makes a redelivery of the goal being taken recognisable.
     private func remember(idKey: String?, textKey: String?, now: Instant, state s: inout State) {
         if let idKey {
@@ -299,10 +297,6 @@ public final class PlannerService: Sendable {
             if s.seenIDs.count > 64 { s.seenIDs.removeFirst() }
         }
         s.lastText = textKey.map { ($0, now) }
-    }
-
-    func take(_ arrival: GoalArrival) {
-        submit(arrival.text ?? "", from: .mqtt(user: arrival.user, id: arrival.id, retained: arrival.retained), call: arrival.call)
     }
 
     /// The planner's health now: each back end's breaker and figures.
