@@ -68,12 +68,16 @@ struct TwoProcessTests {
         try text.replacingOccurrences(of: "    setpoint: 35.0", with: "    setpoint: \(setpoint)")
             .write(toFile: config, atomically: true, encoding: .utf8)
         let run = try Subprocess(builtProduct("robotd"), ["run", "--config", config, "--broker", address, "--seconds", "48"])
-        #expect(run.wait(seconds: 90) == 0, "\(run.stderr)")
         func rigLines() -> [[String: Any]] {
             sim.jsonLines.filter { $0["kind"] as? String == "rig" }.compactMap { $0["state"] as? [String: Any] }
         }
-        // The simulator's lines while robotd ran, less the last second (robotd's safe stop at its end).
-        let whileRunning = rigLines().dropLast(2)
+        // The simulator's lines while robotd still ran, taken when robotd's own status says 45 s
+        // (3 s before its end and its safe stop: whatever came after cannot be counted).
+        #expect(waitUntil(seconds: 80) {
+            run.jsonLines.contains { $0["kind"] as? String == "status" && ($0["t_s"] as? Double ?? 0) >= 45 }
+        }, "\(run.stderr)")
+        let whileRunning = rigLines()
+        #expect(run.wait(seconds: 45) == 0, "\(run.stderr)")
         sim.signal(SIGTERM)
         #expect(sim.wait(seconds: 20) == 0)
 
