@@ -233,9 +233,33 @@ struct MCPVocabularyTests {
 @Suite("MCP: a call's answer from what the robot publishes", .serialized,
        .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
 struct MCPAnswerTests {
+    /// A stand-in robot on a broker: the goals it was sent, whether the call under test answered.
     final class StandIn: Sendable {
         let goals = Mutex<[[UInt8]]>([])
         let callDone = Mutex(false)
+        static let prefix = "robotd/stand-in/"
+
+        /// Its MQTT client: subscribed to its goal topics, `status` online and `abilities` retained.
+        func connect(port: Int, abilities: AbilitiesPayload) throws -> MQTTClient {
+            let robot = try MQTTClient(options: MQTTOptions(port: port, clientID: "stand-in-\(getpid())")) { m in
+                self.goals.withLock { $0.append(m.payload) }
+            }
+            try robot.subscribe(.init(filter: Self.prefix + "goal/#", qos: 1))
+            try robot.start()
+            #expect(waitUntil { robot.isSubscribed })
+            try robot.publish(topic: Self.prefix + "status", payload: Array("online".utf8), qos: 1, retain: true)
+            try robot.publish(topic: Self.prefix + "abilities", payload: abilities.encoded, qos: 1, retain: true)
+            return robot
+        }
+
+        /// A `state` of run `pid` whose executor's last plan is goal `goal`'s, completed.
+        static func state(completed goal: UInt64, pid: Int = 1, abilities: AbilitiesPayload) -> [UInt8] {
+            TelemetryJSON.encode(StatePayload(
+                seq: 1, tUnixS: 0, robotId: "stand-in", version: RobotdVersion.current, uptimeS: 1, mode: "running",
+                estop: .init(latched: false, latchCause: nil, activeCauses: [], linksUp: true, resets: 0, refusedResets: 0, latchSequence: 1),
+                configSha256: abilities.configSha256, bootId: "boot", pid: pid, telemetry: .init(),
+                plan: .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil)))
+        }
     }
 
     /// Low 9 of the session-7 review: the `stop` ability is a goal of exactly `stop`, held at once
@@ -249,28 +273,12 @@ struct MCPAnswerTests {
         defer { broker.stop() }
         var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
         abilities.goals = .init(mqtt: true, minIntervalMs: 200)
-        let prefix = "robotd/stand-in/"
-        func state(_ plan: StatePayload.PlanState) -> [UInt8] {
-            TelemetryJSON.encode(StatePayload(
-                seq: 1, tUnixS: 0, robotId: "stand-in", version: RobotdVersion.current, uptimeS: 1, mode: "running",
-                estop: .init(latched: false, latchCause: nil, activeCauses: [], linksUp: true, resets: 0, refusedResets: 0, latchSequence: 1),
-                configSha256: abilities.configSha256, bootId: "boot", pid: 1, telemetry: .init(), plan: plan))
-        }
-        func completed(_ goal: UInt64) -> StatePayload.PlanState {
-            .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil)
-        }
+        let prefix = StandIn.prefix
         let standIn = StandIn()
-        let robot = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "stand-in-\(getpid())")) { m in
-            standIn.goals.withLock { $0.append(m.payload) }
-        }
-        try robot.subscribe(.init(filter: prefix + "goal/#", qos: 1))
-        try robot.start()
+        let robot = try standIn.connect(port: broker.port, abilities: abilities)
         defer { robot.stop() }
-        #expect(waitUntil { robot.isSubscribed })
-        try robot.publish(topic: prefix + "status", payload: Array("online".utf8), qos: 1, retain: true)
-        try robot.publish(topic: prefix + "abilities", payload: abilities.encoded, qos: 1, retain: true)
         // Goal 6's plan completed before this call.
-        try robot.publish(topic: prefix + "state", payload: state(completed(6)), qos: 1, retain: true)
+        try robot.publish(topic: prefix + "state", payload: StandIn.state(completed: 6, abilities: abilities), qos: 1, retain: true)
 
         let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
                                  settings: .init(prefix: prefix, robotID: "stand-in", user: "agent"))
@@ -295,7 +303,7 @@ struct MCPAnswerTests {
         // Taken, but `state` still shows goal 6's plan: no answer yet.
         try await Task.sleep(for: .milliseconds(500))
         #expect(!standIn.callDone.withLock { $0 })
-        try robot.publish(topic: prefix + "state", payload: state(completed(7)), qos: 1, retain: true)
+        try robot.publish(topic: prefix + "state", payload: StandIn.state(completed: 7, abilities: abilities), qos: 1, retain: true)
         let answer = await call.value
         #expect(answer.outcome == "accepted" && answer.goalId == 7 && answer.execution == "completed" && !answer.isError, "\(answer.json)")
         #expect(ContinuousClock.now - askedAt < .seconds(6), "\(ContinuousClock.now - askedAt)")
@@ -312,24 +320,11 @@ struct MCPAnswerTests {
         defer { broker.stop() }
         var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
         abilities.goals = .init(mqtt: true, minIntervalMs: 200)
-        let prefix = "robotd/stand-in/"
-        func state(_ goal: UInt64, pid: Int) -> [UInt8] {
-            TelemetryJSON.encode(StatePayload(
-                seq: 1, tUnixS: 0, robotId: "stand-in", version: RobotdVersion.current, uptimeS: 1, mode: "running",
-                estop: .init(latched: false, latchCause: nil, activeCauses: [], linksUp: true, resets: 0, refusedResets: 0, latchSequence: 1),
-                configSha256: abilities.configSha256, bootId: "boot", pid: pid, telemetry: .init(),
-                plan: .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil)))
-        }
+        let prefix = StandIn.prefix
+        func state(_ goal: UInt64, pid: Int) -> [UInt8] { StandIn.state(completed: goal, pid: pid, abilities: abilities) }
         let standIn = StandIn()
-        let robot = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "stand-in-\(getpid())")) { m in
-            standIn.goals.withLock { $0.append(m.payload) }
-        }
-        try robot.subscribe(.init(filter: prefix + "goal/#", qos: 1))
-        try robot.start()
+        let robot = try standIn.connect(port: broker.port, abilities: abilities)
         defer { robot.stop() }
-        #expect(waitUntil { robot.isSubscribed })
-        try robot.publish(topic: prefix + "status", payload: Array("online".utf8), qos: 1, retain: true)
-        try robot.publish(topic: prefix + "abilities", payload: abilities.encoded, qos: 1, retain: true)
         // The previous run (pid 1) ended with its goal 1, a stop, held and completed; retained.
         try robot.publish(topic: prefix + "state", payload: state(1, pid: 1), qos: 1, retain: true)
 
