@@ -146,6 +146,9 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     /// TLS: the CA certificate file (TLS is on when set).
     public var caFile: String?
     public var keepaliveS: Double = 10
+    /// How long an `mqtt` actuator's QoS 1 command may stay unacknowledged while connected before
+    /// its channel is failed (`stalled`); nil: three keep-alive intervals.
+    public var commandConfirmationS: Double?
     /// What robotd publishes about itself (defaults when absent; docs/mqtt.md).
     public var telemetry: TelemetrySettings?
     /// Every robotd topic (inbound and telemetry) starts with this; nil: `robotd/<robot id>/`
@@ -164,6 +167,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         case passwordFile = "password_file"
         case caFile = "ca_file"
         case keepaliveS = "keepalive_s"
+        case commandConfirmationS = "command_confirmation_s"
         case telemetry
         case prefix
         case homeAssistant = "home_assistant"
@@ -178,6 +182,7 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         keepaliveS = try c.decodeIfPresent(Double.self, forKey: .keepaliveS) ?? 10
+        commandConfirmationS = try c.decodeIfPresent(Double.self, forKey: .commandConfirmationS)
         telemetry = try c.decodeIfPresent(TelemetrySettings.self, forKey: .telemetry)
         prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
         homeAssistant = try HomeAssistantSettings.decode(from: c, forKey: .homeAssistant)

@@ -28,7 +28,7 @@ public final class EStopSignal: Sendable {
     /// The device was opened (or its stream's writer came back): until its key reports a level —
     /// an event, or a key state read at open — the level is unknown. A mushroom latched down
     /// while the device was closed sends no event at the opening, so unknown must not pass for
-    /// released: the guard holds motion (`estop-unknown`) until the key is seen up.
+    /// released: the guard holds every channel (`estop-unknown`) until the key is seen up.
     public func levelUnknown() { unknown.store(true, ordering: .releasing) }
 
     /// Whether the level is unknown since the device opened.

@@ -13,7 +13,7 @@ public enum Reaction: Sendable, Equatable {
     /// Record it (audit) and carry on.
     case warn
     /// Zero motion: motion channels go to their safe value and refuse commands while the
-    /// condition lasts. Not latched.
+    /// condition lasts (`estop-unknown`: every channel). Not latched.
     case hold
     /// Latch the e-stop with this stop category.
     case stop(StopCategory)

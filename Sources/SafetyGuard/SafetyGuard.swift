@@ -49,7 +49,11 @@ public struct SafetyGuard: Sendable {
     var sensorStale: [Bool]
     var sensorSilent: [Bool]
     public internal(set) var latch = EStopLatch()
-    /// Bit per fault kind currently holding motion.
+    /// The holds that hold every channel, not motion only: an e-stop whose level is unknown
+    /// (`estop-unknown`) is held as a press would stop — the heater too.
+    static let everyChannelHolds: UInt32 = 1 << UInt32(FaultKind.estopUnknown.rawValue)
+
+    /// Bit per fault kind currently holding motion (and, for `everyChannelHolds`, every channel).
     public internal(set) var holdMask: UInt32 = 0
     /// Stop causes present now (levels): a reset is refused while any is present.
     public internal(set) var present: StopCauses = []
@@ -172,6 +176,9 @@ public struct SafetyGuard: Sendable {
         if channels[index].interlocked || (!interlockChannels.isEmpty && interlockWithheld(index)) {
             return reject(command, .interlocked, now: now)
         }
+        // A hold of every channel (an e-stop whose level is unknown may be pressed, and a press
+        // stops every channel): nothing passes, motion or not.
+        if holdMask & Self.everyChannelHolds != 0 { return reject(command, .holding, now: now) }
         var towardWorkspace = false
         if isMotion {
             // In the recovery hold (or a workspace hold), motion that brings the robot back passes.
@@ -303,9 +310,12 @@ public struct SafetyGuard: Sendable {
         let bit: UInt32 = 1 << UInt32(kind.rawValue)
         let was = holdMask
         if on { holdMask |= bit } else { holdMask &= ~bit }
-        if was == 0 && holdMask != 0 {
-            audit.append(AuditRecord(at: instant, kind: .hold, fault: kind))
-            for i in channels.indices where configuration.channels[i].isMotion && !channels[i].ramping {
+        let everyChannel = holdMask & Self.everyChannelHolds != 0
+        if was == 0 && holdMask != 0 { audit.append(AuditRecord(at: instant, kind: .hold, fault: kind)) }
+        // Motion ramps to safe when the first hold comes; every channel when the first hold of
+        // every channel comes (a motion hold may be on already).
+        if (was == 0 && holdMask != 0) || (everyChannel && was & Self.everyChannelHolds == 0) {
+            for i in channels.indices where (everyChannel || configuration.channels[i].isMotion) && !channels[i].ramping {
                 channels[i].ramping = true
                 channels[i].lastApprovedAt = instant
             }

@@ -89,7 +89,8 @@ public enum FaultKind: Int, BitwiseCopyable, Sendable, Codable, NamedCase {
     /// A wheel measured much slower than commanded while driven (blocked, or its encoder frozen).
     case stalledWheel = 17
     /// An e-stop device (re)opened whose key has not reported its level yet: a mushroom latched
-    /// down while it was closed sends no event. A hold (zero motion), not a latch.
+    /// down while it was closed sends no event. A hold of every channel (what a press would
+    /// stop), not a latch.
     case estopUnknown = 18
 
     public var description: String {

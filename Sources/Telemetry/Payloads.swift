@@ -43,6 +43,9 @@ public struct StatePayload: Codable, Sendable, Equatable {
     public var remote: RemoteInboundCounters?
     /// The plan executor's state as the dispatch thread left it; absent without `abilities`.
     public var plan: PlanState?
+    /// The control connection's delivery of commands, since start; absent when control does not
+    /// use the broker (no `mqtt` input, actuator or goal topic).
+    public var controlLink: ControlLinkCounters?
 
     /// The plan running or last run: which goal, where it is, how it ended. The goal's words, the
     /// plan's steps and the back ends' health are on the `plan` topic; this is the retained part
@@ -102,7 +105,7 @@ public struct StatePayload: Codable, Sendable, Equatable {
 
     public init(seq: UInt64, tUnixS: Double, robotId: String, version: String, uptimeS: Double, mode: String, estop: EStopState,
                 configSha256: String, bootId: String, pid: Int, telemetry: TelemetryCounters, remote: RemoteInboundCounters? = nil,
-                plan: PlanState? = nil) {
+                plan: PlanState? = nil, controlLink: ControlLinkCounters? = nil) {
         self.seq = seq
         self.tUnixS = tUnixS
         self.robotId = robotId
@@ -116,6 +119,54 @@ public struct StatePayload: Codable, Sendable, Equatable {
         self.telemetry = telemetry
         self.remote = remote
         self.plan = plan
+        self.controlLink = controlLink
+    }
+}
+
+/// What the control connection (the `mqtt` actuators' commands, the inbound topics) did with what
+/// it was given, since start: the figures that show a channel whose commands do not get through
+/// before the guard stops on it (docs/mqtt.md, "Commands over MQTT").
+public struct ControlLinkCounters: Codable, Sendable, Equatable {
+    public var connected: Bool
+    public var connects: UInt64
+    public var disconnects: UInt64
+    /// Messages handed to libmosquitto (commands, safe values).
+    public var published: UInt64
+    /// Handed over, and refused by libmosquitto (not connected, a bad topic…).
+    public var publishFailures: UInt64
+    /// Written out (QoS 0) or acknowledged by the broker (QoS 1).
+    public var confirmed: UInt64
+    /// Refused because the outgoing bound (1000 messages) was reached.
+    public var droppedQueueFull: UInt64
+    /// QoS 0 messages libmosquitto discarded at a reconnect, never written.
+    public var discardedAtReconnect: UInt64
+    /// Commands replaced by a newer value (or the safe value) while their channel's message
+    /// waited for its confirmation, or dropped with the connection: never sent.
+    public var superseded: UInt64
+    /// Commands that waited for their channel and whose approval had run out (or the guard had
+    /// latched or reset) when their turn came: never sent.
+    public var expired: UInt64
+    /// Channels whose message went unconfirmed past `mqtt.command_confirmation_s` while connected:
+    /// each given up, its channel failed (`stalled`, then `actuator-failure`).
+    public var unconfirmedCommands: UInt64
+    /// Safe values sent although the outgoing bound was reached (the bound never refuses one).
+    public var safeValuesOverBound: UInt64
+
+    public init(connected: Bool = false, connects: UInt64 = 0, disconnects: UInt64 = 0, published: UInt64 = 0,
+                publishFailures: UInt64 = 0, confirmed: UInt64 = 0, droppedQueueFull: UInt64 = 0, discardedAtReconnect: UInt64 = 0,
+                superseded: UInt64 = 0, expired: UInt64 = 0, unconfirmedCommands: UInt64 = 0, safeValuesOverBound: UInt64 = 0) {
+        self.connected = connected
+        self.connects = connects
+        self.disconnects = disconnects
+        self.published = published
+        self.publishFailures = publishFailures
+        self.confirmed = confirmed
+        self.droppedQueueFull = droppedQueueFull
+        self.discardedAtReconnect = discardedAtReconnect
+        self.superseded = superseded
+        self.expired = expired
+        self.unconfirmedCommands = unconfirmedCommands
+        self.safeValuesOverBound = safeValuesOverBound
     }
 }
 

@@ -116,7 +116,8 @@ enum RunStatusLine {
         if let cause = status.latchCause { j.add("latch_cause", cause.description) } else { j.addRaw("latch_cause", json: "null") }
         j.add("causes", status.causes.description)
         j.add("links_up", status.linksUp)
-        j.add("workspace_hold", status.workspaceHold)
+        j.add("holding", status.holding)
+        j.add("hold_causes", status.holdCauses.description)
         j.add("resets", status.resets)
         j.add("resets_refused", status.refusedResets)
         j.add("deadline_faults", status.deadlineFaults)

@@ -231,7 +231,7 @@ enum SimRun {
         let releases = tasks.reduce(0) { $0 + Int($1.releases) }, misses = tasks.reduce(0) { $0 + Int($1.misses) }
         let s = daemon.runtime.status
         let state = s.latched ? "LATCHED (\(s.latchCause?.description ?? "?"))" + (s.causes.isEmpty ? "" : ", causes: \(s.causes)")
-            : s.workspaceHold ? "holding (workspace)" : "running"
+            : s.holding ? "holding (\(s.holdCauses))" : "running"
         return "deadlines \(releases - misses) met, \(misses) missed · guard \(s.verdicts.clamped) clamped, \(s.verdicts.rejected) rejected, \(s.filtered) filtered · \(state)"
     }
 

@@ -184,7 +184,7 @@ struct ConfiguredRoverTests {
             _ = loop.records
         }
         let truth = loop.snapshot
-        #expect(loop.status.workspaceHold)
+        #expect(loop.status.holding)
         #expect(truth.pose.x > -1.6 && truth.pose.x < -1.5 + 0.3, "x = \(truth.pose.x)")  // held just past the edge, inside the stop band
         #expect(abs(truth.linearVelocity) < 0.01)
         let records = loop.records

@@ -354,14 +354,14 @@ struct DeadmanTests {
         loop.run(until: 2_600_000_000)
         #expect(estop.isLevelUnknown, "a frame without the key leaves it unknown")
         #expect(loop.status.resets == 1 && !loop.status.latched, "the loss's latch is reset")
-        #expect(loop.status.workspaceHold, "but unknown holds motion")
+        #expect(loop.status.holding, "but unknown holds motion")
         #expect(!loop.status.causes.contains(.emergencyStopInput), "unknown is no press: no estop-input, no stop category")
         let held = loop.snapshot
         loop.run(until: 3_400_000_000)
         #expect(loop.snapshot.odometer - held.odometer < 0.01 && abs(loop.snapshot.linearVelocity) < 0.01, "nothing moves while unknown")
         #expect(loop.records.contains { $0.kind == .hold && $0.fault == .estopUnknown })
         loop.run(until: 5_000_000_000)
-        #expect(!estop.isLevelUnknown && !loop.status.workspaceHold)
+        #expect(!estop.isLevelUnknown && !loop.status.holding)
         #expect(loop.snapshot.odometer - held.odometer > 0.1, "known up: driving again")
         #expect(!loop.status.latched && loop.status.resets == 1)
     }
@@ -381,11 +381,11 @@ struct DeadmanTests {
         loop.run(until: 1_500_000_000)
         let held = loop.snapshot
         loop.run(until: 2_000_000_000)
-        #expect(!loop.status.latched && loop.status.workspaceHold)
+        #expect(!loop.status.latched && loop.status.holding)
         #expect(loop.snapshot.odometer - held.odometer < 0.01 && abs(loop.snapshot.linearVelocity) < 0.01)
         #expect(pad.keysAtOpen([btnEast: false], arrival: loop.rover.time).contains("e-stop BTN_EAST up at open"))
         loop.run(until: 3_000_000_000)
-        #expect(!loop.status.latched && !loop.status.workspaceHold && loop.status.resets == 0)
+        #expect(!loop.status.latched && !loop.status.holding && loop.status.resets == 0)
         #expect(loop.snapshot.odometer - held.odometer > 0.1)
     }
 

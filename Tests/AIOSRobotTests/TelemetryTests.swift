@@ -123,6 +123,13 @@ struct TelemetryOverMQTTTests {
         #expect((summary["missing"] as? [String]) == [], "topics never seen: \(summary["missing"] ?? "-")")
         #expect((summary["statuses"] as? [String])?.last == "offline")
         #expect(((summary["audit_records"] as? Int) ?? 0) >= 1)
+        // The control connection's delivery counters (the rig's relays are `mqtt`, QoS 0): what
+        // it published was written out, nothing was refused, waited out or given up.
+        let link = try #require(summary["last_state_control_link"] as? [String: Any], "no control_link on state")
+        let control = try #require(daemon.mqtt)
+        #expect((link["connects"] as? Int ?? 0) >= 1 && (link["published"] as? Int ?? 0) >= 1 && (link["confirmed"] as? Int ?? 0) >= 1, "\(link)")
+        #expect(UInt64(link["published"] as? Int ?? .max) <= control.counters.published.load(ordering: .relaxed), "\(link)")
+        for key in ["dropped_queue_full", "expired", "unconfirmed_commands", "publish_failures"] { #expect(link[key] as? Int == 0, "\(key): \(link)") }
         #expect((summary["seq_gaps"] as? [String: Int]) == [:], "messages lost on a healthy broker: \(summary["seq_gaps"] ?? "-")")
 
         // Every miss robotd counted is a miss event the peer received or a suppressed one.

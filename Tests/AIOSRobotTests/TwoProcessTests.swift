@@ -90,6 +90,12 @@ struct TwoProcessTests {
             let rss = line["rss_mib"] as? Double ?? -1, locked = line["locked_mib"] as? Double ?? -1, cpu = line["cpu_percent"] as? Double ?? -1
             #expect(rss > 1 && rss < 512 && locked >= 0 && locked < 1024 && cpu >= 0 && cpu <= 200, "rss \(rss) locked \(locked) cpu \(cpu)")
         }
+        // Which holds hold, named whatever they are (before the first reading: silent-sensor).
+        for line in statuses {
+            let holding = line["holding"] as? Bool, causes = line["hold_causes"] as? String
+            #expect(holding != nil && causes != nil && (holding == true) == (causes?.isEmpty == false), "\(line)")
+        }
+        #expect(statuses.last?["holding"] as? Bool == false, "the chamber's reading came: nothing held")
         #expect((summary["cpu_percent"] as? Double ?? 0) > 0)
         if geteuid() == 0 { #expect((summary["locked_mib"] as? Double ?? 0) > 0, "as root robotd locks its memory") }
 

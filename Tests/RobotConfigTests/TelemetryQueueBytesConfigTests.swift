@@ -28,3 +28,18 @@ struct KeepaliveConfigTests {
         #expect(five.errors.isEmpty && five.configuration?.mqtt?.keepaliveS == 5, "\(five)")
     }
 }
+
+/// `mqtt.command_confirmation_s`: how long an `mqtt` actuator's QoS 1 command may go unacknowledged
+/// while connected before its channel fails; absent, the client's default (three keep-alives).
+@Suite("robotd check: mqtt.command_confirmation_s")
+struct CommandConfirmationConfigTests {
+    @Test func the_limit_is_absent_by_default_takes_a_value_and_refuses_one_out_of_range() {
+        let none = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883"]))
+        #expect(none.errors.isEmpty && none.configuration?.mqtt != nil && none.configuration?.mqtt?.commandConfirmationS == nil, "\(none)")
+        let set = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  command_confirmation_s: 1.5"]))
+        #expect(set.errors.isEmpty && set.configuration?.mqtt?.commandConfirmationS == 1.5, "\(set)")
+        let short = check(base(appending: ["mqtt:", "  broker: 127.0.0.1:1883", "  command_confirmation_s: 0.05"]))  // line 19
+        #expect(short.configuration == nil)
+        expectProblem(short, at: 19, 27, "mqtt.command_confirmation_s", "out of range")
+    }
+}

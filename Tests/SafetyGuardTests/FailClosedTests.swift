@@ -254,6 +254,49 @@ struct FailClosedTests {
         #expect(g.check(command(Self.left, -2, at: ms(251)), now: ms(251)) == .rejected(.holding))
     }
 
+    /// An e-stop whose level is unknown may be down, and a press stops every channel: the hold of
+    /// `estop-unknown` sends the heater to safe and refuses it too, where a motion hold (a silent
+    /// sensor) leaves it be; known again, the heater is commanded as before.
+    @Test func when_the_estop_level_is_unknown_expect_every_channel_held_not_motion_only() throws {
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100), reaction: .hold)])
+        let range = try #require(g.sensor(named: "range"))
+        g.noteSensor(range, value: 1, at: ms(0)) { _ in }
+        g.tick(now: ms(1)) { _ in }
+        #expect(g.check(state(Self.heater, 1, at: ms(2)), now: ms(2)).approved != nil)
+        // A motion hold first (the range goes stale): the heater keeps its state and its commands.
+        g.tick(now: ms(150)) { _ in }
+        #expect(g.isHolding)
+        #expect(g.check(state(Self.heater, 1, at: ms(151)), now: ms(151)).approved != nil, "a motion hold leaves the heater")
+        // The e-stop's level unknown on top: the heater goes to safe at once, and is refused.
+        var sent: [ApprovedCommand] = []
+        g.setCause(.estopUnknown, present: true, at: ms(160)) { sent.append($0) }
+        #expect(sent.contains { $0.channel == Self.heater && $0.value == .discrete(0) }, "\(sent)")
+        #expect(g.currentValue(of: Self.heater) == .discrete(0))
+        #expect(g.check(state(Self.heater, 1, at: ms(161)), now: ms(161)) == .rejected(.holding))
+        #expect(g.check(command(Self.left, 0, at: ms(161)), now: ms(161)) == .rejected(.holding))
+        #expect(!g.latch.isLatched, "a hold, not a latch")
+        // Known up again: the heater is commanded again (motion stays held by the stale range).
+        g.setCause(.estopUnknown, present: false, at: ms(170)) { _ in }
+        #expect(g.check(state(Self.heater, 1, at: ms(171)), now: ms(171)).approved != nil)
+        #expect(g.check(command(Self.left, 1, at: ms(171)), now: ms(171)) == .rejected(.holding))
+    }
+
+    /// Alone (nothing else holding), the same: every channel to safe, the hold recorded once.
+    @Test func when_the_estop_level_is_unknown_alone_expect_the_heater_safe_and_one_hold_record() throws {
+        var g = try Self.guardian()
+        g.tick(now: ms(0)) { _ in }
+        #expect(g.check(state(Self.heater, 1, at: ms(1)), now: ms(1)).approved != nil)
+        _ = g.audit.drain()
+        g.setCause(.estopUnknown, present: true, at: ms(10)) { _ in }
+        #expect(g.currentValue(of: Self.heater) == .discrete(0))
+        #expect(g.check(state(Self.heater, 1, at: ms(11)), now: ms(11)) == .rejected(.holding))
+        let records = g.audit.drain()
+        #expect(records.filter { $0.kind == .hold }.map(\.fault) == [.estopUnknown])
+        g.setCause(.estopUnknown, present: false, at: ms(20)) { _ in }
+        #expect(!g.isHolding)
+        #expect(g.check(state(Self.heater, 1, at: ms(21)), now: ms(21)).approved != nil)
+    }
+
     /// Found in review: during a category-1 ramp the wheel is still driven and must be watched.
     @Test func when_a_wheel_speeds_up_during_a_category_1_ramp_expect_a_runaway_stop() throws {
         var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(50)))

@@ -54,6 +54,7 @@ def main():
     seq_gaps = {}
     misses = []
     last_deadlines = None
+    last_state = None
     statuses = []
     audit_records = None
     subscribed = threading.Event()
@@ -67,7 +68,7 @@ def main():
         subscribed.set()
 
     def on_message(client, userdata, message):
-        nonlocal last_deadlines, audit_records
+        nonlocal last_deadlines, last_state, audit_records
         relative = message.topic[len(args.prefix):]
         if inbound(relative):
             return
@@ -108,6 +109,8 @@ def main():
                     client.publish(args.prefix + "audit/request", b"please", qos=1)
             elif relative == "audit":
                 audit_records = len(instance["records"])
+            elif relative == "state":
+                last_state = instance
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="telemetry-peer-%d" % os.getpid())
     client.on_connect = on_connect
@@ -148,6 +151,7 @@ def main():
             "last_deadlines_miss_events": last_deadlines["miss_events"] if last_deadlines else None,
             "last_deadlines_misses_by_task": {t["name"]: t["since_start"]["misses"] for t in last_deadlines["tasks"]} if last_deadlines else None,
             "audit_records": audit_records,
+            "last_state_control_link": last_state.get("control_link") if last_state else None,
             "finished": done.is_set(),
         }
     print(json.dumps(summary), flush=True)

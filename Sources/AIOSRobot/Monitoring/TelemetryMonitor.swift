@@ -87,8 +87,9 @@ public final class TelemetryMonitor: Sendable {
         let configuration: RobotConfiguration
         let configHash: String
         let bootID: String
-        /// The control connection, for the link state of `mqtt` inputs; nil: none.
-        let controlLink: (@Sendable () -> Bool)?
+        /// The control connection, for the link state of `mqtt` inputs and its counters on
+        /// `state`; nil: none.
+        let control: MQTTClient?
         /// Home Assistant discovery configs, published at each connect; nil: off.
         let discovery: HomeAssistantDiscovery?
         /// With discovery: this node's retained configs the configuration no longer has, to clear.
@@ -103,7 +104,7 @@ public final class TelemetryMonitor: Sendable {
 
     /// Takes the scheduler's accounting window (its one owner) and prepares the connection;
     /// nothing is sent before `start()`.
-    public init(options: Options, scheduler: Scheduler, runtime: RobotRuntime, controlLink: (@Sendable () -> Bool)?,
+    public init(options: Options, scheduler: Scheduler, runtime: RobotRuntime, control: MQTTClient?,
                 plan: PlanJournal? = nil) throws {
         let configuration = runtime.configuration
         settings = options.settings
@@ -120,7 +121,7 @@ public final class TelemetryMonitor: Sendable {
         }
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
                           configuration: configuration, configHash: configHash, bootID: Self.bootID(),
-                          controlLink: controlLink, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots, plan: plan,
+                          control: control, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots, plan: plan,
                           abilities: abilities)
         let requestTopic = topics.auditRequest
         let flags = self.flags
@@ -365,6 +366,20 @@ private struct MonitorLoop {
                           auditRequestsCoalesced: counters.auditRequestsCoalesced.load(ordering: .relaxed))
     }
 
+    /// The control connection's delivery counters (when control uses the broker).
+    private func controlLinkCounters() -> ControlLinkCounters? {
+        guard let control = sources.control else { return nil }
+        let c = control.counters
+        return ControlLinkCounters(connected: control.isConnected, connects: c.connects.load(ordering: .relaxed),
+                                   disconnects: c.disconnects.load(ordering: .relaxed), published: c.published.load(ordering: .relaxed),
+                                   publishFailures: c.publishFailures.load(ordering: .relaxed), confirmed: c.confirmed.load(ordering: .relaxed),
+                                   droppedQueueFull: c.droppedQueueFull.load(ordering: .relaxed),
+                                   discardedAtReconnect: c.discardedAtReconnect.load(ordering: .relaxed),
+                                   superseded: c.superseded.load(ordering: .relaxed), expired: c.expired.load(ordering: .relaxed),
+                                   unconfirmedCommands: c.unconfirmedCommands.load(ordering: .relaxed),
+                                   safeValuesOverBound: c.safeValuesOverBound.load(ordering: .relaxed))
+    }
+
     /// The remote stop topics' refusals (with `estop.remote` only).
     private func remoteCounters() -> RemoteInboundCounters? {
         guard sources.configuration.inboundTopics != nil else { return nil }
@@ -387,7 +402,7 @@ private struct MonitorLoop {
         // say `running` while the supervisor holds the actuators in their safe state.
         let stalled = sources.scheduler.stalledTask
         let mode = stalled != nil ? "stalled" : status.latched ? "stopped" : status.inRecovery ? "recovery"
-            : status.workspaceHold ? "holding" : "running"
+            : status.holding ? "holding" : "running"
         let estop = StatePayload.EStopState(latched: status.latched, latchCause: status.latched ? status.latchCause?.description : nil,
                                             activeCauses: status.causes.kinds.map(\.description), linksUp: status.linksUp,
                                             resets: status.resets, refusedResets: status.refusedResets,
@@ -400,7 +415,7 @@ private struct MonitorLoop {
         let state = StatePayload(seq: stateSeq, tUnixS: clock.unix(at), robotId: sources.configuration.robot.id, version: RobotdVersion.current,
                                  uptimeS: clock.sinceStart(at), mode: mode, estop: estop, configSha256: sources.configHash,
                                  bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters(), remote: remoteCounters(),
-                                 plan: plan)
+                                 plan: plan, controlLink: controlLinkCounters())
         // Remembered only once it went out: a change dropped by a full queue is sent again at the
         // next loop, so the retained `state` never keeps showing a stop that was reset.
         guard send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true) else { return }
@@ -447,7 +462,7 @@ private struct MonitorLoop {
             if let l = runtime.links.first(where: { $0.input == input.name })?.link {
                 link = !l.isUp ? "down" : l.isLost(now: now, since: clock.origin, startup: startup) ? "silent" : "up"
             } else if input.kind == "mqtt" {
-                link = (sources.controlLink?() ?? false) ? "up" : "down"
+                link = (sources.control?.isSubscribed ?? false) ? "up" : "down"
             }
             var rejected: UInt64?
             switch runtime.endpoints.first(where: { $0.name == input.name })?.endpoint {

@@ -62,7 +62,7 @@ struct PlanWorld: Sendable {
         if stalled { return "stalled" }
         if status.latched { return "stopped" }
         if status.inRecovery { return "recovery" }
-        if status.workspaceHold { return "holding" }
+        if status.holding { return "holding" }
         for i in 0..<min(channels, RuntimeStatus.channelCapacity) where teleop.contains(status.commandedBy[i]) { return "teleop" }
         return "running"
     }

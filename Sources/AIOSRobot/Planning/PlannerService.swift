@@ -538,7 +538,7 @@ public final class PlannerService: Sendable {
             // The pose known and nothing held (a start-up hold lasts until every sensor reports):
             // a plan made in a hold would be stale a moment later.
             let status = runtime.status
-            let ready = !latched && !status.workspaceHold && !status.inRecovery
+            let ready = !latched && !status.holding && !status.inRecovery
                 && (runtime.configuration.odometry == nil || (status.pose.x.isFinite && status.pose.y.isFinite))
             guard ready || now - started > .seconds(5) else { return nil }
             s.initial = nil

@@ -74,7 +74,8 @@ struct Control: RuntimeControl {
         status.latchSequence = latchSequence
         status.causes = causes
         status.inRecovery = guardian.inRecovery
-        status.workspaceHold = guardian.isHolding
+        status.holding = guardian.isHolding
+        status.holdCauses = StopCauses(rawValue: guardian.holdMask)
         for i in 0..<min(guardian.configuration.channels.count, RuntimeStatus.channelCapacity) {
             status.approved[i] = switch guardian.currentValue(of: ChannelID(index: i)) {
             case .continuous(let v): v

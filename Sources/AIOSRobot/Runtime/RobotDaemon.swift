@@ -76,7 +76,7 @@ public final class RobotDaemon: Sendable {
                 // Bounded: what libmosquitto keeps through an outage counts against it. The `mqtt`
                 // back ends keep at most one command per channel outstanding, and their safe values
                 // are never refused by the bound (MQTTClient.publishCommand).
-                reconnectMaxSeconds: 4, maxQueuedMessages: 1000), onEvent: { event in
+                reconnectMaxSeconds: 4, maxQueuedMessages: 1000, commandConfirmationSeconds: m.commandConfirmationS), onEvent: { event in
                 switch event {
                 case .connected:
                     // Back in their safe state before anything else goes out; motion needs a reset.
@@ -174,9 +174,7 @@ public final class RobotDaemon: Sendable {
             settings: settings, broker: try BrokerAddress(m.broker), clientID: base + "-telemetry", username: m.username,
             password: try password(m), caFile: m.caFile, keepaliveSeconds: max(5, Int(m.keepaliveS)),
             sendBufferBytes: options.telemetrySendBufferBytes)
-        var link: (@Sendable () -> Bool)?
-        if let control { link = { control.isSubscribed } }
-        return try TelemetryMonitor(options: monitorOptions, scheduler: scheduler, runtime: runtime, controlLink: link, plan: plan)
+        return try TelemetryMonitor(options: monitorOptions, scheduler: scheduler, runtime: runtime, control: control, plan: plan)
     }
 
     /// An e-stop device behind a stream (a FIFO, a file) has no unplug event, and a writer that

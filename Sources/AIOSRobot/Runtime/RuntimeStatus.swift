@@ -14,7 +14,10 @@ public struct RuntimeStatus: Sendable, BitwiseCopyable {
     /// Stop causes present now (they refuse a reset).
     public var causes: StopCauses = []
     public var inRecovery = false
-    public var workspaceHold = false
+    /// Motion held (not latched): by the workspace edge, a sensor not yet reporting, an e-stop
+    /// whose level is unknown… — the kinds in `holdCauses`.
+    public var holding = false
+    public var holdCauses: StopCauses = []
     public var resets = 0
     public var refusedResets = 0
     public var lastRefusal: StopCauses = []
