@@ -179,7 +179,7 @@ let package = Package(
                                                          .product(name: "SystemPackage", package: "swift-system")]),
         .testTarget(name: "RobotBenchmarksTests", dependencies: ["RobotBenchmarks"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PlatformTests", dependencies: ["CBlockingCallCounter", "CRealtime", "Platform"]),
-        .testTarget(name: "RobotConfigTests", dependencies: ["RobotConfig", "AIOSRobot"]),
+        .testTarget(name: "RobotConfigTests", dependencies: ["TestSupport", "RobotConfig", "AIOSRobot"]),
         .testTarget(name: "RunReportTests", dependencies: ["RunReport"]),
         .testTarget(name: "PlannerTests", dependencies: ["Planner", "RobotConfig", "AIOSRobot"]),
         // The real-model test (RealModelTests) runs the whole path: abilities, schema, router, validator.

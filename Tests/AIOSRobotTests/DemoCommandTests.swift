@@ -8,26 +8,15 @@ import Testing
 @Suite("robotd sim: robotd driving the bundled simulator", .serialized)
 struct DemoCommandTests {
     func runDemo(_ arguments: [String], signal: (after: Double, number: Int32)? = nil) throws -> (status: Int32, lines: [[String: Any]]) {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let robotd = products.appendingPathComponent("robotd").path
+        let robotd = builtProduct("robotd")
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = ["sim", "--json"] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
+        let run = try Subprocess(robotd, ["sim", "--json"] + arguments)
         if let signal {
             usleep(UInt32(signal.after * 1e6))
-            kill(process.processIdentifier, signal.number)
+            run.signal(signal.number)
         }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-        return (process.terminationStatus, lines)
+        let status = try #require(run.wait(seconds: 120), "robotd sim did not end: \(run.stderr)")
+        return (status, run.jsonLines)
     }
 
     @Test func when_the_demo_runs_with_an_estop_expect_driving_then_a_latched_stop_and_a_summary() throws {

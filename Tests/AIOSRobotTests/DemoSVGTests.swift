@@ -10,19 +10,11 @@ import FoundationXML
 @Suite("robotd demo --svg", .serialized)
 struct DemoSVGTests {
     func robotd(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let robotd = products.appendingPathComponent("robotd").path
+        let robotd = builtProduct("robotd")
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let run = try Subprocess(robotd, arguments)
+        let status = try #require(run.wait(seconds: 120), "robotd did not end: \(run.stderr)")
+        return (status, run.stderr)
     }
 
     @Test func when_the_demo_runs_with_svg_expect_a_well_formed_picture_with_the_path() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import Transports
 
 /// `robotd demo --world iot-rig` as a user runs it: its own broker, the simulated rig on it, the
@@ -7,22 +8,11 @@ import Transports
 @Suite("robotd demo --world iot-rig", .serialized, .enabled(if: MosquittoBroker.isInstalled, "mosquitto is not installed"))
 struct RigDemoCommandTests {
     @Test func when_the_rig_demo_runs_with_a_remote_stop_and_reset_expect_heat_then_a_latch_then_release_and_a_summary() throws {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let robotd = products.appendingPathComponent("robotd").path
+        let robotd = builtProduct("robotd")
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = ["demo", "--world", "iot-rig", "--json", "--seconds", "8", "--remote-stop-at", "3", "--remote-reset-at", "5"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = Pipe()
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-        }
-        #expect(process.terminationStatus == 0)
+        let run = try Subprocess(robotd, ["demo", "--world", "iot-rig", "--json", "--seconds", "8", "--remote-stop-at", "3", "--remote-reset-at", "5"])
+        #expect(run.wait(seconds: 120) == 0, "\(run.stderr)")
+        let lines = run.jsonLines
         let statuses = lines.filter { $0["kind"] as? String == "status" }
         #expect(statuses.count >= 6)
         func t(_ line: [String: Any]) -> Double { line["t_s"] as? Double ?? -1 }
@@ -57,14 +47,8 @@ struct RigDemoCommandTests {
     }
 
     @Test func when_rig_options_are_given_for_the_rover_expect_a_usage_error() throws {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        let process = Process()
-        process.executableURL = products.appendingPathComponent("robotd")
-        process.arguments = ["demo", "--remote-stop-at", "3"]
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus != 0)
+        let run = try Subprocess(builtProduct("robotd"), ["demo", "--remote-stop-at", "3"])
+        let status = run.wait(seconds: 60)
+        #expect(status != nil && status != 0)
     }
 }

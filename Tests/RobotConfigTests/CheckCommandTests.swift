@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `robotd check` as a user runs it: the built binary, its output and exit status.
 @Suite("robotd check command")
@@ -8,16 +9,9 @@ struct CheckCommandTests {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
         let robotd = products.appendingPathComponent("robotd").path
         try #require(FileManager.default.isExecutableFile(atPath: robotd), "robotd is not built next to the tests")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: robotd)
-        process.arguments = [command] + arguments
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let run = try Subprocess(robotd, [command] + arguments)
+        let status = try #require(run.wait(seconds: 120), "robotd \(command) did not end: \(run.stderr)")
+        return (status, run.stdout + run.stderr)
     }
 
     /// The hardware example with lines replaced; returns the file's path and, for each

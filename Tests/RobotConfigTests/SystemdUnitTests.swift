@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// examples/systemd/robotd.service: every key in the section systemd reads it from (a key in the
 /// wrong section is ignored with only a log line, e.g. StartLimitIntervalSec= under [Service]), the
@@ -108,16 +109,9 @@ struct SystemdUnitTests {
         }.joined(separator: "\n")
         let path = folder.appendingPathComponent("robotd.service").path
         try copy.write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: analyze)
-        process.arguments = ["verify", path]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = out
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let run = try Subprocess(analyze, ["verify", path])
+        _ = try #require(run.wait(seconds: 120), "systemd-analyze did not end")
+        return run.stdout + run.stderr
     }
 
     @Test func systemd_analyze_verify_reports_no_unknown_key() throws {

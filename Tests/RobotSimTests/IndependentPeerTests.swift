@@ -16,15 +16,10 @@ struct IndependentPeerTests {
         let runner = try SimulatorRunner(options: SimulatorRunner.Options())
         try runner.start()
         defer { runner.stop() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [Self.peer, runner.roverDevicePath, "--seconds", "1.5", "--drive", "10"]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        let data = out.fileHandleForReading.readDataToEndOfFile()
+        // Its output is read as it comes (a pipe read only after the exit could fill and stall it).
+        let peer = try Subprocess("/usr/bin/python3", [Self.peer, runner.roverDevicePath, "--seconds", "1.5", "--drive", "10"])
+        #expect(peer.wait(seconds: 60) == 0, "\(peer.stderr)")
+        let data = Data(peer.stdout.utf8)
         let summary = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         #expect(summary["crc_errors"] as? Int == 0 && summary["cobs_errors"] as? Int == 0)
         #expect(summary["bad_lengths"] as? Int == 0 && summary["unknown_types"] as? Int == 0)
