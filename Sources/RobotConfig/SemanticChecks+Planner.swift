@@ -12,6 +12,7 @@ extension SemanticChecker {
                                 allowed: "a clearance > 0 (default: the workspace's warn_margin)")
         }
         var seen: [String: Int] = [:]
+        var resolved: [String: Set<[UInt8]>?] = [:]  // each host looked up once, however many back ends name it
         let budget = planner["budget_ms"]?.number ?? PlannerSettings().budgetMs
         for (index, item) in (planner["backends"]?.items ?? []).enumerated() {
             guard item.map != nil else { continue }
@@ -36,7 +37,7 @@ extension SemanticChecker {
                 }
             }
             checkClearTextKey(item, path: path)
-            checkBrokerPort(item, path: path)
+            checkBrokerPort(item, path: path, resolved: &resolved)
             if item.has("api_key_env"), let entry = item.entry("api_key_file") {
                 diagnostics.error(entry.keyPosition, KeyPath.child(path, "api_key_file"), "both api_key_env and api_key_file: which one?",
                                   allowed: "one of them")
@@ -68,30 +69,59 @@ extension SemanticChecker {
     /// model server's connection from its other sockets by the peer's address and port (to reset it
     /// when a request is cut short), and leaves its MQTT connections alone by their descriptors —
     /// which libmosquitto holds only once a connect returned. Sharing both leaves that one rule to
-    /// tell the broker from the model. Hosts are compared as written (no name is resolved); two
-    /// loopback hosts count as one.
-    private mutating func checkBrokerPort(_ item: Located, path: String) {
+    /// tell the broker from the model.
+    ///
+    /// With the ports equal, the hosts are one when written alike (case, brackets and a final dot
+    /// aside) or when the addresses they resolve to here meet (`localhost` and 127.0.0.1, a name and
+    /// its address, two spellings of ::1), as robotd's peers would; 127.0.0.1 and 127.0.0.2, or
+    /// 127.0.0.1 and ::1, are two peers and are not. A host that does not resolve here (in 2 s)
+    /// cannot be told from the other: that is a warning of its own, since `check` may run on
+    /// another machine than the robot, where the name may well be the broker's. Nothing is looked
+    /// up unless the ports are equal.
+    private mutating func checkBrokerPort(_ item: Located, path: String, resolved: inout [String: Set<[UInt8]>?]) {
         guard let node = item["base_url"], let text = node.string, let url = URL(string: text), let host = url.host,
               let broker = root["mqtt"]?["broker"]?.string,
               let colon = broker.lastIndex(of: ":"), let brokerPort = Int(broker[broker.index(after: colon)...]) else { return }
         let port = url.port ?? (url.scheme?.lowercased() == "https" ? 443 : 80)
         let brokerHost = String(broker[..<colon])
-        guard port == brokerPort, Self.sameHost(host, brokerHost) else { return }
-        diagnostics.warning(node.position, KeyPath.child(path, "base_url"),
-                            "the same host and port as mqtt.broker (\(broker)): robotd tells the model's connection from the broker's by address and port when it resets a request cut short; here only its list of MQTT sockets tells them apart, and a broker connection that is reconnecting is not on it yet",
-                            allowed: "the model server on another port or host than the broker")
+        guard port == brokerPort else { return }
+        let why = "robotd tells the model's connection from the broker's by address and port when it resets a request cut short; here only its list of MQTT sockets tells them apart, and a broker connection that is reconnecting is not on it yet"
+        let allowed = "the model server on another port or host than the broker"
+        let keyPath = KeyPath.child(path, "base_url")
+        if Self.sameHostAsWritten(host, brokerHost) {
+            diagnostics.warning(node.position, keyPath, "the same host and port as mqtt.broker (\(broker)): \(why)", allowed: allowed)
+            return
+        }
+        let lookUp = { (name: String, resolved: inout [String: Set<[UInt8]>?]) -> Set<[UInt8]>? in
+            if let known = resolved[name] { return known }
+            let addresses = HostAddresses.resolve(name)
+            resolved[name] = addresses
+            return addresses
+        }
+        switch (lookUp(host, &resolved), lookUp(brokerHost, &resolved)) {
+        case (let mine?, let theirs?):
+            guard !mine.isDisjoint(with: theirs) else { return }
+            diagnostics.warning(node.position, keyPath,
+                                "the same host and port as mqtt.broker (\(broker)): `\(host)` and `\(brokerHost)` resolve to one address here; \(why)",
+                                allowed: allowed)
+        case (let mine, _):
+            diagnostics.warning(node.position, keyPath,
+                                "the same port as mqtt.broker (\(broker)), and `\(mine == nil ? host : brokerHost)` does not resolve here: "
+                                + "check cannot tell whether it is the broker's host; if it is, \(why)",
+                                allowed: allowed)
+        }
     }
 
-    /// Two host names for one host as written: equal (case, brackets and a final dot aside), or both loopback.
-    static func sameHost(_ a: String, _ b: String) -> Bool {
+    /// Two host names for one host as written: equal, case, brackets and a final dot aside. (What
+    /// they resolve to is `checkBrokerPort`'s second look.)
+    static func sameHostAsWritten(_ a: String, _ b: String) -> Bool {
         func plain(_ host: String) -> String {
             var name = host.lowercased()
             if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
             if name.hasSuffix(".") { name.removeLast() }
             return name
         }
-        let (x, y) = (plain(a), plain(b))
-        return x == y || (isLoopback(x) && isLoopback(y))
+        return plain(a) == plain(b)
     }
 
     /// `localhost`, 127.0.0.0/8 (four decimal parts), `::1` in any spelling, `::ffff:127.x.y.z`: the

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import RTScheduler
 import RobotConfig
 import RobotSim
@@ -718,5 +719,207 @@ extension ConfiguredRoverLoop {
     /// The (first) gamepad's input, as its reader thread would feed it.
     func gamepadInput() throws -> GamepadInput {
         try #require(runtime.endpoints.lazy.compactMap { if case .inputDevice(let d) = $0.endpoint { d.gamepad } else { nil } }.first)
+    }
+}
+
+/// An e-stop gamepad on a FIFO of raw input_event records (the simulator's, or any writer's) under
+/// the daemon — `robotd run`'s code path: `InputDeviceReader`'s stream reader, its `.writerGone`
+/// and `.resumed` notices, `RobotRuntime.handle`, the gamepad's decoder, the guard on its own
+/// thread — when the stream's writer goes away and a new one comes. The reader posts `.resumed`
+/// (the level unknown again) at the new writer's first complete frame, before that frame's keys
+/// are decoded, all on the reader thread: the writer's first report of the e-stop key decides the
+/// level. Posted after them (checked by moving it there), a key reported up is made unknown again
+/// at once — motion held for good, since the writer reports it once — and one reported down still
+/// latches by its count but is left unknown, not known held.
+@Suite("An e-stop stream's writer back, through the real reader", .serialized)
+struct EStopStreamReopeningTests {
+    enum FirstFrame: String, CaseIterable, Sendable, CustomStringConvertible {
+        /// The simulator's state report: sticks and the e-stop key, up — then nothing but empty reports.
+        case keyUp
+        /// The sticks only (a writer that does not report the key): unknown, held, until it does.
+        case withoutKey
+        /// The state report with the key down (a mushroom latched while the writer was away): a press.
+        case keyDown
+        var description: String { rawValue }
+    }
+
+    @Test(arguments: FirstFrame.allCases)
+    func when_an_estop_streams_writer_comes_back_expect_the_level_unknown_until_its_first_report_of_the_key(first: FirstFrame) throws {
+        let directory = try temporaryDirectory("robotd-estop-reopen")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var simOptions = SimulatorRunner.Options()
+        simOptions.roverLinkPath = directory + "/rover"  // the rover only: this test is the gamepad's writer
+        let sim = try SimulatorRunner(options: simOptions)
+        try sim.start()
+        defer { sim.stop() }
+        let fifo = directory + "/gamepad"
+        try #require(mkfifo(fifo, 0o600) == 0)
+        let lines = Mutex<[String]>([])
+        let daemon = try RobotDaemon(configuration: try Examples.roverSim(in: directory)) { line in lines.withLock { $0.append(line) } }
+        try daemon.start()
+        defer { daemon.stop(reason: "test") }
+        let pad = try #require(daemon.runtime.endpoints.lazy.compactMap { if case .inputDevice(let d) = $0.endpoint { d.gamepad } else { nil } }.first)
+        let estop = try #require(pad.estop)
+        let writer = GamepadFIFOWriter(path: fifo)
+        defer { writer.stop() }  // before the daemon's reader goes (defers run in reverse)
+        let odometer = { sim.rover.snapshot().odometer }
+        let status = { daemon.runtime.status }
+        let audit = Mutex<[AuditRecord]>([])
+        let records = { audit.withLock { $0 += daemon.runtime.audit.drain(); return $0 } }
+
+        // The first writer reports the key up (as the simulator's does when a reader opens the FIFO): driving.
+        #expect(estop.isLevelUnknown, "opened: unknown until the key reports")
+        try #require(writer.open())
+        writer.send(try Self.frame(["ABS_Y": 0, "ABS_RX": 0, "BTN_EAST": 0]))
+        writer.keepAlive(true)
+        #expect(waitUntil { !estop.isLevelUnknown && !status().workspaceHold && odometer() > 0.1 })
+        #expect(!status().latched, "latched: \(status().latchCause.map { "\($0)" } ?? "-")")
+
+        // The writer goes: the e-stop device is lost, a stop, carried out to the end (de-energised)
+        // before the next writer comes, so that a reset below is refused for its causes only.
+        writer.close()
+        #expect(waitUntil { estop.isDeviceLost && status().latched && status().causes.contains(.estopDeviceLost) })
+        #expect(waitUntil { records().contains { $0.kind == .deenergized } })
+        #expect(waitUntil {
+            let rover = sim.rover.snapshot()
+            return abs(rover.linearVelocity) < 0.005 && abs(rover.angularVelocity) < 0.01
+        }, "at rest")
+        let pressesBefore = estop.presses, mark = records().count
+
+        // A new writer; its first frame is read whole, with the key's report before its SYN_REPORT.
+        try #require(writer.open())
+        switch first {
+        case .keyUp: writer.send(try Self.frame(["ABS_Y": 0, "ABS_RX": 0, "BTN_EAST": 0]))
+        case .withoutKey: writer.send(try Self.frame(["ABS_Y": 0, "ABS_RX": 0]))
+        case .keyDown: writer.send(try Self.frame(["ABS_Y": 0, "ABS_RX": 0, "BTN_EAST": 1]))
+        }
+        writer.keepAlive(true)  // then only empty reports: nothing else will tell the key's level
+        #expect(waitUntil { !estop.isDeviceLost && !status().causes.contains(.estopDeviceLost) })
+        // The reader's notices, in its order: gone, then back.
+        let notices = lines.withLock { $0 }.filter { $0.hasPrefix("input gamepad: ") }
+        let gone = notices.firstIndex { $0.contains("the writer went away") }, back = notices.lastIndex { $0.contains("events again") }
+        #expect(gone != nil && back != nil && (gone ?? 0) < (back ?? 0), "\(notices)")
+
+        switch first {
+        case .keyUp:
+            // Known up from its one report, and it stays known: nothing else will report it.
+            #expect(waitUntil { !estop.isLevelUnknown && !status().workspaceHold })
+            usleep(500_000)
+            #expect(!estop.isLevelUnknown && !status().workspaceHold && !estop.isPressed && estop.presses == pressesBefore)
+            #expect(!status().causes.contains(.emergencyStopInput), "\(status().causes)")
+            try Self.reset(writer)
+            #expect(waitUntil { status().resets == 1 && !status().latched && !status().workspaceHold })
+            let resumed = odometer()
+            #expect(waitUntil { odometer() - resumed > 0.1 }, "known up and reset: driving again")
+        case .withoutKey:
+            // Unknown: held (`estop-unknown`), no press; frames without the key change nothing.
+            #expect(waitUntil { estop.isLevelUnknown && status().workspaceHold })
+            #expect(waitUntil { records().dropFirst(mark).contains { $0.kind == .hold && $0.fault == .estopUnknown } })
+            #expect(!estop.isPressed && estop.presses == pressesBefore && !status().causes.contains(.emergencyStopInput))
+            try Self.reset(writer)
+            #expect(waitUntil { status().resets == 1 && !status().latched },
+                    "the loss's latch is reset: \(status().refusedResets) refused, last for \(status().lastRefusal)")
+            let held = odometer()
+            usleep(1_000_000)
+            #expect(odometer() - held < 0.01, "nothing moves while unknown")
+            #expect(estop.isLevelUnknown && status().workspaceHold)
+            // The key reports up: known, the hold ends, driving.
+            writer.send(try Self.frame(["BTN_EAST": 0]))
+            #expect(waitUntil { !estop.isLevelUnknown && !status().workspaceHold })
+            #expect(waitUntil { odometer() - held > 0.1 }, "known up: driving again")
+            #expect(status().resets == 1 && !status().latched)
+        case .keyDown:
+            // Down from its one report: a press (latched, `estop-input`), known held — not merely unknown.
+            #expect(waitUntil { estop.isPressed && estop.presses == pressesBefore + 1 && status().causes.contains(.emergencyStopInput) })
+            #expect(!estop.isLevelUnknown && status().latched)
+            try Self.reset(writer)
+            #expect(waitUntil { status().refusedResets >= 1 }, "held down: the reset is refused")
+            #expect(status().resets == 0 && status().latched)
+            let held = odometer()
+            writer.send(try Self.frame(["BTN_EAST": 0]))
+            #expect(waitUntil { !estop.isPressed && !status().causes.contains(.emergencyStopInput) })
+            try Self.reset(writer)
+            #expect(waitUntil { status().resets == 1 && !status().latched },
+                    "released, then reset: \(status().refusedResets) refused, last for \(status().lastRefusal)")
+            #expect(waitUntil { odometer() - held > 0.1 }, "released and reset: driving again")
+        }
+    }
+
+    /// One frame: each key or axis (libevdev names) at its value, then SYN_REPORT.
+    static func frame(_ changes: KeyValuePairs<String, Int32>) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for (name, value) in changes {
+            let code = try #require(InputEvent.code(named: name))
+            InputEvent(type: code.type, code: code.code, value: value).write(into: &bytes)
+        }
+        InputEvent.synReport.write(into: &bytes)
+        return bytes
+    }
+
+    /// The reset key (BTN_START in the example) pressed and released, in two frames.
+    static func reset(_ writer: GamepadFIFOWriter) throws {
+        writer.send(try frame(["BTN_START": 1]))
+        usleep(100_000)
+        writer.send(try frame(["BTN_START": 0]))
+    }
+}
+
+/// The writing end of a gamepad FIFO, as a writer process holds it: whole records in one `write`
+/// each (a pipe takes up to PIPE_BUF bytes at once), and an empty report every 100 ms while
+/// `keepAlive` is on — the e-stop device's liveness (the example's `liveness_ms` is 1000).
+final class GamepadFIFOWriter: Sendable {
+    let path: String
+    private let fd = Mutex<Int32>(-1)
+    private let alive = Atomic<Bool>(false)
+    private let running = Atomic<Bool>(true)
+    private let finished = Atomic<Bool>(false)
+
+    init(path: String) {
+        self.path = path
+        signal(SIGPIPE, SIG_IGN)  // a reader gone is EPIPE here, not the test process killed
+        Thread.detachNewThread { [self] in
+            var report: [UInt8] = []
+            InputEvent.synReport.write(into: &report)
+            while running.load(ordering: .relaxed) {
+                if alive.load(ordering: .relaxed) { send(report) }
+                usleep(100_000)
+            }
+            finished.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Opens the write end once a reader has the FIFO open (ENXIO until then).
+    func open() -> Bool {
+        waitUntil {
+            let opened = Glibc.open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            guard opened >= 0 else { return false }
+            fd.withLock { $0 = opened }
+            return true
+        }
+    }
+
+    func send(_ bytes: [UInt8]) {
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            #expect(n == bytes.count, "write: \(n), errno \(errno)")
+        }
+    }
+
+    func keepAlive(_ on: Bool) { alive.store(on, ordering: .relaxed) }
+
+    /// The writer goes away: the reader sees the FIFO's end.
+    func close() {
+        alive.store(false, ordering: .relaxed)
+        fd.withLock { fd in
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+    }
+
+    func stop() {
+        close()
+        running.store(false, ordering: .relaxed)
+        _ = waitUntil(seconds: 2) { finished.load(ordering: .acquiring) }
     }
 }

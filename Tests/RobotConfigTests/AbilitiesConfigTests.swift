@@ -225,12 +225,16 @@ struct AbilitiesConfigTests {
     /// A back end on the broker's host and port (review Medium 1): `robotd check` warns at the base
     /// URL, since only the list of MQTT sockets would then tell the model's connection from the
     /// broker's. The same port on another host, another port on the same host, or a default port
-    /// (443 for https://) that differs: no warning. Two loopback spellings are one host.
+    /// (443 for https://) that differs: no warning. Hosts are compared as written and by the
+    /// addresses they resolve to (review L5): `localhost` is 127.0.0.1, and so is
+    /// `::ffff:127.0.0.1`; 127.0.0.2 and ::1 are other peers than 127.0.0.1, whatever their
+    /// being loopback too.
     @Test func a_back_end_on_the_brokers_host_and_port_is_a_warning_at_the_base_url() throws {
         var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner:", "  backends:"]
         let first = lines.count + 1
-        let warned = ["http://localhost:8883/v1", "https://127.0.0.1:8883/v1", "http://[::1]:8883/v1"]
-        let quiet = ["http://127.0.0.1:8080/v1", "https://api.example.com:8883/v1", "https://127.0.0.1/v1"]
+        let warned = ["http://localhost:8883/v1", "https://127.0.0.1:8883/v1", "http://[::ffff:127.0.0.1]:8883/v1"]
+        let quiet = ["http://127.0.0.1:8080/v1", "https://192.0.2.7:8883/v1", "https://127.0.0.1/v1", "http://127.0.0.2:8883/v1",
+                     "http://[::1]:8883/v1"]
         for (i, url) in (warned + quiet).enumerated() {
             lines.append("    - {name: b\(i), base_url: '\(url)', model: m}")
         }
@@ -241,12 +245,56 @@ struct AbilitiesConfigTests {
             expectProblem(report, .warning, at: first + i, column(lines[first + i - 1], "'http"), "planner.backends[\(i)].base_url",
                           "the same host and port as mqtt.broker (127.0.0.1:8883)")
         }
+        // Written otherwise, one address: said so.
+        expectProblem(report, .warning, at: first, column(lines[first - 1], "'http"), "planner.backends[0].base_url",
+                      "`localhost` and `127.0.0.1` resolve to one address here")
         #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == warned.count, "\(report)")
         // A broker on 443 and an https:// back end without a port: the same port.
         lines[lines.count - 2] = "  broker: 127.0.0.1:443"
         report = check(lines.joined(separator: "\n"))
         expectProblem(report, .warning, at: first + warned.count + 2, column(lines[first + warned.count + 1], "'http"),
                       "planner.backends[\(warned.count + 2)].base_url", "the same host and port as mqtt.broker (127.0.0.1:443)")
+        #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == 1, "\(report)")
+    }
+
+    /// An IPv6 broker (`[::1]:8883`): a back end at `[::1]` warns as written, at
+    /// `[0:0:0:0:0:0:0:1]` by its address; one at 127.0.0.1 is another peer.
+    @Test func a_back_end_on_an_ipv6_brokers_address_is_a_warning_however_it_is_spelt() throws {
+        var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner:", "  backends:"]
+        let first = lines.count + 1
+        let warned = ["http://[::1]:8883/v1", "http://[0:0:0:0:0:0:0:1]:8883/v1"]
+        let quiet = ["http://127.0.0.1:8883/v1", "http://[::2]:8883/v1"]
+        for (i, url) in (warned + quiet).enumerated() {
+            lines.append("    - {name: b\(i), base_url: '\(url)', model: m}")
+        }
+        lines += ["mqtt:", "  broker: '[::1]:8883'"]
+        let report = check(lines.joined(separator: "\n"))
+        #expect(report.errors.isEmpty, "\(report)")
+        for i in warned.indices {
+            expectProblem(report, .warning, at: first + i, column(lines[first + i - 1], "'http"), "planner.backends[\(i)].base_url",
+                          "the same host and port as mqtt.broker ([::1]:8883)")
+        }
+        expectProblem(report, .warning, at: first + 1, column(lines[first], "'http"), "planner.backends[1].base_url",
+                      "`0:0:0:0:0:0:0:1` and `[::1]` resolve to one address here")
+        #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == warned.count, "\(report)")
+    }
+
+    /// A name that does not resolve where `check` runs, on the broker's port: whether it is the
+    /// broker's host cannot be told, and the warning says so (the name may be the broker's on the
+    /// robot). Only the same port is ever looked up: on another port such a name says nothing.
+    @Test func a_back_end_name_that_does_not_resolve_on_the_brokers_port_is_a_warning_that_it_cannot_tell() throws {
+        var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner:", "  backends:"]
+        let first = lines.count + 1
+        // .invalid never resolves (RFC 6761).
+        lines += ["    - {name: far, base_url: 'http://robotd-check-test.invalid:8883/v1', model: m}",
+                  "    - {name: other, base_url: 'http://robotd-check-test.invalid:8080/v1', model: m}",
+                  "mqtt:", "  broker: 127.0.0.1:8883", "  ca_file: /etc/ca.pem"]
+        let started = Date()
+        let report = check(lines.joined(separator: "\n"))
+        #expect(Date().timeIntervalSince(started) < 10, "a lookup is bounded (2 s)")
+        #expect(report.errors.isEmpty, "\(report)")
+        expectProblem(report, .warning, at: first, column(lines[first - 1], "'http"), "planner.backends[0].base_url",
+                      "the same port as mqtt.broker (127.0.0.1:8883), and `robotd-check-test.invalid` does not resolve here")
         #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == 1, "\(report)")
     }
 
