@@ -772,7 +772,7 @@ struct EStopStreamReopeningTests {
         try #require(writer.open())
         writer.send(try Self.frame(["ABS_Y": 0, "ABS_RX": 0, "BTN_EAST": 0]))
         writer.keepAlive(true)
-        #expect(waitUntil { !estop.isLevelUnknown && !status().workspaceHold && odometer() > 0.1 })
+        #expect(waitUntil { !estop.isLevelUnknown && !status().holding && odometer() > 0.1 })
         #expect(!status().latched, "latched: \(status().latchCause.map { "\($0)" } ?? "-")")
 
         // The writer goes: the e-stop device is lost, a stop, carried out to the end (de-energised)
@@ -803,17 +803,17 @@ struct EStopStreamReopeningTests {
         switch first {
         case .keyUp:
             // Known up from its one report, and it stays known: nothing else will report it.
-            #expect(waitUntil { !estop.isLevelUnknown && !status().workspaceHold })
+            #expect(waitUntil { !estop.isLevelUnknown && !status().holding })
             usleep(500_000)
-            #expect(!estop.isLevelUnknown && !status().workspaceHold && !estop.isPressed && estop.presses == pressesBefore)
+            #expect(!estop.isLevelUnknown && !status().holding && !estop.isPressed && estop.presses == pressesBefore)
             #expect(!status().causes.contains(.emergencyStopInput), "\(status().causes)")
             try Self.reset(writer)
-            #expect(waitUntil { status().resets == 1 && !status().latched && !status().workspaceHold })
+            #expect(waitUntil { status().resets == 1 && !status().latched && !status().holding })
             let resumed = odometer()
             #expect(waitUntil { odometer() - resumed > 0.1 }, "known up and reset: driving again")
         case .withoutKey:
             // Unknown: held (`estop-unknown`), no press; frames without the key change nothing.
-            #expect(waitUntil { estop.isLevelUnknown && status().workspaceHold })
+            #expect(waitUntil { estop.isLevelUnknown && status().holding })
             #expect(waitUntil { records().dropFirst(mark).contains { $0.kind == .hold && $0.fault == .estopUnknown } })
             #expect(!estop.isPressed && estop.presses == pressesBefore && !status().causes.contains(.emergencyStopInput))
             try Self.reset(writer)
@@ -822,10 +822,10 @@ struct EStopStreamReopeningTests {
             let held = odometer()
             usleep(1_000_000)
             #expect(odometer() - held < 0.01, "nothing moves while unknown")
-            #expect(estop.isLevelUnknown && status().workspaceHold)
+            #expect(estop.isLevelUnknown && status().holding && status().holdCauses.contains(.estopUnknown))
             // The key reports up: known, the hold ends, driving.
             writer.send(try Self.frame(["BTN_EAST": 0]))
-            #expect(waitUntil { !estop.isLevelUnknown && !status().workspaceHold })
+            #expect(waitUntil { !estop.isLevelUnknown && !status().holding })
             #expect(waitUntil { odometer() - held > 0.1 }, "known up: driving again")
             #expect(status().resets == 1 && !status().latched)
         case .keyDown:
