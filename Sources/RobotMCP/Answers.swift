@@ -95,6 +95,13 @@ extension RobotLink {
         let end = clock.now + timeout
         var cursor = sent.after
         var acceptedAt: ContinuousClock.Instant?
+        // The run that took the goal (its acknowledgement's `boot_id` and `pid`; nil: it named
+        // none, a robotd from before them). Goal numbers restart with every run: a robotd
+        // restarted within `timeout` numbers its goals from 1 again, and only the run that took
+        // this call speaks of it.
+        var run: RunIdentity?
+        // A `state` of another run came after the call (why a stop goal may get no answer).
+        var otherRun: RunIdentity?
         while clock.now < end {
             for message in planMessages(after: cursor) {
                 cursor = message.index
@@ -107,9 +114,12 @@ extension RobotLink {
                         return answer
                     }
                     answer.goalId = goal
+                    run = p.run
                     continue
                 }
-                guard p.goalId == answer.goalId else { continue }
+                // Another run's message (or one naming no run after an acknowledgement that named
+                // one) is not about this goal, whatever its number.
+                guard p.goalId == answer.goalId, p.run == run else { continue }
                 switch p.kind {
                 case .verdict where p.accepted == false:
                     answer.issues = p.issues
@@ -139,10 +149,16 @@ extension RobotLink {
             }
             // The same on `state` (its `plan`: the executor's last plan is this goal's and ended):
             // a `plan` event lost on the way does not make the hold `no_answer`. Only a `state`
-            // the robot published after the call counts: goal numbers restart with every run.
-            if heldAtOnce, let goal = answer.goalId, let plan = state(publishedAfter: sent.stateAfter)?.plan, plan.planGoalId == goal,
-               Self.holdEnds.contains(plan.state) {
-                return Self.held(answer, event: plan.state)
+            // the robot published after the call, by the run that took the goal, counts: goal
+            // numbers restart with every run. An acknowledgement naming no run leaves the answer
+            // to the `plan` events (fail closed: no run to hold the `state` to).
+            if heldAtOnce, let goal = answer.goalId, let run, let state = state(publishedAfter: sent.stateAfter) {
+                let by = RunIdentity(state)
+                if by != run {
+                    otherRun = by
+                } else if let plan = state.plan, plan.planGoalId == goal, Self.holdEnds.contains(plan.state) {
+                    return Self.held(answer, event: plan.state)
+                }
             }
             if let at = acceptedAt, clock.now - at > Self.executionWait { return answer }
             try? await Task.sleep(for: .milliseconds(20))
@@ -152,6 +168,15 @@ extension RobotLink {
             answer.reason = answer.goalId == nil
                 ? "robot \(settings.robotID) did not acknowledge the goal within \(timeout) (does its configuration have planner.goals.mqtt with user \(settings.user) in planner.goals.users, and does the broker let this login write \(GoalTopic.topic(prefix: settings.prefix, user: settings.user))?)"
                 : "no plan or verdict for goal \(answer.goalId ?? 0) within \(timeout)"
+            if heldAtOnce, answer.goalId != nil {
+                if let otherRun, let run {
+                    answer.reason = "robot \(settings.robotID) took the stop as goal \(answer.goalId ?? 0) in its run \(run), but its `state` is now another run's (\(otherRun)): it restarted, and the hold was not reported within \(timeout); treat the robot as not held"
+                } else if run == nil {
+                    answer.reason = "no word of goal \(answer.goalId ?? 0)'s hold on `plan` within \(timeout); the acknowledgement named no run (boot_id, pid: a robotd from before them), so its `state` cannot answer for it; treat the robot as not held"
+                } else {
+                    answer.reason = "no word of goal \(answer.goalId ?? 0)'s hold within \(timeout); treat the robot as not held"
+                }
+            }
         }
         return answer
     }

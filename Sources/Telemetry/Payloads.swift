@@ -38,6 +38,9 @@ public struct StatePayload: Codable, Sendable, Equatable {
     /// /proc/sys/kernel/random/boot_id: the same uptime on another boot is another run.
     public var bootId: String
     public var pid: Int
+    /// Drawn at random once per run: a restart with the same boot and pid (pid 1 in a container)
+    /// is another run. Absent in the `state` of a robotd before it.
+    public var runId: String?
     public var telemetry: TelemetryCounters
     /// What the inbound remote stop topics refused, since start; absent without `estop.remote`.
     public var remote: RemoteInboundCounters?
@@ -105,7 +108,7 @@ public struct StatePayload: Codable, Sendable, Equatable {
 
     public init(seq: UInt64, tUnixS: Double, robotId: String, version: String, uptimeS: Double, mode: String, estop: EStopState,
                 configSha256: String, bootId: String, pid: Int, telemetry: TelemetryCounters, remote: RemoteInboundCounters? = nil,
-                plan: PlanState? = nil, controlLink: ControlLinkCounters? = nil) {
+                plan: PlanState? = nil, controlLink: ControlLinkCounters? = nil, runId: String? = nil) {
         self.seq = seq
         self.tUnixS = tUnixS
         self.robotId = robotId
@@ -120,6 +123,7 @@ public struct StatePayload: Codable, Sendable, Equatable {
         self.remote = remote
         self.plan = plan
         self.controlLink = controlLink
+        self.runId = runId
     }
 }
 

@@ -252,13 +252,68 @@ struct MCPAnswerTests {
             return robot
         }
 
-        /// A `state` of run `pid` whose executor's last plan is goal `goal`'s, completed.
-        static func state(completed goal: UInt64, pid: Int = 1, abilities: AbilitiesPayload) -> [UInt8] {
+        /// A `state` of run (`boot`, `pid`, `runId`) whose executor's last plan is goal `goal`'s, completed.
+        static func state(completed goal: UInt64, boot: String = "boot", pid: Int = 1, runId: String = "run",
+                          abilities: AbilitiesPayload) -> [UInt8] {
             TelemetryJSON.encode(StatePayload(
                 seq: 1, tUnixS: 0, robotId: "stand-in", version: RobotdVersion.current, uptimeS: 1, mode: "running",
                 estop: .init(latched: false, latchCause: nil, activeCauses: [], linksUp: true, resets: 0, refusedResets: 0, latchSequence: 1),
-                configSha256: abilities.configSha256, bootId: "boot", pid: pid, telemetry: .init(),
-                plan: .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil)))
+                configSha256: abilities.configSha256, bootId: boot, pid: pid, telemetry: .init(),
+                plan: .init(goalId: goal, planGoalId: goal, state: "completed", step: 1, stepCount: 1, ability: nil, reason: nil, remaining: nil),
+                runId: runId))
+        }
+
+        /// A robotd run: the kernel's boot, the process and the run's random id, as `state` and `plan` name it.
+        typealias Run = (boot: String, pid: Int, id: String)
+
+        /// A `plan` message stamped with the run that published it (nil: a robotd from before `plan` named its run).
+        static func plan(_ message: PlanTopicPayload, run: Run?) -> [UInt8] {
+            var message = message
+            (message.bootId, message.pid, message.runId) = (run?.boot, run?.pid, run?.id)
+            return TelemetryJSON.encode(message)
+        }
+
+        /// The goal's acknowledgement: the call `id` taken as goal `goal` by run `run`.
+        static func taken(goal: UInt64, id: String, text: String, run: Run?) -> [UInt8] {
+            var taken = PlanTopicPayload(kind: .goal)
+            (taken.goalId, taken.outcome, taken.requestId, taken.user, taken.source, taken.text) = (goal, "accepted", id, "agent", "mqtt", text)
+            return plan(taken, run: run)
+        }
+
+        /// The executor's word that goal `goal` ended (`completed`), from run `run`.
+        static func ended(goal: UInt64, run: Run?) -> [UInt8] {
+            var progress = PlanTopicPayload(kind: .progress)
+            (progress.goalId, progress.event, progress.step, progress.stepCount) = (goal, "completed", 0, 0)
+            return plan(progress, run: run)
+        }
+
+        /// Calls `ability` through `link`; acknowledges the goal as goal `goal` of run `run`; then,
+        /// 0.5 s apart, publishes `then` in order (`state` retained, `plan` not) while the call has
+        /// not answered. Returns the answer and how many of `then` were published before it came
+        /// (0: it came before any; `then.count`: after them all, or never).
+        func ask(_ link: RobotLink, _ robot: MQTTClient, _ ability: String, _ arguments: [String: Planner.JSONValue] = [:],
+                 goal: UInt64, run: Run?, timeout: Duration = .seconds(3),
+                 then messages: [(topic: String, payload: [UInt8])]) async throws -> (answer: CallAnswer, heard: Int) {
+            goals.withLock { $0.removeAll() }
+            callDone.withLock { $0 = false }
+            let call = Task {
+                let answer = await link.call(ability: ability, arguments: arguments, timeout: timeout)
+                self.callDone.withLock { $0 = true }
+                return answer
+            }
+            #expect(await eventually { !self.goals.withLock { $0 }.isEmpty })
+            let payload = try #require(goals.withLock { $0.first })
+            let id = try #require(AbilityCall.parse(payload)?.id)
+            try robot.publish(topic: Self.prefix + "plan", payload: Self.taken(goal: goal, id: id, text: ability, run: run), qos: 1, retain: false)
+            var heard = 0
+            try await Task.sleep(for: .milliseconds(500))
+            for message in messages {
+                if callDone.withLock({ $0 }) { break }
+                try robot.publish(topic: Self.prefix + message.topic, payload: message.payload, qos: 1, retain: message.topic == "state")
+                heard += 1
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            return (await call.value, heard)
         }
     }
 
@@ -297,9 +352,8 @@ struct MCPAnswerTests {
         #expect(await eventually { !standIn.goals.withLock { $0 }.isEmpty })
         let goal = try #require(standIn.goals.withLock { $0.first })
         let id = try #require(AbilityCall.parse(goal)?.id)
-        var taken = PlanTopicPayload(kind: .goal)
-        (taken.goalId, taken.outcome, taken.requestId, taken.user, taken.source, taken.text) = (7, "accepted", id, "agent", "mqtt", "stop")
-        try robot.publish(topic: prefix + "plan", payload: TelemetryJSON.encode(taken), qos: 1, retain: false)
+        // Taken by the run whose `state`s these are.
+        try robot.publish(topic: prefix + "plan", payload: StandIn.taken(goal: 7, id: id, text: "stop", run: (boot: "boot", pid: 1, id: "run")), qos: 1, retain: false)
         // Taken, but `state` still shows goal 6's plan: no answer yet.
         try await Task.sleep(for: .milliseconds(500))
         #expect(!standIn.callDone.withLock { $0 })
@@ -336,27 +390,13 @@ struct MCPAnswerTests {
         #expect(await eventually { guard case .live = link.vocabulary, let bytes = link.latest(.state) else { return false }
             return (try? TelemetryJSON.decode(StatePayload.self, from: bytes))?.plan?.planGoalId == 1 })
 
-        /// Calls `ability`; acknowledges the goal as `goal` of the robot; waits 0.5 s, then publishes
-        /// `after` (a `state`), if any. Returns the answer and whether it came before `after`.
+        /// Calls `ability`; this run (pid 2) acknowledges the goal as `goal`; waits 0.5 s, then
+        /// publishes `after` (a `state`). Returns the answer and whether it came before `after`.
         func ask(_ ability: String, _ arguments: [String: Planner.JSONValue] = [:], goal: UInt64,
-                 after: [UInt8]?) async throws -> (CallAnswer, early: Bool) {
-            standIn.goals.withLock { $0.removeAll() }
-            standIn.callDone.withLock { $0 = false }
-            let call = Task {
-                let answer = await link.call(ability: ability, arguments: arguments, timeout: .seconds(3))
-                standIn.callDone.withLock { $0 = true }
-                return answer
-            }
-            #expect(await eventually { !standIn.goals.withLock { $0 }.isEmpty })
-            let payload = try #require(standIn.goals.withLock { $0.first })
-            let id = try #require(AbilityCall.parse(payload)?.id)
-            var taken = PlanTopicPayload(kind: .goal)
-            (taken.goalId, taken.outcome, taken.requestId, taken.user, taken.source, taken.text) = (goal, "accepted", id, "agent", "mqtt", ability)
-            try robot.publish(topic: prefix + "plan", payload: TelemetryJSON.encode(taken), qos: 1, retain: false)
-            try await Task.sleep(for: .milliseconds(500))
-            let early = standIn.callDone.withLock { $0 }
-            if let after { try robot.publish(topic: prefix + "state", payload: after, qos: 1, retain: true) }
-            return (await call.value, early)
+                 after: [UInt8]) async throws -> (CallAnswer, early: Bool) {
+            let (answer, heard) = try await standIn.ask(link, robot, ability, arguments, goal: goal, run: (boot: "boot", pid: 2, id: "run"),
+                                                        then: [(topic: "state", payload: after)])
+            return (answer, heard == 0)
         }
 
         // This run (pid 2) numbers goals from 1 again: the retained state of the last run says
@@ -378,6 +418,67 @@ struct MCPAnswerTests {
         let withArguments = try await ask("stop", ["x": .number(1)], goal: 3, after: state(3, pid: 2))
         #expect(withArguments.0.outcome == "no_answer", "\(withArguments.0.json)")
         #expect(StopGoal.isStop(ability: "Abort", arguments: [:]) && !StopGoal.isStop(ability: "estop", arguments: [:]))
+    }
+
+    /// Review finding L4. Goal numbers restart with every run, and a robotd restarted within the
+    /// answer's time (or a reboot) numbers its goals from 1 again: its `state` or `plan` event
+    /// saying that goal 1 ended speaks of a goal that is not this call's. The acknowledgement names
+    /// the run that took the goal (`boot_id`, `pid`), and only that run answers `held`; an
+    /// acknowledgement that names no run (a robotd from before it) leaves the answer to the `plan`
+    /// events, never to `state`.
+    @Test func when_another_run_reports_the_stop_goals_number_ended_expect_no_held_from_it() async throws {
+        let broker = try MosquittoBroker()
+        try broker.start()
+        defer { broker.stop() }
+        var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
+        abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+        let standIn = StandIn()
+        let robot = try standIn.connect(port: broker.port, abilities: abilities)
+        defer { robot.stop() }
+        let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
+                                 settings: .init(prefix: StandIn.prefix, robotID: "stand-in", user: "agent"))
+        try link.start()
+        defer { link.stop() }
+        await link.settle(timeout: .seconds(5))
+        #expect(await eventually { if case .live = link.vocabulary { return true } else { return false } })
+
+        let run: StandIn.Run = (boot: "boot-a", pid: 40, id: "r1")
+        let restarted: StandIn.Run = (boot: "boot-a", pid: 41, id: "r2"), rebooted: StandIn.Run = (boot: "boot-b", pid: 40, id: "r3")
+        // A container's restart: pid 1 again on the same boot; only the run's random id differs.
+        let respawned: StandIn.Run = (boot: "boot-a", pid: 40, id: "r4")
+        func state(_ goal: UInt64, _ by: StandIn.Run) -> (topic: String, payload: [UInt8]) {
+            (topic: "state", payload: StandIn.state(completed: goal, boot: by.boot, pid: by.pid, runId: by.id, abilities: abilities))
+        }
+        func ended(_ goal: UInt64, _ by: StandIn.Run?) -> (topic: String, payload: [UInt8]) {
+            (topic: "plan", payload: StandIn.ended(goal: goal, run: by))
+        }
+
+        // Taken as goal 1 of the run; then the robot restarts (another pid), after a reboot (another
+        // boot), in a container (the same boot and pid, another run id), and its goal 1 ends: on
+        // `state` and on `plan`. None of it is this call's.
+        let other = try await standIn.ask(link, robot, "stop", goal: 1, run: run, timeout: .seconds(5),
+                                          then: [state(1, restarted), ended(1, restarted), state(1, rebooted), ended(1, rebooted),
+                                                 state(1, respawned), ended(1, respawned)])
+        #expect(other.heard == 6 && other.answer.outcome == "no_answer" && other.answer.goalId == 1 && other.answer.execution == nil,
+                "\(other.heard): \(other.answer.json)")
+        #expect(other.answer.reason?.contains("another run's (boot_id boot-a, pid 40, run_id r4)") == true, "\(other.answer.json)")
+
+        // An acknowledgement naming no run: `state` never answers for it (whose run would it be?).
+        let unnamed = try await standIn.ask(link, robot, "stop", goal: 2, run: nil, then: [state(2, run)])
+        #expect(unnamed.heard == 1 && unnamed.answer.outcome == "no_answer" && unnamed.answer.goalId == 2, "\(unnamed.answer.json)")
+        #expect(unnamed.answer.reason?.contains("named no run") == true, "\(unnamed.answer.json)")
+        // … the `plan` event does, as from a robotd before runs were named.
+        let unnamedEvent = try await standIn.ask(link, robot, "stop", goal: 3, run: nil, then: [ended(3, nil)])
+        #expect(unnamedEvent.heard == 1 && unnamedEvent.answer.outcome == "accepted" && unnamedEvent.answer.execution == "completed",
+                "\(unnamedEvent.answer.json)")
+
+        // The run that took the goal answers: its `state`, or its `plan` event (another run's first: not heard).
+        let same = try await standIn.ask(link, robot, "stop", goal: 4, run: run, then: [state(4, rebooted), state(4, run)])
+        #expect(same.heard == 2 && same.answer.outcome == "accepted" && same.answer.execution == "completed" && !same.answer.isError,
+                "\(same.heard): \(same.answer.json)")
+        let sameEvent = try await standIn.ask(link, robot, "stop", goal: 5, run: run, then: [ended(5, restarted), ended(5, run)])
+        #expect(sameEvent.heard == 2 && sameEvent.answer.outcome == "accepted" && sameEvent.answer.execution == "completed",
+                "\(sameEvent.heard): \(sameEvent.answer.json)")
     }
 }
 

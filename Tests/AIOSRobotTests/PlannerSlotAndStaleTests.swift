@@ -133,6 +133,8 @@ struct PlannerSlotAndStaleTests {
             #expect(text.contains(key), "\(key) not in \(text)")
         }
         #expect(try TelemetryJSON.decode(PlanTopicPayload.self, from: Array(text.utf8)) == message)
+        // Stamped with this run, as `state` names it (the schema requires the three keys).
+        #expect(message.run == RunIdentity.current() && text.contains(#""pid":\#(getpid())"#) && text.contains(#""boot_id":""#) && text.contains(#""run_id":""#), "\(text)")
         try SchemaCheck.validate([text], schema: "plan")
         backend.heldTeardowns.store(0, ordering: .relaxed)
     }

@@ -154,6 +154,10 @@ struct PlanningOverMQTTTests {
         #expect(await eventually { states.withLock { $0 }.last.flatMap { try? TelemetryJSON.decode(StatePayload.self, from: Array($0.utf8)).plan }
             .map { $0.planGoalId == 3 && $0.state == "completed" } ?? false })
         try SchemaCheck.validate(states.withLock { $0 }, schema: "state")
+        // Every `plan` message names the run as `state` does (`boot_id`, `pid`, `run_id`): goal numbers are this run's.
+        let runs = Set(messages.compactMap { try? TelemetryJSON.decode(PlanTopicPayload.self, from: Array($0.utf8)).run })
+        let stateRuns = Set(states.withLock { $0 }.compactMap { try? TelemetryJSON.decode(StatePayload.self, from: Array($0.utf8)) }.map(RunIdentity.init))
+        #expect(runs == [RunIdentity.current()] && stateRuns == runs, "plan: \(runs), state: \(stateRuns)")
         let monitor = try Subprocess(builtProduct("robotd"), ["monitor", "--broker", "127.0.0.1:\(broker.port)", "--robot-id", "rover-sim",
                                                               "--once", "--json"])
         #expect(monitor.wait(seconds: 30) == 0, "\(monitor.stderr)")

@@ -86,7 +86,8 @@ public final class TelemetryMonitor: Sendable {
         let runtime: RobotRuntime
         let configuration: RobotConfiguration
         let configHash: String
-        let bootID: String
+        /// This run (`state`'s `boot_id` and `pid`; the `plan` journal stamps the same on its messages).
+        let run: RunIdentity
         /// The control connection, for the link state of `mqtt` inputs and its counters on
         /// `state`; nil: none.
         let control: MQTTClient?
@@ -120,7 +121,7 @@ public final class TelemetryMonitor: Sendable {
             AbilitiesPayload(context: $0, configuration: configuration, configSha256: configHash)
         }
         sources = Sources(window: try scheduler.makeAccountingWindow(), scheduler: scheduler, runtime: runtime,
-                          configuration: configuration, configHash: configHash, bootID: Self.bootID(),
+                          configuration: configuration, configHash: configHash, run: plan?.run ?? RunIdentity.current(),
                           control: control, discovery: discovery, staleDiscovery: stale, sensorSlots: sensorSlots, plan: plan,
                           abilities: abilities)
         let requestTopic = topics.auditRequest
@@ -149,12 +150,6 @@ public final class TelemetryMonitor: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return SHA256.hex((try? Array(encoder.encode(configuration))) ?? [])
-    }
-
-    static func bootID() -> String {
-        let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
-        let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return id.isEmpty ? "unknown" : id
     }
 
     /// Connects (in the background: a broker that is down is retried, nothing waits for it) and
@@ -414,8 +409,8 @@ private struct MonitorLoop {
         let at = Instant(nanoseconds: now)
         let state = StatePayload(seq: stateSeq, tUnixS: clock.unix(at), robotId: sources.configuration.robot.id, version: RobotdVersion.current,
                                  uptimeS: clock.sinceStart(at), mode: mode, estop: estop, configSha256: sources.configHash,
-                                 bootId: sources.bootID, pid: Int(getpid()), telemetry: telemetryCounters(), remote: remoteCounters(),
-                                 plan: plan, controlLink: controlLinkCounters())
+                                 bootId: sources.run.bootId, pid: sources.run.pid, telemetry: telemetryCounters(), remote: remoteCounters(),
+                                 plan: plan, controlLink: controlLinkCounters(), runId: sources.run.runId)
         // Remembered only once it went out: a change dropped by a full queue is sent again at the
         // next loop, so the retained `state` never keeps showing a stop that was reset.
         guard send(topics.state, TelemetryJSON.encode(state), qos: 1, retain: true) else { return }

@@ -71,6 +71,12 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
     /// This topic's message number (from 1): a jump is a lost message.
     public var seq: UInt64 = 0
     public var tUnixS: Double = 0
+    /// The run that published it, as `state` names it (`RunIdentity`): goal numbers restart with
+    /// every run, so an answer matched by goal number is this run's only if these match. Every
+    /// message the journal takes carries them; nil in a message from a robotd before them.
+    public var bootId: String?
+    public var pid: Int?
+    public var runId: String?
     public var kind: Kind
     public var goalId: UInt64?
     /// goal: the goal as given (data).
@@ -110,6 +116,12 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
     public var goalsDropped: UInt64?
 
     public init(kind: Kind) { self.kind = kind }
+
+    /// The run that published it; nil: a message that names none.
+    public var run: RunIdentity? {
+        guard let bootId, let pid else { return nil }
+        return RunIdentity(bootId: bootId, pid: pid, runId: runId ?? "")
+    }
 
     /// One line for a person (`robotd sim`'s output, `robotd goal --follow`, the log), safe to
     /// print: what a goal, a user name, a back end's error or a model's answer says is escaped
@@ -179,7 +191,9 @@ public struct PlanTopicPayload: Codable, Sendable, Equatable {
 
 /// What the `plan` topic publishes, in order: the planner service appends, the telemetry monitor
 /// and `robotd sim` read with their own cursor (the sequence number). Bounded: the oldest go when
-/// full, and a reader sees the gap. Never touched by the dispatch thread.
+/// full, and a reader sees the gap. Never touched by the dispatch thread. Each message is stamped
+/// with its number, its time and the run (`boot_id`, `pid`: the telemetry monitor's `state` takes
+/// the same from here).
 public final class PlanJournal: Sendable {
     public static let capacity = 256
     private struct State {
@@ -188,12 +202,15 @@ public final class PlanJournal: Sendable {
     }
 
     private let state = Mutex(State())
+    /// The run whose messages these are.
+    public let run: RunIdentity
 
-    public init() {}
+    public init(run: RunIdentity = .current()) { self.run = run }
 
     func append(_ payload: PlanTopicPayload) {
         var p = payload
         p.tUnixS = Date().timeIntervalSince1970
+        (p.bootId, p.pid, p.runId) = (run.bootId, run.pid, run.runId)
         state.withLock { s in
             p.seq = s.next
             s.next += 1
