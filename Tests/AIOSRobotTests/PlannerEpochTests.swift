@@ -97,6 +97,46 @@ struct PlannerEpochTests {
         #expect(gate.asked("go to -2,1") <= 1)
     }
 
+    /// A quick back end (the built-in planner, a call's validator) can end its request before the
+    /// service stores the request's task. That request is still the goal's: left alone, not
+    /// cancelled — cancelled, its plan was recorded on `plan` and never reached the executor, with
+    /// nothing said (seen under load in MCPVocabularyTests: a goto accepted and never started).
+    @Test func when_the_request_ends_before_its_task_is_stored_expect_its_plan_started() async throws {
+        #expect(PlannerService.afterSubmit(goalIsCurrent: true, inFlight: false, epochMoved: false) == .leave)
+        #expect(PlannerService.afterSubmit(goalIsCurrent: true, inFlight: true, epochMoved: false) == .store)
+        #expect(PlannerService.afterSubmit(goalIsCurrent: false, inFlight: false, epochMoved: false) == .cancel)
+        #expect(PlannerService.afterSubmit(goalIsCurrent: true, inFlight: false, epochMoved: true) == .cancel)
+        #expect(PlannerService.afterSubmit(goalIsCurrent: true, inFlight: true, epochMoved: true) == .cancel)
+
+        let gate = AnswerGate()
+        gate.isOpen.store(true, ordering: .releasing)
+        let (loop, service) = try Self.service(gate)
+        defer { service.stop() }
+        loop.run(until: 1_000_000_000)
+        service.beforeStoringRequest.withLock {
+            $0 = GoalHook { id in
+                // The request ends (its plan recorded) before its task is stored.
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !service.journal.all.contains(where: { $0.goalId == id && $0.kind == .plan }) && ContinuousClock.now < deadline { usleep(1000) }
+                usleep(20_000)
+            }
+        }
+        let decision = await withCheckedContinuation { done in
+            Thread { done.resume(returning: service.submit("go to -2.5,0.5")) }.start()
+        }
+        service.beforeStoringRequest.withLock { $0 = nil }
+        guard case .accepted(let id) = decision else { Issue.record("goal refused: \(decision)"); return }
+        #expect(service.journal.all.contains { $0.goalId == id && $0.kind == .plan })
+        // The plan reaches the executor: it takes it.
+        var time = loop.rover.time
+        let started = await eventually(seconds: 20) {
+            time += 50_000_000
+            loop.run(until: time)
+            return loop.runtime.planning?.status.planGoalID == id
+        }
+        #expect(started, "\(service.journal.all.map(\.line))")
+    }
+
     /// No watcher looks at all while the model thinks: its answer comes back stale for the latch
     /// epoch. That is the end of the goal — it is not planned again from the state now with the
     /// epoch of before the stop (which every later answer would fail the same way).

@@ -130,6 +130,24 @@ struct ConcurrencyTests {
         #expect(control.releases >= 50)
         #expect(control.releases == control.completions)
     }
+
+    /// A result the source refuses (its queue full, the scheduler not dispatching) is handed to
+    /// the caller's `refused`, with why: never lost unsaid. An accepted one is not.
+    @Test func when_the_results_queue_refuses_a_result_expect_it_handed_to_refused() async throws {
+        let scheduler = Scheduler(clock: MonotonicClock())
+        let results = scheduler.addSource("plans", queue: QueueSpec(capacity: 1, overflow: .reject),
+                                          subscription: Subscription(priority: .low, relativeDeadline: .seconds(1))) { _ in }
+        let lane = AsyncLane(results: results)
+        let refusals = Recorder<Double>()
+        // Not started: the first result fills the queue, the second finds it full.
+        let first = lane.submit(refused: { payload, _ in if case .scalar(let v) = payload { refusals.append(v) } }) { .scalar(1) }
+        #expect(await first.value == .accepted)
+        let second = lane.submit(refused: { payload, result in
+            if case .scalar(let v) = payload, result == .rejected { refusals.append(v) }
+        }) { .scalar(2) }
+        #expect(await second.value == .rejected)
+        #expect(refusals.all == [2])
+    }
 }
 
 func currentThreadName() -> String {

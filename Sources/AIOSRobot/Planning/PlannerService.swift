@@ -270,16 +270,25 @@ public final class PlannerService: Sendable {
             port.signals.hold(id)
             log("planner: the dispatch queue refused goal \(id) (full): motion held until its plan")
         }
-        let task = lane.submit { [weak self] in await self?.request(goal, call: call, latchEpoch: epoch) }
+        let task = lane.submit(refused: { [weak self] _, result in self?.resultRefused(goal.id, result) }) { [weak self] in
+            await self?.request(goal, call: call, latchEpoch: epoch)
+        }
         beforeStoringRequest.withLock { $0 }?.run(id)
-        // Stored only while it is still wanted: the goal still the robot's, not cancelled by the
-        // watcher meanwhile, and no stop since it was taken. A watcher that saw the epoch move
-        // before this point found no request to cancel: the epoch is looked at again here.
+        // Stored only while it is still wanted: the goal still the robot's and no stop since it
+        // was taken. A watcher that saw the epoch move before this point found no request to
+        // cancel: the epoch is looked at again here. A request that already ended (a quick back
+        // end: `asking` cleared) is left alone — its plan may be on its way to the dispatch
+        // thread, and cancelling it there dropped the plan of a goal still wanted, unsaid.
         let stopped: Bool = state.withLock { s in
             let epochMoved = runtime.latchEpoch != epoch
-            if s.goal?.id == id, s.asking == id, !epochMoved {
+            switch Self.afterSubmit(goalIsCurrent: s.goal?.id == id, inFlight: s.asking == id, epochMoved: epochMoved) {
+            case .store:
                 s.request = task
                 return false
+            case .leave:
+                return false
+            case .cancel:
+                break
             }
             task.cancel()
             guard epochMoved, s.asking == id else { return false }
@@ -288,6 +297,21 @@ public final class PlannerService: Sendable {
         }
         if stopped { noteLatchCancel(id) }
         return decision
+    }
+
+    /// What becomes of a goal's request task once submitted.
+    enum AfterSubmit: Equatable {
+        /// In flight and wanted: kept, so that a newer goal or a stop can cancel it.
+        case store
+        /// Wanted, and already ended: its result is posted (or on its way); nothing to keep.
+        case leave
+        /// No longer wanted (a newer goal, a stop since it was taken): cancelled.
+        case cancel
+    }
+
+    static func afterSubmit(goalIsCurrent: Bool, inFlight: Bool, epochMoved: Bool) -> AfterSubmit {
+        guard goalIsCurrent, !epochMoved else { return .cancel }
+        return inFlight ? .store : .leave
     }
 
     /// What makes a redelivery of the goal being taken recognisable.
@@ -377,6 +401,19 @@ public final class PlannerService: Sendable {
         }
         if first { noteLatchCancel(goal.id) }
         return nil
+    }
+
+    /// The dispatch thread's queue refused a request's plan or failure (full, or stopped): the
+    /// plan will not run. Said on `plan` as the executor says a plan it refuses, and logged.
+    private func resultRefused(_ goal: UInt64, _ result: PostResult) {
+        var entry = PlanTopicPayload(kind: .progress)
+        entry.goalId = goal
+        entry.event = "refused"
+        entry.reason = result == .stopped ? "dispatch_stopped" : "dispatch_queue_full"
+        entry.step = 0
+        entry.stepCount = 0
+        note(entry)
+        log("planner: the dispatch queue refused goal \(goal)'s plan or failure (\(entry.reason ?? "")): it will not run; give the goal again")
     }
 
     private func noteLatchCancel(_ goal: UInt64) {
