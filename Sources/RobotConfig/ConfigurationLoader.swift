@@ -9,10 +9,11 @@ import Foundation
 /// Three passes over Yams' node tree, which keeps every node's place: the schema
 /// (`ConfigurationSchema` and the catalog's kinds), the semantic checks (names, contradictions,
 /// settings that could fail open), then decoding into `RobotConfiguration`. Nothing touches a
-/// device or the network.
+/// device; the network only with `lookUpNames` (`robotd check`: host names a warning compares are
+/// looked up, each waited for 2 s at most), never when a run loads its file.
 public enum ConfigurationLoader {
     /// Reads and checks the file at `path`. A file that cannot be read is one problem at 0:0.
-    public static func load(path: String, catalog: KindCatalog) -> ConfigurationReport {
+    public static func load(path: String, catalog: KindCatalog, lookUpNames: Bool = false) -> ConfigurationReport {
         let text: String
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -24,11 +25,11 @@ public enum ConfigurationLoader {
             let reason = (error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription
             return unreadable(path, "cannot read the file: \(reason)")
         }
-        return load(text: text, file: path, catalog: catalog)
+        return load(text: text, file: path, catalog: catalog, lookUpNames: lookUpNames)
     }
 
     /// Checks YAML text; `file` names it in the problems.
-    public static func load(text: String, file: String, catalog: KindCatalog) -> ConfigurationReport {
+    public static func load(text: String, file: String, catalog: KindCatalog, lookUpNames: Bool = false) -> ConfigurationReport {
         var diagnostics = Diagnostics(file: file)
         guard let root = YAMLReader.read(text, into: &diagnostics) else {
             return ConfigurationReport(file: file, problems: diagnostics.sorted, configuration: nil)
@@ -37,7 +38,7 @@ public enum ConfigurationLoader {
         index(root, path: "", into: &places)
         var schema = SchemaValidator(catalog: catalog, diagnostics: diagnostics)
         schema.validateRoot(root)
-        var semantics = SemanticChecker(root: root, catalog: catalog, diagnostics: schema.diagnostics)
+        var semantics = SemanticChecker(root: root, catalog: catalog, diagnostics: schema.diagnostics, lookUpNames: lookUpNames)
         semantics.check()
         diagnostics = semantics.diagnostics
         guard !diagnostics.hasErrors else {

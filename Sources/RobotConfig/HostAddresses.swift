@@ -14,12 +14,14 @@ import Synchronization
 /// answer in time leaves the name unresolved rather than the check waiting on it (the lookup ends
 /// by itself later, its answer unread).
 enum HostAddresses {
-    /// Every address `host` resolves to; nil when it resolves to none, not at all, or not in time.
-    static func resolve(_ host: String, timeoutMilliseconds: Int = 2000) -> Set<[UInt8]>? {
+    /// Every address `host` resolves to; nil when it resolves to none, not at all, or not in time
+    /// — or when it is a name and `lookUpNames` is off (only literals are parsed then).
+    static func resolve(_ host: String, lookUpNames: Bool = true, timeoutMilliseconds: Int = 2000) -> Set<[UInt8]>? {
         var name = host
         if name.hasPrefix("["), name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }
         guard !name.isEmpty, !name.contains("\0") else { return nil }
         if let literal = lookUp(name, numericOnly: true) { return literal }
+        guard lookUpNames else { return nil }
         let answer = Answer()
         DispatchQueue.global(qos: .utility).async { [name] in answer.set(lookUp(name, numericOnly: false)) }
         return answer.wait(milliseconds: timeoutMilliseconds)

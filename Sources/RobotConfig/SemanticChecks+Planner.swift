@@ -92,9 +92,10 @@ extension SemanticChecker {
             diagnostics.warning(node.position, keyPath, "the same host and port as mqtt.broker (\(broker)): \(why)", allowed: allowed)
             return
         }
+        let lookUpNames = self.lookUpNames
         let lookUp = { (name: String, resolved: inout [String: Set<[UInt8]>?]) -> Set<[UInt8]>? in
             if let known = resolved[name] { return known }
-            let addresses = HostAddresses.resolve(name)
+            let addresses = HostAddresses.resolve(name, lookUpNames: lookUpNames)
             resolved[name] = addresses
             return addresses
         }
@@ -105,6 +106,8 @@ extension SemanticChecker {
                                 "the same host and port as mqtt.broker (\(broker)): `\(host)` and `\(brokerHost)` resolve to one address here; \(why)",
                                 allowed: allowed)
         case (let mine, _):
+            // Without lookups (a run loading its file) a name is not known here: `robotd check` tells.
+            guard lookUpNames else { return }
             diagnostics.warning(node.position, keyPath,
                                 "the same port as mqtt.broker (\(broker)), and `\(mine == nil ? host : brokerHost)` does not resolve here: "
                                 + "check cannot tell whether it is the broker's host; if it is, \(why)",

@@ -6,6 +6,9 @@ struct SemanticChecker {
     let root: Located
     let catalog: KindCatalog
     var diagnostics: Diagnostics
+    /// Look host names up (DNS) for the warnings that compare hosts: `robotd check` only, never a
+    /// run (its start must not wait on a resolver); literals are compared either way.
+    let lookUpNames: Bool
 
     /// The first declaration of each name, per section.
     private var channels: [String: Located] = [:]
@@ -18,10 +21,11 @@ struct SemanticChecker {
     private var fedSensors: Set<String> = []
     private var carriedBy: [String: (actuator: String, line: Int)] = [:]
 
-    init(root: Located, catalog: KindCatalog, diagnostics: Diagnostics) {
+    init(root: Located, catalog: KindCatalog, diagnostics: Diagnostics, lookUpNames: Bool = false) {
         self.root = root
         self.catalog = catalog
         self.diagnostics = diagnostics
+        self.lookUpNames = lookUpNames
     }
 
     mutating func check() {

@@ -171,7 +171,11 @@ extension SafetyGuard {
         for i in channels.indices {
             channels[i].interlocked = false
             channels[i].needsFresh = true
-            channels[i].ramping = false
+            // A channel a hold still holds ramps on to its safe value: ended mid-ramp, it would
+            // stay at that speed with every command refused by the hold (a reset with no latch:
+            // an interlock's lock released during a hold's ramp).
+            let held = holdMask & Self.everyChannelHolds != 0 || (holdMask != 0 && configuration.channels[i].isMotion)
+            channels[i].ramping = held && channels[i].current != configuration.channels[i].safeValue
             // The watchdog restarts from the reset: a channel with no fresh command stays safe.
             channels[i].lastApprovedAt = instant
             channels[i].watchdogTripped = true

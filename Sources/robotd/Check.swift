@@ -27,7 +27,7 @@ struct Check: ParsableCommand {
 
     func run() throws {
         // The validator against the runtime's kinds, then a dry build of the runtime.
-        let report = RobotFileCheck.load(path: config)
+        let report = RobotFileCheck.load(path: config, lookUpNames: true)
         if json {
             let output = CheckOutput(file: report.file, valid: report.isValid, errors: report.errors.count,
                                      warnings: report.warnings.count, problems: report.problems)

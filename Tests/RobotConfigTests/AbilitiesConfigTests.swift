@@ -285,17 +285,20 @@ struct AbilitiesConfigTests {
     @Test func a_back_end_name_that_does_not_resolve_on_the_brokers_port_is_a_warning_that_it_cannot_tell() throws {
         var lines = Self.rover() + ["  - {name: goto, policy: route, timeout_s: 60, no_progress: none}", "planner:", "  backends:"]
         let first = lines.count + 1
-        // .invalid never resolves (RFC 6761).
-        lines += ["    - {name: far, base_url: 'http://robotd-check-test.invalid:8883/v1', model: m}",
-                  "    - {name: other, base_url: 'http://robotd-check-test.invalid:8080/v1', model: m}",
+        // .invalid never resolves (RFC 6761); the final dot keeps the resolver's search domains out.
+        lines += ["    - {name: far, base_url: 'http://robotd-check-test.invalid.:8883/v1', model: m}",
+                  "    - {name: other, base_url: 'http://robotd-check-test.invalid.:8080/v1', model: m}",
                   "mqtt:", "  broker: 127.0.0.1:8883", "  ca_file: /etc/ca.pem"]
         let started = Date()
         let report = check(lines.joined(separator: "\n"))
         #expect(Date().timeIntervalSince(started) < 10, "a lookup is bounded (2 s)")
         #expect(report.errors.isEmpty, "\(report)")
         expectProblem(report, .warning, at: first, column(lines[first - 1], "'http"), "planner.backends[0].base_url",
-                      "the same port as mqtt.broker (127.0.0.1:8883), and `robotd-check-test.invalid` does not resolve here")
+                      "the same port as mqtt.broker (127.0.0.1:8883), and `robotd-check-test.invalid.` does not resolve here")
         #expect(report.warnings.filter { $0.message.contains("mqtt.broker") }.count == 1, "\(report)")
+        // As a run loads its file: no name is looked up, and nothing is said of one.
+        let run = check(lines.joined(separator: "\n"), lookUpNames: false)
+        #expect(run.errors.isEmpty && !run.warnings.contains { $0.message.contains("mqtt.broker") }, "\(run)")
     }
 
     /// A moving ability's wheels without a planner envelope: a plan's speed would be bounded only by

@@ -6,8 +6,9 @@ import Testing
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-func check(_ yaml: String, file: String = "test.yaml") -> ConfigurationReport {
-    ConfigurationLoader.load(text: yaml, file: file, catalog: TestKinds.catalog)
+/// As `robotd check` loads a file (host names looked up); `lookUpNames: false`: as a run does.
+func check(_ yaml: String, file: String = "test.yaml", lookUpNames: Bool = true) -> ConfigurationReport {
+    ConfigurationLoader.load(text: yaml, file: file, catalog: TestKinds.catalog, lookUpNames: lookUpNames)
 }
 
 /// The problem at exactly `line:column` with exactly `keyPath`, or a test failure listing what

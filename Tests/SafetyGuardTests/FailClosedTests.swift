@@ -297,6 +297,44 @@ struct FailClosedTests {
         #expect(g.check(state(Self.heater, 1, at: ms(21)), now: ms(21)).approved != nil)
     }
 
+    /// Found in review (session 10): a reset accepted while a hold's ramp runs — no latch, an
+    /// interlock's lock (its reaction a warning) released — ended every ramp: the wheel stayed at
+    /// its mid-ramp speed, every command (even a slower one) refused by the hold. The held
+    /// channels ramp on to their safe value.
+    @Test func when_a_reset_comes_during_a_hold_ramp_expect_the_held_channels_to_ramp_on_to_safe() throws {
+        var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100), reaction: .hold),
+                                            RequiredSensor(name: "chamber", maxAge: .seconds(5), reaction: .warn)],
+                                  interlocks: [ValueInterlock(sensor: "chamber", max: 60, channels: ["heater"])],
+                                  reactions: [.valueInterlock: .warn])
+        let range = try #require(g.sensor(named: "range")), chamber = try #require(g.sensor(named: "chamber"))
+        g.noteSensor(range, value: 1, at: ms(0)) { _ in }
+        g.noteSensor(chamber, value: 40, at: ms(0)) { _ in }
+        g.tick(now: ms(0)) { _ in }
+        for k in 1...3 {
+            let t = Int64(k * 10)
+            g.noteSensor(range, value: 1, at: ms(t)) { _ in }
+            g.tick(now: ms(t)) { _ in }
+            #expect(g.check(command(Self.left, Double(k), at: ms(t)), now: ms(t)).approved != nil)
+        }
+        let driven = try #require(g.currentValue(of: Self.left).continuousValue)
+        #expect(driven > 2)
+        // The heater locked by the interlock, which then clears: a reset is possible, unlatched.
+        g.noteSensor(chamber, value: 61, at: ms(35)) { _ in }
+        g.noteSensor(chamber, value: 55, at: ms(36)) { _ in }
+        #expect(!g.latch.isLatched)
+        // The range goes stale: the hold ramps the wheel down; the reset comes mid-ramp.
+        g.tick(now: ms(140)) { _ in }
+        g.tick(now: ms(150)) { _ in }
+        #expect(g.isHolding)
+        let midRamp = try #require(g.currentValue(of: Self.left).continuousValue)
+        #expect(midRamp > 0 && midRamp < driven, "\(midRamp)")
+        #expect(g.reset(at: ms(151)) == .released)
+        for t in stride(from: 160, through: 300, by: 10) { g.tick(now: ms(Int64(t))) { _ in } }
+        #expect(g.isHolding)
+        #expect(g.currentValue(of: Self.left) == .continuous(0), "left at \(g.currentValue(of: Self.left)) under the hold")
+        #expect(g.currentValue(of: Self.right) == .continuous(0))
+    }
+
     /// Found in review: during a category-1 ramp the wheel is still driven and must be watched.
     @Test func when_a_wheel_speeds_up_during_a_category_1_ramp_expect_a_runaway_stop() throws {
         var g = try Self.guardian(monitor: MotionMonitor(tolerance: 1, time: .milliseconds(50)))

@@ -11,12 +11,13 @@ import SafetyGuard
 /// published. What the build refuses (a kind's rule the schema cannot say, such as a teleop axis
 /// its gamepad does not have) becomes a problem at the entry it names.
 public enum RobotFileCheck {
-    public static func load(path: String) -> ConfigurationReport {
-        dryBuild(ConfigurationLoader.load(path: path, catalog: RobotKinds.catalog))
+    /// `lookUpNames`: `robotd check`'s host-name lookups (`ConfigurationLoader`); a run never.
+    public static func load(path: String, lookUpNames: Bool = false) -> ConfigurationReport {
+        dryBuild(ConfigurationLoader.load(path: path, catalog: RobotKinds.catalog, lookUpNames: lookUpNames))
     }
 
-    public static func load(text: String, file: String) -> ConfigurationReport {
-        dryBuild(ConfigurationLoader.load(text: text, file: file, catalog: RobotKinds.catalog))
+    public static func load(text: String, file: String, lookUpNames: Bool = false) -> ConfigurationReport {
+        dryBuild(ConfigurationLoader.load(text: text, file: file, catalog: RobotKinds.catalog, lookUpNames: lookUpNames))
     }
 
     static func dryBuild(_ report: ConfigurationReport) -> ConfigurationReport {
