@@ -56,7 +56,7 @@ public enum ConfigurationSchema {
         FieldSpec("ca_file", .string, help: "CA certificate: TLS is on when set"),
         FieldSpec("keepalive_s", .number(5...65535), help: "MQTT keep-alive interval (libmosquitto refuses less than 5 s)"),
         FieldSpec("command_confirmation_s", .number(0.2...3600),
-                  help: "how long an mqtt actuator's QoS 1 command may go unacknowledged while connected before its channel fails (default 3 × keepalive_s)"),
+                  help: "how long an mqtt actuator's command may stay unconfirmed while connected (QoS 0: not written; QoS 1: not acknowledged) before its channel fails (default 3 × keepalive_s)"),
         FieldSpec("telemetry", .object(telemetry), help: "what robotd publishes about itself (docs/mqtt.md)"),
         FieldSpec("prefix", .string, help: "every robotd topic starts with it (default `robotd/<robot id>/`)"),
         FieldSpec("home_assistant", .either([.bool, .object(homeAssistant)]),

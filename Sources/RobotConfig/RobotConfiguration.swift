@@ -146,8 +146,9 @@ public struct MQTTSettings: Sendable, Equatable, Codable {
     /// TLS: the CA certificate file (TLS is on when set).
     public var caFile: String?
     public var keepaliveS: Double = 10
-    /// How long an `mqtt` actuator's QoS 1 command may stay unacknowledged while connected before
-    /// its channel is failed (`stalled`); nil: three keep-alive intervals.
+    /// How long an `mqtt` actuator's command may stay unconfirmed while connected (QoS 0: not
+    /// written; QoS 1: not acknowledged) before its channel is failed (`stalled`); nil: three
+    /// keep-alive intervals.
     public var commandConfirmationS: Double?
     /// What robotd publishes about itself (defaults when absent; docs/mqtt.md).
     public var telemetry: TelemetrySettings?

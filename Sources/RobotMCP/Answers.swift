@@ -95,8 +95,8 @@ extension RobotLink {
         let end = clock.now + timeout
         var cursor = sent.after
         var acceptedAt: ContinuousClock.Instant?
-        // The run that took the goal (its acknowledgement's `boot_id` and `pid`; nil: it named
-        // none, a robotd from before them). Goal numbers restart with every run: a robotd
+        // The run that took the goal (its acknowledgement's `boot_id`, `pid` and `run_id`; nil
+        // only before the acknowledgement: one naming no run ends the call). Goal numbers restart with every run: a robotd
         // restarted within `timeout` numbers its goals from 1 again, and only the run that took
         // this call speaks of it.
         var run: RunIdentity?
@@ -114,7 +114,15 @@ extension RobotLink {
                         return answer
                     }
                     answer.goalId = goal
-                    run = p.run
+                    // An acknowledgement naming no run (a robotd from before runs were named):
+                    // nothing later can be told from another run's message of the same number, so
+                    // nothing answers for it — fail closed, whatever comes.
+                    guard let taken = p.run else {
+                        answer.outcome = "no_answer"
+                        answer.reason = "robot \(settings.robotID) took the call as goal \(goal) but named no run (boot_id, pid, run_id: a robotd older than this robotd mcp): its plan and its hold cannot be told from another run's of the same number; treat the robot as not held, and update robotd"
+                        return answer
+                    }
+                    run = taken
                     continue
                 }
                 // Another run's message (or one naming no run after an acknowledgement that named
@@ -171,8 +179,6 @@ extension RobotLink {
             if heldAtOnce, answer.goalId != nil {
                 if let otherRun, let run {
                     answer.reason = "robot \(settings.robotID) took the stop as goal \(answer.goalId ?? 0) in its run \(run), but its `state` is now another run's (\(otherRun)): it restarted, and the hold was not reported within \(timeout); treat the robot as not held"
-                } else if run == nil {
-                    answer.reason = "no word of goal \(answer.goalId ?? 0)'s hold on `plan` within \(timeout); the acknowledgement named no run (boot_id, pid: a robotd from before them), so its `state` cannot answer for it; treat the robot as not held"
                 } else {
                     answer.reason = "no word of goal \(answer.goalId ?? 0)'s hold within \(timeout); treat the robot as not held"
                 }

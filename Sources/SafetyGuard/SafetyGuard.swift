@@ -50,7 +50,8 @@ public struct SafetyGuard: Sendable {
     var sensorSilent: [Bool]
     public internal(set) var latch = EStopLatch()
     /// The holds that hold every channel, not motion only: an e-stop whose level is unknown
-    /// (`estop-unknown`) is held as a press would stop — the heater too.
+    /// (`estop-unknown`) may be down, and a press stops every channel, so every channel ramps to
+    /// its safe value and refuses commands (the heater too) — a hold: no latch, no de-energising.
     static let everyChannelHolds: UInt32 = 1 << UInt32(FaultKind.estopUnknown.rawValue)
 
     /// Bit per fault kind currently holding motion (and, for `everyChannelHolds`, every channel).
@@ -311,16 +312,18 @@ public struct SafetyGuard: Sendable {
         let was = holdMask
         if on { holdMask |= bit } else { holdMask &= ~bit }
         let everyChannel = holdMask & Self.everyChannelHolds != 0
-        if was == 0 && holdMask != 0 { audit.append(AuditRecord(at: instant, kind: .hold, fault: kind)) }
-        // Motion ramps to safe when the first hold comes; every channel when the first hold of
-        // every channel comes (a motion hold may be on already).
-        if (was == 0 && holdMask != 0) || (everyChannel && was & Self.everyChannelHolds == 0) {
+        let everyChannelBefore = was & Self.everyChannelHolds != 0
+        // The first hold ramps motion to safe; the first hold of every channel ramps every channel
+        // (a motion hold may be on already: the heater goes safe then, and the audit says why).
+        if (was == 0 && holdMask != 0) || (everyChannel && !everyChannelBefore) {
+            audit.append(AuditRecord(at: instant, kind: .hold, fault: kind))
             for i in channels.indices where (everyChannel || configuration.channels[i].isMotion) && !channels[i].ramping {
                 channels[i].ramping = true
                 channels[i].lastApprovedAt = instant
             }
             advanceRamps(at: instant, emit: emit)
-        } else if was != 0 && holdMask == 0 {
+        } else if (was != 0 && holdMask == 0) || (everyChannelBefore && !everyChannel) {
+            // The last hold released, or the every-channel one with a motion hold left.
             audit.append(AuditRecord(at: instant, kind: .holdReleased, fault: kind))
         }
     }

@@ -46,7 +46,7 @@ public enum RejectReason: String, BitwiseCopyable, Sendable, Codable {
     case minOnTime = "min-on-time"
     case minOffTime = "min-off-time"
     case switchRate = "switch-rate"
-    /// Motion held (workspace ladder or a "hold" reaction).
+    /// Held: motion by the workspace ladder or a "hold" reaction; every channel by `estop-unknown`.
     case holding
     /// After an e-stop reset: the command was issued before the reset; a fresh one is required.
     case notFresh = "not-fresh"

@@ -89,13 +89,17 @@ public struct StatePayload: Codable, Sendable, Equatable {
         public var latchCause: String?
         /// Stop causes present now: each refuses a reset until it clears.
         public var activeCauses: [String]
+        /// What holds now (not latched): motion, or every channel for `estop-unknown`. Absent in
+        /// the `state` of a robotd before it.
+        public var holdCauses: [String]?
         public var linksUp: Bool
         public var resets: Int
         public var refusedResets: Int
         /// The latch number a remote reset request must name (docs/mqtt.md, "The latch number").
         public var latchSequence: UInt64
         public init(latched: Bool, latchCause: String?, activeCauses: [String], linksUp: Bool, resets: Int, refusedResets: Int,
-                    latchSequence: UInt64) {
+                    latchSequence: UInt64, holdCauses: [String]? = nil) {
+            self.holdCauses = holdCauses
             self.latchSequence = latchSequence
             self.latched = latched
             self.latchCause = latchCause

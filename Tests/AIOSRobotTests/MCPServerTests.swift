@@ -424,8 +424,8 @@ struct MCPAnswerTests {
     /// answer's time (or a reboot) numbers its goals from 1 again: its `state` or `plan` event
     /// saying that goal 1 ended speaks of a goal that is not this call's. The acknowledgement names
     /// the run that took the goal (`boot_id`, `pid`), and only that run answers `held`; an
-    /// acknowledgement that names no run (a robotd from before it) leaves the answer to the `plan`
-    /// events, never to `state`.
+    /// acknowledgement that names no run (a robotd from before it) ends the call at once,
+    /// `no_answer`: nothing after it could be told from another run's message.
     @Test func when_another_run_reports_the_stop_goals_number_ended_expect_no_held_from_it() async throws {
         let broker = try MosquittoBroker()
         try broker.start()
@@ -463,13 +463,13 @@ struct MCPAnswerTests {
                 "\(other.heard): \(other.answer.json)")
         #expect(other.answer.reason?.contains("another run's (boot_id boot-a, pid 40, run_id r4)") == true, "\(other.answer.json)")
 
-        // An acknowledgement naming no run: `state` never answers for it (whose run would it be?).
+        // An acknowledgement naming no run: nothing answers for it (whose run would it be?) — not
+        // a `state`, not a `plan` event naming no run either: the call ends at once, not held.
         let unnamed = try await standIn.ask(link, robot, "stop", goal: 2, run: nil, then: [state(2, run)])
-        #expect(unnamed.heard == 1 && unnamed.answer.outcome == "no_answer" && unnamed.answer.goalId == 2, "\(unnamed.answer.json)")
+        #expect(unnamed.heard == 0 && unnamed.answer.outcome == "no_answer" && unnamed.answer.goalId == 2, "\(unnamed.answer.json)")
         #expect(unnamed.answer.reason?.contains("named no run") == true, "\(unnamed.answer.json)")
-        // … the `plan` event does, as from a robotd before runs were named.
         let unnamedEvent = try await standIn.ask(link, robot, "stop", goal: 3, run: nil, then: [ended(3, nil)])
-        #expect(unnamedEvent.heard == 1 && unnamedEvent.answer.outcome == "accepted" && unnamedEvent.answer.execution == "completed",
+        #expect(unnamedEvent.heard == 0 && unnamedEvent.answer.outcome == "no_answer" && unnamedEvent.answer.execution == nil,
                 "\(unnamedEvent.answer.json)")
 
         // The run that took the goal answers: its `state`, or its `plan` event (another run's first: not heard).

@@ -269,14 +269,17 @@ struct FailClosedTests {
         #expect(g.check(state(Self.heater, 1, at: ms(151)), now: ms(151)).approved != nil, "a motion hold leaves the heater")
         // The e-stop's level unknown on top: the heater goes to safe at once, and is refused.
         var sent: [ApprovedCommand] = []
+        _ = g.audit.drain()
         g.setCause(.estopUnknown, present: true, at: ms(160)) { sent.append($0) }
         #expect(sent.contains { $0.channel == Self.heater && $0.value == .discrete(0) }, "\(sent)")
+        #expect(g.audit.drain().contains { $0.kind == .hold && $0.fault == .estopUnknown }, "the heater's hold is on the record")
         #expect(g.currentValue(of: Self.heater) == .discrete(0))
         #expect(g.check(state(Self.heater, 1, at: ms(161)), now: ms(161)) == .rejected(.holding))
         #expect(g.check(command(Self.left, 0, at: ms(161)), now: ms(161)) == .rejected(.holding))
         #expect(!g.latch.isLatched, "a hold, not a latch")
         // Known up again: the heater is commanded again (motion stays held by the stale range).
         g.setCause(.estopUnknown, present: false, at: ms(170)) { _ in }
+        #expect(g.audit.drain().contains { $0.kind == .holdReleased && $0.fault == .estopUnknown })
         #expect(g.check(state(Self.heater, 1, at: ms(171)), now: ms(171)).approved != nil)
         #expect(g.check(command(Self.left, 1, at: ms(171)), now: ms(171)) == .rejected(.holding))
     }

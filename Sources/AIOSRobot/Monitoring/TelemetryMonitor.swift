@@ -401,7 +401,7 @@ private struct MonitorLoop {
         let estop = StatePayload.EStopState(latched: status.latched, latchCause: status.latched ? status.latchCause?.description : nil,
                                             activeCauses: status.causes.kinds.map(\.description), linksUp: status.linksUp,
                                             resets: status.resets, refusedResets: status.refusedResets,
-                                            latchSequence: status.latchSequence)
+                                            latchSequence: status.latchSequence, holdCauses: status.holdCauses.kinds.map(\.description))
         let due = now - lastStateAt >= Int64(settings.stateIntervalMs * 1e6)
         let plan = planState()
         guard force || due || lastState?.mode != mode || lastState?.estop != estop || lastState?.plan?.changed(from: plan) ?? (plan != nil) else { return }

@@ -134,7 +134,7 @@ struct Control: RuntimeControl {
         let e = EStopReading(estops)
         guardian.observeEStop(asserted: e.asserted, presses: e.presses, releasedAt: e.releasedAt, at: now, emit: write)
         // An e-stop whose level is unknown since its device opened (a mushroom may be latched down
-        // behind it) holds motion, latched or not, until its key reports: up releases the hold,
+        // behind it) holds every channel, latched or not, until its key reports: up releases the hold,
         // down is a press (a latch). Its own cause: no stop category, no latch number moved.
         guardian.setCause(.estopUnknown, present: e.unknown, at: now, emit: write)
         return e

@@ -341,7 +341,7 @@ public final class RobotRuntime: Sendable {
             // A deadman held while it was opened enables nothing: teleop waits for a press after this.
             gamepad?.deviceOpened(arrival: arrival)
             setLink(input, up: true, at: Instant(nanoseconds: arrival))
-            return signal != nil ? name + " — e-stop level unknown until its key reports (motion held until then)" : name
+            return signal != nil ? name + " — e-stop level unknown until its key reports (every channel held until then)" : name
         case .resynchronised:
             gamepad?.resynchronised(arrival: arrival)
             return "SYN_DROPPED: resynchronised"

@@ -14,8 +14,8 @@ public struct RuntimeStatus: Sendable, BitwiseCopyable {
     /// Stop causes present now (they refuse a reset).
     public var causes: StopCauses = []
     public var inRecovery = false
-    /// Motion held (not latched): by the workspace edge, a sensor not yet reporting, an e-stop
-    /// whose level is unknown… — the kinds in `holdCauses`.
+    /// Held, not latched: motion by the workspace edge or a sensor not yet reporting, every
+    /// channel by an e-stop whose level is unknown — the kinds in `holdCauses`.
     public var holding = false
     public var holdCauses: StopCauses = []
     public var resets = 0
