@@ -117,9 +117,11 @@ extension RobotLink {
                     // An acknowledgement naming no run (a robotd from before runs were named):
                     // nothing later can be told from another run's message of the same number, so
                     // nothing answers for it — fail closed, whatever comes.
-                    guard let taken = p.run else {
+                    guard let taken = p.run, !taken.runId.isEmpty else {
                         answer.outcome = "no_answer"
-                        answer.reason = "robot \(settings.robotID) took the call as goal \(goal) but named no run (boot_id, pid, run_id: a robotd older than this robotd mcp): its plan and its hold cannot be told from another run's of the same number; treat the robot as not held, and update robotd"
+                        answer.reason = "robot \(settings.robotID) took the call as goal \(goal) but named no run (boot_id, pid, run_id: a robotd older than this robotd mcp): its plan and its hold cannot be told from another run's of the same number"
+                            + (heldAtOnce ? "; treat the robot as not held, and update robotd"
+                                          : "; the goal was taken and may run (do not send it again to find out), and update robotd")
                         return answer
                     }
                     run = taken

@@ -171,14 +171,17 @@ extension SafetyGuard {
         for i in channels.indices {
             channels[i].interlocked = false
             channels[i].needsFresh = true
-            // A channel a hold still holds ramps on to its safe value: ended mid-ramp, it would
-            // stay at that speed with every command refused by the hold (a reset with no latch:
-            // an interlock's lock released during a hold's ramp).
+            // A reset with no latch (an interlock's lock released) may find channels driven or
+            // ramping. A ramp that runs (a hold's, a watchdog's) runs on, and a channel a hold
+            // still holds ramps: ended mid-ramp, it would stay at that speed, every command
+            // refused by the hold.
+            let atSafe = channels[i].current == configuration.channels[i].safeValue
             let held = holdMask & Self.everyChannelHolds != 0 || (holdMask != 0 && configuration.channels[i].isMotion)
-            channels[i].ramping = held && channels[i].current != configuration.channels[i].safeValue
-            // The watchdog restarts from the reset: a channel with no fresh command stays safe.
+            channels[i].ramping = !atSafe && (channels[i].ramping || held)
+            // The watchdog restarts from the reset: a channel at safe waits for a fresh command;
+            // one not at safe stays watched (its policy gone, it ramps to safe at the timeout).
             channels[i].lastApprovedAt = instant
-            channels[i].watchdogTripped = true
+            channels[i].watchdogTripped = atSafe
         }
         if workspaceOnly, let workspace = configuration.workspace {
             inRecovery = true

@@ -313,18 +313,16 @@ public struct SafetyGuard: Sendable {
         if on { holdMask |= bit } else { holdMask &= ~bit }
         let everyChannel = holdMask & Self.everyChannelHolds != 0
         let everyChannelBefore = was & Self.everyChannelHolds != 0
+        // Each kind's hold is recorded as it comes and goes, whatever else holds.
+        if holdMask != was { audit.append(AuditRecord(at: instant, kind: on ? .hold : .holdReleased, fault: kind)) }
         // The first hold ramps motion to safe; the first hold of every channel ramps every channel
-        // (a motion hold may be on already: the heater goes safe then, and the audit says why).
+        // (a motion hold may be on already: the heater goes safe then).
         if (was == 0 && holdMask != 0) || (everyChannel && !everyChannelBefore) {
-            audit.append(AuditRecord(at: instant, kind: .hold, fault: kind))
             for i in channels.indices where (everyChannel || configuration.channels[i].isMotion) && !channels[i].ramping {
                 channels[i].ramping = true
                 channels[i].lastApprovedAt = instant
             }
             advanceRamps(at: instant, emit: emit)
-        } else if (was != 0 && holdMask == 0) || (everyChannelBefore && !everyChannel) {
-            // The last hold released, or the every-channel one with a motion hold left.
-            audit.append(AuditRecord(at: instant, kind: .holdReleased, fault: kind))
         }
     }
 

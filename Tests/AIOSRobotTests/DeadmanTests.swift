@@ -761,8 +761,9 @@ struct EStopStreamReopeningTests {
         let pad = try #require(daemon.runtime.endpoints.lazy.compactMap { if case .inputDevice(let d) = $0.endpoint { d.gamepad } else { nil } }.first)
         let estop = try #require(pad.estop)
         let writer = GamepadFIFOWriter(path: fifo)
-        defer { writer.stop() }  // before the daemon's reader goes (defers run in reverse)
+        // Looked at last, once the writer has stopped (defers run in reverse).
         defer { #expect(writer.shortWrites.load(ordering: .relaxed) == 0, "frames not written whole") }
+        defer { writer.stop() }  // before the daemon's reader goes
         let odometer = { sim.rover.snapshot().odometer }
         let status = { daemon.runtime.status }
         let audit = Mutex<[AuditRecord]>([])

@@ -471,6 +471,11 @@ struct MCPAnswerTests {
         let unnamedEvent = try await standIn.ask(link, robot, "stop", goal: 3, run: nil, then: [ended(3, nil)])
         #expect(unnamedEvent.heard == 0 && unnamedEvent.answer.outcome == "no_answer" && unnamedEvent.answer.execution == nil,
                 "\(unnamedEvent.answer.json)")
+        // Boot and pid without the run's random id (a robotd from between the two): no run either.
+        let noRunID: StandIn.Run = (boot: "boot-a", pid: 40, id: "")
+        let half = try await standIn.ask(link, robot, "stop", goal: 6, run: noRunID, then: [ended(6, noRunID)])
+        #expect(half.heard == 0 && half.answer.outcome == "no_answer" && half.answer.reason?.contains("named no run") == true,
+                "\(half.answer.json)")
 
         // The run that took the goal answers: its `state`, or its `plan` event (another run's first: not heard).
         let same = try await standIn.ask(link, robot, "stop", goal: 4, run: run, then: [state(4, rebooted), state(4, run)])

@@ -301,14 +301,13 @@ struct FailClosedTests {
     }
 
     /// Found in review (session 10): a reset accepted while a hold's ramp runs — no latch, an
-    /// interlock's lock (its reaction a warning) released — ended every ramp: the wheel stayed at
-    /// its mid-ramp speed, every command (even a slower one) refused by the hold. The held
+    /// interlock's lock released (an interlock never latches) — ended every ramp: the wheel stayed
+    /// at its mid-ramp speed, every command (even a slower one) refused by the hold. The held
     /// channels ramp on to their safe value.
     @Test func when_a_reset_comes_during_a_hold_ramp_expect_the_held_channels_to_ramp_on_to_safe() throws {
         var g = try Self.guardian(sensors: [RequiredSensor(name: "range", maxAge: .milliseconds(100), reaction: .hold),
                                             RequiredSensor(name: "chamber", maxAge: .seconds(5), reaction: .warn)],
-                                  interlocks: [ValueInterlock(sensor: "chamber", max: 60, channels: ["heater"])],
-                                  reactions: [.valueInterlock: .warn])
+                                  interlocks: [ValueInterlock(sensor: "chamber", max: 60, channels: ["heater"])])
         let range = try #require(g.sensor(named: "range")), chamber = try #require(g.sensor(named: "chamber"))
         g.noteSensor(range, value: 1, at: ms(0)) { _ in }
         g.noteSensor(chamber, value: 40, at: ms(0)) { _ in }
@@ -336,6 +335,41 @@ struct FailClosedTests {
         #expect(g.isHolding)
         #expect(g.currentValue(of: Self.left) == .continuous(0), "left at \(g.currentValue(of: Self.left)) under the hold")
         #expect(g.currentValue(of: Self.right) == .continuous(0))
+    }
+
+    /// Found in review (session 10): the same unlatched reset (an interlock's lock released)
+    /// disarmed every channel's command watchdog until a fresh command: a wheel driven at the
+    /// reset, its policy then gone, drove on for ever; a wheel the watchdog was ramping down
+    /// stopped ramping. Not at safe, a channel stays watched, and a running ramp runs on.
+    @Test(arguments: [false, true])
+    func when_an_unlatched_reset_comes_while_a_wheel_is_driven_expect_its_watchdog_still_armed(rampingAtReset: Bool) throws {
+        var configuration = GuardConfiguration(
+            channels: [
+                ChannelConfiguration(name: "left", limits: .continuous(Self.wheel), watchdogTimeout: .milliseconds(100), stopRate: 10),
+                ChannelConfiguration(name: "right", limits: .continuous(Self.wheel), watchdogTimeout: .milliseconds(100), stopRate: 10),
+                ChannelConfiguration(name: "heater", limits: .discrete(DiscreteLimits(allowedStates: [0, 1])), isMotion: false),
+            ],
+            sensors: [RequiredSensor(name: "chamber", maxAge: .seconds(5), reaction: .warn)])
+        configuration.interlocks = [ValueInterlock(sensor: "chamber", max: 60, channels: ["heater"])]
+        var g = try SafetyGuard(configuration: configuration)
+        let chamber = try #require(g.sensor(named: "chamber"))
+        g.noteSensor(chamber, value: 40, at: ms(0)) { _ in }
+        g.tick(now: ms(0)) { _ in }
+        for k in 1...3 {
+            let t = Int64(k * 10)
+            g.tick(now: ms(t)) { _ in }
+            #expect(g.check(command(Self.left, Double(k), at: ms(t)), now: ms(t)).approved != nil)
+        }
+        g.noteSensor(chamber, value: 61, at: ms(35)) { _ in }
+        g.noteSensor(chamber, value: 55, at: ms(36)) { _ in }
+        // The policy is gone from 30 ms: the watchdog trips at 130 ms and ramps (10 /s).
+        let resetAt: Int64 = rampingAtReset ? 200 : 60
+        for t in stride(from: 40, through: resetAt, by: 10) { g.tick(now: ms(Int64(t))) { _ in } }
+        let before = try #require(g.currentValue(of: Self.left).continuousValue)
+        #expect(before > 0, "still driven at the reset")
+        #expect(g.reset(at: ms(resetAt + 1)) == .released)
+        for t in stride(from: resetAt + 10, through: resetAt + 800, by: 10) { g.tick(now: ms(t)) { _ in } }
+        #expect(g.currentValue(of: Self.left) == .continuous(0), "left at \(g.currentValue(of: Self.left)) long after its policy went")
     }
 
     /// Found in review: during a category-1 ramp the wheel is still driven and must be watched.

@@ -76,7 +76,12 @@ public final class PlanningPort: Sendable {
                 c.execution?.checkLatch(latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 switch message.kind {
                 case .goal(let id): c.execution?.newGoal(id, at: event.release, sources: &c.sources)
-                case .ready(let plan): c.execution?.install(plan, latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
+                case .ready(let plan):
+                    // A newer goal (or a hold) signalled beside a message the full queue refused
+                    // is known before this plan is installed: an older goal's plan never starts.
+                    c.execution?.follow(latest: signals.latestGoal.load(ordering: .acquiring), hold: signals.holdGoal.load(ordering: .acquiring),
+                                        at: event.release, sources: &c.sources)
+                    c.execution?.install(plan, latched: latched, epoch: epoch, at: event.release, sources: &c.sources)
                 case .failed(let goal): c.execution?.planningFailed(goal, at: event.release)
                 case .stop(let id): c.execution?.stopNow(id, at: event.release, sources: &c.sources)
                 }
