@@ -200,7 +200,7 @@ struct BrokerACLTests {
         #expect(wrong.wait(seconds: 20) == 0)
         #expect(wrong.stderr.contains("broker 127.0.0.1:\(broker.port): cannot connect: the broker refused the connection: not authorised"),
                 "\(wrong.stderr)")
-        #expect(wrong.jsonLines.last?["links_up"] as? Bool == false)
+        #expect(wrong.jsonLines.last?["links_up"] as? Bool == false, "stdout: \(wrong.stdout)\nstderr: \(wrong.stderr)")
 
         let run = try Subprocess(builtProduct("robotd"), ["run", "--config", config, "--seconds", "6", "--password-file", directory + "/good"] + flags)
         #expect(run.waitFor("broker 127.0.0.1:\(broker.port): connected", inStandardError: true), "\(run.stderr)")
@@ -441,7 +441,7 @@ struct BrokerTLSTests {
         #expect(plain.wait(seconds: 20) == 0)
         #expect(plain.stderr.contains("\(address): cannot connect") || plain.stderr.contains("\(address): link lost"), "\(plain.stderr)")
         #expect(!plain.stderr.contains("\(address): connected"))
-        #expect(plain.jsonLines.last?["links_up"] as? Bool == false)
+        #expect(plain.jsonLines.last?["links_up"] as? Bool == false, "stdout: \(plain.stdout)\nstderr: \(plain.stderr)")
     }
 }
 

@@ -260,9 +260,10 @@ struct MQTTSafeValueTests {
     /// (keepalive 5 s). The link's loss latches the guard; the reconnect alone — the daemon's
     /// `.connected` → `requestReactivation`, nothing from the test — brings the back end back in its
     /// safe state. What the fan's topic gets from the resumption on: at most the command
-    /// outstanding at the stall, which libmosquitto sends again at the CONNACK ahead of everything
-    /// (docs/mqtt.md), then the safe value written during the outage and the reactivation's, and
-    /// the safe value last — never a command after it.
+    /// outstanding at the stall, which libmosquitto sends again at the CONNACK (docs/mqtt.md) —
+    /// ahead of the safe value written during the outage, which it sends next in order; the
+    /// reactivation's safe value, published from the connect callback's event on the dispatch
+    /// thread, may go ahead of it or after (seen in CI: "0", "1", "0") — and the safe value last.
     @Test func when_the_broker_stalls_until_the_link_is_given_up_expect_the_reconnect_to_end_on_the_safe_value() throws {
         let directory = try temporaryDirectory("robotd-safe-value")
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -313,8 +314,9 @@ struct MQTTSafeValueTests {
         })
         let got = stage.deliveries(after: before)
         #expect(got.last == "0", "\(got)")
-        if let firstSafe = got.firstIndex(of: "0") { #expect(got[firstSafe...].allSatisfy { $0 == "0" }, "\(got)") }
-        #expect(Set(got.filter { $0 != "0" }).isSubset(of: ["1"]), "\(got)")
+        // The one command outstanding at the stall, at most: nothing the policy commanded meanwhile.
+        #expect(got.filter { $0 != "0" }.count <= 1 && Set(got.filter { $0 != "0" }).isSubset(of: ["1"]), "\(got)")
+        if let stale = got.lastIndex(of: "1") { #expect(got[stale...].contains("0"), "a safe value after the re-sent command: \(got)") }
         #expect(got.filter { $0 == "0" }.count >= 2, "the outage's safe value and the reactivation's: \(got)")
         #expect(daemon.runtime.status.latched)
     }

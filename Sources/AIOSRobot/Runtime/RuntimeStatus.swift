@@ -32,8 +32,10 @@ public struct RuntimeStatus: Sendable, BitwiseCopyable {
     /// stop state — a latch, an escalation, a remote stop, a stop cause appearing, a release — and
     /// whenever a remote request naming it is answered (docs/mqtt.md, "Inbound topics and security").
     public var latchSequence: UInt64 = 0
-    /// Every input link and the broker up (and not silent).
-    public var linksUp = true
+    /// Every input link and the broker up (and not silent), as the guard's last tick found them;
+    /// false until its first tick: links not looked at yet are not up (a `robotd run` summary
+    /// printed before that tick said `links_up: true` with the broker unreachable).
+    public var linksUp = false
     /// The odometry pose (NaN without one).
     public var pose = World.Pose(x: .nan, y: .nan, yaw: .nan)
     /// Per channel (configuration order): what the winning policy asked for last (NaN: nothing
