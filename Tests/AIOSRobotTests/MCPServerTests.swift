@@ -252,6 +252,22 @@ struct MCPAnswerTests {
             return robot
         }
 
+        /// The rover's vocabulary with goals over MQTT, as the stand-in publishes it.
+        static func vocabulary() throws -> AbilitiesPayload {
+            var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
+            abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+            return abilities
+        }
+
+        /// `robotd mcp`'s link to the stand-in as user `agent`, started and settled (the caller stops it).
+        static func link(port: Int) async throws -> RobotLink {
+            let link = try RobotLink(options: MQTTOptions(port: port, clientID: "mcp-link-\(getpid())"),
+                                     settings: .init(prefix: prefix, robotID: "stand-in", user: "agent"))
+            try link.start()
+            await link.settle(timeout: .seconds(5))
+            return link
+        }
+
         /// A `state` of run (`boot`, `pid`, `runId`) whose executor's last plan is goal `goal`'s, completed.
         static func state(completed goal: UInt64, boot: String = "boot", pid: Int = 1, runId: String = "run",
                           abilities: AbilitiesPayload) -> [UInt8] {
@@ -326,8 +342,7 @@ struct MCPAnswerTests {
         let broker = try MosquittoBroker()
         try broker.start()
         defer { broker.stop() }
-        var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
-        abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+        let abilities = try StandIn.vocabulary()
         let prefix = StandIn.prefix
         let standIn = StandIn()
         let robot = try standIn.connect(port: broker.port, abilities: abilities)
@@ -335,11 +350,8 @@ struct MCPAnswerTests {
         // Goal 6's plan completed before this call.
         try robot.publish(topic: prefix + "state", payload: StandIn.state(completed: 6, abilities: abilities), qos: 1, retain: true)
 
-        let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
-                                 settings: .init(prefix: prefix, robotID: "stand-in", user: "agent"))
-        try link.start()
+        let link = try await StandIn.link(port: broker.port)
         defer { link.stop() }
-        await link.settle(timeout: .seconds(5))
         #expect(await eventually { guard case .live = link.vocabulary, let bytes = link.latest(.state) else { return false }
             return (try? TelemetryJSON.decode(StatePayload.self, from: bytes))?.plan?.planGoalId == 6 })
 
@@ -372,8 +384,7 @@ struct MCPAnswerTests {
         let broker = try MosquittoBroker()
         try broker.start()
         defer { broker.stop() }
-        var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
-        abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+        let abilities = try StandIn.vocabulary()
         let prefix = StandIn.prefix
         func state(_ goal: UInt64, pid: Int) -> [UInt8] { StandIn.state(completed: goal, pid: pid, abilities: abilities) }
         let standIn = StandIn()
@@ -382,11 +393,8 @@ struct MCPAnswerTests {
         // The previous run (pid 1) ended with its goal 1, a stop, held and completed; retained.
         try robot.publish(topic: prefix + "state", payload: state(1, pid: 1), qos: 1, retain: true)
 
-        let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
-                                 settings: .init(prefix: prefix, robotID: "stand-in", user: "agent"))
-        try link.start()
+        let link = try await StandIn.link(port: broker.port)
         defer { link.stop() }
-        await link.settle(timeout: .seconds(5))
         #expect(await eventually { guard case .live = link.vocabulary, let bytes = link.latest(.state) else { return false }
             return (try? TelemetryJSON.decode(StatePayload.self, from: bytes))?.plan?.planGoalId == 1 })
 
@@ -430,16 +438,12 @@ struct MCPAnswerTests {
         let broker = try MosquittoBroker()
         try broker.start()
         defer { broker.stop() }
-        var (abilities, _) = try MCPVocabularyTests.roverVocabulary()
-        abilities.goals = .init(mqtt: true, minIntervalMs: 200)
+        let abilities = try StandIn.vocabulary()
         let standIn = StandIn()
         let robot = try standIn.connect(port: broker.port, abilities: abilities)
         defer { robot.stop() }
-        let link = try RobotLink(options: MQTTOptions(port: broker.port, clientID: "mcp-link-\(getpid())"),
-                                 settings: .init(prefix: StandIn.prefix, robotID: "stand-in", user: "agent"))
-        try link.start()
+        let link = try await StandIn.link(port: broker.port)
         defer { link.stop() }
-        await link.settle(timeout: .seconds(5))
         #expect(await eventually { if case .live = link.vocabulary { return true } else { return false } })
 
         let run: StandIn.Run = (boot: "boot-a", pid: 40, id: "r1")

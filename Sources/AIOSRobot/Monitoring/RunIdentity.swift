@@ -32,15 +32,11 @@ public struct RunIdentity: Sendable, Hashable, CustomStringConvertible {
         let text = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? ""
         let id = text.trimmingCharacters(in: .whitespacesAndNewlines)
         var random = SystemRandomNumberGenerator()
-        let runId = (0..<2).map { _ in String(random.next() as UInt64, radix: 16).leftPadded(to: 16) }.joined()
+        let runId = String(format: "%016llx%016llx", random.next() as UInt64, random.next() as UInt64)
         return RunIdentity(bootId: id.isEmpty ? "unknown" : id, pid: Int(getpid()), runId: runId)
     }()
 
     /// For a person (an answer's reason): the boot id cut at 64 characters (a real one has 36;
     /// this may be another robot's payload).
     public var description: String { "boot_id \(bootId.prefix(64)), pid \(pid), run_id \(runId.isEmpty ? "none" : String(runId.prefix(64)))" }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
